@@ -1,0 +1,15 @@
+"""URLconf of a community's host: the ``/api/v1/`` APIs plus the common routes. No admin here."""
+
+from django.urls import include, path
+
+from config.urls_common import common_urlpatterns
+
+urlpatterns = [
+    path("api/v1/", include("security.urls")),
+    *common_urlpatterns,
+]
+
+handler400 = "gateway.problems.handler400"
+handler403 = "gateway.problems.handler403"
+handler404 = "gateway.problems.handler404"
+handler500 = "gateway.problems.handler500"

@@ -1,0 +1,1 @@
+"""The request pipeline: request ids, client addresses, problem details, health endpoints."""

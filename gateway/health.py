@@ -1,0 +1,84 @@
+"""Liveness and readiness endpoints for orchestrators and load balancers.
+
+``/health/live`` says the process answers. ``/health/ready`` checks PostgreSQL,
+Redis and RabbitMQ, reports each one's latency, and answers 503 naming what is
+down. Neither needs a token nor reveals anything about communities.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from kombu import Connection
+
+from gateway.problems import problem_response
+from gateway.redis_client import get_redis
+
+
+def check_postgresql() -> None:
+    """Run a trivial query on the default database."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_redis() -> None:
+    """PING the Redis server."""
+    get_redis().ping()
+
+
+def check_rabbitmq() -> None:
+    """Open and close an AMQP connection to the broker."""
+    timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
+    with Connection(settings.RABBITMQ_URL, connect_timeout=timeout, transport_options={"max_retries": 0}) as broker:
+        broker.ensure_connection(max_retries=1, timeout=timeout)
+
+
+READINESS_CHECKS: dict[str, Callable[[], None]] = {
+    "postgresql": check_postgresql,
+    "redis": check_redis,
+    "rabbitmq": check_rabbitmq,
+}
+
+
+def run_checks() -> dict[str, dict[str, Any]]:
+    """Run every readiness check; report status and latency in milliseconds for each."""
+    results: dict[str, dict[str, Any]] = {}
+    for name, check in READINESS_CHECKS.items():
+        started = time.perf_counter()
+        try:
+            check()
+        except Exception:  # noqa: BLE001 - any failure means "down"; the reason is not exposed
+            status = "down"
+        else:
+            status = "up"
+        results[name] = {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+    return results
+
+
+@require_GET
+def live(request: HttpRequest) -> HttpResponse:
+    """The process is up and answering."""
+    return JsonResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@require_GET
+def ready(request: HttpRequest) -> HttpResponse:
+    """Ready when every backing service answers; otherwise 503 naming the ones that are down."""
+    checks = run_checks()
+    down = sorted(name for name, result in checks.items() if result["status"] != "up")
+    if down:
+        return problem_response(
+            request,
+            status=503,
+            code="dependencies_unavailable",
+            detail="Not ready: " + ", ".join(down) + " unavailable.",
+            extensions={"checks": checks},
+        )
+    return JsonResponse({"status": "ok", "checks": checks}, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Start the local PostgreSQL, Redis and RabbitMQ when they are down, then make
+# sure the project's database exists. Used by `make run` and `make test`.
+set -euo pipefail
+
+DB_NAME="${DB_NAME:-compliance_gateway}"
+PG_HOST=127.0.0.1
+
+wait_for() {  # wait_for NAME COMMAND...
+  local name=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "error: $name did not come up" >&2
+  return 1
+}
+
+if ! pg_isready -h "$PG_HOST" -q 2>/dev/null; then
+  echo "starting PostgreSQL"
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  wait_for PostgreSQL pg_isready -h "$PG_HOST" -q
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  wait_for Redis redis-cli -h 127.0.0.1 -p 6379 ping
+fi
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  echo "starting RabbitMQ"
+  rabbitmq-server -detached
+  wait_for RabbitMQ bash -c '(exec 3<>/dev/tcp/127.0.0.1/5672)'
+fi
+
+if ! psql -h "$PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | grep -q 1; then
+  echo "creating database $DB_NAME"
+  createdb -h "$PG_HOST" -U postgres "$DB_NAME"
+fi

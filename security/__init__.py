@@ -1,0 +1,1 @@
+"""Identity (users, memberships, tokens, MFA) and, later, audit and break-glass."""

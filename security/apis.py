@@ -1,0 +1,182 @@
+"""Identity endpoints on a community's host: tokens, refresh, logout, me, TOTP enrollment, JWKS.
+
+Each view parses input, calls one action and serialises its output.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateway.client_ip import client_ip
+from gateway.errors import NotFound
+from gateway.serializers import StrictSerializer
+from security.identity import mfa, sessions
+from security.identity.signing_keys import current_keyring
+from security.identity.tokens import AccessClaims
+from tenants.models import Community
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenPairSerializer(serializers.Serializer[Any]):
+    """A bearer access token and the refresh token that renews it."""
+
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    token_type = serializers.CharField()
+    expires_in = serializers.IntegerField()
+
+
+def _community(request: Request) -> Community:
+    community = getattr(request, "tenant", None)
+    if community is None:
+        raise NotFound("Sign in on a community's host.", code="not_found")
+    return community
+
+
+def _token_response(pair: sessions.TokenPair) -> Response:
+    return Response(TokenPairSerializer(pair).data, headers=NO_STORE)
+
+
+class TokenApi(APIView):
+    """``POST /api/v1/auth/token``: sign in with email, password and, when enabled, a second factor."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(StrictSerializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=1024, trim_whitespace=False)
+        otp = serializers.CharField(max_length=32, required=False, allow_blank=True)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        """Exchange credentials for tokens."""
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        pair = sessions.session_start(
+            community=_community(request),
+            email=payload.validated_data["email"],
+            password=payload.validated_data["password"],
+            otp=payload.validated_data.get("otp") or None,
+            ip=client_ip(request),
+        )
+        return _token_response(pair)
+
+
+class RefreshApi(APIView):
+    """``POST /api/v1/auth/refresh``: rotate a refresh token."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(StrictSerializer):
+        refresh = serializers.CharField(max_length=256)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer})
+    def post(self, request: Request) -> Response:
+        """Use up the refresh token and return a new pair."""
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        pair = sessions.session_refresh(community=_community(request), refresh_token=payload.validated_data["refresh"])
+        return _token_response(pair)
+
+
+class LogoutApi(APIView):
+    """``POST /api/v1/auth/logout``: revoke this session now."""
+
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        """Revoke the access token, its session and its refresh tokens."""
+        claims: AccessClaims = request.auth
+        sessions.session_end(claims=claims)
+        return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+
+
+class MeApi(APIView):
+    """``GET /api/v1/me``: who the caller is in this community."""
+
+    permission_classes = (IsAuthenticated,)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        user_id = serializers.UUIDField()
+        email = serializers.EmailField()
+        community = serializers.CharField()
+        roles = serializers.ListField(child=serializers.CharField())
+        mfa_enabled = serializers.BooleanField()
+        amr = serializers.ListField(child=serializers.CharField())
+        auth_time = serializers.IntegerField()
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request: Request) -> Response:
+        """Describe the authenticated member."""
+        claims: AccessClaims = request.auth
+        user = request.user
+        data = {
+            "user_id": user.pk,
+            "email": user.email,
+            "community": claims.community,
+            "roles": list(claims.roles),
+            "mfa_enabled": user.mfa_enabled,
+            "amr": list(claims.amr),
+            "auth_time": claims.auth_time,
+        }
+        return Response(self.OutputSerializer(data).data, headers=NO_STORE)
+
+
+class TotpEnrollApi(APIView):
+    """``POST /api/v1/auth/mfa/totp``: start TOTP enrollment."""
+
+    permission_classes = (IsAuthenticated,)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        provisioning_uri = serializers.CharField()
+        qr_code_png = serializers.CharField(help_text="data: URI of a PNG image of the provisioning URI")
+
+    @extend_schema(request=None, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        """Create a pending authenticator and return how to add it."""
+        enrollment = mfa.totp_enrollment_begin(user=request.user)
+        return Response(self.OutputSerializer(enrollment).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+class TotpConfirmApi(APIView):
+    """``POST /api/v1/auth/mfa/totp/confirm``: activate TOTP with a current code."""
+
+    permission_classes = (IsAuthenticated,)
+
+    class InputSerializer(StrictSerializer):
+        code = serializers.CharField(max_length=16)
+
+    class OutputSerializer(serializers.Serializer[Any]):
+        recovery_codes = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        """Activate the pending authenticator; the recovery codes are shown this once."""
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        codes = mfa.totp_enrollment_confirm(user=request.user, code=payload.validated_data["code"])
+        return Response(self.OutputSerializer({"recovery_codes": codes}).data, headers=NO_STORE)
+
+
+class JwksApi(APIView):
+    """``GET /.well-known/jwks.json``: the public keys that verify access tokens."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    @extend_schema(responses={200: inline_serializer("Jwks", {"keys": serializers.ListField()})})
+    def get(self, request: Request) -> Response:
+        """Publish current and still-valid previous keys."""
+        return Response(current_keyring().jwks(time.time()), headers={"Cache-Control": "public, max-age=300"})

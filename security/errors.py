@@ -1,0 +1,26 @@
+"""Error codes of the identity and security app."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class IdentityErrorCode(StrEnum):
+    """Why an identity operation was refused. Token failures share one code on purpose."""
+
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_TOKEN = "invalid_token"
+    MFA_REQUIRED = "mfa_required"
+    LOGIN_LOCKED = "login_locked"
+    INVALID_OTP = "invalid_otp"
+    MFA_ALREADY_ENABLED = "mfa_already_enabled"
+    MFA_NOT_STARTED = "mfa_enrollment_not_started"
+    SIGNING_KEY_UNAVAILABLE = "signing_key_unavailable"
+    REVOCATION_UNAVAILABLE = "revocation_unavailable"
+    LOGIN_UNAVAILABLE = "login_unavailable"
+    INVALID_EMAIL = "invalid_email"
+    WEAK_PASSWORD = "weak_password"
+    USER_EXISTS = "user_exists"
+    USER_NOT_FOUND = "user_not_found"
+    INVALID_ROLE = "invalid_role"
+    MEMBERSHIP_EXISTS = "membership_exists"

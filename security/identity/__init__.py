@@ -1,0 +1,1 @@
+"""Identity: signing keys, access and refresh tokens, revocation, login throttling, MFA."""

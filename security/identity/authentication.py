@@ -1,0 +1,58 @@
+"""DRF authentication by bearer access token, bound to the request's community.
+
+Order of checks: a token is present and well formed; the request is on a
+community host; signature, type, lifetime, issuer, audience and community
+(:func:`verify_access_token`); not revoked; the user is still active and still
+a member. The roles used from here on are the member's current roles, not the
+ones frozen into the token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from security.identity import revocation
+from security.identity.tokens import AccessClaims, InvalidToken, verify_access_token
+from security.models import User
+from security.selectors import active_user, member_roles
+
+BEARER_CHALLENGE = 'Bearer realm="api"'
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; ``None`` when there is no header."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken
+    return token.strip()
+
+
+class AccessTokenAuthentication(BaseAuthentication):
+    """Authenticate ``Authorization: Bearer <access token>``; every failure is the same 401."""
+
+    def authenticate(self, request: Request) -> tuple[User, AccessClaims] | None:
+        """Return (user, claims with current roles), ``None`` without a header, or raise 401."""
+        token = bearer_token(request)
+        if token is None:
+            return None
+        community = getattr(request, "tenant", None)
+        if community is None:
+            raise InvalidToken
+        claims = verify_access_token(token, community=community.slug)
+        if revocation.is_revoked(token_id=claims.token_id, session_id=claims.session_id):
+            raise InvalidToken
+        user = active_user(user_id=claims.subject)
+        roles = member_roles(user_id=claims.subject, community=community) if user else []
+        if user is None or not roles:
+            raise InvalidToken
+        return user, dataclasses.replace(claims, roles=tuple(roles))
+
+    def authenticate_header(self, request: Request) -> str:
+        """The challenge sent with 401 answers."""
+        return BEARER_CHALLENGE

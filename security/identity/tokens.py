@@ -1,0 +1,135 @@
+"""Access tokens: EdDSA-signed JWTs (RFC 9068 ``at+jwt``) bound to one community.
+
+The service verifies every token itself and trusts nothing the edge says about
+it. The accepted algorithm is fixed here, not read from the token: ``none``,
+HMAC (including HMAC keyed with our public key) and anything else are refused
+before a key is chosen. ``jku``, ``x5u`` and ``jwk`` headers are never
+consulted; keys come from our own keyring by ``kid`` only. Every failure
+raises the same :class:`InvalidToken`, so a caller cannot learn which check failed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from django.conf import settings
+
+from gateway.errors import Unauthenticated
+from security.errors import IdentityErrorCode
+from security.identity.signing_keys import ALGORITHM, current_keyring, find_verification_key
+
+TOKEN_TYPE = "at+jwt"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "nbf", "iat", "jti", "community", "roles", "amr", "auth_time", "sid")
+
+
+class InvalidToken(Unauthenticated):
+    """The bearer token was not accepted (deliberately silent about why)."""
+
+    def __init__(self) -> None:
+        super().__init__("The access token is missing, invalid, expired or revoked.", code=IdentityErrorCode.INVALID_TOKEN)
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """What a verified access token says about its bearer."""
+
+    subject: str
+    community: str
+    roles: tuple[str, ...]
+    amr: tuple[str, ...]
+    auth_time: int
+    token_id: str
+    session_id: str
+    expires_at: int
+
+
+def issue_access_token(
+    *,
+    subject: str,
+    community: str,
+    roles: Sequence[str],
+    amr: Sequence[str],
+    auth_time: int,
+    session_id: str,
+    now: float | None = None,
+) -> str:
+    """Sign an access token for ``subject`` in ``community`` with the active key."""
+    issued_at = int(now if now is not None else time.time())
+    key = current_keyring().active()
+    payload = {
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+        "sub": subject,
+        "community": community,
+        "roles": sorted(roles),
+        "amr": list(amr),
+        "auth_time": auth_time,
+        "sid": session_id,
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": issued_at + int(settings.ACCESS_TOKEN_TTL_SECONDS),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": TOKEN_TYPE})
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidToken
+    return tuple(value)
+
+
+def verify_access_token(token: str, *, community: str) -> AccessClaims:
+    """Verify signature, type, lifetime, issuer, audience and community of ``token``.
+
+    Revocation is checked by the caller (it needs Redis); see
+    :mod:`security.identity.revocation`.
+
+    Raises:
+        InvalidToken: for any failure whatsoever.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidToken from None
+    if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+        raise InvalidToken
+    key = find_verification_key(header.get("kid"))
+    if key is None:
+        raise InvalidToken
+    try:
+        claims = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=[ALGORITHM],
+            audience=settings.JWT_AUDIENCE,
+            issuer=settings.JWT_ISSUER,
+            leeway=int(settings.JWT_LEEWAY_SECONDS),
+            options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+        )
+    except jwt.PyJWTError:
+        raise InvalidToken from None
+    return _claims(claims, community=community)
+
+
+def _claims(claims: dict[str, Any], *, community: str) -> AccessClaims:
+    strings = (claims["sub"], claims["community"], claims["jti"], claims["sid"])
+    if not all(isinstance(value, str) for value in strings) or not isinstance(claims["auth_time"], int):
+        raise InvalidToken
+    if claims["community"] != community:
+        raise InvalidToken
+    return AccessClaims(
+        subject=claims["sub"],
+        community=claims["community"],
+        roles=_string_list(claims["roles"]),
+        amr=_string_list(claims["amr"]),
+        auth_time=claims["auth_time"],
+        token_id=claims["jti"],
+        session_id=claims["sid"],
+        expires_at=int(claims["exp"]),
+    )

@@ -1,0 +1,32 @@
+"""``create_user --email E --password-stdin``: the password never appears in argv or shell history."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from gateway.commands import ApplicationCommand
+from security.actions import user_create
+
+
+class Command(ApplicationCommand):
+    """Create a user; read the password from standard input."""
+
+    help = "Create a user who signs in by email. The password is read from standard input."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare --email and --password-stdin."""
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+    def run(self, **options: Any) -> None:
+        """Create the user."""
+        if not options["password_stdin"]:
+            raise CommandError("pass --password-stdin and send the password on standard input")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise CommandError("no password on standard input")
+        user = user_create(email=options["email"], password=password)
+        self.stdout.write(f"created user {user.email} ({user.pk})")

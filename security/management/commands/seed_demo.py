@@ -1,0 +1,74 @@
+"""``seed_demo``: demo communities alpha and beta with one user per role (development only).
+
+Idempotent: what exists is kept. The demo password is generated once per
+machine and kept outside the repository (mode 0600).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandError, CommandParser
+
+from gateway.commands import ApplicationCommand
+from security.models import Membership, User
+from security.roles import Role
+from tenants.actions import community_create
+from tenants.models import Community
+
+DEMO_COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
+
+
+def demo_password(state_dir: Path) -> str:
+    """The machine's demo password, generated on first use."""
+    path = state_dir / "demo-password"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(12), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+class Command(ApplicationCommand):
+    """Create (or keep) the demo communities and users, then print how to call the API."""
+
+    help = "Create demo communities alpha and beta with one user per role; print logins and curl commands."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare --base-url."""
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+
+    def run(self, **options: Any) -> None:
+        """Seed and print."""
+        if not settings.DEMO_SEED_ALLOWED:
+            raise CommandError("seed_demo is for development settings only")
+        password = demo_password(Path(settings.LOCAL_STATE_DIR))
+        for slug, name, domain in DEMO_COMMUNITIES:
+            community = Community.objects.filter(slug=slug).first() or community_create(
+                slug=slug, name=name, domain=domain
+            )
+            for role in Role.values:
+                user = User.objects.filter(email=f"{role}@{slug}.example").first()
+                if user is None:
+                    user = User.objects.create_user(email=f"{role}@{slug}.example", password=password)
+                Membership.objects.get_or_create(user=user, community=community, role=role)
+        self._print_usage(options["base_url"].rstrip("/"), password)
+
+    def _print_usage(self, base_url: str, password: str) -> None:
+        write = self.stdout.write
+        write("\nDemo communities: alpha (Host: alpha.localhost), beta (Host: beta.localhost)")
+        write(f"Demo logins (password for all: {password}):")
+        for slug, _, _ in DEMO_COMMUNITIES:
+            write("  " + "  ".join(f"{role}@{slug}.example" for role in Role.values))
+        body = f'{{"email": "owner@alpha.example", "password": "{password}"}}'
+        write("\nGet a token and call the API:\n")
+        write(
+            f"  TOKEN=$(curl -s -X POST {base_url}/api/v1/auth/token -H 'Host: alpha.localhost' "
+            f"-H 'Content-Type: application/json' -d '{body}' "
+            "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access\"])')"
+        )
+        write(f"  curl -s {base_url}/api/v1/me -H 'Host: alpha.localhost' -H \"Authorization: Bearer $TOKEN\"")
+        write(f"\nAPI docs: {base_url}/api/docs/   Health: {base_url}/health/ready\n")

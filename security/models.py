@@ -1,0 +1,133 @@
+"""Public-schema identity models: users, memberships, refresh tokens, second factors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+
+from security.roles import Role
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared case-insensitively: store and look them up in lowercase."""
+    return email.strip().lower()
+
+
+class UserManager(BaseUserManager["User"]):
+    """Create users by email; the password is always hashed (Argon2)."""
+
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        """Create an ordinary user."""
+        user = self.model(email=normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        """Create a platform administrator (Django admin on the public host)."""
+        extra.update(is_staff=True, is_superuser=True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person, global to the platform; what they may do depends on their memberships."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254, unique=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(auto_now_add=True)
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    objects = UserManager()
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.CheckConstraint(condition=models.Q(email=Lower("email")), name="user_email_is_lowercase"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+    @property
+    def mfa_enabled(self) -> bool:
+        """Whether a confirmed second factor protects this account."""
+        return TotpDevice.objects.filter(user=self, confirmed_at__isnull=False).exists()
+
+
+class Membership(models.Model):
+    """A user's role in one community. A user may hold several roles there, one row each."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    community = models.ForeignKey("tenants.Community", on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=32, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["user", "community", "role"], name="membership_unique_role"),
+            models.CheckConstraint(condition=models.Q(role__in=Role.values), name="membership_role_is_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.community_id}:{self.role}"
+
+
+class RefreshToken(models.Model):
+    """One refresh token of a session (``family``). Only its SHA-256 is stored.
+
+    Every use rotates it: the used token is marked, a child is issued in the same
+    family. Presenting a used or revoked token revokes the whole family.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    family = models.UUIDField(db_index=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    community = models.ForeignKey("tenants.Community", on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    amr = models.JSONField(default=list)
+    auth_time = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class TotpDevice(models.Model):
+    """A user's TOTP authenticator. The shared secret is stored sealed (AES-GCM)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="totp_device")
+    sealed_secret = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # The last 30-second step accepted: a code is never accepted twice.
+    last_used_step = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"totp:{self.user_id}"
+
+
+class RecoveryCode(models.Model):
+    """A one-time recovery code, stored as a keyed hash."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery:{self.user_id}"

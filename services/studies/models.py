@@ -1,0 +1,36 @@
+"""A research study of one community, stored in that community's schema."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.db import models
+
+
+class StudyStatus(models.TextChoices):
+    """Lifecycle of a study."""
+
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Closed"
+
+
+class Study(models.Model):
+    """A protocol under an IRB approval. Carries no PHI."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=300)
+    protocol_number = models.CharField(max_length=64, unique=True)
+    irb_approval_number = models.CharField(max_length=64, blank=True)
+    irb_approval_date = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering: ClassVar[list[str]] = ["protocol_number"]
+
+    def __str__(self) -> str:
+        return self.protocol_number

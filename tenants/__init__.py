@@ -1,0 +1,1 @@
+"""Communities (tenants): public-schema models, their lifecycle and host resolution."""

@@ -1,0 +1,80 @@
+"""Community lifecycle: create (with its schema), suspend, resume.
+
+Each action validates everything before it touches the database and runs in
+one transaction, so a refused request creates nothing: no row, no schema.
+"""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_tenants.utils import schema_exists
+
+from gateway.errors import Conflict
+from tenants.errors import CommunityErrorCode
+from tenants.models import Community, CommunityStatus, Domain
+from tenants.selectors import community_get
+from tenants.validators import validate_domain, validate_name, validate_slug
+
+
+def _refuse_conflicts(*, slug: str, domain: str) -> None:
+    if Community.objects.filter(slug=slug).exists():
+        raise Conflict(f"a community with slug '{slug}' already exists", code=CommunityErrorCode.SLUG_TAKEN)
+    if schema_exists(slug):
+        # Never adopt a schema left behind by something else.
+        raise Conflict(f"a database schema named '{slug}' already exists", code=CommunityErrorCode.SLUG_TAKEN)
+    if Domain.objects.filter(domain=domain).exists():
+        raise Conflict(f"domain '{domain}' is already taken", code=CommunityErrorCode.DOMAIN_TAKEN)
+
+
+def community_create(*, slug: str, name: str, domain: str) -> Community:
+    """Create a community, its schema (migrated) and its primary domain.
+
+    Raises:
+        BadRequest: the slug, name or domain is invalid.
+        Conflict: the slug, schema or domain is taken.
+    """
+    slug = validate_slug(slug)
+    name = validate_name(name)
+    domain = validate_domain(domain)
+    connection.set_schema_to_public()
+    _refuse_conflicts(slug=slug, domain=domain)
+    try:
+        with transaction.atomic():
+            community = Community(slug=slug, schema_name=slug, name=name, status_changed_at=timezone.now())
+            community.save(verbosity=0)
+            Domain.objects.create(domain=domain, tenant=community, is_primary=True)
+    except IntegrityError as error:
+        # A concurrent creation won the race between our checks and the insert.
+        raise Conflict(
+            f"community '{slug}' or domain '{domain}' was taken concurrently", code=CommunityErrorCode.SLUG_TAKEN
+        ) from error
+    finally:
+        connection.set_schema_to_public()
+    return community
+
+
+def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: set[str]) -> Community:
+    with transaction.atomic():
+        community = community_get(slug=slug, for_update=True)
+        if community.status == status:
+            return community
+        if community.status not in allowed_from:
+            raise Conflict(
+                f"community '{slug}' is {community.status} and cannot become {status}",
+                code=CommunityErrorCode.INVALID_TRANSITION,
+            )
+        community.status = status
+        community.status_changed_at = timezone.now()
+        community.save(update_fields=["status", "status_changed_at", "updated_at"])
+    return community
+
+
+def community_suspend(*, slug: str) -> Community:
+    """Suspend an active community: every API request to it is refused until resumed."""
+    return _community_set_status(slug=slug, status=CommunityStatus.SUSPENDED, allowed_from={CommunityStatus.ACTIVE})
+
+
+def community_resume(*, slug: str) -> Community:
+    """Resume a suspended community."""
+    return _community_set_status(slug=slug, status=CommunityStatus.ACTIVE, allowed_from={CommunityStatus.SUSPENDED})

@@ -1,0 +1,63 @@
+"""Resolve the community from the Host header and switch to its schema.
+
+Replaces django-tenants' ``TenantMainMiddleware``: platform hosts
+(``PUBLIC_HOSTS``) get the public schema and URLconf; a community's domain gets
+its schema and the tenant URLconf; any other host is a 404 problem. A
+suspended community refuses every request but health probes (403
+``community_suspended``); an offboarded one no longer exists (404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.urls import set_urlconf
+
+from gateway.problems import problem_response
+from tenants.errors import CommunityErrorCode
+from tenants.models import CommunityStatus
+from tenants.selectors import community_for_host
+
+HEALTH_PREFIX = "/health/"
+
+
+class CommunityMiddleware:
+    """Bind each request to exactly one community (or to the platform)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        connection.set_schema_to_public()
+        try:
+            host = request.get_host().rsplit(":", 1)[0].lower()
+        except DisallowedHost:
+            return problem_response(request, status=400, code="invalid_host", detail="The Host header is not served.")
+        request.tenant = None  # type: ignore[attr-defined]  # django-tenants' request attribute
+        if host in settings.PUBLIC_HOSTS:
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
+            set_urlconf(request.urlconf)  # type: ignore[attr-defined]
+            return self.get_response(request)
+        return self._serve_community(request, host)
+
+    def _serve_community(self, request: HttpRequest, host: str) -> HttpResponse:
+        community = community_for_host(host)
+        if community is None or community.status == CommunityStatus.OFFBOARDED:
+            return problem_response(
+                request, status=404, code=CommunityErrorCode.UNKNOWN_HOST, detail="No community is served at this host."
+            )
+        if community.status == CommunityStatus.SUSPENDED and not request.path.startswith(HEALTH_PREFIX):
+            return problem_response(
+                request, status=403, code=CommunityErrorCode.SUSPENDED, detail="This community is suspended."
+            )
+        community.domain_url = host  # type: ignore[attr-defined]  # django-tenants convention
+        request.tenant = community  # type: ignore[attr-defined]
+        connection.set_tenant(community)
+        try:
+            return self.get_response(request)
+        finally:
+            connection.set_schema_to_public()

@@ -1,0 +1,1 @@
+"""Per-community keys and encrypted PHI fields; built by the key management issue."""
