@@ -8,62 +8,12 @@ backing services, secrets generated on the machine, DEBUG) are refused here.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from urllib.parse import parse_qs, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int
+from config.production_checks import configuration_problems
 from config.settings.base import *  # noqa: F403
-
-REQUIRED_VARIABLES = (
-    "DJANGO_SECRET_KEY",
-    "DJANGO_ALLOWED_HOSTS",
-    "PUBLIC_HOSTS",
-    "DATABASE_URL",
-    "REDIS_URL",
-    "RABBITMQ_URL",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "JWT_SIGNING_KEYS_DIR",
-)
-MINIMUM_SECRET_KEY_LENGTH = 50
-TLS_DATABASE_MODES = {"require", "verify-ca", "verify-full"}
-
-
-MAXIMUM_JWT_LEEWAY_SECONDS = 60
-DEBUG_VALUES = {"1", "true", "yes", "on"}
-
-
-def configuration_problems(environ: Mapping[str, str]) -> list[str]:
-    """Return every reason the given environment is unfit for production (empty when fit)."""
-    problems = [f"{name} is not set" for name in REQUIRED_VARIABLES if not environ.get(name, "").strip()]
-    if environ.get("DJANGO_DEBUG", "").strip().lower() in DEBUG_VALUES:
-        problems.append("DJANGO_DEBUG is on; production never runs with DEBUG")
-    secret = environ.get("DJANGO_SECRET_KEY", "")
-    if secret and len(secret) < MINIMUM_SECRET_KEY_LENGTH:
-        problems.append(f"DJANGO_SECRET_KEY is shorter than {MINIMUM_SECRET_KEY_LENGTH} characters")
-    leeway = environ.get("JWT_LEEWAY_SECONDS", "").strip()
-    if leeway and (not leeway.isdigit() or int(leeway) > MAXIMUM_JWT_LEEWAY_SECONDS):
-        problems.append(f"JWT_LEEWAY_SECONDS must be a whole number of at most {MAXIMUM_JWT_LEEWAY_SECONDS}")
-    problems.extend(_plaintext_backends(environ))
-    return problems
-
-
-def _plaintext_backends(environ: Mapping[str, str]) -> list[str]:
-    """Name the backing services configured without TLS: those are development components."""
-    problems = []
-    database_url = environ.get("DATABASE_URL", "")
-    if database_url and parse_qs(urlparse(database_url).query).get("sslmode", [""])[0] not in TLS_DATABASE_MODES:
-        problems.append("DATABASE_URL does not require TLS (add ?sslmode=verify-full)")
-    redis_url = environ.get("REDIS_URL", "")
-    if redis_url and urlparse(redis_url).scheme != "rediss":
-        problems.append("REDIS_URL is not a TLS URL (rediss://)")
-    rabbitmq_url = environ.get("RABBITMQ_URL", "")
-    if rabbitmq_url and urlparse(rabbitmq_url).scheme != "amqps":
-        problems.append("RABBITMQ_URL is not a TLS URL (amqps://)")
-    return problems
-
 
 _problems = configuration_problems(os.environ)
 if _problems:

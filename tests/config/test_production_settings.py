@@ -1,0 +1,77 @@
+"""Production settings refuse to start when something is missing, unsafe or a development component."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.production_checks import configuration_problems
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+COMPLETE = {
+    "DJANGO_SECRET_KEY": "k" * 64,
+    "DJANGO_ALLOWED_HOSTS": "api.example.org",
+    "PUBLIC_HOSTS": "platform.example.org",
+    "DATABASE_URL": "postgres://app@db.internal:5432/gateway?sslmode=verify-full",
+    "REDIS_URL": "rediss://cache.internal:6380/0",
+    "RABBITMQ_URL": "amqps://app@broker.internal:5671/gateway",
+    "JWT_ISSUER": "https://auth.example.org",
+    "JWT_AUDIENCE": "https://api.example.org",
+    "JWT_SIGNING_KEYS_DIR": "/run/secrets/jwt-keys",
+}
+
+
+def start_production(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import the production settings in a clean interpreter, as a server would."""
+    clean = {key: value for key, value in os.environ.items() if key not in COMPLETE and key != "DJANGO_DEBUG"}
+    clean.update(environ, DJANGO_SETTINGS_MODULE="config.settings.production")
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+        cwd=REPOSITORY, env=clean, capture_output=True, text=True, check=False,
+    )
+
+
+def test_a_complete_configuration_starts() -> None:
+    result = start_production(COMPLETE)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "started"
+
+
+def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None:
+    result = start_production({})
+
+    assert result.returncode != 0
+    assert "production settings refused" in result.stderr
+    for name in COMPLETE:
+        assert f"{name} is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG is on"),
+        ({"DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY is shorter than 50 characters"),
+        ({"REDIS_URL": "redis://cache.internal:6379/0"}, "REDIS_URL is not a TLS URL"),
+        ({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672//"}, "RABBITMQ_URL is not a TLS URL"),
+        ({"DATABASE_URL": "postgres://app@db.internal/gateway"}, "DATABASE_URL does not require TLS"),
+        ({"JWT_LEEWAY_SECONDS": "300"}, "JWT_LEEWAY_SECONDS must be a whole number of at most 60"),
+        ({"JWT_SIGNING_KEYS_DIR": ""}, "JWT_SIGNING_KEYS_DIR is not set"),
+    ],
+)
+def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: str) -> None:
+    (problem,) = configuration_problems({**COMPLETE, **change})
+
+    assert problem.startswith(reason)
+
+
+def test_a_refused_start_says_why_in_one_message() -> None:
+    result = start_production({**COMPLETE, "DJANGO_DEBUG": "1"})
+
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG is on (production never runs with DEBUG)" in result.stderr

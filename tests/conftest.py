@@ -1,0 +1,106 @@
+"""Fixtures shared by the whole suite.
+
+The test database is real PostgreSQL; communities ``alpha`` and ``beta`` (two
+schemas) are created once per session and every test runs in a transaction
+that is rolled back. Redis is real too (its own database, flushed per test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+from gateway.redis_client import get_redis
+from security.identity.signing_keys import generate_signing_key, load_keyring, reset_keyring_cache
+from security.models import Membership, User
+from tenants.actions import community_create
+from tenants.models import Community
+from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
+
+COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
+ALPHA_HOST = "alpha.localhost"
+BETA_HOST = "beta.localhost"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Create the two communities (schemas included) once for the whole session."""
+    with django_db_blocker.unblock():
+        for slug, name, domain in COMMUNITIES:
+            if not Community.objects.filter(slug=slug).exists():
+                community_create(slug=slug, name=name, domain=domain)
+    if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
+        generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
+
+
+@pytest.fixture(autouse=True)
+def _clean_state() -> Iterator[None]:
+    """Each test starts with an empty Redis database, the public schema and a fresh keyring cache."""
+    get_redis().flushdb()
+    reset_keyring_cache()
+    yield
+    connection.set_schema_to_public()
+    reset_keyring_cache()
+
+
+@pytest.fixture
+def alpha(db: None) -> Community:
+    """Community alpha."""
+    return Community.objects.get(slug="alpha")
+
+
+@pytest.fixture
+def beta(db: None) -> Community:
+    """Community beta."""
+    return Community.objects.get(slug="beta")
+
+
+@pytest.fixture
+def client_for() -> Callable[[str], APIClient]:
+    """An API client that sends requests to the given host."""
+
+    def make(host: str) -> APIClient:
+        return APIClient(HTTP_HOST=host, REMOTE_ADDR="203.0.113.10")
+
+    return make
+
+
+@pytest.fixture
+def member(db: None) -> Callable[..., User]:
+    """Create a user with a role in a community."""
+
+    def make(community: Community, role: str = "researcher", **user_fields: Any) -> User:
+        user = UserFactory(**user_fields)
+        MembershipFactory(user=user, community=community, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any]]:
+    """Sign in on a host and return the token response body (asserting 200)."""
+
+    def sign_in(host: str, user: User, password: str = DEFAULT_PASSWORD, **extra: str) -> dict[str, Any]:
+        response = client_for(host).post(
+            "/api/v1/auth/token", {"email": user.email, "password": password, **extra}, format="json"
+        )
+        assert response.status_code == 200, response.content
+        body: dict[str, Any] = response.json()
+        return body
+
+    return sign_in
+
+
+def bearer(client: APIClient, token: str) -> APIClient:
+    """Attach a bearer token to a client."""
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+__all__ = ["ALPHA_HOST", "BETA_HOST", "Membership", "bearer"]

@@ -1,0 +1,67 @@
+"""Liveness and readiness against the real PostgreSQL, Redis and RabbitMQ."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tests.conftest import ALPHA_HOST
+
+
+@pytest.mark.parametrize("host", ["localhost", ALPHA_HOST])
+def test_live_answers_on_every_host(host: str, db: None, client_for: Callable[[str], APIClient]) -> None:
+    response = client_for(host).get("/health/live")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_ready_checks_each_backing_service_with_its_latency(db: None, client_for: Callable[[str], APIClient]) -> None:
+    response = client_for("localhost").get("/health/ready")
+
+    assert response.status_code == 200
+    checks = response.json()["checks"]
+    assert set(checks) == {"postgresql", "redis", "rabbitmq"}
+    for result in checks.values():
+        assert result["status"] == "up"
+        assert result["latency_ms"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("override", "down"),
+    [
+        ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "redis"),
+        ({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1//"}, "rabbitmq"),
+    ],
+)
+def test_ready_is_503_naming_what_is_down(
+    override: dict[str, str], down: str, db: None, client_for: Callable[[str], APIClient]
+) -> None:
+    with override_settings(**override, HEALTH_CHECK_TIMEOUT_SECONDS=0.5):
+        response = client_for("localhost").get("/health/ready")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["code"] == "dependencies_unavailable"
+    assert body["detail"] == f"Not ready: {down} unavailable."
+    assert body["checks"][down]["status"] == "down"
+    assert all(result["status"] == "up" for name, result in body["checks"].items() if name != down)
+
+
+def test_ready_reports_postgresql_down(
+    db: None, client_for: Callable[[str], APIClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import health
+
+    def broken() -> None:
+        raise ConnectionError("database down")
+
+    monkeypatch.setitem(health.READINESS_CHECKS, "postgresql", broken)
+
+    response = client_for("localhost").get("/health/ready")
+
+    assert response.status_code == 503
+    assert "postgresql" in response.json()["detail"]
