@@ -7,6 +7,7 @@ down. Neither needs a token nor reveals anything about communities.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +38,7 @@ def check_rabbitmq() -> None:
     """Open and close an AMQP connection to the broker."""
     timeout = settings.HEALTH_CHECK_TIMEOUT_SECONDS
     with Connection(settings.RABBITMQ_URL, connect_timeout=timeout, transport_options={"max_retries": 0}) as broker:
-        broker.ensure_connection(max_retries=1, timeout=timeout)
+        broker.ensure_connection(max_retries=1, timeout=math.ceil(timeout))
 
 
 READINESS_CHECKS: dict[str, Callable[[], None]] = {

@@ -23,6 +23,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        """Tag the request, run the rest of the pipeline, echo the id."""
         request_id = uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]  # our request attribute
         token = request_id_var.set(request_id)

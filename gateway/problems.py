@@ -158,8 +158,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     if isinstance(exc, drf_exceptions.APIException):
         code, detail, extensions = _drf_problem(exc)
         headers: dict[str, str] = {}
-        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait) + 1)
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait) + 1)
         document = problem_document(request, status=exc.status_code, code=code, detail=detail, extensions=extensions)
         return _drf_response(document, exc.status_code, headers)
     log_unexpected(exc, request)

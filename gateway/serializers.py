@@ -16,6 +16,9 @@ class StrictSerializer(serializers.Serializer[Any]):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: serializers.ErrorDetail("This field is not allowed.", code="unknown_field") for name in unknown}
+                    {
+                        name: serializers.ErrorDetail("This field is not allowed.", code="unknown_field")
+                        for name in unknown
+                    }
                 )
         return super().to_internal_value(data)

@@ -20,7 +20,8 @@ from gateway.errors import NotFound
 from gateway.serializers import StrictSerializer
 from security.identity import mfa, sessions
 from security.identity.signing_keys import current_keyring
-from security.identity.tokens import AccessClaims
+from security.identity.tokens import AccessClaims, InvalidToken
+from security.models import User
 from tenants.models import Community
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -37,9 +38,17 @@ class TokenPairSerializer(serializers.Serializer[Any]):
 
 def _community(request: Request) -> Community:
     community = getattr(request, "tenant", None)
-    if community is None:
+    if not isinstance(community, Community):
         raise NotFound("Sign in on a community's host.", code="not_found")
     return community
+
+
+def _member(request: Request) -> tuple[User, AccessClaims]:
+    """The authenticated user and their verified claims; anything else is refused."""
+    user, claims = request.user, request.auth
+    if not isinstance(user, User) or not isinstance(claims, AccessClaims):
+        raise InvalidToken
+    return user, claims
 
 
 def _token_response(pair: sessions.TokenPair) -> Response:
@@ -98,7 +107,7 @@ class LogoutApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         """Revoke the access token, its session and its refresh tokens."""
-        claims: AccessClaims = request.auth
+        _, claims = _member(request)
         sessions.session_end(claims=claims)
         return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
 
@@ -120,8 +129,7 @@ class MeApi(APIView):
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request: Request) -> Response:
         """Describe the authenticated member."""
-        claims: AccessClaims = request.auth
-        user = request.user
+        user, claims = _member(request)
         data = {
             "user_id": user.pk,
             "email": user.email,
@@ -146,7 +154,7 @@ class TotpEnrollApi(APIView):
     @extend_schema(request=None, responses={201: OutputSerializer})
     def post(self, request: Request) -> Response:
         """Create a pending authenticator and return how to add it."""
-        enrollment = mfa.totp_enrollment_begin(user=request.user)
+        enrollment = mfa.totp_enrollment_begin(user=_member(request)[0])
         return Response(self.OutputSerializer(enrollment).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
@@ -166,7 +174,7 @@ class TotpConfirmApi(APIView):
         """Activate the pending authenticator; the recovery codes are shown this once."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        codes = mfa.totp_enrollment_confirm(user=request.user, code=payload.validated_data["code"])
+        codes = mfa.totp_enrollment_confirm(user=_member(request)[0], code=payload.validated_data["code"])
         return Response(self.OutputSerializer({"recovery_codes": codes}).data, headers=NO_STORE)
 
 

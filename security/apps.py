@@ -11,4 +11,4 @@ class SecurityConfig(AppConfig):
 
     def ready(self) -> None:
         """Register the system checks of this app."""
-        from security import checks  # noqa: F401 - registers checks on import
+        from security import checks  # noqa: F401, PLC0415 - importing registers the checks

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess  # noqa: S404 - runs pip-audit, a fixed local executable
+import subprocess  # nosec B404 - runs pip-audit, a fixed local executable
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +68,7 @@ def run_pip_audit(lock_files: list[str]) -> dict[str, Any]:
     command += ["--progress-spinner", "off"]
     for lock_file in lock_files:
         command += ["-r", lock_file]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 # nosec B603
     try:
         report: dict[str, Any] = json.loads(completed.stdout)
     except json.JSONDecodeError:
@@ -79,12 +79,12 @@ def run_pip_audit(lock_files: list[str]) -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     """Entry point: ``audit LOCK_FILE...``."""
     if len(argv) < 2 or argv[0] != "audit" or not all(Path(path).is_file() for path in argv[1:]):  # noqa: PLR2004
-        print("usage: python -m security.scan audit LOCK_FILE...", file=sys.stderr)  # noqa: T201
+        print("usage: python -m security.scan audit LOCK_FILE...", file=sys.stderr)
         return EXIT_NOT_AUDITED
     allow_offline = os.environ.get("SECURITY_SCAN_ALLOW_OFFLINE", "") == "1"
     status, lines = verdict(parse_report(run_pip_audit(argv[1:])), allow_offline=allow_offline)
     for line in lines:
-        print(line, file=sys.stderr if status else sys.stdout)  # noqa: T201
+        print(line, file=sys.stderr if status else sys.stdout)
     return status
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tenants.models import Community
+import uuid
 
 from security.models import Membership, User
+from tenants.models import Community
 
 
-def member_roles(*, user_id: object, community: Community) -> list[str]:
+def member_roles(*, user_id: uuid.UUID | str, community: Community) -> list[str]:
     """The roles an active user holds in ``community``; empty when not a member."""
     return sorted(
         Membership.objects.filter(user_id=user_id, user__is_active=True, community=community).values_list(
@@ -16,6 +17,6 @@ def member_roles(*, user_id: object, community: Community) -> list[str]:
     )
 
 
-def active_user(*, user_id: object) -> User | None:
+def active_user(*, user_id: uuid.UUID | str) -> User | None:
     """The active user with this id, or ``None``."""
     return User.objects.filter(pk=user_id, is_active=True).first()

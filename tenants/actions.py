@@ -6,13 +6,14 @@ one transaction, so a refused request creates nothing: no row, no schema.
 
 from __future__ import annotations
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_exists
 
 from gateway.errors import Conflict
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
+from tenants.schema import use_public_schema
 from tenants.selectors import community_get
 from tenants.validators import validate_domain, validate_name, validate_slug
 
@@ -37,7 +38,7 @@ def community_create(*, slug: str, name: str, domain: str) -> Community:
     slug = validate_slug(slug)
     name = validate_name(name)
     domain = validate_domain(domain)
-    connection.set_schema_to_public()
+    use_public_schema()
     _refuse_conflicts(slug=slug, domain=domain)
     try:
         with transaction.atomic():
@@ -50,7 +51,7 @@ def community_create(*, slug: str, name: str, domain: str) -> Community:
             f"community '{slug}' or domain '{domain}' was taken concurrently", code=CommunityErrorCode.SLUG_TAKEN
         ) from error
     finally:
-        connection.set_schema_to_public()
+        use_public_schema()
     return community
 
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.urls import set_urlconf
 
 from gateway.problems import problem_response
 from tenants.errors import CommunityErrorCode
 from tenants.models import CommunityStatus
+from tenants.schema import use_community_schema, use_public_schema
 from tenants.selectors import community_for_host
 
 HEALTH_PREFIX = "/health/"
@@ -32,15 +32,16 @@ class CommunityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        connection.set_schema_to_public()
+        """Route the request to the platform or to one community's schema."""
+        use_public_schema()
         try:
             host = request.get_host().rsplit(":", 1)[0].lower()
         except DisallowedHost:
             return problem_response(request, status=400, code="invalid_host", detail="The Host header is not served.")
         request.tenant = None  # type: ignore[attr-defined]  # django-tenants' request attribute
         if host in settings.PUBLIC_HOSTS:
-            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF  # type: ignore[attr-defined]
-            set_urlconf(request.urlconf)  # type: ignore[attr-defined]
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            set_urlconf(settings.PUBLIC_SCHEMA_URLCONF)
             return self.get_response(request)
         return self._serve_community(request, host)
 
@@ -54,10 +55,10 @@ class CommunityMiddleware:
             return problem_response(
                 request, status=403, code=CommunityErrorCode.SUSPENDED, detail="This community is suspended."
             )
-        community.domain_url = host  # type: ignore[attr-defined]  # django-tenants convention
-        request.tenant = community  # type: ignore[attr-defined]
-        connection.set_tenant(community)
+        community.domain_url = host
+        request.tenant = community  # type: ignore[attr-defined]  # django-tenants' request attribute
+        use_community_schema(community)
         try:
             return self.get_response(request)
         finally:
-            connection.set_schema_to_public()
+            use_public_schema()

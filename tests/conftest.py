@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from rest_framework.test import APIClient
 
 from gateway.redis_client import get_redis
@@ -20,6 +19,7 @@ from security.identity.signing_keys import generate_signing_key, load_keyring, r
 from security.models import Membership, User
 from tenants.actions import community_create
 from tenants.models import Community
+from tenants.schema import use_public_schema
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 
 COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
@@ -44,7 +44,7 @@ def _clean_state() -> Iterator[None]:
     get_redis().flushdb()
     reset_keyring_cache()
     yield
-    connection.set_schema_to_public()
+    use_public_schema()
     reset_keyring_cache()
 
 
@@ -75,8 +75,8 @@ def member(db: None) -> Callable[..., User]:
     """Create a user with a role in a community."""
 
     def make(community: Community, role: str = "researcher", **user_fields: Any) -> User:
-        user = UserFactory(**user_fields)
-        MembershipFactory(user=user, community=community, role=role)
+        user = UserFactory.create(**user_fields)
+        MembershipFactory.create(user=user, community=community, role=role)
         return user
 
     return make

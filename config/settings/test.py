@@ -9,7 +9,7 @@ from config.env import env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import STORAGES
 
-SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"  # noqa: S105
+SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"  # noqa: S105 # nosec B105
 DEBUG = False
 ALLOWED_HOSTS = [".localhost", "localhost", "127.0.0.1", "testserver"]
 

@@ -24,7 +24,7 @@ BEARER_CHALLENGE = 'Bearer realm="api"'
 
 def bearer_token(request: Request) -> str | None:
     """The token of an ``Authorization: Bearer`` header; ``None`` when there is no header."""
-    header = request.META.get("HTTP_AUTHORIZATION", "")
+    header = str(request.META.get("HTTP_AUTHORIZATION", ""))
     if not header:
         return None
     scheme, _, token = header.partition(" ")

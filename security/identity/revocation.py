@@ -17,8 +17,8 @@ from gateway.errors import ServiceUnavailable
 from gateway.redis_client import get_redis
 from security.errors import IdentityErrorCode
 
-_TOKEN_KEY = "revoked:jti:{}"
-_SESSION_KEY = "revoked:sid:{}"
+_REVOKED_JTI_KEY = "revoked:jti:{}"
+_REVOKED_SID_KEY = "revoked:sid:{}"
 
 
 def _unavailable() -> ServiceUnavailable:
@@ -32,7 +32,7 @@ def revoke_token(token_id: str, *, expires_at: int) -> None:
     """Revoke one access token until it would have expired anyway."""
     ttl = max(1, expires_at - int(time.time()) + int(settings.JWT_LEEWAY_SECONDS))
     try:
-        get_redis().set(_TOKEN_KEY.format(token_id), "1", ex=ttl)
+        get_redis().set(_REVOKED_JTI_KEY.format(token_id), "1", ex=ttl)
     except redis.RedisError as error:
         raise _unavailable() from error
 
@@ -41,7 +41,7 @@ def revoke_session(session_id: str) -> None:
     """Revoke every access token of a session (all were issued within one lifetime)."""
     ttl = int(settings.ACCESS_TOKEN_TTL_SECONDS) + int(settings.JWT_LEEWAY_SECONDS)
     try:
-        get_redis().set(_SESSION_KEY.format(session_id), "1", ex=ttl)
+        get_redis().set(_REVOKED_SID_KEY.format(session_id), "1", ex=ttl)
     except redis.RedisError as error:
         raise _unavailable() from error
 
@@ -49,7 +49,7 @@ def revoke_session(session_id: str) -> None:
 def is_revoked(*, token_id: str, session_id: str) -> bool:
     """Whether the token or its session was revoked (one round trip)."""
     try:
-        values = get_redis().mget([_TOKEN_KEY.format(token_id), _SESSION_KEY.format(session_id)])
+        values = get_redis().mget([_REVOKED_JTI_KEY.format(token_id), _REVOKED_SID_KEY.format(session_id)])
     except redis.RedisError as error:
         raise _unavailable() from error
     return any(value is not None for value in values)

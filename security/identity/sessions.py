@@ -27,7 +27,7 @@ from security.models import RefreshToken, User, normalize_email
 from security.selectors import member_roles
 from tenants.models import Community
 
-REFRESH_TOKEN_PREFIX = "rt1."
+REFRESH_PREFIX = "rt1."
 PASSWORD_AMR = ("pwd",)
 MFA_AMR = ("pwd", "otp", "mfa")
 
@@ -39,11 +39,13 @@ class TokenPair:
     access: str
     refresh: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth 2.0 token type, not a secret
 
 
 def _invalid_credentials() -> Unauthenticated:
-    return Unauthenticated("The email, password or second factor is not valid.", code=IdentityErrorCode.INVALID_CREDENTIALS)
+    return Unauthenticated(
+        "The email, password or second factor is not valid.", code=IdentityErrorCode.INVALID_CREDENTIALS
+    )
 
 
 def _hash_refresh(raw: str) -> str:
@@ -51,10 +53,16 @@ def _hash_refresh(raw: str) -> str:
 
 
 def _issue(
-    *, user: User, community: Community, roles: list[str], amr: list[str], auth_time: datetime, family: uuid.UUID,
+    *,
+    user: User,
+    community: Community,
+    roles: list[str],
+    amr: list[str],
+    auth_time: datetime,
+    family: uuid.UUID,
     parent: RefreshToken | None,
 ) -> TokenPair:
-    raw = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    raw = REFRESH_PREFIX + secrets.token_urlsafe(32)
     RefreshToken.objects.create(
         family=family,
         parent=parent,
@@ -104,7 +112,9 @@ def session_start(*, community: Community, email: str, password: str, otp: str |
     amr = list(PASSWORD_AMR)
     if user.mfa_enabled:
         if not otp:
-            raise Unauthenticated("This account needs its second factor: send 'otp'.", code=IdentityErrorCode.MFA_REQUIRED)
+            raise Unauthenticated(
+                "This account needs its second factor: send 'otp'.", code=IdentityErrorCode.MFA_REQUIRED
+            )
         if not verify_second_factor(user=user, otp=otp):
             throttle.record_login_failure(email=email, ip=ip)
             raise _invalid_credentials()
@@ -112,7 +122,12 @@ def session_start(*, community: Community, email: str, password: str, otp: str |
     throttle.record_login_success(email=email)
     with transaction.atomic():
         return _issue(
-            user=user, community=community, roles=roles, amr=amr, auth_time=timezone.now(), family=uuid.uuid4(),
+            user=user,
+            community=community,
+            roles=roles,
+            amr=amr,
+            auth_time=timezone.now(),
+            family=uuid.uuid4(),
             parent=None,
         )
 
@@ -143,8 +158,13 @@ def session_refresh(*, community: Community, refresh_token: str) -> TokenPair:
             row.used_at = timezone.now()
             row.save(update_fields=["used_at"])
             return _issue(
-                user=row.user, community=community, roles=roles, amr=list(row.amr), auth_time=row.auth_time,
-                family=row.family, parent=row,
+                user=row.user,
+                community=community,
+                roles=roles,
+                amr=list(row.amr),
+                auth_time=row.auth_time,
+                family=row.family,
+                parent=row,
             )
     revocation.revoke_session(str(reused_family))
     raise InvalidToken
@@ -155,4 +175,3 @@ def session_end(*, claims: AccessClaims) -> None:
     revocation.revoke_token(claims.token_id, expires_at=claims.expires_at)
     revocation.revoke_session(claims.session_id)
     RefreshToken.objects.filter(family=claims.session_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
-

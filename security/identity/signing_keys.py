@@ -129,7 +129,9 @@ def generate_signing_key(directory: Path, *, now: float | None = None) -> Signin
     """Create a new key file (mode 0600) in ``directory``; it becomes the active key."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     private_key = Ed25519PrivateKey.generate()
-    key = SigningKey(kid=thumbprint(private_key.public_key()), created_at=int(now or time.time()), private_key=private_key)
+    key = SigningKey(
+        kid=thumbprint(private_key.public_key()), created_at=int(now or time.time()), private_key=private_key
+    )
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -173,8 +175,8 @@ class _KeyringCache:
                 self._keyring = load_keyring(directory)
                 self._loaded_at = time.monotonic()
                 self._directory = directory
-            assert self._keyring is not None  # noqa: S101 - loaded just above
-            return self._keyring
+                return self._keyring
+            return self._keyring or load_keyring(directory)
 
     def reset(self) -> None:
         with self._lock:

@@ -35,7 +35,9 @@ def ensure_login_allowed(*, email: str, ip: str) -> None:
     account_key, ip_key = _keys(email, ip)
     try:
         pipe = get_redis().pipeline(transaction=False)
-        pipe.get(account_key).ttl(account_key).get(ip_key).ttl(ip_key)
+        for key in (account_key, ip_key):
+            pipe.get(key)
+            pipe.ttl(key)
         account_count, account_ttl, ip_count, ip_ttl = pipe.execute()
     except redis.RedisError as error:
         raise _unavailable() from error
@@ -59,8 +61,9 @@ def record_login_failure(*, email: str, ip: str) -> None:
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     try:
         pipe = get_redis().pipeline(transaction=True)
-        pipe.incr(account_key).expire(account_key, window, nx=True)
-        pipe.incr(ip_key).expire(ip_key, window, nx=True)
+        for key in (account_key, ip_key):
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
         account_count, _, ip_count, _ = pipe.execute()
         lock = get_redis().pipeline(transaction=True)
         if account_count == settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:

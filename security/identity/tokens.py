@@ -23,7 +23,7 @@ from gateway.errors import Unauthenticated
 from security.errors import IdentityErrorCode
 from security.identity.signing_keys import ALGORITHM, current_keyring, find_verification_key
 
-TOKEN_TYPE = "at+jwt"
+ACCESS_JWT_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "nbf", "iat", "jti", "community", "roles", "amr", "auth_time", "sid")
 
 
@@ -31,7 +31,9 @@ class InvalidToken(Unauthenticated):
     """The bearer token was not accepted (deliberately silent about why)."""
 
     def __init__(self) -> None:
-        super().__init__("The access token is missing, invalid, expired or revoked.", code=IdentityErrorCode.INVALID_TOKEN)
+        super().__init__(
+            "The access token is missing, invalid, expired or revoked.", code=IdentityErrorCode.INVALID_TOKEN
+        )
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def issue_access_token(
         "exp": issued_at + int(settings.ACCESS_TOKEN_TTL_SECONDS),
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": TOKEN_TYPE})
+    return jwt.encode(payload, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": ACCESS_JWT_TYPE})
 
 
 def _string_list(value: Any) -> tuple[str, ...]:
@@ -97,7 +99,7 @@ def verify_access_token(token: str, *, community: str) -> AccessClaims:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         raise InvalidToken from None
-    if header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE:
+    if header.get("alg") != ALGORITHM or header.get("typ") != ACCESS_JWT_TYPE:
         raise InvalidToken
     key = find_verification_key(header.get("kid"))
     if key is None:

@@ -32,7 +32,11 @@ def start_production(environ: dict[str, str]) -> subprocess.CompletedProcess[str
     clean.update(environ, DJANGO_SETTINGS_MODULE="config.settings.production")
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        cwd=REPOSITORY, env=clean, capture_output=True, text=True, check=False,
+        cwd=REPOSITORY,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

@@ -69,8 +69,13 @@ def test_every_api_route_is_covered_by_the_cross_community_test() -> None:
 
 @pytest.mark.parametrize(("route", "method"), sorted(AUTHENTICATED_ROUTES.items()))
 def test_an_alpha_token_opens_no_route_on_beta(
-    route: str, method: str, alpha: Community, beta: Community, member: Callable[..., User],
-    login: Callable[..., dict[str, Any]], client_for: Callable[[str], APIClient],
+    route: str,
+    method: str,
+    alpha: Community,
+    beta: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    client_for: Callable[[str], APIClient],
 ) -> None:
     token = login(ALPHA_HOST, member(alpha, "owner"))["access"]
 

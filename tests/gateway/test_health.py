@@ -8,6 +8,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from gateway import health
 from tests.conftest import ALPHA_HOST
 
 
@@ -54,8 +55,6 @@ def test_ready_is_503_naming_what_is_down(
 def test_ready_reports_postgresql_down(
     db: None, client_for: Callable[[str], APIClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway import health
-
     def broken() -> None:
         raise ConnectionError("database down")
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from django.test import Client, override_settings
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.test import APIClient
 
 from gateway.problems import _field_errors
@@ -33,7 +34,9 @@ def test_malformed_json_is_400(alpha: Community, client_for: Callable[[str], API
 
 
 def test_a_wrong_media_type_is_415(alpha: Community, client_for: Callable[[str], APIClient]) -> None:
-    response = client_for(ALPHA_HOST).post("/api/v1/auth/token", "email=a", content_type="application/x-www-form-urlencoded")
+    response = client_for(ALPHA_HOST).post(
+        "/api/v1/auth/token", "email=a", content_type="application/x-www-form-urlencoded"
+    )
 
     assert_problem(response, 415, "unsupported_media_type")
 
@@ -73,8 +76,6 @@ def test_a_crash_outside_drf_is_a_generic_500_too(alpha: Community) -> None:
 
 
 def test_validation_messages_that_would_echo_input_are_replaced() -> None:
-    from rest_framework.exceptions import ErrorDetail
-
     errors = _field_errors({"sex": [ErrorDetail('"Jane Doe" is not a valid choice.', code="invalid_choice")]})
 
     assert errors == [{"field": "sex", "code": "invalid_choice", "message": "Not one of the allowed values."}]

@@ -86,13 +86,17 @@ def test_a_well_formed_token_is_accepted(researcher: User, client_for: Callable[
 def forged_tokens(user: User) -> dict[str, str]:
     """One token per failure the matrix names, each wrong in exactly one way."""
     attacker_key = Ed25519PrivateKey.generate()
-    public_pem = current_keyring().active().public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        current_keyring()
+        .active()
+        .public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     good = claims_for(user)
     tampered = sign(good).rsplit(".", 1)
     return {
-        "expired": sign(claims_for(user, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200, exp=int(time.time()) - 3600)),
+        "expired": sign(
+            claims_for(user, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200, exp=int(time.time()) - 3600)
+        ),
         "bad signature": tampered[0] + "." + tampered[1][::-1],
         "signed by another key with our kid": sign(good, key=attacker_key),
         "alg none": unsigned(good),
@@ -170,12 +174,15 @@ def test_every_bad_token_is_the_same_401(case: str, researcher: User, client_for
 
 
 def test_alphas_token_on_betas_host_is_401(
-    alpha: Community, beta: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]],
+    alpha: Community,
+    beta: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha, "owner")
     # The same person is a member of beta too: the token still only opens alpha.
-    MembershipFactory(user=user, community=beta, role="owner")
+    MembershipFactory.create(user=user, community=beta, role="owner")
     token = login(ALPHA_HOST, user)["access"]
 
     assert call_me(client_for, token, ALPHA_HOST).status_code == 200
@@ -206,9 +213,7 @@ def test_a_deactivated_user_loses_access_at_once(researcher: User, client_for: C
     assert call_me(client_for, token).status_code == 401
 
 
-def test_roles_come_from_the_membership_not_the_token(
-    researcher: User, client_for: Callable[[str], APIClient]
-) -> None:
+def test_roles_come_from_the_membership_not_the_token(researcher: User, client_for: Callable[[str], APIClient]) -> None:
     response = call_me(client_for, sign(claims_for(researcher, roles=["owner", "auditor"])))
 
     assert response.json()["roles"] == ["researcher"]
@@ -218,8 +223,12 @@ def test_expiry_allows_the_configured_leeway_and_no_more(
     researcher: User, client_for: Callable[[str], APIClient]
 ) -> None:
     token = issue_access_token(
-        subject=str(researcher.pk), community="alpha", roles=["researcher"], amr=["pwd"],
-        auth_time=int(time.time()), session_id="s1",
+        subject=str(researcher.pk),
+        community="alpha",
+        roles=["researcher"],
+        amr=["pwd"],
+        auth_time=int(time.time()),
+        session_id="s1",
     )
     expires = time.time() + settings.ACCESS_TOKEN_TTL_SECONDS
     with time_machine.travel(expires + settings.JWT_LEEWAY_SECONDS - 5, tick=False):
@@ -228,13 +237,28 @@ def test_expiry_allows_the_configured_leeway_and_no_more(
         assert call_me(client_for, token).status_code == 401
 
 
-def test_an_access_token_lives_one_hour(researcher: User, alpha: Community, login: Callable[..., dict[str, Any]]) -> None:
+def test_an_access_token_lives_one_hour(
+    researcher: User, alpha: Community, login: Callable[..., dict[str, Any]]
+) -> None:
     body = login(ALPHA_HOST, researcher)
     claims = jwt.decode(body["access"], options={"verify_signature": False})
 
     assert body["expires_in"] == 3600
     assert claims["exp"] - claims["iat"] == 3600
-    assert set(claims) == {"iss", "aud", "sub", "community", "roles", "amr", "auth_time", "sid", "iat", "nbf", "exp", "jti"}
+    assert set(claims) == {
+        "iss",
+        "aud",
+        "sub",
+        "community",
+        "roles",
+        "amr",
+        "auth_time",
+        "sid",
+        "iat",
+        "nbf",
+        "exp",
+        "jti",
+    }
     assert jwt.get_unverified_header(body["access"])["alg"] == "EdDSA"
 
 

@@ -10,6 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from gateway.errors import BadRequest
+from security.actions import membership_add
 from security.models import Membership, User
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD
@@ -39,8 +41,11 @@ def test_create_user_without_password_stdin_is_refused(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(
     ("email", "password", "code"),
-    [("not-an-email", DEFAULT_PASSWORD, "invalid_email"), ("ada@example.org", "short", "weak_password"),
-     ("ada@example.org", "", "no password")],
+    [
+        ("not-an-email", DEFAULT_PASSWORD, "invalid_email"),
+        ("ada@example.org", "short", "weak_password"),
+        ("ada@example.org", "", "no password"),
+    ],
 )
 def test_create_user_refuses_bad_input(
     monkeypatch: pytest.MonkeyPatch, db: None, email: str, password: str, code: str
@@ -99,16 +104,11 @@ def test_add_member_refuses_a_duplicate_role(monkeypatch: pytest.MonkeyPatch, al
 
 
 def test_membership_add_refuses_an_unknown_role_from_code(alpha: Community) -> None:
-    from gateway.errors import BadRequest
-    from security.actions import membership_add
-
     with pytest.raises(BadRequest, match="role must be one of"):
         membership_add(email="a@example.org", community_slug="alpha", role="emperor")
 
 
-def test_seed_demo_is_idempotent_and_prints_working_instructions(
-    db: None, tmp_path: Any, settings: Any
-) -> None:
+def test_seed_demo_is_idempotent_and_prints_working_instructions(db: None, tmp_path: Any, settings: Any) -> None:
     settings.DEMO_SEED_ALLOWED = True
     settings.LOCAL_STATE_DIR = tmp_path
     first, second = io.StringIO(), io.StringIO()

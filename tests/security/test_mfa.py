@@ -33,11 +33,11 @@ def signed_in(user: User, login: Callable[..., dict[str, Any]], client_for: Call
 
 
 def seed_of(enrollment: dict[str, Any]) -> str:
-    return parse_qs(urlparse(enrollment["provisioning_uri"]).query)["secret"][0]
+    return parse_qs(urlparse(str(enrollment["provisioning_uri"])).query)["secret"][0]
 
 
 def code_at(seed: str, moment: float) -> str:
-    return pyotp.TOTP(seed).at(moment)
+    return str(pyotp.TOTP(seed).at(moment))
 
 
 def enroll(client: APIClient) -> tuple[str, list[str]]:
@@ -62,7 +62,9 @@ def test_enrollment_returns_a_provisioning_uri_and_a_png_qr_code(signed_in: APIC
     assert not user.mfa_enabled
 
 
-def test_confirming_with_a_current_code_enables_mfa_and_returns_recovery_codes(signed_in: APIClient, user: User) -> None:
+def test_confirming_with_a_current_code_enables_mfa_and_returns_recovery_codes(
+    signed_in: APIClient, user: User
+) -> None:
     seed = seed_of(signed_in.post(ENROLL_URL).json())
 
     response = signed_in.post(CONFIRM_URL, {"code": code_at(seed, time.time())}, format="json")
@@ -152,7 +154,10 @@ def test_a_recovery_code_signs_in_once(
 
 
 def test_mfa_endpoints_refuse_another_communitys_token(
-    signed_in: APIClient, user: User, beta: Community, login: Callable[..., dict[str, Any]],
+    signed_in: APIClient,
+    user: User,
+    beta: Community,
+    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     token = signed_in._credentials["HTTP_AUTHORIZATION"].split()[1]  # type: ignore[attr-defined]

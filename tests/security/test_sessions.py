@@ -96,7 +96,9 @@ def test_logout_revokes_the_access_token_and_the_session_now(
 
 
 def test_logout_leaves_other_sessions_alone(
-    alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]],
+    alpha: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha)

@@ -22,6 +22,10 @@ def sign_in(client: APIClient, email: str, password: str, **extra: Any) -> Any:
     return client.post(TOKEN_URL, {"email": email, "password": password, **extra}, format="json")
 
 
+def strip_request_id(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "request_id"}
+
+
 def test_a_member_gets_a_token_pair_bound_to_the_community(
     alpha: Community, member: Callable[..., User], client_for: Callable[[str], APIClient]
 ) -> None:
@@ -67,8 +71,11 @@ def test_a_non_member_gets_the_same_401_as_a_wrong_password(
     unknown_email = sign_in(client_for(ALPHA_HOST), "nobody@example.org", DEFAULT_PASSWORD)
 
     assert not_a_member.status_code == wrong_password.status_code == unknown_email.status_code == 401
-    strip = lambda body: {k: v for k, v in body.items() if k != "request_id"}  # noqa: E731
-    assert strip(not_a_member.json()) == strip(wrong_password.json()) == strip(unknown_email.json())
+    assert (
+        strip_request_id(not_a_member.json())
+        == strip_request_id(wrong_password.json())
+        == strip_request_id(unknown_email.json())
+    )
     assert not_a_member.json()["code"] == "invalid_credentials"
 
 

@@ -37,7 +37,10 @@ def key_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_rotation_logs_nobody_out_and_new_tokens_use_the_new_key(
-    key_dir: Path, alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]],
+    key_dir: Path,
+    alpha: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha)
@@ -58,7 +61,10 @@ def test_a_superseded_key_retires_once_its_tokens_have_expired(key_dir: Path) ->
     new = generate_signing_key(key_dir, now=time.time())
     retention = 3600 + 30
 
-    assert [key.kid for key in load_keyring(key_dir).verification_keys(time.time() + retention - 5)] == [old.kid, new.kid]
+    assert [key.kid for key in load_keyring(key_dir).verification_keys(time.time() + retention - 5)] == [
+        old.kid,
+        new.kid,
+    ]
     assert [key.kid for key in load_keyring(key_dir).verification_keys(time.time() + retention + 5)] == [new.kid]
     assert prune_signing_keys(key_dir, now=time.time() + retention + 5) == [old.kid]
     assert [key.kid for key in load_keyring(key_dir).keys] == [new.kid]

@@ -109,7 +109,9 @@ def test_a_leftover_schema_is_never_adopted(db: None) -> None:
         run("create_community", "--slug", "leftover", "--name", "Leftover", "--domain", "leftover.localhost")
 
 
-@pytest.mark.parametrize("domain", ["localhost", "127.0.0.1", "no_underscores.localhost", "-bad.localhost", "a b.localhost"])
+@pytest.mark.parametrize(
+    "domain", ["localhost", "127.0.0.1", "no_underscores.localhost", "-bad.localhost", "a b.localhost"]
+)
 def test_bad_or_platform_domains_are_refused(domain: str, db: None) -> None:
     with pytest.raises(CommandError, match="invalid_domain"):
         run("create_community", "--slug", "epsilon", "--name", "Epsilon", f"--domain={domain}")
@@ -131,7 +133,9 @@ def test_list_communities_shows_slug_status_and_domain(alpha: Community, beta: C
 
 
 def test_a_suspended_community_refuses_every_api_request_until_resumed(
-    alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]],
+    alpha: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha, "owner")

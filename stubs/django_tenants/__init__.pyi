@@ -1,0 +1,1 @@
+# Type stubs for the parts of django-tenants this project uses (it ships none).
