@@ -1,0 +1,111 @@
+"""``make bench``: figures for the identity path (prints p50/p99, never asserts).
+
+Runs against the test database (created if needed) inside a transaction that
+is rolled back, with the real Redis. Measures token signing and verification,
+the authenticated request against an unauthenticated baseline (the
+authentication overhead: signature, revocation lookup in Redis, membership
+query), and a sign-in with production Argon2 parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
+import django
+
+django.setup()
+
+from django.db import connection, transaction  # noqa: E402
+from django.test.utils import override_settings, setup_test_environment  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from security.identity.signing_keys import generate_signing_key, load_keyring  # noqa: E402
+from security.identity.tokens import issue_access_token, verify_access_token  # noqa: E402
+from security.models import User  # noqa: E402
+from tenants.actions import community_create  # noqa: E402
+from tenants.models import Community  # noqa: E402
+from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory  # noqa: E402
+
+
+def measure(label: str, action: Callable[[], object], *, runs: int, warmup: int = 20) -> list[float]:
+    """Run ``action`` and print p50/p99/mean in milliseconds."""
+    for _ in range(warmup):
+        action()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p50 = statistics.median(samples)
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    print(f"{label:<48} p50 {p50:8.3f} ms   p99 {p99:8.3f} ms   mean {statistics.fmean(samples):8.3f} ms  (n={runs})")
+    return samples
+
+
+def main() -> None:
+    """Set up a community and a member, then measure."""
+    setup_test_environment()
+    connection.creation.create_test_db(verbosity=0, keepdb=True)
+    from django.conf import settings  # noqa: PLC0415 - after the test database switch
+
+    if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
+        generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
+    with transaction.atomic():
+        community = Community.objects.filter(slug="alpha").first() or community_create(
+            slug="alpha", name="Alpha", domain="alpha.localhost"
+        )
+        user = UserFactory.create()
+        MembershipFactory.create(user=user, community=community, role="researcher")
+        run_benchmarks(user_email=user.email, subject=str(user.pk))
+        transaction.set_rollback(True)
+
+
+def run_benchmarks(*, user_email: str, subject: str) -> None:
+    """The measurements themselves."""
+    token = issue_access_token(
+        subject=subject,
+        community="alpha",
+        roles=["researcher"],
+        amr=["pwd"],
+        auth_time=int(time.time()),
+        session_id="s",
+    )
+    print("identity path benchmarks (2 cores; real PostgreSQL and Redis on loopback)")
+    measure(
+        "issue access token (Ed25519 sign)",
+        lambda: issue_access_token(
+            subject=subject, community="alpha", roles=["researcher"], amr=["pwd"], auth_time=0, session_id="s"
+        ),
+        runs=2000,
+    )
+    measure(
+        "verify access token (signature + claims)", lambda: verify_access_token(token, community="alpha"), runs=2000
+    )
+    client = APIClient(HTTP_HOST="alpha.localhost")
+    baseline = measure("GET /health/live on a community host (no auth)", lambda: client.get("/health/live"), runs=500)
+    authed = APIClient(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+    with_auth = measure("GET /api/v1/me (full authentication)", lambda: authed.get("/api/v1/me"), runs=500)
+    overhead = statistics.median(with_auth) - statistics.median(baseline)
+    print(f"{'authentication + view overhead (p50 difference)':<48} {overhead:8.3f} ms")
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.Argon2PasswordHasher"]):
+        member = User.objects.get(email=user_email)
+        member.set_password(DEFAULT_PASSWORD)
+        member.save()
+        measure(
+            "POST /api/v1/auth/token (production Argon2)",
+            lambda: client.post(
+                "/api/v1/auth/token", {"email": user_email, "password": DEFAULT_PASSWORD}, format="json"
+            ),
+            runs=30,
+            warmup=2,
+        )
+
+
+if __name__ == "__main__":
+    main()
