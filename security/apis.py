@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -61,6 +61,7 @@ class TokenApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
 
+    @extend_schema_serializer(component_name="TokenRequest")
     class InputSerializer(StrictSerializer):
         email = serializers.EmailField(max_length=254)
         password = serializers.CharField(max_length=1024, trim_whitespace=False)
@@ -87,6 +88,7 @@ class RefreshApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
 
+    @extend_schema_serializer(component_name="RefreshRequest")
     class InputSerializer(StrictSerializer):
         refresh = serializers.CharField(max_length=256)
 
@@ -117,6 +119,7 @@ class MeApi(APIView):
 
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema_serializer(component_name="Me")
     class OutputSerializer(serializers.Serializer[Any]):
         user_id = serializers.UUIDField()
         email = serializers.EmailField()
@@ -147,6 +150,7 @@ class TotpEnrollApi(APIView):
 
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema_serializer(component_name="TotpEnrollment")
     class OutputSerializer(serializers.Serializer[Any]):
         provisioning_uri = serializers.CharField()
         qr_code_png = serializers.CharField(help_text="data: URI of a PNG image of the provisioning URI")
@@ -163,9 +167,11 @@ class TotpConfirmApi(APIView):
 
     permission_classes = (IsAuthenticated,)
 
+    @extend_schema_serializer(component_name="TotpConfirmation")
     class InputSerializer(StrictSerializer):
         code = serializers.CharField(max_length=16)
 
+    @extend_schema_serializer(component_name="RecoveryCodes")
     class OutputSerializer(serializers.Serializer[Any]):
         recovery_codes = serializers.ListField(child=serializers.CharField())
 

@@ -9,7 +9,7 @@ class IdentityErrorCode(StrEnum):
     """Why an identity operation was refused. Token failures share one code on purpose."""
 
     INVALID_CREDENTIALS = "invalid_credentials"
-    INVALID_TOKEN = "invalid_token"  # noqa: S105 # nosec B105 - an error code
+    INVALID_TOKEN = "invalid_token"  # an error code, not a secret  # noqa: S105  # nosec B105
     MFA_REQUIRED = "mfa_required"
     LOGIN_LOCKED = "login_locked"
     INVALID_OTP = "invalid_otp"
@@ -19,7 +19,7 @@ class IdentityErrorCode(StrEnum):
     REVOCATION_UNAVAILABLE = "revocation_unavailable"
     LOGIN_UNAVAILABLE = "login_unavailable"
     INVALID_EMAIL = "invalid_email"
-    WEAK_PASSWORD = "weak_password"  # noqa: S105 # nosec B105 - an error code
+    WEAK_PASSWORD = "weak_password"  # an error code, not a secret  # noqa: S105  # nosec B105
     USER_EXISTS = "user_exists"
     USER_NOT_FOUND = "user_not_found"
     INVALID_ROLE = "invalid_role"

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess  # nosec B404 - runs pip-audit, a fixed local executable
+
+# subprocess runs pip-audit, a fixed local executable, with arguments built here.
+import subprocess  # nosec B404
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
@@ -56,3 +57,14 @@ class AccessTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         """The challenge sent with 401 answers."""
         return BEARER_CHALLENGE
+
+
+class AccessTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]  # untyped __init_subclass__
+    """Describes :class:`AccessTokenAuthentication` in the OpenAPI schema (HTTP bearer, JWT)."""
+
+    target_class = "security.identity.authentication.AccessTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        """A bearer JWT obtained from ``POST /api/v1/auth/token`` on the community's host."""
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
