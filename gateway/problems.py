@@ -13,6 +13,7 @@ import traceback
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -96,13 +97,18 @@ def problem_response(
 ) -> JsonResponse:
     """Render a problem document as a plain Django response (middleware and non-DRF views)."""
     document = problem_document(request, status=status, code=code, detail=detail, title=title, extensions=extensions)
-    response = JsonResponse(document, status=status, content_type=PROBLEM_CONTENT_TYPE)
-    for name, value in (headers or {}).items():
-        response[name] = value
+    return JsonResponse(
+        document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=_problem_headers(status, headers)
+    )
+
+
+def _problem_headers(status: int, headers: dict[str, str] | None) -> dict[str, str]:
+    """Headers every problem response carries: never cached; 401 says how to authenticate."""
+    merged = dict(headers or {})
     if status == 401:  # noqa: PLR2004 - HTTP status
-        response["WWW-Authenticate"] = BEARER_CHALLENGE
-    response["Cache-Control"] = "no-store"
-    return response
+        merged["WWW-Authenticate"] = BEARER_CHALLENGE
+    merged["Cache-Control"] = "no-store"
+    return merged
 
 
 def application_error_response(request: HttpRequest | None, error: ApplicationError) -> JsonResponse:
@@ -151,6 +157,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             request, status=exc.status, code=exc.code, detail=exc.detail, title=exc.title, extensions=exc.extensions
         )
         return _drf_response(document, exc.status, exc.headers)
+    if isinstance(exc, RequestDataTooBig):
+        return _drf_response(_too_large(request), 413, {})
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -169,13 +177,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def _drf_response(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
-    response = Response(document, status=status, content_type=PROBLEM_CONTENT_TYPE)
-    for name, value in headers.items():
-        response[name] = value
-    if status == 401:  # noqa: PLR2004 - HTTP status
-        response["WWW-Authenticate"] = BEARER_CHALLENGE
-    response["Cache-Control"] = "no-store"
-    return response
+    return Response(
+        document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=_problem_headers(status, headers)
+    )
 
 
 def log_unexpected(exc: BaseException, request: HttpRequest | None) -> None:
@@ -189,8 +193,16 @@ def log_unexpected(exc: BaseException, request: HttpRequest | None) -> None:
     )
 
 
+def _too_large(request: HttpRequest | None) -> dict[str, Any]:
+    return problem_document(request, status=413, code="payload_too_large", detail="The request body is too large.")
+
+
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django-level 400 (for example a Host header outside ALLOWED_HOSTS)."""
+    """Django-level 400 (a Host header outside ALLOWED_HOSTS, a body over the size limit)."""
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(
+            _too_large(request), status=413, content_type=PROBLEM_CONTENT_TYPE, headers=_problem_headers(413, None)
+        )
     return problem_response(request, status=400, code="bad_request", detail="The request could not be understood.")
 
 

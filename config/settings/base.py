@@ -112,14 +112,20 @@ def database_settings(url: str) -> dict[str, Any]:
 DATABASES = {"default": database_settings(DATABASE_URL)}
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_FUNCTION": "django_tenants.cache.make_key",
-        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+
+def cache_settings(url: str) -> dict[str, Any]:
+    """Redis cache whose keys carry the current schema (django-tenants' key function)."""
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            "KEY_FUNCTION": "django_tenants.cache.make_key",
+            "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
+        }
     }
-}
+
+
+CACHES = cache_settings(REDIS_URL)
 # Seconds to wait for Redis before a request fails closed.
 REDIS_SOCKET_TIMEOUT = 0.5
 

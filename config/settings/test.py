@@ -7,7 +7,7 @@ from pathlib import Path
 
 from config.env import env_str
 from config.settings.base import *  # noqa: F403
-from config.settings.base import STORAGES
+from config.settings.base import STORAGES, cache_settings
 
 SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"  # noqa: S105 # nosec B105
 DEBUG = False
@@ -15,14 +15,7 @@ ALLOWED_HOSTS = [".localhost", "localhost", "127.0.0.1", "testserver"]
 
 # A separate Redis database, flushed between tests.
 REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_FUNCTION": "django_tenants.cache.make_key",
-        "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
-    }
-}
+CACHES = cache_settings(REDIS_URL)
 
 # Each test run signs with keys of its own.
 JWT_SIGNING_KEYS_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-jwt-keys-"))

@@ -87,3 +87,20 @@ def test_every_response_carries_a_request_id(db: None, client_for: Callable[[str
 
     assert len(first["X-Request-ID"]) == 32
     assert first["X-Request-ID"] != second["X-Request-ID"]
+
+
+def test_a_body_over_the_size_limit_is_413(alpha: Community, client_for: Callable[[str], APIClient]) -> None:
+    oversized = '{"email": "' + "a" * 2_000_000 + '"}'
+
+    response = client_for(ALPHA_HOST).post("/api/v1/auth/token", oversized, content_type="application/json")
+
+    assert_problem(response, 413, "payload_too_large")
+
+
+def test_a_body_over_the_size_limit_outside_the_api_is_413_too(db: None) -> None:
+    client = Client(HTTP_HOST="localhost")
+
+    response = client.post("/admin/login/", {"username": "a" * 2_000_000}, format="multipart")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"

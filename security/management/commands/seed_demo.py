@@ -6,7 +6,6 @@ machine and kept outside the repository (mode 0600).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from gateway.commands import ApplicationCommand
+from security.local_secrets import read_or_create_secret
 from security.models import Membership, User
 from security.roles import Role
 from tenants.actions import community_create
@@ -24,12 +24,7 @@ DEMO_COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta
 
 def demo_password(state_dir: Path) -> str:
     """The machine's demo password, generated on first use."""
-    path = state_dir / "demo-password"
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(12), encoding="utf-8")
-    return path.read_text(encoding="utf-8").strip()
+    return read_or_create_secret(state_dir / "demo-password", nbytes=12)
 
 
 class Command(ApplicationCommand):
