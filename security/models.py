@@ -57,7 +57,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
 
     def __str__(self) -> str:
-        return str(self.id)
+        return self.email
 
     @property
     def mfa_enabled(self) -> bool:

@@ -38,7 +38,8 @@ class CommunityMiddleware:
             host = request.get_host().rsplit(":", 1)[0].lower()
         except DisallowedHost:
             return problem_response(request, status=400, code="invalid_host", detail="The Host header is not served.")
-        request.tenant = None  # type: ignore[attr-defined]  # django-tenants' request attribute
+        # Platform hosts carry no ``request.tenant`` at all (django-tenants' admin templates
+        # read its absence as "public schema").
         if host in settings.PUBLIC_HOSTS:
             request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
             set_urlconf(settings.PUBLIC_SCHEMA_URLCONF)

@@ -83,3 +83,20 @@ def test_an_alpha_token_opens_no_route_on_beta(
 
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_token"
+
+
+def test_a_staff_user_sees_users_and_memberships_in_the_admin(
+    alpha: Community, member: Callable[..., User], client_for: Callable[[str], APIClient]
+) -> None:
+    staff = member(alpha, "owner", is_staff=True, is_superuser=True)
+    client = client_for("localhost")
+    client.force_login(staff)
+
+    users = client.get("/admin/security/user/")
+    memberships = client.get("/admin/security/membership/")
+    communities = client.get("/admin/tenants/community/")
+
+    assert users.status_code == memberships.status_code == communities.status_code == 200
+    assert staff.email in users.content.decode()
+    assert "argon2" not in client.get(f"/admin/security/user/{staff.pk}/change/").content.decode()
+    assert "alpha" in communities.content.decode()
