@@ -17,6 +17,11 @@ def member_roles(*, user_id: uuid.UUID | str, community: Community) -> list[str]
     )
 
 
-def active_user(*, user_id: uuid.UUID | str) -> User | None:
-    """The active user with this id, or ``None``."""
-    return User.objects.filter(pk=user_id, is_active=True).first()
+def active_member(*, user_id: uuid.UUID | str, community: Community) -> tuple[User, list[str]] | None:
+    """The active user and their roles in ``community`` (one query), or ``None`` when not a member."""
+    memberships = list(
+        Membership.objects.filter(user_id=user_id, user__is_active=True, community=community).select_related("user")
+    )
+    if not memberships:
+        return None
+    return memberships[0].user, sorted(membership.role for membership in memberships)

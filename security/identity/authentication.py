@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from security.identity import revocation
 from security.identity.tokens import AccessClaims, InvalidToken, verify_access_token
 from security.models import User
-from security.selectors import active_user, member_roles
+from security.selectors import active_member
 
 BEARER_CHALLENGE = 'Bearer realm="api"'
 
@@ -48,10 +48,10 @@ class AccessTokenAuthentication(BaseAuthentication):
         claims = verify_access_token(token, community=community.slug)
         if revocation.is_revoked(token_id=claims.token_id, session_id=claims.session_id):
             raise InvalidToken
-        user = active_user(user_id=claims.subject)
-        roles = member_roles(user_id=claims.subject, community=community) if user else []
-        if user is None or not roles:
+        member = active_member(user_id=claims.subject, community=community)
+        if member is None:
             raise InvalidToken
+        user, roles = member
         return user, dataclasses.replace(claims, roles=tuple(roles))
 
     def authenticate_header(self, request: Request) -> str:

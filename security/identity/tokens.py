@@ -123,6 +123,10 @@ def _claims(claims: dict[str, Any], *, community: str) -> AccessClaims:
     strings = (claims["sub"], claims["community"], claims["jti"], claims["sid"])
     if not all(isinstance(value, str) for value in strings) or not isinstance(claims["auth_time"], int):
         raise InvalidToken
+    try:
+        uuid.UUID(claims["sub"])
+    except ValueError:
+        raise InvalidToken from None
     if claims["community"] != community:
         raise InvalidToken
     return AccessClaims(

@@ -119,6 +119,7 @@ def forged_tokens(user: User) -> dict[str, str]:
             headers={"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}, "kid": current_keyring().active().kid},
         ),
         "unknown user": sign(claims_for(user, sub="00000000-0000-0000-0000-000000000000")),
+        "subject not a user id": sign(claims_for(user, sub="owner@alpha.example")),
         "garbage": "not-a-jwt",
     }
 
@@ -159,6 +160,7 @@ def _without_kid(claims: dict[str, Any]) -> str:
         "jku pointing at an attacker's keys",
         "embedded jwk header",
         "unknown user",
+        "subject not a user id",
         "garbage",
     ],
 )
