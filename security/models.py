@@ -83,25 +83,39 @@ class Membership(models.Model):
         return f"{self.user_id}@{self.community_id}:{self.role}"
 
 
-class RefreshToken(models.Model):
-    """One refresh token of a session (``family``). Only its SHA-256 is stored.
+class AuthSession(models.Model):
+    """One sign-in of a user to a community: the family its refresh tokens belong to.
 
-    Every use rotates it: the used token is marked, a child is issued in the same
-    family. Presenting a used or revoked token revokes the whole family.
+    Refresh, logout and reuse detection lock this row, so a revocation can never
+    miss a refresh token issued at the same moment.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    family = models.UUIDField(db_index=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_sessions")
     community = models.ForeignKey("tenants.Community", on_delete=models.CASCADE, related_name="+")
-    token_hash = models.CharField(max_length=64, unique=True)
     amr = models.JSONField(default=list)
     auth_time = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class RefreshToken(models.Model):
+    """One refresh token of a session. Only its SHA-256 is stored.
+
+    Every use rotates it: the used token is marked and a child is issued in the
+    same session. Presenting a used token again revokes the session.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(AuthSession, on_delete=models.CASCADE, related_name="refresh_tokens")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return str(self.id)

@@ -1,8 +1,8 @@
 """Sessions: sign-in, refresh-token rotation with reuse detection, sign-out.
 
-A session is a family of refresh tokens. Each refresh uses up the presented
-token and issues its child; presenting a used token again means it was
-copied, so the whole family is revoked (and with it every access token of the
+A session (:class:`AuthSession`) is a family of refresh tokens. Each refresh
+uses up the presented token and issues its child; presenting a used token
+again means it was copied, so the whole session is revoked (and with it every access token of the
 session, through :mod:`security.identity.revocation`).
 """
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -23,7 +22,7 @@ from security.errors import IdentityErrorCode
 from security.identity import revocation, throttle
 from security.identity.mfa import verify_second_factor
 from security.identity.tokens import AccessClaims, InvalidToken, issue_access_token
-from security.models import RefreshToken, User, normalize_email
+from security.models import AuthSession, RefreshToken, User, normalize_email
 from security.selectors import member_roles
 from tenants.models import Community
 
@@ -52,34 +51,21 @@ def _hash_refresh(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def _issue(
-    *,
-    user: User,
-    community: Community,
-    roles: list[str],
-    amr: list[str],
-    auth_time: datetime,
-    family: uuid.UUID,
-    parent: RefreshToken | None,
-) -> TokenPair:
+def _issue(*, session: AuthSession, roles: list[str], parent: RefreshToken | None) -> TokenPair:
     raw = REFRESH_PREFIX + secrets.token_urlsafe(32)
     RefreshToken.objects.create(
-        family=family,
+        session=session,
         parent=parent,
-        user=user,
-        community=community,
         token_hash=_hash_refresh(raw),
-        amr=amr,
-        auth_time=auth_time,
         expires_at=timezone.now() + timedelta(seconds=settings.REFRESH_TOKEN_TTL_SECONDS),
     )
     access = issue_access_token(
-        subject=str(user.pk),
-        community=community.slug,
+        subject=str(session.user_id),
+        community=session.community.slug,
         roles=roles,
-        amr=amr,
-        auth_time=int(auth_time.timestamp()),
-        session_id=str(family),
+        amr=session.amr,
+        auth_time=int(session.auth_time.timestamp()),
+        session_id=str(session.pk),
     )
     return TokenPair(access=access, refresh=raw, expires_in=int(settings.ACCESS_TOKEN_TTL_SECONDS))
 
@@ -95,6 +81,19 @@ def _authenticate(*, community: Community, email: str, password: str) -> tuple[U
     return (user, roles) if roles else None
 
 
+def _second_factor(*, user: User, otp: str | None, attempt: throttle.LoginAttempt) -> list[str]:
+    """The ``amr`` of this sign-in, after checking the second factor when the account has one."""
+    if not user.mfa_enabled:
+        return list(PASSWORD_AMR)
+    if not otp:
+        attempt.released()
+        raise Unauthenticated("This account needs its second factor: send 'otp'.", code=IdentityErrorCode.MFA_REQUIRED)
+    if not verify_second_factor(user=user, otp=otp):
+        attempt.failed()
+        raise _invalid_credentials()
+    return list(MFA_AMR)
+
+
 def session_start(*, community: Community, email: str, password: str, otp: str | None, ip: str) -> TokenPair:
     """Sign in to ``community``; a non-member gets the same answer as a wrong password.
 
@@ -103,75 +102,60 @@ def session_start(*, community: Community, email: str, password: str, otp: str |
         Unauthenticated: bad credentials (``invalid_credentials``) or a second factor is needed (``mfa_required``).
     """
     email = normalize_email(email)
-    throttle.ensure_login_allowed(email=email, ip=ip)
+    attempt = throttle.reserve_login_attempt(email=email, ip=ip)
     authenticated = _authenticate(community=community, email=email, password=password)
     if authenticated is None:
-        throttle.record_login_failure(email=email, ip=ip)
+        attempt.failed()
         raise _invalid_credentials()
     user, roles = authenticated
-    amr = list(PASSWORD_AMR)
-    if user.mfa_enabled:
-        if not otp:
-            raise Unauthenticated(
-                "This account needs its second factor: send 'otp'.", code=IdentityErrorCode.MFA_REQUIRED
-            )
-        if not verify_second_factor(user=user, otp=otp):
-            throttle.record_login_failure(email=email, ip=ip)
-            raise _invalid_credentials()
-        amr = list(MFA_AMR)
-    throttle.record_login_success(email=email)
+    amr = _second_factor(user=user, otp=otp, attempt=attempt)
+    attempt.succeeded()
     with transaction.atomic():
-        return _issue(
-            user=user,
-            community=community,
-            roles=roles,
-            amr=amr,
-            auth_time=timezone.now(),
-            family=uuid.uuid4(),
-            parent=None,
-        )
+        session = AuthSession.objects.create(user=user, community=community, amr=amr, auth_time=timezone.now())
+        return _issue(session=session, roles=roles, parent=None)
 
 
 def session_refresh(*, community: Community, refresh_token: str) -> TokenPair:
-    """Rotate a refresh token; reuse of a used or revoked one revokes its whole session.
+    """Rotate a refresh token; reuse of a used one revokes its whole session.
+
+    Every refresh of a session, its logout and its reuse detection lock the
+    session row first, so they happen one after the other.
 
     Raises:
-        InvalidToken: unknown, expired, reused, other community, or no longer a member.
+        InvalidToken: unknown, expired, reused, revoked, other community, or no longer a member.
     """
-    reused_family: uuid.UUID | None = None
+    token = (
+        RefreshToken.objects.filter(token_hash=_hash_refresh(refresh_token), session__community=community)
+        .only("id", "session_id")
+        .first()
+    )
+    if token is None:
+        raise InvalidToken
     with transaction.atomic():
-        row = (
-            RefreshToken.objects.select_for_update()
-            .select_related("user")
-            .filter(token_hash=_hash_refresh(refresh_token), community=community)
-            .first()
-        )
-        if row is None:
+        session = AuthSession.objects.select_for_update().select_related("community").get(pk=token.session_id)
+        token = RefreshToken.objects.get(pk=token.pk)  # re-read under the session lock
+        if session.revoked_at is not None:
             raise InvalidToken
-        if row.used_at is not None or row.revoked_at is not None:
-            reused_family = row.family
-            RefreshToken.objects.filter(family=row.family, revoked_at__isnull=True).update(revoked_at=timezone.now())
-        else:
-            roles = member_roles(user_id=row.user_id, community=community)
-            if row.expires_at <= timezone.now() or not roles:
+        if token.used_at is None:
+            roles = member_roles(user_id=session.user_id, community=community)
+            if token.expires_at <= timezone.now() or not roles:
                 raise InvalidToken
-            row.used_at = timezone.now()
-            row.save(update_fields=["used_at"])
-            return _issue(
-                user=row.user,
-                community=community,
-                roles=roles,
-                amr=list(row.amr),
-                auth_time=row.auth_time,
-                family=row.family,
-                parent=row,
-            )
-    revocation.revoke_session(str(reused_family))
+            token.used_at = timezone.now()
+            token.save(update_fields=["used_at"])
+            return _issue(session=session, roles=roles, parent=token)
+        # A used token came back: whoever holds the newest one, this session is compromised.
+        session.revoked_at = timezone.now()
+        session.save(update_fields=["revoked_at"])
+    revocation.revoke_session(str(session.pk))
     raise InvalidToken
 
 
 def session_end(*, claims: AccessClaims) -> None:
-    """Sign out now: the access token, its session and its refresh tokens stop working."""
+    """Sign out now: the access token, its session and every refresh token of it stop working."""
     revocation.revoke_token(claims.token_id, expires_at=claims.expires_at)
     revocation.revoke_session(claims.session_id)
-    RefreshToken.objects.filter(family=claims.session_id, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    with transaction.atomic():
+        session = AuthSession.objects.select_for_update().filter(pk=claims.session_id).first()
+        if session is not None and session.revoked_at is None:
+            session.revoked_at = timezone.now()
+            session.save(update_fields=["revoked_at"])

@@ -1,15 +1,21 @@
 """Failed-login throttling per account and per client address, in Redis.
 
-Each failure increments two counters (one per account, one per address) that
-expire with the failure window. Reaching the limit locks that account or
-address for ``LOGIN_LOCKOUT_SECONDS``, during which even the right password
-gets 429 with ``Retry-After``. Accounts are keyed by a hash of the email, so
-no address book ends up in Redis. Redis down: logins fail closed (503).
+An attempt is *reserved* before the password is checked: one atomic
+transaction increments both counters (account and address) and reads them
+back, so parallel requests cannot each get a fresh allowance. A reservation
+past the limit is refused with 429 and ``Retry-After``. The caller then
+reports the outcome: a failure that reaches a limit starts that lockout
+(``LOGIN_LOCKOUT_SECONDS``); a success clears the account's failures and gives
+the address its attempt back; an attempt that only needs a second factor
+gives both back.
+
+Counters are keyed by an HMAC of the email and of the address, so Redis holds
+neither. Redis down: sign-in fails closed (503).
 """
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
@@ -17,11 +23,10 @@ from django.conf import settings
 from gateway.errors import ServiceUnavailable, TooManyRequests
 from gateway.redis_client import get_redis
 from security.errors import IdentityErrorCode
+from security.identity.sealing import keyed_hashes
 
-
-def _keys(email: str, ip: str) -> tuple[str, str]:
-    account = hashlib.sha256(email.encode("utf-8")).hexdigest()
-    return f"login:fail:account:{account}", f"login:fail:ip:{ip}"
+# DECR only a counter that still exists: an expired one must not come back without a TTL.
+_GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
 
 
 def _unavailable() -> ServiceUnavailable:
@@ -30,21 +35,67 @@ def _unavailable() -> ServiceUnavailable:
     )
 
 
-def ensure_login_allowed(*, email: str, ip: str) -> None:
-    """Raise 429 if the account or the address is locked out."""
-    account_key, ip_key = _keys(email, ip)
+def _key(kind: str, value: str) -> str:
+    return f"login:attempts:{kind}:{keyed_hashes(value, purpose='login-throttle')[0]}"
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A reserved sign-in attempt; report how it ended with one of its methods."""
+
+    account_key: str
+    ip_key: str
+    account_count: int
+    ip_count: int
+
+    def failed(self) -> None:
+        """Keep the attempt counted; the failure that reaches a limit starts its lockout."""
+        try:
+            pipe = get_redis().pipeline(transaction=True)
+            if self.account_count >= settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
+                pipe.expire(self.account_key, settings.LOGIN_LOCKOUT_SECONDS)
+            if self.ip_count >= settings.LOGIN_MAX_FAILURES_PER_IP:
+                pipe.expire(self.ip_key, settings.LOGIN_LOCKOUT_SECONDS)
+            pipe.execute()
+        except redis.RedisError as error:
+            raise _unavailable() from error
+
+    def succeeded(self) -> None:
+        """Clear the account's failures; the address gets this attempt back."""
+        try:
+            client = get_redis()
+            client.delete(self.account_key)
+            client.eval(_GIVE_BACK, 1, self.ip_key)
+        except redis.RedisError as error:
+            raise _unavailable() from error
+
+    def released(self) -> None:
+        """Neither success nor failure (a second factor is needed): give the attempt back."""
+        try:
+            client = get_redis()
+            client.eval(_GIVE_BACK, 1, self.account_key)
+            client.eval(_GIVE_BACK, 1, self.ip_key)
+        except redis.RedisError as error:
+            raise _unavailable() from error
+
+
+def reserve_login_attempt(*, email: str, ip: str) -> LoginAttempt:
+    """Count an attempt for the account and the address, or raise 429 when either is locked out."""
+    account_key, ip_key = _key("account", email), _key("ip", ip)
+    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     try:
-        pipe = get_redis().pipeline(transaction=False)
+        pipe = get_redis().pipeline(transaction=True)
         for key in (account_key, ip_key):
-            pipe.get(key)
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)
             pipe.ttl(key)
-        account_count, account_ttl, ip_count, ip_ttl = pipe.execute()
+        account_count, _, account_ttl, ip_count, _, ip_ttl = pipe.execute()
     except redis.RedisError as error:
         raise _unavailable() from error
     waits = []
-    if int(account_count or 0) >= settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
+    if account_count > settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
         waits.append(int(account_ttl))
-    if int(ip_count or 0) >= settings.LOGIN_MAX_FAILURES_PER_IP:
+    if ip_count > settings.LOGIN_MAX_FAILURES_PER_IP:
         waits.append(int(ip_ttl))
     if waits:
         retry_after = max(1, *waits)
@@ -53,32 +104,4 @@ def ensure_login_allowed(*, email: str, ip: str) -> None:
             code=IdentityErrorCode.LOGIN_LOCKED,
             headers={"Retry-After": str(retry_after)},
         )
-
-
-def record_login_failure(*, email: str, ip: str) -> None:
-    """Count a failure; the failure that reaches a limit starts that lockout."""
-    account_key, ip_key = _keys(email, ip)
-    window = settings.LOGIN_FAILURE_WINDOW_SECONDS
-    try:
-        pipe = get_redis().pipeline(transaction=True)
-        for key in (account_key, ip_key):
-            pipe.incr(key)
-            pipe.expire(key, window, nx=True)
-        account_count, _, ip_count, _ = pipe.execute()
-        lock = get_redis().pipeline(transaction=True)
-        if account_count == settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
-            lock.expire(account_key, settings.LOGIN_LOCKOUT_SECONDS)
-        if ip_count == settings.LOGIN_MAX_FAILURES_PER_IP:
-            lock.expire(ip_key, settings.LOGIN_LOCKOUT_SECONDS)
-        lock.execute()
-    except redis.RedisError as error:
-        raise _unavailable() from error
-
-
-def record_login_success(*, email: str) -> None:
-    """A successful sign-in clears the account's failures (not the address's)."""
-    account_key, _ = _keys(email, "")
-    try:
-        get_redis().delete(account_key)
-    except redis.RedisError as error:
-        raise _unavailable() from error
+    return LoginAttempt(account_key=account_key, ip_key=ip_key, account_count=account_count, ip_count=ip_count)
