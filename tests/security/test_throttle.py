@@ -40,7 +40,7 @@ def test_giving_back_an_expired_counter_does_not_resurrect_it() -> None:
 def test_redis_holds_neither_the_email_nor_the_address() -> None:
     reserve_login_attempt(email="ada@example.org", ip="192.0.2.1").failed()
 
-    keys = " ".join(get_redis().keys("*"))
+    keys = " ".join(str(key) for key in get_redis().keys("*"))
     assert "ada" not in keys
     assert "192.0.2.1" not in keys
     assert all(ttl > 0 for ttl in (get_redis().ttl(key) for key in get_redis().keys("*")))
