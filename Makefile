@@ -18,7 +18,7 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	DJANGO_SECRET_KEY=security-scan-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n') \
 	DJANGO_ALLOWED_HOSTS=api.example.org PUBLIC_HOSTS=platform.example.org \
 	DATABASE_URL='postgres://app@db.internal:5432/gateway?sslmode=verify-full' \
-	REDIS_URL=rediss://cache.internal:6380/0 RABBITMQ_URL=amqps://app@broker.internal:5671/gateway \
+	REDIS_URL=rediss://security-state.internal:6380/0 CACHE_URL=rediss://cache.internal:6380/0 RABBITMQ_URL=amqps://app@broker.internal:5671/gateway \
 	JWT_ISSUER=https://auth.example.org JWT_AUDIENCE=https://api.example.org \
 	JWT_SIGNING_KEYS_DIR=/run/secrets/jwt-keys
 
@@ -42,7 +42,7 @@ setup-dev: $(INSTALLED) services ## Install dependencies (hash-checked), start s
 run: setup-dev ## Serve the API on 127.0.0.1:8000 with demo communities alpha and beta
 	$(PY) manage.py rotate_signing_key --if-missing
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	$(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4 \
+	DJANGO_SETTINGS_MODULE=config.settings.development $(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4 \
 		--access-logfile - --error-logfile -
 
 test: $(INSTALLED) services ## Run the test suite with coverage (real PostgreSQL, Redis, RabbitMQ)

@@ -6,7 +6,8 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.development")
+# Servers and workers default to production: a forgotten variable must not run development mode.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("compliance_gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -16,13 +16,14 @@ REQUIRED_VARIABLES = (
     "PUBLIC_HOSTS",
     "DATABASE_URL",
     "REDIS_URL",
+    "CACHE_URL",
     "RABBITMQ_URL",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_SIGNING_KEYS_DIR",
 )
 MINIMUM_SECRET_KEY_LENGTH = 50
-TLS_DATABASE_MODES = {"require", "verify-ca", "verify-full"}
+TLS_DATABASE_MODES = {"verify-full"}
 
 
 MAXIMUM_JWT_LEEWAY_SECONDS = 60
@@ -40,6 +41,12 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     leeway = environ.get("JWT_LEEWAY_SECONDS", "").strip()
     if leeway and (not leeway.isdigit() or int(leeway) > MAXIMUM_JWT_LEEWAY_SECONDS):
         problems.append(f"JWT_LEEWAY_SECONDS must be a whole number of at most {MAXIMUM_JWT_LEEWAY_SECONDS}")
+    fallbacks = [key for key in environ.get("DJANGO_SECRET_KEY_FALLBACKS", "").split(",") if key.strip()]
+    if any(len(key.strip()) < MINIMUM_SECRET_KEY_LENGTH for key in fallbacks):
+        problems.append(f"DJANGO_SECRET_KEY_FALLBACKS holds a key shorter than {MINIMUM_SECRET_KEY_LENGTH} characters")
+    cache_url = environ.get("CACHE_URL", "")
+    if cache_url and cache_url == environ.get("REDIS_URL"):
+        problems.append("CACHE_URL equals REDIS_URL: a cache flush would also drop token revocations and lockouts")
     problems.extend(_plaintext_backends(environ))
     return problems
 
@@ -49,10 +56,13 @@ def _plaintext_backends(environ: Mapping[str, str]) -> list[str]:
     problems = []
     database_url = environ.get("DATABASE_URL", "")
     if database_url and parse_qs(urlparse(database_url).query).get("sslmode", [""])[0] not in TLS_DATABASE_MODES:
-        problems.append("DATABASE_URL does not require TLS (add ?sslmode=verify-full)")
-    redis_url = environ.get("REDIS_URL", "")
-    if redis_url and urlparse(redis_url).scheme != "rediss":
-        problems.append("REDIS_URL is not a TLS URL (rediss://)")
+        problems.append("DATABASE_URL does not verify the server's certificate (add ?sslmode=verify-full)")
+    for name in ("REDIS_URL", "CACHE_URL"):
+        url = urlparse(environ.get(name, ""))
+        if url.scheme and url.scheme != "rediss":
+            problems.append(f"{name} is not a TLS URL (rediss://)")
+        elif parse_qs(url.query).get("ssl_cert_reqs", ["required"])[0].lower() in {"none", "optional"}:
+            problems.append(f"{name} does not verify the server's certificate (ssl_cert_reqs)")
     rabbitmq_url = environ.get("RABBITMQ_URL", "")
     if rabbitmq_url and urlparse(rabbitmq_url).scheme != "amqps":
         problems.append("RABBITMQ_URL is not a TLS URL (amqps://)")

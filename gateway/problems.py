@@ -106,7 +106,7 @@ def _problem_headers(status: int, headers: dict[str, str] | None) -> dict[str, s
     """Headers every problem response carries: never cached; 401 says how to authenticate."""
     merged = dict(headers or {})
     if status == 401:  # noqa: PLR2004 - HTTP status
-        merged["WWW-Authenticate"] = BEARER_CHALLENGE
+        merged.setdefault("WWW-Authenticate", BEARER_CHALLENGE)
     merged["Cache-Control"] = "no-store"
     return merged
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -20,7 +21,7 @@ from gateway.errors import NotFound
 from gateway.serializers import StrictSerializer
 from security.identity import mfa, sessions
 from security.identity.signing_keys import current_keyring
-from security.identity.tokens import AccessClaims, InvalidToken
+from security.identity.tokens import AccessClaims, InvalidToken, ensure_recent_sign_in
 from security.models import User
 from tenants.models import Community
 
@@ -41,6 +42,13 @@ def _community(request: Request) -> Community:
     if not isinstance(community, Community):
         raise NotFound("Sign in on a community's host.", code="not_found")
     return community
+
+
+def _recently_signed_in_member(request: Request) -> User:
+    """The member, provided they signed in recently enough to change their second factor."""
+    user, claims = _member(request)
+    ensure_recent_sign_in(claims, max_age=settings.MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS)
+    return user
 
 
 def _member(request: Request) -> tuple[User, AccessClaims]:
@@ -158,7 +166,7 @@ class TotpEnrollApi(APIView):
     @extend_schema(request=None, responses={201: OutputSerializer})
     def post(self, request: Request) -> Response:
         """Create a pending authenticator and return how to add it."""
-        enrollment = mfa.totp_enrollment_begin(user=_member(request)[0])
+        enrollment = mfa.totp_enrollment_begin(user=_recently_signed_in_member(request))
         return Response(self.OutputSerializer(enrollment).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
 
 
@@ -180,7 +188,9 @@ class TotpConfirmApi(APIView):
         """Activate the pending authenticator; the recovery codes are shown this once."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        codes = mfa.totp_enrollment_confirm(user=_member(request)[0], code=payload.validated_data["code"])
+        codes = mfa.totp_enrollment_confirm(
+            user=_recently_signed_in_member(request), code=payload.validated_data["code"]
+        )
         return Response(self.OutputSerializer({"recovery_codes": codes}).data, headers=NO_STORE)
 
 

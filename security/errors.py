@@ -11,6 +11,7 @@ class IdentityErrorCode(StrEnum):
     INVALID_CREDENTIALS = "invalid_credentials"
     INVALID_TOKEN = "invalid_token"  # an error code, not a secret  # noqa: S105  # nosec B105
     MFA_REQUIRED = "mfa_required"
+    RECENT_SIGN_IN_REQUIRED = "recent_sign_in_required"
     LOGIN_LOCKED = "login_locked"
     INVALID_OTP = "invalid_otp"
     MFA_ALREADY_ENABLED = "mfa_already_enabled"

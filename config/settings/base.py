@@ -40,7 +40,10 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [".localhost", "localhost", "12
 PUBLIC_HOSTS = env_list("PUBLIC_HOSTS", ["localhost", "127.0.0.1"])
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/compliance_gateway")
+# Security state (revocations, lockouts) and the cache live apart: clearing or
+# evicting the cache must never un-revoke a token. Give REDIS_URL `noeviction`.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHE_URL = env_str("CACHE_URL", "redis://127.0.0.1:6379/1")
 RABBITMQ_URL = env_str("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 AWS_S3_BUCKET = env_str("AWS_S3_BUCKET")
 
@@ -125,7 +128,7 @@ def cache_settings(url: str) -> dict[str, Any]:
     }
 
 
-CACHES = cache_settings(REDIS_URL)
+CACHES = cache_settings(CACHE_URL)
 # Seconds to wait for Redis before a request fails closed.
 REDIS_SOCKET_TIMEOUT = 0.5
 
@@ -193,6 +196,8 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", default=900)
 
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Compliance Gateway")
 MFA_RECOVERY_CODE_COUNT = 10
+# Enrolling a second factor needs a sign-in at most this old: a stolen token alone cannot add one.
+MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS = env_int("MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS", default=900)
 
 # Celery on RabbitMQ.
 CELERY_BROKER_URL = RABBITMQ_URL
@@ -217,12 +222,19 @@ CSRF_COOKIE_HTTPONLY = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "gateway.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "gateway.logging.RequestIdFilter"},
+        "withhold_exception_messages": {"()": "gateway.logging.WithholdExceptionMessageFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id", "withhold_exception_messages"],
+        },
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {

@@ -15,7 +15,8 @@ ALLOWED_HOSTS = [".localhost", "localhost", "127.0.0.1", "testserver"]
 
 # A separate Redis database, flushed between tests.
 REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-CACHES = cache_settings(REDIS_URL)
+CACHE_URL = env_str("TEST_CACHE_URL", "redis://127.0.0.1:6379/14")
+CACHES = cache_settings(CACHE_URL)
 
 # Each test run signs with keys of its own.
 JWT_SIGNING_KEYS_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-jwt-keys-"))

@@ -74,8 +74,12 @@ class Keyring:
 
     @staticmethod
     def retention_seconds() -> int:
-        """How long a superseded key keeps verifying after its successor appeared."""
-        return int(settings.ACCESS_TOKEN_TTL_SECONDS) + int(settings.JWT_LEEWAY_SECONDS)
+        """How long a superseded key keeps verifying after its successor appeared.
+
+        A worker may sign with the old key until it reloads its keyring, so the
+        reload interval is added to the token lifetime and the leeway.
+        """
+        return int(settings.ACCESS_TOKEN_TTL_SECONDS) + int(settings.JWT_LEEWAY_SECONDS) + int(KEYRING_RELOAD_SECONDS)
 
     def active(self) -> SigningKey:
         """The key that signs new tokens (the newest)."""

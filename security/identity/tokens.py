@@ -50,6 +50,28 @@ class AccessClaims:
     expires_at: int
 
 
+class StaleAuthentication(Unauthenticated):
+    """The token is valid but its sign-in is too old for this operation (RFC 9470 step-up)."""
+
+    def __init__(self, max_age: int) -> None:
+        challenge = (
+            'Bearer realm="api", error="insufficient_user_authentication", '
+            f'error_description="A more recent sign-in is required", max_age={max_age}'
+        )
+        super().__init__(
+            f"Sign in again (within the last {max_age // 60} minutes) to do this.",
+            code=IdentityErrorCode.RECENT_SIGN_IN_REQUIRED,
+            extensions={"max_age": max_age},
+            headers={"WWW-Authenticate": challenge},
+        )
+
+
+def ensure_recent_sign_in(claims: AccessClaims, *, max_age: int, now: float | None = None) -> None:
+    """Refuse when the sign-in behind ``claims`` is older than ``max_age`` seconds."""
+    if (now if now is not None else time.time()) - claims.auth_time > max_age:
+        raise StaleAuthentication(max_age)
+
+
 def issue_access_token(
     *,
     subject: str,

@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pyotp
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from security.models import RecoveryCode, TotpDevice, User
@@ -165,3 +166,23 @@ def test_mfa_endpoints_refuse_another_communitys_token(
 
     assert on_beta.post(ENROLL_URL).status_code == 401
     assert on_beta.post(CONFIRM_URL, {"code": "123456"}, format="json").status_code == 401
+
+
+def test_enrollment_needs_a_recent_sign_in(signed_in: APIClient) -> None:
+    with time_machine.travel(time.time() + 16 * 60):
+        response = signed_in.post(ENROLL_URL)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "recent_sign_in_required"
+    assert response.json()["max_age"] == 900
+    assert 'error="insufficient_user_authentication"' in response["WWW-Authenticate"]
+
+
+def test_confirmation_needs_a_recent_sign_in_too(signed_in: APIClient) -> None:
+    seed = seed_of(signed_in.post(ENROLL_URL).json())
+
+    with time_machine.travel(time.time() + 16 * 60):
+        response = signed_in.post(CONFIRM_URL, {"code": code_at(seed, time.time())}, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "recent_sign_in_required"
