@@ -1,14 +1,14 @@
 """URLconf of the platform hosts (``PUBLIC_HOSTS``): Django admin plus the common routes."""
 
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import URLPattern, URLResolver, path
 
 from config.urls_common import common_urlpatterns
 
-urlpatterns = [
-    path("admin/", admin.site.urls),
-    *common_urlpatterns,
-]
+urlpatterns: list[URLPattern | URLResolver] = [*common_urlpatterns]
+if settings.ADMIN_ENABLED:
+    urlpatterns.append(path("admin/", admin.site.urls))
 
 handler400 = "gateway.problems.handler400"
 handler403 = "gateway.problems.handler403"

@@ -1,17 +1,38 @@
 """Admin views of people and memberships (platform host only). Secrets are never shown."""
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from security.admin_login import SecondFactorAdminLoginForm
 from security.models import Membership, User
 
+# Staff sign in with email, password and a second factor, under the API's lockout.
+admin.site.login_form = SecondFactorAdminLoginForm
+admin.site.login_template = "security/admin_login.html"
 
-class MembershipInline(admin.TabularInline[Membership, User]):
+
+class ReadOnlyMixin:
+    """Shown, never changed here: grants go through ``add_member``, which later issues audit."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
+        return False
+
+
+class MembershipInline(ReadOnlyMixin, admin.TabularInline[Membership, User]):
     """A user's roles across communities."""
 
     model = Membership
     extra = 0
     fields = ("community", "role", "created_at")
-    readonly_fields = ("created_at",)
+    readonly_fields = ("community", "role", "created_at")
 
 
 @admin.register(User)
@@ -22,15 +43,14 @@ class UserAdmin(admin.ModelAdmin[User]):
     list_filter = ("is_active", "is_staff")
     search_fields = ("email",)
     fields = ("email", "is_active", "is_staff", "is_superuser", "date_joined", "last_login")
-    readonly_fields = ("date_joined", "last_login")
+    readonly_fields = ("is_superuser", "date_joined", "last_login")
     inlines = (MembershipInline,)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin[Membership]):
+class MembershipAdmin(ReadOnlyMixin, admin.ModelAdmin[Membership]):
     """Who holds which role where."""
 
     list_display = ("user", "community", "role", "created_at")
     list_filter = ("role", "community")
     search_fields = ("user__email",)
-    raw_id_fields = ("user",)

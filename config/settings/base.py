@@ -132,6 +132,10 @@ CACHES = cache_settings(CACHE_URL)
 # Seconds to wait for Redis before a request fails closed.
 REDIS_SOCKET_TIMEOUT = 0.5
 
+AUTHENTICATION_BACKENDS = ["security.identity.backends.ThrottledEmailBackend"]
+# The Django admin on the platform host; production turns it off unless ADMIN_ENABLED=true.
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", default=True)
+
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
 ]

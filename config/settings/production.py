@@ -20,6 +20,7 @@ if _problems:
     raise ImproperlyConfigured("production settings refused: " + "; ".join(_problems))
 
 DEBUG = False
+ADMIN_ENABLED = env_bool("ADMIN_ENABLED", default=False)
 # The service terminates TLS itself (mutual TLS from Kong); forwarded-proto
 # headers are not trusted, so no SECURE_PROXY_SSL_HEADER.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
