@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
@@ -41,17 +42,15 @@ def check_rabbitmq() -> None:
         broker.ensure_connection(max_retries=1, timeout=math.ceil(timeout))
 
 
-READINESS_CHECKS: dict[str, Callable[[], None]] = {
-    "postgresql": check_postgresql,
-    "redis": check_redis,
-    "rabbitmq": check_rabbitmq,
-}
+def readiness_checks() -> dict[str, Callable[[], None]]:
+    """The checks ``READINESS_CHECKS`` names (dotted paths, so other packages can add theirs)."""
+    return {name: import_string(path) for name, path in settings.READINESS_CHECKS.items()}
 
 
 def run_checks() -> dict[str, dict[str, Any]]:
     """Run every readiness check; report status and latency in milliseconds for each."""
     results: dict[str, dict[str, Any]] = {}
-    for name, check in READINESS_CHECKS.items():
+    for name, check in readiness_checks().items():
         started = time.perf_counter()
         try:
             check()

@@ -1,1 +1,4 @@
-"""Access policy as code (Rego) and the engines that evaluate it; built by the policy issue."""
+"""Access policy as code: Rego in ``policy/rego/``, the engines that evaluate it, the DRF permission.
+
+Nothing in this package imports ``services``; access decisions live in Rego only.
+"""

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -112,7 +112,8 @@ class RefreshApi(APIView):
 class LogoutApi(APIView):
     """``POST /api/v1/auth/logout``: revoke this session now."""
 
-    permission_classes = (IsAuthenticated,)
+    policy_action = "self.logout"
+    policy_resource_type = "self"
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
@@ -125,7 +126,8 @@ class LogoutApi(APIView):
 class MeApi(APIView):
     """``GET /api/v1/me``: who the caller is in this community."""
 
-    permission_classes = (IsAuthenticated,)
+    policy_action = "self.read"
+    policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="Me")
     class OutputSerializer(serializers.Serializer[Any]):
@@ -156,7 +158,8 @@ class MeApi(APIView):
 class TotpEnrollApi(APIView):
     """``POST /api/v1/auth/mfa/totp``: start TOTP enrollment."""
 
-    permission_classes = (IsAuthenticated,)
+    policy_action = "self.mfa_enroll"
+    policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="TotpEnrollment")
     class OutputSerializer(serializers.Serializer[Any]):
@@ -173,7 +176,8 @@ class TotpEnrollApi(APIView):
 class TotpConfirmApi(APIView):
     """``POST /api/v1/auth/mfa/totp/confirm``: activate TOTP with a current code."""
 
-    permission_classes = (IsAuthenticated,)
+    policy_action = "self.mfa_enroll"
+    policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="TotpConfirmation")
     class InputSerializer(StrictSerializer):

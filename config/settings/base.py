@@ -63,6 +63,7 @@ SHARED_APPS = [
     "security",
 ]
 TENANT_APPS = [
+    "policy",
     "services.studies",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -163,7 +164,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_0
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["security.identity.authentication.AccessTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view asks the policy; public routes opt out explicitly and are listed in policy/routes.py.
+    "DEFAULT_PERMISSION_CLASSES": ["policy.permissions.PolicyPermission"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -211,11 +213,26 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 
+# Policy: the embedded Rego engine (development, tests) or an OPA sidecar (production).
+POLICY_ENGINE = env_str("POLICY_ENGINE", "embedded")
+POLICY_DIR = Path(env_str("POLICY_DIR", str(BASE_DIR / "policy" / "rego")))
+OPA_URL = env_str("OPA_URL", "http://127.0.0.1:8181")
+OPA_TIMEOUT_SECONDS = float(env_str("OPA_TIMEOUT_SECONDS", "0.25"))
+# Purposes of use a client may state in X-Purpose-Of-Use; consents are given per purpose.
+POLICY_PURPOSES = ["research_use", "contact", "data_sharing", "genomic", "operations", "emergency"]
+POLICY_DEFAULT_PURPOSE = "research_use"
+
 # Only development settings may create the demo communities and users.
 DEMO_SEED_ALLOWED = False
 
 # Readiness probes give each dependency this long before calling it down.
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+READINESS_CHECKS = {
+    "postgresql": "gateway.health.check_postgresql",
+    "redis": "gateway.health.check_redis",
+    "rabbitmq": "gateway.health.check_rabbitmq",
+    "policy": "policy.engine.check_policy_ready",
+}
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from gateway import health
 from tests.conftest import ALPHA_HOST
 
 
@@ -25,7 +25,7 @@ def test_ready_checks_each_backing_service_with_its_latency(db: None, client_for
 
     assert response.status_code == 200
     checks = response.json()["checks"]
-    assert set(checks) == {"postgresql", "redis", "rabbitmq"}
+    assert set(checks) == {"postgresql", "redis", "rabbitmq", "policy"}
     for result in checks.values():
         assert result["status"] == "up"
         assert result["latency_ms"] >= 0
@@ -52,13 +52,12 @@ def test_ready_is_503_naming_what_is_down(
     assert all(result["status"] == "up" for name, result in body["checks"].items() if name != down)
 
 
-def test_ready_reports_postgresql_down(
-    db: None, client_for: Callable[[str], APIClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken() -> None:
-        raise ConnectionError("database down")
+def broken_check() -> None:
+    raise ConnectionError("database down")
 
-    monkeypatch.setitem(health.READINESS_CHECKS, "postgresql", broken)
+
+def test_ready_reports_postgresql_down(db: None, client_for: Callable[[str], APIClient], settings: Any) -> None:
+    settings.READINESS_CHECKS = {**settings.READINESS_CHECKS, "postgresql": f"{__name__}.broken_check"}
 
     response = client_for("localhost").get("/health/ready")
 

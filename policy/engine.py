@@ -1,0 +1,234 @@
+"""Policy engines behind one protocol: embedded Rego (regopy) and an OPA sidecar over HTTP.
+
+``POLICY_ENGINE`` chooses (``embedded`` for development and tests, ``opa`` in
+production). Both return the same :class:`~policy.decision.Decision`; both
+fail closed: a policy that does not compile, an unreachable or slow OPA, an
+undefined or malformed decision, all raise :class:`~policy.errors.PolicyUnavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+import regopy
+import requests
+from django.conf import settings
+from opa_client.opa import OpaClient
+
+from policy.decision import Decision, digest_input, parse_decision
+from policy.errors import PolicyUnavailable
+from policy.source import PolicySource
+
+logger = logging.getLogger(__name__)
+
+DECISION_QUERY = "data.gateway.authz.decision"
+DECISION_PACKAGE = "gateway/authz"
+DECISION_RULE = "decision"
+
+
+class PolicyEngine(Protocol):
+    """Decides one input document; says whether it can decide at all."""
+
+    @property
+    def revision(self) -> str:
+        """The revision of the policy this engine evaluates."""
+        ...
+
+    def decide(self, document: dict[str, Any]) -> Decision:
+        """Evaluate the decision for ``document`` (raises PolicyUnavailable, never allows by default)."""
+        ...
+
+    def check_ready(self) -> None:
+        """Raise PolicyUnavailable unless decisions can be made."""
+        ...
+
+
+def compile_policy(source: PolicySource, query: str = DECISION_QUERY) -> regopy.Bundle:
+    """Compile the modules and data into a bundle for ``query``; raise PolicyUnavailable on any error."""
+    interpreter = regopy.Interpreter()
+    try:
+        for name, text in source.modules.items():
+            interpreter.add_module(name, text)
+        interpreter.add_data_json(source.data_json)
+        bundle = interpreter.build(f"x = {query}")
+    except regopy.RegoError as error:
+        raise PolicyUnavailable(f"the policy does not compile: {str(error).strip()[:500]}") from error
+    if not bundle.ok():
+        raise PolicyUnavailable("the policy does not compile")
+    return bundle
+
+
+class EmbeddedEngine:
+    """Rego evaluated in process by regopy (Microsoft rego-cpp).
+
+    The policy is compiled once into a bundle; each thread queries it through
+    an interpreter of its own (an interpreter is not thread-safe, a bundle is
+    only read).
+    """
+
+    def __init__(self, source: PolicySource) -> None:
+        self._revision = source.revision
+        self._bundle = compile_policy(source)
+        self._local = threading.local()
+
+    @property
+    def revision(self) -> str:
+        """Hash of the compiled modules and data."""
+        return self._revision
+
+    def _interpreter(self) -> regopy.Interpreter:
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            interpreter = regopy.Interpreter()
+            self._local.interpreter = interpreter
+        return interpreter
+
+    def evaluate(self, document: dict[str, Any]) -> Any:
+        """The raw decision document (``None`` when undefined)."""
+        interpreter = self._interpreter()
+        try:
+            interpreter.set_input_term(json.dumps(document))
+            output = interpreter.query_bundle(self._bundle)
+        except regopy.RegoError as error:
+            raise PolicyUnavailable("the embedded engine failed") from error
+        if not output.ok():
+            raise PolicyUnavailable("the embedded engine failed")
+        text = str(output)
+        if text == "undefined":
+            return None
+        return json.loads(text).get("bindings", {}).get("x")
+
+    def decide(self, document: dict[str, Any]) -> Decision:
+        """Evaluate and parse strictly."""
+        return parse_decision(
+            self.evaluate(document),
+            decision_id=str(uuid.uuid4()),
+            revision=self._revision,
+            input_digest=digest_input(document),
+        )
+
+    def check_ready(self) -> None:
+        """Compiled at construction: ready."""
+
+
+class OpaEngine:
+    """An OPA server (sidecar) asked over its REST Data API, with a hard timeout and no retries."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+            raise PolicyUnavailable("OPA_URL is not an http(s) URL")
+        self._client = OpaClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8181),
+            ssl=parsed.scheme == "https",
+            retries=0,
+            timeout=timeout,
+        )
+        self._revision = "opa:unknown"
+
+    @property
+    def revision(self) -> str:
+        """The bundle revision OPA reported with its last decision."""
+        return self._revision
+
+    def decide(self, document: dict[str, Any]) -> Decision:
+        """POST /v1/data/gateway/authz/decision with the input; read decision_id and provenance."""
+        try:
+            body = self._client.query_rule(document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": True})
+        except (requests.RequestException, ValueError) as error:
+            raise PolicyUnavailable(f"OPA did not answer ({type(error).__name__})") from error
+        if not isinstance(body, dict):
+            raise PolicyUnavailable("OPA answered something other than an object")
+        self._revision = _bundle_revision(body.get("provenance")) or self._revision
+        return parse_decision(
+            body.get("result"),
+            decision_id=str(body.get("decision_id") or uuid.uuid4()),
+            revision=self._revision,
+            input_digest=digest_input(document),
+        )
+
+    def check_ready(self) -> None:
+        """OPA's own readiness: ``GET /health?bundles`` is 200 only once bundles are active."""
+        try:
+            response = self._client._session.get(
+                f"{self._client.schema}{self._client.host}:{self._client.port}/health?bundles",
+                timeout=self._client.timeout,
+            )
+        except requests.RequestException as error:
+            raise PolicyUnavailable("OPA is unreachable") from error
+        if response.status_code != 200:  # noqa: PLR2004 - HTTP status
+            raise PolicyUnavailable(f"OPA is not ready ({response.status_code})")
+
+
+def _bundle_revision(provenance: Any) -> str | None:
+    """``opa:<bundle>=<revision>,...`` from a provenance object, if it names bundles."""
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("bundles"), dict):
+        return None
+    parts = [
+        f"{name}={details.get('revision', '')}"
+        for name, details in sorted(provenance["bundles"].items())
+        if isinstance(details, dict)
+    ]
+    return "opa:" + ",".join(parts) if parts else None
+
+
+class _EngineHolder:
+    """The process's engine, built on first use; a build failure is remembered and re-raised."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[Any, ...] | None = None
+        self._engine: PolicyEngine | None = None
+        self._error: PolicyUnavailable | None = None
+
+    def get(self) -> PolicyEngine:
+        key = (settings.POLICY_ENGINE, str(settings.POLICY_DIR), settings.OPA_URL, settings.OPA_TIMEOUT_SECONDS)
+        with self._lock:
+            if key != self._key:
+                self._key, self._engine, self._error = key, None, None
+                try:
+                    self._engine = build_engine()
+                except PolicyUnavailable as error:
+                    logger.error("policy engine unavailable: %s", error.why)
+                    self._error = error
+            if self._engine is None:
+                raise self._error or PolicyUnavailable("no policy engine")
+            return self._engine
+
+    def reset(self) -> None:
+        with self._lock:
+            self._key = None
+
+
+_holder = _EngineHolder()
+
+
+def build_engine() -> PolicyEngine:
+    """Build the engine ``POLICY_ENGINE`` names."""
+    if settings.POLICY_ENGINE == "embedded":
+        return EmbeddedEngine(PolicySource.from_directory(Path(settings.POLICY_DIR)))
+    if settings.POLICY_ENGINE == "opa":
+        return OpaEngine(settings.OPA_URL, timeout=settings.OPA_TIMEOUT_SECONDS)
+    raise PolicyUnavailable(f"unknown POLICY_ENGINE {settings.POLICY_ENGINE!r}")
+
+
+def get_engine() -> PolicyEngine:
+    """The engine of this process."""
+    return _holder.get()
+
+
+def reset_engine() -> None:
+    """Forget the engine (tests, and after the policy files changed)."""
+    _holder.reset()
+
+
+def check_policy_ready() -> None:
+    """Readiness check: the engine exists and can decide."""
+    get_engine().check_ready()

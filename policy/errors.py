@@ -1,0 +1,42 @@
+"""Errors of the policy app: a denial (403/404) or an engine that cannot answer (503)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+from gateway.errors import Forbidden, NotFound, ServiceUnavailable
+
+
+class PolicyErrorCode(StrEnum):
+    """Codes of policy failures; denial codes are the policy's own reason codes."""
+
+    UNAVAILABLE = "policy_unavailable"
+    ROUTE_NOT_GUARDED = "route_not_guarded"
+
+
+class PolicyUnavailable(ServiceUnavailable):
+    """The engine could not produce a well-formed decision: fail closed."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("Access cannot be decided right now; try again shortly.", code=PolicyErrorCode.UNAVAILABLE)
+        self.why = why
+
+
+class PolicyDenied(Forbidden):
+    """The policy said no; the first reason is the code, all reasons and the decision id go along."""
+
+    def __init__(self, reasons: Sequence[str], decision_id: str) -> None:
+        reason = reasons[0] if reasons else "denied"
+        super().__init__(
+            f"The policy denies this request ({', '.join(reasons) or reason}).",
+            code=reason,
+            extensions={"reasons": list(reasons), "decision_id": decision_id},
+        )
+
+
+class PolicyHidden(NotFound):
+    """A denial on a resource the caller may not know exists: indistinguishable from a miss."""
+
+    def __init__(self, decision_id: str) -> None:
+        super().__init__("Nothing was found here.", code="not_found", extensions={"decision_id": decision_id})

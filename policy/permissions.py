@@ -1,0 +1,104 @@
+"""The DRF permission that asks the policy on every guarded request. No view decides access itself.
+
+A view declares what it does; the permission builds the input, asks the
+engine, records the decision and enforces it::
+
+    class ParticipantDetailApi(APIView):
+        policy_action = "participant.read"          # or policy_actions = {"GET": ..., "PATCH": ...}
+        policy_resource_type = "participant"        # default: the action's prefix
+        policy_deny_as_not_found = True             # a denied id looks like a missing one
+
+        def policy_resource_attributes(self, request): ...   # e.g. the participant's consent scopes
+
+The decision is left on ``request.policy_decision`` for serializers (redaction)
+and the audit record.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from gateway.client_ip import client_ip
+from gateway.errors import BadRequest
+from policy.enforcement import decide, enforce
+from policy.errors import PolicyErrorCode, PolicyUnavailable
+from policy.inputs import SubjectClaims, policy_input, subject_document
+
+if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_PERMISSION_CLASSES
+    from rest_framework.views import APIView
+
+PURPOSE_HEADER = "HTTP_X_PURPOSE_OF_USE"
+
+
+def view_action(view: Any, method: str) -> str | None:
+    """The policy action a view declares for an HTTP method, if any."""
+    actions = getattr(view, "policy_actions", None)
+    if isinstance(actions, dict):
+        action = actions.get(method.upper())
+        return action if isinstance(action, str) else None
+    action = getattr(view, "policy_action", None)
+    return action if isinstance(action, str) else None
+
+
+def request_purpose(request: Request) -> str:
+    """The purpose of use the client states (``X-Purpose-Of-Use``), or the default."""
+    purpose = str(request.META.get(PURPOSE_HEADER, "") or settings.POLICY_DEFAULT_PURPOSE).strip()
+    if purpose not in settings.POLICY_PURPOSES:
+        raise BadRequest(
+            f"X-Purpose-Of-Use must be one of: {', '.join(settings.POLICY_PURPOSES)}", code="invalid_purpose"
+        )
+    return purpose
+
+
+def request_input(request: Request, view: APIView, action: str) -> dict[str, Any]:
+    """The input document for this request."""
+    claims, community, now = request.auth, getattr(request, "tenant", None), int(time.time())
+    if community is None or not isinstance(claims, SubjectClaims):
+        raise PolicyUnavailable("a guarded route was reached without a community or a token")
+    resource_type = str(getattr(view, "policy_resource_type", "") or action.split(".", 1)[0])
+    id_kwarg = str(getattr(view, "policy_resource_id_kwarg", "pk"))
+    resource_id = view.kwargs.get(id_kwarg) if hasattr(view, "kwargs") else None
+    attributes_hook = getattr(view, "policy_resource_attributes", None)
+    return policy_input(
+        subject=subject_document(
+            subject_id=str(claims.subject),
+            community=str(claims.community),
+            roles=list(claims.roles),
+            amr=list(claims.amr),
+            auth_time=int(claims.auth_time),
+            now=now,
+        ),
+        community_slug=community.slug,
+        community_status=community.status,
+        action=action,
+        resource_type=resource_type,
+        resource_id=None if resource_id is None else str(resource_id),
+        attributes=attributes_hook(request) if callable(attributes_hook) else None,
+        purpose=request_purpose(request),
+        now=now,
+        request_id=getattr(request, "request_id", None),
+        client_ip=client_ip(request),
+    )
+
+
+class PolicyPermission(BasePermission):
+    """Allow a request only on an allow decision of the policy engine."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        """Unauthenticated: refuse (DRF answers 401). Otherwise decide, record, enforce."""
+        action = view_action(view, request.method or "")
+        if action is None:
+            raise PolicyUnavailable(f"{PolicyErrorCode.ROUTE_NOT_GUARDED}: {type(view).__name__} declares no action")
+        if not (request.user and request.user.is_authenticated):
+            return False
+        decision = enforce(
+            decide(request_input(request, view, action)),
+            hide_denial=bool(getattr(view, "policy_deny_as_not_found", False)),
+        )
+        request.policy_decision = decision  # type: ignore[attr-defined]  # read by serializers and audit
+        return True

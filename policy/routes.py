@@ -1,0 +1,81 @@
+"""Which routes are guarded by policy, and the one reviewed list of routes that are not.
+
+``unguarded_routes()`` walks a URLconf; a test runs it on both URLconfs and
+fails on anything neither guarded nor listed here. Adding to this list is a
+security review decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
+
+from policy.permissions import PolicyPermission, view_action
+
+# Reviewed: reachable without a policy decision, and why.
+PUBLIC_ROUTES: dict[str, str] = {
+    "auth-token": "signing in is how a caller gets a subject to decide about",
+    "auth-refresh": "a refresh token is its own credential, checked by the session logic",
+    "jwks": "public keys, meant to be public",
+    "health-live": "probe for orchestrators, reveals nothing",
+    "health-ready": "probe for orchestrators, reveals dependency status only",
+    "api-schema": "the OpenAPI description, no data",
+    "api-docs": "the Swagger UI page, no data",
+}
+# The Django admin (platform host only) is guarded by staff sign-in with a second factor.
+PUBLIC_PREFIXES: dict[str, str] = {"admin/": "Django admin: staff accounts with a second factor"}
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of a URLconf and the view behind it."""
+
+    path: str
+    name: str | None
+    view: Any
+
+
+def walk(urlconf: str) -> Iterator[Route]:
+    """Every route of ``urlconf``, with its full path."""
+
+    def visit(patterns: list[Any], prefix: str) -> Iterator[Route]:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from visit(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield Route(path=prefix + str(pattern.pattern), name=pattern.name, view=pattern.callback)
+
+    yield from visit(get_resolver(urlconf).url_patterns, "")
+
+
+def is_guarded(view: Any) -> bool:
+    """A DRF view whose permissions include PolicyPermission and which declares an action per method."""
+    view_class = getattr(view, "view_class", None) or getattr(view, "cls", None)
+    if not (isinstance(view_class, type) and issubclass(view_class, APIView)):
+        return False
+    initkwargs = getattr(view, "view_initkwargs", {}) or {}
+    permissions = initkwargs.get("permission_classes", view_class.permission_classes)
+    if permissions is api_settings.DEFAULT_PERMISSION_CLASSES:
+        permissions = api_settings.DEFAULT_PERMISSION_CLASSES
+    if PolicyPermission not in permissions:
+        return False
+    methods = [method for method in HTTP_METHODS if hasattr(view_class, method.lower())]
+    return bool(methods) and all(view_action(view_class, method) for method in methods)
+
+
+def unguarded_routes(urlconf: str) -> list[Route]:
+    """Routes neither guarded by policy nor on the reviewed public list."""
+    return [
+        route
+        for route in walk(urlconf)
+        if not is_guarded(route.view)
+        and route.name not in PUBLIC_ROUTES
+        and not any(route.path.startswith(prefix) for prefix in PUBLIC_PREFIXES)
+    ]
