@@ -1,190 +1,197 @@
 # METADATA
 # title: Access decisions of the compliance gateway
 # description: |
-#   One decision per request: data.gateway.authz.decision. Every rule the
-#   decision reads has a default, so an undefined value can only ever deny.
+#   The service asks for data.gateway.authz.decision with the request's input
+#   document (policy/inputs.py describes it). Every rule is a function of that
+#   document, so tests call evaluate(document) directly and no rule depends on
+#   `with` overrides. Every function the decision reads has a default: an
+#   undefined value can only ever deny.
 package gateway.authz
 
 import rego.v1
 
 matrix := data.gateway.matrix
 
-# --- facts about the request ---------------------------------------------------
+# --- facts about the request ----------------------------------------------------
 
-default community_active := false
+default community_active(_) := false
 
-community_active if input.community.status == "active"
+community_active(inp) if inp.community.status == "active"
 
-default member := false
+default member(_) := false
 
-member if {
-	count(input.subject.roles) > 0
-	input.subject.community == input.community.slug
+member(inp) if {
+	count(inp.subject.roles) > 0
+	inp.subject.community == inp.community.slug
 }
 
-default role_grants_action := false
+default role_grants_action(_) := false
 
-role_grants_action if {
-	some role in input.subject.roles
-	input.action in matrix.roles[role]
+role_grants_action(inp) if {
+	some role in inp.subject.roles
+	inp.action in matrix.roles[role]
 }
 
-# A role that grants the action without redaction (any non-redacted role).
-default unredacted_role := false
+# A role that grants the action without redaction.
+default unredacted_role(_) := false
 
-unredacted_role if {
-	some role in input.subject.roles
-	input.action in matrix.roles[role]
+unredacted_role(inp) if {
+	some role in inp.subject.roles
+	inp.action in matrix.roles[role]
 	not role in matrix.redacted_roles
 }
 
-default elevated := false
+default elevated(_) := false
 
-elevated if input.action in matrix.elevated_actions
+elevated(inp) if inp.action in matrix.elevated_actions
 
-default mfa_fresh := false
+default mfa_fresh(_) := false
 
-mfa_fresh if {
-	is_number(input.subject.mfa_age_seconds)
-	input.subject.mfa_age_seconds >= 0
-	input.subject.mfa_age_seconds <= matrix.mfa_max_age_seconds
+mfa_fresh(inp) if {
+	is_number(inp.subject.mfa_age_seconds)
+	inp.subject.mfa_age_seconds >= 0
+	inp.subject.mfa_age_seconds <= matrix.mfa_max_age_seconds
 }
 
-default phi_action := false
+default phi_action(_) := false
 
-phi_action if input.action in matrix.phi_actions
+phi_action(inp) if inp.action in matrix.phi_actions
 
-default single_resource := false
+default single_resource(_) := false
 
-single_resource if is_string(input.resource.id)
+single_resource(inp) if is_string(inp.resource.id)
 
-default consent_bound := false
+default consent_bound(_) := false
 
-consent_bound if input.resource.type in matrix.consent_bound_resources
+consent_bound(inp) if inp.resource.type in matrix.consent_bound_resources
 
-default consent_covers_purpose := false
+default consent_covers_purpose(_) := false
 
-consent_covers_purpose if input.purpose in input.resource.attributes.consent_scopes
+consent_covers_purpose(inp) if inp.purpose in inp.resource.attributes.consent_scopes
 
-default break_glass_active := false
+default break_glass_active(_) := false
 
-break_glass_active if {
-	grant := input.context.break_glass
+break_glass_active(inp) if {
+	grant := inp.context.break_glass
 	grant.active == true
-	grant.subject == input.subject.id
-	grant.expires_at > input.context.now
+	grant.subject == inp.subject.id
+	grant.expires_at > inp.context.now
 }
 
-default break_glass_read := false
+default break_glass_read(_) := false
 
-break_glass_read if {
-	break_glass_active
-	input.action in matrix.break_glass_actions
+break_glass_read(inp) if {
+	break_glass_active(inp)
+	inp.action in matrix.break_glass_actions
 }
 
-default redacted := false
+default redacted(_) := false
 
-redacted if {
-	phi_action
-	not unredacted_role
-	not break_glass_read
+redacted(inp) if {
+	phi_action(inp)
+	not unredacted_role(inp)
+	not break_glass_read(inp)
 }
 
 # PHI leaves unredacted: the consent rule applies.
-default reveals_phi := false
+default reveals_phi(_) := false
 
-reveals_phi if {
-	phi_action
-	not redacted
+reveals_phi(inp) if {
+	phi_action(inp)
+	not redacted(inp)
 }
 
-# --- why a request is refused --------------------------------------------------
+# --- why a request is refused (in this order) -------------------------------------
 
-deny contains "community_suspended" if not community_active
+denial_reasons := ["community_suspended", "not_a_member", "action_not_permitted", "mfa_required", "consent_not_covering_purpose"]
 
-deny contains "not_a_member" if not member
+default denied_for(_, _) := false
 
-deny contains "action_not_permitted" if {
-	member
-	not role_grants_action
-	not break_glass_read
+denied_for("community_suspended", inp) if not community_active(inp)
+
+denied_for("not_a_member", inp) if not member(inp)
+
+denied_for("action_not_permitted", inp) if {
+	member(inp)
+	not role_grants_action(inp)
+	not break_glass_read(inp)
 }
 
-deny contains "mfa_required" if {
-	elevated
-	not mfa_fresh
+denied_for("mfa_required", inp) if {
+	elevated(inp)
+	not mfa_fresh(inp)
 }
 
-deny contains "consent_not_covering_purpose" if {
-	reveals_phi
-	consent_bound
-	single_resource
-	not consent_covers_purpose
-	not break_glass_read
+denied_for("consent_not_covering_purpose", inp) if {
+	reveals_phi(inp)
+	consent_bound(inp)
+	single_resource(inp)
+	not consent_covers_purpose(inp)
+	not break_glass_read(inp)
 }
+
+deny(inp) := [reason |
+	some reason in denial_reasons
+	denied_for(reason, inp)
+]
 
 # --- the decision ----------------------------------------------------------------
 
-default allow := false
+default allow(_) := false
 
-allow if {
-	community_active
-	member
-	count(deny) == 0
+allow(inp) if {
+	community_active(inp)
+	member(inp)
+	count(deny(inp)) == 0
 }
 
-default grant_reason := "role_grants_action"
+# An emergency grant in use is always named, even where a role also grants the read.
+grant_reason(inp) := "break_glass" if {
+	break_glass_read(inp)
+} else := "role_grants_action"
 
-grant_reason := "break_glass" if {
-	break_glass_read
-	not role_grants_action
-}
+reasons(inp) := [grant_reason(inp)] if {
+	allow(inp)
+} else := deny(inp)
 
-default reasons := ["policy_error"]
+# Redacted, but of an unknown kind of resource: everything ("*") is redacted.
+redact(inp) := object.get(matrix.phi_fields, inp.resource.type, ["*"]) if {
+	allow(inp)
+	redacted(inp)
+} else := []
 
-reasons := [grant_reason] if allow
-
-reasons := sort(deny) if not allow
-
-default redact := []
-
-redact := matrix.phi_fields[input.resource.type] if redacted
-
-default audit_level := "normal"
-
-audit_level := "heightened" if break_glass_read
-
-audit_level := "heightened" if {
-	elevated
-	not break_glass_read
-}
+audit_level(inp) := "heightened" if {
+	break_glass_read(inp)
+} else := "heightened" if {
+	elevated(inp)
+} else := "normal"
 
 # Row-level conditions for list reads, which the selector turns into a filter.
-default conditions := {}
+conditions(inp) := {"consent_scope": inp.purpose} if {
+	reveals_phi(inp)
+	consent_bound(inp)
+	not single_resource(inp)
+	not break_glass_read(inp)
+} else := {}
 
-conditions := {"consent_scope": input.purpose} if {
-	reveals_phi
-	consent_bound
-	not single_resource
-	not break_glass_read
+default require_mfa(_) := false
+
+require_mfa(inp) if {
+	elevated(inp)
+	not mfa_fresh(inp)
 }
 
-default require_mfa := false
-
-require_mfa if {
-	elevated
-	not mfa_fresh
-}
-
-default decision := {"allow": false, "reasons": ["policy_error"], "obligations": {"redact": [], "require_mfa": false, "audit": "normal", "conditions": {}}}
-
-decision := {
-	"allow": allow,
-	"reasons": reasons,
+evaluate(inp) := {
+	"allow": allow(inp),
+	"reasons": reasons(inp),
 	"obligations": {
-		"redact": redact,
-		"require_mfa": require_mfa,
-		"audit": audit_level,
-		"conditions": conditions,
+		"redact": redact(inp),
+		"require_mfa": require_mfa(inp),
+		"audit": audit_level(inp),
+		"conditions": conditions(inp),
 	},
 }
+
+default decision := {"allow": false, "reasons": ["policy_error"], "obligations": {"redact": ["*"], "require_mfa": false, "audit": "normal", "conditions": {}}}
+
+decision := evaluate(input)

@@ -1,0 +1,290 @@
+# Tests of the decision: one or more per rule of the policy. The policy is written as
+# functions of the input document, so tests call authz.evaluate(document) directly.
+# Run with `python manage.py policy_test` (embedded engine) or `opa test -v policy/rego`.
+package gateway.authz_test
+
+import rego.v1
+
+import data.gateway.authz
+
+now := 1800000000
+
+# A coordinator of alpha reading one participant whose consent covers research use.
+base := {
+	"subject": {"id": "u-1", "community": "alpha", "roles": ["coordinator"], "amr": ["pwd"], "mfa_age_seconds": null},
+	"community": {"slug": "alpha", "status": "active"},
+	"action": "participant.read",
+	"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": ["research_use"]}},
+	"purpose": "research_use",
+	"context": {"now": now, "request_id": "r-1", "client_ip": "192.0.2.1", "break_glass": null},
+}
+
+with_subject(fields) := object.union(base, {"subject": object.union(base.subject, fields)})
+
+as_role(role) := with_subject({"roles": [role]})
+
+acting(document, action) := object.union(document, {"action": action})
+
+fresh_mfa(document) := object.union(document, {"subject": object.union(document.subject, {"amr": ["pwd", "otp", "mfa"], "mfa_age_seconds": 60})})
+
+stale_mfa(document) := object.union(document, {"subject": object.union(document.subject, {"amr": ["pwd", "otp", "mfa"], "mfa_age_seconds": 901})})
+
+decide(document) := authz.evaluate(document)
+
+# --- the baseline and the community ------------------------------------------------
+
+test_coordinator_reads_a_consenting_participant_in_full if {
+	d := decide(base)
+	d.allow
+	d.reasons == ["role_grants_action"]
+	d.obligations.redact == []
+	d.obligations.audit == "normal"
+	not d.obligations.require_mfa
+}
+
+test_suspended_community_denies_everything if {
+	d := decide(object.union(base, {"community": {"slug": "alpha", "status": "suspended"}}))
+	not d.allow
+	"community_suspended" in d.reasons
+}
+
+test_offboarded_community_denies_everything if {
+	d := decide(object.union(base, {"community": {"slug": "alpha", "status": "offboarded"}}))
+	not d.allow
+	d.reasons == ["community_suspended"]
+}
+
+test_suspension_wins_over_every_grant if {
+	d := decide(fresh_mfa(object.union(as_role("owner"), {"action": "key.rotate", "community": {"slug": "alpha", "status": "suspended"}})))
+	not d.allow
+}
+
+# --- membership ------------------------------------------------------------------------
+
+test_a_subject_without_roles_is_not_a_member if {
+	d := decide(with_subject({"roles": []}))
+	not d.allow
+	d.reasons == ["not_a_member"]
+}
+
+test_a_subject_of_another_community_is_not_a_member if {
+	d := decide(with_subject({"community": "beta"}))
+	not d.allow
+	d.reasons == ["not_a_member"]
+}
+
+test_a_missing_subject_is_denied if {
+	d := decide(object.remove(base, ["subject"]))
+	not d.allow
+}
+
+test_garbage_input_is_denied if {
+	d := decide({"hello": "world"})
+	not d.allow
+}
+
+# --- the role matrix ---------------------------------------------------------------------
+
+test_researcher_sees_participants_redacted if {
+	d := decide(as_role("researcher"))
+	d.allow
+	"mrn" in d.obligations.redact
+	"given_name" in d.obligations.redact
+	count(d.obligations.redact) == 11
+}
+
+test_researcher_sees_observations_with_phi_redacted if {
+	d := decide(object.union(as_role("researcher"), {"action": "observation.read", "resource": {"type": "observation", "id": "o-1", "attributes": {"consent_scopes": []}}}))
+	d.allow
+	d.obligations.redact == ["effective_date", "note"]
+}
+
+test_researcher_cannot_enrol_participants if {
+	d := decide(acting(as_role("researcher"), "participant.create"))
+	not d.allow
+	d.reasons == ["action_not_permitted"]
+}
+
+test_researcher_cannot_read_consents if {
+	d := decide(acting(as_role("researcher"), "consent.read"))
+	not d.allow
+}
+
+test_coordinator_manages_participants_and_consents if {
+	every action in ["participant.create", "participant.update", "consent.create", "consent.withdraw"] {
+		decide(acting(base, action)).allow
+	}
+}
+
+test_coordinator_cannot_approve_exports if {
+	d := decide(fresh_mfa(acting(base, "export.approve")))
+	not d.allow
+	d.reasons == ["action_not_permitted"]
+}
+
+test_principal_investigator_sees_all_study_data_unredacted if {
+	d := decide(as_role("principal_investigator"))
+	d.allow
+	d.obligations.redact == []
+}
+
+test_principal_investigator_approves_exports_with_a_fresh_second_factor if {
+	d := decide(fresh_mfa(acting(as_role("principal_investigator"), "export.approve")))
+	d.allow
+	d.obligations.audit == "heightened"
+}
+
+test_auditor_reads_audit_events_only if {
+	decide(acting(as_role("auditor"), "audit.read")).allow
+	not decide(as_role("auditor")).allow
+	not decide(fresh_mfa(acting(as_role("auditor"), "audit.export"))).allow
+}
+
+test_compliance_officer_reads_and_exports_audit_and_disclosures if {
+	officer := fresh_mfa(as_role("compliance_officer"))
+	every action in ["audit.read", "audit.export", "disclosure.read", "disclosure.export"] {
+		decide(object.union(acting(officer, action), {"resource": {"type": "audit", "id": null, "attributes": {}}})).allow
+	}
+	not decide(as_role("compliance_officer")).allow
+}
+
+test_owner_manages_memberships_but_reads_no_participants if {
+	decide(fresh_mfa(acting(as_role("owner"), "membership.manage"))).allow
+	not decide(as_role("owner")).allow
+}
+
+test_every_role_may_read_itself if {
+	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor", "compliance_officer"] {
+		decide(object.union(acting(as_role(role), "self.read"), {"resource": {"type": "self", "id": "u-1", "attributes": {}}})).allow
+	}
+}
+
+test_roles_add_up if {
+	d := decide(with_subject({"roles": ["researcher", "principal_investigator"]}))
+	d.allow
+	d.obligations.redact == []
+}
+
+test_an_unknown_action_is_denied if {
+	d := decide(acting(base, "participant.delete_everything"))
+	not d.allow
+	d.reasons == ["action_not_permitted"]
+}
+
+# --- consent ---------------------------------------------------------------------------------
+
+test_phi_needs_consent_covering_the_purpose if {
+	d := decide(object.union(base, {"purpose": "genomic"}))
+	not d.allow
+	d.reasons == ["consent_not_covering_purpose"]
+}
+
+test_withdrawn_consent_denies_phi if {
+	d := decide(object.union(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
+	not d.allow
+	d.reasons == ["consent_not_covering_purpose"]
+}
+
+test_unknown_consent_denies_phi if {
+	d := decide(object.union(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {}}}))
+	not d.allow
+}
+
+test_redacted_views_need_no_consent if {
+	d := decide(object.union(as_role("researcher"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
+	d.allow
+	count(d.obligations.redact) > 0
+}
+
+test_lists_carry_the_consent_condition_as_an_obligation if {
+	d := decide(object.union(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
+	d.allow
+	d.obligations.conditions == {"consent_scope": "research_use"}
+}
+
+test_redacted_lists_carry_no_consent_condition if {
+	d := decide(object.union(as_role("researcher"), {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
+	d.allow
+	d.obligations.conditions == {}
+}
+
+# --- second factor for elevated actions --------------------------------------------------------
+
+test_elevated_actions_need_a_second_factor if {
+	every action in ["membership.manage", "key.rotate"] {
+		d := decide(acting(as_role("owner"), action))
+		not d.allow
+		d.reasons == ["mfa_required"]
+		d.obligations.require_mfa
+	}
+}
+
+test_a_second_factor_older_than_15_minutes_is_not_enough if {
+	d := decide(stale_mfa(acting(as_role("owner"), "key.rotate")))
+	not d.allow
+	d.reasons == ["mfa_required"]
+}
+
+test_a_fresh_second_factor_allows_elevated_actions if {
+	d := decide(fresh_mfa(acting(as_role("owner"), "key.rotate")))
+	d.allow
+	d.obligations.audit == "heightened"
+}
+
+test_break_glass_activation_is_elevated if {
+	not decide(acting(base, "break_glass.activate")).allow
+	decide(fresh_mfa(acting(base, "break_glass.activate"))).allow
+}
+
+test_phi_export_download_is_elevated if {
+	pi := as_role("principal_investigator")
+	d := decide(object.union(acting(pi, "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}}))
+	d.reasons == ["mfa_required"]
+}
+
+# --- break-glass -------------------------------------------------------------------------------
+
+grant := {"active": true, "subject": "u-1", "expires_at": now + 600}
+
+with_grant(document, g) := object.union(document, {"context": object.union(document.context, {"break_glass": g})})
+
+test_break_glass_allows_reads_without_consent_with_heightened_audit if {
+	d := decide(with_grant(object.union(base, {"purpose": "emergency"}), grant))
+	d.allow
+	d.reasons == ["break_glass"]
+	d.obligations.audit == "heightened"
+	d.obligations.redact == []
+}
+
+test_break_glass_lifts_redaction_for_reads if {
+	d := decide(with_grant(as_role("researcher"), grant))
+	d.allow
+	d.obligations.redact == []
+	d.reasons == ["break_glass"]
+}
+
+test_break_glass_does_not_allow_writes if {
+	d := decide(with_grant(acting(as_role("researcher"), "participant.update"), grant))
+	not d.allow
+}
+
+test_an_expired_grant_does_nothing if {
+	d := decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"expires_at": now - 1})))
+	not d.allow
+}
+
+test_someone_elses_grant_does_nothing if {
+	d := decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"subject": "u-2"})))
+	not d.allow
+}
+
+test_break_glass_does_not_open_a_suspended_community if {
+	d := decide(with_grant(object.union(base, {"community": {"slug": "alpha", "status": "suspended"}}), grant))
+	not d.allow
+}
+
+test_an_unknown_kind_of_resource_is_redacted_whole if {
+	d := decide(object.union(as_role("researcher"), {"resource": {"type": "mystery", "id": "m-1", "attributes": {}}}))
+	d.allow
+	d.obligations.redact == ["*"]
+}

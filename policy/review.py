@@ -1,0 +1,301 @@
+"""Review tooling for security teams: run the Rego tests, explain a decision, diff two policies.
+
+Everything here uses the embedded engine, so it runs on a laptop or in CI
+without an OPA server; ``opa test`` gives the same verdicts where OPA exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import regopy
+
+from policy.engine import EmbeddedEngine
+from policy.source import PolicySource
+
+_PACKAGE_RE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
+_TEST_RE = re.compile(r"^(test_\w+)\s+(?:if\b|:=|=|\{)", re.MULTILINE)
+# A rule clause that opens a block: `name(args) if {`, `name if {`, or `} else := value if {`.
+_BLOCK_HEAD_RE = re.compile(r"^(?:\}\s*else\b.*|(?!default\b)[a-z_][\w]*(?:\(.*\))?.*)\bif\s*\{\s*$")
+# A one-line clause: `name(args) if expression` (no block).
+_LINE_HEAD_RE = re.compile(r"^((?!default\b)[a-z_][\w]*(?:\(.*?\))?(?:\s*:=\s*.+?)?)\s+if\s+(?!\{)(.+)$")
+_COVERAGE_TAG = "policy-coverage"
+
+
+# --- tests and coverage ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test rule and its verdict."""
+
+    package: str
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class TestRun:
+    """All results, and the policy clauses no passing test reached."""
+
+    results: list[TestResult] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)
+    reached: set[str] = field(default_factory=set)
+
+    @property
+    def failed(self) -> list[TestResult]:
+        """The tests that did not pass."""
+        return [result for result in self.results if not result.passed]
+
+    @property
+    def unreached(self) -> list[str]:
+        """Clauses (``file:line rule``) that no test made true."""
+        return [clause for clause in self.clauses if clause.split(" ", 1)[0] not in self.reached]
+
+
+def instrument(name: str, text: str) -> tuple[str, list[str]]:
+    """Add a ``print`` at the end of every rule clause body; return the new text and the clause list.
+
+    A clause prints ``policy-coverage <file>:<line>`` when its whole body held,
+    which is what "reached by a test" means here.
+    """
+    lines = text.splitlines()
+    output: list[str] = []
+    clauses: list[str] = []
+    open_block: str | None = None
+    for number, line in enumerate(lines, start=1):
+        tag = f"{name}:{number}"
+        if open_block is not None and line.startswith("}"):
+            output.append(f'\tprint("{_COVERAGE_TAG} {open_block}")')
+            open_block = None
+        if _BLOCK_HEAD_RE.match(line):
+            output.append(line)
+            open_block = tag
+            clauses.append(f"{tag} {line.strip().split('(')[0].split(' ')[0]}")
+            continue
+        single = _LINE_HEAD_RE.match(line) if open_block is None else None
+        if single:
+            output.extend(
+                [f"{single.group(1)} if {{", f"\t{single.group(2)}", f'\tprint("{_COVERAGE_TAG} {tag}")', "}"]
+            )
+            clauses.append(f"{tag} {single.group(1).split('(')[0].split(' ')[0]}")
+            continue
+        output.append(line)
+    return "\n".join(output) + "\n", clauses
+
+
+@contextlib.contextmanager
+def _captured_stdout() -> Iterator[list[str]]:
+    """Capture what native code prints on file descriptor 1 (rego-cpp's print)."""
+    lines: list[str] = []
+    libc = ctypes.CDLL(None)
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(1)
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield lines
+        finally:
+            libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def run_tests(source: PolicySource) -> TestRun:
+    """Evaluate every ``test_`` rule of the ``*_test.rego`` files against the (instrumented) policy."""
+    run = TestRun()
+    interpreter = regopy.Interpreter()
+    for name, text in source.modules.items():
+        instrumented, clauses = instrument(name, text)
+        interpreter.add_module(name, instrumented)
+        run.clauses.extend(clauses)
+    for name, text in source.tests.items():
+        interpreter.add_module(name, text)
+    interpreter.add_data_json(source.data_json)
+    with _captured_stdout() as printed:
+        for test_file, text in source.tests.items():
+            package_match = _PACKAGE_RE.search(text)
+            package = package_match.group(1) if package_match else test_file
+            for test_name in dict.fromkeys(_TEST_RE.findall(text)):
+                run.results.append(_run_one(interpreter, package, test_name))
+    run.reached = {line.split(" ", 1)[1] for line in printed if line.startswith(_COVERAGE_TAG + " ")}
+    return run
+
+
+def _run_one(interpreter: regopy.Interpreter, package: str, test_name: str) -> TestResult:
+    try:
+        output = str(interpreter.query(f"data.{package}.{test_name}"))
+    except regopy.RegoError as error:
+        return TestResult(package, test_name, passed=False, detail=f"error: {str(error).strip()[:200]}")
+    passed = output.startswith('{"expressions":[true]')
+    return TestResult(package, test_name, passed=passed, detail="" if passed else output[:200])
+
+
+# --- explaining one decision ----------------------------------------------------------
+
+_FUNCTION_RE = re.compile(r"^(?!default\b)([a-z_]\w*)\(inp\)", re.MULTILINE)
+_DEFAULT_RE = re.compile(r"^default\s+([a-z_]\w*)\(_\)\s*:=\s*(.+)$", re.MULTILINE)
+_DENIAL_RE = re.compile(r'^denied_for\("(\w+)", inp\)', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A decision and the value of every rule that fed it."""
+
+    decision: Any
+    facts: dict[str, Any]
+    denials: dict[str, bool]
+
+
+def explain(source: PolicySource, document: dict[str, Any], package: str = "gateway.authz") -> Explanation:
+    """Evaluate the decision and each rule of ``package`` for ``document``."""
+    interpreter = regopy.Interpreter()
+    for name, text in source.modules.items():
+        interpreter.add_module(name, text)
+    interpreter.add_data_json(source.data_json)
+    interpreter.set_input_term(json.dumps(document))
+    text = "\n".join(source.modules.values())
+    # A direct query of a function whose default applies can come back undefined: show the default.
+    defaults = {name: json.loads(value) for name, value in _DEFAULT_RE.findall(text)}
+    facts = {
+        name: _value(interpreter, f"data.{package}.{name}(input)", default=defaults.get(name))
+        for name in dict.fromkeys(_FUNCTION_RE.findall(text))
+    }
+    denials = {
+        reason: _value(interpreter, f'data.{package}.denied_for("{reason}", input)') is True
+        for reason in dict.fromkeys(_DENIAL_RE.findall(text))
+    }
+    facts.pop("evaluate", None)
+    return Explanation(decision=_value(interpreter, f"data.{package}.decision"), facts=facts, denials=denials)
+
+
+def _value(interpreter: regopy.Interpreter, query: str, default: Any = None) -> Any:
+    output = str(interpreter.query(query))
+    if output == "undefined" or not output.startswith("{"):
+        return default
+    expressions = json.loads(output).get("expressions", [])
+    return expressions[0] if expressions else None
+
+
+# --- diffing two policies over a corpus -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One recorded input whose decision differs between the base and the working tree."""
+
+    kind: str
+    role: str
+    action: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    line: int
+
+
+@dataclass
+class DiffReport:
+    """Every change, with counts by kind and by (role, action)."""
+
+    base_revision: str
+    head_revision: str
+    evaluated: int = 0
+    changes: list[Change] = field(default_factory=list)
+
+    def counts(self) -> Counter[tuple[str, str, str]]:
+        """Changes counted by (kind, role, action)."""
+        return Counter((change.kind, change.role, change.action) for change in self.changes)
+
+
+def _summary(decision: Any) -> dict[str, Any]:
+    if not isinstance(decision, dict):
+        return {"allow": False, "reasons": ["undefined"], "obligations": {}}
+    return {key: decision.get(key) for key in ("allow", "reasons", "obligations")}
+
+
+def _kind(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    if before["allow"] and not after["allow"]:
+        return "allow→deny"
+    if not before["allow"] and after["allow"]:
+        return "deny→allow"
+    if before["obligations"] != after["obligations"]:
+        return "obligations changed"
+    if before["reasons"] != after["reasons"]:
+        return "reasons changed"
+    return None
+
+
+def diff(base: PolicySource, head: PolicySource, corpus: Iterable[dict[str, Any]]) -> DiffReport:
+    """Evaluate every input under both policies and keep the ones whose decision changed."""
+    base_engine, head_engine = EmbeddedEngine(base), EmbeddedEngine(head)
+    report = DiffReport(base_revision=base.revision, head_revision=head.revision)
+    for line, document in enumerate(corpus, start=1):
+        report.evaluated += 1
+        before, after = _summary(base_engine.evaluate(document)), _summary(head_engine.evaluate(document))
+        kind = _kind(before, after)
+        if kind is None:
+            continue
+        subject = document.get("subject")
+        roles = subject.get("roles") if isinstance(subject, dict) else None
+        report.changes.append(
+            Change(
+                kind=kind,
+                role=",".join(roles) if isinstance(roles, list) and roles else "(none)",
+                action=str(document.get("action")),
+                before=before,
+                after=after,
+                line=line,
+            )
+        )
+    return report
+
+
+def render_text(report: DiffReport) -> str:
+    """The report for a terminal."""
+    lines = [
+        f"policy diff: {report.base_revision[:19]} -> {report.head_revision[:19]}",
+        f"{report.evaluated} recorded decisions evaluated, {len(report.changes)} changed",
+    ]
+    for (kind, role, action), count in sorted(report.counts().items()):
+        lines.append(f"  {count:5d}  {kind:<20} {role:<28} {action}")
+    for change in report.changes:
+        lines.append(
+            f"line {change.line}: {change.kind}: {change.role} {change.action}: "
+            f"{json.dumps(change.before, sort_keys=True)} -> {json.dumps(change.after, sort_keys=True)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(report: DiffReport) -> str:
+    """The report as a pull-request comment."""
+    lines = [
+        "### Policy diff",
+        "",
+        f"`{report.base_revision[:19]}` → `{report.head_revision[:19]}`: "
+        f"**{len(report.changes)}** of {report.evaluated} recorded decisions change.",
+        "",
+    ]
+    if report.changes:
+        lines += ["| change | role | action | count |", "|---|---|---|---:|"]
+        lines += [
+            f"| {kind} | {role} | `{action}` | {count} |"
+            for (kind, role, action), count in sorted(report.counts().items())
+        ]
+        lines += ["", "<details><summary>Every changed decision</summary>", ""]
+        lines += [
+            f"- line {change.line}: **{change.kind}** {change.role} `{change.action}`: "
+            f"reasons {change.before['reasons']} → {change.after['reasons']}"
+            for change in report.changes
+        ]
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
