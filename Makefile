@@ -20,10 +20,10 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	DATABASE_URL='postgres://app@db.internal:5432/gateway?sslmode=verify-full' \
 	REDIS_URL=rediss://security-state.internal:6380/0 CACHE_URL=rediss://cache.internal:6380/0 RABBITMQ_URL=amqps://app@broker.internal:5671/gateway \
 	JWT_ISSUER=https://auth.example.org JWT_AUDIENCE=https://api.example.org \
-	JWT_SIGNING_KEYS_DIR=/run/secrets/jwt-keys
+	JWT_SIGNING_KEYS_DIR=/run/secrets/jwt-keys POLICY_ENGINE=opa OPA_URL=http://127.0.0.1:8181
 
 .PHONY: help setup-dev services run test coverage-report lint type-check quality-check \
-	security-scan security-audit lock bench clean
+	security-scan security-audit lock policy-review bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -81,7 +81,13 @@ lock: ## Regenerate the hash-pinned lock files from requirements/*.in
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-find-links --output-file requirements/dev.txt requirements/dev.in
 
-bench: $(INSTALLED) services ## Measure token and request overheads (prints figures)
+policy-review: $(INSTALLED) ## Rego tests with rule coverage, then the decisions the policy change flips (BASE, CORPUS)
+	$(PY) manage.py policy_test
+	$(PY) manage.py policy_diff --base $(or $(BASE),HEAD) --corpus $(or $(CORPUS),policy/corpus/sample.jsonl) \
+		--markdown-out policy-diff.md
+	@echo "Markdown for the pull request: policy-diff.md"
+
+bench: $(INSTALLED) services ## Measure token, policy and request overheads (prints figures)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench
 
 clean: ## Remove caches and coverage data (keeps .venv)

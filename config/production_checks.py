@@ -21,7 +21,9 @@ REQUIRED_VARIABLES = (
     "JWT_ISSUER",
     "JWT_AUDIENCE",
     "JWT_SIGNING_KEYS_DIR",
+    "OPA_URL",
 )
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 MINIMUM_SECRET_KEY_LENGTH = 50
 TLS_DATABASE_MODES = {"verify-full"}
 
@@ -48,6 +50,18 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     if cache_url and cache_url == environ.get("REDIS_URL"):
         problems.append("CACHE_URL equals REDIS_URL: a cache flush would also drop token revocations and lockouts")
     problems.extend(_plaintext_backends(environ))
+    problems.extend(_development_policy(environ))
+    return problems
+
+
+def _development_policy(environ: Mapping[str, str]) -> list[str]:
+    """The embedded Rego engine is a development component; OPA must be reached safely."""
+    problems = []
+    if environ.get("POLICY_ENGINE", "embedded") != "opa":
+        problems.append("POLICY_ENGINE is not opa (the embedded engine is for development and tests)")
+    opa = urlparse(environ.get("OPA_URL", ""))
+    if opa.scheme == "http" and opa.hostname not in LOOPBACK_HOSTS:
+        problems.append("OPA_URL is plain http to another host (use https, or a loopback sidecar)")
     return problems
 
 

@@ -12,7 +12,6 @@ class PolicyErrorCode(StrEnum):
     """Codes of policy failures; denial codes are the policy's own reason codes."""
 
     UNAVAILABLE = "policy_unavailable"
-    ROUTE_NOT_GUARDED = "route_not_guarded"
 
 
 class PolicyUnavailable(ServiceUnavailable):

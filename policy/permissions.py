@@ -20,13 +20,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from gateway.client_ip import client_ip
 from gateway.errors import BadRequest
 from policy.enforcement import decide, enforce
-from policy.errors import PolicyErrorCode, PolicyUnavailable
+from policy.errors import PolicyUnavailable
 from policy.inputs import SubjectClaims, policy_input, subject_document
 
 if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_PERMISSION_CLASSES
@@ -36,10 +37,11 @@ PURPOSE_HEADER = "HTTP_X_PURPOSE_OF_USE"
 
 
 def view_action(view: Any, method: str) -> str | None:
-    """The policy action a view declares for an HTTP method, if any."""
+    """The policy action a view declares for an HTTP method, if any (HEAD is GET)."""
+    method = "GET" if method.upper() == "HEAD" else method.upper()
     actions = getattr(view, "policy_actions", None)
     if isinstance(actions, dict):
-        action = actions.get(method.upper())
+        action = actions.get(method)
         return action if isinstance(action, str) else None
     action = getattr(view, "policy_action", None)
     return action if isinstance(action, str) else None
@@ -93,7 +95,8 @@ class PolicyPermission(BasePermission):
         """Unauthenticated: refuse (DRF answers 401). Otherwise decide, record, enforce."""
         action = view_action(view, request.method or "")
         if action is None:
-            raise PolicyUnavailable(f"{PolicyErrorCode.ROUTE_NOT_GUARDED}: {type(view).__name__} declares no action")
+            # No action declared for this method (OPTIONS included): nothing to decide, nothing served.
+            raise MethodNotAllowed(request.method or "")
         if not (request.user and request.user.is_authenticated):
             return False
         decision = enforce(

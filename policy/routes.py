@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
-from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from policy.permissions import PolicyPermission, view_action
@@ -62,8 +61,6 @@ def is_guarded(view: Any) -> bool:
         return False
     initkwargs = getattr(view, "view_initkwargs", {}) or {}
     permissions = initkwargs.get("permission_classes", view_class.permission_classes)
-    if permissions is api_settings.DEFAULT_PERMISSION_CLASSES:
-        permissions = api_settings.DEFAULT_PERMISSION_CLASSES
     if PolicyPermission not in permissions:
         return False
     methods = [method for method in HTTP_METHODS if hasattr(view_class, method.lower())]

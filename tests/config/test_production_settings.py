@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from config.production_checks import configuration_problems
+from config.production_checks import REQUIRED_VARIABLES, configuration_problems
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -24,6 +24,8 @@ COMPLETE = {
     "JWT_ISSUER": "https://auth.example.org",
     "JWT_AUDIENCE": "https://api.example.org",
     "JWT_SIGNING_KEYS_DIR": "/run/secrets/jwt-keys",
+    "POLICY_ENGINE": "opa",
+    "OPA_URL": "http://127.0.0.1:8181",
 }
 
 
@@ -53,8 +55,9 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
 
     assert result.returncode != 0
     assert "production settings refused" in result.stderr
-    for name in COMPLETE:
+    for name in REQUIRED_VARIABLES:
         assert f"{name} is not set" in result.stderr
+    assert "POLICY_ENGINE is not opa" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -71,6 +74,8 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"DJANGO_SECRET_KEY_FALLBACKS": "k" * 64 + ",short"}, "DJANGO_SECRET_KEY_FALLBACKS holds a key shorter"),
         ({"JWT_LEEWAY_SECONDS": "300"}, "JWT_LEEWAY_SECONDS must be a whole number of at most 60"),
         ({"JWT_SIGNING_KEYS_DIR": ""}, "JWT_SIGNING_KEYS_DIR is not set"),
+        ({"POLICY_ENGINE": "embedded"}, "POLICY_ENGINE is not opa"),
+        ({"OPA_URL": "http://opa.internal:8181"}, "OPA_URL is plain http to another host"),
     ],
 )
 def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: str) -> None:

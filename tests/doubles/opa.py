@@ -1,0 +1,111 @@
+"""A loopback double of OPA's REST Data API, written from OPA's documentation.
+
+What it follows:
+
+- ``POST /v1/data/{path}`` with ``{"input": ...}`` answers 200 ``{"result": ...}``;
+  an undefined document answers 200 ``{}`` (no ``result`` member).
+- ``decision_id`` is present when decision logging is on; ``?provenance=true``
+  adds ``provenance`` with ``bundles: {name: {revision}}``.
+- Errors are JSON ``{"code": ..., "message": ...}`` with a 4xx/5xx status.
+- ``GET /health?bundles`` is 200 once bundles are activated, 500 before.
+
+It evaluates with the embedded engine over the repository's policy, so its
+answers are the ones a real OPA loaded with ``policy/rego`` would give. Fault
+modes let tests break it the ways a real sidecar breaks.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
+
+from policy.engine import EmbeddedEngine
+from policy.source import PolicySource
+
+REPOSITORY_POLICY = Path(__file__).resolve().parents[2] / "policy" / "rego"
+BUNDLE_REVISION = "double-rev-1"
+
+
+@dataclass
+class OpaState:
+    """What the double does; tests change ``mode`` while it runs."""
+
+    engine: EmbeddedEngine
+    mode: str = "normal"  # normal | undefined | non_boolean | server_error | slow | not_ready
+    delay_seconds: float = 0.6
+    decision_logging: bool = True
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+
+class OpaHandler(BaseHTTPRequestHandler):
+    """Answers the way OPA's REST API does; ``state`` is set on a per-server subclass."""
+
+    state: ClassVar[OpaState]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        if url.path != "/health":
+            self._send(404, {"code": "resource_not_found", "message": "not found"})
+        elif self.state.mode == "not_ready" and "bundles" in parse_qs(url.query, keep_blank_values=True):
+            self._send(500, {"code": "internal_error", "message": "bundles not activated"})
+        else:
+            self._send(200, {})
+
+    def do_POST(self) -> None:
+        url = urlparse(self.path)
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        self.state.requests.append({"path": url.path, "query": url.query, "body": body})
+        if self.state.mode == "slow":
+            time.sleep(self.state.delay_seconds)
+        self._send(*self._answer(url.path, url.query, body))
+
+    def _answer(self, path: str, query: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        state = self.state
+        if state.mode == "server_error":
+            return 500, {"code": "internal_error", "message": "eval_conflict_error"}
+        if path != "/v1/data/gateway/authz/decision" or state.mode == "undefined":
+            return 200, {}
+        result = state.engine.evaluate(body.get("input", {}))
+        if state.mode == "non_boolean":
+            result = {**result, "allow": "yes"}
+        response: dict[str, Any] = {"result": result}
+        if state.decision_logging:
+            response["decision_id"] = str(uuid.uuid4())
+        if parse_qs(query).get("provenance") in (["true"], ["True"]):
+            response["provenance"] = {"version": "1.0.0", "bundles": {"authz": {"revision": BUNDLE_REVISION}}}
+        return 200, response
+
+
+@contextmanager
+def running_opa(policy_dir: Path = REPOSITORY_POLICY) -> Iterator[tuple[str, OpaState]]:
+    """Serve the double on a free loopback port; yield its URL and its state."""
+    state = OpaState(engine=EmbeddedEngine(PolicySource.from_directory(policy_dir)))
+    handler = type("BoundOpaHandler", (OpaHandler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", state
+    finally:
+        server.shutdown()
+        server.server_close()

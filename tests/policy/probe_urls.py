@@ -1,0 +1,66 @@
+"""Test-only routes guarded by the real policy permission, to exercise every rule end to end.
+
+Each probe answers with the decision it got, so tests can see obligations.
+The consent scopes of the probed participant come from a query parameter
+(the research APIs will read them from the participant's consents).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.urls_tenant import urlpatterns as tenant_urlpatterns
+
+
+class Probe(APIView):
+    """Answers with the decision the permission left on the request."""
+
+    def get(self, request: Request, **kwargs: Any) -> Response:
+        decision = request.policy_decision  # type: ignore[attr-defined]
+        return Response(
+            {
+                "allowed": decision.allow,
+                "reasons": list(decision.reasons),
+                "redact": list(decision.obligations.redact),
+                "audit": decision.obligations.audit,
+                "conditions": decision.obligations.conditions,
+                "decision_id": decision.decision_id,
+            }
+        )
+
+
+class ParticipantProbe(Probe):
+    policy_action = "participant.read"
+    policy_deny_as_not_found = True
+
+    def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
+        scopes = request.query_params.get("consent", "")
+        return {"consent_scopes": [scope for scope in scopes.split(",") if scope]}
+
+
+class ParticipantListProbe(Probe):
+    policy_action = "participant.list"
+    policy_resource_type = "participant"
+
+
+class KeyRotationProbe(Probe):
+    policy_action = "key.rotate"
+    policy_resource_type = "community"
+
+
+class AuditProbe(Probe):
+    policy_action = "audit.read"
+
+
+urlpatterns = [
+    path("api/v1/probe/participants/<uuid:pk>", ParticipantProbe.as_view(), name="probe-participant"),
+    path("api/v1/probe/participants", ParticipantListProbe.as_view(), name="probe-participants"),
+    path("api/v1/probe/keys/rotate", KeyRotationProbe.as_view(), name="probe-key-rotation"),
+    path("api/v1/probe/audit", AuditProbe.as_view(), name="probe-audit"),
+    *tenant_urlpatterns,
+]

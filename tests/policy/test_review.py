@@ -1,0 +1,200 @@
+"""Review tooling: policy_test, policy_eval, policy_diff and policy_record, as a security team uses them."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+
+from security.models import User
+from tenants.models import Community
+from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.doubles.opa import REPOSITORY_POLICY
+
+SAMPLE_CORPUS = REPOSITORY_POLICY.parent / "corpus" / "sample.jsonl"
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def policy_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "rego"
+    shutil.copytree(REPOSITORY_POLICY, target)
+    return target
+
+
+def test_the_policy_tests_pass_and_reach_every_rule() -> None:
+    output = run("policy_test")
+
+    assert "FAIL" not in output
+    tests = output.count("PASS ")
+    assert tests >= 40
+    assert f"{tests} tests, 0 failed" in output
+    reached = output.split("rule clauses reached by a test: ")[1].split()[0:3]
+    assert reached[0] == reached[2]
+
+
+def test_a_failing_rego_test_fails_the_command(policy_copy: Path) -> None:
+    tests = policy_copy / "gateway" / "authz_test.rego"
+    wrong = 'test_researchers_approve_exports if {\n\tdecide(acting(as_role("researcher"), "export.approve")).allow\n}'
+    tests.write_text(tests.read_text() + "\n" + wrong + "\n")
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="1 policy test"):
+        call_command("policy_test", "--dir", str(policy_copy), stdout=out)
+    assert "FAIL gateway.authz_test.test_researchers_approve_exports" in out.getvalue()
+
+
+def test_a_rule_no_test_reaches_is_named(policy_copy: Path) -> None:
+    policy = policy_copy / "gateway" / "authz.rego"
+    policy.write_text(policy.read_text() + '\nescalated(inp) if inp.subject.id == "root"\n')
+    out = io.StringIO()
+
+    call_command("policy_test", "--dir", str(policy_copy), stdout=out)
+    assert "not reached: gateway/authz.rego:" in out.getvalue()
+    assert "escalated" in out.getvalue()
+    with pytest.raises(CommandError, match="not reached"):
+        call_command("policy_test", "--dir", str(policy_copy), "--fail-on-unreached", stdout=io.StringIO())
+
+
+def test_policy_eval_shows_the_decision_and_the_denial_that_fired(tmp_path: Path) -> None:
+    document = json.loads(SAMPLE_CORPUS.read_text().splitlines()[0])
+    document.update(action="key.rotate")
+    document["subject"].update(roles=["owner"])
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(document))
+
+    output = run("policy_eval", "--input", str(path))
+
+    decision = json.loads(output.split("decision:\n")[1].split("\n\ndenials:")[0])
+    assert decision["allow"] is False
+    assert decision["reasons"] == ["mfa_required"]
+    assert "FIRED mfa_required" in output
+    assert "-     not_a_member" in output
+    assert "  elevated                 true" in output
+
+
+def test_policy_eval_refuses_input_that_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "input.json"
+    path.write_text("{nope")
+
+    with pytest.raises(CommandError, match="not JSON"):
+        run("policy_eval", "--input", str(path))
+
+
+def git(directory: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(directory), *args], check=True, capture_output=True)  # noqa: S603, S607
+
+
+@pytest.fixture
+def policy_repository(tmp_path: Path) -> Path:
+    """A git repository whose HEAD holds the repository's policy; returns its policy directory."""
+    repository = tmp_path / "repo"
+    shutil.copytree(REPOSITORY_POLICY, repository / "policy" / "rego")
+    git(repository, "init", "-q")
+    git(repository, "-c", "user.email=t@example.org", "-c", "user.name=t", "add", ".")
+    git(repository, "-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", "base")
+    return repository / "policy" / "rego"
+
+
+def test_policy_diff_reports_exactly_the_decisions_a_change_flips(policy_repository: Path, tmp_path: Path) -> None:
+    data_file = policy_repository / "data.json"
+    data = json.loads(data_file.read_text())
+    data["gateway"]["matrix"]["roles"]["researcher"].remove("participant.read")
+    data_file.write_text(json.dumps(data))
+    markdown = tmp_path / "diff.md"
+
+    output = run(
+        "policy_diff",
+        "--base",
+        "HEAD",
+        "--corpus",
+        str(SAMPLE_CORPUS),
+        "--dir",
+        str(policy_repository),
+        "--markdown-out",
+        str(markdown),
+    )
+
+    assert "576 recorded decisions evaluated, 3 changed" in output
+    changed = [line for line in output.splitlines() if line.startswith("line ")]
+    assert len(changed) == 3
+    assert all("allow→deny: researcher participant.read" in line for line in changed)
+    assert "    3  allow→deny           researcher                   participant.read" in output
+    assert "| allow→deny | researcher | `participant.read` | 3 |" in markdown.read_text()
+
+
+def test_policy_diff_names_obligation_changes_too(policy_repository: Path) -> None:
+    data_file = policy_repository / "data.json"
+    data = json.loads(data_file.read_text())
+    data["gateway"]["matrix"]["phi_fields"]["observation"].append("value")
+    data_file.write_text(json.dumps(data))
+
+    output = run("policy_diff", "--base", "HEAD", "--corpus", str(SAMPLE_CORPUS), "--dir", str(policy_repository))
+
+    changed = [line for line in output.splitlines() if line.startswith("line ")]
+    assert changed
+    assert all("obligations changed: researcher observation." in line for line in changed)
+
+
+def test_an_unchanged_policy_flips_nothing(policy_repository: Path) -> None:
+    output = run(
+        "policy_diff",
+        "--base",
+        "HEAD",
+        "--corpus",
+        str(SAMPLE_CORPUS),
+        "--dir",
+        str(policy_repository),
+        "--format",
+        "markdown",
+    )
+
+    assert "**0** of 576 recorded decisions change." in output
+
+
+def test_policy_diff_refuses_a_missing_corpus() -> None:
+    with pytest.raises(CommandError, match="no corpus"):
+        run("policy_diff", "--base", "HEAD", "--corpus", "/nonexistent.jsonl")
+
+
+def test_policy_record_exports_this_communitys_inputs_without_phi(
+    alpha: Community,
+    beta: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    client_for: Callable[[str], APIClient],
+    tmp_path: Path,
+) -> None:
+    alpha_user = member(alpha, "researcher")
+    beta_user = member(beta, "auditor")
+    bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, alpha_user)["access"]).get("/api/v1/me")
+    bearer(client_for(BETA_HOST), login(BETA_HOST, beta_user)["access"]).get("/api/v1/me")
+    out = tmp_path / "alpha.jsonl"
+
+    message = run("policy_record", "--community", "alpha", "--out", str(out))
+
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert message.startswith(f"wrote {len(lines)} distinct inputs from alpha")
+    assert lines
+    assert {line["community"]["slug"] for line in lines} == {"alpha"}
+    assert alpha_user.email not in out.read_text()
+    assert str(beta_user.pk) not in out.read_text()
+
+
+def test_policy_record_refuses_a_time_without_a_zone(alpha: Community, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="ISO 8601"):
+        run("policy_record", "--community", "alpha", "--since", "2026-11-01", "--out", str(tmp_path / "x.jsonl"))
