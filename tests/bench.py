@@ -1,18 +1,21 @@
-"""``make bench``: figures for the identity path (prints p50/p99, never asserts).
+"""``make bench``: figures for the identity and policy paths (prints p50/p99, never asserts).
 
 Runs against the test database (created if needed) inside a transaction that
-is rolled back, with the real Redis. Measures token signing and verification,
-the authenticated request against an unauthenticated baseline (the
-authentication overhead: signature, revocation lookup in Redis, membership
-query), and a sign-in with production Argon2 parameters.
+is rolled back, with the real Redis. Measures token signing and verification;
+an authenticated request with and without the policy permission against an
+unauthenticated baseline; the embedded Rego engine alone, for 100 inputs, and
+with its decision record written; and a sign-in with production Argon2.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+from unittest import mock
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 
@@ -20,16 +23,25 @@ import django
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import override_settings, setup_test_environment  # noqa: E402
+from django_tenants.utils import schema_context  # noqa: E402
+from rest_framework.permissions import IsAuthenticated  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from policy.enforcement import decide  # noqa: E402
+from policy.engine import EmbeddedEngine  # noqa: E402
+from policy.source import PolicySource  # noqa: E402
+from security.apis import MeApi  # noqa: E402
 from security.identity.signing_keys import generate_signing_key, load_keyring  # noqa: E402
 from security.identity.tokens import issue_access_token, verify_access_token  # noqa: E402
 from security.models import User  # noqa: E402
 from tenants.actions import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory  # noqa: E402
+
+CORPUS = Path(__file__).resolve().parent.parent / "policy" / "corpus" / "sample.jsonl"
 
 
 def measure(label: str, action: Callable[[], object], *, runs: int, warmup: int = 20) -> list[float]:
@@ -52,8 +64,6 @@ def main() -> None:
     """Set up a community and a member, then measure."""
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0, keepdb=True)
-    from django.conf import settings  # noqa: PLC0415 - after the test database switch
-
     if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
     with transaction.atomic():
@@ -90,9 +100,14 @@ def run_benchmarks(*, user_email: str, subject: str) -> None:
     client = APIClient(HTTP_HOST="alpha.localhost")
     baseline = measure("GET /health/live on a community host (no auth)", lambda: client.get("/health/live"), runs=500)
     authed = APIClient(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
-    with_auth = measure("GET /api/v1/me (full authentication)", lambda: authed.get("/api/v1/me"), runs=500)
-    overhead = statistics.median(with_auth) - statistics.median(baseline)
-    print(f"{'authentication + view overhead (p50 difference)':<48} {overhead:8.3f} ms")
+    with_policy = measure("GET /api/v1/me (authentication + policy)", lambda: authed.get("/api/v1/me"), runs=500)
+    with mock.patch.object(MeApi, "permission_classes", (IsAuthenticated,)):
+        without = measure("GET /api/v1/me (authentication only)", lambda: authed.get("/api/v1/me"), runs=500)
+    difference = statistics.median(without) - statistics.median(baseline)
+    print(f"{'authentication + view overhead (p50 difference)':<48} {difference:8.3f} ms")
+    difference = statistics.median(with_policy) - statistics.median(without)
+    print(f"{'policy permission overhead (p50 difference)':<48} {difference:8.3f} ms")
+    run_policy_benchmarks(subject)
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.Argon2PasswordHasher"]):
         member = User.objects.get(email=user_email)
         member.set_password(DEFAULT_PASSWORD)
@@ -105,6 +120,19 @@ def run_benchmarks(*, user_email: str, subject: str) -> None:
             runs=30,
             warmup=2,
         )
+
+
+def run_policy_benchmarks(subject: str) -> None:
+    """The embedded engine alone, and with its decision record written."""
+    engine = EmbeddedEngine(PolicySource.from_directory(Path(settings.POLICY_DIR)))
+    corpus = [json.loads(line) for line in CORPUS.read_text().splitlines()]
+    documents = iter(corpus * 10)
+    measure("embedded policy decision (one input)", lambda: engine.decide(next(documents)), runs=3000)
+    batch = corpus[:100]
+    measure("embedded policy, 100 inputs one by one", lambda: [engine.decide(item) for item in batch], runs=20)
+    document = {**corpus[0], "subject": {**corpus[0]["subject"], "id": subject}}
+    with schema_context("alpha"):
+        measure("decide + write decision record", lambda: decide(document), runs=500)
 
 
 if __name__ == "__main__":

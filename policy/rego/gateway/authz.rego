@@ -137,41 +137,29 @@ deny(inp) := [reason |
 
 # --- the decision ----------------------------------------------------------------
 
-default allow(_) := false
-
-allow(inp) if {
-	community_active(inp)
-	member(inp)
-	count(deny(inp)) == 0
-}
-
 # An emergency grant in use is always named, even where a role also grants the read.
-grant_reason(inp) := "break_glass" if {
-	break_glass_read(inp)
+grant_reason(emergency) := "break_glass" if {
+	emergency
 } else := "role_grants_action"
 
-reasons(inp) := [grant_reason(inp)] if {
-	allow(inp)
-} else := deny(inp)
-
 # Redacted, but of an unknown kind of resource: everything ("*") is redacted.
-redact(inp) := object.get(matrix.phi_fields, inp.resource.type, ["*"]) if {
-	allow(inp)
+redact(inp, allowed) := object.get(matrix.phi_fields, inp.resource.type, ["*"]) if {
+	allowed
 	redacted(inp)
 } else := []
 
-audit_level(inp) := "heightened" if {
-	break_glass_read(inp)
+audit_level(inp, emergency) := "heightened" if {
+	emergency
 } else := "heightened" if {
 	elevated(inp)
 } else := "normal"
 
 # Row-level conditions for list reads, which the selector turns into a filter.
-conditions(inp) := {"consent_scope": inp.purpose} if {
+conditions(inp, emergency) := {"consent_scope": inp.purpose} if {
+	not emergency
 	reveals_phi(inp)
 	consent_bound(inp)
 	not single_resource(inp)
-	not break_glass_read(inp)
 } else := {}
 
 default require_mfa(_) := false
@@ -181,15 +169,23 @@ require_mfa(inp) if {
 	not mfa_fresh(inp)
 }
 
+# Each piece is computed once: the engine evaluates functions anew on every call.
 evaluate(inp) := {
-	"allow": allow(inp),
-	"reasons": reasons(inp),
+	"allow": allowed,
+	"reasons": reasons,
 	"obligations": {
-		"redact": redact(inp),
+		"redact": redact(inp, allowed),
 		"require_mfa": require_mfa(inp),
-		"audit": audit_level(inp),
-		"conditions": conditions(inp),
+		"audit": audit_level(inp, emergency),
+		"conditions": conditions(inp, emergency),
 	},
+} if {
+	denials := deny(inp)
+
+	# Every denial names itself, so "no denial" is the whole allow condition.
+	allowed := count(denials) == 0
+	emergency := break_glass_read(inp)
+	reasons := array.concat([grant_reason(emergency) | allowed], denials)
 }
 
 default decision := {"allow": false, "reasons": ["policy_error"], "obligations": {"redact": ["*"], "require_mfa": false, "audit": "normal", "conditions": {}}}

@@ -1,0 +1,69 @@
+"""Obligations reach the data: redaction in serializers, fail closed without a decision."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django_tenants.utils import schema_context
+from rest_framework import serializers
+
+from policy.decision import Decision, Obligations
+from policy.enforcement import authorize
+from policy.errors import PolicyDenied
+from policy.obligations import RedactingSerializerMixin, redact
+from tenants.models import Community
+
+
+class ParticipantOut(RedactingSerializerMixin):
+    id = serializers.CharField()
+    pseudonym = serializers.CharField()
+    given_name = serializers.CharField()
+    mrn = serializers.CharField()
+
+
+ROW = {"id": "p-1", "pseudonym": "P-7F3K", "given_name": "Ada", "mrn": "MRN-1"}
+
+
+def request_with(redacted: tuple[str, ...]) -> Any:
+    decision = Decision(True, ("role_grants_action",), Obligations(redact=redacted), "d-1", "r", "sha256:x")
+    return SimpleNamespace(policy_decision=decision)
+
+
+def test_listed_fields_are_blanked() -> None:
+    data = ParticipantOut(ROW, context={"request": request_with(("given_name", "mrn"))}).data
+
+    assert data == {"id": "p-1", "pseudonym": "P-7F3K", "given_name": None, "mrn": None}
+
+
+def test_redact_all_keeps_only_identifiers() -> None:
+    assert redact(ROW, ["*"]) == {"id": "p-1", "pseudonym": "P-7F3K", "given_name": None, "mrn": None}
+
+
+def test_nothing_is_blanked_without_the_obligation() -> None:
+    assert ParticipantOut(ROW, context={"request": request_with(())}).data == ROW
+
+
+def test_no_decision_means_no_data() -> None:
+    with pytest.raises(serializers.ValidationError):
+        _ = ParticipantOut(ROW, context={"request": SimpleNamespace()}).data
+
+
+def document(role: str, action: str) -> dict[str, Any]:
+    return {
+        "subject": {"id": "u-1", "community": "alpha", "roles": [role], "amr": ["pwd"], "mfa_age_seconds": None},
+        "community": {"slug": "alpha", "status": "active"},
+        "action": action,
+        "resource": {"type": "export", "id": "e-1", "attributes": {}},
+        "purpose": "research_use",
+        "context": {"now": 1, "request_id": None, "client_ip": None, "break_glass": None},
+    }
+
+
+def test_tasks_and_other_non_drf_paths_authorize_through_the_same_helper(alpha: Community) -> None:
+    with schema_context("alpha"):
+        assert authorize(document("principal_investigator", "export.read")).allow
+        with pytest.raises(PolicyDenied) as denied:
+            authorize(document("researcher", "export.read"))
+    assert denied.value.code == "action_not_permitted"
