@@ -16,8 +16,10 @@ from policy.engine import get_engine
 from policy.errors import PolicyDenied, PolicyHidden, PolicyUnavailable
 from policy.models import DecisionRecord
 
-# Denials the caller must see as such even on hidden resources: they can act on them.
-ACTIONABLE_REASONS = frozenset({"mfa_required", "community_suspended"})
+# Denials that may be hidden as "not found": the caller has no business knowing the resource
+# exists. Any other reason (a second factor to add, a consent that does not cover the purpose)
+# concerns a resource the caller may see, and is told.
+HIDEABLE_REASONS = frozenset({"action_not_permitted", "not_a_member"})
 
 
 def decide(document: Mapping[str, Any]) -> Decision:
@@ -52,7 +54,7 @@ def enforce(decision: Decision, *, hide_denial: bool = False) -> Decision:
     """Return an allowed decision; raise 403 (or 404 for hidden resources) otherwise."""
     if decision.allow:
         return decision
-    if hide_denial and not ACTIONABLE_REASONS & set(decision.reasons):
+    if hide_denial and set(decision.reasons) <= HIDEABLE_REASONS:
         raise PolicyHidden(decision.decision_id)
     raise PolicyDenied(decision.reasons, decision.decision_id)
 

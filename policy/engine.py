@@ -141,7 +141,9 @@ class OpaEngine:
     def decide(self, document: dict[str, Any]) -> Decision:
         """POST /v1/data/gateway/authz/decision with the input; read decision_id and provenance."""
         try:
-            body = self._client.query_rule(document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": True})
+            body = self._client.query_rule(
+                document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"}
+            )
         except (requests.RequestException, ValueError) as error:
             raise PolicyUnavailable(f"OPA did not answer ({type(error).__name__})") from error
         if not isinstance(body, dict):

@@ -60,8 +60,9 @@ def test_phi_without_consent_for_the_purpose_is_refused_and_says_why(as_role: Ca
 
     response = client.get(PARTICIPANT, {"consent": "research_use"}, HTTP_X_PURPOSE_OF_USE="genomic")
 
-    # The participant route hides denials as 404, except reasons the caller can act on; consent is not one.
-    assert response.status_code == 404
+    # The caller may see this participant, so the denial is not hidden: it says why.
+    assert response.status_code == 403
+    assert response.json()["code"] == "consent_not_covering_purpose"
     assert "decision_id" in response.json()
 
 

@@ -69,7 +69,7 @@ def test_opa_decision_id_and_bundle_revision_are_read_from_the_answer(opa: tuple
     decision = engine.decide(corpus(1)[0])
 
     assert state.requests[-1]["body"]["input"] == corpus(1)[0]
-    assert "provenance=True" in state.requests[-1]["query"]
+    assert "provenance=true" in state.requests[-1]["query"]
     assert decision.revision == f"opa:authz={BUNDLE_REVISION}"
     assert len(decision.decision_id) == 36
 
