@@ -10,6 +10,8 @@ from typing import Any
 from policy.errors import PolicyUnavailable
 
 AUDIT_LEVELS = ("normal", "heightened")
+# Reasons that mean "no decision": the service, not the caller, is at fault (503).
+UNDECIDED_REASONS = frozenset({"policy_error", "malformed_input"})
 
 
 @dataclass(frozen=True)
@@ -50,16 +52,19 @@ def _string_tuple(value: Any, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+OBLIGATION_KEYS = frozenset({"redact", "require_mfa", "audit", "conditions"})
+
+
 def _obligations(value: Any) -> Obligations:
-    if not isinstance(value, dict):
-        raise PolicyUnavailable("obligations is not an object")
-    require_mfa = value.get("require_mfa", False)
-    audit = value.get("audit", "normal")
-    conditions = value.get("conditions", {})
+    if not isinstance(value, dict) or not set(value) >= OBLIGATION_KEYS:
+        raise PolicyUnavailable("obligations are missing or incomplete")
+    require_mfa = value["require_mfa"]
+    audit = value["audit"]
+    conditions = value["conditions"]
     if not isinstance(require_mfa, bool) or audit not in AUDIT_LEVELS or not isinstance(conditions, dict):
         raise PolicyUnavailable("obligations are malformed")
     return Obligations(
-        redact=_string_tuple(value.get("redact", []), "redact"),
+        redact=_string_tuple(value["redact"], "redact"),
         require_mfa=require_mfa,
         audit=audit,
         conditions=conditions,
@@ -77,10 +82,14 @@ def parse_decision(document: Any, *, decision_id: str, revision: str, input_dige
     allow = document.get("allow")
     if not isinstance(allow, bool):
         raise PolicyUnavailable("allow is not a boolean")
+    reasons = _string_tuple(document.get("reasons"), "reasons")
+    if not set(reasons).isdisjoint(UNDECIDED_REASONS):
+        # The policy itself says it could not decide (no data, or an input it did not expect).
+        raise PolicyUnavailable(f"the policy could not decide: {', '.join(reasons)}")
     return Decision(
         allow=allow,
-        reasons=_string_tuple(document.get("reasons", []), "reasons"),
-        obligations=_obligations(document.get("obligations", {})),
+        reasons=reasons,
+        obligations=_obligations(document.get("obligations")),
         decision_id=decision_id,
         revision=revision,
         input_digest=input_digest,

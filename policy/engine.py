@@ -12,6 +12,8 @@ import json
 import logging
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -28,6 +30,23 @@ from policy.source import PolicySource
 logger = logging.getLogger(__name__)
 
 DECISION_QUERY = "data.gateway.authz.decision"
+# Readiness asks for a real decision: a policy that loads but cannot decide is not ready.
+READINESS_PROBE: dict[str, Any] = {
+    "subject": {
+        "id": "readiness",
+        "community": "readiness",
+        "roles": ["auditor"],
+        "amr": ["pwd"],
+        "mfa_age_seconds": None,
+    },
+    "community": {"slug": "readiness", "status": "active"},
+    "action": "self.read",
+    "resource": {"type": "self", "id": "readiness", "attributes": {}},
+    "purpose": "operations",
+    "context": {"now": 0, "request_id": None, "client_ip": None, "break_glass": None},
+}
+# At most this many OPA calls wait at once per process; each is bounded by the deadline.
+_OPA_CALLS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="opa")
 DECISION_PACKAGE = "gateway/authz"
 DECISION_RULE = "decision"
 
@@ -114,7 +133,8 @@ class EmbeddedEngine:
         )
 
     def check_ready(self) -> None:
-        """Compiled at construction: ready."""
+        """Decide a probe input: the policy must produce a well-formed decision."""
+        self.decide(READINESS_PROBE)
 
 
 class OpaEngine:
@@ -131,6 +151,7 @@ class OpaEngine:
             retries=0,
             timeout=timeout,
         )
+        self._timeout = timeout
         self._revision = "opa:unknown"
 
     @property
@@ -140,21 +161,32 @@ class OpaEngine:
 
     def decide(self, document: dict[str, Any]) -> Decision:
         """POST /v1/data/gateway/authz/decision with the input; read decision_id and provenance."""
+        body = self._ask(document)
+        revision = _bundle_revision(body.get("provenance"))
+        if revision:
+            self._revision = revision
+        return parse_decision(
+            body.get("result"),
+            decision_id=str(body.get("decision_id") or uuid.uuid4()),
+            revision=revision or self._revision,
+            input_digest=digest_input(document),
+        )
+
+    def _ask(self, document: dict[str, Any]) -> dict[str, Any]:
+        """One Data API call under an overall deadline (requests' timeout is per read, not total)."""
+        call = _OPA_CALLS.submit(
+            self._client.query_rule, document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"}
+        )
         try:
-            body = self._client.query_rule(
-                document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"}
-            )
+            body = call.result(timeout=self._timeout)
+        except FutureTimeout as error:
+            call.cancel()
+            raise PolicyUnavailable("OPA did not answer within the deadline") from error
         except (requests.RequestException, ValueError) as error:
             raise PolicyUnavailable(f"OPA did not answer ({type(error).__name__})") from error
         if not isinstance(body, dict):
             raise PolicyUnavailable("OPA answered something other than an object")
-        self._revision = _bundle_revision(body.get("provenance")) or self._revision
-        return parse_decision(
-            body.get("result"),
-            decision_id=str(body.get("decision_id") or uuid.uuid4()),
-            revision=self._revision,
-            input_digest=digest_input(document),
-        )
+        return body
 
     def check_ready(self) -> None:
         """OPA's own readiness: ``GET /health?bundles`` is 200 only once bundles are active."""
@@ -167,18 +199,29 @@ class OpaEngine:
             raise PolicyUnavailable("OPA is unreachable") from error
         if response.status_code != 200:  # noqa: PLR2004 - HTTP status
             raise PolicyUnavailable(f"OPA is not ready ({response.status_code})")
+        body = self._ask(READINESS_PROBE)
+        parse_decision(body.get("result"), decision_id="readiness", revision="", input_digest="")
+        if not _bundle_revision(body.get("provenance")):
+            raise PolicyUnavailable(
+                "OPA reports no bundle revision: load the policy as a bundle (opa build --revision)"
+            )
 
 
 def _bundle_revision(provenance: Any) -> str | None:
-    """``opa:<bundle>=<revision>,...`` from a provenance object, if it names bundles."""
-    if not isinstance(provenance, dict) or not isinstance(provenance.get("bundles"), dict):
+    """``opa:<bundle>=<revision>,...`` from a provenance object (or its legacy single ``revision``)."""
+    if not isinstance(provenance, dict):
         return None
-    parts = [
-        f"{name}={details.get('revision', '')}"
-        for name, details in sorted(provenance["bundles"].items())
-        if isinstance(details, dict)
-    ]
-    return "opa:" + ",".join(parts) if parts else None
+    bundles = provenance.get("bundles")
+    if isinstance(bundles, dict):
+        parts = [
+            f"{name}={details['revision']}"
+            for name, details in sorted(bundles.items())
+            if isinstance(details, dict) and details.get("revision")
+        ]
+        if parts:
+            return "opa:" + ",".join(parts)
+    legacy = provenance.get("revision")
+    return f"opa:{legacy}" if isinstance(legacy, str) and legacy else None
 
 
 class _EngineHolder:

@@ -8,10 +8,16 @@ every field but the identifiers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
+from django.db.models import Model, QuerySet
 from rest_framework import serializers
+
+from policy.errors import PolicyUnavailable
+
+M = TypeVar("M", bound=Model)
+ConditionHandler = Callable[[QuerySet[M], Any], QuerySet[M]]
 
 REDACT_ALL = "*"
 # Never redacted: they identify the record, not the person.
@@ -24,6 +30,23 @@ def redact(data: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     if REDACT_ALL in hidden:
         hidden = set(data) - IDENTIFIER_FIELDS
     return {key: (None if key in hidden else value) for key, value in data.items()}
+
+
+def apply_conditions(
+    queryset: QuerySet[M], conditions: Mapping[str, Any], handlers: Mapping[str, ConditionHandler[M]]
+) -> QuerySet[M]:
+    """Narrow a list read by the decision's row-level conditions.
+
+    Each selector passes a handler per condition it understands (for example
+    ``consent_scope`` -> participants whose consent covers that scope). A
+    condition without a handler fails closed: the list is not served.
+    """
+    for name, value in conditions.items():
+        handler = handlers.get(name)
+        if handler is None:
+            raise PolicyUnavailable(f"no handler for the policy condition {name!r}")
+        queryset = handler(queryset, value)
+    return queryset
 
 
 class RedactingSerializerMixin(serializers.Serializer[Any]):

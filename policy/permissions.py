@@ -10,6 +10,15 @@ engine, records the decision and enforces it::
 
         def policy_resource_attributes(self, request): ...   # e.g. the participant's consent scopes
 
+    class ParticipantListApi(APIView):
+        policy_action = "participant.list"
+        policy_collection = True                    # no id: conditions come back as obligations
+
+An item route takes its id from the URL (``policy_resource_id_kwarg``, default
+``pk``); a route of type ``self`` is about the caller, ``community`` about the
+request's community. An item route without an id is a configuration error and
+fails closed (503), never a collection read.
+
 The decision is left on ``request.policy_decision`` for serializers (redaction)
 and the audit record.
 """
@@ -57,14 +66,27 @@ def request_purpose(request: Request) -> str:
     return purpose
 
 
+def _resource_id(view: APIView, resource_type: str, *, subject: str, community: str) -> str | None:
+    """The id of the resource an item route acts on; ``None`` for collections."""
+    if getattr(view, "policy_collection", False):
+        return None
+    if resource_type == "self":
+        return subject
+    if resource_type == "community":
+        return community
+    value = getattr(view, "kwargs", {}).get(str(getattr(view, "policy_resource_id_kwarg", "pk")))
+    if value is None:
+        raise PolicyUnavailable(f"{type(view).__name__} is an item route without an id in its URL")
+    return str(value)
+
+
 def request_input(request: Request, view: APIView, action: str) -> dict[str, Any]:
     """The input document for this request."""
     claims, community, now = request.auth, getattr(request, "tenant", None), int(time.time())
     if community is None or not isinstance(claims, SubjectClaims):
         raise PolicyUnavailable("a guarded route was reached without a community or a token")
     resource_type = str(getattr(view, "policy_resource_type", "") or action.split(".", 1)[0])
-    id_kwarg = str(getattr(view, "policy_resource_id_kwarg", "pk"))
-    resource_id = view.kwargs.get(id_kwarg) if hasattr(view, "kwargs") else None
+    resource_id = _resource_id(view, resource_type, subject=str(claims.subject), community=community.slug)
     attributes_hook = getattr(view, "policy_resource_attributes", None)
     return policy_input(
         subject=subject_document(
@@ -79,7 +101,7 @@ def request_input(request: Request, view: APIView, action: str) -> dict[str, Any
         community_status=community.status,
         action=action,
         resource_type=resource_type,
-        resource_id=None if resource_id is None else str(resource_id),
+        resource_id=resource_id,
         attributes=attributes_hook(request) if callable(attributes_hook) else None,
         purpose=request_purpose(request),
         now=now,

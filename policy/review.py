@@ -6,15 +6,15 @@ without an OPA server; ``opa test`` gives the same verdicts where OPA exists.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
-import os
 import re
-import tempfile
+import subprocess  # nosec B404 - runs this package's own test worker
+import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import regopy
@@ -29,6 +29,7 @@ _BLOCK_HEAD_RE = re.compile(r"^(?:\}\s*else\b.*|(?!default\b)[a-z_][\w]*(?:\(.*\
 # A one-line clause: `name(args) if expression` (no block).
 _LINE_HEAD_RE = re.compile(r"^((?!default\b)[a-z_][\w]*(?:\(.*?\))?(?:\s*:=\s*.+?)?)\s+if\s+(?!\{)(.+)$")
 _COVERAGE_TAG = "policy-coverage"
+_EXEMPT_MARK = "# coverage: "
 
 
 # --- tests and coverage ------------------------------------------------------------
@@ -63,6 +64,16 @@ class TestRun:
         return [clause for clause in self.clauses if clause.split(" ", 1)[0] not in self.reached]
 
 
+def _clause_name(line: str, lines: list[str], number: int) -> str:
+    """The rule a clause belongs to; an ``else`` block is named after its rule."""
+    if not line.startswith("}"):
+        return line.strip().split("(")[0].split(" ")[0]
+    for previous in reversed(lines[: number - 1]):
+        if previous and not previous[0].isspace() and not previous.startswith(("}", "#")):
+            return previous.split("(")[0].split(" ")[0] + " else"
+    return "else"
+
+
 def instrument(name: str, text: str) -> tuple[str, list[str]]:
     """Add a ``print`` at the end of every rule clause body; return the new text and the clause list.
 
@@ -75,13 +86,16 @@ def instrument(name: str, text: str) -> tuple[str, list[str]]:
     open_block: str | None = None
     for number, line in enumerate(lines, start=1):
         tag = f"{name}:{number}"
+        if number > 1 and _EXEMPT_MARK in lines[number - 2]:
+            output.append(line)  # covered elsewhere, said so in the comment above it
+            continue
         if open_block is not None and line.startswith("}"):
             output.append(f'\tprint("{_COVERAGE_TAG} {open_block}")')
             open_block = None
         if _BLOCK_HEAD_RE.match(line):
             output.append(line)
             open_block = tag
-            clauses.append(f"{tag} {line.strip().split('(')[0].split(' ')[0]}")
+            clauses.append(f"{tag} {_clause_name(line, lines, number)}")
             continue
         single = _LINE_HEAD_RE.match(line) if open_block is None else None
         if single:
@@ -94,43 +108,55 @@ def instrument(name: str, text: str) -> tuple[str, list[str]]:
     return "\n".join(output) + "\n", clauses
 
 
-@contextlib.contextmanager
-def _captured_stdout() -> Iterator[list[str]]:
-    """Capture what native code prints on file descriptor 1 (rego-cpp's print)."""
-    lines: list[str] = []
-    libc = ctypes.CDLL(None)
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(1)
-        os.dup2(sink.fileno(), 1)
-        try:
-            yield lines
-        finally:
-            libc.fflush(None)
-            os.dup2(saved, 1)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+def discover_tests(source: PolicySource) -> list[tuple[str, str]]:
+    """(package, test rule) of every ``test_`` rule, in file order."""
+    found: list[tuple[str, str]] = []
+    for test_file, text in source.tests.items():
+        package_match = _PACKAGE_RE.search(text)
+        package = package_match.group(1) if package_match else test_file
+        found.extend((package, name) for name in dict.fromkeys(_TEST_RE.findall(text)))
+    return found
 
 
-def run_tests(source: PolicySource) -> TestRun:
-    """Evaluate every ``test_`` rule of the ``*_test.rego`` files against the (instrumented) policy."""
-    run = TestRun()
-    interpreter = regopy.Interpreter()
-    for name, text in source.modules.items():
-        instrumented, clauses = instrument(name, text)
-        interpreter.add_module(name, instrumented)
-        run.clauses.extend(clauses)
-    for name, text in source.tests.items():
-        interpreter.add_module(name, text)
-    interpreter.add_data_json(source.data_json)
-    with _captured_stdout() as printed:
-        for test_file, text in source.tests.items():
-            package_match = _PACKAGE_RE.search(text)
-            package = package_match.group(1) if package_match else test_file
-            for test_name in dict.fromkeys(_TEST_RE.findall(text)):
-                run.results.append(_run_one(interpreter, package, test_name))
-    run.reached = {line.split(" ", 1)[1] for line in printed if line.startswith(_COVERAGE_TAG + " ")}
+def run_tests(directory: Path) -> TestRun:
+    """Evaluate every ``test_`` rule of the ``*_test.rego`` files against the (instrumented) policy.
+
+    The tests run in a worker process (``python -m policy.test_worker``): a
+    test the interpreter cannot handle may crash it (regopy 1.5 segfaults on
+    some ``with`` overrides), and that must fail one test, not the review. A
+    crashed test is reported as failed and the worker restarts after it.
+    """
+    source = PolicySource.from_directory(directory)
+    tests = discover_tests(source)
+    run = TestRun(clauses=[clause for name, text in source.modules.items() for clause in instrument(name, text)[1]])
+    position = 0
+    while position < len(tests):
+        position = _run_worker(directory, position, tests, run)
     return run
+
+
+def _run_worker(directory: Path, start: int, tests: list[tuple[str, str]], run: TestRun) -> int:
+    """Run tests from ``start`` in one worker; return where the next worker must start."""
+    command = [sys.executable, "-m", "policy.test_worker", str(directory), str(start)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 # nosec B603
+    current, finished = start, start
+    for line in completed.stdout.splitlines():
+        if line.startswith("START "):
+            current = int(line.split()[1])
+        elif line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT ") :])
+            run.results.append(TestResult(**result))
+            finished = current + 1
+        elif line.startswith(_COVERAGE_TAG + " "):
+            run.reached.add(line.split(" ", 1)[1])
+    if completed.returncode == 0:
+        return len(tests)
+    if finished <= current < len(tests):
+        package, name = tests[current]
+        why = f"crashed the embedded interpreter (exit {completed.returncode}); `with input as` a rule is not supported"
+        run.results.append(TestResult(package, name, passed=False, detail=why))
+        return current + 1
+    raise RuntimeError(f"the policy test worker failed: {completed.stderr.strip()[-500:]}")
 
 
 def _run_one(interpreter: regopy.Interpreter, package: str, test_name: str) -> TestResult:
@@ -140,6 +166,25 @@ def _run_one(interpreter: regopy.Interpreter, package: str, test_name: str) -> T
         return TestResult(package, test_name, passed=False, detail=f"error: {str(error).strip()[:200]}")
     passed = output.startswith('{"expressions":[true]')
     return TestResult(package, test_name, passed=passed, detail="" if passed else output[:200])
+
+
+def worker_main(directory: Path, start: int) -> None:
+    """Inside the worker: run tests from ``start``, one ``START``/``RESULT`` line pair each."""
+    source = PolicySource.from_directory(directory)
+    interpreter = regopy.Interpreter()
+    for name, text in source.modules.items():
+        interpreter.add_module(name, instrument(name, text)[0])
+    for name, text in source.tests.items():
+        interpreter.add_module(name, text)
+    interpreter.add_data_json(source.data_json)
+    libc = ctypes.CDLL(None)
+    for index, (package, name) in enumerate(discover_tests(source)):
+        if index < start:
+            continue
+        print(f"START {index}", flush=True)
+        result = _run_one(interpreter, package, name)
+        libc.fflush(None)  # the interpreter's print() output comes before the verdict
+        print("RESULT " + json.dumps(result.__dict__), flush=True)
 
 
 # --- explaining one decision ----------------------------------------------------------

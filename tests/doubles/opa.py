@@ -40,7 +40,8 @@ class OpaState:
     """What the double does; tests change ``mode`` while it runs."""
 
     engine: EmbeddedEngine
-    mode: str = "normal"  # normal | undefined | non_boolean | server_error | slow | not_ready
+    # normal | undefined | non_boolean | server_error | slow | drip | not_ready | no_bundles
+    mode: str = "normal"
     delay_seconds: float = 0.6
     decision_logging: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -77,7 +78,23 @@ class OpaHandler(BaseHTTPRequestHandler):
         self.state.requests.append({"path": url.path, "query": url.query, "body": body})
         if self.state.mode == "slow":
             time.sleep(self.state.delay_seconds)
-        self._send(*self._answer(url.path, url.query, body))
+        status, answer = self._answer(url.path, url.query, body)
+        if self.state.mode == "drip":
+            self._drip(status, answer)
+        else:
+            self._send(status, answer)
+
+    def _drip(self, status: int, body: dict[str, Any]) -> None:
+        """Headers at once, then the body a byte at a time: every read is quick, the whole is not."""
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        for byte in payload:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(self.state.delay_seconds / 20)
 
     def _answer(self, path: str, query: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         state = self.state
@@ -91,8 +108,11 @@ class OpaHandler(BaseHTTPRequestHandler):
         response: dict[str, Any] = {"result": result}
         if state.decision_logging:
             response["decision_id"] = str(uuid.uuid4())
-        if parse_qs(query).get("provenance") in (["true"], ["True"]):
-            response["provenance"] = {"version": "1.0.0", "bundles": {"authz": {"revision": BUNDLE_REVISION}}}
+        # OPA reads a boolean parameter as true when it is "true" (any case) or given bare.
+        provenance = parse_qs(query, keep_blank_values=True).get("provenance")
+        if provenance is not None and provenance[0].lower() in {"", "true"}:
+            bundles = {} if state.mode == "no_bundles" else {"authz": {"revision": BUNDLE_REVISION}}
+            response["provenance"] = {"version": "1.0.0", "bundles": bundles}
         return 200, response
 
 

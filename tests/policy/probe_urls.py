@@ -46,6 +46,7 @@ class ParticipantProbe(Probe):
 class ParticipantListProbe(Probe):
     policy_action = "participant.list"
     policy_resource_type = "participant"
+    policy_collection = True
 
 
 class KeyRotationProbe(Probe):
@@ -55,6 +56,13 @@ class KeyRotationProbe(Probe):
 
 class AuditProbe(Probe):
     policy_action = "audit.read"
+    policy_collection = True
+
+
+class StudyWithoutIdProbe(Probe):
+    """Misconfigured: an item route with no id in its URL."""
+
+    policy_action = "study.read"
 
 
 urlpatterns = [
@@ -62,5 +70,6 @@ urlpatterns = [
     path("api/v1/probe/participants", ParticipantListProbe.as_view(), name="probe-participants"),
     path("api/v1/probe/keys/rotate", KeyRotationProbe.as_view(), name="probe-key-rotation"),
     path("api/v1/probe/audit", AuditProbe.as_view(), name="probe-audit"),
+    path("api/v1/probe/study", StudyWithoutIdProbe.as_view(), name="probe-study-without-id"),
     *tenant_urlpatterns,
 ]

@@ -215,3 +215,10 @@ def test_methods_without_a_declared_action_are_405_not_served(as_role: Callable[
     assert client.options("/api/v1/me").status_code == 405
     assert client.delete("/api/v1/me").status_code == 405
     assert client.head("/api/v1/me").status_code == 200
+
+
+def test_an_item_route_without_an_id_fails_closed_not_as_a_list(as_role: Callable[[str], APIClient]) -> None:
+    response = as_role("principal_investigator").get("/api/v1/probe/study")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "policy_unavailable"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,7 +83,7 @@ def test_without_decision_logging_the_engine_still_gives_an_id(opa: tuple[OpaEng
     assert len(engine.decide(corpus(1)[0]).decision_id) == 36
 
 
-@pytest.mark.parametrize("mode", ["undefined", "non_boolean", "server_error", "slow"])
+@pytest.mark.parametrize("mode", ["undefined", "non_boolean", "server_error", "slow", "drip"])
 def test_every_opa_failure_is_policy_unavailable(mode: str, opa: tuple[OpaEngine, OpaState]) -> None:
     engine, state = opa
     state.mode = mode
@@ -99,15 +101,41 @@ def test_an_unreachable_opa_is_policy_unavailable() -> None:
         engine.check_ready()
 
 
-def test_opa_is_ready_only_once_its_bundles_are(opa: tuple[OpaEngine, OpaState]) -> None:
+@pytest.mark.parametrize(
+    ("mode", "why"),
+    [("not_ready", "not ready"), ("no_bundles", "no bundle revision"), ("undefined", "undefined")],
+)
+def test_opa_is_ready_only_once_its_bundles_decide(mode: str, why: str, opa: tuple[OpaEngine, OpaState]) -> None:
     engine, state = opa
     engine.check_ready()
 
-    state.mode = "not_ready"
+    state.mode = mode
 
     with pytest.raises(PolicyUnavailable) as error:
         engine.check_ready()
-    assert "not ready" in error.value.why
+    assert why in error.value.why
+
+
+def test_the_slow_drip_is_cut_at_the_deadline(opa: tuple[OpaEngine, OpaState]) -> None:
+    engine, state = opa
+    state.mode = "drip"
+    started = time.monotonic()
+
+    with pytest.raises(PolicyUnavailable):
+        engine.decide(corpus(1)[0])
+
+    assert time.monotonic() - started < 0.6
+
+
+def test_a_policy_without_its_data_is_not_ready_and_never_decides(tmp_path: Path) -> None:
+    shutil.copytree(REPOSITORY_POLICY / "gateway", tmp_path / "gateway")
+    engine = EmbeddedEngine(PolicySource.from_directory(tmp_path))
+
+    with pytest.raises(PolicyUnavailable) as error:
+        engine.check_ready()
+    assert "policy_error" in error.value.why
+    with pytest.raises(PolicyUnavailable):
+        engine.decide(corpus(1)[0])
 
 
 def test_a_policy_that_does_not_compile_never_decides(tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ import pytest
 from django_tenants.utils import schema_context
 from rest_framework import serializers
 
-from policy.decision import Decision, Obligations
+from policy.decision import Decision, Obligations, parse_decision
 from policy.enforcement import authorize
-from policy.errors import PolicyDenied
-from policy.obligations import RedactingSerializerMixin, redact
+from policy.errors import PolicyDenied, PolicyUnavailable
+from policy.obligations import RedactingSerializerMixin, apply_conditions, redact
 from tenants.models import Community
 
 
@@ -67,3 +67,38 @@ def test_tasks_and_other_non_drf_paths_authorize_through_the_same_helper(alpha: 
         with pytest.raises(PolicyDenied) as denied:
             authorize(document("researcher", "export.read"))
     assert denied.value.code == "action_not_permitted"
+
+
+def test_conditions_narrow_a_list_through_the_selectors_handlers(alpha: Community) -> None:
+    queryset = Community.objects.all()
+
+    narrowed = apply_conditions(queryset, {"slug": "alpha"}, {"slug": lambda rows, value: rows.filter(slug=value)})
+
+    assert [community.slug for community in narrowed] == ["alpha"]
+
+
+def test_a_condition_no_selector_understands_fails_closed(alpha: Community) -> None:
+    with pytest.raises(PolicyUnavailable):
+        apply_conditions(Community.objects.all(), {"consent_scope": "genomic"}, {})
+
+
+def test_a_decision_without_its_obligations_is_not_a_decision() -> None:
+    for document in (
+        {"allow": True},
+        {"allow": True, "reasons": ["role_grants_action"]},
+        {"allow": True, "reasons": ["role_grants_action"], "obligations": {"redact": []}},
+    ):
+        with pytest.raises(PolicyUnavailable):
+            parse_decision(document, decision_id="d", revision="r", input_digest="sha256:x")
+
+
+def test_policy_error_and_malformed_input_are_not_denials_but_failures() -> None:
+    obligations = {"redact": [], "require_mfa": False, "audit": "normal", "conditions": {}}
+    for reason in ("policy_error", "malformed_input"):
+        with pytest.raises(PolicyUnavailable):
+            parse_decision(
+                {"allow": False, "reasons": [reason], "obligations": obligations},
+                decision_id="d",
+                revision="r",
+                input_digest="sha256:x",
+            )

@@ -25,10 +25,10 @@ class Command(ApplicationCommand):
 
     def run(self, **options: Any) -> None:
         """Run and report."""
-        source = PolicySource.from_directory(Path(options["dir"] or settings.POLICY_DIR))
-        if not source.tests:
+        directory = Path(options["dir"] or settings.POLICY_DIR)
+        if not PolicySource.from_directory(directory).tests:
             raise CommandError("no *_test.rego files: nothing was tested")
-        report = run_tests(source)
+        report = run_tests(directory)
         for result in report.results:
             verdict = "PASS" if result.passed else "FAIL"
             self.stdout.write(

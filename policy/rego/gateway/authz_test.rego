@@ -229,6 +229,7 @@ test_a_fresh_second_factor_allows_elevated_actions if {
 	d := decide(fresh_mfa(acting(as_role("owner"), "key.rotate")))
 	d.allow
 	d.obligations.audit == "heightened"
+	not d.obligations.require_mfa
 }
 
 test_break_glass_activation_is_elevated if {
@@ -244,7 +245,7 @@ test_phi_export_download_is_elevated if {
 
 # --- break-glass -------------------------------------------------------------------------------
 
-grant := {"active": true, "subject": "u-1", "expires_at": now + 600}
+grant := {"active": true, "subject": "u-1", "community": "alpha", "expires_at": now + 600}
 
 with_grant(document, g) := object.union(document, {"context": object.union(document.context, {"break_glass": g})})
 
@@ -256,11 +257,18 @@ test_break_glass_allows_reads_without_consent_with_heightened_audit if {
 	d.obligations.redact == []
 }
 
-test_break_glass_lifts_redaction_for_reads if {
+test_a_role_that_may_not_activate_break_glass_cannot_use_a_grant if {
 	d := decide(with_grant(as_role("researcher"), grant))
 	d.allow
-	d.obligations.redact == []
-	d.reasons == ["break_glass"]
+	d.reasons == ["role_grants_action"]
+	count(d.obligations.redact) == 11
+	not decide(with_grant(object.union(as_role("auditor"), {"purpose": "emergency"}), grant)).allow
+}
+
+test_break_glass_grants_no_action_the_role_lacks if {
+	d := decide(with_grant(acting(base, "export.approve"), grant))
+	not d.allow
+	"action_not_permitted" in d.reasons
 }
 
 test_break_glass_does_not_allow_writes if {
@@ -287,4 +295,94 @@ test_an_unknown_kind_of_resource_is_redacted_whole if {
 	d := decide(object.union(as_role("researcher"), {"resource": {"type": "mystery", "id": "m-1", "attributes": {}}}))
 	d.allow
 	d.obligations.redact == ["*"]
+}
+
+test_an_inactive_grant_does_nothing if {
+	not decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"active": false}))).allow
+}
+
+test_a_grant_of_another_community_does_nothing if {
+	not decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"community": "beta"}))).allow
+}
+
+test_a_grant_whose_expiry_is_not_a_number_does_nothing if {
+	not decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"expires_at": "never"}))).allow
+}
+
+test_a_grant_without_a_clock_does_nothing if {
+	document := with_grant(object.union(base, {"purpose": "emergency"}), grant)
+	not decide(object.union(document, {"context": object.union(document.context, {"now": null})})).allow
+}
+
+test_break_glass_lists_carry_no_consent_condition if {
+	document := object.union(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}})
+	d := decide(with_grant(document, grant))
+	d.allow
+	d.obligations.conditions == {}
+	d.obligations.audit == "heightened"
+}
+
+test_single_reads_carry_no_consent_condition if {
+	decide(base).obligations.conditions == {}
+}
+
+test_a_negative_or_textual_second_factor_age_is_not_fresh if {
+	not decide(object.union(acting(as_role("owner"), "key.rotate"), {"subject": object.union(as_role("owner").subject, {"mfa_age_seconds": -5})})).allow
+	not decide(object.union(acting(as_role("owner"), "key.rotate"), {"subject": object.union(as_role("owner").subject, {"mfa_age_seconds": "60"})})).allow
+}
+
+test_malformed_input_is_denied_as_such if {
+	every document in [
+		object.union(base, {"resource": {"id": "p-1", "attributes": {}}}),
+		object.union(base, {"purpose": 7}),
+		object.union(base, {"resource": {"type": "participant", "id": 12, "attributes": {}}}),
+		object.union(base, {"action": ["participant.read"]}),
+		with_subject({"roles": "coordinator"}),
+	] {
+		d := decide(document)
+		not d.allow
+		"malformed_input" in d.reasons
+	}
+}
+
+test_without_its_data_the_policy_cannot_decide if {
+	d := authz.decision with data.gateway.matrix as {}
+	d.reasons == ["policy_error"]
+}
+
+
+test_a_role_that_does_not_grant_the_action_does_not_lift_redaction if {
+	d := decide(with_subject({"roles": ["researcher", "auditor"]}))
+	d.allow
+	count(d.obligations.redact) == 11
+}
+
+test_actions_without_phi_redact_nothing if {
+	d := decide(object.union(acting(as_role("researcher"), "study.read"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}}))
+	d.allow
+	d.obligations.redact == []
+}
+
+test_writes_without_phi_need_no_consent if {
+	d := decide(object.union(acting(base, "observation.create"), {"resource": {"type": "observation", "id": "o-1", "attributes": {}}}))
+	d.allow
+}
+
+test_a_grant_does_not_heighten_actions_it_does_not_cover if {
+	d := decide(with_grant(acting(base, "participant.update"), grant))
+	d.allow
+	d.obligations.audit == "normal"
+	d.reasons == ["role_grants_action"]
+}
+
+test_denied_decisions_carry_no_redaction if {
+	d := decide(object.union(as_role("researcher"), {"community": {"slug": "alpha", "status": "suspended"}}))
+	not d.allow
+	d.obligations.redact == []
+}
+
+test_lists_of_resources_without_consent_carry_no_condition if {
+	d := decide(object.union(acting(base, "consent.list"), {"resource": {"type": "consent", "id": null, "attributes": {}}}))
+	d.allow
+	d.obligations.conditions == {}
 }
