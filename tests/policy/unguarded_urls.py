@@ -40,4 +40,5 @@ urlpatterns = [
     path("api/v1/forgotten", ForgottenApi.as_view(), name="forgotten"),
     path("api/v1/half", HalfGuardedApi.as_view(), name="half"),
     path("api/v1/plain", plain_django_view, name="plain"),
+    path("api/v1/not-really-jwks", ForgottenApi.as_view(), name="jwks"),
 ]

@@ -34,7 +34,9 @@ def policy_at(reference: str, directory: Path) -> PolicySource:
     """The policy files of ``directory`` as they were at git ``reference``."""
     top = Path(_git(directory, "rev-parse", "--show-toplevel").strip())
     relative = directory.resolve().relative_to(top.resolve()).as_posix()
-    names = _git(top, "ls-tree", "-r", "--name-only", reference, "--", relative).split()
+    names = [
+        name for name in _git(top, "ls-tree", "-r", "-z", "--name-only", reference, "--", relative).split("\0") if name
+    ]
     if not names:
         raise CommandError(f"no policy files under {relative} at {reference}")
     with tempfile.TemporaryDirectory() as temporary:

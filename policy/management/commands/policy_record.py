@@ -39,7 +39,7 @@ class Command(ApplicationCommand):
         parser.add_argument("--out", required=True)
 
     def run(self, **options: Any) -> None:
-        """Export distinct inputs, oldest first."""
+        """Export inputs, oldest first (identical inputs once)."""
         community = community_get(slug=options["community"])
         since, until = _moment(options["since"], "--since"), _moment(options["until"], "--until")
         written: set[str] = set()
@@ -51,12 +51,12 @@ class Command(ApplicationCommand):
                 records = records.filter(created_at__lt=until)
             for record in records.iterator(chunk_size=500):
                 line = canonical_json(record.input)
-                if record.input_digest in written:
+                if line in written:  # a replayed request (same id, same second) counts once
                     continue
-                written.add(record.input_digest)
+                written.add(line)
                 out.write(line + "\n")
                 if len(written) >= options["limit"]:
                     break
-        self.stdout.write(f"wrote {len(written)} distinct inputs from {community.slug} to {options['out']}")
+        self.stdout.write(f"wrote {len(written)} inputs from {community.slug} to {options['out']}")
         if not written:
             self.stderr.write("warning: no decisions recorded in that range")
