@@ -55,13 +55,16 @@ class OpaHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
+    def _start(self, status: int, body: dict[str, Any]) -> bytes:
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        return payload
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        self.wfile.write(self._start(status, body))
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -86,12 +89,7 @@ class OpaHandler(BaseHTTPRequestHandler):
 
     def _drip(self, status: int, body: dict[str, Any]) -> None:
         """Headers at once, then the body a byte at a time: every read is quick, the whole is not."""
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        for byte in payload:
+        for byte in self._start(status, body):
             self.wfile.write(bytes([byte]))
             self.wfile.flush()
             time.sleep(self.state.delay_seconds / 20)

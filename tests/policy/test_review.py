@@ -110,6 +110,12 @@ def policy_repository(tmp_path: Path) -> Path:
     return repository / "policy" / "rego"
 
 
+def diff_against_head(policy_repository: Path, *options: str) -> str:
+    return run(
+        "policy_diff", "--base", "HEAD", "--corpus", str(SAMPLE_CORPUS), "--dir", str(policy_repository), *options
+    )
+
+
 def test_policy_diff_reports_exactly_the_decisions_a_change_flips(policy_repository: Path, tmp_path: Path) -> None:
     data_file = policy_repository / "data.json"
     data = json.loads(data_file.read_text())
@@ -117,17 +123,7 @@ def test_policy_diff_reports_exactly_the_decisions_a_change_flips(policy_reposit
     data_file.write_text(json.dumps(data))
     markdown = tmp_path / "diff.md"
 
-    output = run(
-        "policy_diff",
-        "--base",
-        "HEAD",
-        "--corpus",
-        str(SAMPLE_CORPUS),
-        "--dir",
-        str(policy_repository),
-        "--markdown-out",
-        str(markdown),
-    )
+    output = diff_against_head(policy_repository, "--markdown-out", str(markdown))
 
     assert "576 recorded decisions evaluated, 3 changed" in output
     changed = [line for line in output.splitlines() if line.startswith("line ")]
@@ -143,7 +139,7 @@ def test_policy_diff_names_obligation_changes_too(policy_repository: Path) -> No
     data["gateway"]["matrix"]["phi_fields"]["observation"].append("value")
     data_file.write_text(json.dumps(data))
 
-    output = run("policy_diff", "--base", "HEAD", "--corpus", str(SAMPLE_CORPUS), "--dir", str(policy_repository))
+    output = diff_against_head(policy_repository)
 
     changed = [line for line in output.splitlines() if line.startswith("line ")]
     assert changed
@@ -151,17 +147,7 @@ def test_policy_diff_names_obligation_changes_too(policy_repository: Path) -> No
 
 
 def test_an_unchanged_policy_flips_nothing(policy_repository: Path) -> None:
-    output = run(
-        "policy_diff",
-        "--base",
-        "HEAD",
-        "--corpus",
-        str(SAMPLE_CORPUS),
-        "--dir",
-        str(policy_repository),
-        "--format",
-        "markdown",
-    )
+    output = diff_against_head(policy_repository, "--format", "markdown")
 
     assert "**0** of 576 recorded decisions change." in output
 
