@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_tenants.utils import schema_exists
+from django_tenants.utils import schema_context, schema_exists
 
 from gateway.errors import Conflict
 from tenants.errors import CommunityErrorCode
@@ -16,6 +16,7 @@ from tenants.models import Community, CommunityStatus, Domain
 from tenants.schema import use_public_schema
 from tenants.selectors import community_get
 from tenants.validators import validate_domain, validate_name, validate_slug
+from vault.keys import community_keys_create
 
 
 def _refuse_conflicts(*, slug: str, domain: str) -> None:
@@ -45,6 +46,8 @@ def community_create(*, slug: str, name: str, domain: str) -> Community:
             community = Community(slug=slug, schema_name=slug, name=name, status_changed_at=timezone.now())
             community.save(verbosity=0)
             Domain.objects.create(domain=domain, tenant=community, is_primary=True)
+            with schema_context(slug):
+                community_keys_create(slug)
     except IntegrityError as error:
         # A concurrent creation won the race between our checks and the insert.
         raise Conflict(

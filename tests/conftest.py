@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from gateway.redis_client import get_redis
@@ -21,6 +22,10 @@ from tenants.actions import community_create
 from tenants.models import Community
 from tenants.schema import use_public_schema
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
+from vault.keys import cache as data_key_cache
+from vault.keys import community_keys_create
+from vault.models import DataKey
+from vault.providers import get_provider
 
 COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
 ALPHA_HOST = "alpha.localhost"
@@ -34,6 +39,12 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         for slug, name, domain in COMMUNITIES:
             if not Community.objects.filter(slug=slug).exists():
                 community_create(slug=slug, name=name, domain=domain)
+                continue
+            # A reused test database: fresh keys, in step with this run's key file.
+            with schema_context(slug):
+                DataKey.objects.all().delete()
+                get_provider().destroy_community_key(slug)
+                community_keys_create(slug)
     if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
 
@@ -43,9 +54,11 @@ def _clean_state() -> Iterator[None]:
     """Each test starts with an empty Redis database, the public schema and a fresh keyring cache."""
     get_redis().flushdb()
     reset_keyring_cache()
+    data_key_cache.purge()
     yield
     use_public_schema()
     reset_keyring_cache()
+    data_key_cache.purge()
 
 
 @pytest.fixture

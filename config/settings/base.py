@@ -64,7 +64,9 @@ SHARED_APPS = [
 ]
 TENANT_APPS = [
     "policy",
+    "vault",
     "services.studies",
+    "services.participants",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -224,6 +226,24 @@ OPA_TIMEOUT_SECONDS = float(env_str("OPA_TIMEOUT_SECONDS", "0.25"))
 POLICY_PURPOSES = ["research_use", "contact", "data_sharing", "genomic", "operations", "emergency"]
 POLICY_DEFAULT_PURPOSE = "research_use"
 
+# Keys: a local provider (development, tests) or Vault Transit (production).
+KEY_PROVIDER = env_str("KEY_PROVIDER", "local")
+LOCAL_KEY_FILE = Path(env_str("LOCAL_KEY_FILE", str(LOCAL_STATE_DIR / "local-keys.json")))
+VAULT_ADDR = env_str("VAULT_ADDR", "http://127.0.0.1:8200")
+VAULT_TOKEN = env_str("VAULT_TOKEN")
+VAULT_ROLE_ID = env_str("VAULT_ROLE_ID")
+VAULT_SECRET_ID = env_str("VAULT_SECRET_ID")
+VAULT_CACERT = env_str("VAULT_CACERT")
+VAULT_TIMEOUT_SECONDS = float(env_str("VAULT_TIMEOUT_SECONDS", "2"))
+VAULT_TRANSIT_MOUNT = env_str("VAULT_TRANSIT_MOUNT", "transit")
+VAULT_KEY_PREFIX = env_str("VAULT_KEY_PREFIX", "community-")
+# Unwrapped data keys stay in process memory this long, for this many uses, at most this many keys.
+DATA_KEY_CACHE_MAX_AGE_SECONDS = env_int("DATA_KEY_CACHE_MAX_AGE_SECONDS", default=300)
+DATA_KEY_CACHE_MAX_USES = env_int("DATA_KEY_CACHE_MAX_USES", default=1_000_000)
+DATA_KEY_CACHE_MAX_ENTRIES = env_int("DATA_KEY_CACHE_MAX_ENTRIES", default=1000)
+# An offboarded community's schema is dropped this many days after its keys were destroyed.
+OFFBOARD_GRACE_DAYS = env_int("OFFBOARD_GRACE_DAYS", default=30)
+
 # Only development settings may create the demo communities and users.
 DEMO_SEED_ALLOWED = False
 
@@ -234,6 +254,7 @@ READINESS_CHECKS = {
     "redis": "gateway.health.check_redis",
     "rabbitmq": "gateway.health.check_rabbitmq",
     "policy": "policy.engine.check_policy_ready",
+    "keys": "vault.providers.check_key_provider_ready",
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

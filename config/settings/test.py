@@ -18,8 +18,9 @@ REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CACHE_URL = env_str("TEST_CACHE_URL", "redis://127.0.0.1:6379/14")
 CACHES = cache_settings(CACHE_URL)
 
-# Each test run signs with keys of its own.
+# Each test run signs with keys of its own, and keeps community keys of its own.
 JWT_SIGNING_KEYS_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-jwt-keys-"))
+LOCAL_KEY_FILE = Path(env_str("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdir()) / "cgw-test-local-keys.json")))
 
 # Argon2 still, with a cost a test suite can afford.
 PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]

@@ -25,7 +25,7 @@ def test_ready_checks_each_backing_service_with_its_latency(db: None, client_for
 
     assert response.status_code == 200
     checks = response.json()["checks"]
-    assert set(checks) == {"postgresql", "redis", "rabbitmq", "policy"}
+    assert set(checks) == {"postgresql", "redis", "rabbitmq", "policy", "keys"}
     for result in checks.values():
         assert result["status"] == "up"
         assert result["latency_ms"] >= 0

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
+from django_tenants.utils import schema_context
 
 from gateway.commands import ApplicationCommand
 from security.local_secrets import read_or_create_secret
@@ -18,6 +19,7 @@ from security.models import Membership, User
 from security.roles import Role
 from tenants.actions import community_create
 from tenants.models import Community
+from vault.keys import community_keys_ensure
 
 DEMO_COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
 
@@ -45,6 +47,8 @@ class Command(ApplicationCommand):
             community = Community.objects.filter(slug=slug).first() or community_create(
                 slug=slug, name=name, domain=domain
             )
+            with schema_context(slug):
+                community_keys_ensure(slug)
             for role in Role.values:
                 user = User.objects.filter(email=f"{role}@{slug}.example").first()
                 if user is None:

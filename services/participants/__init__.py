@@ -1,0 +1,1 @@
+"""Participants of a community's studies; their PHI is stored encrypted (tenant schema)."""

@@ -1,0 +1,338 @@
+"""Key providers behind one protocol: Vault Transit (production) and a local file (development, tests).
+
+A community has one *key encryption key* in the provider (a Transit key,
+``aes256-gcm96``, derived with the community as context, never exportable).
+It wraps the community's data keys; the service stores only wrapped keys and
+unwraps them into process memory (see :mod:`vault.keys`).
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import math
+import os
+import re
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import hvac
+import requests
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from hvac import exceptions as vault_errors
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from vault.errors import KeyDestroyed, KeyServiceUnavailable
+
+_WRAPPED_RE = re.compile(r"^(vault|local):v(\d+):")
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A data key as the provider wrapped it, and the key version that wrapped it."""
+
+    ciphertext: str
+    version: int
+
+
+def wrapped_version(ciphertext: str) -> int:
+    """The key version a wrapped key names (``vault:v3:...`` is 3)."""
+    match = _WRAPPED_RE.match(ciphertext)
+    if match is None:
+        raise KeyDestroyed("not a wrapped key of a known provider")
+    return int(match.group(2))
+
+
+class KeyProvider(Protocol):
+    """What the service needs from a key service."""
+
+    name: str
+
+    def create_community_key(self, community: str) -> None:
+        """Create the community's key (not exportable, no plaintext backup, deletion not allowed)."""
+        ...
+
+    def generate_wrapped_key(self, community: str) -> WrappedKey:
+        """A new 256-bit data key, wrapped by the community's latest key version."""
+        ...
+
+    def unwrap(self, community: str, wrapped: str) -> bytes:
+        """The plaintext of a wrapped data key (raises KeyServiceUnavailable or KeyDestroyed)."""
+        ...
+
+    def rotate(self, community: str) -> int:
+        """Add a key version; return it."""
+        ...
+
+    def retire_versions_below(self, community: str, version: int) -> None:
+        """Refuse to unwrap anything wrapped by an older version (``min_decryption_version``)."""
+        ...
+
+    def destroy_community_key(self, community: str) -> None:
+        """Delete the community's key for good (crypto-shredding)."""
+        ...
+
+    def check_ready(self) -> None:
+        """Raise KeyServiceUnavailable unless keys can be used."""
+        ...
+
+
+# --- local provider ---------------------------------------------------------------
+
+
+class LocalKeyProvider:
+    """Key encryption keys in a local JSON file (mode 0600). For development and tests only."""
+
+    name = "local"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _store(self, *, write: bool) -> Any:
+        with self._lock:
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            with os.fdopen(descriptor, "r+", encoding="utf-8") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+                text = handle.read()
+                store: dict[str, Any] = json.loads(text) if text.strip() else {"communities": {}}
+                yield store
+                if write:
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(json.dumps(store))
+
+    @staticmethod
+    def _aad(community: str) -> bytes:
+        return f"local-wrap|{community}".encode()
+
+    def create_community_key(self, community: str) -> None:
+        """Create version 1 (refuses to replace an existing key)."""
+        with self._store(write=True) as store:
+            if community in store["communities"]:
+                return
+            key = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+            store["communities"][community] = {"versions": {"1": key}, "min_decryption_version": 1}
+
+    def _entry(self, store: dict[str, Any], community: str) -> dict[str, Any]:
+        entry = store["communities"].get(community)
+        if entry is None:
+            raise KeyDestroyed(f"no key for community {community}")
+        return dict(entry)
+
+    def generate_wrapped_key(self, community: str) -> WrappedKey:
+        """Wrap a new random data key with the latest version."""
+        with self._store(write=False) as store:
+            entry = self._entry(store, community)
+        version = max(int(number) for number in entry["versions"])
+        kek = AESGCM(base64.b64decode(entry["versions"][str(version)]))
+        nonce = os.urandom(12)
+        body = kek.encrypt(nonce, AESGCM.generate_key(bit_length=256), self._aad(community))
+        return WrappedKey(f"local:v{version}:" + base64.b64encode(nonce + body).decode(), version)
+
+    def unwrap(self, community: str, wrapped: str) -> bytes:
+        """Unwrap with the version the wrapped key names."""
+        version = wrapped_version(wrapped)
+        with self._store(write=False) as store:
+            entry = self._entry(store, community)
+        if version < entry["min_decryption_version"] or str(version) not in entry["versions"]:
+            raise KeyDestroyed(f"key version {version} of {community} is retired")
+        raw = base64.b64decode(wrapped.split(":", 2)[2])
+        try:
+            return AESGCM(base64.b64decode(entry["versions"][str(version)])).decrypt(
+                raw[:12], raw[12:], self._aad(community)
+            )
+        except InvalidTag as error:
+            raise KeyDestroyed("the wrapped key does not open with this community's key") from error
+
+    def rotate(self, community: str) -> int:
+        """Add a version."""
+        with self._store(write=True) as store:
+            entry = self._entry(store, community)
+            version = max(int(number) for number in entry["versions"]) + 1
+            entry["versions"][str(version)] = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+            store["communities"][community] = entry
+        return version
+
+    def retire_versions_below(self, community: str, version: int) -> None:
+        """Raise the minimum version and forget older ones (as Vault's trim would)."""
+        with self._store(write=True) as store:
+            entry = self._entry(store, community)
+            entry["min_decryption_version"] = version
+            entry["versions"] = {number: key for number, key in entry["versions"].items() if int(number) >= version}
+            store["communities"][community] = entry
+
+    def destroy_community_key(self, community: str) -> None:
+        """Forget every version."""
+        with self._store(write=True) as store:
+            store["communities"].pop(community, None)
+
+    def check_ready(self) -> None:
+        """The key file can be read."""
+        try:
+            with self._store(write=False):
+                pass
+        except (OSError, ValueError) as error:
+            raise KeyServiceUnavailable(f"local key file unreadable: {type(error).__name__}") from error
+
+
+# --- Vault Transit ----------------------------------------------------------------------
+
+
+def _context(community: str) -> str:
+    return base64.b64encode(community.encode()).decode()
+
+
+class VaultTransitProvider:
+    """HashiCorp Vault's Transit engine through hvac: token or AppRole auth, TLS verified, bounded retries."""
+
+    name = "vault"
+
+    def __init__(self) -> None:
+        self._mount = settings.VAULT_TRANSIT_MOUNT
+        self._prefix = settings.VAULT_KEY_PREFIX
+        self._client = hvac.Client(
+            url=settings.VAULT_ADDR,
+            token=settings.VAULT_TOKEN or None,
+            verify=settings.VAULT_CACERT or True,
+            timeout=math.ceil(settings.VAULT_TIMEOUT_SECONDS),
+        )
+        retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 504), allowed_methods=None)
+        self._client.adapter.session.mount("https://", HTTPAdapter(max_retries=retry))
+        self._client.adapter.session.mount("http://", HTTPAdapter(max_retries=retry))
+        self._logged_in = bool(settings.VAULT_TOKEN)
+
+    def _key(self, community: str) -> str:
+        return f"{self._prefix}{community}"
+
+    @contextmanager
+    def _calling(self, what: str) -> Any:
+        """Map Vault's answers onto ours: down or refused is 503; a missing key is destroyed."""
+        try:
+            self._login()
+            yield
+        except (vault_errors.InvalidPath, vault_errors.UnsupportedOperation) as error:
+            raise KeyDestroyed(f"{what}: the key does not exist") from error
+        except vault_errors.InvalidRequest as error:
+            if "not found" in str(error).lower() or "too old" in str(error).lower():
+                raise KeyDestroyed(f"{what}: {type(error).__name__}") from error
+            raise KeyServiceUnavailable(f"{what}: refused ({type(error).__name__})") from error
+        except (vault_errors.VaultError, requests.RequestException) as error:
+            raise KeyServiceUnavailable(f"{what}: {type(error).__name__}") from error
+
+    def _login(self) -> None:
+        if self._logged_in:
+            return
+        response = self._client.auth.approle.login(role_id=settings.VAULT_ROLE_ID, secret_id=settings.VAULT_SECRET_ID)
+        self._client.token = response["auth"]["client_token"]
+        self._logged_in = True
+
+    def configure_mount(self) -> None:
+        """``disable_upsert``: an encrypt call must never create a key."""
+        with self._calling("configure transit"):
+            self._client.adapter.post(f"/v1/{self._mount}/config/keys", json={"disable_upsert": True})
+
+    def create_community_key(self, community: str) -> None:
+        """aes256-gcm96, derived, not exportable, no plaintext backup, deletion not allowed."""
+        with self._calling("create key"):
+            self._client.secrets.transit.create_key(
+                self._key(community),
+                key_type="aes256-gcm96",
+                derived=True,
+                exportable=False,
+                allow_plaintext_backup=False,
+                mount_point=self._mount,
+            )
+            self._client.secrets.transit.update_key_configuration(
+                self._key(community), deletion_allowed=False, mount_point=self._mount
+            )
+
+    def generate_wrapped_key(self, community: str) -> WrappedKey:
+        """``POST transit/datakey/wrapped/:name`` (the plaintext never travels here)."""
+        with self._calling("generate data key"):
+            response = self._client.secrets.transit.generate_data_key(
+                self._key(community),
+                key_type="wrapped",
+                context=_context(community),
+                bits=256,
+                mount_point=self._mount,
+            )
+        ciphertext = str(response["data"]["ciphertext"])
+        return WrappedKey(ciphertext, wrapped_version(ciphertext))
+
+    def unwrap(self, community: str, wrapped: str) -> bytes:
+        """``POST transit/decrypt/:name`` with the community as derivation context."""
+        with self._calling("unwrap data key"):
+            response = self._client.secrets.transit.decrypt_data(
+                self._key(community), ciphertext=wrapped, context=_context(community), mount_point=self._mount
+            )
+        return base64.b64decode(response["data"]["plaintext"])
+
+    def rotate(self, community: str) -> int:
+        """``POST transit/keys/:name/rotate``, then read the latest version."""
+        with self._calling("rotate key"):
+            self._client.secrets.transit.rotate_key(self._key(community), mount_point=self._mount)
+            response = self._client.secrets.transit.read_key(self._key(community), mount_point=self._mount)
+        return int(response["data"]["latest_version"])
+
+    def retire_versions_below(self, community: str, version: int) -> None:
+        """``min_decryption_version`` = version."""
+        with self._calling("retire key versions"):
+            self._client.secrets.transit.update_key_configuration(
+                self._key(community), min_decryption_version=version, mount_point=self._mount
+            )
+
+    def destroy_community_key(self, community: str) -> None:
+        """Allow deletion, then delete: every version goes."""
+        with self._calling("destroy key"):
+            self._client.secrets.transit.update_key_configuration(
+                self._key(community), deletion_allowed=True, mount_point=self._mount
+            )
+            self._client.secrets.transit.delete_key(self._key(community), mount_point=self._mount)
+
+    def check_ready(self) -> None:
+        """Vault unsealed and answering (``/sys/health`` is 200 only when active and unsealed)."""
+        try:
+            response = requests.get(
+                f"{settings.VAULT_ADDR}/v1/sys/health",
+                timeout=settings.VAULT_TIMEOUT_SECONDS,
+                verify=settings.VAULT_CACERT or True,
+            )
+        except requests.RequestException as error:
+            raise KeyServiceUnavailable("vault unreachable") from error
+        if response.status_code != 200:  # noqa: PLR2004 - HTTP status
+            raise KeyServiceUnavailable(f"vault not ready ({response.status_code})")
+
+
+_provider_lock = threading.Lock()
+_providers: dict[tuple[str, ...], KeyProvider] = {}
+
+
+def get_provider() -> KeyProvider:
+    """The provider ``KEY_PROVIDER`` names (one per configuration, per process)."""
+    key = (settings.KEY_PROVIDER, str(settings.LOCAL_KEY_FILE), settings.VAULT_ADDR)
+    with _provider_lock:
+        provider = _providers.get(key)
+        if provider is None:
+            if settings.KEY_PROVIDER == "local":
+                provider = LocalKeyProvider(Path(settings.LOCAL_KEY_FILE))
+            elif settings.KEY_PROVIDER == "vault":
+                provider = VaultTransitProvider()
+            else:
+                raise KeyServiceUnavailable(f"unknown KEY_PROVIDER {settings.KEY_PROVIDER!r}")
+            _providers[key] = provider
+        return provider
+
+
+def check_key_provider_ready() -> None:
+    """Readiness check."""
+    get_provider().check_ready()
