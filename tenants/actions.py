@@ -6,17 +6,20 @@ one transaction, so a refused request creates nothing: no row, no schema.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
-from gateway.errors import Conflict
+from gateway.errors import BadRequest, Conflict
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
 from tenants.schema import use_public_schema
 from tenants.selectors import community_get
 from tenants.validators import validate_domain, validate_name, validate_slug
-from vault.keys import community_keys_create
+from vault.keys import community_keys_create, community_keys_destroy
 
 
 def _refuse_conflicts(*, slug: str, domain: str) -> None:
@@ -72,6 +75,44 @@ def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: s
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
     return community
+
+
+def community_offboard(*, slug: str, confirm: str) -> Community:
+    """Crypto-shred a community: destroy its keys, stop serving it; its schema goes after the grace period.
+
+    Exports nothing. Every ciphertext of the community becomes unreadable the
+    moment the provider forgets the key, whatever copies of the data exist.
+
+    Raises:
+        BadRequest: ``confirm`` is not the slug.
+        Conflict: already offboarded.
+    """
+    if confirm != slug:
+        raise BadRequest(
+            "type the community's slug after --confirm to offboard it", code=CommunityErrorCode.NOT_CONFIRMED
+        )
+    with transaction.atomic():
+        community = community_get(slug=slug, for_update=True)
+        if community.status == CommunityStatus.OFFBOARDED:
+            raise Conflict(f"community '{slug}' is already offboarded", code=CommunityErrorCode.INVALID_TRANSITION)
+        community.status = CommunityStatus.OFFBOARDED
+        community.status_changed_at = timezone.now()
+        community.save(update_fields=["status", "status_changed_at", "updated_at"])
+        Domain.objects.filter(tenant=community).delete()
+        community_keys_destroy(slug)
+    return community
+
+
+def communities_purge_offboarded(*, now: datetime | None = None) -> list[str]:
+    """Drop the schemas (and rows) of communities offboarded longer ago than the grace period."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.OFFBOARD_GRACE_DAYS)
+    purged = []
+    for community in Community.objects.filter(status=CommunityStatus.OFFBOARDED, status_changed_at__lte=cutoff):
+        with transaction.atomic():
+            community._drop_schema(force_drop=True)
+            community.delete()
+        purged.append(community.slug)
+    return purged
 
 
 def community_suspend(*, slug: str) -> Community:

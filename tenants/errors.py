@@ -17,3 +17,4 @@ class CommunityErrorCode(StrEnum):
     UNKNOWN_HOST = "unknown_community"
     SUSPENDED = "community_suspended"
     INVALID_TRANSITION = "invalid_status_transition"
+    NOT_CONFIRMED = "offboarding_not_confirmed"

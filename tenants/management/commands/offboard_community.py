@@ -1,0 +1,30 @@
+"""``offboard_community --slug alpha --confirm alpha``: destroy the community's keys (crypto-shredding)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandParser
+
+from gateway.commands import ApplicationCommand
+from tenants.actions import community_offboard
+
+
+class Command(ApplicationCommand):
+    """Offboard: keys destroyed now, schema dropped after OFFBOARD_GRACE_DAYS by purge_offboarded_communities."""
+
+    help = "Offboard a community: destroy its keys now (its data becomes unreadable); drop its schema later."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare --slug and --confirm."""
+        parser.add_argument("--slug", required=True)
+        parser.add_argument("--confirm", required=True, help="the slug again: there is no undo")
+
+    def run(self, **options: Any) -> None:
+        """Offboard and say what happens next."""
+        community = community_offboard(slug=options["slug"], confirm=options["confirm"])
+        self.stdout.write(
+            f"community {community.slug} is offboarded: its keys are destroyed and its data unreadable; "
+            f"its schema is dropped after {settings.OFFBOARD_GRACE_DAYS} days (purge_offboarded_communities)"
+        )

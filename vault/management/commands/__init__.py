@@ -1,0 +1,1 @@
+"""Key management commands: rotate_keys, configure_vault."""

@@ -1,0 +1,68 @@
+"""``rotate_keys --community alpha``: new key version, then re-encryption in batches with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from django.core.management.base import CommandParser
+from django_tenants.utils import schema_context
+
+from gateway.commands import ApplicationCommand
+from tenants.selectors import community_get
+from vault.keys import community_keys_rotate
+from vault.models import RotationJob, RotationStatus
+from vault.rotation import reencrypt_community
+from vault.tasks import reencrypt_community_task
+
+BAR_WIDTH = 30
+
+
+class Command(ApplicationCommand):
+    """Rotate a community's keys; a rerun resumes an unfinished rotation instead of starting another."""
+
+    help = "Rotate a community's keys and re-encrypt its rows (as a Celery task, or --inline)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare --community, --inline, --batch-size, --timeout."""
+        parser.add_argument("--community", required=True)
+        parser.add_argument("--inline", action="store_true", help="re-encrypt in this process, not on a worker")
+        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for the worker")
+
+    def run(self, **options: Any) -> None:
+        """Rotate (or resume), then follow the re-encryption to the end."""
+        community = community_get(slug=options["community"])
+        with schema_context(community.schema_name):
+            unfinished = RotationJob.objects.filter(status=RotationStatus.RUNNING).order_by("-target_version").first()
+            if unfinished is not None:
+                version = unfinished.target_version
+                self.stdout.write(f"resuming the rotation of {community.slug} to key version {version}")
+            else:
+                version = community_keys_rotate(community.slug)
+                self.stdout.write(f"{community.slug}: new key version {version}")
+            if options["inline"]:
+                job = reencrypt_community(target_version=version, batch_size=options["batch_size"], progress=self._bar)
+            else:
+                reencrypt_community_task.delay(community.slug, version, options["batch_size"])
+                job = self._follow(version, options["timeout"])
+        self.stdout.write(f"\n{community.slug}: {job.rows_done} rows re-encrypted, versions below {version} retired")
+
+    def _follow(self, version: int, timeout: float) -> RotationJob:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = RotationJob.objects.filter(target_version=version).first()
+            if job is not None:
+                self._bar(job)
+                if job.status == RotationStatus.DONE:
+                    return job
+            time.sleep(0.5)
+        raise SystemExit("the worker has not finished yet: run rotate_keys again later to follow or resume it")
+
+    def _bar(self, job: RotationJob) -> None:
+        total = max(job.rows_total, 1)
+        filled = min(BAR_WIDTH, BAR_WIDTH * job.rows_done // total)
+        line = f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {job.rows_done}/{job.rows_total} rows"
+        self.stdout.write(line, ending="")
+        sys.stdout.flush()
