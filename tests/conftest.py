@@ -8,6 +8,7 @@ that is rolled back. Redis is real too (its own database, flushed per test).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,10 +56,15 @@ def _clean_state() -> Iterator[None]:
     get_redis().flushdb()
     reset_keyring_cache()
     data_key_cache.purge()
+    # The local key provider's file is not rolled back with the database: restore it by hand.
+    key_file = Path(settings.LOCAL_KEY_FILE)
+    saved_keys = key_file.read_bytes() if key_file.exists() else None
     yield
     use_public_schema()
     reset_keyring_cache()
     data_key_cache.purge()
+    if saved_keys is not None:
+        key_file.write_bytes(saved_keys)
 
 
 @pytest.fixture

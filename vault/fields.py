@@ -63,10 +63,14 @@ class EncryptedAttribute(DeferredAttribute):
         instance.__dict__[self.field.attname] = value
 
 
-class EncryptedField(models.TextField):  # type: ignore[type-arg]
+class EncryptedField(models.Field[Any, Any]):
     """Base of the encrypted fields: subclasses say how a value becomes bytes and back."""
 
     descriptor_class = EncryptedAttribute
+
+    def get_internal_type(self) -> str:
+        """Stored as text (the sealed token)."""
+        return "TextField"
 
     def to_bytes(self, value: Any) -> bytes:
         """Serialise a Python value for encryption."""
@@ -130,6 +134,9 @@ class EncryptedField(models.TextField):  # type: ignore[type-arg]
 class EncryptedTextField(EncryptedField):
     """Text, encrypted."""
 
+    _pyi_private_set_type: str | None
+    _pyi_private_get_type: str | None
+
     def to_bytes(self, value: Any) -> bytes:
         """UTF-8."""
         return str(value).encode("utf-8")
@@ -141,6 +148,9 @@ class EncryptedTextField(EncryptedField):
 
 class EncryptedDateField(EncryptedField):
     """A date, encrypted (ISO 8601)."""
+
+    _pyi_private_set_type: datetime.date | None
+    _pyi_private_get_type: datetime.date | None
 
     def to_bytes(self, value: Any) -> bytes:
         """ISO date."""
@@ -155,6 +165,9 @@ class EncryptedDateField(EncryptedField):
 
 class EncryptedJSONField(EncryptedField):
     """A JSON value, encrypted."""
+
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
 
     def to_bytes(self, value: Any) -> bytes:
         """Canonical JSON."""

@@ -1,0 +1,124 @@
+"""Both providers (and a real Vault when VAULT_ADDR is set) keep the same promises."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from tests.doubles.vault import TOKEN, VaultState, running_vault
+from vault.errors import KeyDestroyed, KeyServiceUnavailable
+from vault.providers import KeyProvider, VaultTransitProvider, wrapped_version
+
+
+def community() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def test_a_wrapped_data_key_unwraps_to_256_bits(provider: KeyProvider) -> None:
+    name = community()
+    provider.create_community_key(name)
+
+    wrapped = provider.generate_wrapped_key(name)
+
+    assert wrapped.version == 1
+    assert wrapped.ciphertext.startswith(("vault:v1:", "local:v1:"))
+    assert len(provider.unwrap(name, wrapped.ciphertext)) == 32
+
+
+def test_a_key_wraps_for_its_own_community_only(provider: KeyProvider) -> None:
+    first, second = community(), community()
+    provider.create_community_key(first)
+    provider.create_community_key(second)
+    wrapped = provider.generate_wrapped_key(first)
+
+    with pytest.raises((KeyDestroyed, KeyServiceUnavailable)):
+        provider.unwrap(second, wrapped.ciphertext)
+
+
+def test_rotation_keeps_old_versions_until_they_are_retired(provider: KeyProvider) -> None:
+    name = community()
+    provider.create_community_key(name)
+    old = provider.generate_wrapped_key(name)
+
+    assert provider.rotate(name) == 2
+    new = provider.generate_wrapped_key(name)
+    assert wrapped_version(new.ciphertext) == 2
+    assert len(provider.unwrap(name, old.ciphertext)) == 32
+
+    provider.retire_versions_below(name, 2)
+    with pytest.raises(KeyDestroyed):
+        provider.unwrap(name, old.ciphertext)
+    assert len(provider.unwrap(name, new.ciphertext)) == 32
+
+
+def test_a_destroyed_key_unwraps_nothing_ever_again(provider: KeyProvider) -> None:
+    name = community()
+    provider.create_community_key(name)
+    wrapped = provider.generate_wrapped_key(name)
+
+    provider.destroy_community_key(name)
+
+    with pytest.raises(KeyDestroyed):
+        provider.unwrap(name, wrapped.ciphertext)
+    with pytest.raises(KeyDestroyed):
+        provider.generate_wrapped_key(name)
+
+
+def test_the_double_keeps_vaults_rules() -> None:
+    with running_vault() as (address, state), override_settings(VAULT_ADDR=address, VAULT_TOKEN=TOKEN):
+        provider = VaultTransitProvider()
+        provider.configure_mount()
+        name = community()
+        provider.create_community_key(name)
+        key = state.keys[f"community-{name}"]
+
+        assert state.disable_upsert  # an encrypt call can never create a key
+        assert key.derived
+        assert key.deletion_allowed is False
+        with pytest.raises(KeyDestroyed):  # disable_upsert: no key appears for an unknown name
+            provider.generate_wrapped_key(community())
+
+
+@pytest.mark.parametrize("fault", ["sealed", "deny"])
+def test_a_sealed_or_refusing_vault_is_unavailable(fault: str, vault_double: VaultState) -> None:
+    provider = VaultTransitProvider()
+    name = community()
+    provider.create_community_key(name)
+    wrapped = provider.generate_wrapped_key(name)
+    setattr(vault_double, fault, True)
+
+    with pytest.raises(KeyServiceUnavailable):
+        provider.unwrap(name, wrapped.ciphertext)
+    with pytest.raises(KeyServiceUnavailable):
+        provider.generate_wrapped_key(name)
+
+
+def test_an_unreachable_vault_is_unavailable() -> None:
+    with override_settings(VAULT_ADDR="http://127.0.0.1:1", VAULT_TOKEN=TOKEN, VAULT_TIMEOUT_SECONDS=0.5):
+        provider = VaultTransitProvider()
+        with pytest.raises(KeyServiceUnavailable):
+            provider.generate_wrapped_key("alpha")
+        with pytest.raises(KeyServiceUnavailable):
+            provider.check_ready()
+
+
+def test_approle_login_is_used_when_no_token_is_set() -> None:
+    with (
+        running_vault() as (address, state),
+        override_settings(VAULT_ADDR=address, VAULT_TOKEN="", VAULT_ROLE_ID="role", VAULT_SECRET_ID="secret"),
+    ):
+        provider = VaultTransitProvider()
+        name = community()
+        provider.create_community_key(name)
+
+        assert f"community-{name}" in state.keys
+
+
+def test_a_sealed_vault_is_not_ready(vault_double: VaultState) -> None:
+    VaultTransitProvider().check_ready()
+    vault_double.sealed = True
+
+    with pytest.raises(KeyServiceUnavailable):
+        VaultTransitProvider().check_ready()
