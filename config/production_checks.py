@@ -51,6 +51,20 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
         problems.append("CACHE_URL equals REDIS_URL: a cache flush would also drop token revocations and lockouts")
     problems.extend(_plaintext_backends(environ))
     problems.extend(_development_policy(environ))
+    problems.extend(_development_keys(environ))
+    return problems
+
+
+def _development_keys(environ: Mapping[str, str]) -> list[str]:
+    """The local key provider is a development component; Vault must be reached over TLS, authenticated."""
+    problems = []
+    if environ.get("KEY_PROVIDER", "local") != "vault":
+        problems.append("KEY_PROVIDER is not vault (the local key provider is for development and tests)")
+    if urlparse(environ.get("VAULT_ADDR", "")).scheme != "https":
+        problems.append("VAULT_ADDR is not an https URL")
+    approle = environ.get("VAULT_ROLE_ID", "").strip() and environ.get("VAULT_SECRET_ID", "").strip()
+    if not environ.get("VAULT_TOKEN", "").strip() and not approle:
+        problems.append("Vault credentials are missing: set VAULT_ROLE_ID and VAULT_SECRET_ID (AppRole) or VAULT_TOKEN")
     return problems
 
 

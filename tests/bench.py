@@ -9,6 +9,7 @@ with its decision record written; and a sign-in with production Argon2.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import statistics
@@ -23,6 +24,7 @@ import django
 
 django.setup()
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import override_settings, setup_test_environment  # noqa: E402
@@ -37,9 +39,15 @@ from security.apis import MeApi  # noqa: E402
 from security.identity.signing_keys import generate_signing_key, load_keyring  # noqa: E402
 from security.identity.tokens import issue_access_token, verify_access_token  # noqa: E402
 from security.models import User  # noqa: E402
+from services.participants.models import Participant  # noqa: E402
+from services.studies.models import Study  # noqa: E402
 from tenants.actions import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory  # noqa: E402
+from vault.crypto import associated_data, open_sealed, seal  # noqa: E402
+from vault.fields import Sealed  # noqa: E402
+from vault.keys import cache as data_key_cache  # noqa: E402
+from vault.keys import community_keys_ensure  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent / "policy" / "corpus" / "sample.jsonl"
 
@@ -70,9 +78,12 @@ def main() -> None:
         community = Community.objects.filter(slug="alpha").first() or community_create(
             slug="alpha", name="Alpha", domain="alpha.localhost"
         )
+        with schema_context("alpha"):
+            community_keys_ensure("alpha")
         user = UserFactory.create()
         MembershipFactory.create(user=user, community=community, role="researcher")
         run_benchmarks(user_email=user.email, subject=str(user.pk))
+        run_vault_benchmarks()
         transaction.set_rollback(True)
 
 
@@ -133,6 +144,80 @@ def run_policy_benchmarks(subject: str) -> None:
     document = {**corpus[0], "subject": {**corpus[0]["subject"], "id": subject}}
     with schema_context("alpha"):
         measure("decide + write decision record", lambda: decide(document), runs=500)
+
+
+def throughput(label: str, action: Callable[[], int], seconds: float = 2.0) -> float:
+    """Run ``action`` (which returns how many fields it handled) for a while; print fields per second."""
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        done += action()
+    rate = done / (time.perf_counter() - started)
+    print(f"{label:<48} {rate:12,.0f} fields/s (one thread)")
+    return rate
+
+
+def run_vault_benchmarks() -> None:
+    """Field encryption and decryption throughput, and provider calls on a warm cache."""
+    aad = associated_data(community="alpha", model="m", field="f", row="r", key_version=1)
+    cipher = AESGCM(AESGCM.generate_key(bit_length=256))
+    token = seal(cipher, b"Lovelace-Byron", key_version=1, aad=aad)
+    throughput(
+        "seal one field (AES-256-GCM)",
+        lambda: sum(1 for _ in range(1000) if seal(cipher, b"Lovelace-Byron", key_version=1, aad=aad)),
+    )
+    throughput(
+        "open one field (AES-256-GCM)", lambda: sum(1 for _ in range(1000) if open_sealed(cipher, token, aad=aad))
+    )
+    fields = [
+        name
+        for name in (
+            "given_name",
+            "family_name",
+            "sex",
+            "mrn",
+            "email",
+            "phone",
+            "street_address",
+            "city",
+            "state",
+            "postal_code",
+        )
+    ]
+    with schema_context("alpha"):
+        study = Study.objects.create(protocol_number="BENCH-1", title="Bench")
+        ids = [
+            Participant.objects.create(
+                study=study, date_of_birth=datetime.date(1980, 1, 1), **{name: f"{name} {n}" for name in fields}
+            ).pk
+            for n in range(200)
+        ]
+        rows = list(Participant.objects.filter(pk__in=ids))
+
+        def decrypt_loaded() -> int:
+            for row in Participant.objects.filter(pk__in=ids[:50]):
+                for name in fields:
+                    getattr(row, name)
+            return 50 * len(fields)
+
+        throughput("load 50 participants and open 10 fields each", decrypt_loaded)
+        sealed = [
+            (row, {name: row.__dict__[name] for name in fields}) for row in Participant.objects.filter(pk__in=ids[:50])
+        ]
+
+        def decrypt_only() -> int:
+            for row, tokens in sealed:
+                for name, token in tokens.items():
+                    row.__dict__[name] = Sealed(token.token, token.community, token.row)
+                    getattr(row, name)
+            return 50 * len(fields)
+
+        throughput("open fields of loaded rows (descriptor path)", decrypt_only)
+        calls = data_key_cache.provider_calls
+        for row in Participant.objects.filter(pk__in=ids[:100]):
+            for name in fields:
+                getattr(row, name)
+        print(f"{'provider calls per 1,000 PHI reads (warm cache)':<48} {data_key_cache.provider_calls - calls:12d}")
+        assert rows
 
 
 if __name__ == "__main__":

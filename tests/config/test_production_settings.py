@@ -26,6 +26,10 @@ COMPLETE = {
     "JWT_SIGNING_KEYS_DIR": "/run/secrets/jwt-keys",
     "POLICY_ENGINE": "opa",
     "OPA_URL": "http://127.0.0.1:8181",
+    "KEY_PROVIDER": "vault",
+    "VAULT_ADDR": "https://vault.internal:8200",
+    "VAULT_ROLE_ID": "gateway",
+    "VAULT_SECRET_ID": "s3cr3t-from-the-orchestrator",
 }
 
 
@@ -58,6 +62,7 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
     for name in REQUIRED_VARIABLES:
         assert f"{name} is not set" in result.stderr
     assert "POLICY_ENGINE is not opa" in result.stderr
+    assert "KEY_PROVIDER is not vault" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -76,6 +81,9 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"JWT_SIGNING_KEYS_DIR": ""}, "JWT_SIGNING_KEYS_DIR is not set"),
         ({"POLICY_ENGINE": "embedded"}, "POLICY_ENGINE is not opa"),
         ({"OPA_URL": "http://opa.internal:8181"}, "OPA_URL is plain http to another host"),
+        ({"KEY_PROVIDER": "local"}, "KEY_PROVIDER is not vault"),
+        ({"VAULT_ADDR": "http://vault.internal:8200"}, "VAULT_ADDR is not an https URL"),
+        ({"VAULT_SECRET_ID": ""}, "Vault credentials are missing"),
     ],
 )
 def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: str) -> None:

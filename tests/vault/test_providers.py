@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import override_settings
 
 from tests.doubles.vault import TOKEN, VaultState, running_vault
@@ -122,3 +126,20 @@ def test_a_sealed_vault_is_not_ready(vault_double: VaultState) -> None:
 
     with pytest.raises(KeyServiceUnavailable):
         VaultTransitProvider().check_ready()
+
+
+def test_configure_vault_turns_upsert_off(vault_double: VaultState) -> None:
+    vault_double.disable_upsert = False
+    out = io.StringIO()
+
+    call_command("configure_vault", stdout=out)
+
+    assert vault_double.disable_upsert
+    assert "disable_upsert on" in out.getvalue()
+
+
+def test_configure_vault_refuses_without_vault(settings: Any) -> None:
+    settings.KEY_PROVIDER = "local"
+
+    with pytest.raises(CommandError, match="not vault"):
+        call_command("configure_vault", stdout=io.StringIO())
