@@ -16,6 +16,7 @@ modes let tests break it the ways a real sidecar breaks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -64,7 +65,9 @@ class OpaHandler(BaseHTTPRequestHandler):
         return payload
 
     def _send(self, status: int, body: dict[str, Any]) -> None:
-        self.wfile.write(self._start(status, body))
+        # A client that gave up (the timeout tests) has closed the connection: nothing to tell it.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(self._start(status, body))
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -89,10 +92,11 @@ class OpaHandler(BaseHTTPRequestHandler):
 
     def _drip(self, status: int, body: dict[str, Any]) -> None:
         """Headers at once, then the body a byte at a time: every read is quick, the whole is not."""
-        for byte in self._start(status, body):
-            self.wfile.write(bytes([byte]))
-            self.wfile.flush()
-            time.sleep(self.state.delay_seconds / 20)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for byte in self._start(status, body):
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(self.state.delay_seconds / 20)
 
     def _answer(self, path: str, query: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         state = self.state
