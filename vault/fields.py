@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, signals
 from django.db.models.query_utils import DeferredAttribute
 
 from vault.crypto import Ciphertext, associated_data, key_version_of, open_sealed, seal
@@ -43,8 +43,16 @@ class Sealed:
         return "<Sealed>"
 
 
+# Per instance: the sealed token behind each value opened since load, so that an
+# unchanged value is neither re-encrypted on save nor ever serialised in clear.
+_OPENED = "_vault_opened"
+# What pre_save hands over for NULL: a bare None reaching the column means
+# QuerySet.update(field=None), which would orphan a blind index.
+NULL_SEAL = Ciphertext("")
+
+
 class EncryptedAttribute(DeferredAttribute):
-    """Opens a sealed value on first read; remembers which row a loaded value came from."""
+    """Opens a sealed value on first read and keeps its token aside."""
 
     field: EncryptedField
 
@@ -53,20 +61,66 @@ class EncryptedAttribute(DeferredAttribute):
             return self
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed):
-            value = self.field.open(instance, value)
-            instance.__dict__[self.field.attname] = value
+            opened = instance.__dict__.setdefault(_OPENED, {})
+            plaintext = self.field.open(instance, value)
+            opened[self.field.attname] = value
+            instance.__dict__[self.field.attname] = plaintext
+            return plaintext
         return value
 
     def __set__(self, instance: Any, value: Any) -> None:
-        if isinstance(value, Sealed) and value.row is None:
-            value.row = str(instance.pk)
+        instance.__dict__.get(_OPENED, {}).pop(self.field.attname, None)  # changed: seal anew on save
         instance.__dict__[self.field.attname] = value
+
+
+def _bind_loaded_rows(model: type[models.Model]) -> None:
+    """Wrap ``from_db`` and ``__getstate__`` once per model.
+
+    ``from_db``: a loaded token learns its row (a token taken from ``values()``
+    and assigned elsewhere has none, and is refused on save). ``__getstate__``:
+    a pickled instance carries tokens, never opened values, and an unsaved
+    change to PHI cannot be pickled at all.
+    """
+    if getattr(model, "_vault_bound", False):
+        return
+    original_from_db = model.from_db.__func__  # type: ignore[attr-defined]
+    original_getstate = model.__getstate__
+
+    def from_db(cls: Any, db: Any, field_names: Any, values: Any) -> Any:
+        instance = original_from_db(cls, db, field_names, values)
+        for field in cls._meta.concrete_fields:
+            value = instance.__dict__.get(field.attname)
+            if isinstance(field, EncryptedField) and isinstance(value, Sealed):
+                value.row = str(instance.pk)
+        return instance
+
+    def getstate(self: Any) -> Any:
+        state = dict(original_getstate(self))
+        opened = state.pop(_OPENED, {})
+        for field in type(self)._meta.concrete_fields:
+            if not isinstance(field, EncryptedField) or state.get(field.attname) is None:
+                continue
+            if field.attname in opened:
+                state[field.attname] = opened[field.attname]
+            elif not isinstance(state[field.attname], Sealed):
+                raise PlaintextRefused(f"an unsaved change to {field.name} cannot be pickled")
+        return state
+
+    model.from_db = classmethod(from_db)  # type: ignore[method-assign,assignment]
+    model.__getstate__ = getstate  # type: ignore[method-assign]
+    model._vault_bound = True  # type: ignore[attr-defined]
 
 
 class EncryptedField(models.Field[Any, Any]):
     """Base of the encrypted fields: subclasses say how a value becomes bytes and back."""
 
     descriptor_class = EncryptedAttribute
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, private_only: bool = False) -> None:
+        """Install the field and bind loaded tokens to their rows."""
+        super().contribute_to_class(cls, name, private_only=private_only)
+        if not cls._meta.abstract:
+            _bind_loaded_rows(cls)
 
     def get_internal_type(self) -> str:
         """Stored as text (the sealed token)."""
@@ -81,37 +135,38 @@ class EncryptedField(models.Field[Any, Any]):
         raise NotImplementedError
 
     def _aad(self, instance: Any, community: str, row: str, version: int) -> bytes:
-        return associated_data(
-            community=community, model=instance._meta.label, field=self.name, row=row, key_version=version
-        )
+        # The concrete model: a proxy reads what its concrete model wrote. Renaming a model or a
+        # field changes this binding, so such a migration must re-encrypt (as a rotation does).
+        model = instance._meta.concrete_model._meta.label
+        return associated_data(community=community, model=model, field=self.name, row=row, key_version=version)
 
     def open(self, instance: Any, sealed: Sealed) -> Any:
         """Decrypt a loaded value, bound to the community and row it was loaded from."""
         community = current_community()
         if sealed.community != community:
             raise CiphertextIntegrityError("a value loaded in one community was read in another")
+        if sealed.row is None:
+            raise CiphertextIntegrityError("a sealed value of unknown origin")
         version = key_version_of(sealed.token)
-        row = sealed.row or str(instance.pk)
-        return self.from_bytes(
-            open_sealed(read_key(community, version), sealed.token, aad=self._aad(instance, community, row, version))
-        )
+        aad = self._aad(instance, community, sealed.row, version)
+        return self.from_bytes(open_sealed(read_key(community, version), sealed.token, aad=aad))
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
-        """Seal the value for this community, model, field and row (unchanged tokens stay as they are)."""
+        """Seal the value for this community, model, field and row; unchanged values keep their token."""
         value = model_instance.__dict__.get(self.attname)
         if value is None:
-            return None
+            return NULL_SEAL
         community, row = current_community(), str(model_instance.pk)
         if model_instance.pk is None:
             raise CiphertextIntegrityError(f"{model_instance._meta.label} needs its id before PHI is sealed")
-        if isinstance(value, Sealed):
-            if (value.community, value.row) == (community, row):
-                return Ciphertext(value.token)
-            value = self.open(model_instance, value)  # moved to another row: re-seal for it
+        sealed = value if isinstance(value, Sealed) else model_instance.__dict__.get(_OPENED, {}).get(self.attname)
+        if sealed is not None:
+            if (sealed.community, sealed.row) == (community, row):
+                return Ciphertext(sealed.token)
+            value = self.open(model_instance, sealed)  # moved to another row: re-seal for it
         version, cipher = write_key(community)
-        return seal(
-            cipher, self.to_bytes(value), key_version=version, aad=self._aad(model_instance, community, row, version)
-        )
+        aad = self._aad(model_instance, community, row, version)
+        return seal(cipher, self.to_bytes(value), key_version=version, aad=aad)
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         """Keep what the database holds sealed until the attribute is read."""
@@ -120,15 +175,27 @@ class EncryptedField(models.Field[Any, Any]):
         return Sealed(value, community=str(connection.schema_name))
 
     def get_prep_value(self, value: Any) -> Any:
-        """Only sealed values (or NULL) reach the database."""
-        if value is None or isinstance(value, Ciphertext):
-            return value
+        """Only values sealed by ``pre_save`` reach the database (NULL included)."""
+        if value is NULL_SEAL:
+            return None
+        if isinstance(value, Ciphertext):
+            return str(value)
         raise PlaintextRefused(f"{self.name} is encrypted: save through the model, search through its blind index")
 
-    def value_to_string(self, obj: Any) -> str:
-        """Serialisation (dumpdata) never decrypts."""
+    def value_from_object(self, obj: Any) -> Any:
+        """What serialisers (dumpdata, model_to_dict) see: the stored token, never the opened value."""
         raw = obj.__dict__.get(self.attname)
-        return raw.token if isinstance(raw, Sealed) else ""
+        if raw is None:
+            return None
+        sealed = raw if isinstance(raw, Sealed) else obj.__dict__.get(_OPENED, {}).get(self.attname)
+        if sealed is None:
+            raise PlaintextRefused(f"{self.name} holds an unsaved value: save it before serialising")
+        return sealed.token
+
+    def value_to_string(self, obj: Any) -> str:
+        """Serialisation never decrypts."""
+        token = self.value_from_object(obj)
+        return "" if token is None else str(token)
 
 
 class EncryptedTextField(EncryptedField):
@@ -212,6 +279,16 @@ class BlindIndexField(models.CharField):  # type: ignore[type-arg]
         normalised = NORMALIZERS[self.normalizer](value)
         mac = hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()[: INDEX_BYTES * 2]
         return f"{version}:{mac}"
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, private_only: bool = False) -> None:
+        """Install the field; saving its source without it is refused (the index would go stale)."""
+        super().contribute_to_class(cls, name, private_only=private_only)
+        if not cls._meta.abstract:
+            signals.pre_save.connect(self._keep_in_step, sender=cls, weak=False)
+
+    def _keep_in_step(self, sender: Any, update_fields: Any = None, **kwargs: Any) -> None:
+        if update_fields and self.source in update_fields and self.attname not in update_fields:
+            raise PlaintextRefused(f"save(update_fields=...) with {self.source} must include {self.attname}")
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         """Index the source field's current value with the newest index key."""

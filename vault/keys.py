@@ -15,22 +15,36 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
 from tenants.schema import tenant_connection
-from vault.errors import KeyServiceUnavailable
+from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.models import DataKey, KeyKind
 from vault.providers import get_provider
 
 
+class SecretBytes(bytes):
+    """Key material: never shown by ``repr`` (tracebacks with locals), never pickled."""
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("key material cannot be pickled")
+
+
 @dataclass
 class _Entry:
-    key: bytes = field(repr=False)
+    key: SecretBytes = field(repr=False)
     cipher: AESGCM = field(repr=False)
     loaded_at: float
     uses: int = 0
+
+    def __reduce__(self) -> Any:
+        raise TypeError("key material cannot be pickled")
 
 
 class DataKeyCache:
@@ -60,7 +74,7 @@ class DataKeyCache:
             return entry
         plaintext = unwrap()
         self.provider_calls += 1
-        entry = _Entry(key=plaintext, cipher=AESGCM(plaintext), loaded_at=time.monotonic(), uses=1)
+        entry = _Entry(key=SecretBytes(plaintext), cipher=AESGCM(plaintext), loaded_at=time.monotonic(), uses=1)
         with self._lock:
             self._entries[key] = entry
             while len(self._entries) > settings.DATA_KEY_CACHE_MAX_ENTRIES:
@@ -111,11 +125,11 @@ def read_key(community: str, version: int) -> AESGCM:
         return cached.cipher
     row = DataKey.objects.filter(kind=KeyKind.DATA, version=version).first()
     if row is None:
-        raise KeyServiceUnavailable(f"data key v{version} of {community} is gone")
+        raise KeyDestroyed(f"data key v{version} of {community} is gone")
     return _entry(community, row).cipher
 
 
-def index_keys(community: str) -> list[tuple[int, bytes]]:
+def index_keys(community: str) -> list[tuple[int, SecretBytes]]:
     """Blind index keys (version, key), newest first: searches try each live version."""
     rows = list(DataKey.objects.filter(kind=KeyKind.INDEX).order_by("-version"))
     if not rows:
@@ -162,6 +176,12 @@ def community_keys_retire_below(community: str, version: int) -> None:
 
 
 def community_keys_destroy(community: str) -> None:
-    """Crypto-shredding: the provider forgets the key; this process forgets what it unwrapped."""
+    """Crypto-shredding: the provider forgets the key; the wrapped keys and this process's cache go too.
+
+    Other processes may hold an unwrapped key until its cache bounds expire; no
+    request reaches them (an offboarded community is not served) and tasks
+    check the community's status before they run.
+    """
     get_provider().destroy_community_key(community)
+    DataKey.objects.all().delete()
     cache.purge(community)

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from urllib3.util.retry import Retry
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 
 _WRAPPED_RE = re.compile(r"^(vault|local):v(\d+):")
+# Vault's 400 answers that mean the key (or key version) is gone for good.
+_GONE_MESSAGES = ("not found", "no existing key", "too old", "message authentication failed")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class LocalKeyProvider:
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            if os.fstat(descriptor).st_mode & 0o077:
+                os.close(descriptor)
+                raise KeyServiceUnavailable(f"{self._path.name} is readable by group or others; chmod 600 it")
             with os.fdopen(descriptor, "r+", encoding="utf-8") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
                 text = handle.read()
@@ -206,7 +212,9 @@ class VaultTransitProvider:
             verify=settings.VAULT_CACERT or True,
             timeout=math.ceil(settings.VAULT_TIMEOUT_SECONDS),
         )
-        retry = Retry(total=2, backoff_factor=0.1, status_forcelist=(502, 504), allowed_methods=None)
+        # Retries only when the connection could not be made: no request reached Vault, so even a
+        # rotate (not idempotent) is safe to send again.
+        retry = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.1, allowed_methods=None)
         self._client.adapter.session.mount("https://", HTTPAdapter(max_retries=retry))
         self._client.adapter.session.mount("http://", HTTPAdapter(max_retries=retry))
         self._logged_in = bool(settings.VAULT_TOKEN)
@@ -214,19 +222,25 @@ class VaultTransitProvider:
     def _key(self, community: str) -> str:
         return f"{self._prefix}{community}"
 
-    @contextmanager
-    def _calling(self, what: str) -> Any:
-        """Map Vault's answers onto ours: down or refused is 503; a missing key is destroyed."""
+    def _call(self, what: str, operation: Callable[[], Any]) -> Any:
+        """Run one Vault call; with AppRole, a refused (expired) token logs in again once."""
         try:
             self._login()
-            yield
-        except (vault_errors.InvalidPath, vault_errors.UnsupportedOperation) as error:
-            raise KeyDestroyed(f"{what}: the key does not exist") from error
+            try:
+                return operation()
+            except vault_errors.Forbidden:
+                if settings.VAULT_TOKEN:
+                    raise
+                self._logged_in = False
+                self._login()
+                return operation()
         except vault_errors.InvalidRequest as error:
-            if "not found" in str(error).lower() or "too old" in str(error).lower():
+            message = str(error).lower()
+            if any(sign in message for sign in _GONE_MESSAGES):
                 raise KeyDestroyed(f"{what}: {type(error).__name__}") from error
             raise KeyServiceUnavailable(f"{what}: refused ({type(error).__name__})") from error
         except (vault_errors.VaultError, requests.RequestException) as error:
+            # Sealed (503), refused (403), a wrong mount (404/405), unreachable: fail closed, retryable.
             raise KeyServiceUnavailable(f"{what}: {type(error).__name__}") from error
 
     def _login(self) -> None:
@@ -238,66 +252,84 @@ class VaultTransitProvider:
 
     def configure_mount(self) -> None:
         """``disable_upsert``: an encrypt call must never create a key."""
-        with self._calling("configure transit"):
-            self._client.adapter.post(f"/v1/{self._mount}/config/keys", json={"disable_upsert": True})
+        self._call(
+            "configure transit",
+            lambda: self._client.adapter.post(f"/v1/{self._mount}/config/keys", json={"disable_upsert": True}),
+        )
 
     def create_community_key(self, community: str) -> None:
         """aes256-gcm96, derived, not exportable, no plaintext backup, deletion not allowed."""
-        with self._calling("create key"):
-            self._client.secrets.transit.create_key(
-                self._key(community),
+        transit, name = self._client.secrets.transit, self._key(community)
+        self._call(
+            "create key",
+            lambda: transit.create_key(
+                name,
                 key_type="aes256-gcm96",
                 derived=True,
                 exportable=False,
                 allow_plaintext_backup=False,
                 mount_point=self._mount,
-            )
-            self._client.secrets.transit.update_key_configuration(
-                self._key(community), deletion_allowed=False, mount_point=self._mount
-            )
+            ),
+        )
+        self._call(
+            "configure key",
+            lambda: transit.update_key_configuration(name, deletion_allowed=False, mount_point=self._mount),
+        )
 
     def generate_wrapped_key(self, community: str) -> WrappedKey:
         """``POST transit/datakey/wrapped/:name`` (the plaintext never travels here)."""
-        with self._calling("generate data key"):
-            response = self._client.secrets.transit.generate_data_key(
+        response = self._call(
+            "generate data key",
+            lambda: self._client.secrets.transit.generate_data_key(
                 self._key(community),
                 key_type="wrapped",
                 context=_context(community),
                 bits=256,
                 mount_point=self._mount,
-            )
+            ),
+        )
         ciphertext = str(response["data"]["ciphertext"])
         return WrappedKey(ciphertext, wrapped_version(ciphertext))
 
     def unwrap(self, community: str, wrapped: str) -> bytes:
         """``POST transit/decrypt/:name`` with the community as derivation context."""
-        with self._calling("unwrap data key"):
-            response = self._client.secrets.transit.decrypt_data(
+        response = self._call(
+            "unwrap data key",
+            lambda: self._client.secrets.transit.decrypt_data(
                 self._key(community), ciphertext=wrapped, context=_context(community), mount_point=self._mount
-            )
+            ),
+        )
         return base64.b64decode(response["data"]["plaintext"])
 
     def rotate(self, community: str) -> int:
-        """``POST transit/keys/:name/rotate``, then read the latest version."""
-        with self._calling("rotate key"):
-            self._client.secrets.transit.rotate_key(self._key(community), mount_point=self._mount)
-            response = self._client.secrets.transit.read_key(self._key(community), mount_point=self._mount)
-        return int(response["data"]["latest_version"])
+        """``POST transit/keys/:name/rotate``; the latest version from its answer (or a read, on older Vaults)."""
+        transit, name = self._client.secrets.transit, self._key(community)
+        response = self._call("rotate key", lambda: transit.rotate_key(name, mount_point=self._mount))
+        data = response.get("data") if isinstance(response, dict) else None
+        if not isinstance(data, dict) or "latest_version" not in data:
+            data = self._call("read key", lambda: transit.read_key(name, mount_point=self._mount))["data"]
+        return int(data["latest_version"])
 
     def retire_versions_below(self, community: str, version: int) -> None:
         """``min_decryption_version`` = version."""
-        with self._calling("retire key versions"):
-            self._client.secrets.transit.update_key_configuration(
+        self._call(
+            "retire key versions",
+            lambda: self._client.secrets.transit.update_key_configuration(
                 self._key(community), min_decryption_version=version, mount_point=self._mount
-            )
+            ),
+        )
 
     def destroy_community_key(self, community: str) -> None:
-        """Allow deletion, then delete: every version goes."""
-        with self._calling("destroy key"):
-            self._client.secrets.transit.update_key_configuration(
-                self._key(community), deletion_allowed=True, mount_point=self._mount
+        """Allow deletion, then delete: every version goes. A key already gone is done."""
+        transit, name = self._client.secrets.transit, self._key(community)
+        try:
+            self._call(
+                "allow deletion",
+                lambda: transit.update_key_configuration(name, deletion_allowed=True, mount_point=self._mount),
             )
-            self._client.secrets.transit.delete_key(self._key(community), mount_point=self._mount)
+            self._call("destroy key", lambda: transit.delete_key(name, mount_point=self._mount))
+        except KeyDestroyed:
+            return
 
     def check_ready(self) -> None:
         """Vault unsealed and answering (``/sys/health`` is 200 only when active and unsealed)."""

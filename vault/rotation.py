@@ -7,19 +7,21 @@ wrapped keys go). A rerun resumes from the last committed batch.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
-from django.db import models, transaction
+from django.conf import settings
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from tenants.schema import tenant_connection
 from vault.crypto import Ciphertext
 from vault.fields import BlindIndexField, EncryptedField, encrypted_fields
-from vault.keys import community_keys_retire_below
-from vault.models import RotationJob, RotationStatus
+from vault.keys import community_keys_retire_below, community_keys_rotate
+from vault.models import DataKey, RotationJob, RotationStatus
 
 Progress = Callable[[RotationJob], None]
 
@@ -29,18 +31,25 @@ def encrypted_models() -> list[type[models.Model]]:
     return [model for model in apps.get_models() if encrypted_fields(model)]
 
 
-def _stale(model: type[models.Model], version: int) -> Q:
-    """Rows with any value sealed or indexed under an older version."""
-    condition = Q()
+def _old_versions(target: int) -> list[int]:
+    """Key versions below ``target`` that still have data keys (rows may still use them)."""
+    return sorted(set(DataKey.objects.filter(version__lt=target).values_list("version", flat=True)))
+
+
+def _stale(model: type[models.Model], old_versions: list[int]) -> Q:
+    """Rows with any value sealed or indexed under one of ``old_versions`` (never a newer one)."""
+    condition = Q(pk__in=[])
     for field in encrypted_fields(model):
-        if isinstance(field, EncryptedField):
-            current = Q(**{f"{field.name}__startswith": Ciphertext(f"v1.{version}.")})
-        elif isinstance(field, BlindIndexField):
-            current = Q(**{f"{field.name}__startswith": f"{version}:"})
-        else:  # pragma: no cover - encrypted_fields returns only these two kinds
-            continue
-        condition |= Q(**{f"{field.name}__isnull": False}) & ~current
+        for old in old_versions:
+            if isinstance(field, EncryptedField):
+                condition |= Q(**{f"{field.name}__startswith": Ciphertext(f"v1.{old}.")})
+            elif isinstance(field, BlindIndexField):
+                condition |= Q(**{f"{field.name}__startswith": f"{old}:"})
     return condition
+
+
+def _count_stale(targets: list[type[models.Model]], old_versions: list[int]) -> int:
+    return sum(model._default_manager.filter(_stale(model, old_versions)).count() for model in targets)
 
 
 def _reseal(rows: list[Any]) -> None:
@@ -57,40 +66,74 @@ def _reseal(rows: list[Any]) -> None:
 def reencrypt_community(*, target_version: int, batch_size: int = 500, progress: Progress | None = None) -> RotationJob:
     """Bring every row of the current community to ``target_version``, then retire older versions.
 
-    Runs in the community's schema (the caller switches to it).
+    Runs in the community's schema (the caller switches to it). Older versions
+    are retired only once a final count finds no row left on them, after a
+    settling pause that lets writes begun before the rotation commit.
     """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
     job, _ = RotationJob.objects.get_or_create(target_version=target_version)
     if job.status == RotationStatus.DONE:
         return job
-    targets = encrypted_models()
-    job.rows_total = sum(model._default_manager.filter(_stale(model, target_version)).count() for model in targets)
-    job.rows_done = 0
-    job.save(update_fields=["rows_total", "rows_done"])
+    targets, old_versions = encrypted_models(), _old_versions(target_version)
+    job.rows_total = job.rows_done + _count_stale(targets, old_versions)
+    job.save(update_fields=["rows_total"])
     for model in targets:
-        _reencrypt_model(model, job, batch_size, progress)
-    # Rows written meanwhile were sealed with the newest key already; anything older is swept here.
+        _reencrypt_model(model, job, old_versions, batch_size, progress)
+    time.sleep(settings.ROTATION_SETTLE_SECONDS)
     for model in targets:
-        while leftovers := list(model._default_manager.filter(_stale(model, target_version))[:batch_size]):
-            with transaction.atomic():
-                _reseal(leftovers)
-    community_keys_retire_below(tenant_connection().schema_name, target_version)
-    job.status, job.finished_at = RotationStatus.DONE, timezone.now()
-    job.save(update_fields=["status", "finished_at"])
+        _sweep(model, old_versions, batch_size)
+    with transaction.atomic():
+        _lock_rotation()
+        if _count_stale(targets, old_versions):
+            raise RuntimeError("rows are still on an old key version: run rotate_keys again to finish")
+        community_keys_retire_below(tenant_connection().schema_name, target_version)
+        job.status, job.finished_at = RotationStatus.DONE, timezone.now()
+        job.save(update_fields=["status", "finished_at"])
     if progress:
         progress(job)
     return job
 
 
-def _reencrypt_model(model: type[models.Model], job: RotationJob, batch_size: int, progress: Progress | None) -> None:
+def _lock_rotation() -> None:
+    """One rotation step at a time per community (a transaction-scoped advisory lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('vault-rotation:' || current_schema()))")
+
+
+def rotation_start(community: str) -> RotationJob:
+    """Resume the unfinished rotation, or rotate the provider key and record the new job, under one lock."""
+    with transaction.atomic():
+        _lock_rotation()
+        unfinished = RotationJob.objects.filter(status=RotationStatus.RUNNING).order_by("-target_version").first()
+        if unfinished is not None:
+            return unfinished
+        return RotationJob.objects.create(target_version=community_keys_rotate(community))
+
+
+def _sweep(model: type[models.Model], old_versions: list[int], batch_size: int) -> None:
+    """Re-seal whatever is still on an old version (rows written while the rotation ran)."""
+    while True:
+        with transaction.atomic():
+            rows = list(model._default_manager.filter(_stale(model, old_versions)).select_for_update()[:batch_size])
+            if not rows:
+                return
+            _reseal(rows)
+
+
+def _reencrypt_model(
+    model: type[models.Model], job: RotationJob, old_versions: list[int], batch_size: int, progress: Progress | None
+) -> None:
     label = model._meta.label
     while True:
-        rows = model._default_manager.filter(_stale(model, job.target_version)).order_by("pk")
-        if label in job.checkpoints:
-            rows = rows.filter(pk__gt=job.checkpoints[label])
-        batch = list(rows[:batch_size])
-        if not batch:
-            return
         with transaction.atomic():
+            rows = model._default_manager.filter(_stale(model, old_versions)).order_by("pk")
+            if label in job.checkpoints:
+                rows = rows.filter(pk__gt=job.checkpoints[label])
+            # Locked and read inside the transaction: a concurrent edit is never overwritten.
+            batch = list(rows.select_for_update()[:batch_size])
+            if not batch:
+                return
             _reseal(batch)
             job.checkpoints[label] = str(batch[-1].pk)
             job.rows_done += len(batch)

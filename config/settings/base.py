@@ -241,6 +241,8 @@ VAULT_KEY_PREFIX = env_str("VAULT_KEY_PREFIX", "community-")
 DATA_KEY_CACHE_MAX_AGE_SECONDS = env_int("DATA_KEY_CACHE_MAX_AGE_SECONDS", default=300)
 DATA_KEY_CACHE_MAX_USES = env_int("DATA_KEY_CACHE_MAX_USES", default=1_000_000)
 DATA_KEY_CACHE_MAX_ENTRIES = env_int("DATA_KEY_CACHE_MAX_ENTRIES", default=1000)
+# A rotation waits this long before its final sweep, so that writes begun under the old key commit first.
+ROTATION_SETTLE_SECONDS = env_int("ROTATION_SETTLE_SECONDS", default=5)
 # An offboarded community's schema is dropped this many days after its keys were destroyed.
 OFFBOARD_GRACE_DAYS = env_int("OFFBOARD_GRACE_DAYS", default=30)
 

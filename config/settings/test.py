@@ -25,6 +25,7 @@ LOCAL_KEY_FILE = Path(env_str("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdi
 # Argon2 still, with a cost a test suite can afford.
 PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
 
+ROTATION_SETTLE_SECONDS = 0
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

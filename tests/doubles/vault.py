@@ -9,6 +9,10 @@ below ``min_decryption_version`` are refused as too old), and
 ``GET /v1/sys/health`` and AppRole login. Errors are JSON
 ``{"errors": [...]}``: a sealed Vault answers 503 to everything, a bad token
 403 ("permission denied"), a missing key 400 ("encryption key not found").
+Create, rotate and config answer 200 with the key's details (Vault 1.11+);
+a missing key is 400 ("encryption key not found" for datakey and decrypt,
+"no existing key named ... could be found" for config); AppRole logins issue
+fresh tokens, which ``expire_tokens()`` revokes as an ended lease would.
 Real AES-256-GCM with HKDF-derived per-context keys, so a wrong context fails.
 """
 
@@ -52,10 +56,32 @@ class VaultState:
     deny: bool = False
     disable_upsert: bool = False
     calls: Counter[str] = field(default_factory=Counter)
+    issued_tokens: set[str] = field(default_factory=set)
+
+    def expire_tokens(self) -> None:
+        """AppRole tokens stop working (their lease ended)."""
+        self.issued_tokens.clear()
 
 
 def _derive(key: bytes, context: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=base64.b64decode(context)).derive(key)
+
+
+def _details(name: str, key: TransitKey) -> dict[str, Any]:
+    """The body of a key read (and, on Vault 1.11+, of create, rotate and config)."""
+    return {
+        "data": {
+            "name": name,
+            "type": "aes256-gcm96",
+            "derived": key.derived,
+            "exportable": False,
+            "allow_plaintext_backup": False,
+            "deletion_allowed": key.deletion_allowed,
+            "latest_version": max(key.versions),
+            "min_decryption_version": key.min_decryption_version,
+            "keys": {str(version): 1700000000 for version in key.versions},
+        }
+    }
 
 
 class VaultHandler(BaseHTTPRequestHandler):
@@ -79,13 +105,14 @@ class VaultHandler(BaseHTTPRequestHandler):
         return json.loads(self.rfile.read(length) or b"{}") if length else {}
 
     def _guard(self) -> bool:
-        """Sealed: 503 to everything. Bad token: 403. True when the request may go on."""
+        """Sealed: 503 to everything. Bad or expired token: 403. True when the request may go on."""
         if self.state.sealed:
             self._reply(503, {"errors": ["Vault is sealed"]})
             return False
-        if self.path.startswith("/v1/sys/health") or self.path.startswith("/v1/auth/approle/login"):
+        if self.path.startswith(("/v1/sys/health", "/v1/auth/approle/login")):
             return True
-        if self.state.deny or self.headers.get("X-Vault-Token") != TOKEN:
+        token = self.headers.get("X-Vault-Token")
+        if self.state.deny or (token != TOKEN and token not in self.state.issued_tokens):
             self._reply(403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]})
             return False
         return True
@@ -102,41 +129,30 @@ class VaultHandler(BaseHTTPRequestHandler):
             self._reply(404, {"errors": []})
             return
         self.state.calls["read"] += 1
-        self._reply(
-            200,
-            {
-                "data": {
-                    "name": name,
-                    "type": "aes256-gcm96",
-                    "derived": key.derived,
-                    "exportable": False,
-                    "allow_plaintext_backup": False,
-                    "deletion_allowed": key.deletion_allowed,
-                    "latest_version": max(key.versions),
-                    "min_decryption_version": key.min_decryption_version,
-                    "keys": {str(version): 1700000000 for version in key.versions},
-                }
-            },
-        )
+        self._reply(200, _details(name, key))
 
     def do_DELETE(self) -> None:
         if not self._guard():
             return
         name = self.path.removeprefix("/v1/transit/keys/")
         key = self.state.keys.get(name)
-        if key is not None and not key.deletion_allowed:
+        if key is None:
+            self._reply(400, {"errors": [f"error deleting policy {name}: could not delete key; not found"]})
+        elif not key.deletion_allowed:
             self._reply(400, {"errors": ["deletion is not allowed for this key"]})
-            return
-        self.state.keys.pop(name, None)
-        self.state.calls["delete"] += 1
-        self._reply(204)
+        else:
+            del self.state.keys[name]
+            self.state.calls["delete"] += 1
+            self._reply(204)
 
     def do_POST(self) -> None:
         if not self._guard():
             return
         body, path = self._body(), self.path
         if path == "/v1/auth/approle/login":
-            self._reply(200, {"auth": {"client_token": TOKEN, "lease_duration": 3600}})
+            issued = f"approle-{os.urandom(8).hex()}"
+            self.state.issued_tokens.add(issued)
+            self._reply(200, {"auth": {"client_token": issued, "lease_duration": 3600}})
         elif path == "/v1/transit/config/keys":
             self.state.disable_upsert = bool(body.get("disable_upsert"))
             self._reply(204)
@@ -144,41 +160,43 @@ class VaultHandler(BaseHTTPRequestHandler):
             self._datakey(path.removeprefix("/v1/transit/datakey/wrapped/"), body)
         elif path.startswith("/v1/transit/decrypt/"):
             self._decrypt(path.removeprefix("/v1/transit/decrypt/"), body)
-        elif path.endswith("/rotate"):
-            self._with_key(path.removeprefix("/v1/transit/keys/").removesuffix("/rotate"), self._rotate)
-        elif path.endswith("/config"):
-            self._with_key(
-                path.removeprefix("/v1/transit/keys/").removesuffix("/config"), lambda k: self._config(k, body)
-            )
         elif path.startswith("/v1/transit/keys/"):
-            name = path.removeprefix("/v1/transit/keys/")
-            self.state.keys.setdefault(
-                name, TransitKey(versions={1: AESGCM.generate_key(bit_length=256)}, derived=bool(body.get("derived")))
-            )
-            self.state.calls["create"] += 1
-            self._reply(204)
+            self._keys(path.removeprefix("/v1/transit/keys/"), body)
         else:
             self._reply(404, {"errors": []})
 
-    def _with_key(self, name: str, action: Any) -> None:
+    def _keys(self, rest: str, body: dict[str, Any]) -> None:
+        """``keys/:name`` (create), ``keys/:name/rotate``, ``keys/:name/config``."""
+        name, _, action = rest.partition("/")
         key = self.state.keys.get(name)
-        if key is None:
-            self._reply(400, {"errors": ["encryption key not found"]})
-            return
-        action(key)
+        if not action:
+            if key is None:
+                key = self.state.keys[name] = TransitKey(
+                    versions={1: AESGCM.generate_key(bit_length=256)}, derived=bool(body.get("derived"))
+                )
+            self.state.calls["create"] += 1
+            self._reply(200, _details(name, key))
+        elif key is None:
+            missing = "key not found" if action == "rotate" else f"no existing key named {name} could be found"
+            self._reply(400, {"errors": [missing]})
+        elif action == "rotate":
+            key.versions[max(key.versions) + 1] = AESGCM.generate_key(bit_length=256)
+            self.state.calls["rotate"] += 1
+            self._reply(200, _details(name, key))
+        else:
+            self._config(name, key, body)
 
-    def _rotate(self, key: TransitKey) -> None:
-        key.versions[max(key.versions) + 1] = AESGCM.generate_key(bit_length=256)
-        self.state.calls["rotate"] += 1
-        self._reply(204)
-
-    def _config(self, key: TransitKey, body: dict[str, Any]) -> None:
+    def _config(self, name: str, key: TransitKey, body: dict[str, Any]) -> None:
         if "deletion_allowed" in body:
             key.deletion_allowed = bool(body["deletion_allowed"])
         if "min_decryption_version" in body:
-            key.min_decryption_version = int(body["min_decryption_version"])
+            wanted = int(body["min_decryption_version"])
+            if wanted > max(key.versions):
+                self._reply(400, {"errors": ["cannot set min decryption version greater than the latest version"]})
+                return
+            key.min_decryption_version = wanted
         self.state.calls["config"] += 1
-        self._reply(204)
+        self._reply(200, _details(name, key))
 
     def _datakey(self, name: str, body: dict[str, Any]) -> None:
         key = self.state.keys.get(name)
@@ -194,15 +212,8 @@ class VaultHandler(BaseHTTPRequestHandler):
         nonce = os.urandom(12)
         wrapped = AESGCM(_derive(key.versions[version], body["context"])).encrypt(nonce, os.urandom(32), None)
         self.state.calls["datakey"] += 1
-        self._reply(
-            200,
-            {
-                "data": {
-                    "ciphertext": f"vault:v{version}:" + base64.b64encode(nonce + wrapped).decode(),
-                    "key_version": version,
-                }
-            },
-        )
+        ciphertext = f"vault:v{version}:" + base64.b64encode(nonce + wrapped).decode()
+        self._reply(200, {"data": {"ciphertext": ciphertext, "key_version": version}})
 
     def _decrypt(self, name: str, body: dict[str, Any]) -> None:
         key = self.state.keys.get(name)
@@ -216,9 +227,8 @@ class VaultHandler(BaseHTTPRequestHandler):
             return
         raw = base64.b64decode(data)
         try:
-            plaintext = AESGCM(_derive(key.versions[version], body.get("context", ""))).decrypt(
-                raw[:12], raw[12:], None
-            )
+            cipher = AESGCM(_derive(key.versions[version], body.get("context", "")))
+            plaintext = cipher.decrypt(raw[:12], raw[12:], None)
         except (InvalidTag, ValueError):
             self._reply(400, {"errors": ["cipher: message authentication failed"]})
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from django.test import override_settings
 
 from tests.doubles.vault import TOKEN, VaultState, running_vault
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
-from vault.providers import KeyProvider, VaultTransitProvider, wrapped_version
+from vault.providers import KeyProvider, LocalKeyProvider, VaultTransitProvider, wrapped_version
 
 
 def community() -> str:
@@ -81,8 +82,6 @@ def test_the_double_keeps_vaults_rules() -> None:
         assert state.disable_upsert  # an encrypt call can never create a key
         assert key.derived
         assert key.deletion_allowed is False
-        with pytest.raises(KeyDestroyed):  # disable_upsert: no key appears for an unknown name
-            provider.generate_wrapped_key(community())
 
 
 @pytest.mark.parametrize("fault", ["sealed", "deny"])
@@ -143,3 +142,46 @@ def test_configure_vault_refuses_without_vault(settings: Any) -> None:
 
     with pytest.raises(CommandError, match="not vault"):
         call_command("configure_vault", stdout=io.StringIO())
+
+
+def test_destroying_a_key_twice_finishes_quietly(provider: KeyProvider) -> None:
+    name = community()
+    provider.create_community_key(name)
+
+    provider.destroy_community_key(name)
+    provider.destroy_community_key(name)  # an offboarding retried after a failure
+
+    with pytest.raises(KeyDestroyed):
+        provider.generate_wrapped_key(name)
+
+
+def test_an_expired_approle_token_logs_in_again() -> None:
+    with (
+        running_vault() as (address, state),
+        override_settings(VAULT_ADDR=address, VAULT_TOKEN="", VAULT_ROLE_ID="role", VAULT_SECRET_ID="secret"),
+    ):
+        provider = VaultTransitProvider()
+        name = community()
+        provider.create_community_key(name)
+        state.expire_tokens()
+
+        assert provider.generate_wrapped_key(name).version == 1
+
+
+def test_a_tampered_wrapped_key_is_gone_not_retryable(provider: KeyProvider) -> None:
+    name = community()
+    provider.create_community_key(name)
+    wrapped = provider.generate_wrapped_key(name).ciphertext
+    tampered = wrapped[:-6] + ("AAAAAA" if not wrapped.endswith("AAAAAA") else "BBBBBB")
+
+    with pytest.raises(KeyDestroyed):
+        provider.unwrap(name, tampered)
+
+
+def test_a_local_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    LocalKeyProvider(path).create_community_key("alpha")
+    path.chmod(0o644)
+
+    with pytest.raises(KeyServiceUnavailable):
+        LocalKeyProvider(path).generate_wrapped_key("alpha")

@@ -20,7 +20,7 @@ from services.studies.models import Study
 from tenants.actions import communities_purge_offboarded, community_create
 from tenants.models import Community, CommunityStatus
 from vault import rotation
-from vault.errors import KeyDestroyed, KeyServiceUnavailable
+from vault.errors import KeyDestroyed
 from vault.fields import blind_index_filter
 from vault.keys import cache, community_keys_rotate
 from vault.models import DataKey, KeyKind, RotationJob
@@ -148,8 +148,10 @@ def test_offboarding_destroys_the_keys_so_nothing_saved_before_can_be_read(db: N
     assert Community.objects.get(slug="gamma").status == CommunityStatus.OFFBOARDED
     with pytest.raises(KeyDestroyed):
         get_provider().unwrap("gamma", wrapped)  # anyone holding the wrapped key and the row: nothing
-    with schema_context("gamma"), pytest.raises((KeyDestroyed, KeyServiceUnavailable)):
-        _ = Participant.objects.get(pk=participant_id).given_name
+    with schema_context("gamma"):
+        assert not DataKey.objects.exists()  # the wrapped keys went too
+        with pytest.raises(KeyDestroyed):
+            _ = Participant.objects.get(pk=participant_id).given_name
     assert ciphertext.startswith("v1.")
 
 
@@ -173,3 +175,38 @@ def test_the_schema_is_dropped_only_after_the_grace_period(db: None, settings: A
     assert out.getvalue().strip() == "dropped 1 schema(s): delta"
     assert not schema_exists("delta")
     assert not Community.objects.filter(slug="delta").exists()
+
+
+def test_a_batch_size_below_one_is_refused_before_anything_happens(alpha: Community) -> None:
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("rotate_keys", "--community", "alpha", "--inline", "--batch-size", "0", stdout=io.StringIO())
+    with schema_context("alpha"):
+        assert not RotationJob.objects.exists()
+        with pytest.raises(ValueError, match="at least 1"):
+            rotation.reencrypt_community(target_version=2, batch_size=0)
+
+
+def test_a_second_rotation_resumes_the_first_instead_of_starting_another(alpha: Community) -> None:
+    with schema_context("alpha"):
+        first = rotation.rotation_start("alpha")
+        second = rotation.rotation_start("alpha")
+
+        assert first.pk == second.pk
+        assert sorted(set(DataKey.objects.values_list("version", flat=True))) == [1, 2]
+
+
+def test_rotation_does_not_retire_while_rows_remain_on_an_old_version(
+    alpha: Community, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with schema_context("alpha"):
+        enrol(3)
+        job = rotation.rotation_start("alpha")
+        monkeypatch.setattr(rotation, "_sweep", lambda *args: None)
+        monkeypatch.setattr(rotation, "_reencrypt_model", lambda *args: None)
+
+        with pytest.raises(RuntimeError, match="still on an old key version"):
+            rotation.reencrypt_community(target_version=job.target_version)
+
+        assert DataKey.objects.filter(version=1).exists()
+        assert Participant.objects.count() == 3
+        assert all(participant.given_name for participant in Participant.objects.all())

@@ -6,14 +6,13 @@ import sys
 import time
 from typing import Any
 
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
 from gateway.commands import ApplicationCommand
 from tenants.selectors import community_get
-from vault.keys import community_keys_rotate
 from vault.models import RotationJob, RotationStatus
-from vault.rotation import reencrypt_community
+from vault.rotation import reencrypt_community, rotation_start
 from vault.tasks import reencrypt_community_task
 
 BAR_WIDTH = 30
@@ -33,14 +32,15 @@ class Command(ApplicationCommand):
 
     def run(self, **options: Any) -> None:
         """Rotate (or resume), then follow the re-encryption to the end."""
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
         community = community_get(slug=options["community"])
         with schema_context(community.schema_name):
-            unfinished = RotationJob.objects.filter(status=RotationStatus.RUNNING).order_by("-target_version").first()
-            if unfinished is not None:
-                version = unfinished.target_version
+            before = set(RotationJob.objects.values_list("target_version", flat=True))
+            version = rotation_start(community.slug).target_version
+            if version in before:
                 self.stdout.write(f"resuming the rotation of {community.slug} to key version {version}")
             else:
-                version = community_keys_rotate(community.slug)
                 self.stdout.write(f"{community.slug}: new key version {version}")
             if options["inline"]:
                 job = reencrypt_community(target_version=version, batch_size=options["batch_size"], progress=self._bar)
