@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from django_tenants.utils import schema_context
 
 from tests.doubles.vault import TOKEN, VaultState, running_vault
-from vault.keys import cache
+from vault.keys import cache, community_keys_create
+from vault.models import DataKey
 from vault.providers import KeyProvider, LocalKeyProvider, VaultTransitProvider
 
 
@@ -45,3 +47,18 @@ def provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyProv
             real = VaultTransitProvider()
             real.configure_mount()
             yield real
+
+
+@pytest.fixture(params=["local", "vault-double"])
+def key_provider(request: pytest.FixtureRequest, db: None) -> Iterator[str]:
+    """Run a test with the local provider and again with the Vault double (alpha and beta re-keyed)."""
+    if request.param == "local":
+        yield "local"
+        return
+    vault_state = request.getfixturevalue("vault_double")
+    for slug in ("alpha", "beta"):
+        with schema_context(slug):
+            DataKey.objects.all().delete()
+            community_keys_create(slug)
+    assert vault_state.keys
+    yield "vault-double"

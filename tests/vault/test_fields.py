@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import datetime
 import pickle
-import shutil
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core import serializers
 from django.db import connection, transaction
 from django.test import override_settings
@@ -18,14 +14,12 @@ from django_tenants.utils import schema_context
 
 from services.participants.models import Participant
 from services.studies.models import Study
-from tenants.actions import community_create
 from tenants.models import Community
 from tests.doubles.vault import VaultState
 from vault.errors import CiphertextIntegrityError, KeyServiceUnavailable, PlaintextRefused
 from vault.fields import blind_index_filter
 from vault.keys import cache, community_keys_create
 from vault.models import DataKey
-from vault.providers import get_provider
 
 PHI = {
     "given_name": "Ada",
@@ -40,6 +34,10 @@ PHI = {
     "state": "London",
     "postal_code": "SW1Y 4JH",
 }
+
+
+# Every test here runs with the local provider and with the Vault double.
+pytestmark = pytest.mark.usefixtures("key_provider")
 
 
 def enrol(**overrides: Any) -> Participant:
@@ -234,49 +232,6 @@ def test_a_cached_key_is_never_shown(alpha: Community) -> None:
         _ = enrol().given_name
     entry = next(iter(cache._entries.values()))
     assert entry.key.hex() not in repr(entry)
-
-
-@pytest.fixture
-def committed_community(django_db_blocker: Any) -> Iterator[str]:
-    """A community whose rows are committed, so that pg_dump (another connection) sees them."""
-    with django_db_blocker.unblock():
-        community_create(slug="dumpcheck", name="Dump check", domain="dumpcheck.localhost")
-        try:
-            yield "dumpcheck"
-        finally:
-            community = Community.objects.get(slug="dumpcheck")
-            community._drop_schema(force_drop=True)
-            community.delete()
-            get_provider().destroy_community_key("dumpcheck")
-
-
-def test_a_pg_dump_of_the_schema_holds_no_plaintext(committed_community: str) -> None:
-    with schema_context(committed_community):
-        participant = enrol()
-        assert Participant.objects.get(pk=participant.pk).family_name == PHI["family_name"]
-    database = settings.DATABASES["default"]
-
-    dump = subprocess.run(  # noqa: S603
-        [
-            shutil.which("pg_dump") or "/usr/bin/pg_dump",
-            "-h",
-            database["HOST"] or "127.0.0.1",
-            "-U",
-            database["USER"] or "postgres",
-            "--schema",
-            committed_community,
-            "--data-only",
-            connection.settings_dict["NAME"],
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-    assert "COPY dumpcheck.participants_participant" in dump
-    assert "v1." in dump
-    for value in PHI.values():
-        assert str(value) not in dump
 
 
 def test_the_blind_index_cannot_be_left_behind_by_a_partial_save(alpha: Community) -> None:

@@ -27,6 +27,9 @@ from vault.models import DataKey, KeyKind, RotationJob
 from vault.providers import get_provider
 from vault.tasks import reencrypt_community_task
 
+# Every test here runs with the local provider and with the Vault double.
+pytestmark = pytest.mark.usefixtures("key_provider")
+
 
 def enrol(count: int) -> list[Any]:
     study, _ = Study.objects.get_or_create(protocol_number="R-1", defaults={"title": "Rotation"})
