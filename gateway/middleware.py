@@ -1,13 +1,18 @@
-"""Request pipeline middleware: a request id for every request, echoed in the response."""
+"""Request pipeline middleware: request ids, body limits, API response headers and versions."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.http import http_date
 
 from gateway.logging import request_id_var
+from gateway.problems import problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 
@@ -33,3 +38,86 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyLimitMiddleware:
+    """Refuse oversized bodies before anything reads them: a declared length over the limit, or no length at all.
+
+    Kong's request-size-limiting is the first line; this one holds without it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        """413 for a body the service will not read."""
+        if request.method in BODY_METHODS:
+            length = request.META.get("CONTENT_LENGTH") or ""
+            chunked = "chunked" in str(request.META.get("HTTP_TRANSFER_ENCODING", "")).lower()
+            if chunked and not length:
+                return problem_response(
+                    request,
+                    status=413,
+                    code="length_required",
+                    detail="Send a Content-Length; chunked bodies are refused.",
+                )
+            if length and (not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
+                return problem_response(
+                    request, status=413, code="payload_too_large", detail="The request body is too large."
+                )
+        return self.get_response(request)
+
+
+class ApiResponseHeadersMiddleware:
+    """On every ``/api/`` response: ``Cache-Control: no-store`` (it may carry PHI) and the version headers.
+
+    The version registry (``API_VERSIONS``) says which versions are current,
+    deprecated (``Deprecation`` per RFC 9745, ``Sunset`` per RFC 8594 and a
+    ``successor-version`` link) or past their sunset (410).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        """Add the headers (or answer 410 for a version past its sunset)."""
+        version = api_version_of(request.path)
+        if version is None:
+            return self.get_response(request)
+        entry = settings.API_VERSIONS.get(version, {})
+        sunset = entry.get("sunset")
+        if sunset is not None and timezone.now() >= sunset:
+            response: HttpResponse = problem_response(
+                request, status=410, code="version_sunset", detail=f"API {version} was retired; see the Link header."
+            )
+        else:
+            response = self.get_response(request)
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        response["API-Version"] = version
+        for name, value in version_headers(entry).items():
+            response[name] = value
+        return response
+
+
+def api_version_of(path: str) -> str | None:
+    """``v1`` for ``/api/v1/...``; None for anything else."""
+    parts = path.split("/", 3)
+    if len(parts) > 2 and parts[1] == "api" and parts[2][:1] == "v" and parts[2][1:].isdigit():  # noqa: PLR2004
+        return parts[2]
+    return None
+
+
+def version_headers(entry: dict[str, Any]) -> dict[str, str]:
+    """``Deprecation``, ``Sunset`` and ``Link`` for a deprecated version (nothing for a current one)."""
+    headers: dict[str, str] = {}
+    if entry.get("deprecated") is not None:
+        headers["Deprecation"] = f"@{int(entry['deprecated'].timestamp())}"
+    if entry.get("sunset") is not None:
+        headers["Sunset"] = http_date(entry["sunset"].timestamp())
+    if entry.get("successor"):
+        headers["Link"] = f'<{entry["successor"]}>; rel="successor-version"'
+    return headers

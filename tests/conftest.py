@@ -16,6 +16,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from gateway.ratelimit import Verdict
 from gateway.redis_client import get_redis
 from security.identity.signing_keys import generate_signing_key, load_keyring, reset_keyring_cache
 from security.models import Membership, User
@@ -123,3 +124,10 @@ def bearer(client: APIClient, token: str) -> APIClient:
 
 
 __all__ = ["ALPHA_HOST", "BETA_HOST", "Membership", "bearer"]
+
+
+@pytest.fixture
+def limiter_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The address limiter answers from a store that is up, so a test can take the others' Redis down."""
+    verdict = Verdict(allowed=True, limit=200, remaining=199, retry_after_seconds=0, reset_seconds=0, policy="test")
+    monkeypatch.setattr("gateway.ratelimit.check", lambda *args, **kwargs: verdict)

@@ -59,6 +59,7 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "gateway",
     "security",
 ]
@@ -79,7 +80,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
+    "gateway.middleware.ApiResponseHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "gateway.middleware.BodyLimitMiddleware",
+    "gateway.ratelimit.ClientRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.CommunityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -174,6 +179,7 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: the OpenAPI schema documents the API; OPTIONS answers 405.
     "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "gateway.problems.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["gateway.ratelimit.UserRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -257,6 +263,29 @@ READINESS_CHECKS = {
     "rabbitmq": "gateway.health.check_rabbitmq",
     "policy": "policy.engine.check_policy_ready",
     "keys": "vault.providers.check_key_provider_ready",
+}
+
+# Rate limits held by the service itself (Kong has its own, which fail open without Redis).
+RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute
+RATE_LIMIT_IP_BURST = env_int("RATE_LIMIT_IP_BURST", default=200)
+RATE_LIMIT_PER_USER = env_int("RATE_LIMIT_PER_USER", default=1000)  # per hour
+
+# API versions: {"v1": {"deprecated": datetime | None, "sunset": datetime | None, "successor": "/api/v2/"}}.
+API_VERSIONS: dict[str, dict[str, Any]] = {"v1": {"deprecated": None, "sunset": None, "successor": None}}
+
+# A strict policy: nothing inline, nothing from elsewhere (the docs page included).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+    }
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

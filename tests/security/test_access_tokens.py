@@ -279,6 +279,7 @@ def test_no_token_is_401_asking_for_one(client_for: Callable[[str], APIClient], 
 
 
 @override_settings(REDIS_URL="redis://127.0.0.1:1/0")
+@pytest.mark.usefixtures("limiter_elsewhere")
 def test_revocation_store_down_fails_closed_with_503(researcher: User, client_for: Callable[[str], APIClient]) -> None:
     response = call_me(client_for, sign(claims_for(researcher)))
 

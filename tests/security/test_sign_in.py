@@ -151,6 +151,7 @@ def test_a_successful_sign_in_clears_the_accounts_failures(
 
 
 @override_settings(REDIS_URL="redis://127.0.0.1:1/0")
+@pytest.mark.usefixtures("limiter_elsewhere")
 def test_sign_in_fails_closed_when_redis_is_down(
     alpha: Community, member: Callable[..., User], client_for: Callable[[str], APIClient]
 ) -> None:
