@@ -270,6 +270,14 @@ RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute
 RATE_LIMIT_IP_BURST = env_int("RATE_LIMIT_IP_BURST", default=200)
 RATE_LIMIT_PER_USER = env_int("RATE_LIMIT_PER_USER", default=1000)  # per hour
 
+# Kong (deploy/kong/kong.yml is generated from these and the URLconf by `manage.py kong_config`).
+KONG_UPSTREAM_URL = env_str("KONG_UPSTREAM_URL", "https://gateway.internal:8443")
+KONG_COMMUNITY_DOMAIN_SUFFIX = env_str("KONG_COMMUNITY_DOMAIN_SUFFIX", "research.example.org")
+KONG_ADMIN_ALLOW = env_list("KONG_ADMIN_ALLOW", ["127.0.0.1/32"])
+KONG_REDIS_HOST = env_str("KONG_REDIS_HOST", "kong-redis.internal")
+KONG_CONSUMER_HOURLY_LIMIT = env_int("KONG_CONSUMER_HOURLY_LIMIT", default=1000)
+KONG_CLIENT_CERTIFICATE_ID = "5c1b3f0e-8a2d-4e8b-9a57-6f0c2d9e1a40"
+
 # API versions: {"v1": {"deprecated": datetime | None, "sunset": datetime | None, "successor": "/api/v2/"}}.
 API_VERSIONS: dict[str, dict[str, Any]] = {"v1": {"deprecated": None, "sunset": None, "successor": None}}
 

@@ -90,9 +90,10 @@ class Keyring:
     def verification_keys(self, now: float) -> list[SigningKey]:
         """Keys whose tokens may still be unexpired at ``now``."""
         retention = self.retention_seconds()
+        successors: list[SigningKey | None] = [*self.keys[1:], None] if self.keys else []
         return [
             key
-            for key, successor in zip(self.keys, [*self.keys[1:], None], strict=True)
+            for key, successor in zip(self.keys, successors, strict=True)
             if successor is None or successor.created_at + retention > now
         ]
 

@@ -1,0 +1,1 @@
+"""Gateway commands: kong_config."""
