@@ -52,6 +52,22 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     problems.extend(_plaintext_backends(environ))
     problems.extend(_development_policy(environ))
     problems.extend(_development_keys(environ))
+    problems.extend(_gateway_trust(environ))
+    return problems
+
+
+MINIMUM_PROXY_SECRET_LENGTH = 32
+
+
+def _gateway_trust(environ: Mapping[str, str]) -> list[str]:
+    """Requests must come through a proven gateway: its addresses and shared secret are required."""
+    if environ.get("REQUIRE_GATEWAY", "true").strip().lower() not in {"1", "true", "yes", "on"}:
+        return []
+    problems = []
+    if not environ.get("TRUSTED_PROXIES", "").strip():
+        problems.append("TRUSTED_PROXIES is not set (the gateway's addresses)")
+    if len(environ.get("PROXY_SHARED_SECRET", "").strip()) < MINIMUM_PROXY_SECRET_LENGTH:
+        problems.append(f"PROXY_SHARED_SECRET is missing or shorter than {MINIMUM_PROXY_SECRET_LENGTH} characters")
     return problems
 
 

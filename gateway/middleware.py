@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,13 +16,14 @@ from gateway.logging import request_id_var
 from gateway.problems import problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 
 
 class RequestIdMiddleware:
     """Give every request an id, expose it to logs and echo it as ``X-Request-ID``.
 
-    Ids sent by clients are not trusted here; the edge issue adds proxies that
-    may pass theirs after proving who they are.
+    An id sent along is kept only when the request came through the proven
+    gateway (Kong's correlation id); anyone else's is replaced.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -29,7 +31,9 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         """Tag the request, run the rest of the pipeline, echo the id."""
-        request_id = uuid.uuid4().hex
+        inbound = str(request.META.get("HTTP_X_REQUEST_ID", ""))
+        via_gateway = getattr(request, "via_gateway", False)
+        request_id = inbound if via_gateway and _REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
         request.request_id = request_id  # type: ignore[attr-defined]  # our request attribute
         token = request_id_var.set(request_id)
         try:

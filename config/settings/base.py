@@ -79,6 +79,7 @@ AUTH_USER_MODEL = "security.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 MIDDLEWARE = [
+    "gateway.proxy.ProxyTrustMiddleware",
     "gateway.middleware.RequestIdMiddleware",
     "gateway.middleware.ApiResponseHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -269,6 +270,12 @@ READINESS_CHECKS = {
 RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute
 RATE_LIMIT_IP_BURST = env_int("RATE_LIMIT_IP_BURST", default=200)
 RATE_LIMIT_PER_USER = env_int("RATE_LIMIT_PER_USER", default=1000)  # per hour
+
+# Proxy trust: forwarded headers only from these addresses (CIDRs), signed with the shared secret.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+PROXY_SHARED_SECRET = env_str("PROXY_SHARED_SECRET")
+PROXY_SIGNATURE_MAX_AGE_SECONDS = env_int("PROXY_SIGNATURE_MAX_AGE_SECONDS", default=30)
+REQUIRE_GATEWAY = env_bool("REQUIRE_GATEWAY", default=False)
 
 # Kong (deploy/kong/kong.yml is generated from these and the URLconf by `manage.py kong_config`).
 KONG_UPSTREAM_URL = env_str("KONG_UPSTREAM_URL", "https://gateway.internal:8443")

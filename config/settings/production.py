@@ -21,6 +21,8 @@ if _problems:
 
 DEBUG = False
 ADMIN_ENABLED = env_bool("ADMIN_ENABLED", default=False)
+# Every request but the health probes comes through Kong, proven (gateway/proxy.py).
+REQUIRE_GATEWAY = env_bool("REQUIRE_GATEWAY", default=True)
 # The service terminates TLS itself (mutual TLS from Kong); forwarded-proto
 # headers are not trusted, so no SECURE_PROXY_SSL_HEADER.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)

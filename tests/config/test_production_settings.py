@@ -30,6 +30,8 @@ COMPLETE = {
     "VAULT_ADDR": "https://vault.internal:8200",
     "VAULT_ROLE_ID": "gateway",
     "VAULT_SECRET_ID": "s3cr3t-from-the-orchestrator",
+    "TRUSTED_PROXIES": "10.20.0.0/24",
+    "PROXY_SHARED_SECRET": "p" * 48,
 }
 
 
@@ -84,6 +86,8 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"KEY_PROVIDER": "local"}, "KEY_PROVIDER is not vault"),
         ({"VAULT_ADDR": "http://vault.internal:8200"}, "VAULT_ADDR is not an https URL"),
         ({"VAULT_SECRET_ID": ""}, "Vault credentials are missing"),
+        ({"TRUSTED_PROXIES": ""}, "TRUSTED_PROXIES is not set"),
+        ({"PROXY_SHARED_SECRET": "short"}, "PROXY_SHARED_SECRET is missing or shorter"),
     ],
 )
 def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: str) -> None:

@@ -1,0 +1,116 @@
+"""Forwarded headers count only from a configured proxy that signs its requests; forgeries are ignored."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from gateway.proxy import sign
+from tenants.models import Community
+from tests.conftest import ALPHA_HOST
+
+SECRET = "s" * 48
+KONG = "10.20.0.5"
+TRUSTED = {"TRUSTED_PROXIES": ["10.20.0.0/24"], "PROXY_SHARED_SECRET": SECRET}
+
+
+def through_kong(
+    path: str,
+    *,
+    request_id: str = "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d",
+    age: int = 0,
+    secret: str = SECRET,
+    address: str = KONG,
+    **headers: Any,
+) -> dict[str, Any]:
+    signature = sign(secret=secret, timestamp=int(time.time()) - age, method="GET", path=path, request_id=request_id)
+    return {"REMOTE_ADDR": address, "HTTP_X_REQUEST_ID": request_id, "HTTP_X_GATEWAY_SIGNATURE": signature, **headers}
+
+
+@override_settings(**TRUSTED, RATE_LIMIT_IP_BURST=2, RATE_LIMIT_PER_IP=60)
+def test_a_signed_request_from_the_gateway_is_limited_by_the_real_client(alpha: Community) -> None:
+    client = APIClient(HTTP_HOST=ALPHA_HOST)
+    statuses = [
+        client.get(
+            "/api/v1/me",
+            **through_kong("/api/v1/me", request_id=f"req-{n:08d}", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, {KONG}"),
+        ).status_code
+        for n in range(4)
+    ]
+
+    # Four different clients behind one gateway address: none of them is limited.
+    assert statuses == [401, 401, 401, 401]
+
+
+@override_settings(**TRUSTED)
+def test_the_gateways_request_id_is_kept(alpha: Community) -> None:
+    response = APIClient(HTTP_HOST=ALPHA_HOST).get("/api/v1/me", **through_kong("/api/v1/me"))
+
+    assert response["X-Request-ID"] == "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d"
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        {"address": "198.51.100.66"},  # signed, but not from a gateway address
+        {"secret": "x" * 48},  # from the gateway's address, wrong secret
+        {"age": 120},  # too old
+    ],
+)
+@override_settings(**TRUSTED, RATE_LIMIT_IP_BURST=2, RATE_LIMIT_PER_IP=60)
+def test_forged_forwarded_headers_are_ignored(forgery: dict[str, Any], alpha: Community) -> None:
+    client = APIClient(HTTP_HOST=ALPHA_HOST)
+    answers = [
+        client.get(
+            "/api/v1/me",
+            **through_kong(
+                "/api/v1/me",
+                request_id=f"req-{n:08d}",
+                HTTP_X_FORWARDED_FOR=f"203.0.113.{n}",
+                HTTP_X_CONSUMER_USERNAME="admin",
+                **forgery,
+            ),
+        )
+        for n in range(3)
+    ]
+
+    # X-Forwarded-For ignored: all three count against the one peer address.
+    assert [answer.status_code for answer in answers] == [401, 401, 429]
+    assert answers[0]["X-Request-ID"] != "req-00000000"
+
+
+@override_settings(**TRUSTED)
+def test_a_replayed_signature_is_not_trusted_twice(alpha: Community) -> None:
+    headers = through_kong("/api/v1/me")
+    client = APIClient(HTTP_HOST=ALPHA_HOST)
+
+    first = client.get("/api/v1/me", **headers)
+    second = client.get("/api/v1/me", **headers)
+
+    assert first["X-Request-ID"] == headers["HTTP_X_REQUEST_ID"]
+    assert second["X-Request-ID"] != headers["HTTP_X_REQUEST_ID"]
+
+
+@override_settings(**TRUSTED, REQUIRE_GATEWAY=True)
+def test_with_the_gateway_required_a_direct_request_is_refused(
+    alpha: Community, client_for: Callable[[str], APIClient]
+) -> None:
+    direct = client_for(ALPHA_HOST).get("/api/v1/me")
+
+    assert direct.status_code == 403
+    assert direct.json()["code"] == "gateway_required"
+    assert client_for(ALPHA_HOST).get("/health/live").status_code == 200
+    assert APIClient(HTTP_HOST=ALPHA_HOST).get("/api/v1/me", **through_kong("/api/v1/me")).status_code == 401
+
+
+@override_settings(**TRUSTED, REDIS_URL="redis://127.0.0.1:1/0", REQUIRE_GATEWAY=True)
+def test_without_redis_no_signature_can_be_checked_for_replay_so_none_is_trusted(alpha: Community) -> None:
+    response = APIClient(HTTP_HOST=ALPHA_HOST).get("/health/live", **through_kong("/health/live"))
+
+    assert response.status_code == 200
+    assert response["X-Request-ID"] != "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d"
