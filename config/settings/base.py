@@ -13,6 +13,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from kombu import Exchange, Queue
 
 from config.env import env_bool, env_int, env_list, env_str
 
@@ -216,8 +217,51 @@ MFA_RECOVERY_CODE_COUNT = 10
 # Enrolling a second factor needs a sign-in at most this old: a stolen token alone cannot add one.
 MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS = env_int("MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS", default=900)
 
-# Celery on RabbitMQ.
+# Celery on RabbitMQ: quorum queues, each with a dead-letter queue behind a dead-letter exchange.
 CELERY_BROKER_URL = RABBITMQ_URL
+TASK_QUEUE_NAMES = ("default", "keys")
+DEAD_LETTER_EXCHANGE = "gateway.dead-letter"
+
+
+def task_queues(names: tuple[str, ...]) -> list[Queue]:
+    """Each task queue (quorum, dead-lettering to ``DEAD_LETTER_EXCHANGE``) and its dead-letter queue."""
+    exchange = Exchange("gateway", type="direct", durable=True)
+    dead_letters = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
+    queues = []
+    for name in names:
+        queues.append(
+            Queue(
+                name,
+                exchange,
+                routing_key=name,
+                durable=True,
+                queue_arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                    "x-dead-letter-routing-key": name,
+                    "x-delivery-limit": 10,
+                },
+            )
+        )
+        queues.append(
+            Queue(
+                f"{name}.dead-letter",
+                dead_letters,
+                routing_key=name,
+                durable=True,
+                queue_arguments={"x-queue-type": "quorum"},
+            )
+        )
+    return queues
+
+
+CELERY_TASK_QUEUES = task_queues(TASK_QUEUE_NAMES)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_EXCHANGE = "gateway"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+CELERY_TASK_ROUTES = {"vault.tasks.*": {"queue": "keys", "routing_key": "keys"}}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

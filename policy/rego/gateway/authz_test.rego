@@ -237,6 +237,13 @@ test_break_glass_activation_is_elevated if {
 	decide(fresh_mfa(acting(base, "break_glass.activate"))).allow
 }
 
+test_asking_for_a_dataset_export_is_elevated if {
+	pi := as_role("principal_investigator")
+	document := object.union(acting(pi, "export.request"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}})
+	decide(document).reasons == ["mfa_required"]
+	decide(fresh_mfa(document)).allow
+}
+
 test_phi_export_download_is_elevated if {
 	pi := as_role("principal_investigator")
 	d := decide(object.union(acting(pi, "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}}))

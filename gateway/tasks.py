@@ -1,0 +1,72 @@
+"""Tenant-aware Celery tasks: every task names its community and its actor, and asks the policy again.
+
+A task message is an instruction from whoever could publish to the broker, so
+nothing in it is taken on trust: when the task runs, the community must exist
+and be active, the actor must still be an active member, and the policy must
+still allow the task's action (a revoked user's queued export does not run).
+Anything else is *rejected without requeue*, which the quorum queue's
+dead-letter exchange turns into a message in ``<queue>.dead-letter`` for
+someone to look at. The task body runs inside the community's schema.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from celery import Task
+from celery.exceptions import Reject
+from django_tenants.utils import schema_context
+
+from gateway.errors import ApplicationError
+from policy.enforcement import authorize
+from policy.inputs import policy_input, subject_document
+from security.selectors import active_member
+from tenants.models import Community, CommunityStatus
+
+
+class CommunityTask(Task[Any, Any]):
+    """Base class: declare ``policy_action``; call with ``community=`` and ``actor=`` keyword arguments."""
+
+    abstract = True
+    acks_late = True
+    reject_on_worker_lost = True
+    max_retries = 5
+    retry_backoff = True
+    retry_backoff_max = 600
+    retry_jitter = True
+    policy_action: ClassVar[str] = ""
+    policy_resource_type: ClassVar[str] = ""
+
+    def __call__(
+        self, *args: Any, community: str, actor: str, mfa_age_seconds: int | None = None, **kwargs: Any
+    ) -> Any:
+        """Check community, actor and policy; then run the task inside the community's schema."""
+        record = Community.objects.filter(slug=community).first()
+        if record is None or record.status != CommunityStatus.ACTIVE:
+            raise Reject(f"community {community!r} is unknown or not active", requeue=False)
+        member = active_member(user_id=actor, community=record)
+        if member is None:
+            raise Reject("the acting user is no longer an active member", requeue=False)
+        _, roles = member
+        now = int(time.time())
+        document = policy_input(
+            subject={
+                **subject_document(subject_id=actor, community=community, roles=roles, amr=[], auth_time=now, now=now),
+                "mfa_age_seconds": mfa_age_seconds,
+            },
+            community_slug=community,
+            community_status=record.status,
+            action=self.policy_action,
+            resource_type=self.policy_resource_type or self.policy_action.split(".", 1)[0],
+            resource_id=kwargs.get("resource_id"),
+            purpose=str(kwargs.get("purpose", "research_use")),
+            now=now,
+            request_id=str(self.request.id) if self.request and self.request.id else None,
+        )
+        with schema_context(record.schema_name):
+            try:
+                authorize(document)
+            except ApplicationError as error:
+                raise Reject(f"the policy no longer allows this task ({error.code})", requeue=False) from error
+            return self.run(*args, **kwargs)

@@ -1,0 +1,131 @@
+"""Tasks on RabbitMQ: quorum queues that dead-letter, and tasks that check community, actor and policy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery.exceptions import Reject
+from django_tenants.utils import schema_context
+from kombu import Connection
+
+from config.celery import app as celery_app
+from config.celery import declare_queues
+from gateway.tasks import CommunityTask
+from policy.models import DecisionRecord
+from security.models import User
+from tenants.actions import community_suspend
+from tenants.models import Community
+from tenants.schema import tenant_connection
+
+RAN: list[dict[str, Any]] = []
+
+
+class ExportProbe(CommunityTask):
+    """Stands in for a real export: records that it ran, and in which schema."""
+
+    name = "tests.export_probe"
+    policy_action = "export.request"
+    policy_resource_type = "study"
+
+    def run(self, study: str) -> str:
+        RAN.append({"study": study, "schema": tenant_connection().schema_name})
+        return study
+
+
+export_probe = celery_app.register_task(ExportProbe())
+
+
+@pytest.fixture(autouse=True)
+def _forget_runs() -> Iterator[None]:
+    RAN.clear()
+    yield
+    RAN.clear()
+
+
+def run_probe(community: str, actor: Any, **kwargs: Any) -> Any:
+    return export_probe(study="S-1", community=community, actor=str(actor), **kwargs)
+
+
+def test_a_permitted_task_runs_inside_its_communitys_schema(alpha: Community, member: Callable[..., User]) -> None:
+    investigator = member(alpha, "principal_investigator")
+
+    assert run_probe("alpha", investigator.pk, mfa_age_seconds=60) == "S-1"
+
+    assert RAN == [{"study": "S-1", "schema": "alpha"}]
+    with schema_context("alpha"):
+        assert DecisionRecord.objects.filter(action="export.request", allow=True).exists()
+
+
+@pytest.mark.parametrize("community", ["nosuch", "beta"])
+def test_a_task_for_an_unknown_or_suspended_community_is_rejected(
+    community: str, alpha: Community, beta: Community, member: Callable[..., User]
+) -> None:
+    community_suspend(slug="beta")
+    actor = member(alpha, "principal_investigator")
+
+    with pytest.raises(Reject) as rejected:
+        run_probe(community, actor.pk, mfa_age_seconds=60)
+
+    assert getattr(rejected.value, "requeue", None) is False
+    assert RAN == []
+
+
+def test_a_revoked_users_queued_task_does_not_run(alpha: Community, member: Callable[..., User]) -> None:
+    investigator = member(alpha, "principal_investigator")
+    investigator.memberships.all().delete()  # revoked while the task waited in the queue
+
+    with pytest.raises(Reject, match="no longer an active member"):
+        run_probe("alpha", investigator.pk, mfa_age_seconds=60)
+    assert RAN == []
+
+
+def test_the_policy_is_asked_again_when_the_task_runs(alpha: Community, member: Callable[..., User]) -> None:
+    researcher = member(alpha, "researcher")
+    investigator = member(alpha, "principal_investigator")
+
+    with pytest.raises(Reject, match="action_not_permitted"):
+        run_probe("alpha", researcher.pk, mfa_age_seconds=60)
+    with pytest.raises(Reject, match="mfa_required"):
+        run_probe("alpha", investigator.pk)  # no recent second factor travelled with it
+    assert RAN == []
+
+
+def test_task_queues_are_quorum_queues_that_dead_letter(db: None) -> None:
+    declare_queues()
+    body = f"probe-{uuid.uuid4()}"
+    with Connection(celery_app.conf.broker_url) as connection:
+        channel: Any = connection.default_channel
+        channel.basic_publish(channel.prepare_message(body.encode()), exchange="gateway", routing_key="default")
+        message = None
+        for _ in range(50):
+            message = channel.basic_get("default")
+            if message is not None and message.body.decode() == body:
+                break
+            time.sleep(0.05)
+        assert message is not None
+        channel.basic_reject(message.delivery_tag, requeue=False)  # what a Reject(requeue=False) does
+
+        dead = None
+        for _ in range(50):
+            dead = channel.basic_get("default.dead-letter", no_ack=True)
+            if dead is not None:
+                break
+            time.sleep(0.05)
+    assert dead is not None
+    assert dead.body.decode() == body
+    assert dead.headers["x-death"][0]["queue"] == "default"
+
+
+def test_declared_queues_carry_the_quorum_and_dead_letter_arguments() -> None:
+    by_name = {queue.name: queue for queue in celery_app.conf.task_queues}
+
+    assert set(by_name) == {"default", "default.dead-letter", "keys", "keys.dead-letter"}
+    assert by_name["default"].queue_arguments["x-queue-type"] == "quorum"
+    assert by_name["default"].queue_arguments["x-dead-letter-exchange"] == "gateway.dead-letter"
+    assert celery_app.conf.task_acks_late is True
+    assert celery_app.conf.task_reject_on_worker_lost is True
+    assert celery_app.conf.task_routes["vault.tasks.*"]["queue"] == "keys"
