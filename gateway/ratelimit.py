@@ -43,7 +43,7 @@ local horizon = tolerance + interval
 if new_tat - now > horizon then
   return {0, 0, tat - now - tolerance, tat - now}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now))
+redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
 return {1, math.floor((horizon - (new_tat - now)) / interval), 0, new_tat - now}
 """
 

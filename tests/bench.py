@@ -32,6 +32,8 @@ from django_tenants.utils import schema_context  # noqa: E402
 from rest_framework.permissions import IsAuthenticated  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
+from gateway.ratelimit import check  # noqa: E402
+from gateway.redis_client import get_redis  # noqa: E402
 from policy.enforcement import decide  # noqa: E402
 from policy.engine import EmbeddedEngine  # noqa: E402
 from policy.source import PolicySource  # noqa: E402
@@ -72,6 +74,7 @@ def main() -> None:
     """Set up a community and a member, then measure."""
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0, keepdb=True)
+    get_redis().flushdb()  # the test Redis database: no counts left over from an earlier run
     if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
     with transaction.atomic():
@@ -82,7 +85,9 @@ def main() -> None:
             community_keys_ensure("alpha")
         user = UserFactory.create()
         MembershipFactory.create(user=user, community=community, role="researcher")
-        run_benchmarks(user_email=user.email, subject=str(user.pk))
+        # The request figures measure the pipeline, not the limiter's refusals: limits out of reach.
+        with override_settings(RATE_LIMIT_PER_IP=10**9, RATE_LIMIT_IP_BURST=10**9, RATE_LIMIT_PER_USER=10**9):
+            run_benchmarks(user_email=user.email, subject=str(user.pk))
         run_vault_benchmarks()
         transaction.set_rollback(True)
 
@@ -111,6 +116,9 @@ def run_benchmarks(*, user_email: str, subject: str) -> None:
     client = APIClient(HTTP_HOST="alpha.localhost")
     baseline = measure("GET /health/live on a community host (no auth)", lambda: client.get("/health/live"), runs=500)
     authed = APIClient(HTTP_HOST="alpha.localhost", HTTP_AUTHORIZATION=f"Bearer {token}")
+    answer = authed.get("/api/v1/me")
+    if answer.status_code != 200:  # the figures below would measure a refusal
+        raise SystemExit(f"GET /api/v1/me answered {answer.status_code}: {answer.content[:200]!r}")
     with_policy = measure("GET /api/v1/me (authentication + policy)", lambda: authed.get("/api/v1/me"), runs=500)
     with mock.patch.object(MeApi, "permission_classes", (IsAuthenticated,)):
         without = measure("GET /api/v1/me (authentication only)", lambda: authed.get("/api/v1/me"), runs=500)
@@ -119,6 +127,11 @@ def run_benchmarks(*, user_email: str, subject: str) -> None:
     difference = statistics.median(with_policy) - statistics.median(without)
     print(f"{'policy permission overhead (p50 difference)':<48} {difference:8.3f} ms")
     run_policy_benchmarks(subject)
+    measure(
+        "rate limiter check (GCRA, one Redis round trip)",
+        lambda: check("ip:bench", per=100, period_seconds=60, burst=200),
+        runs=2000,
+    )
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.Argon2PasswordHasher"]):
         member = User.objects.get(email=user_email)
         member.set_password(DEFAULT_PASSWORD)

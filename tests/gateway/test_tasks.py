@@ -129,3 +129,18 @@ def test_declared_queues_carry_the_quorum_and_dead_letter_arguments() -> None:
     assert celery_app.conf.task_acks_late is True
     assert celery_app.conf.task_reject_on_worker_lost is True
     assert celery_app.conf.task_routes["vault.tasks.*"]["queue"] == "keys"
+
+
+def test_reads_never_need_rabbitmq(
+    alpha: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    client_for: Callable[[str], Any],
+    settings: Any,
+) -> None:
+    token = login("alpha.localhost", member(alpha))["access"]
+    settings.RABBITMQ_URL = settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
+    client = client_for("alpha.localhost")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert client.get("/api/v1/me").status_code == 200
