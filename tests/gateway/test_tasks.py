@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from celery.exceptions import Reject
 from django_tenants.utils import schema_context
 from kombu import Connection
@@ -144,3 +145,26 @@ def test_reads_never_need_rabbitmq(
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
 
     assert client.get("/api/v1/me").status_code == 200
+
+
+def test_a_worker_dead_letters_a_task_for_an_unknown_community(db: None) -> None:
+    declare_queues()
+    with Connection(celery_app.conf.broker_url) as connection:
+        channel: Any = connection.default_channel
+        channel.queue_purge("default.dead-letter")
+    result = export_probe.apply_async(kwargs={"study": "S-9", "community": "nosuch", "actor": str(uuid.uuid4())})
+
+    with start_worker(celery_app, pool="solo", queues=["default"], perform_ping_check=False, loglevel="ERROR"):
+        dead = None
+        with Connection(celery_app.conf.broker_url) as connection:
+            channel = connection.default_channel
+            for _ in range(100):
+                dead = channel.basic_get("default.dead-letter", no_ack=True)
+                if dead is not None:
+                    break
+                time.sleep(0.1)
+
+    assert dead is not None
+    assert dead.headers["id"] == result.id
+    assert dead.headers["task"] == "tests.export_probe"
+    assert RAN == []
