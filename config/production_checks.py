@@ -7,6 +7,7 @@ them be tested without starting a server.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import parse_qs, urlparse
 
@@ -64,8 +65,17 @@ def _gateway_trust(environ: Mapping[str, str]) -> list[str]:
     if environ.get("REQUIRE_GATEWAY", "true").strip().lower() not in {"1", "true", "yes", "on"}:
         return []
     problems = []
-    if not environ.get("TRUSTED_PROXIES", "").strip():
+    proxies = [proxy.strip() for proxy in environ.get("TRUSTED_PROXIES", "").split(",") if proxy.strip()]
+    if not proxies:
         problems.append("TRUSTED_PROXIES is not set (the gateway's addresses)")
+    for proxy in proxies:
+        try:
+            network = ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            problems.append(f"TRUSTED_PROXIES holds {proxy!r}, which is not an address or CIDR")
+            continue
+        if network.prefixlen == 0:
+            problems.append("TRUSTED_PROXIES must not trust every address")
     if len(environ.get("PROXY_SHARED_SECRET", "").strip()) < MINIMUM_PROXY_SECRET_LENGTH:
         problems.append(f"PROXY_SHARED_SECRET is missing or shorter than {MINIMUM_PROXY_SECRET_LENGTH} characters")
     return problems

@@ -32,23 +32,36 @@ _CONVERTERS = {
     "str": "[^/]+",
     "path": ".+",
 }
-# Kong's pre-function (access phase): sign what the service needs to trust this hop.
+# pre-function (access, before correlation-id): a client's own request id is dropped, so the
+# correlation-id plugin always mints one.
+_DROP_CLIENT_ID = """kong.service.request.clear_header("X-Request-ID")
+ngx.req.clear_header("X-Request-ID")
+"""
+# post-function (access, after correlation-id): sign what the service needs to trust this hop:
+# time, method, the raw path with its query, the request id, and the address Kong saw.
 _SIGNER = """local hmac = require "resty.openssl.hmac"
-local secret = os.getenv("KONG_GATEWAY_PROXY_SECRET")
+local secret = kong.vault.get("{vault://env/kong-gateway-proxy-secret}")
 local now = tostring(ngx.time())
 local id = kong.request.get_header("X-Request-ID") or ""
-local message = now .. "\\n" .. kong.request.get_method() .. "\\n" .. kong.request.get_path_with_query() .. "\\n" .. id
+local client = kong.client.get_forwarded_ip()
+local message = table.concat({ now, kong.request.get_method(), kong.request.get_path_with_query(), id, client }, "\\n")
 local digest = hmac.new(secret, "sha256"):final(message)
+kong.service.request.set_header("X-Gateway-Client", client)
 kong.service.request.set_header("X-Gateway-Signature", "t=" .. now .. ",sig=" .. ngx.encode_base64(digest))
 """
+BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 def kong_path(route: Route) -> str:
-    """A Kong regex path (``~/...$``) for a Django route."""
-    pattern = route.path
-    for converter, regex in _CONVERTERS.items():
-        pattern = re.sub(rf"<{converter}:\w+>", regex, pattern)
-    pattern = re.sub(r"<\w+>", _CONVERTERS["str"], pattern)
+    """A Kong regex path (``~/...$``) for a Django route; literal parts escaped."""
+    parts = re.split(r"(<(?:\w+:)?\w+>)", route.path)
+    pattern = ""
+    for part in parts:
+        converter = re.fullmatch(r"<(?:(\w+):)?\w+>", part)
+        if converter:
+            pattern += _CONVERTERS.get(converter.group(1) or "str", _CONVERTERS["str"])
+        else:
+            pattern += re.escape(part).replace("\\/", "/")
     return f"~/{pattern}$"
 
 
@@ -85,8 +98,23 @@ def _community_route(route: Route) -> dict[str, Any]:
         "strip_path": False,
         "preserve_host": True,
     }
+    plugins = []
     if is_guarded(route.view):
-        entry["plugins"] = [_jwt_plugin()]
+        plugins.append(_jwt_plugin())
+    if BODY_METHODS & set(entry["methods"]):
+        # Per route: with no body, a Content-Length must not be required (a GET would get 411).
+        plugins.append(
+            {
+                "name": "request-size-limiting",
+                "config": {
+                    "allowed_payload_size": max(1, int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) // 1_048_576),
+                    "size_unit": "megabytes",
+                    "require_content_length": True,
+                },
+            }
+        )
+    if plugins:
+        entry["plugins"] = plugins
     return entry
 
 
@@ -94,8 +122,18 @@ def _routes() -> list[dict[str, Any]]:
     community = [
         _community_route(route)
         for route in walk(settings.ROOT_URLCONF)
-        if route.name and (route.path.startswith(("api/", "health/", ".well-known/")))
+        # Health probes come from the orchestrator, straight to the pods: not through Kong.
+        if route.name and route.path.startswith(("api/", ".well-known/"))
     ]
+    static = {
+        "name": "static-assets",
+        "hosts": [f"*.{settings.KONG_COMMUNITY_DOMAIN_SUFFIX}", *settings.PUBLIC_HOSTS],
+        "paths": [settings.STATIC_URL],
+        "methods": ["GET"],
+        "protocols": ["https"],
+        "strip_path": False,
+        "preserve_host": True,
+    }
     admin = {
         "name": "platform-admin",
         "hosts": list(settings.PUBLIC_HOSTS),
@@ -105,7 +143,7 @@ def _routes() -> list[dict[str, Any]]:
         "preserve_host": True,
         "plugins": [{"name": "ip-restriction", "config": {"allow": list(settings.KONG_ADMIN_ALLOW), "status": 404}}],
     }
-    return [*sorted(community, key=lambda entry: entry["name"]), admin]
+    return [*sorted(community, key=lambda entry: entry["name"]), static, admin]
 
 
 def kong_config(*, signing_keys: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -136,18 +174,11 @@ def kong_config(*, signing_keys: list[tuple[str, str]] | None = None) -> dict[st
                         },
                     },
                     {
-                        "name": "request-size-limiting",
-                        "config": {
-                            "allowed_payload_size": max(1, int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) // 1_048_576),
-                            "size_unit": "megabytes",
-                            "require_content_length": True,
-                        },
-                    },
-                    {
                         "name": "correlation-id",
                         "config": {"header_name": "X-Request-ID", "generator": "uuid", "echo_downstream": True},
                     },
-                    {"name": "pre-function", "config": {"access": [_SIGNER]}},
+                    {"name": "pre-function", "config": {"access": [_DROP_CLIENT_ID]}},
+                    {"name": "post-function", "config": {"access": [_SIGNER]}},
                 ],
             }
         ],
@@ -159,21 +190,10 @@ def kong_config(*, signing_keys: list[tuple[str, str]] | None = None) -> dict[st
             }
         ],
     }
-    consumer: dict[str, Any] = {
-        "username": CONSUMER,
-        "plugins": [
-            {
-                "name": "rate-limiting",
-                "config": {
-                    "hour": int(settings.KONG_CONSUMER_HOURLY_LIMIT),
-                    "limit_by": "consumer",
-                    "policy": "redis",
-                    "fault_tolerant": False,
-                    "redis": {"host": settings.KONG_REDIS_HOST, "port": 6379, "ssl": True, "ssl_verify": True},
-                },
-            }
-        ],
-    }
+    # No consumer-level rate limit: Kong applies one rate-limiting instance per request and a
+    # consumer's would replace the per-IP one; and the one consumer is the token issuer, not a
+    # user. The per-user hourly limit is the service's (gateway/ratelimit.py).
+    consumer: dict[str, Any] = {"username": CONSUMER}
     if signing_keys:
         consumer["jwt_secrets"] = [
             {"key": kid, "algorithm": "EdDSA", "rsa_public_key": pem} for kid, pem in signing_keys

@@ -1,15 +1,17 @@
 """Proxy trust: forwarded headers count only from a configured proxy that proves itself.
 
-Kong adds ``X-Gateway-Signature: t=<unix>,sig=<base64 HMAC-SHA256>`` over
-``t``, the method, the path with its query and the request id, with a secret
-it shares with the service (``PROXY_SHARED_SECRET``). A request is *via the
-gateway* when it comes from an address in ``TRUSTED_PROXIES``, the signature
-checks out, is at most ``PROXY_SIGNATURE_MAX_AGE_SECONDS`` old and was not seen
-before (Redis remembers it for the window). Only then are ``X-Forwarded-For``,
+Kong adds ``X-Gateway-Client`` (the address it saw) and ``X-Gateway-Signature:
+t=<unix>,sig=<base64 HMAC-SHA256>`` over ``t``, the method, the raw path with
+its query, the request id (which Kong minted: a client's own is dropped) and
+that client address, with a secret it shares with the service
+(``PROXY_SHARED_SECRET``). A request is *via the gateway* when it comes from an
+address in ``TRUSTED_PROXIES``, the signature checks out, is at most
+``PROXY_SIGNATURE_MAX_AGE_SECONDS`` old and was not seen before (Redis
+remembers it for the window). Only then are ``X-Gateway-Client``,
 ``X-Request-ID`` and Kong's ``X-Consumer-*`` headers kept; otherwise they are
-removed before anything reads them. With ``REQUIRE_GATEWAY`` (production),
-a request that did not come through the gateway is refused, health probes
-excepted.
+removed before anything reads them. With ``REQUIRE_GATEWAY`` (production), a
+request that did not come through the gateway is refused (403), health probes
+excepted; when Redis cannot tell a replay, the answer is 503.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from gateway.problems import problem_response
+from gateway.errors import ServiceUnavailable
+from gateway.problems import application_error_response, problem_response
 from gateway.redis_client import get_redis
 
 SIGNATURE_HEADER = "HTTP_X_GATEWAY_SIGNATURE"
+CLIENT_HEADER = "HTTP_X_GATEWAY_CLIENT"
 _FORWARDED = (
     "HTTP_X_FORWARDED_FOR",
     "HTTP_X_FORWARDED_HOST",
@@ -39,7 +43,15 @@ _FORWARDED = (
     "HTTP_X_CREDENTIAL_IDENTIFIER",
     "HTTP_X_ANONYMOUS_CONSUMER",
     SIGNATURE_HEADER,
+    CLIENT_HEADER,
 )
+
+
+class ReplayCheckUnavailable(ServiceUnavailable):
+    """Redis cannot say whether a signature was seen before: nothing is trusted; the gateway path is 503."""
+
+    def __init__(self) -> None:
+        super().__init__("The gateway's signature cannot be checked right now.", code="proxy_check_unavailable")
 
 
 @lru_cache(maxsize=8)
@@ -47,76 +59,106 @@ def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddre
     return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
+def normalised_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address, with IPv4-mapped IPv6 (``::ffff:10.0.0.1``) as plain IPv4; None when not an address."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def is_trusted_proxy(address: str) -> bool:
     """Whether ``address`` is one of the configured proxies."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in _networks(tuple(settings.TRUSTED_PROXIES)))
+    ip = normalised_ip(address)
+    return ip is not None and any(ip in network for network in _networks(tuple(settings.TRUSTED_PROXIES)))
 
 
-def sign(*, secret: str, timestamp: int, method: str, path: str, request_id: str) -> str:
-    """The header value a proxy sends (what Kong's pre-function computes)."""
-    message = f"{timestamp}\n{method}\n{path}\n{request_id}".encode()
+def sign(*, secret: str, timestamp: int, method: str, path: str, request_id: str, client: str) -> str:
+    """The header value a proxy sends (what Kong's post-function computes)."""
+    message = f"{timestamp}\n{method}\n{path}\n{request_id}\n{client}".encode()
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return f"t={timestamp},sig={base64.b64encode(digest).decode()}"
 
 
 def _path_with_query(request: HttpRequest) -> str:
+    """The path as sent on the wire (gunicorn's RAW_URI), as Kong's get_path_with_query() sees it."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if raw:
+        return str(raw)
     query = request.META.get("QUERY_STRING", "")
     return str(request.META.get("PATH_INFO", request.path)) + (f"?{query}" if query else "")
 
 
 def proven_by_gateway(request: HttpRequest) -> bool:
-    """The proxy check above; any doubt (Redis down included) means not proven."""
+    """The check above. Raises ReplayCheckUnavailable when Redis cannot rule out a replay."""
     secret = settings.PROXY_SHARED_SECRET
     header = str(request.META.get(SIGNATURE_HEADER, ""))
     if not secret or not header or not is_trusted_proxy(str(request.META.get("REMOTE_ADDR", ""))):
         return False
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-    if (
-        not fields.get("t", "").isdigit()
-        or abs(time.time() - int(fields["t"])) > settings.PROXY_SIGNATURE_MAX_AGE_SECONDS
-    ):
+    stamp = fields.get("t", "")
+    if not (stamp.isascii() and stamp.isdigit()):
+        return False
+    if abs(time.time() - int(stamp)) > settings.PROXY_SIGNATURE_MAX_AGE_SECONDS:
         return False
     expected = sign(
         secret=secret,
-        timestamp=int(fields["t"]),
+        timestamp=int(stamp),
         method=request.method or "",
         path=_path_with_query(request),
         request_id=str(request.META.get("HTTP_X_REQUEST_ID", "")),
+        client=str(request.META.get(CLIENT_HEADER, "")),
     )
-    if not hmac.compare_digest(expected, f"t={fields['t']},sig={fields.get('sig', '')}"):
+    if not hmac.compare_digest(expected, f"t={stamp},sig={fields.get('sig', '')}"):
         return False
+    window = 2 * settings.PROXY_SIGNATURE_MAX_AGE_SECONDS
     try:  # a signature is good once: a captured request cannot be replayed
-        return bool(
-            get_redis().set(
-                f"proxy-signature:{fields['sig']}", "1", nx=True, ex=2 * settings.PROXY_SIGNATURE_MAX_AGE_SECONDS
-            )
-        )
-    except redis.RedisError:
-        return False
+        return bool(get_redis().set(f"proxy-signature:{fields['sig']}", "1", nx=True, ex=window))
+    except redis.RedisError as error:
+        raise ReplayCheckUnavailable from error
 
 
 class ProxyTrustMiddleware:
-    """Keep forwarded headers only from a proven gateway; in production, require the gateway."""
+    """Keep forwarded headers only from a proven gateway; strip them from everyone else."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        """Decide, strip what is not proven, refuse what must come through the gateway."""
-        via_gateway = proven_by_gateway(request)
+        """Decide and strip; a refusal (if any) comes after the request id is assigned."""
+        trouble: ReplayCheckUnavailable | None = None
+        try:
+            via_gateway = proven_by_gateway(request)
+        except ReplayCheckUnavailable as error:
+            via_gateway, trouble = False, error
         request.via_gateway = via_gateway  # type: ignore[attr-defined]  # read by client_ip and request ids
+        request.gateway_trouble = trouble  # type: ignore[attr-defined]
         if not via_gateway:
             for name in [*_FORWARDED, *(key for key in request.META if key.startswith("HTTP_X_CONSUMER_"))]:
                 request.META.pop(name, None)
-            if settings.REQUIRE_GATEWAY and not request.path.startswith("/health/"):
-                return problem_response(
-                    request,
-                    status=403,
-                    code="gateway_required",
-                    detail="Requests reach this service through its gateway.",
-                )
         return self.get_response(request)
+
+
+class GatewayRequiredMiddleware:
+    """With ``REQUIRE_GATEWAY``: 403 for requests that did not come through the gateway (503 when unsure)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        """Refuse, or pass on."""
+        if (
+            not settings.REQUIRE_GATEWAY
+            or getattr(request, "via_gateway", False)
+            or request.path.startswith("/health/")
+        ):
+            return self.get_response(request)
+        trouble = getattr(request, "gateway_trouble", None)
+        if isinstance(trouble, ServiceUnavailable):
+            return application_error_response(request, trouble)
+        return problem_response(
+            request, status=403, code="gateway_required", detail="Requests reach this service through its gateway."
+        )

@@ -3,40 +3,36 @@
 A GCRA (generic cell rate algorithm) in one Lua script: one atomic round trip
 per check. Per client address: ``RATE_LIMIT_PER_IP`` requests per minute with
 bursts up to ``RATE_LIMIT_IP_BURST``, checked by middleware before anything
-else. Per user: ``RATE_LIMIT_PER_USER`` per hour, checked by a DRF throttle
-once the token is verified. Redis unreachable: API routes answer 503 rather
+else. Per user: ``RATE_LIMIT_PER_USER`` per hour with bursts up to
+``RATE_LIMIT_USER_BURST``, checked as soon as the token is verified, before the
+policy is asked. Redis unreachable: API routes answer 503 rather
 than run unlimited; health probes are never limited.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
-from gateway.client_ip import client_ip
+from gateway.client_ip import client_bucket
 from gateway.errors import ServiceUnavailable, TooManyRequests
 from gateway.problems import application_error_response
 from gateway.redis_client import get_redis
 
-if TYPE_CHECKING:  # rest_framework.views imports this module through DEFAULT_THROTTLE_CLASSES
-    from rest_framework.views import APIView
-
-# KEYS[1]: the bucket. ARGV: now (ms), emission interval (ms), tolerance (ms).
-# Returns {allowed (1/0), remaining, retry after (ms), reset (ms)}.
+# KEYS[1]: the bucket. ARGV: emission interval (ms), tolerance (ms). The clock is Redis's own,
+# so application hosts with skewed clocks count alike. Returns {allowed (1/0), remaining,
+# retry after (ms), reset (ms)}.
 _GCRA = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 local horizon = tolerance + interval
@@ -78,16 +74,14 @@ def check(bucket: str, *, per: int, period_seconds: int, burst: int) -> Verdict:
     tolerance = interval * (burst - 1)
     try:
         script = get_redis().register_script(_GCRA)
-        allowed, remaining, retry_ms, reset_ms = script(
-            keys=[f"ratelimit:{bucket}"], args=[int(time.time() * 1000), interval, tolerance]
-        )
+        allowed, remaining, retry_ms, reset_ms = script(keys=[f"ratelimit:{bucket}"], args=[interval, tolerance])
     except redis.RedisError as error:
         raise ServiceUnavailable(
             "Requests cannot be counted right now; try again shortly.", code="rate_limit_unavailable"
         ) from error
     return Verdict(
         allowed=bool(allowed),
-        limit=burst,
+        limit=per,
         remaining=int(remaining),
         retry_after_seconds=max(1, math.ceil(float(retry_ms) / 1000)),
         reset_seconds=max(0, math.ceil(float(reset_ms) / 1000)),
@@ -115,7 +109,7 @@ class ClientRateLimitMiddleware:
             return self.get_response(request)
         try:
             verdict = check(
-                f"ip:{client_ip(request)}",
+                f"ip:{client_bucket(request)}",
                 per=settings.RATE_LIMIT_PER_IP,
                 period_seconds=60,
                 burst=settings.RATE_LIMIT_IP_BURST,
@@ -132,16 +126,14 @@ class ClientRateLimitMiddleware:
         return response
 
 
-class UserRateThrottle(BaseThrottle):
-    """Per-user limit, once the bearer token is verified (DRF throttle)."""
+def check_user(user_id: object) -> dict[str, str]:
+    """Count a request against its user (after the token is verified, before the policy is asked).
 
-    def allow_request(self, request: Request, view: APIView) -> bool:
-        """Count the request against its user; anonymous requests are the address limit's business."""
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
-            return True
-        per = settings.RATE_LIMIT_PER_USER
-        verdict = check(f"user:{user.pk}", per=per, period_seconds=3600, burst=per)
-        if not verdict.allowed:
-            raise _refusal(verdict)
-        return True
+    Returns the headers to add; raises 429 past the limit (or 503 when Redis cannot count).
+    """
+    verdict = check(
+        f"user:{user_id}", per=settings.RATE_LIMIT_PER_USER, period_seconds=3600, burst=settings.RATE_LIMIT_USER_BURST
+    )
+    if not verdict.allowed:
+        raise _refusal(verdict)
+    return verdict.headers()

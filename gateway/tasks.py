@@ -18,7 +18,7 @@ from celery import Task
 from celery.exceptions import Reject
 from django_tenants.utils import schema_context
 
-from gateway.errors import ApplicationError
+from gateway.errors import ApplicationError, ServiceUnavailable
 from policy.enforcement import authorize
 from policy.inputs import policy_input, subject_document
 from security.selectors import active_member
@@ -32,6 +32,8 @@ class CommunityTask(Task[Any, Any]):
     acks_late = True
     reject_on_worker_lost = True
     max_retries = 5
+    # Transient failures (a dependency answering 503) are retried with backoff; refusals are not.
+    autoretry_for = (ServiceUnavailable,)
     retry_backoff = True
     retry_backoff_max = 600
     retry_jitter = True
@@ -39,7 +41,13 @@ class CommunityTask(Task[Any, Any]):
     policy_resource_type: ClassVar[str] = ""
 
     def __call__(
-        self, *args: Any, community: str, actor: str, mfa_age_seconds: int | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        community: str,
+        actor: str,
+        auth_time: int | None = None,
+        amr: tuple[str, ...] = (),
+        **kwargs: Any,
     ) -> Any:
         """Check community, actor and policy; then run the task inside the community's schema."""
         record = Community.objects.filter(slug=community).first()
@@ -50,11 +58,11 @@ class CommunityTask(Task[Any, Any]):
             raise Reject("the acting user is no longer an active member", requeue=False)
         _, roles = member
         now = int(time.time())
+        # The sign-in that enqueued the task travels with it; its age is measured now, when the task runs.
         document = policy_input(
-            subject={
-                **subject_document(subject_id=actor, community=community, roles=roles, amr=[], auth_time=now, now=now),
-                "mfa_age_seconds": mfa_age_seconds,
-            },
+            subject=subject_document(
+                subject_id=actor, community=community, roles=roles, amr=list(amr), auth_time=auth_time or 0, now=now
+            ),
             community_slug=community,
             community_status=record.status,
             action=self.policy_action,
@@ -67,6 +75,8 @@ class CommunityTask(Task[Any, Any]):
         with schema_context(record.schema_name):
             try:
                 authorize(document)
+            except ServiceUnavailable:
+                raise  # transient: retried with backoff
             except ApplicationError as error:
                 raise Reject(f"the policy no longer allows this task ({error.code})", requeue=False) from error
             return self.run(*args, **kwargs)

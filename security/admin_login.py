@@ -8,7 +8,7 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from gateway.client_ip import client_ip
+from gateway.client_ip import client_bucket
 from gateway.errors import ApplicationError
 from security.identity import throttle
 from security.identity.mfa import verify_second_factor
@@ -30,7 +30,7 @@ class SecondFactorAdminLoginForm(AdminAuthenticationForm):
         if not isinstance(user, User) or self.request is None:
             raise self._refusal()
         try:
-            attempt = throttle.reserve_login_attempt(email=user.email, ip=client_ip(self.request))
+            attempt = throttle.reserve_login_attempt(email=user.email, ip=client_bucket(self.request))
         except ApplicationError:
             raise self._refusal() from None
         if user.mfa_enabled and verify_second_factor(user=user, otp=str(self.cleaned_data.get("otp", ""))):

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.client_ip import client_ip
+from gateway.client_ip import client_bucket
 from gateway.errors import NotFound
 from gateway.serializers import StrictSerializer
 from security.identity import mfa, sessions
@@ -85,7 +85,7 @@ class TokenApi(APIView):
             email=payload.validated_data["email"],
             password=payload.validated_data["password"],
             otp=payload.validated_data.get("otp") or None,
-            ip=client_ip(request),
+            ip=client_bucket(request),
         )
         return _token_response(pair)
 

@@ -80,11 +80,13 @@ AUTH_USER_MODEL = "security.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 MIDDLEWARE = [
-    "gateway.proxy.ProxyTrustMiddleware",
-    "gateway.middleware.RequestIdMiddleware",
-    "gateway.middleware.ApiResponseHeadersMiddleware",
+    # Outermost: every response, refusals included, gets the security headers and a request id.
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "gateway.proxy.ProxyTrustMiddleware",
+    "gateway.middleware.RequestIdMiddleware",
+    "gateway.proxy.GatewayRequiredMiddleware",
+    "gateway.middleware.ApiResponseHeadersMiddleware",
     "gateway.middleware.BodyLimitMiddleware",
     "gateway.ratelimit.ClientRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -181,7 +183,6 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: the OpenAPI schema documents the API; OPTIONS answers 405.
     "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "gateway.problems.problem_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["gateway.ratelimit.UserRateThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -225,7 +226,7 @@ DEAD_LETTER_EXCHANGE = "gateway.dead-letter"
 
 def task_queues(names: tuple[str, ...]) -> list[Queue]:
     """Each task queue (quorum, dead-lettering to ``DEAD_LETTER_EXCHANGE``) and its dead-letter queue."""
-    exchange = Exchange("gateway", type="direct", durable=True)
+    exchange = Exchange("gateway.tasks", type="topic", durable=True)
     dead_letters = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
     queues = []
     for name in names:
@@ -257,7 +258,8 @@ def task_queues(names: tuple[str, ...]) -> list[Queue]:
 
 CELERY_TASK_QUEUES = task_queues(TASK_QUEUE_NAMES)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_DEFAULT_EXCHANGE = "gateway"
+CELERY_TASK_DEFAULT_EXCHANGE = "gateway.tasks"
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {"vault.tasks.*": {"queue": "keys", "routing_key": "keys"}}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
@@ -266,6 +268,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
+# A failed task is rejected, not acknowledged: it lands in its dead-letter queue.
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 
 # Policy: the embedded Rego engine (development, tests) or an OPA sidecar (production).
@@ -314,6 +318,7 @@ READINESS_CHECKS = {
 RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute
 RATE_LIMIT_IP_BURST = env_int("RATE_LIMIT_IP_BURST", default=200)
 RATE_LIMIT_PER_USER = env_int("RATE_LIMIT_PER_USER", default=1000)  # per hour
+RATE_LIMIT_USER_BURST = env_int("RATE_LIMIT_USER_BURST", default=100)
 
 # Proxy trust: forwarded headers only from these addresses (CIDRs), signed with the shared secret.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
@@ -326,7 +331,6 @@ KONG_UPSTREAM_URL = env_str("KONG_UPSTREAM_URL", "https://gateway.internal:8443"
 KONG_COMMUNITY_DOMAIN_SUFFIX = env_str("KONG_COMMUNITY_DOMAIN_SUFFIX", "research.example.org")
 KONG_ADMIN_ALLOW = env_list("KONG_ADMIN_ALLOW", ["127.0.0.1/32"])
 KONG_REDIS_HOST = env_str("KONG_REDIS_HOST", "kong-redis.internal")
-KONG_CONSUMER_HOURLY_LIMIT = env_int("KONG_CONSUMER_HOURLY_LIMIT", default=1000)
 KONG_CLIENT_CERTIFICATE_ID = "5c1b3f0e-8a2d-4e8b-9a57-6f0c2d9e1a40"
 
 # API versions: {"v1": {"deprecated": datetime | None, "sunset": datetime | None, "successor": "/api/v2/"}}.

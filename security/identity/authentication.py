@@ -15,6 +15,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
+from gateway.ratelimit import check_user
 from security.identity import revocation
 from security.identity.tokens import AccessClaims, InvalidToken, verify_access_token
 from security.models import User
@@ -52,6 +53,7 @@ class AccessTokenAuthentication(BaseAuthentication):
         if member is None:
             raise InvalidToken
         user, roles = member
+        check_user(user.pk)  # per-user limit: before any policy decision is spent on the request
         return user, dataclasses.replace(claims, roles=tuple(roles))
 
     def authenticate_header(self, request: Request) -> str:

@@ -8,7 +8,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from gateway.client_ip import client_ip
+from gateway.client_ip import client_bucket
 from gateway.errors import ApplicationError
 from security.identity import throttle
 from security.models import User, normalize_email
@@ -32,7 +32,7 @@ class ThrottledEmailBackend(ModelBackend):
             return None
         email = normalize_email(username)
         try:
-            attempt = throttle.reserve_login_attempt(email=email, ip=client_ip(request))
+            attempt = throttle.reserve_login_attempt(email=email, ip=client_bucket(request))
         except ApplicationError:
             raise PermissionDenied from None
         user = super().authenticate(request, username=email, password=password, **kwargs)

@@ -87,6 +87,8 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"VAULT_ADDR": "http://vault.internal:8200"}, "VAULT_ADDR is not an https URL"),
         ({"VAULT_SECRET_ID": ""}, "Vault credentials are missing"),
         ({"TRUSTED_PROXIES": ""}, "TRUSTED_PROXIES is not set"),
+        ({"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES must not trust every address"),
+        ({"TRUSTED_PROXIES": "kong.internal"}, "TRUSTED_PROXIES holds 'kong.internal'"),
         ({"PROXY_SHARED_SECRET": "short"}, "PROXY_SHARED_SECRET is missing or shorter"),
     ],
 )

@@ -39,9 +39,16 @@ def test_the_default_limit_is_100_a_minute_with_bursts_of_200() -> None:
 
     assert sum(verdict.allowed for verdict in verdicts) == 200
     assert verdicts[-1].retry_after_seconds == 1  # one more request every 0.6 s
+    assert verdicts[0].limit == 100
 
 
-@override_settings(RATE_LIMIT_PER_USER=3)
+def test_a_user_gets_no_more_than_the_hourly_quota_plus_the_burst() -> None:
+    verdicts = [check("user:quota", per=1000, period_seconds=3600, burst=100) for _ in range(150)]
+
+    assert sum(verdict.allowed for verdict in verdicts) == 100  # the burst; then one every 3.6 s
+
+
+@override_settings(RATE_LIMIT_PER_USER=3, RATE_LIMIT_USER_BURST=3)
 def test_a_user_is_limited_per_hour_across_addresses(
     alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]]
 ) -> None:
@@ -159,6 +166,8 @@ def test_a_version_past_its_sunset_is_gone(alpha: Community, client_for: Callabl
 
     assert response.status_code == 410
     assert response.json()["code"] == "version_sunset"
+    assert "default-src 'none'" in response["Content-Security-Policy"]
+    assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Link"] == '</api/v2/>; rel="successor-version"'
 
 

@@ -76,15 +76,17 @@ def test_the_format_and_the_plugins_kong_must_run() -> None:
         "fault_tolerant": False,
         "redis": None,
     }
-    assert service_plugins["request-size-limiting"]["require_content_length"] is True
+    assert "request-size-limiting" not in service_plugins  # per body route: a GET needs no length
+    assert plugins(routes(config)["auth-token"]["plugins"])["request-size-limiting"]["require_content_length"] is True
+    assert "request-size-limiting" not in plugins(routes(config)["me"]["plugins"])
     assert service_plugins["correlation-id"] == {
         "header_name": "X-Request-ID",
         "generator": "uuid",
         "echo_downstream": True,
     }
-    consumer = plugins(config["consumers"][0]["plugins"])["rate-limiting"]
-    assert (consumer["hour"], consumer["limit_by"], consumer["fault_tolerant"]) == (1000, "consumer", False)
-    assert "X-Gateway-Signature" in service_plugins["pre-function"]["access"][0]
+    assert "plugins" not in config["consumers"][0]  # it would replace the per-IP limit; users are the service's
+    assert "X-Request-ID" in service_plugins["pre-function"]["access"][0]  # a client's own id is dropped
+    assert "X-Gateway-Signature" in service_plugins["post-function"]["access"][0]  # signed after correlation-id
 
 
 def test_tokens_never_travel_in_urls_and_public_routes_need_none() -> None:
@@ -94,8 +96,10 @@ def test_tokens_never_travel_in_urls_and_public_routes_need_none() -> None:
     assert jwt["uri_param_names"] == []
     assert jwt["cookie_names"] == []
     assert jwt["claims_to_verify"] == ["exp", "nbf"]
-    for public in ("auth-token", "auth-refresh", "jwks", "health-live"):
-        assert "plugins" not in by_name[public]
+    for public in ("auth-refresh", "jwks"):
+        assert "jwt" not in plugins(by_name[public].get("plugins", []))
+    assert "jwt" not in plugins(by_name["auth-token"]["plugins"])
+    assert not any(name.startswith("health") for name in by_name)  # probes go straight to the pods
 
 
 def test_the_admin_is_behind_an_ip_restriction_on_the_platform_host() -> None:

@@ -23,13 +23,22 @@ def through_kong(
     path: str,
     *,
     request_id: str = "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d",
+    client: str = "203.0.113.50",
     age: int = 0,
     secret: str = SECRET,
     address: str = KONG,
     **headers: Any,
 ) -> dict[str, Any]:
-    signature = sign(secret=secret, timestamp=int(time.time()) - age, method="GET", path=path, request_id=request_id)
-    return {"REMOTE_ADDR": address, "HTTP_X_REQUEST_ID": request_id, "HTTP_X_GATEWAY_SIGNATURE": signature, **headers}
+    signature = sign(
+        secret=secret, timestamp=int(time.time()) - age, method="GET", path=path, request_id=request_id, client=client
+    )
+    return {
+        "REMOTE_ADDR": address,
+        "HTTP_X_REQUEST_ID": request_id,
+        "HTTP_X_GATEWAY_CLIENT": client,
+        "HTTP_X_GATEWAY_SIGNATURE": signature,
+        **headers,
+    }
 
 
 @override_settings(**TRUSTED, RATE_LIMIT_IP_BURST=2, RATE_LIMIT_PER_IP=60)
@@ -38,7 +47,7 @@ def test_a_signed_request_from_the_gateway_is_limited_by_the_real_client(alpha: 
     statuses = [
         client.get(
             "/api/v1/me",
-            **through_kong("/api/v1/me", request_id=f"req-{n:08d}", HTTP_X_FORWARDED_FOR=f"203.0.113.{n}, {KONG}"),
+            **through_kong("/api/v1/me", request_id=f"req-{n:08d}", client=f"203.0.113.{n}"),
         ).status_code
         for n in range(4)
     ]
@@ -114,3 +123,40 @@ def test_without_redis_no_signature_can_be_checked_for_replay_so_none_is_trusted
 
     assert response.status_code == 200
     assert response["X-Request-ID"] != "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d"
+
+
+@override_settings(**TRUSTED)
+def test_a_gateway_on_an_ipv4_mapped_address_is_still_the_gateway(alpha: Community) -> None:
+    response = APIClient(HTTP_HOST=ALPHA_HOST).get("/api/v1/me", **through_kong("/api/v1/me", address=f"::ffff:{KONG}"))
+
+    assert response["X-Request-ID"] == "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d"
+
+
+@override_settings(**TRUSTED)
+def test_a_client_address_that_was_not_signed_is_not_believed(alpha: Community) -> None:
+    headers = through_kong("/api/v1/me", client="203.0.113.50")
+    headers["HTTP_X_GATEWAY_CLIENT"] = "198.51.100.1"  # altered after Kong signed it
+
+    response = APIClient(HTTP_HOST=ALPHA_HOST).get("/api/v1/me", **headers)
+
+    assert response["X-Request-ID"] != headers["HTTP_X_REQUEST_ID"]
+
+
+@override_settings(**TRUSTED, REDIS_URL="redis://127.0.0.1:1/0", REQUIRE_GATEWAY=True)
+def test_with_the_gateway_required_and_redis_down_the_answer_is_503(alpha: Community) -> None:
+    response = APIClient(HTTP_HOST=ALPHA_HOST).get("/api/v1/me", **through_kong("/api/v1/me"))
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "proxy_check_unavailable"
+
+
+@override_settings(**TRUSTED, REQUIRE_GATEWAY=True)
+def test_refusals_carry_the_security_headers_and_a_request_id(
+    alpha: Community, client_for: Callable[[str], APIClient]
+) -> None:
+    refused = client_for(ALPHA_HOST).get("/api/v1/me")
+
+    assert refused.status_code == 403
+    assert "default-src 'none'" in refused["Content-Security-Policy"]
+    assert refused["X-Content-Type-Options"] == "nosniff"
+    assert len(refused["X-Request-ID"]) == 32
