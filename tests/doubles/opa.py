@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 from policy.engine import EmbeddedEngine
 from policy.source import PolicySource
+from tests.doubles.server import serving
 
 REPOSITORY_POLICY = Path(__file__).resolve().parents[2] / "policy" / "rego"
 BUNDLE_REVISION = "double-rev-1"
@@ -122,12 +122,5 @@ class OpaHandler(BaseHTTPRequestHandler):
 def running_opa(policy_dir: Path = REPOSITORY_POLICY) -> Iterator[tuple[str, OpaState]]:
     """Serve the double on a free loopback port; yield its URL and its state."""
     state = OpaState(engine=EmbeddedEngine(PolicySource.from_directory(policy_dir)))
-    handler = type("BoundOpaHandler", (OpaHandler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(type("BoundOpaHandler", (OpaHandler,), {"state": state})) as url:
+        yield url, state

@@ -21,18 +21,19 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from tests.doubles.server import serving
 
 TOKEN = "double-root-token"
 
@@ -240,12 +241,5 @@ class VaultHandler(BaseHTTPRequestHandler):
 def running_vault() -> Iterator[tuple[str, VaultState]]:
     """Serve the double on a free loopback port; yield its address and its state."""
     state = VaultState()
-    handler = type("BoundVaultHandler", (VaultHandler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", state
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(type("BoundVaultHandler", (VaultHandler,), {"state": state})) as url:
+        yield url, state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,16 +108,22 @@ def test_an_unreachable_vault_is_unavailable() -> None:
             provider.check_ready()
 
 
-def test_approle_login_is_used_when_no_token_is_set() -> None:
+@pytest.fixture
+def approle_vault() -> Iterator[VaultState]:
+    """The Vault double, reached with AppRole credentials only (no token)."""
     with (
         running_vault() as (address, state),
         override_settings(VAULT_ADDR=address, VAULT_TOKEN="", VAULT_ROLE_ID="role", VAULT_SECRET_ID="secret"),
     ):
-        provider = VaultTransitProvider()
-        name = community()
-        provider.create_community_key(name)
+        yield state
 
-        assert f"community-{name}" in state.keys
+
+def test_approle_login_is_used_when_no_token_is_set(approle_vault: VaultState) -> None:
+    provider = VaultTransitProvider()
+    name = community()
+    provider.create_community_key(name)
+
+    assert f"community-{name}" in approle_vault.keys
 
 
 def test_a_sealed_vault_is_not_ready(vault_double: VaultState) -> None:
@@ -155,17 +162,13 @@ def test_destroying_a_key_twice_finishes_quietly(provider: KeyProvider) -> None:
         provider.generate_wrapped_key(name)
 
 
-def test_an_expired_approle_token_logs_in_again() -> None:
-    with (
-        running_vault() as (address, state),
-        override_settings(VAULT_ADDR=address, VAULT_TOKEN="", VAULT_ROLE_ID="role", VAULT_SECRET_ID="secret"),
-    ):
-        provider = VaultTransitProvider()
-        name = community()
-        provider.create_community_key(name)
-        state.expire_tokens()
+def test_an_expired_approle_token_logs_in_again(approle_vault: VaultState) -> None:
+    provider = VaultTransitProvider()
+    name = community()
+    provider.create_community_key(name)
+    approle_vault.expire_tokens()
 
-        assert provider.generate_wrapped_key(name).version == 1
+    assert provider.generate_wrapped_key(name).version == 1
 
 
 def test_a_tampered_wrapped_key_is_gone_not_retryable(provider: KeyProvider) -> None:
