@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from gateway.ratelimit import Verdict
 from gateway.redis_client import get_redis
 from security.identity.signing_keys import generate_signing_key, load_keyring, reset_keyring_cache
-from security.models import Membership, User
+from security.models import User
 from tenants.actions import community_create
 from tenants.models import Community
 from tenants.schema import use_public_schema
@@ -123,7 +123,7 @@ def bearer(client: APIClient, token: str) -> APIClient:
     return client
 
 
-__all__ = ["ALPHA_HOST", "BETA_HOST", "Membership", "bearer"]
+__all__ = ["ALPHA_HOST", "BETA_HOST", "bearer"]
 
 
 @pytest.fixture
