@@ -67,6 +67,7 @@ SHARED_APPS = [
 TENANT_APPS = [
     "policy",
     "vault",
+    "security.audit",
     "services.studies",
     "services.participants",
 ]

@@ -1,0 +1,1 @@
+"""Audit commands: audit_verify."""
