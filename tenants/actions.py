@@ -100,19 +100,11 @@ def community_offboard(*, slug: str, confirm: str) -> Community:
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
         Domain.objects.filter(tenant=community).delete()
     # Committed first: whatever happens next, the community is no longer served. Destroying is
-    # idempotent, so a failure here is finished by running offboarding's key step again.
+    # idempotent in both providers, so a failed destruction can be finished by calling
+    # vault.keys.community_keys_destroy again (no command does that yet).
     with schema_context(slug):
         community_keys_destroy(slug)
     return community
-
-
-def community_keys_shred(*, slug: str) -> None:
-    """Finish an offboarding whose key destruction failed (idempotent)."""
-    community = community_get(slug=slug)
-    if community.status != CommunityStatus.OFFBOARDED:
-        raise Conflict(f"community '{slug}' is not offboarded", code=CommunityErrorCode.INVALID_TRANSITION)
-    with schema_context(slug):
-        community_keys_destroy(slug)
 
 
 def communities_purge_offboarded(*, now: datetime | None = None) -> list[str]:
