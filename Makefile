@@ -89,8 +89,9 @@ policy-review: $(INSTALLED) ## Rego tests with rule coverage, then the decisions
 		--markdown-out policy-diff.md
 	@echo "Markdown for the pull request: policy-diff.md"
 
-bench: $(INSTALLED) services ## Measure token, policy and request overheads (prints figures)
+bench: $(INSTALLED) services ## Measure token, policy, request and audit figures (prints them)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench_audit
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml

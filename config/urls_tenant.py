@@ -6,6 +6,9 @@ from config.urls_common import common_urlpatterns
 
 urlpatterns = [
     path("api/v1/", include("security.urls")),
+    path("api/v1/", include("security.audit.urls")),
+    path("api/v1/", include("security.breakglass.urls")),
+    path("api/v1/", include("services.participants.urls")),
     *common_urlpatterns,
 ]
 

@@ -29,6 +29,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -107,7 +108,15 @@ def request_input(request: Request, view: APIView, action: str) -> dict[str, Any
         now=now,
         request_id=getattr(request, "request_id", None),
         client_ip=client_ip(request),
+        break_glass=break_glass_context(subject_id=str(claims.subject), community=community.slug, now=now),
     )
+
+
+def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[str, Any] | None:
+    """The subject's active emergency grant, from the provider ``POLICY_BREAK_GLASS_CONTEXT`` names."""
+    provider = import_string(settings.POLICY_BREAK_GLASS_CONTEXT)
+    grant = provider(subject_id=subject_id, community=community, now=now)
+    return dict(grant) if grant else None
 
 
 class PolicyPermission(BasePermission):
@@ -119,11 +128,14 @@ class PolicyPermission(BasePermission):
         if action is None:
             # No action declared for this method (OPTIONS included): nothing to decide, nothing served.
             raise MethodNotAllowed(request.method or "")
+        # Kept on the Django request, where the audit middleware reads them (DRF's request proxies reads).
+        http_request = request._request
+        http_request.policy_action = action  # type: ignore[attr-defined]
         if not (request.user and request.user.is_authenticated):
             return False
-        decision = enforce(
-            decide(request_input(request, view, action)),
-            hide_denial=bool(getattr(view, "policy_deny_as_not_found", False)),
-        )
-        request.policy_decision = decision  # type: ignore[attr-defined]  # read by serializers and audit
+        document = request_input(request, view, action)
+        decision = decide(document)
+        # Recorded allowed or not; the decision is also read by serializers (redaction).
+        http_request.policy_input, http_request.policy_decision = document, decision  # type: ignore[attr-defined]
+        enforce(decision, hide_denial=bool(getattr(view, "policy_deny_as_not_found", False)))
         return True

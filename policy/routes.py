@@ -21,6 +21,7 @@ PUBLIC_ROUTES: dict[str, tuple[str, str]] = {
     "auth-token": ("security.apis.TokenApi", "signing in is how a caller gets a subject to decide about"),
     "auth-refresh": ("security.apis.RefreshApi", "a refresh token is its own credential, checked by the sessions"),
     "jwks": ("security.apis.JwksApi", "public keys, meant to be public"),
+    "audit-keys": ("security.audit.apis.AuditKeysApi", "audit public keys: auditors obtain them without an account"),
     "health-live": ("gateway.health.live", "probe for orchestrators, reveals nothing"),
     "health-ready": ("gateway.health.ready", "probe for orchestrators, reveals dependency status only"),
     "api-schema": ("drf_spectacular.views.SpectacularAPIView", "the OpenAPI description, no data"),

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from gateway.client_ip import client_bucket
 from gateway.errors import NotFound
 from gateway.serializers import StrictSerializer
+from security.audit.context import annotate
 from security.identity import mfa, sessions
 from security.identity.signing_keys import current_keyring
 from security.identity.tokens import AccessClaims, InvalidToken, ensure_recent_sign_in
@@ -78,6 +79,7 @@ class TokenApi(APIView):
     @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer})
     def post(self, request: Request) -> Response:
         """Exchange credentials for tokens."""
+        annotate(action="auth.login", resource_type="session")
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         pair = sessions.session_start(
@@ -103,6 +105,7 @@ class RefreshApi(APIView):
     @extend_schema(request=InputSerializer, responses={200: TokenPairSerializer})
     def post(self, request: Request) -> Response:
         """Use up the refresh token and return a new pair."""
+        annotate(action="auth.refresh", resource_type="session")
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         pair = sessions.session_refresh(community=_community(request), refresh_token=payload.validated_data["refresh"])

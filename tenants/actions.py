@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
 from gateway.errors import BadRequest, Conflict
+from security.audit.chain import audit_append
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
 from tenants.schema import use_public_schema
@@ -30,6 +31,11 @@ def _refuse_conflicts(*, slug: str, domain: str) -> None:
         raise Conflict(f"a database schema named '{slug}' already exists", code=CommunityErrorCode.SLUG_TAKEN)
     if Domain.objects.filter(domain=domain).exists():
         raise Conflict(f"domain '{domain}' is already taken", code=CommunityErrorCode.DOMAIN_TAKEN)
+
+
+def _platform_event(action: str, slug: str) -> None:
+    """Record a community's lifecycle step in the platform's own audit log (the public schema)."""
+    audit_append(action=action, resource_type="community", resource_id=slug, outcome="allow", actor_id="operator")
 
 
 def community_create(*, slug: str, name: str, domain: str) -> Community:
@@ -51,6 +57,7 @@ def community_create(*, slug: str, name: str, domain: str) -> Community:
             Domain.objects.create(domain=domain, tenant=community, is_primary=True)
             with schema_context(slug):
                 community_keys_create(slug)
+            _platform_event("community.create", slug)
     except IntegrityError as error:
         # A concurrent creation won the race between our checks and the insert.
         raise Conflict(
@@ -74,6 +81,7 @@ def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: s
         community.status = status
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
+        _platform_event(f"community.{status}", slug)
     return community
 
 
@@ -99,6 +107,7 @@ def community_offboard(*, slug: str, confirm: str) -> Community:
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
         Domain.objects.filter(tenant=community).delete()
+        _platform_event("community.offboard", slug)
     # Committed first: whatever happens next, the community is no longer served. Destroying is
     # idempotent in both providers, so a failed destruction can be finished by calling
     # vault.keys.community_keys_destroy again (no command does that yet).
@@ -115,6 +124,7 @@ def communities_purge_offboarded(*, now: datetime | None = None) -> list[str]:
         with transaction.atomic():
             community._drop_schema(force_drop=True)
             community.delete()
+            _platform_event("community.purge", community.slug)
         purged.append(community.slug)
     return purged
 

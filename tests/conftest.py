@@ -18,6 +18,7 @@ from rest_framework.test import APIClient
 
 from gateway.ratelimit import Verdict
 from gateway.redis_client import get_redis
+from security.audit.checkpoints import published_keys
 from security.identity.signing_keys import generate_signing_key, load_keyring, reset_keyring_cache
 from security.models import User
 from tenants.actions import community_create
@@ -57,6 +58,7 @@ def _clean_state() -> Iterator[None]:
     get_redis().flushdb()
     reset_keyring_cache()
     data_key_cache.purge()
+    published_keys.clear()
     # The local key provider's file is not rolled back with the database: restore it by hand.
     key_file = Path(settings.LOCAL_KEY_FILE)
     saved_keys = key_file.read_bytes() if key_file.exists() else None
@@ -64,6 +66,7 @@ def _clean_state() -> Iterator[None]:
     use_public_schema()
     reset_keyring_cache()
     data_key_cache.purge()
+    published_keys.clear()
     if saved_keys is not None:
         key_file.write_bytes(saved_keys)
 

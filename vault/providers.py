@@ -4,6 +4,11 @@ A community has one *key encryption key* in the provider (a Transit key,
 ``aes256-gcm96``, derived with the community as context, never exportable).
 It wraps the community's data keys; the service stores only wrapped keys and
 unwraps them into process memory (see :mod:`vault.keys`).
+
+Signing keys (Ed25519, for signed audit checkpoints) live in the same provider
+under names of their own (Transit ``signing-<name>``). The private key never
+leaves it; every version's public key is published so old signatures stay
+verifiable after a rotation.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +29,26 @@ from typing import Any, Protocol
 import hvac
 import requests
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from hvac import exceptions as vault_errors
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from tenants.validators import SLUG_PATTERN
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 
 _WRAPPED_RE = re.compile(r"^(vault|local):v(\d+):")
 # Vault's 400 answers that mean the key (or key version) is gone for good.
 _GONE_MESSAGES = ("not found", "no existing key", "too old", "message authentication failed")
+# Lowercase letters, digits and inner hyphens, 3 to 40 characters: safe in a URL path and a JSON key.
+_SIGNING_NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,38}[a-z0-9]")
+_SIGNING_KEY_PREFIX = "signing-"
+_VAULT_SIGNATURE_RE = re.compile(r"vault:v([1-9][0-9]{0,9}):([A-Za-z0-9+/=]+)")
+_VERSION_RE = re.compile(r"[1-9][0-9]{0,9}")
+_SIGNATURE_BYTES = 64
+_PUBLIC_KEY_BYTES = 32
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,21 @@ class WrappedKey:
 
     ciphertext: str
     version: int
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A raw 64-byte Ed25519 signature and the version of the signing key that made it."""
+
+    key_version: int
+    signature: bytes
+
+
+def signing_key_name(name: str) -> str:
+    """``name`` if it may name a signing key, else ValueError (3 to 40 of ``a-z``, ``0-9``, inner ``-``)."""
+    if not _SIGNING_NAME_RE.fullmatch(name):
+        raise ValueError(f"invalid signing key name {name!r}")
+    return name
 
 
 def wrapped_version(ciphertext: str) -> int:
@@ -84,6 +113,22 @@ class KeyProvider(Protocol):
 
     def check_ready(self) -> None:
         """Raise KeyServiceUnavailable unless keys can be used."""
+        ...
+
+    def ensure_signing_key(self, name: str) -> None:
+        """Create the Ed25519 signing key ``name`` unless it exists (not exportable, deletion not allowed)."""
+        ...
+
+    def sign(self, name: str, message: bytes) -> Signature:
+        """Sign ``message`` with the latest version of ``name`` (KeyServiceUnavailable when it does not exist)."""
+        ...
+
+    def signing_public_keys(self, name: str) -> dict[int, bytes]:
+        """Every version of ``name`` and its raw 32-byte Ed25519 public key, for publishing."""
+        ...
+
+    def rotate_signing_key(self, name: str) -> int:
+        """Add a version to ``name`` and return it; older versions stay published."""
         ...
 
 
@@ -190,12 +235,110 @@ class LocalKeyProvider:
         except (OSError, ValueError) as error:
             raise KeyServiceUnavailable(f"local key file unreadable: {type(error).__name__}") from error
 
+    @staticmethod
+    def _signing_versions(store: dict[str, Any], name: str) -> dict[str, str]:
+        entry = store.get("signing", {}).get(signing_key_name(name))
+        if entry is None:
+            raise KeyServiceUnavailable(f"no signing key {name}")
+        return dict(entry["versions"])
+
+    def ensure_signing_key(self, name: str) -> None:
+        """Create version 1 in the key file unless the key exists."""
+        with self._store(write=True) as store:
+            keys = store.setdefault("signing", {})
+            if signing_key_name(name) not in keys:
+                keys[name] = {"versions": {"1": _new_signing_key()}}
+
+    def sign(self, name: str, message: bytes) -> Signature:
+        """Sign with the latest version."""
+        with self._store(write=False) as store:
+            versions = self._signing_versions(store, name)
+        version = max(int(number) for number in versions)
+        return Signature(version, _signing_private_key(versions[str(version)]).sign(message))
+
+    def signing_public_keys(self, name: str) -> dict[int, bytes]:
+        """The public half of every version."""
+        with self._store(write=False) as store:
+            versions = self._signing_versions(store, name)
+        return {
+            int(number): _signing_private_key(private).public_key().public_bytes_raw()
+            for number, private in versions.items()
+        }
+
+    def rotate_signing_key(self, name: str) -> int:
+        """Add a version."""
+        with self._store(write=True) as store:
+            versions = self._signing_versions(store, name)
+            version = max(int(number) for number in versions) + 1
+            versions[str(version)] = _new_signing_key()
+            store["signing"][name] = {"versions": versions}
+        return version
+
+
+def _new_signing_key() -> str:
+    return base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
+
+
+def _signing_private_key(encoded: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(encoded))
+
 
 # --- Vault Transit ----------------------------------------------------------------------
 
 
 def _context(community: str) -> str:
     return base64.b64encode(community.encode()).decode()
+
+
+@contextmanager
+def _signing_key_must_exist(what: str) -> Iterator[None]:
+    """Vault's "not found" means KeyDestroyed to ``_call``; a missing signing key is a fault to fix, not a shred."""
+    try:
+        yield
+    except KeyDestroyed as error:
+        raise KeyServiceUnavailable(f"{what}: no such signing key") from error
+
+
+def _strict_base64(text: str, length: int, what: str) -> bytes:
+    """Canonical standard base64 of exactly ``length`` bytes, else KeyServiceUnavailable."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != length or base64.b64encode(raw).decode() != text:
+        raise KeyServiceUnavailable(f"vault answered a malformed {what}")
+    return raw
+
+
+def _data(response: Any) -> dict[str, Any]:
+    data = response.get("data") if isinstance(response, dict) else None
+    if not isinstance(data, dict):
+        raise KeyServiceUnavailable("vault answered without data")
+    return data
+
+
+def _vault_signature(response: Any) -> Signature:
+    """``data.signature`` = ``vault:v<N>:<base64 of the raw 64-byte signature>``, nothing else."""
+    text = _data(response).get("signature")
+    match = _VAULT_SIGNATURE_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise KeyServiceUnavailable("vault answered a malformed signature")
+    return Signature(int(match.group(1)), _strict_base64(match.group(2), _SIGNATURE_BYTES, "signature"))
+
+
+def _vault_public_keys(response: Any) -> dict[int, bytes]:
+    """``data.keys`` of an ed25519 key: ``{"1": {"public_key": <base64 of 32 bytes>, ...}, ...}``."""
+    data = _data(response)
+    versions = data.get("keys")
+    if data.get("type") != "ed25519" or not isinstance(versions, dict) or not versions:
+        raise KeyServiceUnavailable("the signing key in vault is not an ed25519 key")
+    published: dict[int, bytes] = {}
+    for number, entry in versions.items():
+        public_key = entry.get("public_key") if isinstance(entry, dict) else None
+        if not isinstance(number, str) or not _VERSION_RE.fullmatch(number) or not isinstance(public_key, str):
+            raise KeyServiceUnavailable("vault answered a malformed key version")
+        published[int(number)] = _strict_base64(public_key, _PUBLIC_KEY_BYTES, "public key")
+    return published
 
 
 class VaultTransitProvider:
@@ -221,6 +364,13 @@ class VaultTransitProvider:
 
     def _key(self, community: str) -> str:
         return f"{self._prefix}{community}"
+
+    def _signing_key(self, name: str) -> str:
+        """``signing-<name>``; refused when ``VAULT_KEY_PREFIX`` would let a community key carry that name."""
+        key = f"{_SIGNING_KEY_PREFIX}{signing_key_name(name)}"
+        if key.startswith(self._prefix) and re.fullmatch(SLUG_PATTERN, key.removeprefix(self._prefix)):
+            raise ValueError(f"signing key {key!r} could be the key of a community under prefix {self._prefix!r}")
+        return key
 
     def _call(self, what: str, operation: Callable[[], Any]) -> Any:
         """Run one Vault call; with AppRole, a refused (expired) token logs in again once."""
@@ -303,7 +453,10 @@ class VaultTransitProvider:
 
     def rotate(self, community: str) -> int:
         """``POST transit/keys/:name/rotate``; the latest version from its answer (or a read, on older Vaults)."""
-        transit, name = self._client.secrets.transit, self._key(community)
+        return self._rotate(self._key(community))
+
+    def _rotate(self, name: str) -> int:
+        transit = self._client.secrets.transit
         response = self._call("rotate key", lambda: transit.rotate_key(name, mount_point=self._mount))
         data = response.get("data") if isinstance(response, dict) else None
         if not isinstance(data, dict) or "latest_version" not in data:
@@ -343,6 +496,60 @@ class VaultTransitProvider:
             raise KeyServiceUnavailable("vault unreachable") from error
         if response.status_code != 200:  # noqa: PLR2004 - HTTP status
             raise KeyServiceUnavailable(f"vault not ready ({response.status_code})")
+
+    def _read_signing_key(self, key: str) -> Any:
+        """``GET transit/keys/:name``; None when Vault answers 404 (no such key)."""
+
+        def read() -> Any:
+            try:
+                return self._client.secrets.transit.read_key(key, mount_point=self._mount)
+            except vault_errors.InvalidPath:
+                return None
+
+        return self._call("read signing key", read)
+
+    def ensure_signing_key(self, name: str) -> None:
+        """ed25519, not exportable, no plaintext backup, deletion not allowed; created only when the read finds none."""
+        transit, key = self._client.secrets.transit, self._signing_key(name)
+        existing = self._read_signing_key(key)
+        if existing is not None:
+            _vault_public_keys(existing)  # a key of another type under this name is refused, not used
+            return
+        self._call(
+            "create signing key",
+            lambda: transit.create_key(
+                key, key_type="ed25519", exportable=False, allow_plaintext_backup=False, mount_point=self._mount
+            ),
+        )
+        self._call(
+            "configure signing key",
+            lambda: transit.update_key_configuration(key, deletion_allowed=False, mount_point=self._mount),
+        )
+
+    def sign(self, name: str, message: bytes) -> Signature:
+        """``POST transit/sign/:name`` (pure Ed25519 over the message; the latest version signs)."""
+        key = self._signing_key(name)
+        with _signing_key_must_exist("sign"):
+            response = self._call(
+                "sign",
+                lambda: self._client.secrets.transit.sign_data(
+                    key, hash_input=base64.b64encode(message).decode(), mount_point=self._mount
+                ),
+            )
+        return _vault_signature(response)
+
+    def signing_public_keys(self, name: str) -> dict[int, bytes]:
+        """``GET transit/keys/:name``: ``keys.<version>.public_key``."""
+        existing = self._read_signing_key(self._signing_key(name))
+        if existing is None:
+            raise KeyServiceUnavailable(f"no signing key {name}")
+        return _vault_public_keys(existing)
+
+    def rotate_signing_key(self, name: str) -> int:
+        """``POST transit/keys/:name/rotate``."""
+        key = self._signing_key(name)
+        with _signing_key_must_exist("rotate signing key"):
+            return self._rotate(key)
 
 
 _provider_lock = threading.Lock()

@@ -63,17 +63,21 @@ SHARED_APPS = [
     "csp",
     "gateway",
     "security",
+    "security.audit",
 ]
 TENANT_APPS = [
     "policy",
     "vault",
     "security.audit",
+    "security.breakglass",
     "services.studies",
     "services.participants",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Community"
+# One SET search_path per schema switch, not one per cursor (django-tenants resets it on every switch).
+TENANT_LIMIT_SET_CALLS = True
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
@@ -92,6 +96,8 @@ MIDDLEWARE = [
     "gateway.ratelimit.ClientRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "tenants.middleware.CommunityMiddleware",
+    # Inside the community: each request is one transaction ending with its audit event.
+    "security.audit.middleware.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -281,6 +287,8 @@ OPA_TIMEOUT_SECONDS = float(env_str("OPA_TIMEOUT_SECONDS", "0.25"))
 # Purposes of use a client may state in X-Purpose-Of-Use; consents are given per purpose.
 POLICY_PURPOSES = ["research_use", "contact", "data_sharing", "genomic", "operations", "emergency"]
 POLICY_DEFAULT_PURPOSE = "research_use"
+# Who supplies context.break_glass (the subject's active emergency grant) to the policy input.
+POLICY_BREAK_GLASS_CONTEXT = "security.breakglass.selectors.break_glass_context"
 
 # Keys: a local provider (development, tests) or Vault Transit (production).
 KEY_PROVIDER = env_str("KEY_PROVIDER", "local")
@@ -301,6 +309,31 @@ DATA_KEY_CACHE_MAX_ENTRIES = env_int("DATA_KEY_CACHE_MAX_ENTRIES", default=1000)
 ROTATION_SETTLE_SECONDS = env_int("ROTATION_SETTLE_SECONDS", default=5)
 # An offboarded community's schema is dropped this many days after its keys were destroyed.
 OFFBOARD_GRACE_DAYS = env_int("OFFBOARD_GRACE_DAYS", default=30)
+
+# Audit log: checkpoints, exports, retention, break-glass.
+AUDIT_SIGNING_KEY_NAME = env_str("AUDIT_SIGNING_KEY_NAME", "audit-checkpoints")
+AUDIT_CHECKPOINT_EVERY = env_int("AUDIT_CHECKPOINT_EVERY", default=1000)  # events
+AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", default=300)
+AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(LOCAL_STATE_DIR / "audit-exports")))
+# HIPAA keeps documentation six years (45 CFR 164.316(b)(2)); this may only be raised.
+AUDIT_MIN_RETENTION_DAYS = 6 * 366
+AUDIT_RETENTION_DAYS = max(env_int("AUDIT_RETENTION_DAYS", default=AUDIT_MIN_RETENTION_DAYS), AUDIT_MIN_RETENTION_DAYS)
+AUDIT_PAGE_SIZE = 100
+DISCLOSURE_LOOKBACK_DAYS = 6 * 366
+# Purposes whose accesses are not disclosures to account for (164.528(a)(1)): treatment, payment, operations.
+DISCLOSURE_EXEMPT_PURPOSES = ["operations"]
+BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
+BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)
+# Whether a grant's participant or study exists in the community (services answers; security does not import it).
+BREAK_GLASS_SCOPE_EXISTS = "services.participants.selectors.break_glass_scope_exists"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", default=25)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "compliance-gateway@localhost")
+CELERY_BEAT_SCHEDULE = {
+    "audit-checkpoints": {"task": "security.audit.tasks.checkpoint_all", "schedule": float(AUDIT_CHECKPOINT_SECONDS)},
+}
 
 # Only development settings may create the demo communities and users.
 DEMO_SEED_ALLOWED = False

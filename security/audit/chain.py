@@ -1,17 +1,24 @@
 """Appending to the hash chain, and verifying it.
 
-Each entry's hash covers the previous entry's hash and the entry's own
-canonical JSON (sorted keys, no spaces: RFC 8785 for the types used here), so
-changing, deleting, inserting or reordering any entry breaks every hash after
-it. Appends are serialised per community by a transaction-scoped advisory
-lock, so sequence numbers have no gaps.
+Each entry has a *leaf hash*, SHA-256 of its canonical JSON (RFC 8785: sorted
+keys, no whitespace; the entry holds only strings, integers, booleans and
+lists of strings), and an *entry hash*, SHA-256 of the previous entry hash
+and the leaf hash (both as raw 32 bytes). Changing, deleting, inserting or
+reordering any entry breaks every entry hash after it, and a signed
+checkpoint over the hash at some sequence pins everything before it.
+Keeping the leaf hash separate lets a proof carry 32 bytes per entry it
+skips, instead of the entry.
+
+Appends are serialised per schema by a transaction-scoped advisory lock, so
+sequence numbers have no gaps and times never go backwards along the chain
+(a time range is a contiguous run of sequences).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +27,9 @@ from django.utils import timezone
 
 from policy.decision import canonical_json
 from security.audit.models import AuditEvent
+from tenants.schema import tenant_connection
+
+logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = (
@@ -30,9 +40,10 @@ CHAINED_FIELDS = (
     "action",
     "resource_type",
     "resource_id",
-    "participant_pseudonym",
+    "participant_pseudonyms",
     "purpose",
     "outcome",
+    "http_status",
     "decision_id",
     "policy_revision",
     "reasons",
@@ -41,74 +52,88 @@ CHAINED_FIELDS = (
     "user_agent",
     "break_glass",
 )
+ENTRY_FIELDS = (*CHAINED_FIELDS, "previous_hash", "entry_hash")
+_LIST_FIELDS = ("actor_roles", "participant_pseudonyms", "reasons")
+_LIMITS = {"actor_id": 64, "action": 64, "resource_type": 64, "resource_id": 64, "purpose": 32}
+_LIMITS |= {"decision_id": 64, "policy_revision": 200, "request_id": 64, "client_ip": 64, "user_agent": 256}
+
+
+def format_time(value: datetime) -> str:
+    """The one text form of a time in the chain: UTC, ISO 8601, microseconds, ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical_entry(values: Mapping[str, Any]) -> str:
-    """The canonical JSON of an entry's chained fields (times in UTC, ISO 8601, microseconds)."""
+    """The canonical JSON of an entry's chained fields."""
     entry = {}
     for name in CHAINED_FIELDS:
         value = values[name]
-        if isinstance(value, datetime):
-            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        entry[name] = value
+        entry[name] = format_time(value) if isinstance(value, datetime) else value
     return canonical_json(entry)
 
 
+def leaf_hash(values: Mapping[str, Any]) -> str:
+    """SHA-256 of the entry's canonical JSON (hex)."""
+    return hashlib.sha256(canonical_entry(values).encode("utf-8")).hexdigest()
+
+
+def link(previous_hash: str, leaf: str) -> str:
+    """The entry hash that follows ``previous_hash`` for an entry with leaf hash ``leaf``."""
+    return hashlib.sha256(bytes.fromhex(previous_hash) + bytes.fromhex(leaf)).hexdigest()
+
+
 def entry_hash(previous_hash: str, values: Mapping[str, Any]) -> str:
-    """SHA-256 over the previous hash and the entry."""
-    return hashlib.sha256((previous_hash + canonical_entry(values)).encode("utf-8")).hexdigest()
+    """The entry hash of ``values`` after ``previous_hash``."""
+    return link(previous_hash, leaf_hash(values))
+
+
+def _values(fields: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - set(CHAINED_FIELDS)
+    if unknown:
+        raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {name: str(fields.get(name) or "")[: _LIMITS.get(name, 64)] for name in _LIMITS}
+    values.update({name: [str(item) for item in fields.get(name) or ()] for name in _LIST_FIELDS})
+    values["outcome"] = str(fields.get("outcome") or "allow")
+    values["http_status"] = int(fields.get("http_status") or 0)
+    values["break_glass"] = bool(fields.get("break_glass", False))
+    return values
 
 
 def audit_append(**fields: Any) -> AuditEvent:
-    """Append one event to the current community's chain (inside the caller's transaction, if any)."""
-    with transaction.atomic():
+    """Append one event to the current schema's chain, inside the caller's transaction if any.
+
+    Call it last in a transaction: the chain's lock is held until the commit.
+    """
+    values = _values(fields)
+    # No savepoint: if the append fails, the caller's whole transaction must fail with it.
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))")
-        head = AuditEvent.objects.order_by("-sequence").values("sequence", "entry_hash").first()
-        values = {name: fields.get(name, "") for name in CHAINED_FIELDS}
-        values.update(
-            sequence=(head["sequence"] + 1) if head else 1,
-            occurred_at=fields.get("occurred_at") or timezone.now(),
-            actor_roles=list(fields.get("actor_roles", [])),
-            reasons=list(fields.get("reasons", [])),
-            break_glass=bool(fields.get("break_glass", False)),
-        )
+        head = AuditEvent.objects.order_by("-sequence").values("sequence", "entry_hash", "occurred_at").first()
+        now = fields.get("occurred_at") or timezone.now()
+        values["sequence"] = head["sequence"] + 1 if head else 1
+        # Never earlier than the entry before it: clocks of different hosts may disagree.
+        values["occurred_at"] = max(now, head["occurred_at"]) if head else now
         previous = head["entry_hash"] if head else GENESIS
-        return AuditEvent.objects.create(**values, previous_hash=previous, entry_hash=entry_hash(previous, values))
+        event = AuditEvent.objects.create(**values, previous_hash=previous, entry_hash=entry_hash(previous, values))
+    _checkpoint_due(event.sequence)
+    return event
 
 
-@dataclass(frozen=True)
-class Verification:
-    """How far a chain checked out, and where it first broke (None when intact)."""
+def _checkpoint_due(sequence: int) -> None:
+    """Every ``AUDIT_CHECKPOINT_EVERY`` events, sign a checkpoint once this transaction commits."""
+    from django.conf import settings  # noqa: PLC0415  # settings are read late on purpose (tests override)
 
-    checked: int
-    first_bad_sequence: int | None
-    problem: str = ""
-
-    @property
-    def intact(self) -> bool:
-        """Whether every entry checked out."""
-        return self.first_bad_sequence is None
+    if sequence % settings.AUDIT_CHECKPOINT_EVERY == 0:
+        schema = tenant_connection().schema_name
+        transaction.on_commit(lambda: _enqueue_checkpoint(schema))
 
 
-def verify_entries(
-    entries: Iterable[Mapping[str, Any]], *, previous_hash: str = GENESIS, first: int = 1
-) -> Verification:
-    """Walk entries in order: sequence continuity, previous-hash links and each entry's own hash."""
-    expected_sequence, checked = first, 0
-    for entry in entries:
-        sequence = int(entry["sequence"])
-        if sequence != expected_sequence:
-            return Verification(checked, expected_sequence, f"expected #{expected_sequence}, found #{sequence}")
-        if entry["previous_hash"] != previous_hash:
-            return Verification(checked, sequence, "does not link to the entry before it")
-        if entry["entry_hash"] != entry_hash(previous_hash, entry):
-            return Verification(checked, sequence, "its content does not match its hash")
-        previous_hash, expected_sequence, checked = entry["entry_hash"], sequence + 1, checked + 1
-    return Verification(checked, None)
+def _enqueue_checkpoint(schema: str) -> None:
+    """Ask a worker to sign; without a broker the periodic checkpoint catches up, the request goes on."""
+    from security.audit.tasks import checkpoint_schema  # noqa: PLC0415  # tasks import this module
 
-
-def verify_live(batch_size: int = 5000) -> Verification:
-    """Verify the current community's whole chain from the database, streaming."""
-    rows = AuditEvent.objects.order_by("sequence").values(*CHAINED_FIELDS, "previous_hash", "entry_hash")
-    return verify_entries(rows.iterator(chunk_size=batch_size))
+    try:
+        checkpoint_schema.apply_async(args=(schema,), retry=False)
+    except Exception:  # noqa: BLE001  # any broker failure: the periodic task signs later
+        logger.warning("could not enqueue an audit checkpoint for %s", schema)

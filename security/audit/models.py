@@ -1,21 +1,28 @@
-"""Audit events: who did what to which resource, under which decision; never PHI."""
+"""Audit events, the signed checkpoints over their chain, and audit exports; never PHI.
+
+The same tables live in every community's schema and in the public schema
+(platform events: community lifecycle, audit purges).
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 
 class Outcome(models.TextChoices):
-    """Whether the policy allowed the access."""
+    """Whether the access was allowed."""
 
     ALLOW = "allow", "Allowed"
     DENY = "deny", "Denied"
 
 
 class AuditEvent(models.Model):
-    """One event. ``entry_hash`` = SHA-256(previous hash ‖ canonical JSON of the event)."""
+    """One event; ``entry_hash`` = SHA-256(previous hash ‖ SHA-256(canonical JSON of the event))."""
 
     sequence = models.BigIntegerField(unique=True)
     occurred_at = models.DateTimeField()
@@ -24,9 +31,10 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64)
     resource_type = models.CharField(max_length=64, blank=True)
     resource_id = models.CharField(max_length=64, blank=True)
-    participant_pseudonym = models.CharField(max_length=32, blank=True)
+    participant_pseudonyms = ArrayField(models.CharField(max_length=32), default=list, blank=True)
     purpose = models.CharField(max_length=32, blank=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    http_status = models.PositiveSmallIntegerField(default=0)
     decision_id = models.CharField(max_length=64, blank=True)
     policy_revision = models.CharField(max_length=200, blank=True)
     reasons = models.JSONField(default=list)
@@ -39,6 +47,72 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering: ClassVar[list[str]] = ["sequence"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["occurred_at"], name="audit_event_time"),
+            models.Index(fields=["actor_id", "sequence"], name="audit_event_actor"),
+            models.Index(fields=["action", "sequence"], name="audit_event_action"),
+            models.Index(fields=["resource_type", "resource_id"], name="audit_event_resource"),
+            GinIndex(fields=["participant_pseudonyms"], name="audit_event_participants"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action}"
+
+
+class Checkpoint(models.Model):
+    """A signed statement that the chain had ``entry_hash`` at ``sequence`` at ``signed_at``.
+
+    ``statement`` is the exact canonical JSON that was signed; the other columns
+    repeat it for queries.
+    """
+
+    sequence = models.BigIntegerField(unique=True)
+    entry_hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    statement = models.TextField()
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["sequence"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.sequence}"
+
+
+class ExportFormat(models.TextChoices):
+    """Export file formats."""
+
+    CSV = "csv", "CSV"
+    JSONL = "jsonl", "JSON Lines"
+    FHIR = "fhir", "FHIR R4 Bundle of AuditEvent"
+
+
+class ExportStatus(models.TextChoices):
+    """Where an export is."""
+
+    PENDING = "pending", "Pending"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class AuditExport(models.Model):
+    """An export of the events in ``[since, until)``, built by a task, with its signed manifest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.CharField(max_length=64)
+    format = models.CharField(max_length=8, choices=ExportFormat.choices)
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=ExportStatus.choices, default=ExportStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    manifest = models.JSONField(null=True, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"audit export {self.id}"

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway.errors import Unauthenticated
+from security.audit.context import annotate
 from security.errors import IdentityErrorCode
 from security.identity import revocation, throttle
 from security.identity.mfa import verify_second_factor
@@ -108,6 +109,7 @@ def session_start(*, community: Community, email: str, password: str, otp: str |
         attempt.failed()
         raise _invalid_credentials()
     user, roles = authenticated
+    annotate(actor_id=str(user.pk), actor_roles=sorted(roles))
     amr = _second_factor(user=user, otp=otp, attempt=attempt)
     attempt.succeeded()
     with transaction.atomic():
@@ -142,10 +144,12 @@ def session_refresh(*, community: Community, refresh_token: str) -> TokenPair:
                 raise InvalidToken
             token.used_at = timezone.now()
             token.save(update_fields=["used_at"])
+            annotate(actor_id=str(session.user_id), actor_roles=sorted(roles))
             return _issue(session=session, roles=roles, parent=token)
         # A used token came back: whoever holds the newest one, this session is compromised.
         session.revoked_at = timezone.now()
         session.save(update_fields=["revoked_at"])
+    annotate(actor_id=str(session.user_id), reasons=["refresh_token_reused", "session_revoked"])
     revocation.revoke_session(str(session.pk))
     raise InvalidToken
 

@@ -4,7 +4,10 @@ Transit: ``POST /v1/transit/keys/:name`` (create), ``GET`` (read),
 ``POST .../config``, ``POST .../rotate``, ``DELETE`` (only when
 ``deletion_allowed``), ``POST /v1/transit/datakey/wrapped/:name``,
 ``POST /v1/transit/decrypt/:name`` (derived keys need ``context``; versions
-below ``min_decryption_version`` are refused as too old), and
+below ``min_decryption_version`` are refused as too old),
+``POST /v1/transit/sign/:name`` (``ed25519`` keys: pure Ed25519 over the
+base64-decoded ``input`` with the latest version, answered as
+``vault:v<N>:<base64 signature>``), and
 ``POST /v1/transit/config/keys`` (``disable_upsert``). Plus
 ``GET /v1/sys/health`` and AppRole login. Errors are JSON
 ``{"errors": [...]}``: a sealed Vault answers 503 to everything, a bad token
@@ -14,6 +17,9 @@ a missing key is 400 ("encryption key not found" for datakey and decrypt,
 "no existing key named ... could be found" for config); AppRole logins issue
 fresh tokens, which ``expire_tokens()`` revokes as an ended lease would.
 Real AES-256-GCM with HKDF-derived per-context keys, so a wrong context fails.
+Keys are ``aes256-gcm96`` or ``ed25519`` (``type`` at creation); a read of an
+``ed25519`` key lists each version's ``public_key`` (base64 of the raw 32
+bytes) where an AES key lists creation times.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tests.doubles.server import serving
 
 TOKEN = "double-root-token"
+KEY_TYPES = ("aes256-gcm96", "ed25519")
 
 
 @dataclass
@@ -46,6 +54,8 @@ class TransitKey:
     min_decryption_version: int = 1
     deletion_allowed: bool = False
     derived: bool = True
+    type: str = "aes256-gcm96"
+    exportable: bool = False
 
 
 @dataclass
@@ -58,6 +68,8 @@ class VaultState:
     disable_upsert: bool = False
     calls: Counter[str] = field(default_factory=Counter)
     issued_tokens: set[str] = field(default_factory=set)
+    # When set, a sign call answers 200 with this body instead (a Vault, or a proxy, answering garbage).
+    sign_answer: Any = None
 
     def expire_tokens(self) -> None:
         """AppRole tokens stop working (their lease ended)."""
@@ -68,19 +80,38 @@ def _derive(key: bytes, context: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=base64.b64decode(context)).derive(key)
 
 
+def _new_key_material(key_type: str) -> bytes:
+    if key_type == "ed25519":
+        return Ed25519PrivateKey.generate().private_bytes_raw()
+    return AESGCM.generate_key(bit_length=256)
+
+
+def _version_entry(key: TransitKey, material: bytes) -> Any:
+    """A creation time for a symmetric key; name, public key and creation time for an ed25519 key."""
+    if key.type != "ed25519":
+        return 1700000000
+    public_key = Ed25519PrivateKey.from_private_bytes(material).public_key().public_bytes_raw()
+    return {
+        "name": "ed25519",
+        "public_key": base64.b64encode(public_key).decode(),
+        "creation_time": "2023-11-14T22:13:20Z",
+    }
+
+
 def _details(name: str, key: TransitKey) -> dict[str, Any]:
     """The body of a key read (and, on Vault 1.11+, of create, rotate and config)."""
     return {
         "data": {
             "name": name,
-            "type": "aes256-gcm96",
+            "type": key.type,
             "derived": key.derived,
-            "exportable": False,
+            "exportable": key.exportable,
             "allow_plaintext_backup": False,
             "deletion_allowed": key.deletion_allowed,
             "latest_version": max(key.versions),
             "min_decryption_version": key.min_decryption_version,
-            "keys": {str(version): 1700000000 for version in key.versions},
+            "supports_signing": key.type == "ed25519",
+            "keys": {str(version): _version_entry(key, material) for version, material in key.versions.items()},
         }
     }
 
@@ -161,6 +192,8 @@ class VaultHandler(BaseHTTPRequestHandler):
             self._datakey(path.removeprefix("/v1/transit/datakey/wrapped/"), body)
         elif path.startswith("/v1/transit/decrypt/"):
             self._decrypt(path.removeprefix("/v1/transit/decrypt/"), body)
+        elif path.startswith("/v1/transit/sign/"):
+            self._sign(path.removeprefix("/v1/transit/sign/"), body)
         elif path.startswith("/v1/transit/keys/"):
             self._keys(path.removeprefix("/v1/transit/keys/"), body)
         else:
@@ -171,21 +204,32 @@ class VaultHandler(BaseHTTPRequestHandler):
         name, _, action = rest.partition("/")
         key = self.state.keys.get(name)
         if not action:
-            if key is None:
-                key = self.state.keys[name] = TransitKey(
-                    versions={1: AESGCM.generate_key(bit_length=256)}, derived=bool(body.get("derived"))
-                )
-            self.state.calls["create"] += 1
-            self._reply(200, _details(name, key))
+            self._create(name, key, body)
         elif key is None:
             missing = "key not found" if action == "rotate" else f"no existing key named {name} could be found"
             self._reply(400, {"errors": [missing]})
         elif action == "rotate":
-            key.versions[max(key.versions) + 1] = AESGCM.generate_key(bit_length=256)
+            key.versions[max(key.versions) + 1] = _new_key_material(key.type)
             self.state.calls["rotate"] += 1
             self._reply(200, _details(name, key))
         else:
             self._config(name, key, body)
+
+    def _create(self, name: str, key: TransitKey | None, body: dict[str, Any]) -> None:
+        """An existing key is left as it is (Vault ignores the new parameters)."""
+        key_type = body.get("type", "aes256-gcm96")
+        if key_type not in KEY_TYPES:
+            self._reply(400, {"errors": [f"unknown key type {key_type}"]})
+            return
+        if key is None:
+            key = self.state.keys[name] = TransitKey(
+                versions={1: _new_key_material(key_type)},
+                derived=bool(body.get("derived")),
+                type=key_type,
+                exportable=bool(body.get("exportable")),
+            )
+        self.state.calls["create"] += 1
+        self._reply(200, _details(name, key))
 
     def _config(self, name: str, key: TransitKey, body: dict[str, Any]) -> None:
         if "deletion_allowed" in body:
@@ -235,6 +279,27 @@ class VaultHandler(BaseHTTPRequestHandler):
             return
         self.state.calls["decrypt"] += 1
         self._reply(200, {"data": {"plaintext": base64.b64encode(plaintext).decode()}})
+
+    def _sign(self, name: str, body: dict[str, Any]) -> None:
+        key = self.state.keys.get(name)
+        if key is None:
+            self._reply(400, {"errors": ["encryption key not found"]})
+            return
+        if key.type != "ed25519":
+            self._reply(400, {"errors": [f"key type {key.type} does not support signing"]})
+            return
+        try:
+            message = base64.b64decode(str(body.get("input", "")), validate=True)
+        except ValueError as error:
+            self._reply(400, {"errors": [f"unable to decode input as base64: {error}"]})
+            return
+        self.state.calls["sign"] += 1
+        if self.state.sign_answer is not None:
+            self._reply(200, self.state.sign_answer)
+            return
+        version = max(key.versions)
+        signature = Ed25519PrivateKey.from_private_bytes(key.versions[version]).sign(message)
+        self._reply(200, {"data": {"signature": f"vault:v{version}:" + base64.b64encode(signature).decode()}})
 
 
 @contextmanager

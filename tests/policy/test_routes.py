@@ -18,6 +18,7 @@ def test_the_public_list_is_short_and_names_only_credential_probe_and_doc_routes
         "auth-token",
         "auth-refresh",
         "jwks",
+        "audit-keys",
         "health-live",
         "health-ready",
         "api-schema",

@@ -120,6 +120,26 @@ default break_glass_read(_) := false
 break_glass_read(inp) if {
 	break_glass_active(inp)
 	inp.action in matrix.break_glass_actions
+	grant_covers(inp)
+}
+
+# A grant opens what it names: one participant (and what belongs to them) or one study.
+default grant_covers(_) := false
+
+grant_covers(inp) if {
+	inp.context.break_glass.scope == "participant"
+	inp.resource.type == "participant"
+	inp.resource.id == inp.context.break_glass.scope_id
+}
+
+grant_covers(inp) if {
+	inp.context.break_glass.scope == "participant"
+	inp.resource.attributes.participant == inp.context.break_glass.scope_id
+}
+
+grant_covers(inp) if {
+	inp.context.break_glass.scope == "study"
+	inp.resource.attributes.study == inp.context.break_glass.scope_id
 }
 
 default redacted(_) := false

@@ -252,7 +252,7 @@ test_phi_export_download_is_elevated if {
 
 # --- break-glass -------------------------------------------------------------------------------
 
-grant := {"active": true, "subject": "u-1", "community": "alpha", "expires_at": now + 600}
+grant := {"active": true, "subject": "u-1", "community": "alpha", "expires_at": now + 600, "scope": "participant", "scope_id": "p-1"}
 
 with_grant(document, g) := object.union(document, {"context": object.union(document.context, {"break_glass": g})})
 
@@ -321,9 +321,23 @@ test_a_grant_without_a_clock_does_nothing if {
 	not decide(object.union(document, {"context": object.union(document.context, {"now": null})})).allow
 }
 
+test_a_participant_grant_opens_that_participant_only if {
+	emergency := object.union(base, {"purpose": "emergency"})
+	not decide(with_grant(object.union(emergency, {"resource": {"type": "participant", "id": "p-2", "attributes": {}}}), grant)).allow
+	observation := {"type": "observation", "id": "o-1", "attributes": {"participant": "p-1"}}
+	decide(with_grant(object.union(acting(emergency, "observation.read"), {"resource": observation}), grant)).allow
+	other := {"type": "observation", "id": "o-2", "attributes": {"participant": "p-2"}}
+	not decide(with_grant(object.union(acting(emergency, "observation.read"), {"resource": other}), grant)).allow
+}
+
+test_a_grant_of_unknown_scope_opens_nothing if {
+	emergency := object.union(base, {"purpose": "emergency"})
+	not decide(with_grant(emergency, object.union(grant, {"scope": "community"}))).allow
+}
+
 test_break_glass_lists_carry_no_consent_condition if {
-	document := object.union(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}})
-	d := decide(with_grant(document, grant))
+	document := object.union(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {"study": "s-1"}}})
+	d := decide(with_grant(document, object.union(grant, {"scope": "study", "scope_id": "s-1"})))
 	d.allow
 	d.obligations.conditions == {}
 	d.obligations.audit == "heightened"

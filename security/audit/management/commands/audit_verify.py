@@ -1,33 +1,64 @@
-"""``audit_verify --community alpha``: check a community's live audit chain; non-zero naming the first bad entry."""
+"""``audit_verify``: check a community's live chain, or an export offline (no database, no network).
+
+    python manage.py audit_verify --community alpha
+    python manage.py audit_verify --export FILE --manifest FILE.manifest.json --public-key audit-keys.pem
+
+Exits 0 when everything checks out; otherwise non-zero, naming the first bad
+sequence number.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
 from gateway.commands import ApplicationCommand
-from security.audit.chain import verify_live
+from security.audit.verification import Verification, verify_files, verify_live
 from tenants.selectors import community_get
 
 
 class Command(ApplicationCommand):
-    """Verify the live hash chain (exports and offline verification come with the audit issue)."""
+    """Verify the live hash chain and its checkpoints, or an export against its signed manifest."""
 
-    help = "Verify a community's audit chain in the database."
+    help = "Verify a community's audit chain in the database, or an audit export offline."
+    requires_system_checks: list[str] = []  # offline verification must not need the database
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """Declare --community."""
-        parser.add_argument("--community", required=True)
+        """Declare --community, or --export with --manifest and --public-key."""
+        parser.add_argument("--community", help="verify this community's live chain ('public': the platform's)")
+        parser.add_argument("--export", type=Path, help="an export file")
+        parser.add_argument("--manifest", type=Path, help="its manifest (default: FILE.manifest.json)")
+        parser.add_argument("--public-key", type=Path, help="the audit public keys (PEM), obtained independently")
 
     def run(self, **options: Any) -> None:
         """Verify and report."""
-        community = community_get(slug=options["community"])
-        with schema_context(community.schema_name):
+        if options["export"] is not None:
+            self._offline(options["export"], options["manifest"], options["public_key"])
+        elif options["community"]:
+            self._live(options["community"])
+        else:
+            raise CommandError("give --community, or --export with --public-key")
+
+    def _live(self, slug: str) -> None:
+        schema = "public" if slug == "public" else community_get(slug=slug).schema_name
+        with schema_context(schema):
             result = verify_live()
+        self._report(f"audit chain of {slug}", result)
+
+    def _offline(self, export: Path, manifest: Path | None, public_key: Path | None) -> None:
+        if public_key is None:
+            raise CommandError("--public-key is required: the keys must come from somewhere other than the export")
+        manifest = manifest or Path(f"{export}.manifest.json")
+        for path in (export, manifest, public_key):
+            if not path.is_file():
+                raise CommandError(f"{path} is not a file")
+        self._report(f"export {export.name}", verify_files(export, manifest, public_key))
+
+    def _report(self, what: str, result: Verification) -> None:
         if not result.intact:
-            raise CommandError(
-                f"audit chain of {community.slug} broken at #{result.first_bad_sequence}: {result.problem}"
-            )
-        self.stdout.write(f"audit chain of {community.slug}: {result.checked} entries intact")
+            where = f" at #{result.first_bad_sequence}" if result.first_bad_sequence is not None else ""
+            raise CommandError(f"{what} broken{where}: {result.problem}")
+        self.stdout.write(f"{what}: {result.checked} entries intact, {result.checkpoints} signed checkpoints verified")

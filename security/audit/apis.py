@@ -1,0 +1,235 @@
+"""Audit endpoints under ``/api/v1/audit/``: events, exports with signed manifests, public keys.
+
+Events and exports are for auditors and compliance officers (the policy's
+``audit.read`` and ``audit.export``); the public keys are public, so that an
+auditor can obtain them without an account and apart from any export.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+
+from django.db import transaction
+from django.http import FileResponse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateway.errors import Conflict, NotFound
+from gateway.serializers import StrictSerializer
+from security.audit.checkpoints import key_id, public_keys_pem, published_keys
+from security.audit.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
+from security.audit.selectors import audit_events, export_enqueue
+from security.audit.tasks import export_path
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class EventCursor(CursorPagination):
+    """Cursor pagination in sequence order; the cursor is opaque and filters are applied again."""
+
+    ordering = "sequence"
+    page_size = 100
+    page_size_query_param = "limit"
+    max_page_size = 1000
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    """An event as stored, hashes included."""
+
+    class Meta:
+        model = AuditEvent
+        exclude: ClassVar[list[str]] = ["id"]
+
+
+class EventQuerySerializer(StrictSerializer):
+    """Filters of the event list; unknown parameters are refused, not ignored."""
+
+    actor = serializers.CharField(max_length=64, required=False)
+    action = serializers.CharField(max_length=64, required=False)
+    resource_type = serializers.CharField(max_length=64, required=False)
+    resource_id = serializers.CharField(max_length=64, required=False)
+    participant = serializers.CharField(max_length=32, required=False)
+    outcome = serializers.ChoiceField(choices=["allow", "deny"], required=False)
+    break_glass = serializers.BooleanField(required=False, allow_null=True, default=None)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    cursor = serializers.CharField(max_length=200, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class AuditEventListApi(APIView):
+    """``GET /api/v1/audit/events/``: filter the community's audit events; cursor pagination."""
+
+    policy_action = "audit.read"
+    policy_resource_type = "audit"
+    policy_collection = True
+
+    @extend_schema(parameters=[EventQuerySerializer], responses={200: AuditEventSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        """A page of events in sequence order."""
+        query = EventQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        filters = {key: value for key, value in query.validated_data.items() if key not in ("cursor", "limit")}
+        paginator = EventCursor()
+        page = paginator.paginate_queryset(audit_events(**filters), request, view=self)
+        response = paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):
+    """An export's status; its manifest once ready."""
+
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditExport
+        fields: ClassVar[list[str]] = [
+            "id",
+            "format",
+            "since",
+            "until",
+            "status",
+            "requested_by",
+            "created_at",
+            "finished_at",
+            "error",
+            "manifest",
+            "links",
+        ]
+
+    def get_links(self, export: AuditExport) -> dict[str, str]:
+        """Where to poll and, once ready, where to download."""
+        base = f"/api/v1/audit/exports/{export.id}/"
+        links = {"self": base}
+        if export.status == ExportStatus.READY:
+            links.update(download=base + "download/", manifest=base + "manifest/")
+        return links
+
+
+class AuditExportListApi(APIView):
+    """``POST /api/v1/audit/exports/``: ask for an export (202 and its id); ``GET``: the exports."""
+
+    policy_actions: ClassVar[dict[str, str]] = {"GET": "audit.read", "POST": "audit.export"}
+    policy_resource_type = "audit"
+    policy_collection = True
+
+    @extend_schema_serializer(component_name="AuditExportRequest")
+    class InputSerializer(StrictSerializer):
+        format = serializers.ChoiceField(choices=ExportFormat.values)
+        since = serializers.DateTimeField()
+        until = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            """Cross-field checks."""
+            until = attrs.setdefault("until", timezone.now())
+            if until > timezone.now():
+                raise serializers.ValidationError({"until": "must not be in the future"})
+            if attrs["since"] >= until:
+                raise serializers.ValidationError({"since": "must be before until"})
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses={202: AuditExportSerializer})
+    def post(self, request: Request) -> Response:
+        """Create the export; a worker builds it."""
+        payload = self.InputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        export = AuditExport.objects.create(requested_by=str(request.auth.subject), **payload.validated_data)  # type: ignore[union-attr]
+        transaction.on_commit(lambda: export_enqueue(export, claims=request.auth, community=request.tenant))  # type: ignore[attr-defined]
+        data = AuditExportSerializer(export).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={**NO_STORE, "Location": data["links"]["self"]})
+
+    @extend_schema(responses={200: AuditExportSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        """The 100 newest exports."""
+        return Response(AuditExportSerializer(AuditExport.objects.all()[:100], many=True).data, headers=NO_STORE)
+
+
+def _export(pk: Any) -> AuditExport:
+    export = AuditExport.objects.filter(pk=pk).first()
+    if export is None:
+        raise NotFound("No such export.", code="not_found")
+    return export
+
+
+class AuditExportDetailApi(APIView):
+    """``GET /api/v1/audit/exports/{id}/``: status, and the manifest once ready."""
+
+    policy_action = "audit.read"
+    policy_resource_type = "audit_export"
+
+    @extend_schema(responses={200: AuditExportSerializer})
+    def get(self, request: Request, pk: Any) -> Response:
+        """Describe the export."""
+        return Response(AuditExportSerializer(_export(pk)).data, headers=NO_STORE)
+
+
+def _ready(pk: Any) -> AuditExport:
+    export = _export(pk)
+    if export.status != ExportStatus.READY:
+        raise Conflict(f"The export is {export.status}.", code="export_not_ready")
+    return export
+
+
+class AuditExportDownloadApi(APIView):
+    """``GET /api/v1/audit/exports/{id}/download/``: the file (its download is itself audited)."""
+
+    policy_action = "audit.export"
+    policy_resource_type = "audit_export"
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, pk: Any) -> FileResponse:
+        """Stream the file."""
+        export = _ready(pk)
+        path = export_path(export)
+        if not path.is_file():
+            raise NotFound("The export's file is gone.", code="export_file_missing")
+        response = FileResponse(path.open("rb"), as_attachment=True, filename=export.file_name)
+        response["Cache-Control"] = "no-store"
+        response.headers["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(export.manifest["sha256"])).decode()  # type: ignore[index]
+        return response
+
+
+class AuditExportManifestApi(APIView):
+    """``GET /api/v1/audit/exports/{id}/manifest/``: the signed manifest, as the file beside the export."""
+
+    policy_action = "audit.export"
+    policy_resource_type = "audit_export"
+
+    @extend_schema(responses={200: inline_serializer("AuditManifest", {"type": serializers.CharField()})})
+    def get(self, request: Request, pk: Any) -> Response:
+        """The manifest."""
+        return Response(_ready(pk).manifest, headers=NO_STORE)
+
+
+class AuditKeysApi(APIView):
+    """``GET /api/v1/audit/keys/``: the public keys that verify checkpoints and manifests (all versions)."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    @extend_schema(
+        responses={
+            200: inline_serializer("AuditKeys", {"keys": serializers.ListField(), "pem": serializers.CharField()})
+        }
+    )
+    def get(self, request: Request) -> Response:
+        """Every version, with its key id, as PEM."""
+        keys = published_keys.all()
+        listed = [
+            {
+                "key_id": key_id(raw),
+                "version": version,
+                "algorithm": "Ed25519",
+                "public_key": base64.b64encode(raw).decode(),
+            }
+            for version, raw in sorted(keys.items())
+        ]
+        return Response({"keys": listed, "pem": public_keys_pem()}, headers={"Cache-Control": "public, max-age=300"})

@@ -1,0 +1,106 @@
+"""Accounting of disclosures (45 CFR 164.528): every disclosure of one participant's PHI, six years back.
+
+A disclosure here is an allowed access that revealed the participant's PHI
+(the actions in ``DISCLOSURE_ACTIONS``) for a purpose that 164.528(a)(1)
+does not exempt (``DISCLOSURE_EXEMPT_PURPOSES``: treatment, payment and
+health care operations). Each entry gives the date, the recipient (the user
+and their roles at the time), a brief description and the purpose, and
+points back to its audit event.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from security.audit.chain import format_time
+from security.audit.models import AuditEvent, Outcome
+from security.models import User
+
+DISCLOSURE_ACTIONS = {
+    "participant.read": "Read of the participant's record",
+    "participant.list": "The participant's record in a list of participants",
+    "observation.read": "Read of an observation about the participant",
+    "observation.list": "Observations about the participant in a list",
+    "consent.read": "Read of the participant's consent",
+    "consent.list": "The participant's consents in a list",
+    "export.download": "A dataset including the participant's data was downloaded",
+}
+CSV_COLUMNS = ("date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence")
+
+
+def accounting_since(now: datetime | None = None) -> datetime:
+    """The start of the accounting period."""
+    return (now or timezone.now()) - timedelta(days=settings.DISCLOSURE_LOOKBACK_DAYS)
+
+
+def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The accounting for the participant known by ``pseudonym``, oldest first."""
+    events = (
+        AuditEvent.objects.filter(
+            participant_pseudonyms__contains=[pseudonym],
+            outcome=Outcome.ALLOW,
+            action__in=list(DISCLOSURE_ACTIONS),
+            occurred_at__gte=accounting_since(now),
+        )
+        .exclude(purpose__in=settings.DISCLOSURE_EXEMPT_PURPOSES)
+        .order_by("sequence")
+        .values("sequence", "occurred_at", "actor_id", "actor_roles", "action", "purpose", "break_glass")
+    )
+    rows = list(events)
+    users = User.objects.filter(pk__in={row["actor_id"] for row in rows if _is_uuid(row["actor_id"])})
+    emails = {str(pk): email for pk, email in users.values_list("pk", "email")}
+    return [
+        {
+            "date": format_time(row["occurred_at"]),
+            "recipient": {
+                "user_id": row["actor_id"],
+                "email": emails.get(row["actor_id"], ""),
+                "roles": row["actor_roles"],
+            },
+            "description": DISCLOSURE_ACTIONS[row["action"]]
+            + (" under emergency (break-glass) access" if row["break_glass"] else ""),
+            "purpose": row["purpose"],
+            "break_glass": row["break_glass"],
+            "audit_sequence": row["sequence"],
+        }
+        for row in rows
+    ]
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid  # noqa: PLC0415
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def disclosures_csv(entries: list[dict[str, Any]]) -> Iterator[str]:
+    """The accounting as CSV lines (a header first)."""
+    for row in [list(CSV_COLUMNS)] + [_csv_row(entry) for entry in entries]:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(row)
+        yield buffer.getvalue()
+
+
+def _csv_row(entry: dict[str, Any]) -> list[str]:
+    recipient = entry["recipient"]
+    cells = [
+        entry["date"],
+        recipient["email"] or recipient["user_id"],
+        " ".join(recipient["roles"]),
+        entry["description"],
+        entry["purpose"],
+        "yes" if entry["break_glass"] else "no",
+        str(entry["audit_sequence"]),
+    ]
+    return ["'" + cell if cell.startswith(("=", "+", "-", "@")) else cell for cell in cells]

@@ -1,0 +1,112 @@
+"""The audit record of every request on a community's host, in the same transaction as its data access.
+
+The view runs inside a transaction; its audit event is appended last, just
+before the commit, so the chain's lock is held only for the append. If the
+event cannot be written (or the commit fails) nothing of the view's work is
+kept and the client gets 503 instead of the response, which may hold PHI.
+
+Recorded: every policy decision (allowed or denied, the decision's id and
+policy revision), what sign-in and other unguarded routes annotate, and every
+401 or 403. A server error rolls the view back and records nothing: nothing
+was disclosed. Requests on the platform host pass through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError, transaction
+from django.http import HttpRequest, HttpResponse
+
+from gateway.client_ip import client_ip
+from gateway.problems import problem_response
+from security.audit.chain import audit_append
+from security.audit.context import RequestAudit, request_audit
+
+logger = logging.getLogger(__name__)
+DENIED_STATUSES = frozenset({401, 403})
+
+
+def _request_fields(request: HttpRequest, response: HttpResponse) -> dict[str, Any]:
+    return {
+        "request_id": str(getattr(request, "request_id", "") or ""),
+        "client_ip": client_ip(request) or "",
+        "user_agent": request.headers.get("User-Agent", ""),
+        "http_status": response.status_code,
+    }
+
+
+def _decision_fields(request: HttpRequest, note: RequestAudit) -> dict[str, Any] | None:
+    document, decision = getattr(request, "policy_input", None), getattr(request, "policy_decision", None)
+    if document is None or decision is None:
+        return None
+    resource = document["resource"]
+    return {
+        "actor_id": document["subject"]["id"],
+        "actor_roles": document["subject"]["roles"],
+        "action": document["action"],
+        "resource_type": resource["type"],
+        "resource_id": resource["id"] or "",
+        "purpose": document["purpose"],
+        "outcome": "allow" if decision.allow else "deny",
+        "decision_id": decision.decision_id,
+        "policy_revision": decision.revision,
+        "reasons": list(decision.reasons),
+        "break_glass": "break_glass" in decision.reasons,
+        "participant_pseudonyms": note.participants,
+    }
+
+
+def _problem_code(response: HttpResponse) -> str:
+    data = getattr(response, "data", None)
+    return str(data.get("code", "")) if isinstance(data, dict) else ""
+
+
+def _other_fields(request: HttpRequest, response: HttpResponse, note: RequestAudit) -> dict[str, Any] | None:
+    denied = response.status_code in DENIED_STATUSES
+    if not note.action and not denied:
+        return None
+    match = getattr(request, "resolver_match", None)
+    reason = _problem_code(response)
+    return {
+        "actor_id": note.actor_id,
+        "actor_roles": note.actor_roles,
+        "action": note.action or getattr(request, "policy_action", "") or "request",
+        "resource_type": note.resource_type or ("route" if match else ""),
+        "resource_id": note.resource_id or (match.view_name if match else ""),
+        "outcome": "deny" if response.status_code >= 400 else "allow",  # noqa: PLR2004 - HTTP status
+        "reasons": note.reasons or ([reason] if reason else []),
+        "participant_pseudonyms": note.participants,
+    }
+
+
+class AuditMiddleware:
+    """Wrap each community request in a transaction that ends with its audit event."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        """Run the view, append its event, commit; 503 when the event cannot be kept."""
+        if getattr(request, "tenant", None) is None:
+            return self.get_response(request)
+        try:
+            with request_audit() as note, transaction.atomic():
+                response = self.get_response(request)
+                if response.status_code >= 500:  # noqa: PLR2004 - HTTP status
+                    transaction.set_rollback(True)
+                    return response
+                fields = _decision_fields(request, note) or _other_fields(request, response, note)
+                if fields is not None:
+                    audit_append(**fields, **_request_fields(request, response))
+        except DatabaseError as error:
+            logger.error("the audit event could not be written (%s); the response was withheld", type(error).__name__)
+            return problem_response(
+                request,
+                status=503,
+                code="audit_unavailable",
+                detail="The access could not be recorded, so it was not served. Try again later.",
+            )
+        return response

@@ -1,0 +1,67 @@
+"""Queries over the audit log, and handing an export to a worker."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from security.audit.models import AuditEvent, AuditExport, ExportStatus
+
+logger = logging.getLogger(__name__)
+
+
+def audit_events(
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    participant: str | None = None,
+    outcome: str | None = None,
+    break_glass: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[AuditEvent]:
+    """Events matching every given filter (time range ``[since, until)``)."""
+    events = AuditEvent.objects.all()
+    exact = {
+        "actor_id": actor,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "outcome": outcome,
+        "break_glass": break_glass,
+        "occurred_at__gte": since,
+        "occurred_at__lt": until,
+    }
+    events = events.filter(**{name: value for name, value in exact.items() if value is not None})
+    if participant is not None:
+        events = events.filter(participant_pseudonyms__contains=[participant])
+    return events
+
+
+def export_enqueue(export: AuditExport, *, claims: Any, community: Any) -> None:
+    """Queue the export's task with who asked and how they signed in; mark it failed if no broker takes it."""
+    from security.audit.tasks import audit_export_task  # noqa: PLC0415  # tasks import the exports stack
+
+    try:
+        audit_export_task.apply_async(
+            kwargs={
+                "export_id": str(export.id),
+                "community": community.slug,
+                "actor": str(claims.subject),
+                "auth_time": int(claims.auth_time),
+                "amr": list(claims.amr),
+                "resource_id": str(export.id),
+            },
+            retry=False,
+        )
+    except Exception as error:  # noqa: BLE001  # any broker failure: the export is marked, not lost silently
+        logger.warning("could not queue audit export %s (%s)", export.id, type(error).__name__)
+        AuditExport.objects.filter(pk=export.id).update(
+            status=ExportStatus.FAILED, error="queue_unavailable", finished_at=timezone.now()
+        )

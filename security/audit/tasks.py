@@ -1,0 +1,104 @@
+"""Audit tasks: signing checkpoints, building exports, telling compliance officers about break-glass."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from celery import current_app as celery_app
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from gateway.errors import ServiceUnavailable
+from gateway.tasks import CommunityTask
+from security.audit.checkpoints import checkpoint_create
+from security.audit.exports import EXTENSIONS, export_to_path
+from security.audit.models import AuditExport, ExportStatus
+from tenants.models import Community, CommunityStatus
+from tenants.schema import tenant_connection
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=5, default_retry_delay=30)
+def checkpoint_schema(schema: str) -> int | None:
+    """Sign a checkpoint over ``schema``'s chain head (the public schema or an active community's)."""
+    if (
+        schema != "public"
+        and not Community.objects.filter(schema_name=schema).exclude(status=CommunityStatus.OFFBOARDED).exists()
+    ):
+        return None
+    with schema_context(schema):
+        checkpoint = checkpoint_create()
+    return checkpoint.sequence if checkpoint else None
+
+
+@shared_task(acks_late=True)
+def checkpoint_all() -> int:
+    """Periodic (``AUDIT_CHECKPOINT_SECONDS``): sign every log whose head has moved; return how many."""
+    signed = 0
+    schemas = [
+        "public",
+        *Community.objects.exclude(status=CommunityStatus.OFFBOARDED).values_list("schema_name", flat=True),
+    ]
+    for schema in schemas:
+        with schema_context(schema):
+            if checkpoint_create() is not None:
+                signed += 1
+    return signed
+
+
+def export_path(export: AuditExport) -> Path:
+    """Where an export's file lives: one directory per schema, 0700."""
+    return (
+        Path(settings.AUDIT_EXPORT_DIR) / tenant_connection().schema_name / f"{export.id}.{EXTENSIONS[export.format]}"
+    )
+
+
+def export_build(export: AuditExport) -> AuditExport:
+    """Build ``export`` in the current schema; record success or a PHI-free failure."""
+    path = export_path(export)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        written = export_to_path(path, kind=export.format, since=export.since, until=export.until)
+    except ServiceUnavailable:
+        raise  # transient (the key provider, say): stays pending, the task is retried
+    except Exception as error:
+        export.status, export.error = ExportStatus.FAILED, type(error).__name__
+        export.finished_at = timezone.now()
+        export.save(update_fields=["status", "error", "finished_at"])
+        raise
+    export.status, export.manifest, export.file_name = ExportStatus.READY, written.manifest, path.name
+    export.finished_at = timezone.now()
+    export.save(update_fields=["status", "manifest", "file_name", "finished_at"])
+    return export
+
+
+class AuditExportTask(CommunityTask):
+    """Build one audit export; ``audit.export`` is asked of the policy again when the task runs."""
+
+    name = "security.audit.tasks.audit_export"
+    policy_action = "audit.export"
+    policy_resource_type = "audit"
+
+    def run(self, export_id: str, **_: Any) -> str:
+        """Build the export (the base class has set the community's schema)."""
+        export = AuditExport.objects.get(pk=export_id)
+        if export.status != ExportStatus.PENDING:
+            return str(export.status)
+        return str(export_build(export).status)
+
+
+audit_export_task = celery_app.register_task(AuditExportTask())
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time with its offset (command line and API)."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("give the time with its offset, e.g. 2026-01-01T00:00:00Z")
+    return parsed

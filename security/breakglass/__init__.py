@@ -1,0 +1,1 @@
+"""Break-glass: time-boxed emergency access that the policy honours, flagged, notified and reviewed."""
