@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+# Keys of its own: a test run at the same time restores the suite's key file after every test.
+os.environ.setdefault("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdir()) / "cgw-bench-audit-keys.json"))
 
 import django
 

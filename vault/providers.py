@@ -515,16 +515,17 @@ class VaultTransitProvider:
         if existing is not None:
             _vault_public_keys(existing)  # a key of another type under this name is refused, not used
             return
-        self._call(
-            "create signing key",
-            lambda: transit.create_key(
-                key, key_type="ed25519", exportable=False, allow_plaintext_backup=False, mount_point=self._mount
-            ),
-        )
-        self._call(
-            "configure signing key",
-            lambda: transit.update_key_configuration(key, deletion_allowed=False, mount_point=self._mount),
-        )
+        with _signing_key_must_exist("create signing key"):
+            self._call(
+                "create signing key",
+                lambda: transit.create_key(
+                    key, key_type="ed25519", exportable=False, allow_plaintext_backup=False, mount_point=self._mount
+                ),
+            )
+            self._call(
+                "configure signing key",
+                lambda: transit.update_key_configuration(key, deletion_allowed=False, mount_point=self._mount),
+            )
 
     def sign(self, name: str, message: bytes) -> Signature:
         """``POST transit/sign/:name`` (pure Ed25519 over the message; the latest version signs)."""

@@ -185,6 +185,8 @@ REST_FRAMEWORK = {
     # Every view asks the policy; public routes opt out explicitly and are listed in policy/routes.py.
     "DEFAULT_PERMISSION_CLASSES": ["policy.permissions.PolicyPermission"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # `?format=` is ours (e.g. the CSV form of an accounting), not a renderer switch.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # No OPTIONS metadata: the OpenAPI schema documents the API; OPTIONS answers 405.

@@ -48,7 +48,7 @@ def _decision_fields(request: HttpRequest, note: RequestAudit) -> dict[str, Any]
         "actor_roles": document["subject"]["roles"],
         "action": document["action"],
         "resource_type": resource["type"],
-        "resource_id": resource["id"] or "",
+        "resource_id": resource["id"] or note.resource_id,  # a collection route may name what it created
         "purpose": document["purpose"],
         "outcome": "allow" if decision.allow else "deny",
         "decision_id": decision.decision_id,

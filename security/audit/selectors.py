@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from security.audit.models import AuditEvent, AuditExport, ExportStatus
 
@@ -62,6 +63,7 @@ def export_enqueue(export: AuditExport, *, claims: Any, community: Any) -> None:
         )
     except Exception as error:  # noqa: BLE001  # any broker failure: the export is marked, not lost silently
         logger.warning("could not queue audit export %s (%s)", export.id, type(error).__name__)
-        AuditExport.objects.filter(pk=export.id).update(
-            status=ExportStatus.FAILED, error="queue_unavailable", finished_at=timezone.now()
-        )
+        with schema_context(community.schema_name):
+            AuditExport.objects.filter(pk=export.id).update(
+                status=ExportStatus.FAILED, error="queue_unavailable", finished_at=timezone.now()
+            )

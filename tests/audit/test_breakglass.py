@@ -1,0 +1,430 @@
+"""Break-glass: who may open emergency access, what the policy does with it, and its notification and review."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pyotp
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import schema_context
+from pytest_django import DjangoCaptureOnCommitCallbacks
+from rest_framework.test import APIClient
+
+from security.audit.models import AuditEvent
+from security.breakglass.models import BreakGlassGrant
+from security.breakglass.tasks import notify_compliance_officers
+from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
+from security.models import User
+from services.participants.models import Participant
+from services.studies.models import Study
+from tenants.models import Community
+from tests.conftest import ALPHA_HOST, bearer
+
+BREAK_GLASS = "/api/v1/break-glass/"
+REASON = "Unconscious in the emergency department; allergy history needed now"
+EMERGENCY = "emergency"  # X-Purpose-Of-Use
+
+probe_routes = pytest.mark.urls("tests.policy.probe_urls")
+
+
+def enrolled_in(schema: str) -> Participant:
+    with schema_context(schema):
+        study = Study.objects.create(
+            title="Sleep and memory", protocol_number=f"{schema.upper()}-{uuid.uuid4().hex[:8]}"
+        )
+        return Participant.objects.create(study=study)
+
+
+def probe(participant: Participant) -> str:
+    """The test-only route that answers with the policy's decision on reading ``participant``."""
+    return f"/api/v1/probe/participants/{participant.pk}"
+
+
+def grant_in(schema: str, user: User, scope_id: str, **fields: Any) -> BreakGlassGrant:
+    with schema_context(schema):
+        return BreakGlassGrant.objects.create(
+            **{
+                "user_id": user.pk,
+                "scope": "participant",
+                "scope_id": scope_id,
+                "reason": REASON,
+                "expires_at": timezone.now() + timedelta(minutes=30),
+                **fields,
+            }
+        )
+
+
+@pytest.fixture
+def participant(alpha: Community) -> Participant:
+    return enrolled_in("alpha")
+
+
+@pytest.fixture
+def signed_in(
+    alpha: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    client_for: Callable[[str], APIClient],
+) -> Callable[..., tuple[APIClient, User]]:
+    """A new member of alpha signed in with a password, or with password and TOTP (``second_factor=True``)."""
+
+    def make(role: str, *, second_factor: bool = False) -> tuple[APIClient, User]:
+        user = member(alpha, role)
+        if not second_factor:
+            return bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, user)["access"]), user
+        seed = parse_qs(urlsplit(totp_enrollment_begin(user=user).provisioning_uri).query)["secret"][0]
+        totp_enrollment_confirm(user=user, code=pyotp.TOTP(seed).at(time.time() - 30))
+        token = login(ALPHA_HOST, user, otp=pyotp.TOTP(seed).now())["access"]
+        return bearer(client_for(ALPHA_HOST), token), user
+
+    return make
+
+
+SignedIn = Callable[..., tuple[APIClient, User]]
+
+
+def open_grant(client: APIClient, participant: Participant, **fields: Any) -> Any:
+    return client.post(BREAK_GLASS, {"reason": REASON, "participant": str(participant.pk), **fields}, format="json")
+
+
+# --- opening emergency access --------------------------------------------------------
+
+
+def test_opening_emergency_access_needs_a_recent_second_factor(signed_in: SignedIn, participant: Participant) -> None:
+    client, _ = signed_in("coordinator")
+
+    response = open_grant(client, participant)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "mfa_required"
+    with schema_context("alpha"):
+        assert not BreakGlassGrant.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["researcher", "auditor", "compliance_officer"])
+def test_a_role_without_break_glass_activate_cannot_open_it_even_with_a_second_factor(
+    role: str, signed_in: SignedIn, participant: Participant
+) -> None:
+    client, _ = signed_in(role, second_factor=True)
+
+    response = open_grant(client, participant)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "action_not_permitted"
+    with schema_context("alpha"):
+        assert not BreakGlassGrant.objects.exists()
+
+
+@pytest.mark.parametrize("role", ["coordinator", "principal_investigator"])
+def test_a_clinician_role_with_a_fresh_second_factor_opens_a_time_boxed_grant(
+    role: str, signed_in: SignedIn, participant: Participant
+) -> None:
+    client, user = signed_in(role, second_factor=True)
+
+    with time_machine.travel(timezone.now(), tick=False):
+        response = open_grant(client, participant, minutes=20)
+        opened_at = timezone.now()
+
+    assert response.status_code == 201, response.content
+    grant = response.json()
+    assert grant["user_id"] == str(user.pk)
+    assert (grant["scope"], grant["scope_id"]) == ("participant", str(participant.pk))
+    assert grant["reviewed_at"] is None
+    with schema_context("alpha"):
+        stored = BreakGlassGrant.objects.get(pk=grant["id"])
+        [event] = AuditEvent.objects.filter(action="break_glass.activate")
+    assert stored.expires_at == opened_at + timedelta(minutes=20)
+    assert (event.outcome, event.actor_id, event.http_status) == ("allow", str(user.pk), 201)
+    assert REASON not in " ".join(str(getattr(event, field.attname)) for field in AuditEvent._meta.concrete_fields)
+
+
+def test_the_activation_event_names_the_grant_it_opened(signed_in: SignedIn, participant: Participant) -> None:
+    client, _ = signed_in("coordinator", second_factor=True)
+
+    grant_id = open_grant(client, participant).json()["id"]
+
+    with schema_context("alpha"):
+        event = AuditEvent.objects.get(action="break_glass.activate")
+    # grant_open annotates the request's audit record with the grant it opened.
+    assert (event.resource_type, event.resource_id) == ("break_glass", grant_id)
+
+
+def test_a_participant_of_another_community_or_none_at_all_cannot_be_named(
+    signed_in: SignedIn, beta: Community
+) -> None:
+    client, _ = signed_in("coordinator", second_factor=True)
+    theirs = enrolled_in("beta")
+
+    for participant_id in (theirs.pk, uuid.uuid4()):
+        response = client.post(BREAK_GLASS, {"reason": REASON, "participant": str(participant_id)}, format="json")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+    with schema_context("alpha"):
+        assert not BreakGlassGrant.objects.exists()
+    with schema_context("beta"):
+        assert not BreakGlassGrant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"minutes": settings.BREAK_GLASS_MAX_MINUTES + 1},
+        {"minutes": 0},
+        {"reason": "because"},
+        {"study": "00000000-0000-0000-0000-000000000000"},
+        {"participant": None},
+    ],
+)
+def test_a_request_that_is_not_one_bounded_scope_with_a_reason_is_a_400(
+    payload: dict[str, Any], signed_in: SignedIn, participant: Participant
+) -> None:
+    client, _ = signed_in("coordinator", second_factor=True)
+    body = {"reason": REASON, "participant": str(participant.pk), **payload}
+
+    response = client.post(BREAK_GLASS, {key: value for key, value in body.items() if value is not None}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_failed"
+
+
+def test_the_reason_is_stored_encrypted(
+    alpha: Community, member: Callable[..., User], participant: Participant
+) -> None:
+    grant = grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reason::text FROM alpha.breakglass_breakglassgrant WHERE id = %s", [grant.pk])
+        [(stored,)] = cursor.fetchall()
+
+    assert stored
+    assert "allergy" not in stored
+    assert REASON not in stored
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).reason == REASON
+
+
+# --- what the policy does with a grant ---------------------------------------------------
+
+
+@probe_routes
+def test_a_grant_lets_its_holder_read_the_participant_in_an_emergency_and_flags_it(
+    signed_in: SignedIn, participant: Participant
+) -> None:
+    client, user = signed_in("coordinator")
+    refused = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "consent_not_covering_purpose"
+
+    grant_in("alpha", user, str(participant.pk))
+    allowed = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+
+    assert allowed.status_code == 200
+    assert allowed.json()["reasons"] == ["break_glass"]
+    assert allowed.json()["audit"] == "heightened"
+    with schema_context("alpha"):
+        event = AuditEvent.objects.get(decision_id=allowed.json()["decision_id"])
+    assert event.break_glass is True
+    assert event.purpose == "emergency"
+    assert event.actor_id == str(user.pk)
+
+
+@probe_routes
+def test_a_grant_opens_only_the_participant_it_names(signed_in: SignedIn, participant: Participant) -> None:
+    client, user = signed_in("coordinator")
+    other = enrolled_in("alpha")
+    grant_in("alpha", user, str(participant.pk))
+
+    response = client.get(probe(other), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "consent_not_covering_purpose"
+    assert "break_glass" not in response.json()["reasons"]
+
+
+@probe_routes
+def test_someone_elses_grant_opens_nothing(signed_in: SignedIn, participant: Participant) -> None:
+    _, holder = signed_in("coordinator")
+    grant_in("alpha", holder, str(participant.pk))
+    colleague, _ = signed_in("coordinator")
+
+    response = colleague.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "consent_not_covering_purpose"
+
+
+@probe_routes
+def test_an_expired_grant_opens_nothing(signed_in: SignedIn, participant: Participant) -> None:
+    client, user = signed_in("coordinator")
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        grant_in("alpha", user, str(participant.pk), expires_at=start + timedelta(minutes=1))
+        assert client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY).status_code == 200
+
+    with time_machine.travel(start + timedelta(minutes=1, seconds=1), tick=False):
+        response = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "consent_not_covering_purpose"
+    with schema_context("alpha"):
+        assert not AuditEvent.objects.filter(decision_id=response.json()["decision_id"], break_glass=True).exists()
+
+
+@probe_routes
+def test_the_review_queue_shows_what_was_read_under_the_grant(signed_in: SignedIn, participant: Participant) -> None:
+    client, user = signed_in("coordinator")
+    grant_id = str(grant_in("alpha", user, str(participant.pk)).pk)
+    decision_id = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY).json()["decision_id"]
+    officer, _ = signed_in("compliance_officer")
+
+    [queued] = officer.get(BREAK_GLASS, {"reviewed": "false"}).json()
+
+    assert queued["id"] == grant_id
+    with schema_context("alpha"):
+        flagged = AuditEvent.objects.get(decision_id=decision_id)
+    assert [use["sequence"] for use in queued["uses"]] == [flagged.sequence]
+    assert queued["uses"][0]["resource_id"] == str(participant.pk)
+
+
+# --- notification ----------------------------------------------------------------------
+
+
+def test_compliance_officers_of_the_community_are_mailed_without_the_reason(
+    alpha: Community, beta: Community, member: Callable[..., User], mailoutbox: list[EmailMessage]
+) -> None:
+    officers = [member(alpha, "compliance_officer"), member(alpha, "compliance_officer")]
+    member(alpha, "compliance_officer", is_active=False)
+    member(alpha, "auditor")
+    member(beta, "compliance_officer")
+    holder = member(alpha, "coordinator")
+    participant = enrolled_in("alpha")
+    grant = grant_in("alpha", holder, str(participant.pk))
+
+    told = notify_compliance_officers("alpha", str(grant.pk))
+
+    assert told == 2
+    [mail] = mailoutbox
+    assert sorted(mail.to) == sorted(officer.email for officer in officers)
+    assert REASON not in mail.body
+    assert "allergy" not in mail.body
+    assert REASON not in mail.subject
+    assert str(grant.pk) in mail.body
+    assert str(holder.pk) in mail.body
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).notified_at is not None
+
+
+def test_activation_queues_the_notification_once_it_commits(
+    signed_in: SignedIn,
+    participant: Participant,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    client, _ = signed_in("coordinator", second_factor=True)
+    queued: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(notify_compliance_officers, "apply_async", lambda args, **options: queued.append(args))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        grant_id = open_grant(client, participant).json()["id"]
+
+    assert queued == [("alpha", grant_id)]
+
+
+# --- review ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def grant(alpha: Community, member: Callable[..., User], participant: Participant) -> BreakGlassGrant:
+    return grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+
+
+def test_a_compliance_officer_reviews_a_grant_once(signed_in: SignedIn, grant: BreakGlassGrant) -> None:
+    officer, reviewer = signed_in("compliance_officer")
+    assert [queued["id"] for queued in officer.get(BREAK_GLASS, {"reviewed": "false"}).json()] == [str(grant.pk)]
+
+    reviewed = officer.post(f"{BREAK_GLASS}{grant.pk}/review/", {"comment": "Justified: ED admission"}, format="json")
+
+    assert reviewed.status_code == 200
+    assert reviewed.json()["review_comment"] == "Justified: ED admission"
+    assert reviewed.json()["reviewed_by"] == str(reviewer.pk)
+    assert reviewed.json()["reviewed_at"] is not None
+    assert officer.get(BREAK_GLASS, {"reviewed": "false"}).json() == []
+    assert [done["id"] for done in officer.get(BREAK_GLASS, {"reviewed": "true"}).json()] == [str(grant.pk)]
+
+    again = officer.post(f"{BREAK_GLASS}{grant.pk}/review/", {"comment": "Second look"}, format="json")
+    assert again.status_code == 409
+    assert again.json()["code"] == "already_reviewed"
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).review_comment == "Justified: ED admission"
+
+
+def test_the_review_queue_shows_compliance_officers_the_reason_given(
+    signed_in: SignedIn, grant: BreakGlassGrant
+) -> None:
+    officer, _ = signed_in("compliance_officer")
+
+    [queued] = officer.get(BREAK_GLASS, {"reviewed": "false"}).json()
+
+    assert queued["reason"] == REASON
+
+
+@pytest.mark.parametrize("role", ["auditor", "coordinator", "researcher"])
+def test_only_compliance_officers_see_the_queue_and_review(
+    role: str, signed_in: SignedIn, grant: BreakGlassGrant
+) -> None:
+    client, _ = signed_in(role)
+
+    queue = client.get(BREAK_GLASS, {"reviewed": "false"})
+    review = client.post(f"{BREAK_GLASS}{grant.pk}/review/", {"comment": "Looks fine"}, format="json")
+
+    assert queue.status_code == 403
+    assert REASON not in queue.content.decode()
+    assert review.status_code == 403
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).reviewed_at is None
+
+
+def test_a_grant_of_beta_cannot_be_reviewed_or_seen_on_alpha(
+    signed_in: SignedIn, beta: Community, member: Callable[..., User]
+) -> None:
+    theirs = grant_in("beta", member(beta, "coordinator"), str(enrolled_in("beta").pk))
+    officer, _ = signed_in("compliance_officer")
+
+    response = officer.post(f"{BREAK_GLASS}{theirs.pk}/review/", {"comment": "Looks fine"}, format="json")
+
+    assert response.status_code == 404
+    assert officer.get(BREAK_GLASS).json() == []
+    with schema_context("beta"):
+        assert BreakGlassGrant.objects.get(pk=theirs.pk).reviewed_at is None
+
+
+@pytest.mark.parametrize("payload", [{}, {"comment": ""}, {"comment": "ok", "reviewed_at": "2020-01-01T00:00:00Z"}])
+def test_a_review_needs_a_comment_and_nothing_else(
+    payload: dict[str, str], signed_in: SignedIn, grant: BreakGlassGrant
+) -> None:
+    officer, _ = signed_in("compliance_officer")
+
+    response = officer.post(f"{BREAK_GLASS}{grant.pk}/review/", payload, format="json")
+
+    assert response.status_code == 400
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).reviewed_at is None
+
+
+def test_the_queue_filter_accepts_only_true_or_false(signed_in: SignedIn, grant: BreakGlassGrant) -> None:
+    officer, _ = signed_in("compliance_officer")
+
+    response = officer.get(BREAK_GLASS, {"reviewed": "maybe"})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_filter"
