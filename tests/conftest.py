@@ -7,10 +7,13 @@ that is rolled back. Redis is real too (its own database, flushed per test).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 import pytest
 from django.conf import settings
 from django_tenants.utils import schema_context
@@ -19,6 +22,7 @@ from rest_framework.test import APIClient
 from gateway.ratelimit import Verdict
 from gateway.redis_client import get_redis
 from security.audit.checkpoints import published_keys
+from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.identity.signing_keys import generate_signing_key, load_keyring, reset_keyring_cache
 from security.models import User
 from tenants.actions import community_create
@@ -118,6 +122,32 @@ def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any
         return body
 
     return sign_in
+
+
+MemberClient = Callable[..., tuple[APIClient, User]]
+
+
+@pytest.fixture
+def member_client(
+    alpha: Community,
+    beta: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    client_for: Callable[[str], APIClient],
+) -> MemberClient:
+    """A new member with ``role`` signed in on alpha (or ``on_beta``), with TOTP too when ``second_factor``."""
+
+    def make(role: str, *, second_factor: bool = False, on_beta: bool = False) -> tuple[APIClient, User]:
+        community, host = (beta, BETA_HOST) if on_beta else (alpha, ALPHA_HOST)
+        user = member(community, role)
+        extra: dict[str, str] = {}
+        if second_factor:
+            seed = parse_qs(urlsplit(totp_enrollment_begin(user=user).provisioning_uri).query)["secret"][0]
+            totp_enrollment_confirm(user=user, code=pyotp.TOTP(seed).at(time.time() - 30))
+            extra["otp"] = pyotp.TOTP(seed).now()
+        return bearer(client_for(host), login(host, user, **extra)["access"]), user
+
+    return make
 
 
 def bearer(client: APIClient, token: str) -> APIClient:

@@ -53,7 +53,7 @@ CHAINED_FIELDS = (
     "break_glass",
 )
 ENTRY_FIELDS = (*CHAINED_FIELDS, "previous_hash", "entry_hash")
-_LIST_FIELDS = ("actor_roles", "participant_pseudonyms", "reasons")
+LIST_FIELDS = ("actor_roles", "participant_pseudonyms", "reasons")
 _LIMITS = {"actor_id": 64, "action": 64, "resource_type": 64, "resource_id": 64, "purpose": 32}
 _LIMITS |= {"decision_id": 64, "policy_revision": 200, "request_id": 64, "client_ip": 64, "user_agent": 256}
 
@@ -92,7 +92,7 @@ def _values(fields: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {name: str(fields.get(name) or "")[: _LIMITS.get(name, 64)] for name in _LIMITS}
-    values.update({name: [str(item) for item in fields.get(name) or ()] for name in _LIST_FIELDS})
+    values.update({name: [str(item) for item in fields.get(name) or ()] for name in LIST_FIELDS})
     values["outcome"] = str(fields.get("outcome") or "allow")
     values["http_status"] = int(fields.get("http_status") or 0)
     values["break_glass"] = bool(fields.get("break_glass", False))

@@ -10,8 +10,7 @@ points back to its audit event.
 
 from __future__ import annotations
 
-import csv
-import io
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from security.audit.chain import format_time
+from security.audit.formats import csv_row, spreadsheet_safe
 from security.audit.models import AuditEvent, Outcome
 from security.models import User
 
@@ -75,8 +75,6 @@ def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid  # noqa: PLC0415
-
     try:
         uuid.UUID(value)
     except ValueError:
@@ -86,13 +84,12 @@ def _is_uuid(value: str) -> bool:
 
 def disclosures_csv(entries: list[dict[str, Any]]) -> Iterator[str]:
     """The accounting as CSV lines (a header first)."""
-    for row in [list(CSV_COLUMNS)] + [_csv_row(entry) for entry in entries]:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(row)
-        yield buffer.getvalue()
+    yield csv_row(CSV_COLUMNS)
+    for entry in entries:
+        yield csv_row(_csv_cells(entry))
 
 
-def _csv_row(entry: dict[str, Any]) -> list[str]:
+def _csv_cells(entry: dict[str, Any]) -> list[str]:
     recipient = entry["recipient"]
     cells = [
         entry["date"],
@@ -103,4 +100,4 @@ def _csv_row(entry: dict[str, Any]) -> list[str]:
         "yes" if entry["break_glass"] else "no",
         str(entry["audit_sequence"]),
     ]
-    return ["'" + cell if cell.startswith(("=", "+", "-", "@")) else cell for cell in cells]
+    return [spreadsheet_safe(cell) for cell in cells]

@@ -19,6 +19,7 @@ match them.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,6 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from policy.decision import canonical_json
 from security.audit.chain import ENTRY_FIELDS, format_time, leaf_hash
 from security.audit.checkpoints import (
     MANIFEST_TYPE,
@@ -190,8 +190,6 @@ def export_write(
 
 def manifest_text(manifest: dict[str, Any]) -> str:
     """The manifest file's text (indented for people; the signature covers its canonical form)."""
-    import json  # noqa: PLC0415
-
     return json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
@@ -205,6 +203,3 @@ def export_to_path(path: Path, **arguments: Any) -> Written:
     manifest_path.write_text(manifest_text(written.manifest), encoding="utf-8")
     manifest_path.chmod(0o600)
     return written
-
-
-__all__ = ["EXTENSIONS", "Written", "canonical_json", "export_to_path", "export_write", "manifest_text"]

@@ -22,12 +22,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from policy.decision import canonical_json
-from security.audit.chain import ENTRY_FIELDS, canonical_entry
+from security.audit.chain import ENTRY_FIELDS, LIST_FIELDS, canonical_entry
 
 CHAIN_EXTENSION = "urn:compliance-gateway:audit-chain"
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "'")
-_LIST_FIELDS = frozenset({"actor_roles", "participant_pseudonyms", "reasons"})
 _INT_FIELDS = frozenset({"sequence", "http_status"})
+_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 _CRUD = {"read": "R", "list": "R", "download": "R", "create": "C", "update": "U", "delete": "D"}
 
 
@@ -64,16 +64,20 @@ def _entry(document: Any) -> dict[str, Any]:
 
 
 def _csv_cell(name: str, value: Any) -> str:
-    if name in _LIST_FIELDS:
+    if name in LIST_FIELDS:
         return canonical_json(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    text = str(value)
+    return spreadsheet_safe(str(value))
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula (or it starts with ``'``)."""
     return "'" + text if text.startswith(_FORMULA_LEAD) else text
 
 
 def _csv_value(name: str, text: str) -> Any:
-    if name in _LIST_FIELDS:
+    if name in LIST_FIELDS:
         return json.loads(text)
     if name in _INT_FIELDS:
         return int(text)
@@ -84,7 +88,8 @@ def _csv_value(name: str, text: str) -> Any:
     return text[1:] if text.startswith("'") else text
 
 
-def _csv_row(values: Iterable[str]) -> str:
+def csv_row(values: Iterable[str]) -> str:
+    """One CSV line."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(values)
     return buffer.getvalue()
@@ -92,9 +97,9 @@ def _csv_row(values: Iterable[str]) -> str:
 
 def csv_lines(entries: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """A header, then one row per entry."""
-    yield _csv_row(ENTRY_FIELDS)
+    yield csv_row(ENTRY_FIELDS)
     for entry in entries:
-        yield _csv_row(_csv_cell(name, entry[name]) for name in ENTRY_FIELDS)
+        yield csv_row(_csv_cell(name, entry[name]) for name in ENTRY_FIELDS)
 
 
 def csv_read(handle: IO[str]) -> Iterator[dict[str, Any]]:
@@ -138,9 +143,6 @@ def _entities(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
         what = {"system": "urn:compliance-gateway:pseudonym", "value": pseudonym}
         entities.append({"what": {"identifier": what}, "type": {"code": "1", "system": _ENTITY_TYPE}})
     return entities
-
-
-_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 
 
 def _purposes(entry: Mapping[str, Any]) -> list[dict[str, Any]]:

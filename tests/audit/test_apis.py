@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-import pyotp
 import pytest
 from celery.exceptions import Reject
 from django.utils import timezone
@@ -25,10 +23,9 @@ from security.audit.chain import audit_append
 from security.audit.checkpoints import key_id, load_public_keys_pem, verify_signed
 from security.audit.models import AuditEvent, AuditExport, ExportStatus
 from security.audit.tasks import audit_export_task
-from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient
 
 EVENTS = "/api/v1/audit/events/"
 EXPORTS = "/api/v1/audit/exports/"
@@ -38,39 +35,19 @@ SignIn = Callable[..., APIClient]
 
 
 @pytest.fixture
-def sign_in(
-    alpha: Community,
-    beta: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> SignIn:
+def sign_in(member_client: MemberClient) -> SignIn:
     """A client signed in (password only) as a new member with ``role`` on alpha, or on beta."""
 
     def make(role: str, *, on_beta: bool = False) -> APIClient:
-        community, host = (beta, BETA_HOST) if on_beta else (alpha, ALPHA_HOST)
-        return bearer(client_for(host), login(host, member(community, role))["access"])
+        return member_client(role, on_beta=on_beta)[0]
 
     return make
 
 
 @pytest.fixture
-def stepped_up(
-    alpha: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> Callable[[], tuple[APIClient, User]]:
+def stepped_up(member_client: MemberClient) -> Callable[[], tuple[APIClient, User]]:
     """A compliance officer of alpha who has just signed in with password and TOTP."""
-
-    def make() -> tuple[APIClient, User]:
-        officer = member(alpha, "compliance_officer")
-        seed = parse_qs(urlsplit(totp_enrollment_begin(user=officer).provisioning_uri).query)["secret"][0]
-        totp_enrollment_confirm(user=officer, code=pyotp.TOTP(seed).at(time.time() - 30))
-        token = login(ALPHA_HOST, officer, otp=pyotp.TOTP(seed).now())["access"]
-        return bearer(client_for(ALPHA_HOST), token), officer
-
-    return make
+    return lambda: member_client("compliance_officer", second_factor=True)
 
 
 @pytest.fixture

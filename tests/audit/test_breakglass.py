@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import pyotp
 import pytest
 import time_machine
 from django.conf import settings
@@ -23,12 +20,11 @@ from rest_framework.test import APIClient
 from security.audit.models import AuditEvent
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.tasks import notify_compliance_officers
-from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.models import User
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, bearer
+from tests.conftest import MemberClient
 
 BREAK_GLASS = "/api/v1/break-glass/"
 REASON = "Unconscious in the emergency department; allergy history needed now"
@@ -70,27 +66,12 @@ def participant(alpha: Community) -> Participant:
 
 
 @pytest.fixture
-def signed_in(
-    alpha: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> Callable[..., tuple[APIClient, User]]:
+def signed_in(member_client: MemberClient) -> MemberClient:
     """A new member of alpha signed in with a password, or with password and TOTP (``second_factor=True``)."""
-
-    def make(role: str, *, second_factor: bool = False) -> tuple[APIClient, User]:
-        user = member(alpha, role)
-        if not second_factor:
-            return bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, user)["access"]), user
-        seed = parse_qs(urlsplit(totp_enrollment_begin(user=user).provisioning_uri).query)["secret"][0]
-        totp_enrollment_confirm(user=user, code=pyotp.TOTP(seed).at(time.time() - 30))
-        token = login(ALPHA_HOST, user, otp=pyotp.TOTP(seed).now())["access"]
-        return bearer(client_for(ALPHA_HOST), token), user
-
-    return make
+    return member_client
 
 
-SignedIn = Callable[..., tuple[APIClient, User]]
+SignedIn = MemberClient
 
 
 def open_grant(client: APIClient, participant: Participant, **fields: Any) -> Any:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import pyotp
 import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -20,12 +17,11 @@ from rest_framework.test import APIClient
 
 from security.audit.chain import audit_append, format_time
 from security.audit.models import AuditEvent
-from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.models import User
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.conftest import BETA_HOST, MemberClient, bearer
 
 CSV_HEADER = ["date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence"]
 
@@ -88,30 +84,14 @@ def history(alpha: Community, member: Callable[..., User]) -> History:
 
 
 @pytest.fixture
-def signed_in(
-    alpha: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> Callable[[str], APIClient]:
-    def make(role: str) -> APIClient:
-        return bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, member(alpha, role))["access"])
-
-    return make
+def signed_in(member_client: MemberClient) -> Callable[[str], APIClient]:
+    return lambda role: member_client(role)[0]
 
 
 @pytest.fixture
-def stepped_up(
-    alpha: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> APIClient:
+def stepped_up(member_client: MemberClient) -> APIClient:
     """A compliance officer of alpha who has just signed in with password and TOTP."""
-    officer = member(alpha, "compliance_officer")
-    seed = parse_qs(urlsplit(totp_enrollment_begin(user=officer).provisioning_uri).query)["secret"][0]
-    totp_enrollment_confirm(user=officer, code=pyotp.TOTP(seed).at(time.time() - 30))
-    return bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, officer, otp=pyotp.TOTP(seed).now())["access"])
+    return member_client("compliance_officer", second_factor=True)[0]
 
 
 def test_the_accounting_lists_each_disclosure_with_date_recipient_description_and_purpose(

@@ -23,7 +23,7 @@ from security.models import AuthSession, User
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient, bearer
 from tests.factories import DEFAULT_PASSWORD
 
 EVENTS = "/api/v1/audit/events/"
@@ -62,17 +62,8 @@ def accept_audit_writes() -> None:
 
 
 @pytest.fixture
-def signed_in(
-    alpha: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> Callable[[str], tuple[APIClient, User]]:
-    def make(role: str) -> tuple[APIClient, User]:
-        user = member(alpha, role)
-        return bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, user)["access"]), user
-
-    return make
+def signed_in(member_client: MemberClient) -> MemberClient:
+    return member_client
 
 
 @pytest.fixture

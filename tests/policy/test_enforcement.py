@@ -19,7 +19,7 @@ from policy.engine import reset_engine
 from policy.models import DecisionRecord
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient, bearer
 from tests.doubles.opa import running_opa
 from tests.factories import DEFAULT_PASSWORD
 
@@ -29,16 +29,8 @@ PARTICIPANT = f"/api/v1/probe/participants/{uuid.uuid4()}"
 
 
 @pytest.fixture
-def as_role(
-    alpha: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> Callable[[str], APIClient]:
-    def make(role: str) -> APIClient:
-        return bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, member(alpha, role))["access"])
-
-    return make
+def as_role(member_client: MemberClient) -> Callable[[str], APIClient]:
+    return lambda role: member_client(role)[0]
 
 
 def test_a_researcher_reads_participants_with_phi_redacted(as_role: Callable[[str], APIClient]) -> None:
