@@ -41,11 +41,10 @@ services: ## Start local PostgreSQL, Redis and RabbitMQ if they are down; create
 setup-dev: $(INSTALLED) services ## Install dependencies (hash-checked), start services, migrate
 	$(PY) manage.py migrate --verbosity 0
 
-run: setup-dev ## Serve the API on 127.0.0.1:8000 with demo communities alpha and beta
+run: setup-dev ## Serve the API on 127.0.0.1:8000 (and a Celery worker) with demo communities alpha and beta
 	$(PY) manage.py rotate_signing_key --if-missing
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	DJANGO_SETTINGS_MODULE=config.settings.development $(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) --workers 2 --threads 4 \
-		--access-logfile - --error-logfile -
+	bash scripts/serve.sh $(BIN) $(HOST) $(PORT)
 
 test: $(INSTALLED) services ## Run the test suite with coverage (real PostgreSQL, Redis, RabbitMQ)
 	@rc=0; $(BIN)/pytest --cov --cov-report=term --no-cov-on-fail $(PYTEST_ARGS) || rc=$$?; \

@@ -1,7 +1,10 @@
 """``make bench`` (audit part): append rate, and export and offline verification of a million events.
 
 Uses a scratch community (schema ``benchaudit``) in the test database, dropped
-at the end. Appends are measured one transaction each, as requests make them.
+at the end. Appends are measured one transaction each, as requests make them,
+from one writer and from several processes at once (requests run in
+parallel); each commit is chained by its own process unless another holds the
+chain's lock, and the chain is verified afterwards.
 The million-event log is then loaded with COPY (hashes computed the same way
 the service does), exported and verified by the real commands in child
 processes, whose peak resident memory is reported.
@@ -9,17 +12,22 @@ processes, whose peak resident memory is reported.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 # Keys of its own: a test run at the same time restores the suite's key file after every test.
+os.environ.setdefault("AUDIT_CHAIN_SIGNAL_MS", "50")  # the production default (the suite asks on every commit)
 os.environ.setdefault("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdir()) / "cgw-bench-audit-keys.json"))
 
 import django
@@ -27,50 +35,117 @@ import django
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection, connections, transaction  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from security.audit.chain import CHAINED_FIELDS, GENESIS, audit_append, leaf_hash, link  # noqa: E402
+from config.celery import app as celery_app  # noqa: E402
+from security.audit.chain import CHAINED_FIELDS, GENESIS, audit_append, audit_chain, leaf_hash, link  # noqa: E402
 from security.audit.checkpoints import checkpoint_at  # noqa: E402
+from security.audit.models import PendingEvent  # noqa: E402
+from security.audit.verification import verify_live  # noqa: E402
 from tenants.actions import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 
 SLUG = "benchaudit"
 EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "1000000"))
+WRITERS = int(os.environ.get("BENCH_AUDIT_WRITERS", "8"))  # concurrent requests writing to one community
 START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
-def bench_appends(count: int = 3000) -> None:
-    """Appends, each its own transaction (as requests make them), then many in one transaction."""
-    rate = _appends(count)
-    print(f"{'audit appends, one community, one commit each':<48} {rate:12,.0f} events/s")
-    with transaction.atomic():
-        rate = _appends(count)
-    print(f"{'audit appends, one community, one transaction':<48} {rate:12,.0f} events/s")
-
-
-def _appends(count: int) -> float:
+def bench_appends(count: int = 6000) -> None:
+    """Appends as requests make them (one commit each), chained by a real Celery worker; then the sequencer alone."""
+    clear_log()
+    with chain_worker():
+        for writers in sorted({1, 4, WRITERS}):
+            committed, chained = _concurrent_appends(writers, count)
+            label = f"audit appends, one community, {writers} writer{'s' if writers > 1 else ''}"
+            print(f"{label:<48} {committed:12,.0f} events/s committed, {chained:,.0f}/s chained")
     with schema_context(SLUG):
+        result = verify_live()
+    print(f"{'  chain after the appends':<48} {'intact' if result.intact else result.problem}, {result.checked} events")
+    with schema_context(SLUG), transaction.atomic():
+        _stage(count, 0)
         started = time.perf_counter()
-        for n in range(count):
-            audit_append(
-                actor_id="00000000-0000-0000-0000-000000000001",
-                actor_roles=["coordinator"],
-                action="participant.read",
-                resource_type="participant",
-                resource_id=f"{n:08d}",
-                participant_pseudonyms=["P-ABCDEFGHJK"],
-                outcome="allow",
-                decision_id=f"d-{n}",
-                reasons=["role_grants_action"],
-                request_id=f"r-{n}",
-                client_ip="192.0.2.1",
-                user_agent="bench",
-                http_status=200,
-            )
-        return count / (time.perf_counter() - started)
+        chained = audit_chain()
+        rate = chained / (time.perf_counter() - started)
+        transaction.set_rollback(True)  # measured; nothing to keep
+    print(f"{'sequencer alone (staged events chained)':<48} {rate:12,.0f} events/s")
+
+
+@contextlib.contextmanager
+def chain_worker() -> Iterator[None]:
+    """A Celery worker on the ``audit`` queue, against the test database, for the length of the block."""
+    with celery_app.connection_for_write() as broker:  # not the app's pool: forked writers would share it
+        celery_app.control.purge(connection=broker)  # what earlier runs left queued
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "audit", "-l", "warning"]
+    worker = subprocess.Popen(  # noqa: S603
+        [*command, "-P", "threads", "-c", "4"],
+        env=child_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        with celery_app.connection_for_write() as broker:
+            for _ in range(60):
+                if celery_app.control.ping(timeout=0.5, connection=broker):
+                    break
+            else:
+                raise SystemExit("the chain worker did not start")
+        yield
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def _concurrent_appends(writers: int, count: int) -> tuple[float, float]:
+    """``count`` events from ``writers`` processes, one commit each: committed per second, chained per second."""
+    context = multiprocessing.get_context("fork")
+    go = context.Event()
+    connections.close_all()  # a forked child must not share the parent's database connection
+    processes = [context.Process(target=_writer, args=(go, count // writers, n)) for n in range(writers)]
+    for process in processes:
+        process.start()
+    time.sleep(0.5)  # let every writer connect first
+    started = time.perf_counter()
+    go.set()
+    for process in processes:
+        process.join()
+    committed = time.perf_counter() - started
+    with schema_context(SLUG):
+        while PendingEvent.objects.exists():
+            time.sleep(0.005)
+    chained = time.perf_counter() - started
+    total = (count // writers) * writers
+    return total / committed, total / chained
+
+
+def _writer(go: Any, count: int, number: int) -> None:
+    with schema_context(SLUG):
+        PendingEvent.objects.exists()  # connect before the start
+        go.wait()
+        _stage(count, number)
+    connections.close_all()
+
+
+def _stage(count: int, number: int) -> None:
+    for n in range(count):
+        audit_append(
+            actor_id="00000000-0000-0000-0000-000000000001",
+            actor_roles=["coordinator"],
+            action="participant.read",
+            resource_type="participant",
+            resource_id=f"{number}-{n:08d}",
+            participant_pseudonyms=["P-ABCDEFGHJK"],
+            outcome="allow",
+            decision_id=f"d-{n}",
+            reasons=["role_grants_action"],
+            request_id=f"r-{n}",
+            client_ip="192.0.2.1",
+            user_agent="bench",
+            http_status=200,
+        )
 
 
 def _rows(first: int, count: int, previous: str) -> tuple[list[tuple[object, ...]], str]:
@@ -106,13 +181,19 @@ def _rows(first: int, count: int, previous: str) -> tuple[list[tuple[object, ...
     return rows, previous
 
 
+def clear_log() -> None:
+    """Empty the scratch community's log (the guard switched off for it)."""
+    with schema_context(SLUG), connection.cursor() as cursor:
+        for table in ("audit_auditevent", "audit_pendingevent", "audit_checkpoint"):
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # constant names, not input
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
 def load_log(count: int) -> None:
     """A chain of ``count`` events, by COPY, with a checkpoint every 10,000."""
     with schema_context(SLUG):
-        with connection.cursor() as cursor:
-            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
-            cursor.execute("DELETE FROM audit_auditevent")
-            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
+        clear_log()
         started, previous, done = time.perf_counter(), GENESIS, 0
         columns = ", ".join((*CHAINED_FIELDS, "previous_hash", "entry_hash"))
         while done < count:
@@ -132,13 +213,18 @@ def load_log(count: int) -> None:
         )
 
 
-def child(arguments: list[str]) -> tuple[float, float, str]:
-    """Run a manage.py command in a child process: seconds, peak RSS in MB, output."""
-    environment = {
+def child_environment() -> dict[str, str]:
+    """A child process's environment: test settings, this run's test database and key file."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "DATABASE_URL": settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"],
     }
+
+
+def child(arguments: list[str]) -> tuple[float, float, str]:
+    """Run a manage.py command in a child process: seconds, peak RSS in MB, output."""
+    environment = child_environment()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603

@@ -72,6 +72,9 @@ TENANT_APPS = [
     "security.breakglass",
     "services.studies",
     "services.participants",
+    "services.consents",
+    "services.observations",
+    "services.exports",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -229,7 +232,7 @@ MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS = env_int("MFA_ENROLLMENT_MAX_AUTH_AGE_SECON
 
 # Celery on RabbitMQ: quorum queues, each with a dead-letter queue behind a dead-letter exchange.
 CELERY_BROKER_URL = RABBITMQ_URL
-TASK_QUEUE_NAMES = ("default", "keys")
+TASK_QUEUE_NAMES = ("default", "keys", "audit")
 DEAD_LETTER_EXCHANGE = "gateway.dead-letter"
 
 
@@ -270,7 +273,11 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_DEFAULT_EXCHANGE = "gateway.tasks"
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
-CELERY_TASK_ROUTES = {"vault.tasks.*": {"queue": "keys", "routing_key": "keys"}}
+CELERY_TASK_ROUTES = {
+    "vault.tasks.*": {"queue": "keys", "routing_key": "keys"},
+    # Chaining has a queue of its own: a long export or re-encryption never delays it.
+    "security.audit.tasks.chain_schema": {"queue": "audit", "routing_key": "audit"},
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
@@ -316,6 +323,10 @@ OFFBOARD_GRACE_DAYS = env_int("OFFBOARD_GRACE_DAYS", default=30)
 AUDIT_SIGNING_KEY_NAME = env_str("AUDIT_SIGNING_KEY_NAME", "audit-checkpoints")
 AUDIT_CHECKPOINT_EVERY = env_int("AUDIT_CHECKPOINT_EVERY", default=1000)  # events
 AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", default=300)
+# Staged audit events are chained by a worker soon after their commit; see security/audit/chain.py.
+AUDIT_CHAIN_SECONDS = env_int("AUDIT_CHAIN_SECONDS", default=2)  # the sweep for events nobody asked to chain
+AUDIT_CHAIN_SIGNAL_MS = env_int("AUDIT_CHAIN_SIGNAL_MS", default=50)  # a process asks once per this, per community
+AUDIT_CHAIN_FLAG_SECONDS = 60  # a lost chain task stops holding back new ones after this long
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(LOCAL_STATE_DIR / "audit-exports")))
 # HIPAA keeps documentation six years (45 CFR 164.316(b)(2)); this may only be raised.
 AUDIT_MIN_RETENTION_DAYS = 6 * 366
@@ -335,6 +346,7 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "compliance-gateway@localhost")
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoints": {"task": "security.audit.tasks.checkpoint_all", "schedule": float(AUDIT_CHECKPOINT_SECONDS)},
+    "audit-chain": {"task": "security.audit.tasks.chain_all", "schedule": float(AUDIT_CHAIN_SECONDS)},
 }
 
 # Only development settings may create the demo communities and users.

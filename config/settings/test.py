@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from config.env import env_str
+from config.env import env_int, env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import STORAGES, cache_settings
 
@@ -26,6 +26,8 @@ LOCAL_KEY_FILE = Path(env_str("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdi
 PASSWORD_HASHERS = ["tests.hashers.FastArgon2PasswordHasher"]
 
 ROTATION_SETTLE_SECONDS = 0
+# Every commit asks for its events to be chained (production asks at most once per 50 ms per process).
+AUDIT_CHAIN_SIGNAL_MS = env_int("AUDIT_CHAIN_SIGNAL_MS", default=0)
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

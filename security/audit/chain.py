@@ -9,24 +9,36 @@ checkpoint over the hash at some sequence pins everything before it.
 Keeping the leaf hash separate lets a proof carry 32 bytes per entry it
 skips, instead of the entry.
 
-Appends are serialised per schema by a transaction-scoped advisory lock, so
-sequence numbers have no gaps and times never go backwards along the chain
-(a time range is a contiguous run of sequences).
+An event is first *staged*: written, unchained and without a lock, in the
+transaction of the access it records, so the access and its record commit
+together and concurrent requests do not queue behind one lock. The
+*sequencer* (:func:`audit_chain`) then moves staged events into the chain in
+batches under a transaction-scoped advisory lock per schema, so sequence
+numbers have no gaps and times never go backwards along the chain (a time
+range is a contiguous run of sequences). An event's time is when it entered
+the chain (normally milliseconds after its request committed), so a range
+that has ended can no longer grow once what was staged is chained: readers
+(queries, exports, verification, checkpoints) chain it first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
+import math
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from gateway.redis_client import get_redis
 from policy.decision import canonical_json
-from security.audit.models import AuditEvent
 from tenants.schema import tenant_connection
 
 logger = logging.getLogger(__name__)
@@ -55,6 +67,15 @@ CHAINED_FIELDS = (
 ENTRY_FIELDS = (*CHAINED_FIELDS, "previous_hash", "entry_hash")
 LIST_FIELDS = ("actor_roles", "participant_pseudonyms", "reasons")
 _LIMITS = {"actor_id": 64, "action": 64, "resource_type": 64, "resource_id": 64, "purpose": 32}
+_STAGED = tuple(name for name in CHAINED_FIELDS if name not in ("sequence", "occurred_at"))
+_STAGED_KEYS = frozenset((*_STAGED, "occurred_at"))
+STAGE = "INSERT INTO audit_pendingevent (entry) VALUES (%s)"
+HEAD = "SELECT sequence, entry_hash, occurred_at FROM audit_auditevent ORDER BY sequence DESC LIMIT 1"
+COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}) FROM STDIN"
+_JSON_COLUMNS = frozenset({"actor_roles", "reasons"})  # jsonb columns; the pseudonyms are a text[] column
+LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
+CHAIN_BATCH = 500  # staged events per chaining transaction
 _LIMITS |= {"decision_id": 64, "policy_revision": 200, "request_id": 64, "client_ip": 64, "user_agent": 256}
 
 
@@ -99,41 +120,166 @@ def _values(fields: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def audit_append(**fields: Any) -> AuditEvent:
-    """Append one event to the current schema's chain, inside the caller's transaction if any.
+def audit_append(**fields: Any) -> None:
+    """Record one event in the current schema, inside the caller's transaction if there is one.
 
-    Call it last in a transaction: the chain's lock is held until the commit.
+    The event is staged: it commits or rolls back with the caller's work, and
+    takes no lock, so concurrent requests do not wait for each other. Once the
+    transaction commits, this process tries to chain it at once (see
+    :func:`audit_chain`); readers of the log, checkpoints and the periodic
+    sequencer chain whatever is still staged.
     """
     values = _values(fields)
-    # No savepoint: if the append fails, the caller's whole transaction must fail with it.
-    with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))")
-        head = AuditEvent.objects.order_by("-sequence").values("sequence", "entry_hash", "occurred_at").first()
-        now = fields.get("occurred_at") or timezone.now()
-        values["sequence"] = head["sequence"] + 1 if head else 1
+    when = fields.get("occurred_at")
+    values["occurred_at"] = format_time(when) if isinstance(when, datetime) else None
+    with connection.cursor() as cursor:
+        cursor.execute(STAGE, [json.dumps(values)])
+    schema = tenant_connection().schema_name
+    transaction.on_commit(lambda: chain_later(schema))
+
+
+_asked: dict[str, float] = {}  # schema -> when this process last asked for it to be chained (monotonic)
+
+
+def queued_flag(schema: str) -> str:
+    """The Redis key that says a worker has been asked to chain ``schema``."""
+    return f"audit:chain-queued:{schema}"
+
+
+def chain_later(schema: str) -> None:
+    """After a commit: make sure a worker will chain ``schema`` (one queued task per schema at a time).
+
+    A worker clears the flag before it reads the staged rows, so a row committed
+    before this call is read either by the task that is already queued or by the
+    one queued now. A process asks at most once per ``AUDIT_CHAIN_SIGNAL_MS``
+    per schema (the Redis call would otherwise cost each request as much as its
+    event): under load the next commit asks soon enough, and a row whose ask
+    was skipped waits at most for the periodic sweep (``AUDIT_CHAIN_SECONDS``).
+    The flag expires on its own should a task be lost. Every reader of the log
+    chains what is staged first, so nobody ever reads a log with a gap. Nothing
+    here can fail the request: its data and its event are committed already.
+    """
+    from django.conf import settings  # noqa: PLC0415  # settings are read late on purpose (tests override)
+
+    now = time.monotonic()
+    if now - _asked.get(schema, -math.inf) < settings.AUDIT_CHAIN_SIGNAL_MS / 1000:
+        return
+    _asked[schema] = now
+    try:
+        if not get_redis().set(queued_flag(schema), "1", nx=True, ex=settings.AUDIT_CHAIN_FLAG_SECONDS):
+            return
+    except RedisError as error:
+        logger.warning("could not ask for %s's audit events to be chained (%s)", schema, type(error).__name__)
+        return
+    if not _enqueue("chain_schema", schema):
+        with contextlib.suppress(RedisError):
+            get_redis().delete(queued_flag(schema))  # the next request asks again
+
+
+def audit_chain(*, wait: bool = True, rounds: int | None = None) -> int:
+    """Chain the current schema's staged events, oldest first, in batches; return how many were chained.
+
+    Each batch is one transaction: the chain's lock, the head, the hashes, the
+    inserts, the removal of the staged rows, one commit. With ``wait=False``
+    the call gives up when another process holds the lock: that process looks
+    for more staged rows after its commit, so a row committed before the
+    attempt is not left behind. ``rounds`` caps the batches.
+
+    Inside a caller's transaction the lock is held until that transaction ends.
+    """
+    chained, done = 0, 0
+    while rounds is None or done < rounds:
+        count = _chain_batch(wait=wait)
+        if count == 0:
+            break
+        chained, done = chained + count, done + 1
+    return chained
+
+
+def _chain_batch(*, wait: bool) -> int:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(LOCK if wait else TRY_LOCK)
+        if not wait and not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT id, entry FROM audit_pendingevent ORDER BY id LIMIT %s", [CHAIN_BATCH])
+        staged = cursor.fetchall()
+        if not staged:
+            return 0
+        cursor.execute(HEAD)
+        rows = _linked(cursor.fetchone(), [row[1] for row in staged])
+        with cursor.cursor.copy(COPY) as copy:  # the driver's own cursor: COPY is many times an INSERT's speed
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute("SELECT set_config('audit.chaining', 'on', true)")
+        cursor.execute("DELETE FROM audit_pendingevent WHERE id = ANY(%s)", [[row[0] for row in staged]])
+        cursor.execute("SELECT set_config('audit.chaining', '', true)")
+        _checkpoint_due(rows[0][0], rows[-1][0])
+    return len(rows)
+
+
+def _linked(head: tuple[int, str, datetime] | None, entries: list[str]) -> list[tuple[Any, ...]]:
+    """The staged entries as chained rows (``ENTRY_FIELDS`` order) after ``head``; times never go backwards."""
+    sequence, previous, floor = head if head else (0, GENESIS, None)
+    now = timezone.now()
+    rows = []
+    for raw in entries:
+        values, when = _staged(raw)
         # Never earlier than the entry before it: clocks of different hosts may disagree.
-        values["occurred_at"] = max(now, head["occurred_at"]) if head else now
-        previous = head["entry_hash"] if head else GENESIS
-        event = AuditEvent.objects.create(**values, previous_hash=previous, entry_hash=entry_hash(previous, values))
-    _checkpoint_due(event.sequence)
-    return event
+        floor = (when or now) if floor is None else max(when or now, floor)
+        sequence += 1
+        values.update(sequence=sequence, occurred_at=floor)
+        digest = entry_hash(previous, values)
+        # COPY's text format: the database parses the JSON columns itself.
+        row = [_dumps(values[name]) if name in _JSON_COLUMNS else values[name] for name in CHAINED_FIELDS]
+        rows.append((*row, previous, digest))
+        previous = digest
+    return rows
 
 
-def _checkpoint_due(sequence: int) -> None:
+def _staged(raw: str) -> tuple[dict[str, Any], datetime | None]:
+    """A staged entry's fields and explicit time (None: the time it is chained).
+
+    What staging writes is taken as it is (it was normalised then). A row
+    written some other way is normalised, its unknown fields dropped; one that
+    cannot be read becomes an ``audit.unreadable_staged_event`` in the chain:
+    it must neither jam the chain nor vanish from it.
+    """
+    try:
+        entry = json.loads(raw)
+        if entry.keys() == _STAGED_KEYS:
+            return {name: entry[name] for name in _STAGED}, _staged_time(entry["occurred_at"])
+        return _values({name: entry.get(name) for name in _STAGED}), _staged_time(entry.get("occurred_at"))
+    except (ValueError, TypeError, AttributeError):
+        return _values({"action": "audit.unreadable_staged_event", "outcome": "deny"}), None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _staged_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _checkpoint_due(first: int, last: int) -> None:
     """Every ``AUDIT_CHECKPOINT_EVERY`` events, sign a checkpoint once this transaction commits."""
     from django.conf import settings  # noqa: PLC0415  # settings are read late on purpose (tests override)
 
-    if sequence % settings.AUDIT_CHECKPOINT_EVERY == 0:
+    every = settings.AUDIT_CHECKPOINT_EVERY
+    if last // every > (first - 1) // every:
         schema = tenant_connection().schema_name
-        transaction.on_commit(lambda: _enqueue_checkpoint(schema))
+        transaction.on_commit(lambda: _enqueue("checkpoint_schema", schema))
 
 
-def _enqueue_checkpoint(schema: str) -> None:
-    """Ask a worker to sign; without a broker the periodic checkpoint catches up, the request goes on."""
-    from security.audit.tasks import checkpoint_schema  # noqa: PLC0415  # tasks import this module
+def _enqueue(task: str, schema: str) -> bool:
+    """Hand ``schema`` to a worker; without a broker the periodic tasks catch up, the request goes on."""
+    from security.audit import tasks  # noqa: PLC0415  # tasks import this module
 
     try:
-        checkpoint_schema.apply_async(args=(schema,), retry=False)
-    except Exception:  # noqa: BLE001  # any broker failure: the periodic task signs later
-        logger.warning("could not enqueue an audit checkpoint for %s", schema)
+        getattr(tasks, task).apply_async(args=(schema,), retry=False)
+    except Exception as error:  # noqa: BLE001  # any broker failure: the periodic task does it later
+        logger.warning("could not enqueue %s for %s (%s)", task, schema, type(error).__name__)
+        return False
+    return True

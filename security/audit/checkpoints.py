@@ -31,7 +31,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from policy.decision import canonical_json
-from security.audit.chain import format_time
+from security.audit.chain import audit_chain, format_time
 from security.audit.models import AuditEvent, Checkpoint
 from tenants.schema import tenant_connection
 from vault.errors import KeyServiceUnavailable
@@ -166,7 +166,8 @@ def parse_statement(text: str) -> dict[str, Any]:
 
 
 def checkpoint_create() -> Checkpoint | None:
-    """Sign the current schema's chain head, unless a checkpoint already covers it (None: empty chain)."""
+    """Chain what is staged, then sign the head, unless a checkpoint already covers it (None: empty chain)."""
+    audit_chain()
     head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first()
     return None if head is None else checkpoint_at(head)
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from security.audit.chain import format_time
+from security.audit.chain import audit_chain, format_time
 from security.audit.formats import csv_row, spreadsheet_safe
 from security.audit.models import AuditEvent, Outcome
 from security.models import User
@@ -41,7 +41,8 @@ def accounting_since(now: datetime | None = None) -> datetime:
 
 
 def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """The accounting for the participant known by ``pseudonym``, oldest first."""
+    """The accounting for the participant known by ``pseudonym``, oldest first (staged events chained first)."""
+    audit_chain()
     events = (
         AuditEvent.objects.filter(
             participant_pseudonyms__contains=[pseudonym],

@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from security.audit.chain import ENTRY_FIELDS, format_time, leaf_hash
+from security.audit.chain import ENTRY_FIELDS, audit_chain, format_time, leaf_hash
 from security.audit.checkpoints import (
     MANIFEST_TYPE,
     checkpoint_at,
@@ -144,6 +144,7 @@ def export_write(
     now = timezone.now()
     if until > now:
         raise ValueError("until is in the future")
+    audit_chain()  # what is chained from here on is timed after ``until``: the range is closed
     outer = connection.in_atomic_block
     with transaction.atomic():
         if not outer:  # a transaction of our own: make it one snapshot (inside another, the caller's holds)

@@ -1,9 +1,10 @@
 """The audit record of every request on a community's host, in the same transaction as its data access.
 
-The view runs inside a transaction; its audit event is appended last, just
-before the commit, so the chain's lock is held only for the append. If the
-event cannot be written (or the commit fails) nothing of the view's work is
-kept and the client gets 503 instead of the response, which may hold PHI.
+The view runs inside a transaction; its audit event is staged last, just
+before the commit (no lock: the sequencer chains it right after the commit).
+If the event cannot be written (or the commit fails) nothing of the view's
+work is kept and the client gets 503 instead of the response, which may hold
+PHI.
 
 Recorded: every policy decision (allowed or denied, the decision's id and
 policy revision), what sign-in and other unguarded routes annotate, and every

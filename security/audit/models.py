@@ -59,6 +59,22 @@ class AuditEvent(models.Model):
         return f"#{self.sequence} {self.action}"
 
 
+class PendingEvent(models.Model):
+    """An event committed with its request and not chained yet; the sequencer moves it into the chain.
+
+    ``entry`` holds the event's fields (never PHI) as JSON text (nothing queries
+    inside it, and text costs the database no parsing). The table admits no
+    UPDATE or TRUNCATE, and a DELETE only from the sequencer, in the
+    transaction that chains the row.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    entry = models.TextField()
+
+    def __str__(self) -> str:
+        return f"pending audit event {self.id}"
+
+
 class Checkpoint(models.Model):
     """A signed statement that the chain had ``entry_hash`` at ``sequence`` at ``signed_at``.
 

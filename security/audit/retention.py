@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from gateway.errors import Conflict
 from policy.models import DecisionRecord
-from security.audit.chain import audit_append, format_time
+from security.audit.chain import LOCK, audit_append, audit_chain, format_time
 from security.audit.checkpoints import checkpoint_at
 from security.audit.models import AuditEvent
 
@@ -53,7 +53,8 @@ def audit_purge(*, before: datetime, actor: str) -> Purge:
         )
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))")
+            cursor.execute(LOCK)
+        audit_chain()
         cut = AuditEvent.objects.filter(occurred_at__lt=before).aggregate(value=Max("sequence"))["value"]
         if cut is None:
             return Purge(0, 0, 0)

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from security.audit.chain import audit_chain
 from security.audit.models import AuditEvent, AuditExport, ExportStatus
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ def audit_events(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
-    """Events matching every given filter (time range ``[since, until)``)."""
+    """Events matching every given filter (time range ``[since, until)``), staged ones chained first."""
+    audit_chain()
     events = AuditEvent.objects.all()
     exact = {
         "actor_id": actor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,15 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from redis.exceptions import RedisError
 
 from gateway.errors import ServiceUnavailable
+from gateway.redis_client import get_redis
 from gateway.tasks import CommunityTask
+from security.audit.chain import audit_chain, queued_flag
 from security.audit.checkpoints import checkpoint_create
 from security.audit.exports import EXTENSIONS, export_to_path
-from security.audit.models import AuditExport, ExportStatus
+from security.audit.models import AuditExport, ExportStatus, PendingEvent
 from tenants.models import Community, CommunityStatus
 from tenants.schema import tenant_connection
 
@@ -27,29 +31,74 @@ logger = logging.getLogger(__name__)
 @shared_task(acks_late=True, reject_on_worker_lost=True, max_retries=5, default_retry_delay=30)
 def checkpoint_schema(schema: str) -> int | None:
     """Sign a checkpoint over ``schema``'s chain head (the public schema or an active community's)."""
-    if (
-        schema != "public"
-        and not Community.objects.filter(schema_name=schema).exclude(status=CommunityStatus.OFFBOARDED).exists()
-    ):
+    if not _keeps_a_log(schema):
         return None
     with schema_context(schema):
         checkpoint = checkpoint_create()
     return checkpoint.sequence if checkpoint else None
 
 
+def _keeps_a_log(schema: str) -> bool:
+    return (
+        schema == "public"
+        or Community.objects.filter(schema_name=schema).exclude(status=CommunityStatus.OFFBOARDED).exists()
+    )
+
+
+def _logs() -> list[str]:
+    """The schemas that keep a log being written: public and every community not offboarded."""
+    return [
+        "public",
+        *Community.objects.exclude(status=CommunityStatus.OFFBOARDED).values_list("schema_name", flat=True),
+    ]
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def chain_schema(schema: str) -> int:
+    """Chain ``schema``'s staged events (requests ask for it after their commit; see ``chain_later``).
+
+    A commit skips asking when its process asked less than
+    ``AUDIT_CHAIN_SIGNAL_MS`` before, so such a commit is at most that much
+    younger than an ask that this task (or one queued after it) answers. Hence
+    the second look that long after the task started: nothing committed is left
+    staged once the asks stop.
+    """
+    started = time.monotonic()
+    try:
+        get_redis().delete(queued_flag(schema))  # first: a row committed from now on asks for another task
+    except RedisError as error:  # the flag expires on its own
+        logger.warning("could not clear the chain flag of %s (%s)", schema, type(error).__name__)
+    if not _keeps_a_log(schema):
+        return 0
+    with schema_context(schema):
+        chained = audit_chain()
+        linger = started + settings.AUDIT_CHAIN_SIGNAL_MS / 1000 - time.monotonic()
+        if settings.AUDIT_CHAIN_SIGNAL_MS:
+            time.sleep(max(linger, 0))
+            chained += audit_chain()
+    return chained
+
+
 @shared_task(acks_late=True)
 def checkpoint_all() -> int:
     """Periodic (``AUDIT_CHECKPOINT_SECONDS``): sign every log whose head has moved; return how many."""
     signed = 0
-    schemas = [
-        "public",
-        *Community.objects.exclude(status=CommunityStatus.OFFBOARDED).values_list("schema_name", flat=True),
-    ]
-    for schema in schemas:
+    for schema in _logs():
         with schema_context(schema):
             if checkpoint_create() is not None:
                 signed += 1
     return signed
+
+
+@shared_task(acks_late=True)
+def chain_all() -> int:
+    """Periodic (``AUDIT_CHAIN_SECONDS``): chain events left staged (their process died first); return how many."""
+    chained = 0
+    for schema in _logs():
+        with schema_context(schema):
+            if PendingEvent.objects.exists():  # one cheap query for a log with nothing staged
+                chained += audit_chain()
+    return chained
 
 
 def export_path(export: AuditExport) -> Path:

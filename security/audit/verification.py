@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from policy.decision import canonical_json
-from security.audit.chain import ENTRY_FIELDS, GENESIS, entry_hash, link
+from security.audit.chain import ENTRY_FIELDS, GENESIS, audit_chain, entry_hash, link
 from security.audit.checkpoints import load_public_keys_pem, parse_statement, public_keys, verify_signed
 from security.audit.formats import FormatError, csv_read, fhir_read, jsonl_read
 from security.audit.models import AuditEvent, Checkpoint
@@ -115,7 +115,8 @@ def _live_start(first: int, statements: list[dict[str, Any]]) -> Walker:
 
 
 def verify_live(batch_size: int = 5000) -> Verification:
-    """Verify the current schema's chain: links, hashes, every checkpoint, purges, and the tail."""
+    """Verify the current schema's chain (after chaining what is staged): links, hashes, checkpoints, purges, tail."""
+    audit_chain()
     try:
         return _verify_live(batch_size)
     except ChainBroken as broken:

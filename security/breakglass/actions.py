@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from gateway.errors import Conflict, NotFound
+from security.audit.chain import audit_chain
 from security.audit.context import annotate
 from security.breakglass.models import BreakGlassGrant, Scope
 
@@ -58,5 +59,6 @@ def grant_review(*, grant_id: str, reviewer: str, comment: str) -> BreakGlassGra
             raise Conflict("This use of break-glass was already reviewed.", code="already_reviewed")
         grant.reviewed_at, grant.reviewed_by, grant.review_comment = timezone.now(), uuid.UUID(reviewer), comment
         grant.save(update_fields=["reviewed_at", "reviewed_by", "review_comment"])
+    audit_chain()  # the reviewer is shown the grant's uses
     annotate(resource_type="break_glass", resource_id=str(grant.id))
     return grant

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from security.audit.chain import audit_chain
 from security.breakglass.models import BreakGlassGrant
 
 
@@ -38,7 +39,11 @@ def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[st
 
 
 def review_queue(*, reviewed: bool | None = None) -> QuerySet[BreakGlassGrant]:
-    """Grants, newest first; ``reviewed=False`` is the queue of uses awaiting a compliance officer."""
+    """Grants, newest first; ``reviewed=False`` is the queue of uses awaiting a compliance officer.
+
+    Staged audit events are chained first, so each grant's uses are complete.
+    """
+    audit_chain()
     grants = BreakGlassGrant.objects.all()
     if reviewed is not None:
         grants = grants.filter(reviewed_at__isnull=not reviewed)

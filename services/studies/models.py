@@ -34,3 +34,19 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.protocol_number
+
+
+class StudyTeamMember(models.Model):
+    """A community member assigned to a study's team (the membership lives in the public schema)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="team")
+    user_id = models.UUIDField()
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["study", "user_id"], name="study_team_member_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.study_id}"

@@ -19,12 +19,12 @@ from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.test import APIClient
 
 from policy.decision import canonical_json
-from security.audit.chain import audit_append
 from security.audit.checkpoints import key_id, load_public_keys_pem, verify_signed
 from security.audit.models import AuditEvent, AuditExport, ExportStatus
 from security.audit.tasks import audit_export_task
 from security.models import User
 from tenants.models import Community
+from tests.audit.log import recorded
 from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient
 
 EVENTS = "/api/v1/audit/events/"
@@ -61,7 +61,7 @@ def seed(schema: str, events: Iterable[dict[str, Any]]) -> list[AuditEvent]:
     """Append events to ``schema``'s chain (participant reads, allowed, unless a field says otherwise)."""
     with schema_context(schema):
         return [
-            audit_append(**{"action": "participant.read", "resource_type": "participant", "outcome": "allow", **event})
+            recorded(**{"action": "participant.read", "resource_type": "participant", "outcome": "allow", **event})
             for event in events
         ]
 

@@ -24,6 +24,7 @@ from security.models import User
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
+from tests.audit.log import chained_events
 from tests.conftest import MemberClient
 
 BREAK_GLASS = "/api/v1/break-glass/"
@@ -123,7 +124,7 @@ def test_a_clinician_role_with_a_fresh_second_factor_opens_a_time_boxed_grant(
     assert grant["reviewed_at"] is None
     with schema_context("alpha"):
         stored = BreakGlassGrant.objects.get(pk=grant["id"])
-        [event] = AuditEvent.objects.filter(action="break_glass.activate")
+        [event] = chained_events().filter(action="break_glass.activate")
     assert stored.expires_at == opened_at + timedelta(minutes=20)
     assert (event.outcome, event.actor_id, event.http_status) == ("allow", str(user.pk), 201)
     assert REASON not in " ".join(str(getattr(event, field.attname)) for field in AuditEvent._meta.concrete_fields)
@@ -135,7 +136,7 @@ def test_the_activation_event_names_the_grant_it_opened(signed_in: SignedIn, par
     grant_id = open_grant(client, participant).json()["id"]
 
     with schema_context("alpha"):
-        event = AuditEvent.objects.get(action="break_glass.activate")
+        event = chained_events().get(action="break_glass.activate")
     # grant_open annotates the request's audit record with the grant it opened.
     assert (event.resource_type, event.resource_id) == ("break_glass", grant_id)
 
@@ -213,7 +214,7 @@ def test_a_grant_lets_its_holder_read_the_participant_in_an_emergency_and_flags_
     assert allowed.json()["reasons"] == ["break_glass"]
     assert allowed.json()["audit"] == "heightened"
     with schema_context("alpha"):
-        event = AuditEvent.objects.get(decision_id=allowed.json()["decision_id"])
+        event = chained_events().get(decision_id=allowed.json()["decision_id"])
     assert event.break_glass is True
     assert event.purpose == "emergency"
     assert event.actor_id == str(user.pk)
@@ -258,7 +259,7 @@ def test_an_expired_grant_opens_nothing(signed_in: SignedIn, participant: Partic
     assert response.status_code == 403
     assert response.json()["code"] == "consent_not_covering_purpose"
     with schema_context("alpha"):
-        assert not AuditEvent.objects.filter(decision_id=response.json()["decision_id"], break_glass=True).exists()
+        assert not chained_events().filter(decision_id=response.json()["decision_id"], break_glass=True).exists()
 
 
 @probe_routes
@@ -272,7 +273,7 @@ def test_the_review_queue_shows_what_was_read_under_the_grant(signed_in: SignedI
 
     assert queued["id"] == grant_id
     with schema_context("alpha"):
-        flagged = AuditEvent.objects.get(decision_id=decision_id)
+        flagged = chained_events().get(decision_id=decision_id)
     assert [use["sequence"] for use in queued["uses"]] == [flagged.sequence]
     assert queued["uses"][0]["resource_id"] == str(participant.pk)
 

@@ -12,11 +12,12 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django_tenants.utils import schema_context
 
-from security.audit.chain import CHAINED_FIELDS, GENESIS, audit_append
+from security.audit.chain import CHAINED_FIELDS, GENESIS
 from security.audit.checkpoints import checkpoint_create
 from security.audit.models import AuditEvent
 from security.audit.verification import verify_live
 from tenants.models import Community
+from tests.audit.log import recorded
 
 COLUMNS = ", ".join(CHAINED_FIELDS)
 # A copy of #2 slipped in as #3, with a hash of its own (test-only SQL from constant column names).
@@ -29,7 +30,7 @@ FORGED_ROW = (
 
 def append(count: int) -> list[AuditEvent]:
     return [
-        audit_append(
+        recorded(
             actor_id=f"u-{n}",
             actor_roles=["coordinator"],
             action="participant.read",
@@ -68,14 +69,14 @@ def test_each_community_has_its_own_chain(chain: list[AuditEvent], beta: Communi
 
 def test_the_platform_has_a_chain_of_its_own_in_the_public_schema(chain: list[AuditEvent]) -> None:
     with schema_context("public"):
-        event = audit_append(action="community.create", resource_type="community", resource_id="gamma")
+        event = recorded(action="community.create", resource_type="community", resource_id="gamma")
         assert event.sequence == AuditEvent.objects.count()
         assert verify_live().intact
 
 
 def test_unknown_fields_are_refused(alpha: Community) -> None:
     with schema_context("alpha"), pytest.raises(TypeError, match="given_name"):
-        audit_append(action="participant.read", given_name="Ada")
+        recorded(action="participant.read", given_name="Ada")
 
 
 @pytest.mark.parametrize(

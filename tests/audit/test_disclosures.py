@@ -15,12 +15,13 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.chain import audit_append, format_time
+from security.audit.chain import format_time
 from security.audit.models import AuditEvent
 from security.models import User
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
+from tests.audit.log import chained_events, recorded
 from tests.conftest import BETA_HOST, MemberClient, bearer
 
 CSV_HEADER = ["date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence"]
@@ -42,7 +43,7 @@ def enrolled_in(schema: str) -> Participant:
 def disclose(participant: Participant, recipient: User, **fields: Any) -> AuditEvent:
     """Record, in alpha's chain, an access by ``recipient`` to ``participant``'s record."""
     with schema_context("alpha"):
-        return audit_append(
+        return recorded(
             **{
                 "actor_id": str(recipient.pk),
                 "actor_roles": ["principal_investigator"],
@@ -129,7 +130,7 @@ def test_denied_accesses_operations_old_events_and_other_participants_are_not_di
     history: History, signed_in: Callable[[str], APIClient]
 ) -> None:
     with schema_context("alpha"):
-        mentioned = AuditEvent.objects.filter(participant_pseudonyms__contains=[history.participant.pseudonym])
+        mentioned = chained_events().filter(participant_pseudonyms__contains=[history.participant.pseudonym])
         assert mentioned.count() == 7
 
     disclosures = signed_in("compliance_officer").get(url(history.participant)).json()["disclosures"]
@@ -147,7 +148,7 @@ def test_asking_for_the_accounting_is_not_itself_a_disclosure(
 
     assert first.json()["disclosures"] == again.json()["disclosures"]
     with schema_context("alpha"):
-        asked = AuditEvent.objects.filter(action="disclosure.read").order_by("sequence")
+        asked = chained_events().filter(action="disclosure.read").order_by("sequence")
         assert [event.participant_pseudonyms for event in asked] == [[history.participant.pseudonym]] * 2
 
 

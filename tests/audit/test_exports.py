@@ -19,11 +19,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from security.audit.chain import audit_append
 from security.audit.checkpoints import checkpoint_at
 from security.audit.exports import export_to_path
 from security.audit.verification import verify_files
 from tenants.models import Community
+from tests.audit.log import recorded
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -37,7 +37,7 @@ def log(alpha: Community) -> Iterator[None]:
     """30 events a minute apart (#n at minute n), checkpoints at #10 and #20."""
     with schema_context("alpha"):
         for n in range(1, 31):
-            audit_append(
+            recorded(
                 occurred_at=at(n),
                 actor_id=f"u-{n}",
                 actor_roles=["coordinator"],

@@ -23,6 +23,7 @@ from security.models import AuthSession, User
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
+from tests.audit.log import chained_events
 from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient, bearer
 from tests.factories import DEFAULT_PASSWORD
 
@@ -35,7 +36,7 @@ PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code", "instance", "req
 def events(**filters: Any) -> list[AuditEvent]:
     """Alpha's audit events matching ``filters``, in sequence order."""
     with schema_context("alpha"):
-        return list(AuditEvent.objects.filter(**filters).order_by("sequence"))
+        return list(chained_events().filter(**filters).order_by("sequence"))
 
 
 def field_values(event: AuditEvent) -> str:
@@ -51,14 +52,14 @@ def refuse_audit_writes() -> None:
             "BEGIN RAISE EXCEPTION 'the audit store refuses this write'; END $$"
         )
         cursor.execute(
-            "CREATE TRIGGER refuse_audit_event BEFORE INSERT ON alpha.audit_auditevent "
+            "CREATE TRIGGER refuse_audit_event BEFORE INSERT ON alpha.audit_pendingevent "
             "FOR EACH ROW EXECUTE FUNCTION alpha.refuse_audit_event()"
         )
 
 
 def accept_audit_writes() -> None:
     with connection.cursor() as cursor:
-        cursor.execute("DROP TRIGGER refuse_audit_event ON alpha.audit_auditevent")
+        cursor.execute("DROP TRIGGER refuse_audit_event ON alpha.audit_pendingevent")
 
 
 @pytest.fixture
@@ -311,7 +312,7 @@ def test_the_audit_store_of_another_community_does_not_matter(
     assert response.status_code == 200
     assert response.json()["user_id"] == str(beta_user.pk)
     with schema_context("beta"):
-        assert AuditEvent.objects.filter(action="self.read", actor_id=str(beta_user.pk)).exists()
+        assert chained_events().filter(action="self.read", actor_id=str(beta_user.pk)).exists()
 
 
 def test_a_look_up_of_a_missing_participant_is_recorded_with_the_id_asked_for(

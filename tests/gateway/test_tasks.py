@@ -129,7 +129,14 @@ def test_task_queues_are_quorum_queues_that_dead_letter(db: None) -> None:
 def test_declared_queues_carry_the_quorum_and_dead_letter_arguments() -> None:
     by_name = {queue.name: queue for queue in celery_app.conf.task_queues}
 
-    assert set(by_name) == {"default", "default.dead-letter", "keys", "keys.dead-letter"}
+    assert set(by_name) == {
+        "default",
+        "default.dead-letter",
+        "keys",
+        "keys.dead-letter",
+        "audit",
+        "audit.dead-letter",
+    }
     assert by_name["default"].queue_arguments["x-queue-type"] == "quorum"
     assert by_name["default"].queue_arguments["x-dead-letter-exchange"] == "gateway.dead-letter"
     assert celery_app.conf.task_acks_late is True

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from gateway.commands import ApplicationCommand
+from security.audit.chain import audit_chain
 from security.audit.exports import export_to_path
 from security.audit.models import AuditEvent, ExportFormat
 from security.audit.progress import ProgressBar
@@ -53,6 +54,7 @@ class Command(ApplicationCommand):
         slug = options["community"]
         schema = "public" if slug == "public" else community_get(slug=slug).schema_name
         with schema_context(schema):
+            audit_chain()
             total = AuditEvent.objects.filter(occurred_at__gte=since, occurred_at__lt=until).count()
             bar = ProgressBar(sys.stderr, total)
             written = export_to_path(out, kind=options["format"], since=since, until=until, progress=bar.advance)

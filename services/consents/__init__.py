@@ -1,0 +1,1 @@
+"""Consents: what each participant agreed to, and withdrawals."""

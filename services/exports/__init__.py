@@ -1,0 +1,1 @@
+"""De-identified (HIPAA Safe Harbor) study exports."""

@@ -1,0 +1,5 @@
+"""Routes of de-identified exports."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,1 @@
+"""Observations about participants (coded values; date and note encrypted)."""
