@@ -1,5 +1,10 @@
-"""Routes (filled in with the APIs)."""
+"""Observation routes under ``/api/v1/``."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from services.observations import apis
+
+urlpatterns = [
+    path("observations/", apis.ObservationListApi.as_view(), name="observation-list"),
+    path("observations/<uuid:pk>/", apis.ObservationDetailApi.as_view(), name="observation-detail"),
+]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from django.db.models import QuerySet
+
+from services.consents.selectors import active_scopes, covered_by_consent
 from services.participants.models import Participant
 from services.studies.models import Study
+from vault.fields import blind_index_filter
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -31,3 +36,33 @@ def participant_pseudonym(participant_id: str) -> str | None:
     if key is None:
         return None
     return Participant.objects.filter(pk=key).values_list("pseudonym", flat=True).first()
+
+
+def participants(*, study: uuid.UUID | None = None, mrn: str | None = None) -> QuerySet[Participant]:
+    """The community's participants, by study and by exact MRN (through its blind index)."""
+    found = Participant.objects.order_by()
+    if study is not None:
+        found = found.filter(study_id=study)
+    if mrn is not None:
+        found = found.filter(blind_index_filter(Participant, "mrn_index", mrn))
+    return found
+
+
+def consented(queryset: QuerySet[Participant], scope: Any) -> QuerySet[Participant]:
+    """The policy's ``consent_scope`` condition: participants whose consent covers the purpose."""
+    return covered_by_consent(queryset, scope)
+
+
+def policy_attributes(participant: Participant) -> dict[str, Any]:
+    """What the policy may know of a participant: ids and the scopes consented to (no PHI)."""
+    return {
+        "participant": str(participant.pk),
+        "study": str(participant.study_id),
+        "consent_scopes": active_scopes(participant.pk),
+    }
+
+
+def mrn_taken(mrn: str, *, other_than: uuid.UUID | None = None) -> bool:
+    """Whether another participant of this community has this MRN."""
+    found = participants(mrn=mrn)
+    return (found.exclude(pk=other_than) if other_than is not None else found).exists()

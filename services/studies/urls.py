@@ -1,5 +1,10 @@
-"""Routes (filled in with the APIs)."""
+"""Study routes under ``/api/v1/``."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from services.studies import apis
+
+urlpatterns = [
+    path("studies/", apis.StudyListApi.as_view(), name="study-list"),
+    path("studies/<uuid:pk>/", apis.StudyDetailApi.as_view(), name="study-detail"),
+]

@@ -68,6 +68,14 @@ AUTHENTICATED_ROUTES = {
     "/api/v1/break-glass/": "post",
     "/api/v1/break-glass/<uuid:pk>/review/": "post",
     "/api/v1/participants/<uuid:pk>/disclosures/": "get",
+    "/api/v1/studies/": "get",
+    "/api/v1/studies/<uuid:pk>/": "get",
+    "/api/v1/participants/": "get",
+    "/api/v1/participants/<uuid:pk>/": "get",
+    "/api/v1/participants/<uuid:pk>/consents/": "get",
+    "/api/v1/participants/<uuid:pk>/consents/<uuid:consent_id>/withdraw/": "post",
+    "/api/v1/observations/": "get",
+    "/api/v1/observations/<uuid:pk>/": "get",
 }
 CREDENTIAL_ROUTES = {"/api/v1/auth/token", "/api/v1/auth/refresh"}
 PUBLIC_KEY_ROUTES = {"/api/v1/audit/keys/"}
@@ -89,7 +97,7 @@ def test_an_alpha_token_opens_no_route_on_beta(
 ) -> None:
     token = login(ALPHA_HOST, member(alpha, "owner"))["access"]
 
-    path = route.replace("<uuid:pk>", str(uuid.uuid4()))
+    path = route.replace("<uuid:pk>", str(uuid.uuid4())).replace("<uuid:consent_id>", str(uuid.uuid4()))
 
     response = getattr(bearer(client_for(BETA_HOST), token), method)(path, {}, format="json")
 

@@ -1,0 +1,134 @@
+"""What every research API shares: validated text, optimistic concurrency, audited 404s, cursors.
+
+* Text fields refuse control characters (an MRN with a NUL or an escape
+  sequence is a 400, not a row).
+* Updates need ``If-Match`` with the ETag the client read: a stale one is
+  409 ``edit_conflict``, none at all 428 ``if_match_required``; nothing is
+  half-written (the request is one transaction).
+* A missing id (a random one, or one of another community) is a 404 that
+  names the action and resource in the audit log, exactly like a denial
+  hidden as 404.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import unicodedata
+from typing import Any, ClassVar
+
+from django.db.models import Model
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+
+from gateway.errors import ApplicationError, NotFound
+from security.audit.context import annotate
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class PreconditionRequired(ApplicationError):
+    """An update without ``If-Match`` (428): the client must say which version it changes."""
+
+    status = 428
+    title = "Precondition required"
+
+
+class EditConflict(ApplicationError):
+    """``If-Match`` names a version that is no longer current (409)."""
+
+    status = 409
+    title = "Conflict"
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether ``value`` holds a control character (Unicode category Cc) other than none at all."""
+    return any(unicodedata.category(character) == "Cc" for character in value)
+
+
+class CleanCharField(serializers.CharField):
+    """A CharField that refuses control characters (tabs and newlines included unless ``multiline``)."""
+
+    default_error_messages: ClassVar[dict[str, Any]] = {
+        "control_characters": "Control characters are not allowed.",
+    }
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
+        self.multiline = multiline
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        """Validate as a CharField, then refuse control characters."""
+        value = str(super().to_internal_value(data))
+        checked = value.replace("\n", "").replace("\r", "").replace("\t", "") if self.multiline else value
+        if has_control_characters(checked):
+            self.fail("control_characters")
+        return value
+
+
+class PastDateField(serializers.DateField):
+    """A date that is not in the future (and not before ``min_year``)."""
+
+    default_error_messages: ClassVar[dict[str, Any]] = {
+        "future": "This date is in the future.",
+        "too_old": "This date is too far in the past.",
+    }
+
+    def __init__(self, *, min_year: int = 1880, **kwargs: Any) -> None:
+        self.min_year = min_year
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value: Any) -> datetime.date:
+        """Parse, then check the range."""
+        parsed = super().to_internal_value(value)
+        if parsed > timezone.localdate():
+            self.fail("future")
+        if parsed.year < self.min_year:
+            self.fail("too_old")
+        return parsed
+
+
+def etag(instance: Model) -> str:
+    """A strong ETag for a row's current version (its id and last update, hashed)."""
+    stamp = getattr(instance, "updated_at", None)
+    moment = stamp.isoformat() if isinstance(stamp, datetime.datetime) else ""
+    return '"' + hashlib.sha256(f"{instance.pk}|{moment}".encode()).hexdigest()[:32] + '"'
+
+
+def require_current(request: Request, instance: Model) -> None:
+    """Refuse an update unless ``If-Match`` names the row's current ETag.
+
+    Raises:
+        PreconditionRequired: no ``If-Match``.
+        EditConflict: the row changed since the client read it.
+    """
+    header = request.headers.get("If-Match", "").strip()
+    if not header:
+        raise PreconditionRequired(
+            "Send If-Match with the ETag you read, so a concurrent change is not overwritten.",
+            code="if_match_required",
+        )
+    offered = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    if "*" not in offered and etag(instance) not in offered:
+        raise EditConflict(
+            "The record changed since you read it. Read it again and reapply your change.",
+            code="edit_conflict",
+            headers={"ETag": etag(instance)},
+        )
+
+
+def missing(action: str, resource_type: str, resource_id: Any, *, what: str) -> NotFound:
+    """A 404 for an id this community does not hold, on record as a refused ``action`` on that resource."""
+    annotate(action=action, resource_type=resource_type, resource_id=str(resource_id), reasons=["not_found"])
+    return NotFound(f"No such {what}.", code="not_found")
+
+
+class CreatedCursor(CursorPagination):
+    """Cursor pagination, oldest first; the cursor is opaque and every filter is applied again."""
+
+    ordering = ("created_at", "id")
+    page_size = 50
+    page_size_query_param = "limit"
+    max_page_size = 200

@@ -1,0 +1,127 @@
+"""Consent routes: ``/api/v1/participants/{id}/consents/`` and ``.../consents/{consent_id}/withdraw/``.
+
+Withdrawal is a state, not a deletion: the consent keeps its record with
+``withdrawn_at`` set, and from then on the policy refuses PHI for its scopes
+(unless another consent still covers them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from gateway.errors import BadRequest, Conflict
+from gateway.serializers import StrictSerializer
+from policy.permissions import view_action
+from security.audit.context import note_participants
+from services.common import NO_STORE, CleanCharField, missing
+from services.consents.models import Consent, Scope
+from services.participants.models import Participant
+
+
+class ConsentSerializer(serializers.ModelSerializer[Consent]):
+    """A consent as the API shows it."""
+
+    class Meta:
+        model = Consent
+        fields: ClassVar[list[str]] = [
+            "id",
+            "participant",
+            "scopes",
+            "form_version",
+            "signed_at",
+            "withdrawn_at",
+            "created_at",
+        ]
+
+
+class ConsentInput(StrictSerializer):
+    """A signed consent form."""
+
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Scope.choices), min_length=1, max_length=len(Scope.choices)
+    )
+    form_version = CleanCharField(min_length=1, max_length=64)
+    signed_at = serializers.DateTimeField()
+
+    def validate_scopes(self, scopes: list[str]) -> list[str]:
+        """Each scope once."""
+        if len(set(scopes)) != len(scopes):
+            raise serializers.ValidationError("A scope is listed twice.")
+        return sorted(scopes)
+
+    def validate_signed_at(self, signed_at: Any) -> Any:
+        """Not in the future."""
+        if signed_at > timezone.now():
+            raise serializers.ValidationError("A consent cannot be signed in the future.")
+        return signed_at
+
+
+class WithdrawInput(StrictSerializer):
+    """Nothing to send: the time of withdrawal is the server's."""
+
+
+class _ParticipantScoped(APIView):
+    """Routes under one participant: the policy sees which participant (break-glass grants may name it)."""
+
+    policy_resource_type = "consent"
+    policy_deny_as_not_found = True
+
+    def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
+        """The participant the consents belong to; an unknown id is an audited 404."""
+        found = Participant.objects.filter(pk=self.kwargs["pk"]).only("id", "pseudonym", "study_id").first()
+        if found is None:
+            action = view_action(self, request.method or "GET")
+            raise missing(str(action), "participant", self.kwargs["pk"], what="participant")
+        note_participants([found.pseudonym])
+        self.participant = found
+        return {"participant": str(found.pk), "study": str(found.study_id)}
+
+
+class ConsentListApi(_ParticipantScoped):
+    """``GET``: the participant's consents, withdrawn ones included; ``POST``: record a signed consent."""
+
+    policy_actions: ClassVar[dict[str, str]] = {"GET": "consent.list", "POST": "consent.create"}
+    policy_collection = True
+
+    @extend_schema(responses={200: ConsentSerializer(many=True)})
+    def get(self, request: Request, pk: Any) -> Response:
+        """Every consent of the participant, oldest first."""
+        consents = Consent.objects.filter(participant=self.participant)
+        return Response({"results": ConsentSerializer(consents, many=True).data}, headers=NO_STORE)
+
+    @extend_schema(request=ConsentInput, responses={201: ConsentSerializer})
+    def post(self, request: Request, pk: Any) -> Response:
+        """Record a consent."""
+        data = ConsentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        consent = Consent.objects.create(participant=self.participant, **data.validated_data)
+        return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+
+class ConsentWithdrawApi(_ParticipantScoped):
+    """``POST``: withdraw one consent (once; the record stays)."""
+
+    policy_action = "consent.withdraw"
+    policy_resource_id_kwarg = "consent_id"
+
+    @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
+    def post(self, request: Request, pk: Any, consent_id: Any) -> Response:
+        """Mark the consent withdrawn now."""
+        if not isinstance(request.data, dict):
+            raise BadRequest("Send a JSON object (it may be empty).", code="invalid")
+        WithdrawInput(data=request.data).is_valid(raise_exception=True)
+        consent = Consent.objects.select_for_update().filter(pk=consent_id, participant=self.participant).first()
+        if consent is None:
+            raise missing("consent.withdraw", "consent", consent_id, what="consent")
+        if consent.withdrawn_at is not None:
+            raise Conflict("This consent was already withdrawn.", code="already_withdrawn")
+        consent.withdrawn_at = timezone.now()
+        consent.save(update_fields=["withdrawn_at", "updated_at"])
+        return Response(ConsentSerializer(consent).data, headers=NO_STORE)
