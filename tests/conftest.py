@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pyotp
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import setup_databases
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
@@ -43,6 +45,10 @@ BETA_HOST = "beta.localhost"
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     """Create the two communities (schemas included) once for the whole session."""
     with django_db_blocker.unblock():
+        if not connection.settings_dict["NAME"].startswith("test_"):
+            # Only tests that commit for real were collected (none asks for ``db``), so
+            # pytest-django set no database up: set up the test database all the same.
+            setup_databases(verbosity=0, interactive=False, keepdb=True, aliases={"default": {}})
         for slug, name, domain in COMMUNITIES:
             if not Community.objects.filter(slug=slug).exists():
                 community_create(slug=slug, name=name, domain=domain)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import transaction
+from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -25,6 +26,7 @@ from policy.obligations import REDACT_ALL, apply_conditions
 from security.audit.context import note_participants
 from security.audit.disclosures import disclosures, disclosures_csv
 from services.common import NO_STORE, CreatedCursor, etag, missing, require_current
+from services.consents.models import Consent
 from services.participants.models import Participant
 from services.participants.selectors import (
     consented,
@@ -42,7 +44,12 @@ def _field_error(field: str, message: str) -> serializers.ValidationError:
 
 
 def _represent(request: Request, participant: Participant) -> dict[str, Any]:
-    participant.consent_scopes = policy_attributes(participant)["consent_scopes"]  # type: ignore[attr-defined]
+    active = getattr(participant, "active_consents", None)  # prefetched by lists: no query per row
+    participant.consent_scopes = (  # type: ignore[attr-defined]
+        sorted({scope for consent in active for scope in consent.scopes})
+        if active is not None
+        else policy_attributes(participant)["consent_scopes"]
+    )
     return dict(ParticipantSerializer(participant, context={"request": request}).data)
 
 
@@ -79,6 +86,9 @@ class ParticipantListApi(APIView):
             raise BadRequest("Searching by MRN needs an unredacted view of it.", code="filter_not_allowed")
         found = participants(study=query.validated_data.get("study"), mrn=query.validated_data.get("mrn"))
         found = apply_conditions(found, decision.obligations.conditions, {"consent_scope": consented})
+        found = found.prefetch_related(
+            Prefetch("consents", queryset=Consent.objects.filter(withdrawn_at__isnull=True), to_attr="active_consents")
+        )
         paginator = CreatedCursor()
         page = paginator.paginate_queryset(found, request, view=self) or []
         note_participants(participant.pseudonym for participant in page)

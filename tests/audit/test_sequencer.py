@@ -168,7 +168,7 @@ def test_the_periodic_sweep_chains_what_nobody_asked_for(alpha: Community) -> No
 
 
 @pytest.fixture
-def committed(django_db_blocker: Any) -> Iterator[None]:
+def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Real commits in alpha's audit tables (no test transaction), cleared afterwards with the guard off."""
     with django_db_blocker.unblock():
         try:
