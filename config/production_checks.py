@@ -54,6 +54,8 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     problems.extend(_development_policy(environ))
     problems.extend(_development_keys(environ))
     problems.extend(_gateway_trust(environ))
+    if environ.get("DEIDENTIFIED_EXPORT_STORAGE", "s3" if environ.get("AWS_S3_BUCKET") else "local") != "s3":
+        problems.append("AWS_S3_BUCKET is not set (production keeps de-identified exports in S3, not on a host)")
     return problems
 
 

@@ -11,7 +11,9 @@ someone to look at. The task body runs inside the community's schema.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from celery import Task
@@ -23,6 +25,8 @@ from policy.enforcement import authorize
 from policy.inputs import policy_input, subject_document
 from security.selectors import active_member
 from tenants.models import Community, CommunityStatus
+
+logger = logging.getLogger(__name__)
 
 
 class CommunityTask(Task[Any, Any]):
@@ -80,3 +84,29 @@ class CommunityTask(Task[Any, Any]):
             except ApplicationError as error:
                 raise Reject(f"the policy no longer allows this task ({error.code})", requeue=False) from error
             return self.run(*args, **kwargs)
+
+
+def enqueue_for_caller(
+    task: Task[Any, Any], *, claims: Any, community: Community, on_refused: Callable[[], None], **kwargs: Any
+) -> bool:
+    """Queue ``task`` on behalf of the request's caller: who asked and how they signed in travel with it.
+
+    When no broker takes the message, ``on_refused`` runs (mark the work failed,
+    say) and False is returned: the request that asked has committed already.
+    """
+    try:
+        task.apply_async(
+            kwargs={
+                **kwargs,
+                "community": community.slug,
+                "actor": str(claims.subject),
+                "auth_time": int(claims.auth_time),
+                "amr": list(claims.amr),
+            },
+            retry=False,
+        )
+    except Exception as error:  # noqa: BLE001  # any broker failure is handed to on_refused, not lost silently
+        logger.warning("could not queue %s (%s)", task.name, type(error).__name__)
+        on_refused()
+        return False
+    return True

@@ -207,6 +207,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models name a field "status" with choices of their own: one schema enum each.
+    "ENUM_NAME_OVERRIDES": {
+        "StudyStatusEnum": "services.studies.models.StudyStatus",
+        "ExportStatusEnum": "services.exports.models.ExportStatus",  # audit exports share its choices
+    },
 }
 
 # Tokens. Access tokens are EdDSA-signed JWTs; refresh tokens are opaque and
@@ -328,6 +333,11 @@ AUDIT_CHAIN_SECONDS = env_int("AUDIT_CHAIN_SECONDS", default=2)  # the sweep for
 AUDIT_CHAIN_SIGNAL_MS = env_int("AUDIT_CHAIN_SIGNAL_MS", default=50)  # a process asks once per this, per community
 AUDIT_CHAIN_FLAG_SECONDS = 60  # a lost chain task stops holding back new ones after this long
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(LOCAL_STATE_DIR / "audit-exports")))
+# De-identified (Safe Harbor) study exports, sealed with the community's key: "local" files or "s3" objects.
+DEIDENTIFIED_EXPORT_STORAGE = env_str("DEIDENTIFIED_EXPORT_STORAGE", "s3" if AWS_S3_BUCKET else "local")
+DEIDENTIFIED_EXPORT_DIR = Path(env_str("DEIDENTIFIED_EXPORT_DIR", str(LOCAL_STATE_DIR / "deidentified-exports")))
+DEIDENTIFIED_EXPORT_S3_PREFIX = env_str("DEIDENTIFIED_EXPORT_S3_PREFIX", "deidentified-exports/")
+DEIDENTIFIED_EXPORT_CHUNK_BYTES = env_int("DEIDENTIFIED_EXPORT_CHUNK_BYTES", default=64 * 1024)
 # HIPAA keeps documentation six years (45 CFR 164.316(b)(2)); this may only be raised.
 AUDIT_MIN_RETENTION_DAYS = 6 * 366
 AUDIT_RETENTION_DAYS = max(env_int("AUDIT_RETENTION_DAYS", default=AUDIT_MIN_RETENTION_DAYS), AUDIT_MIN_RETENTION_DAYS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -10,10 +9,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from gateway.tasks import enqueue_for_caller
 from security.audit.chain import audit_chain
 from security.audit.models import AuditEvent, AuditExport, ExportStatus
-
-logger = logging.getLogger(__name__)
 
 
 def audit_events(
@@ -51,21 +49,17 @@ def export_enqueue(export: AuditExport, *, claims: Any, community: Any) -> None:
     """Queue the export's task with who asked and how they signed in; mark it failed if no broker takes it."""
     from security.audit.tasks import audit_export_task  # noqa: PLC0415  # tasks import the exports stack
 
-    try:
-        audit_export_task.apply_async(
-            kwargs={
-                "export_id": str(export.id),
-                "community": community.slug,
-                "actor": str(claims.subject),
-                "auth_time": int(claims.auth_time),
-                "amr": list(claims.amr),
-                "resource_id": str(export.id),
-            },
-            retry=False,
-        )
-    except Exception as error:  # noqa: BLE001  # any broker failure: the export is marked, not lost silently
-        logger.warning("could not queue audit export %s (%s)", export.id, type(error).__name__)
+    def refused() -> None:
         with schema_context(community.schema_name):
             AuditExport.objects.filter(pk=export.id).update(
                 status=ExportStatus.FAILED, error="queue_unavailable", finished_at=timezone.now()
             )
+
+    enqueue_for_caller(
+        audit_export_task,
+        claims=claims,
+        community=community,
+        on_refused=refused,
+        export_id=str(export.id),
+        resource_id=str(export.id),
+    )

@@ -1,5 +1,12 @@
-"""Routes of de-identified exports."""
+"""Routes of de-identified exports, under ``/api/v1/``."""
 
-from django.urls import URLPattern
+from django.urls import path
 
-urlpatterns: list[URLPattern] = []
+from services.exports import apis
+
+urlpatterns = [
+    path("exports/", apis.ExportListApi.as_view(), name="exports"),
+    path("exports/<uuid:pk>/", apis.ExportDetailApi.as_view(), name="export"),
+    path("exports/<uuid:pk>/download/", apis.ExportDownloadApi.as_view(), name="export-download"),
+    path("exports/<uuid:pk>/manifest/", apis.ExportManifestApi.as_view(), name="export-manifest"),
+]

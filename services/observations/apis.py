@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,6 +30,7 @@ CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_:]{0,63}$"
 MAX_NOTE = 10_000
 
 
+@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1000}]})
 class ObservationValueField(serializers.Field):  # type: ignore[type-arg]
     """``value``: a finite number or a short text."""
 

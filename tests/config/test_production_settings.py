@@ -32,6 +32,7 @@ COMPLETE = {
     "VAULT_SECRET_ID": "s3cr3t-from-the-orchestrator",
     "TRUSTED_PROXIES": "10.20.0.0/24",
     "PROXY_SHARED_SECRET": "p" * 48,
+    "AWS_S3_BUCKET": "gateway-exports",
 }
 
 
@@ -90,6 +91,8 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"TRUSTED_PROXIES": "0.0.0.0/0"}, "TRUSTED_PROXIES must not trust every address"),
         ({"TRUSTED_PROXIES": "kong.internal"}, "TRUSTED_PROXIES holds 'kong.internal'"),
         ({"PROXY_SHARED_SECRET": "short"}, "PROXY_SHARED_SECRET is missing or shorter"),
+        ({"AWS_S3_BUCKET": ""}, "AWS_S3_BUCKET is not set"),
+        ({"DEIDENTIFIED_EXPORT_STORAGE": "local"}, "AWS_S3_BUCKET is not set"),
     ],
 )
 def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: str) -> None:

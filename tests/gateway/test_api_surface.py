@@ -76,6 +76,10 @@ AUTHENTICATED_ROUTES = {
     "/api/v1/participants/<uuid:pk>/consents/<uuid:consent_id>/withdraw/": "post",
     "/api/v1/observations/": "get",
     "/api/v1/observations/<uuid:pk>/": "get",
+    "/api/v1/exports/": "post",
+    "/api/v1/exports/<uuid:pk>/": "get",
+    "/api/v1/exports/<uuid:pk>/download/": "get",
+    "/api/v1/exports/<uuid:pk>/manifest/": "get",
 }
 CREDENTIAL_ROUTES = {"/api/v1/auth/token", "/api/v1/auth/refresh"}
 PUBLIC_KEY_ROUTES = {"/api/v1/audit/keys/"}

@@ -74,6 +74,10 @@ def _client(users: list[User], role: str, client_for: Callable[[str], APIClient]
     return bearer(client_for(ALPHA_HOST), response.json()["access"])
 
 
+def _server(settings: dict[str, Any]) -> list[str]:
+    return ["-h", settings["HOST"], "-p", str(settings["PORT"]), "-U", settings["USER"]]
+
+
 def _walkthrough(pi: APIClient, coordinator: APIClient) -> None:
     study = pi.post(
         "/api/v1/studies/",
@@ -115,8 +119,7 @@ def test_a_dump_of_the_community_schema_holds_none_of_the_phi_entered(
 
     settings = connection.settings_dict
     dump = subprocess.run(  # noqa: S603
-        ["pg_dump", "--schema=alpha", "--no-owner", "-h", settings["HOST"], "-p", str(settings["PORT"])]
-        + ["-U", settings["USER"], settings["NAME"]],
+        ["pg_dump", "--schema=alpha", "--no-owner", *_server(settings), settings["NAME"]],  # noqa: S607
         capture_output=True,
         text=True,
         check=True,

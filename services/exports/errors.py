@@ -1,0 +1,16 @@
+"""Error codes of de-identified exports."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExportErrorCode(StrEnum):
+    """Why an export request or download was refused, or why a build failed (never PHI)."""
+
+    NOT_FOUND = "not_found"
+    STUDY_NOT_FOUND = "study_not_found"
+    NOT_READY = "export_not_ready"
+    FILE_MISSING = "export_file_missing"
+    KEY_RETIRED = "export_key_retired"
+    QUEUE_UNAVAILABLE = "queue_unavailable"

@@ -1,0 +1,163 @@
+"""Reads for de-identified exports: the exports themselves, the study's dataset, a ready file's plaintext.
+
+Every read runs in the request's (or task's) community schema, so an id from
+another community is simply not there: a miss, the same 404 as a random id.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+
+from gateway.errors import ApplicationError, Conflict, NotFound
+from services.consents.models import Consent, Scope
+from services.exports.deidentify import ObservationInput, ParticipantInput
+from services.exports.errors import ExportErrorCode
+from services.exports.formats import EXTENSIONS
+from services.exports.models import DeidentifiedExport, ExportStatus
+from services.exports.sealing import ByteSource, file_aad, open_chunks, read_key_version
+from services.exports.storage import ExportFileMissing, get_storage, storage_key
+from services.observations.models import Observation
+from services.participants.models import Participant
+from services.studies.models import Study
+from vault.errors import CiphertextIntegrityError, KeyDestroyed
+from vault.keys import current_community, read_key
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+# Only participants whose consent covers research use (and is not withdrawn) are exported.
+EXPORT_CONSENT_SCOPE = Scope.RESEARCH_USE
+PARTICIPANT_FIELDS = ("id", "date_of_birth", "sex", "state", "postal_code")
+OBSERVATION_FIELDS = ("id", "participant_id", "code_system", "code", "value_number", "unit", "effective_date")
+
+
+class ExportGone(ApplicationError):
+    """The export's file can no longer be opened: its data key was retired or destroyed (410)."""
+
+    status = 410
+    title = "Gone"
+
+
+def deidentified_exports() -> QuerySet[DeidentifiedExport]:
+    """The community's exports, newest first."""
+    return DeidentifiedExport.objects.all()
+
+
+def access_export(export_id: Any) -> DeidentifiedExport:
+    """The export with this id in this community (404 otherwise)."""
+    export = DeidentifiedExport.objects.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound("No such export.", code=ExportErrorCode.NOT_FOUND)
+    return export
+
+
+def access_ready_export(export_id: Any) -> DeidentifiedExport:
+    """The export, which must be ready (409 while pending or after a failure)."""
+    export = access_export(export_id)
+    if export.status != ExportStatus.READY:
+        raise Conflict(f"The export is {export.status}.", code=ExportErrorCode.NOT_READY)
+    return export
+
+
+def access_study(study_id: uuid.UUID) -> Study:
+    """The study with this id in this community (404 otherwise, for a study of another community too)."""
+    study = Study.objects.filter(pk=study_id).first()
+    if study is None:
+        raise NotFound("No such study.", code=ExportErrorCode.STUDY_NOT_FOUND)
+    return study
+
+
+def _consented() -> Exists:
+    return Exists(
+        Consent.objects.filter(
+            participant=OuterRef("pk"), withdrawn_at__isnull=True, scopes__contains=[EXPORT_CONSENT_SCOPE]
+        )
+    )
+
+
+def excluded_participant_count(study: Study) -> int:
+    """How many of the study's participants an export leaves out (no active research-use consent)."""
+    return Participant.objects.filter(study=study).exclude(_consented()).count()
+
+
+def _observation(observation: Observation) -> ObservationInput:
+    return {
+        "code_system": observation.code_system,
+        "code": observation.code,
+        "value_number": observation.value_number,
+        "unit": observation.unit,
+        "effective_date": observation.effective_date,
+    }
+
+
+def export_participants(study: Study) -> Iterator[ParticipantInput]:
+    """The study's consented participants in random order, with their observations, a batch at a time.
+
+    Only the columns Safe Harbor may keep in some form are loaded (and so
+    decrypted): names, contacts, addresses, MRNs and notes are never opened.
+    The order is random so that a row's position says nothing about when
+    its participant enrolled.
+    """
+    observations = Observation.objects.only(*OBSERVATION_FIELDS).order_by("created_at", "id")
+    participants = (
+        Participant.objects.filter(study=study)
+        .filter(_consented())
+        .only(*PARTICIPANT_FIELDS)
+        .order_by("?")
+        .prefetch_related(Prefetch("observations", queryset=observations))
+    )
+    for participant in participants.iterator(chunk_size=BATCH):
+        yield {
+            "date_of_birth": participant.date_of_birth,
+            "sex": participant.sex,
+            "state": participant.state,
+            "postal_code": participant.postal_code,
+            "observations": [_observation(item) for item in participant.observations.all()],
+        }
+
+
+def export_storage_key(export: DeidentifiedExport, community: str) -> str:
+    """Where the export's sealed file is kept."""
+    return storage_key(community=community, export_id=str(export.id), extension=EXTENSIONS[export.format])
+
+
+def _opened(source: ByteSource, export: DeidentifiedExport, **opening: Any) -> Iterator[bytes]:
+    try:
+        yield from open_chunks(source, **opening)
+    except CiphertextIntegrityError:
+        logger.error("the sealed file of export %s failed its integrity check; the download was cut", export.id)
+        raise
+    finally:
+        source.close()
+
+
+def export_plaintext(export: DeidentifiedExport) -> Iterator[bytes]:
+    """The export's dataset, decrypted chunk by chunk as it is read; never written out in clear.
+
+    The file and its key are opened here, before the response starts, so a
+    missing file or a retired key is a clean 404 or 410 and the stream needs
+    no database.
+    """
+    community = current_community()
+    try:
+        source = get_storage().reader(export_storage_key(export, community))
+    except ExportFileMissing as error:
+        raise NotFound("The export's file is gone.", code=ExportErrorCode.FILE_MISSING) from error
+    try:
+        version = read_key_version(source)
+        cipher = read_key(community, version)
+    except KeyDestroyed as error:
+        source.close()
+        raise ExportGone(
+            "The key that sealed this export is gone; ask for a new export.", code=ExportErrorCode.KEY_RETIRED
+        ) from error
+    except BaseException:
+        source.close()
+        raise
+    aad = file_aad(community=community, export_id=str(export.id), key_version=version)
+    return _opened(source, export, cipher=cipher, aad=aad)
