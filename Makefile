@@ -91,6 +91,7 @@ policy-review: $(INSTALLED) ## Rego tests with rule coverage, then the decisions
 bench: $(INSTALLED) services ## Measure token, policy, request and audit figures (prints them)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench_audit
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench_research
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml

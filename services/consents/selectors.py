@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from django.db.models import Exists, Model, OuterRef, QuerySet
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Exists, F, Func, Model, OuterRef, QuerySet
 
 from services.consents.models import Consent
 
@@ -19,6 +20,17 @@ def active_scopes(participant_id: Any) -> list[str]:
     ):
         scopes.update(granted)
     return sorted(scopes)
+
+
+def active_scopes_column(*, participant_field: str = "pk") -> ArraySubquery:
+    """The participant's active consent scopes, distinct and sorted, as one column of the query."""
+    return ArraySubquery(
+        Consent.objects.filter(participant=OuterRef(participant_field), withdrawn_at__isnull=True)
+        .annotate(scope=Func(F("scopes"), function="unnest"))
+        .values("scope")
+        .distinct()
+        .order_by("scope")
+    )
 
 
 def covered_by_consent(queryset: QuerySet[M], scope: Any, *, participant_field: str = "pk") -> QuerySet[M]:

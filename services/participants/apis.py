@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import transaction
-from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -26,7 +25,7 @@ from policy.obligations import REDACT_ALL, apply_conditions
 from security.audit.context import note_participants
 from security.audit.disclosures import disclosures, disclosures_csv
 from services.common import NO_STORE, CreatedCursor, etag, missing, require_current
-from services.consents.models import Consent
+from services.consents.selectors import active_scopes_column
 from services.participants.models import Participant
 from services.participants.selectors import (
     consented,
@@ -44,12 +43,7 @@ def _field_error(field: str, message: str) -> serializers.ValidationError:
 
 
 def _represent(request: Request, participant: Participant) -> dict[str, Any]:
-    active = getattr(participant, "active_consents", None)  # prefetched by lists: no query per row
-    participant.consent_scopes = (  # type: ignore[attr-defined]
-        sorted({scope for consent in active for scope in consent.scopes})
-        if active is not None
-        else policy_attributes(participant)["consent_scopes"]
-    )
+    participant.consent_scopes = policy_attributes(participant)["consent_scopes"]  # type: ignore[attr-defined]
     return dict(ParticipantSerializer(participant, context={"request": request}).data)
 
 
@@ -86,13 +80,13 @@ class ParticipantListApi(APIView):
             raise BadRequest("Searching by MRN needs an unredacted view of it.", code="filter_not_allowed")
         found = participants(study=query.validated_data.get("study"), mrn=query.validated_data.get("mrn"))
         found = apply_conditions(found, decision.obligations.conditions, {"consent_scope": consented})
-        found = found.prefetch_related(
-            Prefetch("consents", queryset=Consent.objects.filter(withdrawn_at__isnull=True), to_attr="active_consents")
-        )
+        found = found.annotate(consent_scopes=active_scopes_column())  # in the page's query: none per row
         paginator = CreatedCursor()
         page = paginator.paginate_queryset(found, request, view=self) or []
         note_participants(participant.pseudonym for participant in page)
-        response = paginator.get_paginated_response([_represent(request, participant) for participant in page])
+        # One serializer for the page: its fields are built once, not once per row.
+        rows = ParticipantSerializer(page, many=True, context={"request": request}).data
+        response = paginator.get_paginated_response(list(rows))
         response["Cache-Control"] = "no-store"
         return response
 

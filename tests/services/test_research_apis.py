@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
@@ -239,6 +240,28 @@ def test_participant_lists_page_with_a_cursor(pi: APIClient, coordinator: APICli
         rest += [item["id"] for item in page["results"]]
         link = page["next"]
     assert rest == created[2:]
+
+
+def test_a_list_page_costs_the_same_queries_for_two_rows_or_six(
+    pi: APIClient, coordinator: APIClient, study: dict[str, Any]
+) -> None:
+    def enrol(n: int) -> dict[str, Any]:
+        participant = coordinator.post(
+            "/api/v1/participants/", {**ADA, "study": study["id"], "mrn": f"MRN-Q{n}"}, format="json"
+        ).json()
+        consent(coordinator, participant, "research_use", "genomic")
+        return participant
+
+    counts = []
+    for total in (2, 6):
+        while len(pi.get("/api/v1/participants/").json()["results"]) < total:
+            enrol(total * 10 + len(counts) + len(pi.get("/api/v1/participants/").json()["results"]))
+        with CaptureQueriesContext(connection) as queries:
+            page = pi.get("/api/v1/participants/").json()["results"]
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1]
+    detail = pi.get(f"/api/v1/participants/{page[0]['id']}/").json()
+    assert page[0]["consent_scopes"] == detail["consent_scopes"] == ["genomic", "research_use"]
 
 
 @pytest.mark.parametrize(
