@@ -49,6 +49,10 @@ class Participant(models.Model):
 
     class Meta:
         ordering: ClassVar[list[str]] = ["created_at", "id"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["created_at", "id"], name="participant_cursor"),  # cursor pages
+            models.Index(fields=["study", "created_at", "id"], name="participant_study_cursor"),
+        ]
 
     def __str__(self) -> str:
         return self.pseudonym
