@@ -9,10 +9,13 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from security.models import User
+from services.consents.models import Consent
+from services.observations.models import Observation
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
@@ -250,9 +253,9 @@ def test_a_list_page_costs_the_same_queries_for_two_rows_or_six(
             "/api/v1/participants/", {**ADA, "study": study["id"], "mrn": f"MRN-Q{n}"}, format="json"
         ).json()
         consent(coordinator, participant, "research_use", "genomic")
-        return participant
+        return dict(participant)
 
-    counts = []
+    counts: list[int] = []
     for total in (2, 6):
         while len(pi.get("/api/v1/participants/").json()["results"]) < total:
             enrol(total * 10 + len(counts) + len(pi.get("/api/v1/participants/").json()["results"]))
@@ -411,6 +414,37 @@ def test_an_id_of_another_community_is_404_like_a_random_id_and_audited(
     with schema_context("alpha"):
         refused = chained_events().filter(outcome="deny", http_status=404)
         assert refused.filter(resource_id__in=[participant, study]).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body"),
+    [
+        ("patch", "/api/v1/participants/{participant}/", {"city": "Elsewhere"}),
+        ("patch", "/api/v1/studies/{study}/", {"title": "Taken over"}),
+        ("post", "/api/v1/participants/{participant}/consents/", {"scopes": ["contact"]}),
+        ("post", "/api/v1/participants/{participant}/consents/{consent}/withdraw/", {}),
+        ("post", "/api/v1/observations/", {"participant": "{participant}", "code_system": "x", "code": "1"}),
+    ],
+)
+def test_a_write_naming_another_community_s_record_changes_nothing(
+    method: str, route: str, body: dict[str, Any], pi: APIClient, coordinator: APIClient
+) -> None:
+    participant, study = _beta_participant()
+    with schema_context("beta"):
+        withdrawable = Consent.objects.create(
+            participant_id=participant, scopes=["research_use"], form_version="v1", signed_at=timezone.now()
+        )
+    ids = {"participant": participant, "study": study, "consent": str(withdrawable.pk)}
+    client = pi if "studies" in route else coordinator
+    filled = {key: value.format(**ids) if isinstance(value, str) else value for key, value in body.items()}
+    response = getattr(client, method)(route.format(**ids), filled, format="json", HTTP_IF_MATCH="*")
+
+    assert response.status_code in (400, 404), response.content
+    with schema_context("beta"):
+        assert Participant.objects.get(pk=participant).city is None
+        assert Study.objects.get(pk=study).title == "Beta"
+        assert Consent.objects.get(pk=withdrawable.pk).withdrawn_at is None
+        assert not Observation.objects.exists()
 
 
 def test_nothing_of_beta_shows_in_alpha_lists(pi: APIClient, researcher: APIClient) -> None:
