@@ -44,7 +44,7 @@ class EditConflict(ApplicationError):
 
 
 def has_control_characters(value: str) -> bool:
-    """Whether ``value`` holds a control character (Unicode category Cc) other than none at all."""
+    """Whether ``value`` holds a control character (Unicode category Cc)."""
     return any(unicodedata.category(character) == "Cc" for character in value)
 
 
