@@ -74,7 +74,6 @@ HEAD = "SELECT sequence, entry_hash, occurred_at FROM audit_auditevent ORDER BY 
 COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}) FROM STDIN"
 _JSON_COLUMNS = frozenset({"actor_roles", "reasons"})  # jsonb columns; the pseudonyms are a text[] column
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
-TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
 CHAIN_BATCH = 500  # staged events per chaining transaction
 _LIMITS |= {"decision_id": 64, "policy_revision": 200, "request_id": 64, "client_ip": 64, "user_agent": 256}
 
@@ -125,9 +124,9 @@ def audit_append(**fields: Any) -> None:
 
     The event is staged: it commits or rolls back with the caller's work, and
     takes no lock, so concurrent requests do not wait for each other. Once the
-    transaction commits, this process tries to chain it at once (see
-    :func:`audit_chain`); readers of the log, checkpoints and the periodic
-    sequencer chain whatever is still staged.
+    transaction commits, a worker is asked to chain it (:func:`chain_later`);
+    readers of the log, checkpoints and the periodic sweep chain whatever is
+    still staged.
     """
     values = _values(fields)
     when = fields.get("occurred_at")
@@ -176,31 +175,26 @@ def chain_later(schema: str) -> None:
             get_redis().delete(queued_flag(schema))  # the next request asks again
 
 
-def audit_chain(*, wait: bool = True, rounds: int | None = None) -> int:
+def audit_chain(*, rounds: int | None = None) -> int:
     """Chain the current schema's staged events, oldest first, in batches; return how many were chained.
 
-    Each batch is one transaction: the chain's lock, the head, the hashes, the
-    inserts, the removal of the staged rows, one commit. With ``wait=False``
-    the call gives up when another process holds the lock: that process looks
-    for more staged rows after its commit, so a row committed before the
-    attempt is not left behind. ``rounds`` caps the batches.
-
-    Inside a caller's transaction the lock is held until that transaction ends.
+    Each batch is one transaction: the chain's lock (waited for), the head, the
+    hashes, the inserts, the removal of the staged rows, one commit. ``rounds``
+    caps the batches. Inside a caller's transaction the lock is held until that
+    transaction ends.
     """
     chained, done = 0, 0
     while rounds is None or done < rounds:
-        count = _chain_batch(wait=wait)
+        count = _chain_batch()
         if count == 0:
             break
         chained, done = chained + count, done + 1
     return chained
 
 
-def _chain_batch(*, wait: bool) -> int:
+def _chain_batch() -> int:
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        cursor.execute(LOCK if wait else TRY_LOCK)
-        if not wait and not cursor.fetchone()[0]:
-            return 0
+        cursor.execute(LOCK)
         cursor.execute("SELECT id, entry FROM audit_pendingevent ORDER BY id LIMIT %s", [CHAIN_BATCH])
         staged = cursor.fetchall()
         if not staged:
