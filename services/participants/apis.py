@@ -42,8 +42,8 @@ def _field_error(field: str, message: str) -> serializers.ValidationError:
     return serializers.ValidationError({field: [message]})
 
 
-def _represent(request: Request, participant: Participant) -> dict[str, Any]:
-    participant.consent_scopes = policy_attributes(participant)["consent_scopes"]  # type: ignore[attr-defined]
+def _represent(request: Request, participant: Participant, consent_scopes: list[str]) -> dict[str, Any]:
+    participant.consent_scopes = consent_scopes  # type: ignore[attr-defined]
     return dict(ParticipantSerializer(participant, context={"request": request}).data)
 
 
@@ -99,7 +99,8 @@ class ParticipantListApi(APIView):
             participant = _save(Participant(), dict(data.validated_data))
         note_participants([participant.pseudonym])
         headers = {"ETag": etag(participant), "Location": f"/api/v1/participants/{participant.pk}/", **NO_STORE}
-        return Response(_represent(request, participant), status=status.HTTP_201_CREATED, headers=headers)
+        # Just enrolled: no consent yet.
+        return Response(_represent(request, participant, []), status=status.HTTP_201_CREATED, headers=headers)
 
 
 class ParticipantDetailApi(APIView):
@@ -112,7 +113,8 @@ class ParticipantDetailApi(APIView):
     def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
         """The participant's ids and consented scopes; an unknown id is an audited 404."""
         self.participant = self._participant(self.kwargs["pk"], lock=request.method == "PATCH")
-        return policy_attributes(self.participant)
+        self.attributes = policy_attributes(self.participant)  # the response shows the same scopes
+        return self.attributes
 
     def _participant(self, pk: Any, *, lock: bool) -> Participant:
         rows = Participant.objects.select_for_update() if lock else Participant.objects.all()
@@ -125,7 +127,8 @@ class ParticipantDetailApi(APIView):
     def get(self, request: Request, pk: Any) -> Response:
         """The participant, with its ETag."""
         note_participants([self.participant.pseudonym])
-        return Response(_represent(request, self.participant), headers={"ETag": etag(self.participant), **NO_STORE})
+        body = _represent(request, self.participant, self.attributes["consent_scopes"])
+        return Response(body, headers={"ETag": etag(self.participant), **NO_STORE})
 
     @extend_schema(request=ParticipantInput(partial=True), responses={200: ParticipantSerializer})
     def patch(self, request: Request, pk: Any) -> Response:
@@ -135,7 +138,8 @@ class ParticipantDetailApi(APIView):
         data.is_valid(raise_exception=True)
         participant = _save(self.participant, dict(data.validated_data))
         note_participants([participant.pseudonym])
-        return Response(_represent(request, participant), headers={"ETag": etag(participant), **NO_STORE})
+        body = _represent(request, participant, self.attributes["consent_scopes"])  # an update changes no consent
+        return Response(body, headers={"ETag": etag(participant), **NO_STORE})
 
 
 class DisclosureAccountingApi(APIView):
