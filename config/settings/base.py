@@ -210,7 +210,7 @@ SPECTACULAR_SETTINGS = {
     # Several models name a field "status" with choices of their own: one schema enum each.
     "ENUM_NAME_OVERRIDES": {
         "StudyStatusEnum": "services.studies.models.StudyStatus",
-        "ExportStatusEnum": "services.exports.models.ExportStatus",  # audit exports share its choices
+        "ExportStatusEnum": "security.audit.models.ExportStatus",  # audit and de-identified exports alike
     },
 }
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from gateway.errors import ServiceUnavailable
+from security.audit.models import ExportStatus
 from services.exports.deidentify import (
     DeidentifiedRecord,
     ResearchIds,
@@ -20,7 +21,7 @@ from services.exports.deidentify import (
     restricted_zip3,
 )
 from services.exports.formats import EXTENSIONS, LINES
-from services.exports.models import DeidentifiedExport, ExportStatus
+from services.exports.models import DeidentifiedExport
 from services.exports.sealing import SealedWriter, file_aad
 from services.exports.selectors import excluded_participant_count, export_participants, export_storage_key
 from services.exports.storage import get_storage

@@ -22,10 +22,11 @@ from rest_framework.views import APIView
 
 from gateway.serializers import StrictSerializer
 from security.audit.context import annotate
+from security.audit.models import ExportStatus
 from security.identity.tokens import AccessClaims, InvalidToken
 from services.exports.actions import deidentified_export_request
 from services.exports.formats import CONTENT_TYPES
-from services.exports.models import DeidentifiedExport, ExportFormat, ExportStatus
+from services.exports.models import DeidentifiedExport, ExportFormat
 from services.exports.selectors import (
     access_export,
     access_ready_export,

@@ -7,20 +7,14 @@ from typing import ClassVar
 
 from django.db import models
 
+from security.audit.models import ExportStatus  # one lifecycle for every kind of export
+
 
 class ExportFormat(models.TextChoices):
     """File formats of a de-identified dataset."""
 
     CSV = "csv", "CSV"
     JSONL = "jsonl", "JSON Lines"
-
-
-class ExportStatus(models.TextChoices):
-    """Where an export stands."""
-
-    PENDING = "pending", "Pending"
-    READY = "ready", "Ready"
-    FAILED = "failed", "Failed"
 
 
 class DeidentifiedExport(models.Model):

@@ -14,11 +14,12 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from gateway.errors import ApplicationError, Conflict, NotFound
+from security.audit.models import ExportStatus
 from services.consents.models import Consent, Scope
 from services.exports.deidentify import ObservationInput, ParticipantInput
 from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
-from services.exports.models import DeidentifiedExport, ExportStatus
+from services.exports.models import DeidentifiedExport
 from services.exports.sealing import ByteSource, file_aad, open_chunks, read_key_version
 from services.exports.storage import ExportFileMissing, get_storage, storage_key
 from services.observations.models import Observation

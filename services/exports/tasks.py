@@ -15,10 +15,11 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from gateway.tasks import CommunityTask, enqueue_for_caller
+from security.audit.models import ExportStatus
 from security.identity.tokens import AccessClaims
 from services.exports.actions import deidentified_export_build
 from services.exports.errors import ExportErrorCode
-from services.exports.models import DeidentifiedExport, ExportStatus
+from services.exports.models import DeidentifiedExport
 from tenants.models import Community
 
 

@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.test import APIClient
 
+from security.audit.models import ExportStatus
 from security.audit.selectors import audit_events
 from security.models import User
 from services.consents.models import Consent
 from services.exports.formats import LINES
-from services.exports.models import DeidentifiedExport, ExportStatus
+from services.exports.models import DeidentifiedExport
 from services.exports.sealing import SealedWriter, file_aad, open_chunks, read_key_version
 from services.exports.storage import ExportFileMissing, LocalExportStorage, S3ExportStorage, get_storage, storage_key
 from services.exports.tasks import deidentified_export_task
@@ -150,6 +151,14 @@ def run_tasks_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
         deidentified_export_task(**kwargs)
 
     monkeypatch.setattr(deidentified_export_task, "apply_async", run_now)
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Stand in for the broker: the messages of queued exports, for the test to run (or run twice)."""
+    messages: list[dict[str, Any]] = []
+    monkeypatch.setattr(deidentified_export_task, "apply_async", lambda kwargs, **options: messages.append(kwargs))
+    return messages
 
 
 def run_committed(callbacks: Iterable[Callable[[], Any]]) -> None:
@@ -498,12 +507,10 @@ def test_a_queued_export_of_a_requester_who_lost_the_role_is_not_built(
     pi: tuple[APIClient, User],
     study: Study,
     export_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    queued: list[dict[str, Any]],
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     client, user = pi
-    queued: list[dict[str, Any]] = []
-    monkeypatch.setattr(deidentified_export_task, "apply_async", lambda kwargs, **options: queued.append(kwargs))
     export = request_export(client, study, django_capture_on_commit_callbacks)
     user.memberships.update(role="researcher")
 
@@ -520,11 +527,10 @@ def test_a_build_that_breaks_is_marked_failed_with_no_data_and_leaves_no_file(
     study: Study,
     export_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
+    queued: list[dict[str, Any]],
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     client, _ = pi
-    queued: list[dict[str, Any]] = []
-    monkeypatch.setattr(deidentified_export_task, "apply_async", lambda kwargs, **options: queued.append(kwargs))
 
     def broken(records: Iterable[Any]) -> Iterator[str]:
         yield "research_id\n"
@@ -546,12 +552,10 @@ def test_a_redelivered_task_does_not_build_twice(
     pi: tuple[APIClient, User],
     study: Study,
     export_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    queued: list[dict[str, Any]],
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     client, _ = pi
-    queued: list[dict[str, Any]] = []
-    monkeypatch.setattr(deidentified_export_task, "apply_async", lambda kwargs, **options: queued.append(kwargs))
     request_export(client, study, django_capture_on_commit_callbacks)
 
     assert deidentified_export_task(**queued[0]) == "ready"
