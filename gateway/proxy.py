@@ -59,6 +59,7 @@ def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddre
     return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
 
 
+@lru_cache(maxsize=4096)  # a request asks several times; addresses repeat across requests
 def normalised_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address, with IPv4-mapped IPv6 (``::ffff:10.0.0.1``) as plain IPv4; None when not an address."""
     try:

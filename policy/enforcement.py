@@ -9,17 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import DatabaseError
+import orjson
+from django.db import DatabaseError, connection
+from django.utils import timezone
 
 from policy.decision import Decision
 from policy.engine import get_engine
 from policy.errors import PolicyDenied, PolicyHidden, PolicyUnavailable
-from policy.models import DecisionRecord
 
 # Denials that may be hidden as "not found": the caller has no business knowing the resource
 # exists. Any other reason (a second factor to add, a consent that does not cover the purpose)
 # concerns a resource the caller may see, and is told.
 HIDEABLE_REASONS = frozenset({"action_not_permitted", "not_a_member"})
+RECORD = (
+    "INSERT INTO policy_decisionrecord"
+    " (decision_id, created_at, revision, input_digest, input, action, allow, reasons, obligations)"
+    " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s::jsonb, %s::jsonb)"
+)
 
 
 def decide(document: Mapping[str, Any]) -> Decision:
@@ -29,25 +35,45 @@ def decide(document: Mapping[str, Any]) -> Decision:
         PolicyUnavailable: the engine cannot decide, or the record cannot be written.
     """
     decision = get_engine().decide(dict(document))
+    record_decision(document, decision)
+    return decision
+
+
+def record_decision(document: Mapping[str, Any], decision: Decision) -> None:
+    """Write the decision record in the current schema (one plain INSERT: every guarded request makes one).
+
+    Raises:
+        PolicyUnavailable: the record cannot be written.
+    """
+    obligations = {
+        "redact": list(decision.obligations.redact),
+        "require_mfa": decision.obligations.require_mfa,
+        "audit": decision.obligations.audit,
+        "conditions": decision.obligations.conditions,
+    }
+    values: list[Any] = [
+        decision.decision_id,
+        timezone.now(),
+        decision.revision,
+        decision.input_digest,
+        _json(dict(document)),
+        str(document.get("action", "")),
+        decision.allow,
+        _json(list(decision.reasons)),
+        _json(obligations),
+    ]
     try:
-        DecisionRecord.objects.create(
-            decision_id=decision.decision_id,
-            revision=decision.revision,
-            input_digest=decision.input_digest,
-            input=dict(document),
-            action=str(document.get("action", "")),
-            allow=decision.allow,
-            reasons=list(decision.reasons),
-            obligations={
-                "redact": list(decision.obligations.redact),
-                "require_mfa": decision.obligations.require_mfa,
-                "audit": decision.obligations.audit,
-                "conditions": decision.obligations.conditions,
-            },
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(RECORD, values)
     except DatabaseError as error:
         raise PolicyUnavailable("the decision could not be recorded") from error
-    return decision
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode("utf-8")
+    except TypeError as error:  # a value JSON cannot hold (orjson.JSONEncodeError)
+        raise PolicyUnavailable("the decision could not be recorded") from error
 
 
 def enforce(decision: Decision, *, hide_denial: bool = False) -> Decision:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from policy.errors import PolicyUnavailable
 
@@ -24,12 +25,12 @@ REDACT_ALL = "*"
 IDENTIFIER_FIELDS = frozenset({"id", "pseudonym", "study"})
 
 
-def redact(data: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
-    """A copy of ``data`` with the listed fields set to ``None`` (all but identifiers for ``"*"``)."""
-    hidden = set(fields)
-    if REDACT_ALL in hidden:
-        hidden = set(data) - IDENTIFIER_FIELDS
-    return {key: (None if key in hidden else value) for key, value in data.items()}
+def hidden_fields(names: Iterable[str], redact: Iterable[str]) -> frozenset[str]:
+    """Which of the field ``names`` a redaction obligation blanks (all but identifiers for ``"*"``)."""
+    listed = frozenset(redact)
+    if REDACT_ALL in listed:
+        return frozenset(names) - IDENTIFIER_FIELDS
+    return listed & frozenset(names)
 
 
 def apply_conditions(
@@ -50,17 +51,41 @@ def apply_conditions(
 
 
 class RedactingSerializerMixin(serializers.Serializer[Any]):
-    """Blanks the fields the request's policy decision says to redact.
+    """Blanks the fields the request's policy decision says to redact, without reading them.
 
+    A redacted field comes out as ``null`` and its value is never read from the
+    instance, so encrypted PHI is not even decrypted for a redacted view.
     Without a decision in the context nothing is serialised at all: a view that
     forgot its permission must not leak.
     """
 
+    _hidden_fields: frozenset[str] | None = None
+
     def to_representation(self, instance: Any) -> Any:
-        """Serialise, then apply the redaction obligation."""
-        data = super().to_representation(instance)
-        request = self.context.get("request")
-        decision = getattr(request, "policy_decision", None)
-        if decision is None:
-            raise serializers.ValidationError("no policy decision for this response")  # fail closed
-        return redact(data, decision.obligations.redact)
+        """Serialise the fields the decision leaves visible; the others are ``None``."""
+        hidden = self._hidden()
+        if not hidden:
+            return super().to_representation(instance)
+        data: dict[str, Any] = {}
+        for field in self._readable_fields:
+            name = str(field.field_name)
+            if name in hidden:
+                data[name] = None
+                continue
+            try:
+                attribute = field.get_attribute(instance)
+            except SkipField:
+                continue
+            data[name] = None if attribute is None else field.to_representation(attribute)
+        return data
+
+    def _hidden(self) -> frozenset[str]:
+        """The fields to blank, worked out once per serializer (a list's rows share one)."""
+        hidden = self._hidden_fields
+        if hidden is None:
+            decision = getattr(self.context.get("request"), "policy_decision", None)
+            if decision is None:
+                raise serializers.ValidationError("no policy decision for this response")  # fail closed
+            names = (str(field.field_name) for field in self._readable_fields)
+            hidden = self._hidden_fields = hidden_fields(names, decision.obligations.redact)
+        return hidden

@@ -8,3 +8,14 @@ class TenantsConfig(AppConfig):
 
     name = "tenants"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Forget cached host answers whenever a community or a domain changes (not a business rule)."""
+        from django.db.models.signals import post_delete, post_save  # noqa: PLC0415  # apps are loading
+
+        from tenants.hosts import forget_hosts  # noqa: PLC0415
+        from tenants.models import Community, Domain  # noqa: PLC0415
+
+        for model in (Community, Domain):
+            post_save.connect(forget_hosts, sender=model, dispatch_uid=f"forget-hosts-save-{model.__name__}")
+            post_delete.connect(forget_hosts, sender=model, dispatch_uid=f"forget-hosts-delete-{model.__name__}")

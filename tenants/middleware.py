@@ -18,9 +18,9 @@ from django.urls import set_urlconf
 
 from gateway.problems import problem_response
 from tenants.errors import CommunityErrorCode
+from tenants.hosts import community_for_host
 from tenants.models import CommunityStatus
 from tenants.schema import use_community_schema, use_public_schema
-from tenants.selectors import community_for_host
 
 HEALTH_PREFIX = "/health/"
 

@@ -21,8 +21,3 @@ def community_get(*, slug: str, for_update: bool = False) -> Community:
         return queryset.get(slug=slug)
     except Community.DoesNotExist:
         raise NotFound(f"no community with slug '{slug}'", code=CommunityErrorCode.NOT_FOUND) from None
-
-
-def community_for_host(host: str) -> Community | None:
-    """Return the community a host name belongs to, or ``None``."""
-    return Community.objects.filter(domains__domain=host.lower()).first()

@@ -153,6 +153,9 @@ def cache_settings(url: str) -> dict[str, Any]:
 CACHES = cache_settings(CACHE_URL)
 # Seconds to wait for Redis before a request fails closed.
 REDIS_SOCKET_TIMEOUT = 0.5
+# How long an answer every request needs (a host's community, a user's break-glass grant) may be
+# kept in Redis; any change invalidates at once, this only bounds an invalidation Redis could not take.
+GENERATION_CACHE_SECONDS = env_int("GENERATION_CACHE_SECONDS", default=30)
 
 AUTHENTICATION_BACKENDS = ["security.identity.backends.ThrottledEmailBackend"]
 # The Django admin on the platform host; production turns it off unless ADMIN_ENABLED=true.

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from policy.decision import canonical_json
-from security.audit.chain import ENTRY_FIELDS, LIST_FIELDS, canonical_entry
+import orjson
+
+from security.audit.chain import ENTRY_FIELDS, LIST_FIELDS, canonical_entry, entry_json
 
 CHAIN_EXTENSION = "urn:compliance-gateway:audit-chain"
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "'")
 _INT_FIELDS = frozenset({"sequence", "http_status"})
+_ENTRY_KEYS = frozenset(ENTRY_FIELDS)
 _ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 _CRUD = {"read": "R", "list": "R", "download": "R", "create": "C", "update": "U", "delete": "D"}
 
@@ -41,7 +42,7 @@ class FormatError(ValueError):
 def jsonl_lines(entries: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """One canonical JSON object per entry."""
     for entry in entries:
-        yield canonical_json(dict(entry)) + "\n"
+        yield entry_json(dict(entry)).decode("utf-8") + "\n"
 
 
 def jsonl_read(handle: IO[str]) -> Iterator[dict[str, Any]]:
@@ -49,13 +50,13 @@ def jsonl_read(handle: IO[str]) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(handle, start=1):
         if line.strip():
             try:
-                yield _entry(json.loads(line))
-            except (json.JSONDecodeError, FormatError) as error:
+                yield _entry(orjson.loads(line))
+            except (orjson.JSONDecodeError, FormatError) as error:
                 raise FormatError(f"line {number}: {error}") from error
 
 
 def _entry(document: Any) -> dict[str, Any]:
-    if not isinstance(document, dict) or set(document) != set(ENTRY_FIELDS):
+    if not isinstance(document, dict) or document.keys() != _ENTRY_KEYS:
         raise FormatError("not an audit entry")
     return document
 
@@ -65,7 +66,7 @@ def _entry(document: Any) -> dict[str, Any]:
 
 def _csv_cell(name: str, value: Any) -> str:
     if name in LIST_FIELDS:
-        return canonical_json(value)
+        return entry_json(value).decode("utf-8")
     if isinstance(value, bool):
         return "true" if value else "false"
     return spreadsheet_safe(str(value))
@@ -78,7 +79,7 @@ def spreadsheet_safe(text: str) -> str:
 
 def _csv_value(name: str, text: str) -> Any:
     if name in LIST_FIELDS:
-        return json.loads(text)
+        return orjson.loads(text)
     if name in _INT_FIELDS:
         return int(text)
     if name == "break_glass":
@@ -112,7 +113,7 @@ def csv_read(handle: IO[str]) -> Iterator[dict[str, Any]]:
             raise FormatError(f"line {reader.line_num}: {len(row)} columns")
         try:
             yield {name: _csv_value(name, text) for name, text in zip(ENTRY_FIELDS, row, strict=True)}
-        except (ValueError, json.JSONDecodeError) as error:
+        except ValueError as error:  # orjson.JSONDecodeError included
             raise FormatError(f"line {reader.line_num}: {error}") from error
 
 
@@ -184,14 +185,18 @@ def fhir_resource(entry: Mapping[str, Any], log: str) -> dict[str, Any]:
     return resource
 
 
+def _text(document: Any) -> str:
+    return entry_json(document).decode("utf-8")
+
+
 def fhir_lines(entries: Iterable[Mapping[str, Any]], *, log: str, timestamp: str) -> Iterator[str]:
     """A Bundle (type collection), one entry per line, so it streams both ways."""
-    yield canonical_json({"resourceType": "Bundle", "type": "collection", "timestamp": timestamp})[:-1]
+    yield _text({"resourceType": "Bundle", "type": "collection", "timestamp": timestamp})[:-1]
     yield ',"entry":[\n'
     separator = ""
     for entry in entries:
         resource = fhir_resource(entry, log)
-        yield separator + canonical_json({"fullUrl": f"urn:audit:{resource['id']}", "resource": resource}) + "\n"
+        yield separator + _text({"fullUrl": f"urn:audit:{resource['id']}", "resource": resource}) + "\n"
         separator = ","
     yield "]}\n"
 
@@ -200,8 +205,8 @@ def _fhir_entry(document: Any, log: str) -> dict[str, Any]:
     try:
         chain = document["resource"]["extension"][0]
         parts = {item["url"]: item["valueString"] for item in chain["extension"]}
-        entry = dict(json.loads(parts["entry"]), previous_hash=parts["previousHash"], entry_hash=parts["entryHash"])
-    except (KeyError, IndexError, TypeError, json.JSONDecodeError) as error:
+        entry = dict(orjson.loads(parts["entry"]), previous_hash=parts["previousHash"], entry_hash=parts["entryHash"])
+    except (KeyError, IndexError, TypeError, orjson.JSONDecodeError) as error:
         raise FormatError("an AuditEvent without its chain extension") from error
     entry = _entry(entry)
     if document["resource"] != fhir_resource(entry, log):
@@ -220,8 +225,8 @@ def fhir_read(handle: IO[str], *, log: str) -> Iterator[dict[str, Any]]:
         if text == "]}":
             return
         try:
-            yield _fhir_entry(json.loads(text.removeprefix(",")), log)
-        except json.JSONDecodeError as error:
+            yield _fhir_entry(orjson.loads(text.removeprefix(",")), log)
+        except orjson.JSONDecodeError as error:
             raise FormatError(f"line {number}: {error}") from error
     raise FormatError("the Bundle is not closed")
 

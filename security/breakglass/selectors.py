@@ -8,19 +8,39 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from gateway.generations import GenerationCache
 from security.audit.chain import audit_chain
 from security.breakglass.models import BreakGlassGrant
+from tenants.schema import tenant_connection
+
+# Per community (its schema): user id -> the newest unexpired grant, or None.
+GRANTS = GenerationCache("breakglass")
 
 
 def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[str, Any] | None:
-    """``context.break_glass`` for the policy: the subject's newest unexpired grant in this schema."""
+    """``context.break_glass`` for the policy: the subject's newest unexpired grant in this schema.
+
+    Every guarded request asks, and nearly every answer is "none": the answer
+    is kept in :data:`GRANTS` until a grant of this community changes. A kept
+    grant that has expired since is looked up again (an older one may outlast it).
+    """
     try:
         user_id = uuid.UUID(subject_id)
     except ValueError:
         return None
-    moment = datetime.fromtimestamp(now, tz=UTC)
+    lookup = GRANTS.get(community, str(user_id))
+    grant = lookup.value if lookup.hit else None
+    if not lookup.hit or (grant is not None and grant["expires_at"] <= now):
+        grant = _newest_grant(user_id, now)
+        GRANTS.put(community, lookup, str(user_id), grant)
+    if grant is None:
+        return None
+    return {"active": True, "subject": subject_id, "community": community, **grant}
+
+
+def _newest_grant(user_id: uuid.UUID, now: int) -> dict[str, Any] | None:
     grant = (
-        BreakGlassGrant.objects.filter(user_id=user_id, expires_at__gt=moment)
+        BreakGlassGrant.objects.filter(user_id=user_id, expires_at__gt=datetime.fromtimestamp(now, tz=UTC))
         .order_by("-created_at")
         .only("id", "scope", "scope_id", "expires_at")
         .first()
@@ -28,14 +48,16 @@ def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[st
     if grant is None:
         return None
     return {
-        "active": True,
         "grant_id": str(grant.id),
-        "subject": subject_id,
-        "community": community,
         "scope": grant.scope,
         "scope_id": grant.scope_id,
         "expires_at": int(grant.expires_at.timestamp()),
     }
+
+
+def forget_grants(**_: Any) -> None:
+    """Signal receiver: a grant of the current community changed, so its users' answers are looked up again."""
+    GRANTS.forget(tenant_connection().schema_name)
 
 
 def review_queue(*, reviewed: bool | None = None) -> QuerySet[BreakGlassGrant]:

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from gateway.errors import ApplicationError, Conflict, NotFound
 from security.audit.models import ExportStatus
-from services.consents.models import Consent, Scope
+from services.consents.models import Scope
 from services.exports.deidentify import ObservationInput, ParticipantInput
 from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
@@ -73,17 +73,9 @@ def access_study(study_id: uuid.UUID) -> Study:
     return study
 
 
-def _consented() -> Exists:
-    return Exists(
-        Consent.objects.filter(
-            participant=OuterRef("pk"), withdrawn_at__isnull=True, scopes__contains=[EXPORT_CONSENT_SCOPE]
-        )
-    )
-
-
 def excluded_participant_count(study: Study) -> int:
     """How many of the study's participants an export leaves out (no active research-use consent)."""
-    return Participant.objects.filter(study=study).exclude(_consented()).count()
+    return Participant.objects.filter(study=study).exclude(consent_scopes__contains=[EXPORT_CONSENT_SCOPE]).count()
 
 
 def _observation(observation: Observation) -> ObservationInput:
@@ -107,7 +99,7 @@ def export_participants(study: Study) -> Iterator[ParticipantInput]:
     observations = Observation.objects.only(*OBSERVATION_FIELDS).order_by("created_at", "id")
     participants = (
         Participant.objects.filter(study=study)
-        .filter(_consented())
+        .filter(consent_scopes__contains=[EXPORT_CONSENT_SCOPE])
         .only(*PARTICIPANT_FIELDS)
         .order_by("?")
         .prefetch_related(Prefetch("observations", queryset=observations))

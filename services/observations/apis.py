@@ -21,10 +21,9 @@ from gateway.serializers import StrictSerializer
 from policy.obligations import RedactingSerializerMixin, apply_conditions
 from security.audit.context import note_participants
 from services.common import NO_STORE, CleanCharField, CreatedCursor, PastDateField, missing
-from services.consents.selectors import covered_by_consent
 from services.observations.models import Observation
 from services.participants.models import Participant
-from services.participants.selectors import policy_attributes
+from services.participants.selectors import consented, policy_attributes
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_:]{0,63}$"
 MAX_NOTE = 10_000
@@ -94,7 +93,7 @@ def _with_value(observation: Observation) -> Observation:
 
 
 def _consented(queryset: Any, scope: Any) -> Any:
-    return covered_by_consent(queryset, scope, participant_field="participant")
+    return consented(queryset, scope, participant_field="participant")
 
 
 class ObservationListApi(APIView):

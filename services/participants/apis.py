@@ -25,7 +25,6 @@ from policy.obligations import REDACT_ALL, apply_conditions
 from security.audit.context import note_participants
 from security.audit.disclosures import disclosures, disclosures_csv
 from services.common import NO_STORE, CreatedCursor, etag, missing, require_current
-from services.consents.selectors import active_scopes_column
 from services.participants.models import Participant
 from services.participants.selectors import (
     consented,
@@ -42,8 +41,7 @@ def _field_error(field: str, message: str) -> serializers.ValidationError:
     return serializers.ValidationError({field: [message]})
 
 
-def _represent(request: Request, participant: Participant, consent_scopes: list[str]) -> dict[str, Any]:
-    participant.consent_scopes = consent_scopes  # type: ignore[attr-defined]
+def _represent(request: Request, participant: Participant) -> dict[str, Any]:
     return dict(ParticipantSerializer(participant, context={"request": request}).data)
 
 
@@ -80,7 +78,6 @@ class ParticipantListApi(APIView):
             raise BadRequest("Searching by MRN needs an unredacted view of it.", code="filter_not_allowed")
         found = participants(study=query.validated_data.get("study"), mrn=query.validated_data.get("mrn"))
         found = apply_conditions(found, decision.obligations.conditions, {"consent_scope": consented})
-        found = found.annotate(consent_scopes=active_scopes_column())  # in the page's query: none per row
         paginator = CreatedCursor()
         page = paginator.paginate_queryset(found, request, view=self) or []
         note_participants(participant.pseudonym for participant in page)
@@ -99,8 +96,7 @@ class ParticipantListApi(APIView):
             participant = _save(Participant(), dict(data.validated_data))
         note_participants([participant.pseudonym])
         headers = {"ETag": etag(participant), "Location": f"/api/v1/participants/{participant.pk}/", **NO_STORE}
-        # Just enrolled: no consent yet.
-        return Response(_represent(request, participant, []), status=status.HTTP_201_CREATED, headers=headers)
+        return Response(_represent(request, participant), status=status.HTTP_201_CREATED, headers=headers)
 
 
 class ParticipantDetailApi(APIView):
@@ -113,8 +109,7 @@ class ParticipantDetailApi(APIView):
     def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
         """The participant's ids and consented scopes; an unknown id is an audited 404."""
         self.participant = self._participant(self.kwargs["pk"], lock=request.method == "PATCH")
-        self.attributes = policy_attributes(self.participant)  # the response shows the same scopes
-        return self.attributes
+        return policy_attributes(self.participant)
 
     def _participant(self, pk: Any, *, lock: bool) -> Participant:
         rows = Participant.objects.select_for_update() if lock else Participant.objects.all()
@@ -127,7 +122,7 @@ class ParticipantDetailApi(APIView):
     def get(self, request: Request, pk: Any) -> Response:
         """The participant, with its ETag."""
         note_participants([self.participant.pseudonym])
-        body = _represent(request, self.participant, self.attributes["consent_scopes"])
+        body = _represent(request, self.participant)
         return Response(body, headers={"ETag": etag(self.participant), **NO_STORE})
 
     @extend_schema(request=ParticipantInput(partial=True), responses={200: ParticipantSerializer})
@@ -138,7 +133,7 @@ class ParticipantDetailApi(APIView):
         data.is_valid(raise_exception=True)
         participant = _save(self.participant, dict(data.validated_data))
         note_participants([participant.pseudonym])
-        body = _represent(request, participant, self.attributes["consent_scopes"])  # an update changes no consent
+        body = _represent(request, participant)
         return Response(body, headers={"ETag": etag(participant), **NO_STORE})
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
-from services.consents.selectors import active_scopes, covered_by_consent
 from services.participants.models import Participant
 from services.studies.models import Study
 from vault.fields import blind_index_filter
+
+M = TypeVar("M", bound=Model)
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -48,9 +49,14 @@ def participants(*, study: uuid.UUID | None = None, mrn: str | None = None) -> Q
     return found
 
 
-def consented(queryset: QuerySet[Participant], scope: Any) -> QuerySet[Participant]:
-    """The policy's ``consent_scope`` condition: participants whose consent covers the purpose."""
-    return covered_by_consent(queryset, scope)
+def consented(queryset: QuerySet[M], scope: Any, *, participant_field: str = "pk") -> QuerySet[M]:
+    """The policy's ``consent_scope`` condition: rows whose participant's active consents cover ``scope``.
+
+    ``participant_field`` names the participant of another model's rows
+    (``"participant"`` for observations).
+    """
+    column = "consent_scopes" if participant_field == "pk" else f"{participant_field}__consent_scopes"
+    return queryset.filter(**{f"{column}__contains": [str(scope)]})
 
 
 def policy_attributes(participant: Participant) -> dict[str, Any]:
@@ -58,7 +64,7 @@ def policy_attributes(participant: Participant) -> dict[str, Any]:
     return {
         "participant": str(participant.pk),
         "study": str(participant.study_id),
-        "consent_scopes": active_scopes(participant.pk),
+        "consent_scopes": list(participant.consent_scopes),
     }
 
 

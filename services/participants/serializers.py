@@ -30,6 +30,14 @@ PHONE_PATTERN = r"^\+?[0-9][0-9 ().\-]{3,30}$"
 POSTAL_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 \-]{1,14}$"
 
 
+class ScopeListField(serializers.ListField):
+    """The participant's consent scopes, read-only: plain strings already, served as they are."""
+
+    def to_representation(self, data: Any) -> list[str]:
+        """The scopes as a list (no per-item field to run)."""
+        return [str(scope) for scope in data]
+
+
 class ParticipantSerializer(RedactingSerializerMixin):
     """A participant; the fields the policy's redaction obligation names come out as ``null``."""
 
@@ -47,7 +55,7 @@ class ParticipantSerializer(RedactingSerializerMixin):
     city = serializers.CharField(read_only=True)
     state = serializers.CharField(read_only=True)
     postal_code = serializers.CharField(read_only=True)
-    consent_scopes = serializers.ListField(child=serializers.CharField(), read_only=True)
+    consent_scopes = ScopeListField(child=serializers.CharField(), read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
-from django.db import DatabaseError
+from django.db import connection
 from django.test import override_settings
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
@@ -185,15 +185,17 @@ def test_a_policy_that_does_not_compile_keeps_the_service_unready_and_closed(
     assert "policy" in ready.json()["detail"]
 
 
-def test_a_decision_that_cannot_be_recorded_is_not_served(
-    as_role: Callable[[str], APIClient], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_decision_that_cannot_be_recorded_is_not_served(as_role: Callable[[str], APIClient]) -> None:
     client = as_role("researcher")
-
-    def refuse(**fields: Any) -> None:
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(DecisionRecord.objects, "create", refuse)
+    with connection.cursor() as cursor:  # alpha's store refuses decision records (until the rollback)
+        cursor.execute(
+            "CREATE FUNCTION alpha.refuse_record() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'the store refuses this write'; END $$"
+        )
+        cursor.execute(
+            "CREATE TRIGGER refuse_record BEFORE INSERT ON alpha.policy_decisionrecord "
+            "FOR EACH ROW EXECUTE FUNCTION alpha.refuse_record()"
+        )
 
     response = client.get(PARTICIPANT)
 

@@ -12,7 +12,7 @@ from rest_framework import serializers
 from policy.decision import Decision, Obligations, parse_decision
 from policy.enforcement import authorize
 from policy.errors import PolicyDenied, PolicyUnavailable
-from policy.obligations import RedactingSerializerMixin, apply_conditions, redact
+from policy.obligations import RedactingSerializerMixin, apply_conditions
 from tenants.models import Community
 
 
@@ -38,7 +38,27 @@ def test_listed_fields_are_blanked() -> None:
 
 
 def test_redact_all_keeps_only_identifiers() -> None:
-    assert redact(ROW, ["*"]) == {"id": "p-1", "pseudonym": "P-7F3K", "given_name": None, "mrn": None}
+    data = ParticipantOut(ROW, context={"request": request_with(("*",))}).data
+
+    assert data == {"id": "p-1", "pseudonym": "P-7F3K", "given_name": None, "mrn": None}
+
+
+class GuardedRow:
+    """A row whose PHI must not be read (as if reading it decrypted it)."""
+
+    id = "p-1"
+    pseudonym = "P-7F3K"
+    given_name = "Ada"
+
+    @property
+    def mrn(self) -> str:
+        raise AssertionError("a redacted field was read")
+
+
+def test_a_redacted_field_is_never_read_from_the_row() -> None:
+    data = ParticipantOut(GuardedRow(), context={"request": request_with(("mrn",))}).data
+
+    assert data == {"id": "p-1", "pseudonym": "P-7F3K", "given_name": "Ada", "mrn": None}
 
 
 def test_nothing_is_blanked_without_the_obligation() -> None:

@@ -1,0 +1,98 @@
+"""Answers kept in Redis under a *generation* that every change moves on, so none is ever read stale.
+
+A lookup that every request makes (which community a host names, whether a
+user holds a break-glass grant) is kept in a Redis hash per generation. A
+change to what the answers come from moves the generation on twice: at once,
+so nothing cached before the change is read again, and once the change
+commits, so an answer read from the database while it was uncommitted is left
+behind under a generation nobody reads. Reading is one round trip (a Lua
+script reads the generation and the answer together).
+
+Only JSON is stored (never pickle). When Redis cannot answer, the caller asks
+the database: this is a cache, not the source of truth. Entries expire after
+``GENERATION_CACHE_SECONDS`` as well, which bounds what a lost invalidation
+could leave.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from redis.exceptions import RedisError
+
+from gateway.redis_client import get_redis
+
+logger = logging.getLogger(__name__)
+
+# KEYS[1]: the generation counter; ARGV[1]: the answers' key prefix; ARGV[2]: the field.
+_LOOKUP = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('HGET', ARGV[1] .. generation, ARGV[2])}
+"""
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the cache knows: whether it holds an answer, the answer, and the generation it was asked under."""
+
+    hit: bool
+    value: Any
+    generation: str | None  # None: Redis did not answer (then nothing is remembered either)
+
+
+MISS = Lookup(hit=False, value=None, generation=None)
+
+
+@dataclass(frozen=True)
+class GenerationCache:
+    """Answers named ``name``, in separate scopes (a community, say), each with its own generation."""
+
+    name: str
+
+    def _generation_key(self, scope: str) -> str:
+        return f"{self.name}:generation:{scope}"
+
+    def _answers_prefix(self, scope: str) -> str:
+        return f"{self.name}:answers:{scope}:"
+
+    def get(self, scope: str, field: str) -> Lookup:
+        """The cached answer for ``field`` in ``scope`` (one round trip), or a miss."""
+        try:
+            generation, cached = get_redis().register_script(_LOOKUP)(
+                keys=[self._generation_key(scope)], args=[self._answers_prefix(scope), field]
+            )
+        except RedisError as error:
+            logger.warning("%s cache unavailable (%s)", self.name, type(error).__name__)
+            return MISS
+        if cached is None:
+            return Lookup(hit=False, value=None, generation=str(generation))
+        return Lookup(hit=True, value=orjson.loads(cached), generation=str(generation))
+
+    def put(self, scope: str, lookup: Lookup, field: str, value: Any) -> None:
+        """Remember ``value`` under the generation the miss was read at (nothing when Redis was down)."""
+        if lookup.generation is None:
+            return
+        key = self._answers_prefix(scope) + lookup.generation
+        try:
+            with get_redis().pipeline(transaction=False) as pipeline:
+                pipeline.hset(key, field, orjson.dumps(value))
+                pipeline.expire(key, settings.GENERATION_CACHE_SECONDS)
+                pipeline.execute()
+        except RedisError as error:
+            logger.warning("could not remember a %s answer (%s)", self.name, type(error).__name__)
+
+    def forget(self, scope: str) -> None:
+        """Move ``scope``'s generation on now and again once the current transaction commits."""
+        self._next_generation(scope)
+        transaction.on_commit(lambda: self._next_generation(scope))
+
+    def _next_generation(self, scope: str) -> None:
+        try:
+            get_redis().incr(self._generation_key(scope))
+        except RedisError as error:  # the answers expire on their own; until then a change may go unseen
+            logger.error("could not invalidate the %s cache (%s)", self.name, type(error).__name__)
