@@ -94,7 +94,7 @@ def chain_worker() -> Iterator[None]:
         celery_app.control.purge(connection=broker)  # what earlier runs left queued
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "audit", "-l", "warning"]
     worker = subprocess.Popen(  # noqa: S603
-        [*command, "-P", "threads", "-c", "4"],
+        [*command, "-P", "threads", "-c", os.environ.get("BENCH_AUDIT_WORKER_THREADS", "4")],
         env=child_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
