@@ -28,6 +28,7 @@ import hashlib
 import logging
 import math
 import operator
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -66,6 +67,7 @@ CHAINED_FIELDS = (
 )
 ENTRY_FIELDS = (*CHAINED_FIELDS, "previous_hash", "entry_hash")
 _pick_chained = operator.itemgetter(*CHAINED_FIELDS)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 LIST_FIELDS = ("actor_roles", "participant_pseudonyms", "reasons")
 _LIMITS = {"actor_id": 64, "action": 64, "resource_type": 64, "resource_id": 64, "purpose": 32}
 _STAGED = tuple(name for name in CHAINED_FIELDS if name not in ("sequence", "occurred_at"))
@@ -147,10 +149,23 @@ def audit_append(**fields: Any) -> None:
     values = _values(fields)
     when = fields.get("occurred_at")
     values["occurred_at"] = format_time(when) if isinstance(when, datetime) else None
+    try:
+        staged = orjson.dumps(values)
+    except TypeError:  # a lone surrogate, which UTF-8 (and so the chain) cannot hold
+        staged = orjson.dumps({name: _printable(value) for name, value in values.items()})
     with connection.cursor() as cursor:
-        cursor.execute(STAGE, [orjson.dumps(values).decode("utf-8")])
+        cursor.execute(STAGE, [staged.decode("utf-8")])
     schema = tenant_connection().schema_name
     transaction.on_commit(lambda: chain_later(schema))
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with any lone surrogate in its text replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
 
 
 _asked: dict[str, float] = {}  # schema -> when this process last asked for it to be chained (monotonic)

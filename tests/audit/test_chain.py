@@ -79,6 +79,14 @@ def test_unknown_fields_are_refused(alpha: Community) -> None:
         recorded(action="participant.read", given_name="Ada")
 
 
+def test_text_utf8_cannot_hold_is_recorded_with_a_replacement_character(alpha: Community) -> None:
+    with schema_context("alpha"):
+        event = recorded(action="participant.read", user_agent="agent\ud800", reasons=["odd\udfff"])
+
+        assert (event.user_agent, event.reasons) == ("agent\ufffd", ["odd\ufffd"])
+        assert verify_live().intact
+
+
 @pytest.mark.parametrize(
     "statement",
     [
