@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -236,18 +235,20 @@ def child_environment() -> dict[str, str]:
 
 
 def child(arguments: list[str]) -> tuple[float, float, str]:
-    """Run a manage.py command in a child process: seconds, peak RSS in MB, output."""
-    environment = child_environment()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, "manage.py", *arguments], env=environment, capture_output=True, text=True, check=False
-    )
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if done.returncode:
-        raise SystemExit(f"{arguments[0]} failed: {done.stderr.strip()}")
-    return elapsed, max(peak, before) / 1024, done.stdout.strip()
+    """Run a manage.py command in a child process: seconds, its own peak RSS in MB, output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "manage.py", *arguments], env=child_environment(), stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own usage, not the largest child's so far
+        elapsed = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if process.returncode:
+            raise SystemExit(f"{arguments[0]} failed: {err.read().decode(errors='replace').strip()}")
+        return elapsed, usage.ru_maxrss / 1024, out.read().decode(errors="replace").strip()
 
 
 def report(label: str, seconds: float, count: int, peak: float, steal: Steal) -> None:
