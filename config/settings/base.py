@@ -335,6 +335,8 @@ AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", default=300)
 AUDIT_CHAIN_SECONDS = env_int("AUDIT_CHAIN_SECONDS", default=2)  # the sweep for events nobody asked to chain
 AUDIT_CHAIN_SIGNAL_MS = env_int("AUDIT_CHAIN_SIGNAL_MS", default=50)  # a process asks once per this, per community
 AUDIT_CHAIN_FLAG_SECONDS = 60  # a lost chain task stops holding back new ones after this long
+# A chain task keeps chaining while requests keep staging, then hands over to a new task after this long.
+AUDIT_CHAIN_TASK_SECONDS = env_int("AUDIT_CHAIN_TASK_SECONDS", default=5)
 AUDIT_EXPORT_DIR = Path(env_str("AUDIT_EXPORT_DIR", str(LOCAL_STATE_DIR / "audit-exports")))
 # De-identified (Safe Harbor) study exports, sealed with the community's key: "local" files or "s3" objects.
 DEIDENTIFIED_EXPORT_STORAGE = env_str("DEIDENTIFIED_EXPORT_STORAGE", "s3" if AWS_S3_BUCKET else "local")

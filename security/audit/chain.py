@@ -177,17 +177,19 @@ def queued_flag(schema: str) -> str:
 
 
 def chain_later(schema: str) -> None:
-    """After a commit: make sure a worker will chain ``schema`` (one queued task per schema at a time).
+    """After a commit: make sure a worker will chain ``schema`` (one task per schema at a time).
 
-    A worker clears the flag before it reads the staged rows, so a row committed
-    before this call is read either by the task that is already queued or by the
-    one queued now. A process asks at most once per ``AUDIT_CHAIN_SIGNAL_MS``
-    per schema (the Redis call would otherwise cost each request as much as its
-    event): under load the next commit asks soon enough, and a row whose ask
-    was skipped waits at most for the periodic sweep (``AUDIT_CHAIN_SECONDS``).
-    The flag expires on its own should a task be lost. Every reader of the log
-    chains what is staged first, so nobody ever reads a log with a gap. Nothing
-    here can fail the request: its data and its event are committed already.
+    The flag says a task is queued or working; the task clears it only once it
+    finds nothing staged, and then looks once more, so a row committed before
+    this call is read either by that task or by the one queued now. A process
+    asks at most once per ``AUDIT_CHAIN_SIGNAL_MS`` per schema (the Redis call
+    would otherwise cost each request as much as its event); the task's last
+    look comes that long after it cleared the flag, so a row whose ask was
+    skipped is still read. The flag expires on its own should a task be lost,
+    and the periodic sweep (``AUDIT_CHAIN_SECONDS``) chains what such a task
+    left. Every reader of the log chains what is staged first, so nobody ever
+    reads a log with a gap. Nothing here can fail the request: its data and its
+    event are committed already.
     """
     from django.conf import settings  # noqa: PLC0415  # settings are read late on purpose (tests override)
 
@@ -201,9 +203,14 @@ def chain_later(schema: str) -> None:
     except RedisError as error:
         logger.warning("could not ask for %s's audit events to be chained (%s)", schema, type(error).__name__)
         return
-    if not _enqueue("chain_schema", schema):
+    if not enqueue_chain(schema):
         with contextlib.suppress(RedisError):
             get_redis().delete(queued_flag(schema))  # the next request asks again
+
+
+def enqueue_chain(schema: str) -> bool:
+    """Queue a chain task for ``schema``; ``False`` when the broker cannot take it."""
+    return _enqueue("chain_schema", schema)
 
 
 def audit_chain(*, rounds: int | None = None) -> int:

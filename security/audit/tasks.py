@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import datetime
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 from gateway.errors import ServiceUnavailable
 from gateway.redis_client import get_redis
 from gateway.tasks import CommunityTask
-from security.audit.chain import audit_chain, queued_flag
+from security.audit.chain import audit_chain, enqueue_chain, queued_flag
 from security.audit.checkpoints import checkpoint_create
 from security.audit.exports import EXTENSIONS, export_to_path
 from security.audit.models import AuditExport, ExportStatus, PendingEvent
@@ -55,28 +56,60 @@ def _logs() -> list[str]:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def chain_schema(schema: str) -> int:
-    """Chain ``schema``'s staged events (requests ask for it after their commit; see ``chain_later``).
+    """Chain ``schema``'s staged events for as long as requests keep staging them (``chain_later`` asks).
 
-    A commit skips asking when its process asked less than
-    ``AUDIT_CHAIN_SIGNAL_MS`` before, so such a commit is at most that much
-    younger than an ask that this task (or one queued after it) answers. Hence
-    the second look that long after the task started: nothing committed is left
-    staged once the asks stop.
+    While it works the community's flag stays set, so committing requests queue
+    no further tasks: the task chains what is staged, waits
+    ``AUDIT_CHAIN_SIGNAL_MS``, and chains again, in batches as large as that
+    wait gathers. When a round finds nothing it clears the flag (the next
+    commit asks again) and takes one more look that long afterwards: a commit
+    that skipped asking did so because its process asked less than that long
+    before, so it is at most that much younger than an ask this task had seen,
+    and nothing committed is left staged. After ``AUDIT_CHAIN_TASK_SECONDS``
+    it hands over to a new task at the back of the queue, so that other
+    communities get their turn.
     """
-    started = time.monotonic()
+    if not _keeps_a_log(schema):
+        _lower_flag(schema)
+        return 0
+    wait = settings.AUDIT_CHAIN_SIGNAL_MS / 1000
+    deadline = time.monotonic() + settings.AUDIT_CHAIN_TASK_SECONDS
+    chained = 0
+    with schema_context(schema):
+        while True:
+            count = audit_chain()
+            chained += count
+            if count == 0:
+                _lower_flag(schema)
+                time.sleep(wait)
+                count = audit_chain()  # the one more look
+                if count == 0:
+                    return chained
+                chained += count
+                _raise_flag(schema)  # still busy: commits need not ask
+            if time.monotonic() >= deadline:
+                _hand_over(schema)
+                return chained
+            time.sleep(wait)
+
+
+def _lower_flag(schema: str) -> None:
     try:
-        get_redis().delete(queued_flag(schema))  # first: a row committed from now on asks for another task
+        get_redis().delete(queued_flag(schema))
     except RedisError as error:  # the flag expires on its own
         logger.warning("could not clear the chain flag of %s (%s)", schema, type(error).__name__)
-    if not _keeps_a_log(schema):
-        return 0
-    with schema_context(schema):
-        chained = audit_chain()
-        linger = started + settings.AUDIT_CHAIN_SIGNAL_MS / 1000 - time.monotonic()
-        if settings.AUDIT_CHAIN_SIGNAL_MS:
-            time.sleep(max(linger, 0))
-            chained += audit_chain()
-    return chained
+
+
+def _raise_flag(schema: str) -> None:
+    with contextlib.suppress(RedisError):  # without it, commits ask for another task: harmless
+        get_redis().set(queued_flag(schema), "1", ex=settings.AUDIT_CHAIN_FLAG_SECONDS)
+
+
+def _hand_over(schema: str) -> None:
+    """Queue a new task for ``schema`` (the flag stays set, renewed); failing that, let commits ask again."""
+    _raise_flag(schema)
+    if not enqueue_chain(schema):
+        _lower_flag(schema)
 
 
 @shared_task(acks_late=True)

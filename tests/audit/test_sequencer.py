@@ -261,3 +261,20 @@ def test_a_commit_that_skipped_asking_is_chained_by_the_worker_s_second_look(
         assert results == [2]
         assert not PendingEvent.objects.exists()
         assert list(AuditEvent.objects.values_list("resource_id", flat=True)) == ["p-1", "p-2"]
+
+
+def test_a_task_still_busy_after_its_time_hands_over_to_a_new_one(
+    alpha: Community, queued: list[str], settings: Settings
+) -> None:
+    settings.AUDIT_CHAIN_TASK_SECONDS = 0
+    with schema_context("alpha"):
+        read(1)
+        read(2)
+    queued.clear()
+
+    assert chain_schema("alpha") == 2
+
+    assert queued == ["alpha"]  # the next task, at the back of the queue
+    assert get_redis().exists(queued_flag("alpha"))  # commits meanwhile need not ask
+    with schema_context("alpha"):
+        assert not PendingEvent.objects.exists()
