@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Model
 from redis.exceptions import RedisError
 
 from gateway.redis_client import get_redis
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M", bound=Model)
 
 # KEYS[1]: the generation counter; ARGV[1]: the answers' key prefix; ARGV[2]: the field.
 _LOOKUP = """
@@ -96,3 +98,12 @@ class GenerationCache:
             get_redis().incr(self._generation_key(scope))
         except RedisError as error:  # the answers expire on their own; until then a change may go unseen
             logger.error("could not invalidate the %s cache (%s)", self.name, type(error).__name__)
+
+
+def instance_from(model: type[M], values: dict[str, Any]) -> M:
+    """A ``model`` instance as the database would load it with just these fields (the others deferred).
+
+    ``from_db`` takes the values in the model's field order, whatever order they were kept in.
+    """
+    names = [field.attname for field in model._meta.concrete_fields if field.attname in values]
+    return model.from_db("default", names, [values[name] for name in names])

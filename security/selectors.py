@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from gateway.generations import GenerationCache, instance_from
 from security.models import Membership, User
 from tenants.models import Community
+
+# Every authenticated request asks who the caller is in its community. The answers (the user's
+# flags and roles, or "not a member") are kept in Redis until any membership or user changes.
+MEMBERS = GenerationCache("members")
+_SCOPE = "all"
+_USER_FIELDS = ("id", "email", "is_active", "is_staff", "is_superuser")
 
 
 def member_roles(*, user_id: uuid.UUID | str, community: Community) -> list[str]:
@@ -18,10 +26,34 @@ def member_roles(*, user_id: uuid.UUID | str, community: Community) -> list[str]
 
 
 def active_member(*, user_id: uuid.UUID | str, community: Community) -> tuple[User, list[str]] | None:
-    """The active user and their roles in ``community`` (one query), or ``None`` when not a member."""
+    """The active user and their roles in ``community``, or ``None`` when not a member.
+
+    Answered from :data:`MEMBERS` when it can (one Redis round trip), else by one query.
+    The user comes with the fields authentication reads; any other is loaded on first use.
+    """
+    key = f"{community.pk}:{user_id}"
+    lookup = MEMBERS.get(_SCOPE, key)
+    if lookup.hit:
+        return _member(lookup.value)
     memberships = list(
         Membership.objects.filter(user_id=user_id, user__is_active=True, community=community).select_related("user")
     )
     if not memberships:
+        MEMBERS.put(_SCOPE, lookup, key, None)
         return None
-    return memberships[0].user, sorted(membership.role for membership in memberships)
+    user, roles = memberships[0].user, sorted(membership.role for membership in memberships)
+    kept = {name: str(user.pk) if name == "id" else getattr(user, name) for name in _USER_FIELDS}
+    MEMBERS.put(_SCOPE, lookup, key, {"user": kept, "roles": roles})
+    return user, roles
+
+
+def _member(kept: dict[str, Any] | None) -> tuple[User, list[str]] | None:
+    if kept is None:
+        return None
+    user = instance_from(User, {**kept["user"], "id": uuid.UUID(kept["user"]["id"])})
+    return user, list(kept["roles"])
+
+
+def forget_members(**_: Any) -> None:
+    """Signal receiver: a membership or a user changed, so every caller is looked up again."""
+    MEMBERS.forget(_SCOPE)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.generations import GenerationCache
+from gateway.generations import GenerationCache, instance_from
 from tenants.models import Community
 
 HOSTS = GenerationCache("communities")
@@ -24,7 +24,7 @@ def community_for_host(host: str) -> Community | None:
     host = host.lower()
     lookup = HOSTS.get(_SCOPE, host)
     if lookup.hit:
-        return Community.from_db("default", list(_CACHED_FIELDS), [lookup.value[name] for name in _CACHED_FIELDS])
+        return instance_from(Community, {name: lookup.value[name] for name in _CACHED_FIELDS})
     community = Community.objects.filter(domains__domain=host).only(*_CACHED_FIELDS).first()
     if community is not None:
         HOSTS.put(_SCOPE, lookup, host, {name: getattr(community, name) for name in _CACHED_FIELDS})

@@ -416,7 +416,7 @@ LAYERS: list[tuple[Any, str, str]] = [
     (AccessTokenAuthentication, "authenticate", "authentication: header, roles"),
     (security.identity.authentication, "verify_access_token", "token: Ed25519 signature and claims"),
     (security.identity.revocation, "is_revoked", "token: revocation (1 Redis trip)"),
-    (security.identity.authentication, "active_member", "token: membership and roles (1 query)"),
+    (security.identity.authentication, "active_member", "token: membership and roles (1 Redis trip)"),
     (PolicyPermission, "has_permission", "policy: input document, enforcement"),
     (policy_permissions, "break_glass_context", "policy: break-glass grant (1 query)"),
     (EmbeddedEngine, "decide", "policy: engine (embedded Rego)"),
