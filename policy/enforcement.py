@@ -28,22 +28,27 @@ RECORD = (
 )
 
 
-def decide(document: Mapping[str, Any]) -> Decision:
+def decide(document: Mapping[str, Any], *, record: bool = True) -> Decision:
     """Evaluate ``document`` and record the decision in the current community's schema.
+
+    ``record=False`` leaves the record to the caller, which must write
+    :func:`decision_record` in the same transaction (the audit middleware sends
+    it with the request's audit event, in one round trip).
 
     Raises:
         PolicyUnavailable: the engine cannot decide, or the record cannot be written.
     """
     decision = get_engine().decide(dict(document))
-    record_decision(document, decision)
+    if record:
+        record_decision(document, decision)
     return decision
 
 
-def record_decision(document: Mapping[str, Any], decision: Decision) -> None:
-    """Write the decision record in the current schema (one plain INSERT: every guarded request makes one).
+def decision_record(document: Mapping[str, Any], decision: Decision) -> tuple[str, list[Any]]:
+    """The INSERT that records ``decision`` and its values (one plain statement, no ORM).
 
     Raises:
-        PolicyUnavailable: the record cannot be written.
+        PolicyUnavailable: a value that JSON cannot hold.
     """
     obligations = {
         "redact": list(decision.obligations.redact),
@@ -62,9 +67,19 @@ def record_decision(document: Mapping[str, Any], decision: Decision) -> None:
         _json(list(decision.reasons)),
         _json(obligations),
     ]
+    return RECORD, values
+
+
+def record_decision(document: Mapping[str, Any], decision: Decision) -> None:
+    """Write the decision record in the current schema now.
+
+    Raises:
+        PolicyUnavailable: the record cannot be written.
+    """
+    statement, values = decision_record(document, decision)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(RECORD, values)
+            cursor.execute(statement, values)
     except DatabaseError as error:
         raise PolicyUnavailable("the decision could not be recorded") from error
 

@@ -36,7 +36,7 @@ from rest_framework.request import Request
 
 from gateway.client_ip import client_ip
 from gateway.errors import BadRequest
-from policy.enforcement import decide, enforce
+from policy.enforcement import decide, decision_record, enforce
 from policy.errors import PolicyUnavailable
 from policy.inputs import SubjectClaims, policy_input, subject_document
 
@@ -134,7 +134,12 @@ class PolicyPermission(BasePermission):
         if not (request.user and request.user.is_authenticated):
             return False
         document = request_input(request, view, action)
-        decision = decide(document)
+        # Under the audit middleware the record goes out with the request's audit event (same
+        # transaction, one round trip); anywhere else it is written now.
+        deferred = bool(getattr(http_request, "records_decisions", False))
+        decision = decide(document, record=not deferred)
+        if deferred:
+            http_request.policy_record = decision_record(document, decision)  # type: ignore[attr-defined]
         # Recorded allowed or not; the decision is also read by serializers (redaction).
         http_request.policy_input, http_request.policy_decision = document, decision  # type: ignore[attr-defined]
         enforce(decision, hide_denial=bool(getattr(view, "policy_deny_as_not_found", False)))

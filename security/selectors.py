@@ -26,25 +26,37 @@ def member_roles(*, user_id: uuid.UUID | str, community: Community) -> list[str]
 
 
 def active_member(*, user_id: uuid.UUID | str, community: Community) -> tuple[User, list[str]] | None:
-    """The active user and their roles in ``community``, or ``None`` when not a member.
+    """The active user and their roles in ``community`` (one query), or ``None`` when not a member."""
+    memberships = list(
+        Membership.objects.filter(user_id=user_id, user__is_active=True, community=community).select_related("user")
+    )
+    if not memberships:
+        return None
+    return memberships[0].user, sorted(membership.role for membership in memberships)
 
-    Answered from :data:`MEMBERS` when it can (one Redis round trip), else by one query.
-    The user comes with the fields authentication reads; any other is loaded on first use.
+
+def calling_member(*, user_id: uuid.UUID | str, community: Community) -> tuple[User, list[str]] | None:
+    """:func:`active_member` for a request's caller, answered from :data:`MEMBERS` when it can.
+
+    One Redis round trip instead of a query. The user comes with the fields
+    authentication reads; any other is loaded on first use. The answers are
+    forgotten on every save or delete of a membership or a user (signals), so
+    such changes must go through the models, never a queryset ``update()``;
+    tasks and other readers that are not on every request use
+    :func:`active_member`.
     """
     key = f"{community.pk}:{user_id}"
     lookup = MEMBERS.get(_SCOPE, key)
     if lookup.hit:
         return _member(lookup.value)
-    memberships = list(
-        Membership.objects.filter(user_id=user_id, user__is_active=True, community=community).select_related("user")
-    )
-    if not memberships:
+    found = active_member(user_id=user_id, community=community)
+    if found is None:
         MEMBERS.put(_SCOPE, lookup, key, None)
         return None
-    user, roles = memberships[0].user, sorted(membership.role for membership in memberships)
+    user, roles = found
     kept = {name: str(user.pk) if name == "id" else getattr(user, name) for name in _USER_FIELDS}
     MEMBERS.put(_SCOPE, lookup, key, {"user": kept, "roles": roles})
-    return user, roles
+    return found
 
 
 def _member(kept: dict[str, Any] | None) -> tuple[User, list[str]] | None:

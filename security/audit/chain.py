@@ -30,7 +30,7 @@ import math
 import operator
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,14 +137,16 @@ def _values(fields: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def audit_append(**fields: Any) -> None:
+def audit_append(*, together_with: tuple[str, Sequence[Any]] | None = None, **fields: Any) -> None:
     """Record one event in the current schema, inside the caller's transaction if there is one.
 
     The event is staged: it commits or rolls back with the caller's work, and
     takes no lock, so concurrent requests do not wait for each other. Once the
     transaction commits, a worker is asked to chain it (:func:`chain_later`);
     readers of the log, checkpoints and the periodic sweep chain whatever is
-    still staged.
+    still staged. ``together_with`` is another write of the same transaction
+    (statement and values), sent ahead of the event in the same round trip:
+    the policy decision's record.
     """
     values = _values(fields)
     when = fields.get("occurred_at")
@@ -153,8 +155,11 @@ def audit_append(**fields: Any) -> None:
         staged = orjson.dumps(values)
     except TypeError:  # a lone surrogate, which UTF-8 (and so the chain) cannot hold
         staged = orjson.dumps({name: _printable(value) for name, value in values.items()})
+    statement, params = STAGE, [staged.decode("utf-8")]
+    if together_with is not None:  # another write of the same transaction, in the same round trip
+        statement, params = f"{together_with[0]}; {STAGE}", [*together_with[1], *params]
     with connection.cursor() as cursor:
-        cursor.execute(STAGE, [staged.decode("utf-8")])
+        cursor.execute(statement, params)
     schema = tenant_connection().schema_name
     transaction.on_commit(lambda: chain_later(schema))
 

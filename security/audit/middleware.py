@@ -7,9 +7,10 @@ work is kept and the client gets 503 instead of the response, which may hold
 PHI.
 
 Recorded: every policy decision (allowed or denied, the decision's id and
-policy revision), what sign-in and other unguarded routes annotate, and every
-401 or 403. A server error rolls the view back and records nothing: nothing
-was disclosed. Requests on the platform host pass through.
+policy revision; the decision record itself goes out in the same statement),
+what sign-in and other unguarded routes annotate, and every 401 or 403. A
+server error rolls the view back and records nothing: nothing was disclosed.
+Requests on the platform host pass through.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class AuditMiddleware:
         """Run the view, append its event, commit; 503 when the event cannot be kept."""
         if getattr(request, "tenant", None) is None:
             return self.get_response(request)
+        # The policy permission leaves its decision record to us: it goes out with the event.
+        request.records_decisions = True  # type: ignore[attr-defined]
         try:
             with request_audit() as note, transaction.atomic():
                 response = self.get_response(request)
@@ -101,7 +104,8 @@ class AuditMiddleware:
                     return response
                 fields = _decision_fields(request, note) or _other_fields(request, response, note)
                 if fields is not None:
-                    audit_append(**fields, **_request_fields(request, response))
+                    record = getattr(request, "policy_record", None)  # the decision's, left to us
+                    audit_append(**fields, **_request_fields(request, response), together_with=record)
         except DatabaseError as error:
             logger.error("the audit event could not be written (%s); the response was withheld", type(error).__name__)
             return problem_response(

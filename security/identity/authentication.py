@@ -19,7 +19,7 @@ from gateway.ratelimit import check_user
 from security.identity import revocation
 from security.identity.tokens import AccessClaims, InvalidToken, verify_access_token
 from security.models import User
-from security.selectors import active_member
+from security.selectors import calling_member
 
 BEARER_CHALLENGE = 'Bearer realm="api"'
 
@@ -49,7 +49,7 @@ class AccessTokenAuthentication(BaseAuthentication):
         claims = verify_access_token(token, community=community.slug)
         if revocation.is_revoked(token_id=claims.token_id, session_id=claims.session_id):
             raise InvalidToken
-        member = active_member(user_id=claims.subject, community=community)
+        member = calling_member(user_id=claims.subject, community=community)
         if member is None:
             raise InvalidToken
         user, roles = member

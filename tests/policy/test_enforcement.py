@@ -10,12 +10,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from policy.enforcement import authorize
 from policy.engine import reset_engine
+from policy.errors import PolicyUnavailable
 from policy.models import DecisionRecord
 from security.models import User
 from tenants.models import Community
@@ -199,8 +201,21 @@ def test_a_decision_that_cannot_be_recorded_is_not_served(as_role: Callable[[str
 
     response = client.get(PARTICIPANT)
 
+    # On a request the record goes out with the audit event: neither is kept, nothing is served.
     assert response.status_code == 503
-    assert response.json()["code"] == "policy_unavailable"
+    assert response.json()["code"] == "audit_unavailable"
+    assert "decision_id" not in response.json()
+    task_input = {
+        "subject": {"id": "u-1", "community": "alpha", "roles": ["owner"], "amr": ["pwd"], "mfa_age_seconds": None},
+        "community": {"slug": "alpha", "status": "active"},
+        "action": "study.read",
+        "resource": {"type": "study", "id": "s-1", "attributes": {}},
+        "purpose": "research_use",
+        "context": {"now": 1, "request_id": None, "client_ip": None, "break_glass": None},
+    }
+    # Anywhere else (a task) the record is written at once, and a refusal is the policy's 503.
+    with schema_context("alpha"), pytest.raises(PolicyUnavailable), transaction.atomic():
+        authorize(task_input)
 
 
 def test_methods_without_a_declared_action_are_405_not_served(as_role: Callable[[str], APIClient]) -> None:

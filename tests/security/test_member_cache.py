@@ -9,13 +9,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from security.models import Membership, User
-from security.selectors import active_member
+from security.selectors import active_member, calling_member
 from tenants.models import Community
 
 
 def membership_queries(user: User, community: Community) -> int:
     with CaptureQueriesContext(connection) as captured:
-        active_member(user_id=user.pk, community=community)
+        calling_member(user_id=user.pk, community=community)
     return sum("security_membership" in query["sql"] for query in captured.captured_queries)
 
 
@@ -24,7 +24,7 @@ def test_a_member_asked_again_is_answered_without_the_database(alpha: Community,
     assert membership_queries(user, alpha) == 1
 
     assert membership_queries(user, alpha) == 0
-    found = active_member(user_id=str(user.pk), community=alpha)
+    found = calling_member(user_id=str(user.pk), community=alpha)
     assert found is not None
     kept, roles = found
     assert (kept.pk, kept.email, kept.is_active, roles) == (user.pk, user.email, True, ["coordinator"])
@@ -35,42 +35,55 @@ def test_membership_of_one_community_says_nothing_of_another(
     alpha: Community, beta: Community, member: Callable[..., User]
 ) -> None:
     user = member(alpha, "owner")
-    assert active_member(user_id=user.pk, community=alpha) is not None
+    assert calling_member(user_id=user.pk, community=alpha) is not None
 
-    assert active_member(user_id=user.pk, community=beta) is None
-    assert active_member(user_id=user.pk, community=beta) is None  # the kept "no", still per community
+    assert calling_member(user_id=user.pk, community=beta) is None
+    assert calling_member(user_id=user.pk, community=beta) is None  # the kept "no", still per community
 
 
 def test_a_deactivated_user_is_refused_at_once(alpha: Community, member: Callable[..., User]) -> None:
     user = member(alpha)
-    assert active_member(user_id=user.pk, community=alpha) is not None
+    assert calling_member(user_id=user.pk, community=alpha) is not None
 
     user.is_active = False
     user.save()
 
-    assert active_member(user_id=user.pk, community=alpha) is None
+    assert calling_member(user_id=user.pk, community=alpha) is None
 
 
 def test_a_removed_membership_and_a_new_role_are_seen_at_once(alpha: Community, member: Callable[..., User]) -> None:
     user = member(alpha, "researcher")
-    assert active_member(user_id=user.pk, community=alpha) is not None
+    assert calling_member(user_id=user.pk, community=alpha) is not None
 
     Membership.objects.create(user=user, community=alpha, role="coordinator")
-    found = active_member(user_id=user.pk, community=alpha)
+    found = calling_member(user_id=user.pk, community=alpha)
     assert found is not None
     assert found[1] == ["coordinator", "researcher"]
 
     Membership.objects.filter(user=user, community=alpha).delete()
-    assert active_member(user_id=user.pk, community=alpha) is None
+    assert calling_member(user_id=user.pk, community=alpha) is None
 
 
 def test_a_kept_refusal_ends_when_the_user_joins(alpha: Community, member: Callable[..., User]) -> None:
     stranger = member(alpha)
     Membership.objects.filter(user=stranger).delete()
-    assert active_member(user_id=stranger.pk, community=alpha) is None
+    assert calling_member(user_id=stranger.pk, community=alpha) is None
 
     Membership.objects.create(user=stranger, community=alpha, role="auditor")
 
-    found = active_member(user_id=stranger.pk, community=alpha)
+    found = calling_member(user_id=stranger.pk, community=alpha)
     assert found is not None
     assert found[1] == ["auditor"]
+
+
+def test_readers_off_the_request_path_ask_the_database_every_time(
+    alpha: Community, member: Callable[..., User]
+) -> None:
+    user = member(alpha, "compliance_officer")
+    assert calling_member(user_id=user.pk, community=alpha) is not None
+
+    user.memberships.update(role="researcher")  # no signal: the kept answer is not forgotten
+
+    found = active_member(user_id=user.pk, community=alpha)
+    assert found is not None
+    assert found[1] == ["researcher"]  # a task re-checking a requester sees the change at once
