@@ -1,7 +1,8 @@
 """Answers kept in Redis under a *generation* that every change moves on, so none is ever read stale.
 
-A lookup that every request makes (which community a host names, whether a
-user holds a break-glass grant) is kept in a Redis hash per generation. A
+A lookup that every request makes (which community a host names, who the
+caller is in it, whether the caller holds a break-glass grant) is kept in a
+Redis hash per generation. A
 change to what the answers come from moves the generation on twice: at once,
 so nothing cached before the change is read again, and once the change
 commits, so an answer read from the database while it was uncommitted is left
