@@ -9,8 +9,13 @@ commits, so an answer read from the database while it was uncommitted is left
 behind under a generation nobody reads. Reading is one round trip (a Lua
 script reads the generation and the answer together).
 
-Only JSON is stored (never pickle). When Redis cannot answer, the caller asks
-the database: this is a cache, not the source of truth. Entries expire after
+Only JSON is stored (never pickle), under an HMAC (``SECRET_KEY``) that binds
+it to its cache, scope, generation and field: whoever can write to Redis can
+drop answers, or at worst bring back one at most ``GENERATION_CACHE_SECONDS``
+old by resetting a generation, but cannot forge one (a role, a grant, a
+community). An answer that fails the check is logged and asked of the database.
+When Redis cannot answer, the caller asks the database: this is a cache, not
+the source of truth. Entries expire after
 ``GENERATION_CACHE_SECONDS`` as well, which bounds what a lost invalidation
 could leave.
 """
@@ -25,6 +30,7 @@ import orjson
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Model
+from django.utils.crypto import constant_time_compare, salted_hmac
 from redis.exceptions import RedisError
 
 from gateway.redis_client import get_redis
@@ -72,22 +78,32 @@ class GenerationCache:
         except RedisError as error:
             logger.warning("%s cache unavailable (%s)", self.name, type(error).__name__)
             return MISS
+        generation = str(generation)
         if cached is None:
-            return Lookup(hit=False, value=None, generation=str(generation))
-        return Lookup(hit=True, value=orjson.loads(cached), generation=str(generation))
+            return Lookup(hit=False, value=None, generation=generation)
+        mac, _, body = str(cached).partition(".")
+        if not constant_time_compare(mac, self._mac(scope, generation, field, body)):
+            logger.warning("%s cache: an answer failed its integrity check; asking the database", self.name)
+            return Lookup(hit=False, value=None, generation=generation)
+        return Lookup(hit=True, value=orjson.loads(body), generation=generation)
 
     def put(self, scope: str, lookup: Lookup, field: str, value: Any) -> None:
         """Remember ``value`` under the generation the miss was read at (nothing when Redis was down)."""
         if lookup.generation is None:
             return
         key = self._answers_prefix(scope) + lookup.generation
+        body = orjson.dumps(value).decode("utf-8")
         try:
             with get_redis().pipeline(transaction=False) as pipeline:
-                pipeline.hset(key, field, orjson.dumps(value))
+                pipeline.hset(key, field, f"{self._mac(scope, lookup.generation, field, body)}.{body}")
                 pipeline.expire(key, settings.GENERATION_CACHE_SECONDS)
                 pipeline.execute()
         except RedisError as error:
             logger.warning("could not remember a %s answer (%s)", self.name, type(error).__name__)
+
+    def _mac(self, scope: str, generation: str, field: str, body: str) -> str:
+        message = "\x1f".join((self.name, scope, generation, field, body))
+        return salted_hmac("gateway.generations", message, algorithm="sha256").hexdigest()
 
     def forget(self, scope: str) -> None:
         """Move ``scope``'s generation on now and again once the current transaction commits."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from gateway.redis_client import get_redis
 from security.models import Membership, User
 from security.selectors import active_member, calling_member
 from tenants.models import Community
@@ -87,3 +89,20 @@ def test_readers_off_the_request_path_ask_the_database_every_time(
     found = active_member(user_id=user.pk, community=alpha)
     assert found is not None
     assert found[1] == ["researcher"]  # a task re-checking a requester sees the change at once
+
+
+def test_roles_written_into_redis_by_someone_else_are_not_believed(
+    alpha: Community, member: Callable[..., User]
+) -> None:
+    user = member(alpha, "researcher")
+    calling_member(user_id=user.pk, community=alpha)
+    redis = get_redis()
+    key = f"members:answers:all:{int(redis.get('members:generation:all') or 0)}"
+    field = f"{alpha.pk}:{user.pk}"
+    mac, _, body = str(redis.hget(key, field)).partition(".")
+    redis.hset(key, field, f"{mac}.{json.dumps(json.loads(body) | {'roles': ['owner']})}")
+
+    found = calling_member(user_id=user.pk, community=alpha)
+
+    assert found is not None
+    assert found[1] == ["researcher"]

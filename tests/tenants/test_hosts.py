@@ -39,13 +39,31 @@ def test_a_host_asked_again_is_answered_without_the_database(alpha: Community, b
     assert other.pk == beta.pk
 
 
-def test_the_cache_holds_plain_json_not_pickles(alpha: Community) -> None:
+def test_the_cache_holds_signed_json_not_pickles(alpha: Community) -> None:
     community_for_host(ALPHA_HOST)
 
     generation = int(get_redis().get(GENERATION) or 0)
-    stored = get_redis().hget(f"communities:answers:hosts:{generation}", ALPHA_HOST)
+    stored = str(get_redis().hget(f"communities:answers:hosts:{generation}", ALPHA_HOST))
 
-    assert json.loads(str(stored))["slug"] == "alpha"
+    mac, _, body = stored.partition(".")
+    assert len(mac) == 64
+    assert json.loads(body)["slug"] == "alpha"
+
+
+def test_an_answer_written_to_redis_by_someone_else_is_not_believed(alpha: Community, beta: Community) -> None:
+    community_for_host(ALPHA_HOST)
+    generation = int(get_redis().get(GENERATION) or 0)
+    key = f"communities:answers:hosts:{generation}"
+    mac, _, body = str(get_redis().hget(key, ALPHA_HOST)).partition(".")
+    forged = json.loads(body) | {"id": beta.pk, "schema_name": "beta", "slug": "beta"}
+    get_redis().hset(key, ALPHA_HOST, f"{mac}.{json.dumps(forged)}")  # alpha's host pointed at beta
+    get_redis().hset(key, BETA_HOST, f"{mac}.{body}")  # alpha's own answer, moved to beta's host
+
+    assert community_queries(lambda: community_for_host(ALPHA_HOST))  # not believed: asked again
+    found, other = community_for_host(ALPHA_HOST), community_for_host(BETA_HOST)
+    assert found is not None
+    assert other is not None
+    assert (found.slug, other.slug) == ("alpha", "beta")
 
 
 def test_a_host_nobody_serves_is_not_cached(db: None) -> None:
