@@ -26,8 +26,6 @@ from rest_framework.request import Request
 from gateway.errors import ApplicationError, NotFound
 from security.audit.context import annotate
 
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 class PreconditionRequired(ApplicationError):
     """An update without ``If-Match`` (428): the client must say which version it changes."""

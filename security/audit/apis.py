@@ -28,8 +28,6 @@ from security.audit.models import AuditEvent, AuditExport, ExportFormat, ExportS
 from security.audit.selectors import audit_events, export_enqueue
 from security.audit.tasks import export_path
 
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 class EventCursor(CursorPagination):
     """Cursor pagination in sequence order; the cursor is opaque and filters are applied again."""
@@ -79,9 +77,7 @@ class AuditEventListApi(APIView):
         filters = {key: value for key, value in query.validated_data.items() if key not in ("cursor", "limit")}
         paginator = EventCursor()
         page = paginator.paginate_queryset(audit_events(**filters), request, view=self)
-        response = paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
-        response["Cache-Control"] = "no-store"
-        return response
+        return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
 
 class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):
@@ -144,12 +140,12 @@ class AuditExportListApi(APIView):
         export = AuditExport.objects.create(requested_by=str(request.auth.subject), **payload.validated_data)  # type: ignore[union-attr]
         transaction.on_commit(lambda: export_enqueue(export, claims=request.auth, community=request.tenant))  # type: ignore[attr-defined]
         data = AuditExportSerializer(export).data
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={**NO_STORE, "Location": data["links"]["self"]})
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
 
     @extend_schema(responses={200: AuditExportSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """The 100 newest exports."""
-        return Response(AuditExportSerializer(AuditExport.objects.all()[:100], many=True).data, headers=NO_STORE)
+        return Response(AuditExportSerializer(AuditExport.objects.all()[:100], many=True).data)
 
 
 def _export(pk: Any) -> AuditExport:
@@ -168,7 +164,7 @@ class AuditExportDetailApi(APIView):
     @extend_schema(responses={200: AuditExportSerializer})
     def get(self, request: Request, pk: Any) -> Response:
         """Describe the export."""
-        return Response(AuditExportSerializer(_export(pk)).data, headers=NO_STORE)
+        return Response(AuditExportSerializer(_export(pk)).data)
 
 
 def _ready(pk: Any) -> AuditExport:
@@ -192,7 +188,6 @@ class AuditExportDownloadApi(APIView):
         if not path.is_file():
             raise NotFound("The export's file is gone.", code="export_file_missing")
         response = FileResponse(path.open("rb"), as_attachment=True, filename=export.file_name)
-        response["Cache-Control"] = "no-store"
         response.headers["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(export.manifest["sha256"])).decode()  # type: ignore[index]
         return response
 
@@ -206,7 +201,7 @@ class AuditExportManifestApi(APIView):
     @extend_schema(responses={200: inline_serializer("AuditManifest", {"type": serializers.CharField()})})
     def get(self, request: Request, pk: Any) -> Response:
         """The manifest."""
-        return Response(_ready(pk).manifest, headers=NO_STORE)
+        return Response(_ready(pk).manifest)
 
 
 class AuditKeysApi(APIView):

@@ -18,8 +18,6 @@ from security.breakglass.actions import grant_open, grant_review
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.selectors import review_queue
 
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 class GrantSerializer(serializers.ModelSerializer[BreakGlassGrant]):
     """A grant as its holder and reviewers see it; the reason is shown to them alone."""
@@ -93,7 +91,7 @@ class BreakGlassApi(APIView):
             minutes=data["minutes"],
             community=request.tenant.slug,  # type: ignore[attr-defined]
         )
-        return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: GrantSerializer(many=True)})
     def get(self, request: Request) -> Response:
@@ -102,7 +100,7 @@ class BreakGlassApi(APIView):
         if flag not in (None, "true", "false"):
             raise BadRequest("reviewed must be true or false", code="invalid_filter")
         grants = review_queue(reviewed=None if flag is None else flag == "true")[:200]
-        return Response(GrantSerializer(grants, many=True).data, headers=NO_STORE)
+        return Response(GrantSerializer(grants, many=True).data)
 
 
 class BreakGlassReviewApi(APIView):
@@ -125,4 +123,4 @@ class BreakGlassReviewApi(APIView):
             reviewer=str(request.auth.subject),  # type: ignore[union-attr]
             comment=payload.validated_data["comment"],
         )
-        return Response(GrantSerializer(grant).data, headers=NO_STORE)
+        return Response(GrantSerializer(grant).data)

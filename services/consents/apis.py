@@ -20,7 +20,7 @@ from gateway.errors import BadRequest, Conflict
 from gateway.serializers import StrictSerializer
 from policy.permissions import view_action
 from security.audit.context import note_participants
-from services.common import NO_STORE, CleanCharField, missing
+from services.common import CleanCharField, missing
 from services.consents.models import Consent, Scope
 from services.participants.models import Participant
 
@@ -94,7 +94,7 @@ class ConsentListApi(_ParticipantScoped):
     def get(self, request: Request, pk: Any) -> Response:
         """Every consent of the participant, oldest first."""
         consents = Consent.objects.filter(participant=self.participant)
-        return Response({"results": ConsentSerializer(consents, many=True).data}, headers=NO_STORE)
+        return Response({"results": ConsentSerializer(consents, many=True).data})
 
     @extend_schema(request=ConsentInput, responses={201: ConsentSerializer})
     def post(self, request: Request, pk: Any) -> Response:
@@ -102,7 +102,7 @@ class ConsentListApi(_ParticipantScoped):
         data = ConsentInput(data=request.data)
         data.is_valid(raise_exception=True)
         consent = Consent.objects.create(participant=self.participant, **data.validated_data)
-        return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
 
 
 class ConsentWithdrawApi(_ParticipantScoped):
@@ -124,4 +124,4 @@ class ConsentWithdrawApi(_ParticipantScoped):
             raise Conflict("This consent was already withdrawn.", code="already_withdrawn")
         consent.withdrawn_at = timezone.now()
         consent.save(update_fields=["withdrawn_at", "updated_at"])
-        return Response(ConsentSerializer(consent).data, headers=NO_STORE)
+        return Response(ConsentSerializer(consent).data)

@@ -37,7 +37,6 @@ from services.exports.selectors import (
 from services.exports.tasks import deidentified_export_enqueue
 from tenants.models import Community
 
-NO_STORE = {"Cache-Control": "no-store"}
 BASE = "/api/v1/exports/"
 LIST_LIMIT = 100
 
@@ -99,13 +98,13 @@ class ExportListApi(APIView):
         annotate(resource_id=str(export.id))
         transaction.on_commit(lambda: deidentified_export_enqueue(export, claims=claims, community=community))
         data = ExportSerializer(export).data
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers={**NO_STORE, "Location": data["links"]["self"]})
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
 
     @extend_schema(responses={200: ExportSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """The newest exports of the community."""
         exports = deidentified_exports()[:LIST_LIMIT]
-        return Response(ExportSerializer(exports, many=True).data, headers=NO_STORE)
+        return Response(ExportSerializer(exports, many=True).data)
 
 
 class ExportDetailApi(APIView):
@@ -118,7 +117,7 @@ class ExportDetailApi(APIView):
     @extend_schema(responses={200: ExportSerializer})
     def get(self, request: Request, pk: Any) -> Response:
         """Describe the export."""
-        return Response(ExportSerializer(access_export(pk)).data, headers=NO_STORE)
+        return Response(ExportSerializer(access_export(pk)).data)
 
 
 class ExportDownloadApi(APIView):
@@ -137,7 +136,6 @@ class ExportDownloadApi(APIView):
         response["Content-Disposition"] = f'attachment; filename="{export.file_name}"'
         response["Content-Length"] = str(manifest["bytes"])
         response["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(manifest["sha256"])).decode()
-        response["Cache-Control"] = "no-store"
         return response
 
 
@@ -151,4 +149,4 @@ class ExportManifestApi(APIView):
     @extend_schema(responses={200: inline_serializer("DeidentifiedExportManifest", {"type": serializers.CharField()})})
     def get(self, request: Request, pk: Any) -> Response:
         """The manifest."""
-        return Response(access_ready_export(pk).manifest, headers=NO_STORE)
+        return Response(access_ready_export(pk).manifest)

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from gateway.serializers import StrictSerializer
 from policy.obligations import RedactingSerializerMixin, apply_conditions
 from security.audit.context import note_participants
-from services.common import NO_STORE, CleanCharField, CreatedCursor, PastDateField, missing
+from services.common import CleanCharField, CreatedCursor, PastDateField, missing
 from services.observations.models import Observation
 from services.participants.models import Participant
 from services.participants.selectors import consented, policy_attributes
@@ -117,9 +117,7 @@ class ObservationListApi(APIView):
         page = paginator.paginate_queryset(found, request, view=self) or []
         note_participants(observation.participant.pseudonym for observation in page)
         data = ObservationSerializer([_with_value(item) for item in page], many=True, context={"request": request})
-        response = paginator.get_paginated_response(data.data)
-        response["Cache-Control"] = "no-store"
-        return response
+        return paginator.get_paginated_response(data.data)
 
     @extend_schema(request=ObservationInput, responses={201: ObservationSerializer})
     def post(self, request: Request) -> Response:
@@ -139,7 +137,7 @@ class ObservationListApi(APIView):
         )
         note_participants([participant.pseudonym])
         body = ObservationSerializer(_with_value(observation), context={"request": request}).data
-        return Response(body, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class ObservationDetailApi(APIView):
@@ -162,4 +160,4 @@ class ObservationDetailApi(APIView):
         """The observation."""
         note_participants([self.observation.participant.pseudonym])
         body = ObservationSerializer(_with_value(self.observation), context={"request": request}).data
-        return Response(body, headers=NO_STORE)
+        return Response(body)

@@ -24,7 +24,7 @@ from gateway.errors import BadRequest, Conflict, NotFound
 from policy.obligations import REDACT_ALL, apply_conditions
 from security.audit.context import note_participants
 from security.audit.disclosures import disclosures, disclosures_csv
-from services.common import NO_STORE, CreatedCursor, etag, missing, require_current
+from services.common import CreatedCursor, etag, missing, require_current
 from services.participants.models import Participant
 from services.participants.selectors import (
     consented,
@@ -83,9 +83,7 @@ class ParticipantListApi(APIView):
         note_participants(participant.pseudonym for participant in page)
         # One serializer for the page: its fields are built once, not once per row.
         rows = ParticipantSerializer(page, many=True, context={"request": request}).data
-        response = paginator.get_paginated_response(list(rows))
-        response["Cache-Control"] = "no-store"
-        return response
+        return paginator.get_paginated_response(list(rows))
 
     @extend_schema(request=ParticipantInput, responses={201: ParticipantSerializer})
     def post(self, request: Request) -> Response:
@@ -95,7 +93,7 @@ class ParticipantListApi(APIView):
         with transaction.atomic():
             participant = _save(Participant(), dict(data.validated_data))
         note_participants([participant.pseudonym])
-        headers = {"ETag": etag(participant), "Location": f"/api/v1/participants/{participant.pk}/", **NO_STORE}
+        headers = {"ETag": etag(participant), "Location": f"/api/v1/participants/{participant.pk}/"}
         return Response(_represent(request, participant), status=status.HTTP_201_CREATED, headers=headers)
 
 
@@ -123,7 +121,7 @@ class ParticipantDetailApi(APIView):
         """The participant, with its ETag."""
         note_participants([self.participant.pseudonym])
         body = _represent(request, self.participant)
-        return Response(body, headers={"ETag": etag(self.participant), **NO_STORE})
+        return Response(body, headers={"ETag": etag(self.participant)})
 
     @extend_schema(request=ParticipantInput(partial=True), responses={200: ParticipantSerializer})
     def patch(self, request: Request, pk: Any) -> Response:
@@ -134,7 +132,7 @@ class ParticipantDetailApi(APIView):
         participant = _save(self.participant, dict(data.validated_data))
         note_participants([participant.pseudonym])
         body = _represent(request, participant)
-        return Response(body, headers={"ETag": etag(participant), **NO_STORE})
+        return Response(body, headers={"ETag": etag(participant)})
 
 
 class DisclosureAccountingApi(APIView):
@@ -175,6 +173,5 @@ class DisclosureAccountingApi(APIView):
         if request.query_params.get("format") == "csv":
             response = StreamingHttpResponse(disclosures_csv(entries), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="disclosures-{pseudonym}.csv"'
-            response["Cache-Control"] = "no-store"
             return response
-        return Response({"participant": pseudonym, "count": len(entries), "disclosures": entries}, headers=NO_STORE)
+        return Response({"participant": pseudonym, "count": len(entries), "disclosures": entries})

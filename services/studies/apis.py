@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from gateway.errors import BadRequest, Conflict
 from gateway.serializers import StrictSerializer
 from security.selectors import active_member
-from services.common import NO_STORE, CleanCharField, CreatedCursor, PastDateField, etag, missing, require_current
+from services.common import CleanCharField, CreatedCursor, PastDateField, etag, missing, require_current
 from services.studies.models import Study, StudyStatus, StudyTeamMember
 
 PROTOCOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
@@ -93,7 +93,7 @@ def _save(request: Request, study: Study, values: dict[str, Any]) -> Study:
 
 
 def _response(study: Study, code: int = status.HTTP_200_OK) -> Response:
-    return Response(StudySerializer(study).data, status=code, headers={"ETag": etag(study), **NO_STORE})
+    return Response(StudySerializer(study).data, status=code, headers={"ETag": etag(study)})
 
 
 class StudyListApi(APIView):
@@ -114,9 +114,7 @@ class StudyListApi(APIView):
             studies = studies.filter(status=wanted)
         paginator = CreatedCursor()
         page = paginator.paginate_queryset(studies, request, view=self)
-        response = paginator.get_paginated_response(StudySerializer(page, many=True).data)
-        response["Cache-Control"] = "no-store"
-        return response
+        return paginator.get_paginated_response(StudySerializer(page, many=True).data)
 
     @extend_schema(request=StudyInput, responses={201: StudySerializer})
     def post(self, request: Request) -> Response:
