@@ -23,7 +23,7 @@ from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
-from gateway.errors import ApplicationError, NotFound
+from gateway.errors import ApplicationError, Conflict, NotFound
 from security.audit.context import annotate
 
 
@@ -32,13 +32,6 @@ class PreconditionRequired(ApplicationError):
 
     status = 428
     title = "Precondition required"
-
-
-class EditConflict(ApplicationError):
-    """``If-Match`` names a version that is no longer current (409)."""
-
-    status = 409
-    title = "Conflict"
 
 
 def has_control_characters(value: str) -> bool:
@@ -100,7 +93,7 @@ def require_current(request: Request, instance: Model) -> None:
 
     Raises:
         PreconditionRequired: no ``If-Match``.
-        EditConflict: the row changed since the client read it.
+        Conflict: the row changed since the client read it.
     """
     header = request.headers.get("If-Match", "").strip()
     if not header:
@@ -110,7 +103,7 @@ def require_current(request: Request, instance: Model) -> None:
         )
     offered = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     if "*" not in offered and etag(instance) not in offered:
-        raise EditConflict(
+        raise Conflict(
             "The record changed since you read it. Read it again and reapply your change.",
             code="edit_conflict",
             headers={"ETag": etag(instance)},
