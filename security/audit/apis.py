@@ -26,7 +26,7 @@ from gateway.serializers import StrictSerializer
 from security.audit.checkpoints import key_id, public_keys_pem, published_keys
 from security.audit.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
 from security.audit.selectors import audit_events, export_enqueue
-from security.audit.tasks import export_path
+from security.audit.tasks import audit_export_task, export_path
 
 
 class EventCursor(CursorPagination):
@@ -80,6 +80,14 @@ class AuditEventListApi(APIView):
         return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
 
 
+def export_links(own: str, export_status: str) -> dict[str, str]:
+    """An export's links (audit or de-identified): where to poll and, once ready, download and manifest."""
+    links = {"self": own}
+    if export_status == ExportStatus.READY:
+        links.update(download=own + "download/", manifest=own + "manifest/")
+    return links
+
+
 class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):
     """An export's status; its manifest once ready."""
 
@@ -103,11 +111,7 @@ class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):
 
     def get_links(self, export: AuditExport) -> dict[str, str]:
         """Where to poll and, once ready, where to download."""
-        base = f"/api/v1/audit/exports/{export.id}/"
-        links = {"self": base}
-        if export.status == ExportStatus.READY:
-            links.update(download=base + "download/", manifest=base + "manifest/")
-        return links
+        return export_links(f"/api/v1/audit/exports/{export.id}/", export.status)
 
 
 class AuditExportListApi(APIView):
@@ -138,7 +142,9 @@ class AuditExportListApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         export = AuditExport.objects.create(requested_by=str(request.auth.subject), **payload.validated_data)  # type: ignore[union-attr]
-        transaction.on_commit(lambda: export_enqueue(export, claims=request.auth, community=request.tenant))  # type: ignore[attr-defined]
+        transaction.on_commit(
+            lambda: export_enqueue(export, task=audit_export_task, claims=request.auth, community=request.tenant)  # type: ignore[attr-defined]
+        )
         data = AuditExportSerializer(export).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
 

@@ -21,8 +21,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gateway.serializers import StrictSerializer
+from security.audit.apis import export_links
 from security.audit.context import annotate
-from security.audit.models import ExportStatus
+from security.audit.selectors import export_enqueue
 from security.identity.tokens import AccessClaims, InvalidToken
 from services.exports.actions import deidentified_export_request
 from services.exports.formats import CONTENT_TYPES
@@ -34,7 +35,7 @@ from services.exports.selectors import (
     deidentified_exports,
     export_plaintext,
 )
-from services.exports.tasks import deidentified_export_enqueue
+from services.exports.tasks import deidentified_export_task
 from tenants.models import Community
 
 BASE = "/api/v1/exports/"
@@ -64,11 +65,7 @@ class ExportSerializer(serializers.ModelSerializer[DeidentifiedExport]):
 
     def get_links(self, export: DeidentifiedExport) -> dict[str, str]:
         """Where to poll and, once ready, where to download."""
-        own = f"{BASE}{export.id}/"
-        links = {"self": own}
-        if export.status == ExportStatus.READY:
-            links.update(download=own + "download/", manifest=own + "manifest/")
-        return links
+        return export_links(f"{BASE}{export.id}/", export.status)
 
 
 class ExportListApi(APIView):
@@ -96,7 +93,9 @@ class ExportListApi(APIView):
             study=study, export_format=payload.validated_data["format"], requested_by=str(claims.subject)
         )
         annotate(resource_id=str(export.id))
-        transaction.on_commit(lambda: deidentified_export_enqueue(export, claims=claims, community=community))
+        transaction.on_commit(
+            lambda: export_enqueue(export, task=deidentified_export_task, claims=claims, community=community)
+        )
         data = ExportSerializer(export).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
 

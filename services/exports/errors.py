@@ -13,4 +13,3 @@ class ExportErrorCode(StrEnum):
     NOT_READY = "export_not_ready"
     FILE_MISSING = "export_file_missing"
     KEY_RETIRED = "export_key_retired"
-    QUEUE_UNAVAILABLE = "queue_unavailable"
