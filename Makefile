@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCKS := requirements/base.txt requirements/dev.txt
 INSTALLED := $(VENV)/.installed
-SOURCES := config tenants security gateway services policy vault
+SOURCES := config core tenants security gateway services policy vault
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
@@ -24,8 +24,8 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	KEY_PROVIDER=vault VAULT_ADDR=https://vault.internal:8200 VAULT_ROLE_ID=gateway VAULT_SECRET_ID=scan-only \
 	AWS_S3_BUCKET=gateway-exports TRUSTED_PROXIES=10.20.0.0/24 PROXY_SHARED_SECRET=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 
-.PHONY: help setup-dev services run test coverage-report lint type-check quality-check \
-	security-scan security-audit lock policy-review bench clean
+.PHONY: help setup-dev services run test coverage-report lint lint-imports format type-check migrations-check \
+	quality-check security-scan security-audit lock policy-review bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,17 +55,29 @@ coverage-report: $(INSTALLED) ## Coverage of the last test run (terminal and htm
 	$(BIN)/coverage report
 	$(BIN)/coverage html --quiet && echo "HTML report: htmlcov/index.html"
 
-lint: $(INSTALLED) ## ruff lint (complexity at most 10 included) and format check
+lint: $(INSTALLED) ## ruff lint (complexity at most 10 included), format check, the import contract
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+lint-imports: $(INSTALLED) ## The layers contract alone (pyproject.toml [tool.importlinter])
+	$(BIN)/lint-imports
+
+format: $(INSTALLED) ## Fix what ruff can (imports, lint autofixes) and format the tree
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 type-check: $(INSTALLED) ## mypy strict with the Django and DRF stubs, tests included
 	$(BIN)/mypy .
 
-quality-check: lint type-check ## Lint, types, coverage >= 80%, migrations up to date
-	@test -f .coverage || $(MAKE) test
-	$(BIN)/coverage report --fail-under=80 > /dev/null && echo "coverage: $$($(BIN)/coverage report --format=total)% (>= 80%)"
+migrations-check: $(INSTALLED) services ## Models and migrations agree (makemigrations --check)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py makemigrations --check --dry-run
+
+quality-check: lint type-check migrations-check ## Lint, contract, types, migrations, then coverage >= 80% of a fresh run
+	@test -f .coverage || { echo "error: no coverage data: run make test first" >&2; exit 1; }
+	@stale=$$(find $(SOURCES) tests -name '*.py' -newer .coverage -print -quit); \
+	if [ -n "$$stale" ]; then echo "error: .coverage is older than $$stale: run make test again" >&2; exit 1; fi
+	$(BIN)/coverage report --fail-under=80 > /dev/null && echo "coverage: $$($(BIN)/coverage report --format=total)% (>= 80%)"
 
 security-scan: $(INSTALLED) ## bandit, pip-audit over the locks, check --deploy with production settings
 	$(BIN)/bandit -q -c pyproject.toml -r $(SOURCES)

@@ -1,8 +1,9 @@
 """Liveness and readiness endpoints for orchestrators and load balancers.
 
-``/health/live`` says the process answers. ``/health/ready`` checks PostgreSQL,
-Redis and RabbitMQ, reports each one's latency, and answers 503 naming what is
-down. Neither needs a token nor reveals anything about communities.
+``/health/live`` says the process answers. ``/health/ready`` runs every check
+``READINESS_CHECKS`` names (PostgreSQL, Redis and RabbitMQ here; the policy
+engine and the key service from their own packages), reports each one's
+latency, and answers 503 naming what is down. Neither needs a token nor reveals anything about communities.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from django.utils.module_loading import import_string
 from django.views.decorators.http import require_GET
 from kombu import Connection
 
-from gateway.problems import problem_response
-from gateway.redis_client import get_redis
+from core.problems import problem_response
+from core.redis import get_redis
+from gateway.errors import GatewayErrorCode
 
 
 def check_postgresql() -> None:
@@ -77,7 +79,7 @@ def ready(request: HttpRequest) -> HttpResponse:
         return problem_response(
             request,
             status=503,
-            code="dependencies_unavailable",
+            code=GatewayErrorCode.DEPENDENCIES_UNAVAILABLE,
             detail="Not ready: " + ", ".join(down) + " unavailable.",
             extensions={"checks": checks},
         )

@@ -12,8 +12,11 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.http import http_date
 
+from core.errors import ErrorCode
+from core.http import edge_of, edge_set
+from core.problems import problem_response
+from gateway.errors import GatewayErrorCode
 from gateway.logging import request_id_var
-from gateway.problems import problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
@@ -32,9 +35,10 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         """Tag the request, run the rest of the pipeline, echo the id."""
         inbound = str(request.META.get("HTTP_X_REQUEST_ID", ""))
-        via_gateway = getattr(request, "via_gateway", False)
-        request_id = inbound if via_gateway and _REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]  # our request attribute
+        edge = edge_of(request)
+        request_id = inbound if edge.via_gateway and _REQUEST_ID.fullmatch(inbound) else uuid.uuid4().hex
+        edge.request_id = request_id
+        edge_set(request, edge)
         token = request_id_var.set(request_id)
         try:
             response = self.get_response(request)
@@ -65,12 +69,12 @@ class BodyLimitMiddleware:
                 return problem_response(
                     request,
                     status=413,
-                    code="length_required",
+                    code=GatewayErrorCode.LENGTH_REQUIRED,
                     detail="Send a Content-Length; chunked bodies are refused.",
                 )
             if length and (not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
                 return problem_response(
-                    request, status=413, code="payload_too_large", detail="The request body is too large."
+                    request, status=413, code=ErrorCode.PAYLOAD_TOO_LARGE, detail="The request body is too large."
                 )
         return self.get_response(request)
 
@@ -95,7 +99,10 @@ class ApiResponseHeadersMiddleware:
         sunset = entry.get("sunset")
         if sunset is not None and timezone.now() >= sunset:
             response: HttpResponse = problem_response(
-                request, status=410, code="version_sunset", detail=f"API {version} was retired; see the Link header."
+                request,
+                status=410,
+                code=GatewayErrorCode.VERSION_SUNSET,
+                detail=f"API {version} was retired; see the Link header.",
             )
         else:
             response = self.get_response(request)

@@ -1,9 +1,10 @@
-"""RFC 9457 problem details: the one shape every error response takes.
+"""The edge's error rendering: DRF's exception handler and Django's ``handler*`` views.
 
-:func:`problem_exception_handler` is DRF's exception handler; the ``handler*``
-views cover what happens outside DRF (unknown routes, middleware refusals,
-crashes). No response built here ever carries a stack trace, a secret or PHI:
-unexpected exceptions are logged by type and request id only.
+:func:`problem_exception_handler` turns every exception a DRF view raises into
+an RFC 9457 document (:mod:`core.problems` builds it); the ``handler*`` views
+cover what happens outside DRF (unknown routes, a Host outside
+``ALLOWED_HOSTS``, crashes). Unexpected exceptions are logged by type, frames
+and request id only: their messages may hold PHI.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.request import Request
 from rest_framework.response import Response
 
-from gateway.errors import ApplicationError
+from core.errors import ApplicationError, ErrorCode
+from core.http import edge_of
+from core.problems import PROBLEM_CONTENT_TYPE, problem_document, problem_headers, problem_response
 
 logger = logging.getLogger(__name__)
-
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_PREFIX = "urn:compliance-gateway:problem:"
-BEARER_CHALLENGE = 'Bearer realm="api"'
 
 # DRF messages for these codes repeat what the client sent, which may be PHI.
 _ECHOING_VALIDATION_CODES = {
@@ -33,96 +33,17 @@ _ECHOING_VALIDATION_CODES = {
     "invalid_pk_value": "No such object.",
 }
 
-_DRF_CODES: dict[type[drf_exceptions.APIException], tuple[str, str]] = {
-    drf_exceptions.ParseError: ("malformed_request", "The request body is not valid JSON."),
-    drf_exceptions.UnsupportedMediaType: ("unsupported_media_type", "Send the body as application/json."),
-    drf_exceptions.NotAuthenticated: ("authentication_required", "This endpoint needs a bearer access token."),
-    drf_exceptions.AuthenticationFailed: ("invalid_token", "The credentials were not accepted."),
-    drf_exceptions.PermissionDenied: ("forbidden", "You may not do this."),
-    drf_exceptions.NotFound: ("not_found", "Nothing was found here."),
-    drf_exceptions.MethodNotAllowed: ("method_not_allowed", "This method is not allowed here."),
-    drf_exceptions.NotAcceptable: ("not_acceptable", "This endpoint answers in application/json only."),
-    drf_exceptions.Throttled: ("rate_limited", "Too many requests; wait before trying again."),
+_DRF_CODES: dict[type[drf_exceptions.APIException], tuple[ErrorCode, str]] = {
+    drf_exceptions.ParseError: (ErrorCode.MALFORMED_REQUEST, "The request body is not valid JSON."),
+    drf_exceptions.UnsupportedMediaType: (ErrorCode.UNSUPPORTED_MEDIA_TYPE, "Send the body as application/json."),
+    drf_exceptions.NotAuthenticated: (ErrorCode.AUTHENTICATION_REQUIRED, "This endpoint needs a bearer access token."),
+    drf_exceptions.AuthenticationFailed: (ErrorCode.INVALID_TOKEN, "The credentials were not accepted."),
+    drf_exceptions.PermissionDenied: (ErrorCode.FORBIDDEN, "You may not do this."),
+    drf_exceptions.NotFound: (ErrorCode.NOT_FOUND, "Nothing was found here."),
+    drf_exceptions.MethodNotAllowed: (ErrorCode.METHOD_NOT_ALLOWED, "This method is not allowed here."),
+    drf_exceptions.NotAcceptable: (ErrorCode.NOT_ACCEPTABLE, "This endpoint answers in application/json only."),
+    drf_exceptions.Throttled: (ErrorCode.RATE_LIMITED, "Too many requests; wait before trying again."),
 }
-
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    406: "Not acceptable",
-    409: "Conflict",
-    410: "Gone",
-    413: "Content too large",
-    415: "Unsupported media type",
-    429: "Too many requests",
-    500: "Internal server error",
-    503: "Service unavailable",
-}
-
-
-def problem_document(
-    request: HttpRequest | None,
-    *,
-    status: int,
-    code: str,
-    detail: str,
-    title: str | None = None,
-    extensions: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Build an RFC 9457 problem document with our ``code`` and ``request_id`` members."""
-    document: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + code,
-        "title": title or _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if request is not None:
-        document["instance"] = request.path
-        document["request_id"] = getattr(request, "request_id", None)
-    document.update(extensions or {})
-    return document
-
-
-def problem_response(
-    request: HttpRequest | None,
-    *,
-    status: int,
-    code: str,
-    detail: str,
-    title: str | None = None,
-    extensions: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JsonResponse:
-    """Render a problem document as a plain Django response (middleware and non-DRF views)."""
-    document = problem_document(request, status=status, code=code, detail=detail, title=title, extensions=extensions)
-    return JsonResponse(
-        document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=_problem_headers(status, headers)
-    )
-
-
-def _problem_headers(status: int, headers: dict[str, str] | None) -> dict[str, str]:
-    """Headers every problem response carries: never cached; 401 says how to authenticate."""
-    merged = dict(headers or {})
-    if status == 401:  # noqa: PLR2004 - HTTP status
-        merged.setdefault("WWW-Authenticate", BEARER_CHALLENGE)
-    merged["Cache-Control"] = "no-store"
-    return merged
-
-
-def application_error_response(request: HttpRequest | None, error: ApplicationError) -> JsonResponse:
-    """Render an :class:`ApplicationError` for a non-DRF caller."""
-    return problem_response(
-        request,
-        status=error.status,
-        code=error.code,
-        detail=error.detail,
-        title=error.title,
-        extensions=error.extensions,
-        headers=error.headers,
-    )
 
 
 def _field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -140,14 +61,14 @@ def _field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     return [{"field": prefix or "non_field_errors", "code": str(code), "message": message}]
 
 
-def _drf_problem(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, Any]]:
+def _drf_problem(exc: drf_exceptions.APIException) -> tuple[ErrorCode, str, dict[str, Any]]:
     """Map a DRF exception to (code, detail, extensions)."""
     if isinstance(exc, drf_exceptions.ValidationError):
-        return "validation_failed", "The request has invalid fields.", {"errors": _field_errors(exc.detail)}
+        return ErrorCode.VALIDATION_FAILED, "The request has invalid fields.", {"errors": _field_errors(exc.detail)}
     for exception_class, (code, detail) in _DRF_CODES.items():
         if isinstance(exc, exception_class):
             return code, detail, {}
-    return "error", "The request could not be processed.", {}
+    return ErrorCode.ERROR, "The request could not be processed.", {}
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -173,50 +94,56 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         document = problem_document(request, status=exc.status_code, code=code, detail=detail, extensions=extensions)
         return _drf_response(document, exc.status_code, headers)
     log_unexpected(exc, request)
-    document = problem_document(request, status=500, code="internal_error", detail="An unexpected error occurred.")
+    document = problem_document(
+        request, status=500, code=ErrorCode.INTERNAL_ERROR, detail="An unexpected error occurred."
+    )
     return _drf_response(document, 500, {})
 
 
 def _drf_response(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
     return Response(
-        document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=_problem_headers(status, headers)
+        document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=problem_headers(status, headers)
     )
 
 
-def log_unexpected(exc: BaseException, request: HttpRequest | None) -> None:
+def log_unexpected(exc: BaseException, request: HttpRequest | Request | None) -> None:
     """Log an unexpected exception by type and frames only: its message may hold PHI."""
     frames = "".join(traceback.format_tb(exc.__traceback__))
     logger.error(
         "unhandled %s (request_id=%s)\n%s",
         type(exc).__name__,
-        getattr(request, "request_id", None),
+        edge_of(request).request_id,
         frames,
     )
 
 
-def _too_large(request: HttpRequest | None) -> dict[str, Any]:
-    return problem_document(request, status=413, code="payload_too_large", detail="The request body is too large.")
+def _too_large(request: HttpRequest | Request | None) -> dict[str, Any]:
+    return problem_document(
+        request, status=413, code=ErrorCode.PAYLOAD_TOO_LARGE, detail="The request body is too large."
+    )
 
 
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django-level 400 (a Host header outside ALLOWED_HOSTS, a body over the size limit)."""
     if isinstance(exception, RequestDataTooBig):
         return JsonResponse(
-            _too_large(request), status=413, content_type=PROBLEM_CONTENT_TYPE, headers=_problem_headers(413, None)
+            _too_large(request), status=413, content_type=PROBLEM_CONTENT_TYPE, headers=problem_headers(413, None)
         )
-    return problem_response(request, status=400, code="bad_request", detail="The request could not be understood.")
+    return problem_response(
+        request, status=400, code=ErrorCode.BAD_REQUEST, detail="The request could not be understood."
+    )
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django-level 403 (for example a CSRF failure on the admin)."""
-    return problem_response(request, status=403, code="forbidden", detail="You may not do this.")
+    return problem_response(request, status=403, code=ErrorCode.FORBIDDEN, detail="You may not do this.")
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Unknown route: a problem document, the same for every host."""
-    return problem_response(request, status=404, code="not_found", detail="Nothing was found here.")
+    return problem_response(request, status=404, code=ErrorCode.NOT_FOUND, detail="Nothing was found here.")
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
     """A crash outside DRF: generic problem, details only in the log (by type)."""
-    return problem_response(request, status=500, code="internal_error", detail="An unexpected error occurred.")
+    return problem_response(request, status=500, code=ErrorCode.INTERNAL_ERROR, detail="An unexpected error occurred.")

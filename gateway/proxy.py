@@ -28,12 +28,13 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from gateway.errors import ServiceUnavailable
-from gateway.problems import application_error_response, problem_response
-from gateway.redis_client import get_redis
+from core.errors import ServiceUnavailable
+from core.http import CLIENT_HEADER, HEALTH_PREFIX, edge_of, edge_set, normalised_ip
+from core.problems import application_error_response, problem_response
+from core.redis import get_redis
+from gateway.errors import GatewayErrorCode
 
 SIGNATURE_HEADER = "HTTP_X_GATEWAY_SIGNATURE"
-CLIENT_HEADER = "HTTP_X_GATEWAY_CLIENT"
 _FORWARDED = (
     "HTTP_X_FORWARDED_FOR",
     "HTTP_X_FORWARDED_HOST",
@@ -51,24 +52,14 @@ class ReplayCheckUnavailable(ServiceUnavailable):
     """Redis cannot say whether a signature was seen before: nothing is trusted; the gateway path is 503."""
 
     def __init__(self) -> None:
-        super().__init__("The gateway's signature cannot be checked right now.", code="proxy_check_unavailable")
+        super().__init__(
+            "The gateway's signature cannot be checked right now.", code=GatewayErrorCode.PROXY_CHECK_UNAVAILABLE
+        )
 
 
 @lru_cache(maxsize=8)
 def _networks(proxies: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
-
-
-@lru_cache(maxsize=4096)  # a request asks several times; addresses repeat across requests
-def normalised_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address, with IPv4-mapped IPv6 (``::ffff:10.0.0.1``) as plain IPv4; None when not an address."""
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def is_trusted_proxy(address: str) -> bool:
@@ -135,8 +126,9 @@ class ProxyTrustMiddleware:
             via_gateway = proven_by_gateway(request)
         except ReplayCheckUnavailable as error:
             via_gateway, trouble = False, error
-        request.via_gateway = via_gateway  # type: ignore[attr-defined]  # read by client_ip and request ids
-        request.gateway_trouble = trouble  # type: ignore[attr-defined]
+        edge = edge_of(request)
+        edge.via_gateway, edge.trouble = via_gateway, trouble
+        edge_set(request, edge)
         if not via_gateway:
             for name in [*_FORWARDED, *(key for key in request.META if key.startswith("HTTP_X_CONSUMER_"))]:
                 request.META.pop(name, None)
@@ -151,15 +143,14 @@ class GatewayRequiredMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         """Refuse, or pass on."""
-        if (
-            not settings.REQUIRE_GATEWAY
-            or getattr(request, "via_gateway", False)
-            or request.path.startswith("/health/")
-        ):
+        edge = edge_of(request)
+        if not settings.REQUIRE_GATEWAY or edge.via_gateway or request.path.startswith(HEALTH_PREFIX):
             return self.get_response(request)
-        trouble = getattr(request, "gateway_trouble", None)
-        if isinstance(trouble, ServiceUnavailable):
-            return application_error_response(request, trouble)
+        if edge.trouble is not None:
+            return application_error_response(request, edge.trouble)
         return problem_response(
-            request, status=403, code="gateway_required", detail="Requests reach this service through its gateway."
+            request,
+            status=403,
+            code=GatewayErrorCode.GATEWAY_REQUIRED,
+            detail="Requests reach this service through its gateway.",
         )

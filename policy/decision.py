@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.canonical import digest
 from policy.errors import PolicyUnavailable
 
 AUDIT_LEVELS = ("normal", "heightened")
@@ -36,14 +35,16 @@ class Decision:
     input_digest: str
 
 
-def canonical_json(document: Any) -> str:
-    """JSON with sorted keys and no spaces (RFC 8785 for the types policy inputs use)."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def digest_input(document: Any) -> str:
-    """SHA-256 of the canonical input, as ``sha256:<hex>``."""
-    return "sha256:" + hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+    """SHA-256 of the canonical input (:mod:`core.canonical`), as ``sha256:<hex>``.
+
+    Raises:
+        PolicyUnavailable: a value canonical JSON cannot hold (no input the service builds has one).
+    """
+    try:
+        return digest(document)
+    except TypeError as error:
+        raise PolicyUnavailable("the input cannot be digested") from error
 
 
 def _string_tuple(value: Any, what: str) -> tuple[str, ...]:

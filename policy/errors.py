@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from gateway.errors import Forbidden, NotFound, ServiceUnavailable
+from core.errors import Forbidden, NotFound, ServiceUnavailable
 
 
 class PolicyErrorCode(StrEnum):

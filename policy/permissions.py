@@ -34,8 +34,8 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from gateway.client_ip import client_ip
-from gateway.errors import BadRequest
+from core.errors import BadRequest
+from core.http import client_ip, edge_of
 from policy.enforcement import decide, decision_record, enforce
 from policy.errors import PolicyUnavailable
 from policy.inputs import SubjectClaims, policy_input, subject_document
@@ -106,7 +106,7 @@ def request_input(request: Request, view: APIView, action: str) -> dict[str, Any
         attributes=attributes_hook(request) if callable(attributes_hook) else None,
         purpose=request_purpose(request),
         now=now,
-        request_id=getattr(request, "request_id", None),
+        request_id=edge_of(request).request_id,
         client_ip=client_ip(request),
         break_glass=break_glass_context(subject_id=str(claims.subject), community=community.slug, now=now),
     )

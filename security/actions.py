@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from gateway.errors import BadRequest, Conflict, NotFound
+from core.errors import BadRequest, Conflict, NotFound
 from security.errors import IdentityErrorCode
 from security.models import Membership, User, normalize_email
 from security.roles import Role

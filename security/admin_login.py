@@ -8,8 +8,8 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
-from gateway.client_ip import client_bucket
-from gateway.errors import ApplicationError
+from core.errors import ApplicationError
+from core.http import client_bucket
 from security.identity import throttle
 from security.identity.mfa import verify_second_factor
 from security.models import User

@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.client_ip import client_bucket
-from gateway.errors import NotFound
-from gateway.serializers import StrictSerializer
+from core.errors import NotFound
+from core.http import client_bucket
+from core.serializers import StrictSerializer
 from security.audit.context import annotate
 from security.identity import mfa, sessions
 from security.identity.signing_keys import current_keyring

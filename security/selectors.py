@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from gateway.generations import GenerationCache, instance_from
+from core.generations import GenerationCache, instance_from
 from security.models import Membership, User
 from tenants.models import Community
 

@@ -23,7 +23,7 @@ from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
-from gateway.errors import ApplicationError, Conflict, NotFound
+from core.errors import ApplicationError, Conflict, NotFound
 from security.audit.context import annotate
 
 

@@ -15,6 +15,7 @@ class CommunityErrorCode(StrEnum):
     DOMAIN_TAKEN = "domain_taken"
     NOT_FOUND = "community_not_found"
     UNKNOWN_HOST = "unknown_community"
+    INVALID_HOST = "invalid_host"
     SUSPENDED = "community_suspended"
     INVALID_TRANSITION = "invalid_status_transition"
     NOT_CONFIRMED = "offboarding_not_confirmed"

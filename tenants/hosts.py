@@ -1,7 +1,7 @@
 """Which community a Host header names, kept in Redis so that a request need not ask the database.
 
 Every request on a community's host needs its community (id, schema, status)
-before anything else. The answers live in a :class:`~gateway.generations.GenerationCache`:
+before anything else. The answers live in a :class:`~core.generations.GenerationCache`:
 any change to a community or a domain moves its generation on, so a
 suspension is seen by the next request in every process. A host nobody
 serves is not cached.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.generations import GenerationCache, instance_from
+from core.generations import GenerationCache, instance_from
 from tenants.models import Community
 
 HOSTS = GenerationCache("communities")

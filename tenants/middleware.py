@@ -16,13 +16,12 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.urls import set_urlconf
 
-from gateway.problems import problem_response
+from core.http import HEALTH_PREFIX
+from core.problems import problem_response
+from core.schema import use_community_schema, use_public_schema
 from tenants.errors import CommunityErrorCode
 from tenants.hosts import community_for_host
 from tenants.models import CommunityStatus
-from tenants.schema import use_community_schema, use_public_schema
-
-HEALTH_PREFIX = "/health/"
 
 
 class CommunityMiddleware:
@@ -37,7 +36,9 @@ class CommunityMiddleware:
         try:
             host = request.get_host().rsplit(":", 1)[0].lower()
         except DisallowedHost:
-            return problem_response(request, status=400, code="invalid_host", detail="The Host header is not served.")
+            return problem_response(
+                request, status=400, code=CommunityErrorCode.INVALID_HOST, detail="The Host header is not served."
+            )
         # Platform hosts carry no ``request.tenant`` at all (django-tenants' admin templates
         # read its absence as "public schema").
         if host in settings.PUBLIC_HOSTS:

@@ -9,7 +9,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django_tenants.models import DomainMixin, TenantMixin
 
-from tenants.validators import RESERVED_SLUGS, SLUG_PATTERN
+from core.schema import SLUG_PATTERN
+from tenants.validators import RESERVED_SLUGS
 
 
 class CommunityStatus(models.TextChoices):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from gateway.errors import NotFound
+from core.errors import NotFound
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community
 

@@ -12,10 +12,10 @@ import re
 
 from django.conf import settings
 
-from gateway.errors import BadRequest
+from core.errors import BadRequest
+from core.schema import SLUG_PATTERN
 from tenants.errors import CommunityErrorCode
 
-SLUG_PATTERN = r"^[a-z][a-z0-9_]{2,39}$"
 _SLUG_RE = re.compile(SLUG_PATTERN)
 
 # Names PostgreSQL or the platform use for themselves. ``pg_*`` is refused by prefix.

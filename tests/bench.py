@@ -32,8 +32,8 @@ from django_tenants.utils import schema_context  # noqa: E402
 from rest_framework.permissions import IsAuthenticated  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from gateway.ratelimit import check  # noqa: E402
-from gateway.redis_client import get_redis  # noqa: E402
+from core.ratelimit import check  # noqa: E402
+from core.redis import get_redis  # noqa: E402
 from policy.enforcement import decide  # noqa: E402
 from policy.engine import EmbeddedEngine  # noqa: E402
 from policy.source import PolicySource  # noqa: E402
@@ -44,7 +44,7 @@ from security.models import User  # noqa: E402
 from services.participants.models import Participant  # noqa: E402
 from services.participants.serializers import PHI_FIELDS  # noqa: E402
 from services.studies.models import Study  # noqa: E402
-from tenants.actions import community_create  # noqa: E402
+from tenants.lifecycle import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory  # noqa: E402
 from vault.crypto import associated_data, open_sealed, seal  # noqa: E402

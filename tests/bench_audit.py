@@ -40,7 +40,7 @@ from django_tenants.utils import schema_context  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from config.celery import app as celery_app  # noqa: E402
-from gateway.redis_client import get_redis  # noqa: E402
+from core.redis import get_redis  # noqa: E402
 from security.audit.chain import (  # noqa: E402
     CHAINED_FIELDS,
     GENESIS,
@@ -53,7 +53,7 @@ from security.audit.chain import (  # noqa: E402
 from security.audit.checkpoints import checkpoint_at  # noqa: E402
 from security.audit.models import PendingEvent  # noqa: E402
 from security.audit.verification import verify_live  # noqa: E402
-from tenants.actions import community_create  # noqa: E402
+from tenants.lifecycle import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.machine import Steal, stolen  # noqa: E402
 

@@ -76,7 +76,7 @@ import security.identity.authentication  # noqa: E402
 import security.identity.revocation  # noqa: E402
 import services.participants.apis  # noqa: E402
 import tenants.middleware  # noqa: E402
-from gateway.redis_client import get_redis  # noqa: E402
+from core.redis import get_redis  # noqa: E402
 from policy import permissions as policy_permissions  # noqa: E402
 from policy.engine import EmbeddedEngine, get_engine  # noqa: E402
 from policy.permissions import PolicyPermission  # noqa: E402
@@ -91,7 +91,7 @@ from services.participants.apis import ParticipantListApi  # noqa: E402
 from services.participants.models import Participant  # noqa: E402
 from services.participants.serializers import ParticipantSerializer  # noqa: E402
 from services.studies.models import Study, StudyStatus  # noqa: E402
-from tenants.actions import community_create  # noqa: E402
+from tenants.lifecycle import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.factories import MembershipFactory, UserFactory  # noqa: E402
 from tests.machine import stolen  # noqa: E402

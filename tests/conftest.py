@@ -21,15 +21,15 @@ from django.test.utils import setup_databases
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from gateway.ratelimit import Verdict
-from gateway.redis_client import get_redis
+from core.ratelimit import Verdict
+from core.redis import get_redis
+from core.schema import use_public_schema
 from security.audit.checkpoints import published_keys
 from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.identity.signing_keys import generate_signing_key, load_keyring, reset_keyring_cache
 from security.models import User
-from tenants.actions import community_create
+from tenants.lifecycle import community_create
 from tenants.models import Community
-from tenants.schema import use_public_schema
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 from vault.keys import cache as data_key_cache
 from vault.keys import community_keys_create
@@ -167,6 +167,7 @@ __all__ = ["ALPHA_HOST", "BETA_HOST", "bearer"]
 
 @pytest.fixture
 def limiter_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The address limiter answers from a store that is up, so a test can take the others' Redis down."""
+    """The address and user limiters answer from a store that is up, so a test can take the others' Redis down."""
     verdict = Verdict(allowed=True, limit=200, remaining=199, retry_after_seconds=0, reset_seconds=0, policy="test")
     monkeypatch.setattr("gateway.ratelimit.check", lambda *args, **kwargs: verdict)
+    monkeypatch.setattr("security.identity.throttle.check", lambda *args, **kwargs: verdict)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from gateway.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
 
 
 class VaultErrorCode(StrEnum):

@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
-from tenants.schema import tenant_connection
+from core.schema import tenant_connection
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.models import DataKey, KeyKind
 from vault.providers import get_provider

@@ -36,7 +36,7 @@ from hvac import exceptions as vault_errors
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from tenants.validators import SLUG_PATTERN
+from core.schema import SLUG_PATTERN
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 
 _WRAPPED_RE = re.compile(r"^(vault|local):v(\d+):")

@@ -17,7 +17,7 @@ from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants.schema import tenant_connection
+from core.schema import tenant_connection
 from vault.crypto import Ciphertext
 from vault.fields import BlindIndexField, EncryptedField, encrypted_fields
 from vault.keys import community_keys_retire_below, community_keys_rotate

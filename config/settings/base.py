@@ -213,7 +213,7 @@ SPECTACULAR_SETTINGS = {
     # Several models name a field "status" with choices of their own: one schema enum each.
     "ENUM_NAME_OVERRIDES": {
         "StudyStatusEnum": "services.studies.models.StudyStatus",
-        "ExportStatusEnum": "security.audit.models.ExportStatus",  # audit and de-identified exports alike
+        "ExportStatusEnum": "core.exports.ExportStatus",  # audit and de-identified exports alike
     },
 }
 
@@ -246,7 +246,7 @@ DEAD_LETTER_EXCHANGE = "gateway.dead-letter"
 
 def task_queues(names: tuple[str, ...]) -> list[Queue]:
     """Each task queue (quorum, dead-lettering to ``DEAD_LETTER_EXCHANGE``) and its dead-letter queue."""
-    exchange = Exchange("gateway.tasks", type="topic", durable=True)
+    exchange = Exchange("security.tasks", type="topic", durable=True)
     dead_letters = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
     queues = []
     for name in names:
@@ -278,7 +278,7 @@ def task_queues(names: tuple[str, ...]) -> list[Queue]:
 
 CELERY_TASK_QUEUES = task_queues(TASK_QUEUE_NAMES)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_DEFAULT_EXCHANGE = "gateway.tasks"
+CELERY_TASK_DEFAULT_EXCHANGE = "security.tasks"
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {

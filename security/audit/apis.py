@@ -21,12 +21,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import Conflict, NotFound
-from gateway.serializers import StrictSerializer
+from core.errors import Conflict, NotFound
+from core.exports import ExportStatus, export_links
+from core.serializers import StrictSerializer
 from security.audit.checkpoints import key_id, public_keys_pem, published_keys
-from security.audit.models import AuditEvent, AuditExport, ExportFormat, ExportStatus
-from security.audit.selectors import audit_events, export_enqueue
+from security.audit.models import AuditEvent, AuditExport, ExportFormat
+from security.audit.selectors import audit_events
 from security.audit.tasks import audit_export_task, export_path
+from security.tasks import export_enqueue
 
 
 class EventCursor(CursorPagination):
@@ -78,14 +80,6 @@ class AuditEventListApi(APIView):
         paginator = EventCursor()
         page = paginator.paginate_queryset(audit_events(**filters), request, view=self)
         return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
-
-
-def export_links(own: str, export_status: str) -> dict[str, str]:
-    """An export's links (audit or de-identified): where to poll and, once ready, download and manifest."""
-    links = {"self": own}
-    if export_status == ExportStatus.READY:
-        links.update(download=own + "download/", manifest=own + "manifest/")
-    return links
 
 
 class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):

@@ -39,8 +39,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from gateway.redis_client import get_redis
-from tenants.schema import tenant_connection
+from core.canonical import canonical_json
+from core.redis import get_redis
+from core.schema import tenant_connection
 
 logger = logging.getLogger(__name__)
 
@@ -86,17 +87,6 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def entry_json(document: Any) -> bytes:
-    """Canonical JSON (UTF-8) of an entry or a part of one: strings, integers, booleans, lists of them.
-
-    The same bytes as :func:`policy.decision.canonical_json` gives for those
-    types (sorted keys, no whitespace, no escaping beyond JSON's own; a property
-    test holds the two to it), made by orjson: the chain hashes, exports and
-    verifies millions of entries.
-    """
-    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
-
-
 def _chained(values: Mapping[str, Any]) -> dict[str, Any]:
     entry = dict(zip(CHAINED_FIELDS, _pick_chained(values), strict=True))
     when = entry["occurred_at"]  # the one field that may be a datetime (a row of the database)
@@ -107,12 +97,12 @@ def _chained(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def canonical_entry(values: Mapping[str, Any]) -> str:
     """The canonical JSON of an entry's chained fields."""
-    return entry_json(_chained(values)).decode("utf-8")
+    return canonical_json(_chained(values)).decode("utf-8")
 
 
 def leaf_hash(values: Mapping[str, Any]) -> str:
     """SHA-256 of the entry's canonical JSON (hex)."""
-    return hashlib.sha256(entry_json(_chained(values))).hexdigest()
+    return hashlib.sha256(canonical_json(_chained(values))).hexdigest()
 
 
 def link(previous_hash: str, leaf: str) -> str:

@@ -30,10 +30,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from policy.decision import canonical_json
+from core.canonical import canonical_text
+from core.schema import tenant_connection
 from security.audit.chain import audit_chain, format_time
 from security.audit.models import AuditEvent, Checkpoint
-from tenants.schema import tenant_connection
 from vault.errors import KeyServiceUnavailable
 from vault.providers import get_provider
 
@@ -99,7 +99,7 @@ class Signed:
 
 def sign_document(document: Mapping[str, Any]) -> Signed:
     """Sign the canonical JSON of ``document`` with the latest audit signing key."""
-    text = canonical_json(dict(document))
+    text = canonical_text(dict(document))
     published_keys.ensure()
     provider = get_provider()
     signature = provider.sign(settings.AUDIT_SIGNING_KEY_NAME, text.encode("utf-8"))

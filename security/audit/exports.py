@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from core.schema import tenant_connection
 from security.audit.chain import ENTRY_FIELDS, audit_chain, format_time, leaf_hash
 from security.audit.checkpoints import (
     MANIFEST_TYPE,
@@ -39,7 +40,6 @@ from security.audit.checkpoints import (
 )
 from security.audit.formats import csv_lines, fhir_lines, jsonl_lines, write_lines
 from security.audit.models import AuditEvent, Checkpoint
-from tenants.schema import tenant_connection
 
 BATCH = 2000
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "fhir": "fhir.json"}

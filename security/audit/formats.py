@@ -22,7 +22,8 @@ from typing import IO, Any
 
 import orjson
 
-from security.audit.chain import ENTRY_FIELDS, LIST_FIELDS, canonical_entry, entry_json
+from core.canonical import canonical_json
+from security.audit.chain import ENTRY_FIELDS, LIST_FIELDS, canonical_entry
 
 CHAIN_EXTENSION = "urn:compliance-gateway:audit-chain"
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -42,7 +43,7 @@ class FormatError(ValueError):
 def jsonl_lines(entries: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """One canonical JSON object per entry."""
     for entry in entries:
-        yield entry_json(dict(entry)).decode("utf-8") + "\n"
+        yield canonical_json(dict(entry)).decode("utf-8") + "\n"
 
 
 def jsonl_read(handle: IO[str]) -> Iterator[dict[str, Any]]:
@@ -66,7 +67,7 @@ def _entry(document: Any) -> dict[str, Any]:
 
 def _csv_cell(name: str, value: Any) -> str:
     if name in LIST_FIELDS:
-        return entry_json(value).decode("utf-8")
+        return canonical_json(value).decode("utf-8")
     if isinstance(value, bool):
         return "true" if value else "false"
     return spreadsheet_safe(str(value))
@@ -186,7 +187,7 @@ def fhir_resource(entry: Mapping[str, Any], log: str) -> dict[str, Any]:
 
 
 def _text(document: Any) -> str:
-    return entry_json(document).decode("utf-8")
+    return canonical_json(document).decode("utf-8")
 
 
 def fhir_lines(entries: Iterable[Mapping[str, Any]], *, log: str, timestamp: str) -> Iterator[str]:

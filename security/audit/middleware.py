@@ -22,8 +22,8 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse
 
-from gateway.client_ip import client_ip
-from gateway.problems import problem_response
+from core.http import client_ip, edge_of
+from core.problems import problem_response
 from security.audit.chain import audit_append
 from security.audit.context import RequestAudit, request_audit
 
@@ -33,7 +33,7 @@ DENIED_STATUSES = frozenset({401, 403})
 
 def _request_fields(request: HttpRequest, response: HttpResponse) -> dict[str, Any]:
     return {
-        "request_id": str(getattr(request, "request_id", "") or ""),
+        "request_id": edge_of(request).request_id or "",
         "client_ip": client_ip(request) or "",
         "user_agent": request.headers.get("User-Agent", ""),
         "http_status": response.status_code,

@@ -13,6 +13,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
+from core.exports import ExportStatus
+
 
 class Outcome(models.TextChoices):
     """Whether the access was allowed."""
@@ -102,14 +104,6 @@ class ExportFormat(models.TextChoices):
     CSV = "csv", "CSV"
     JSONL = "jsonl", "JSON Lines"
     FHIR = "fhir", "FHIR R4 Bundle of AuditEvent"
-
-
-class ExportStatus(models.TextChoices):
-    """Where an export is."""
-
-    PENDING = "pending", "Pending"
-    READY = "ready", "Ready"
-    FAILED = "failed", "Failed"
 
 
 class AuditExport(models.Model):

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from gateway.errors import Conflict
+from core.errors import Conflict
 from policy.models import DecisionRecord
 from security.audit.chain import LOCK, audit_append, audit_chain, format_time
 from security.audit.checkpoints import checkpoint_at

@@ -1,17 +1,13 @@
-"""Queries over the audit log, and handing an export (audit or de-identified) to a worker."""
+"""Queries over the audit log (staged events chained first, so a query never sees a gap)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from django.db.models import Model, QuerySet
-from django.utils import timezone
-from django_tenants.utils import schema_context
+from django.db.models import QuerySet
 
-from gateway.tasks import enqueue_for_caller
 from security.audit.chain import audit_chain
-from security.audit.models import AuditEvent, ExportStatus
+from security.audit.models import AuditEvent
 
 
 def audit_events(
@@ -43,29 +39,3 @@ def audit_events(
     if participant is not None:
         events = events.filter(participant_pseudonyms__contains=[participant])
     return events
-
-
-QUEUE_UNAVAILABLE = "queue_unavailable"  # a failed export's error when no broker took its task
-
-
-def export_enqueue(export: Model, *, task: Any, claims: Any, community: Any) -> None:
-    """Queue ``task`` for ``export`` with who asked and how they signed in; mark it failed if no broker takes it.
-
-    Serves both kinds of export (audit and de-identified): each has ``status``,
-    ``error`` and ``finished_at``, and a task taking ``export_id``.
-    """
-
-    def refused() -> None:
-        with schema_context(community.schema_name):
-            type(export)._default_manager.filter(pk=export.pk).update(
-                status=ExportStatus.FAILED, error=QUEUE_UNAVAILABLE, finished_at=timezone.now()
-            )
-
-    enqueue_for_caller(
-        task,
-        claims=claims,
-        community=community,
-        on_refused=refused,
-        export_id=str(export.pk),
-        resource_id=str(export.pk),
-    )

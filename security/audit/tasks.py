@@ -16,15 +16,16 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from redis.exceptions import RedisError
 
-from gateway.errors import ServiceUnavailable
-from gateway.redis_client import get_redis
-from gateway.tasks import CommunityTask
+from core.errors import ServiceUnavailable
+from core.exports import ExportStatus
+from core.redis import get_redis
+from core.schema import tenant_connection
 from security.audit.chain import audit_chain, enqueue_chain, queued_flag
 from security.audit.checkpoints import checkpoint_create
 from security.audit.exports import EXTENSIONS, export_to_path
-from security.audit.models import AuditExport, ExportStatus, PendingEvent
+from security.audit.models import AuditExport, PendingEvent
+from security.tasks import CommunityTask
 from tenants.models import Community, CommunityStatus
-from tenants.schema import tenant_connection
 
 logger = logging.getLogger(__name__)
 

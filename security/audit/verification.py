@@ -18,7 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from policy.decision import canonical_json
+from core.canonical import canonical_text
 from security.audit.chain import ENTRY_FIELDS, GENESIS, audit_chain, entry_hash, link
 from security.audit.checkpoints import load_public_keys_pem, parse_statement, public_keys, verify_signed
 from security.audit.formats import FormatError, csv_read, fhir_read, jsonl_read
@@ -230,9 +230,16 @@ def _verify_export(
     return Verification(count, checkpoints=2 if manifest["start"]["checkpoint"] else 1)
 
 
-def manifest_body(manifest: Mapping[str, Any]) -> str:
-    """What the manifest's signature covers: everything but the signature, canonically."""
-    return canonical_json({key: value for key, value in manifest.items() if key != "signature"})
+def manifest_body(manifest: Mapping[str, Any]) -> str | None:
+    """What the manifest's signature covers: everything but the signature, canonically.
+
+    ``None`` for a manifest holding a value canonical JSON cannot (an integer
+    over 64 bits, say): no manifest the service signed looks like that.
+    """
+    try:
+        return canonical_text({key: value for key, value in manifest.items() if key != "signature"})
+    except TypeError:
+        return None
 
 
 def load_manifest(text: str) -> dict[str, Any]:
@@ -267,9 +274,11 @@ def verify_files(export: Path, manifest_path: Path, public_key: Path) -> Verific
     if not keys:
         return Verification(0, None, f"{public_key.name} holds no Ed25519 public key")
     manifest = load_manifest(manifest_path.read_text(encoding="utf-8"))
-    signature = manifest.get("signature")
-    if not isinstance(signature, dict) or not verify_signed(
-        manifest_body(manifest), str(signature.get("signature", "")), str(signature.get("key_id", "")), keys
+    signature, body = manifest.get("signature"), manifest_body(manifest)
+    if (
+        not isinstance(signature, dict)
+        or body is None
+        or not verify_signed(body, str(signature.get("signature", "")), str(signature.get("key_id", "")), keys)
     ):
         return Verification(0, None, "the manifest's signature does not verify with the given public keys")
     with export.open(encoding="utf-8", newline="") as handle:

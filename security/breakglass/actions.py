@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from gateway.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 from security.audit.chain import audit_chain
 from security.audit.context import annotate
 from security.breakglass.models import BreakGlassGrant, Scope

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import BadRequest
-from gateway.serializers import StrictSerializer
+from core.errors import BadRequest
+from core.serializers import StrictSerializer
 from security.audit.models import AuditEvent
 from security.breakglass.actions import grant_open, grant_review
 from security.breakglass.models import BreakGlassGrant

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from gateway.generations import GenerationCache
+from core.generations import GenerationCache
+from core.schema import tenant_connection
 from security.audit.chain import audit_chain
 from security.breakglass.models import BreakGlassGrant
-from tenants.schema import tenant_connection
 
 # Per community (its schema): user id -> the newest unexpired grant, or None.
 GRANTS = GenerationCache("breakglass")

@@ -15,13 +15,12 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 
-from gateway.ratelimit import check_user
+from core.problems import BEARER_CHALLENGE
 from security.identity import revocation
+from security.identity.throttle import check_user
 from security.identity.tokens import AccessClaims, InvalidToken, verify_access_token
 from security.models import User
 from security.selectors import calling_member
-
-BEARER_CHALLENGE = 'Bearer realm="api"'
 
 
 def bearer_token(request: Request) -> str | None:

@@ -8,8 +8,8 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from gateway.client_ip import client_bucket
-from gateway.errors import ApplicationError
+from core.errors import ApplicationError
+from core.http import client_bucket
 from security.identity import throttle
 from security.models import User, normalize_email
 

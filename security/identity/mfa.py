@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from gateway.errors import BadRequest, Conflict
+from core.errors import BadRequest, Conflict
 from security.errors import IdentityErrorCode
 from security.identity.sealing import keyed_hashes, seal, unseal
 from security.models import RecoveryCode, TotpDevice, User

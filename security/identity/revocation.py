@@ -13,8 +13,8 @@ import time
 import redis
 from django.conf import settings
 
-from gateway.errors import ServiceUnavailable
-from gateway.redis_client import get_redis
+from core.errors import ServiceUnavailable
+from core.redis import get_redis
 from security.errors import IdentityErrorCode
 
 _REVOKED_JTI_KEY = "revoked:jti:{}"

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from gateway.errors import Unauthenticated
+from core.errors import Unauthenticated
 from security.audit.context import annotate
 from security.errors import IdentityErrorCode
 from security.identity import revocation, throttle

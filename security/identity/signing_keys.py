@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.conf import settings
 
-from gateway.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
 from security.errors import IdentityErrorCode
 
 ALGORITHM = "EdDSA"

@@ -1,4 +1,4 @@
-"""Failed-login throttling per account and per client address, in Redis.
+"""Throttling by identity: failed sign-ins per account and per client address, and requests per user.
 
 An attempt is *reserved* before the password is checked: one atomic
 transaction increments both counters (account and address) and reads them
@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from gateway.errors import ServiceUnavailable, TooManyRequests
-from gateway.redis_client import get_redis
+from core.errors import ServiceUnavailable, TooManyRequests
+from core.ratelimit import check, refusal
+from core.redis import get_redis
 from security.errors import IdentityErrorCode
 from security.identity.sealing import keyed_hashes
 
@@ -105,3 +106,19 @@ def reserve_login_attempt(*, email: str, ip: str) -> LoginAttempt:
             headers={"Retry-After": str(retry_after)},
         )
     return LoginAttempt(account_key=account_key, ip_key=ip_key, account_count=account_count, ip_count=ip_count)
+
+
+def check_user(user_id: object) -> None:
+    """Count a request against its user (after the token is verified, before the policy is asked).
+
+    ``RATE_LIMIT_PER_USER`` per hour with bursts up to ``RATE_LIMIT_USER_BURST``.
+
+    Raises:
+        TooManyRequests: past the limit (429 with ``Retry-After`` and the ``RateLimit-*`` headers).
+        ServiceUnavailable: Redis cannot count (503).
+    """
+    verdict = check(
+        f"user:{user_id}", per=settings.RATE_LIMIT_PER_USER, period_seconds=3600, burst=settings.RATE_LIMIT_USER_BURST
+    )
+    if not verdict.allowed:
+        raise refusal(verdict)

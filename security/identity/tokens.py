@@ -19,7 +19,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 
-from gateway.errors import Unauthenticated
+from core.errors import Unauthenticated
 from security.errors import IdentityErrorCode
 from security.identity.signing_keys import ALGORITHM, current_keyring, find_verification_key
 

@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import BadRequest, Conflict
-from gateway.serializers import StrictSerializer
+from core.errors import BadRequest, Conflict
+from core.serializers import StrictSerializer
 from policy.permissions import view_action
 from security.audit.context import note_participants
 from services.common import CleanCharField, missing

@@ -11,8 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from gateway.errors import ServiceUnavailable
-from security.audit.models import ExportStatus
+from core.errors import ServiceUnavailable
+from core.exports import ExportStatus
 from services.exports.deidentify import (
     DeidentifiedRecord,
     ResearchIds,

@@ -20,11 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.serializers import StrictSerializer
-from security.audit.apis import export_links
+from core.exports import export_links
+from core.serializers import StrictSerializer
 from security.audit.context import annotate
-from security.audit.selectors import export_enqueue
 from security.identity.tokens import AccessClaims, InvalidToken
+from security.tasks import export_enqueue
 from services.exports.actions import deidentified_export_request
 from services.exports.formats import CONTENT_TYPES
 from services.exports.models import DeidentifiedExport, ExportFormat

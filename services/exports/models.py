@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from django.db import models
 
-from security.audit.models import ExportStatus  # one lifecycle for every kind of export
+from core.exports import ExportStatus  # one lifecycle for every kind of export
 
 
 class ExportFormat(models.TextChoices):

@@ -13,8 +13,8 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 
-from gateway.errors import ApplicationError, Conflict, NotFound
-from security.audit.models import ExportStatus
+from core.errors import ApplicationError, Conflict, NotFound
+from core.exports import ExportStatus
 from services.consents.models import Scope
 from services.exports.deidentify import ObservationInput, ParticipantInput
 from services.exports.errors import ExportErrorCode

@@ -1,7 +1,7 @@
 """The task that builds a de-identified export (``security.audit.selectors.export_enqueue`` queues it).
 
 The task asks the policy for ``export.request`` again when it runs (see
-:class:`gateway.tasks.CommunityTask`): a requester who lost the role, left
+:class:`security.tasks.CommunityTask`): a requester who lost the role, left
 the community or whose second factor has aged past the policy's limit by
 then gets no dataset built.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import current_app as celery_app
 
-from gateway.tasks import CommunityTask
-from security.audit.models import ExportStatus
+from core.exports import ExportStatus
+from security.tasks import CommunityTask
 from services.exports.actions import deidentified_export_build
 from services.exports.models import DeidentifiedExport
 

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.serializers import StrictSerializer
+from core.serializers import StrictSerializer
 from policy.obligations import RedactingSerializerMixin, apply_conditions
 from security.audit.context import note_participants
 from services.common import CleanCharField, CreatedCursor, PastDateField, missing

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import BadRequest, Conflict, NotFound
+from core.errors import BadRequest, Conflict, NotFound
 from policy.obligations import REDACT_ALL, apply_conditions
 from security.audit.context import note_participants
 from security.audit.disclosures import disclosures, disclosures_csv

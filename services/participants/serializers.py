@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from gateway.serializers import StrictSerializer
+from core.serializers import StrictSerializer
 from policy.obligations import RedactingSerializerMixin
 from services.common import CleanCharField, PastDateField
 

@@ -11,8 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gateway.errors import BadRequest, Conflict
-from gateway.serializers import StrictSerializer
+from core.errors import BadRequest, Conflict
+from core.serializers import StrictSerializer
 from security.selectors import active_member
 from services.common import CleanCharField, CreatedCursor, PastDateField, etag, missing, require_current
 from services.studies.models import Study, StudyStatus, StudyTeamMember

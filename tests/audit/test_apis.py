@@ -18,14 +18,15 @@ from django_tenants.utils import schema_context
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.test import APIClient
 
-from policy.decision import canonical_json
+from core.exports import ExportStatus
 from security.audit.checkpoints import key_id, load_public_keys_pem, verify_signed
-from security.audit.models import AuditEvent, AuditExport, ExportStatus
+from security.audit.models import AuditEvent, AuditExport
 from security.audit.tasks import audit_export_task
 from security.models import User
 from tenants.models import Community
 from tests.audit.log import recorded
 from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient
+from tests.support.canonical import reference_canonical_json
 
 EVENTS = "/api/v1/audit/events/"
 EXPORTS = "/api/v1/audit/exports/"
@@ -272,9 +273,9 @@ def test_an_export_is_built_and_its_file_matches_its_signed_manifest(
     keys = load_public_keys_pem(client_for(ALPHA_HOST).get(KEYS).json()["pem"])
     signature = manifest.json()["signature"]
     unsigned = {name: value for name, value in manifest.json().items() if name != "signature"}
-    assert verify_signed(canonical_json(unsigned), signature["signature"], signature["key_id"], keys)
+    assert verify_signed(reference_canonical_json(unsigned), signature["signature"], signature["key_id"], keys)
     assert not verify_signed(
-        canonical_json({**unsigned, "count": 0}), signature["signature"], signature["key_id"], keys
+        reference_canonical_json({**unsigned, "count": 0}), signature["signature"], signature["key_id"], keys
     )
 
 

@@ -1,18 +1,26 @@
-"""The chain's canonical JSON (orjson) is byte for byte the canonical JSON policy inputs use, for any entry."""
+"""The one canonical JSON (:mod:`core.canonical`) is RFC 8785's, byte for byte, for all the chain and signatures cover.
+
+The reference is a second, independent implementation (the standard library's
+``json``), as an auditor's own tool would be.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policy.decision import canonical_json
-from security.audit.chain import CHAINED_FIELDS, LIST_FIELDS, canonical_entry, entry_json
+from core.canonical import canonical_json, canonical_text, digest
+from security.audit.chain import CHAINED_FIELDS, LIST_FIELDS, canonical_entry
+from tests.support.canonical import reference_canonical_json
 
 # Any text an entry may hold: control characters, quotes, backslashes, line separators, astral
 # characters (surrogates cannot be encoded as UTF-8 by either).
 TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=40)
+SCALARS = st.one_of(TEXT, st.booleans(), st.none(), st.integers(-(2**63), 2**63 - 1))
 
 
 def entries() -> st.SearchStrategy[dict[str, Any]]:
@@ -28,10 +36,34 @@ def entries() -> st.SearchStrategy[dict[str, Any]]:
 
 @given(entries())
 def test_an_entry_serialises_exactly_as_canonical_json_would(entry: dict[str, Any]) -> None:
-    assert entry_json(entry) == canonical_json(entry).encode("utf-8")
-    assert canonical_entry(entry) == canonical_json(entry)
+    assert canonical_json(entry) == reference_canonical_json(entry).encode("utf-8")
+    assert canonical_entry(entry) == reference_canonical_json(entry)
 
 
 @given(st.dictionaries(TEXT, st.one_of(TEXT, st.lists(TEXT), st.booleans(), st.integers(-(2**63), 2**63 - 1))))
 def test_keys_sort_by_code_point_as_canonical_json_sorts_them(document: dict[str, Any]) -> None:
-    assert entry_json(document) == canonical_json(document).encode("utf-8")
+    assert canonical_json(document) == reference_canonical_json(document).encode("utf-8")
+
+
+@given(
+    st.recursive(
+        SCALARS,
+        lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(TEXT, children, max_size=4)),
+        max_leaves=20,
+    )
+)
+def test_nested_documents_like_manifests_and_policy_inputs_serialise_as_rfc_8785(document: Any) -> None:
+    assert canonical_text(document) == reference_canonical_json(document)
+
+
+def test_the_input_digest_is_the_sha256_of_the_canonical_text() -> None:
+    document = {"b": [1, "x"], "a": {"é": None}}
+
+    assert digest(document) == "sha256:" + hashlib.sha256(reference_canonical_json(document).encode()).hexdigest()
+
+
+def test_a_value_canonical_json_cannot_hold_is_refused_not_approximated() -> None:
+    with pytest.raises(TypeError):
+        canonical_json({"sequence": 2**64})
+    with pytest.raises(TypeError):
+        canonical_json({1: "a key that is not a string"})

@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.redis_client import get_redis
+from core.redis import get_redis
 from security.audit.chain import CHAIN_BATCH, audit_append, audit_chain, chain_later, queued_flag
 from security.audit.models import AuditEvent, PendingEvent
 from security.audit.tasks import chain_all, chain_schema

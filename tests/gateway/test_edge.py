@@ -11,7 +11,7 @@ from django.core.checks import run_checks
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from gateway.ratelimit import check
+from core.ratelimit import check
 from security.models import User
 from tenants.models import Community
 from tests.conftest import ALPHA_HOST, bearer

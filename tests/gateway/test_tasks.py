@@ -14,12 +14,12 @@ from kombu import Connection
 
 from config.celery import app as celery_app
 from config.celery import declare_queues
-from gateway.tasks import CommunityTask
+from core.schema import tenant_connection
 from policy.models import DecisionRecord
 from security.models import User
-from tenants.actions import community_suspend
+from security.tasks import CommunityTask
+from tenants.lifecycle import community_suspend
 from tenants.models import Community
-from tenants.schema import tenant_connection
 
 RAN: list[dict[str, Any]] = []
 
@@ -105,7 +105,7 @@ def test_task_queues_are_quorum_queues_that_dead_letter(db: None) -> None:
     body = f"probe-{uuid.uuid4()}"
     with Connection(celery_app.conf.broker_url) as connection:
         channel: Any = connection.default_channel
-        channel.basic_publish(channel.prepare_message(body.encode()), exchange="gateway.tasks", routing_key="default")
+        channel.basic_publish(channel.prepare_message(body.encode()), exchange="security.tasks", routing_key="default")
         message = None
         for _ in range(50):
             message = channel.basic_get("default")

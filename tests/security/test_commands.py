@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from gateway.errors import BadRequest
+from core.errors import BadRequest
 from security.actions import membership_add
 from security.models import Membership, User
 from tenants.models import Community

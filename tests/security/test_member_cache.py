@@ -9,7 +9,7 @@ from collections.abc import Callable
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from gateway.redis_client import get_redis
+from core.redis import get_redis
 from security.models import Membership, User
 from security.selectors import active_member, calling_member
 from tenants.models import Community

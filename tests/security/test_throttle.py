@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from gateway.errors import TooManyRequests
-from gateway.redis_client import get_redis
+from core.errors import TooManyRequests
+from core.redis import get_redis
 from security.identity.throttle import reserve_login_attempt
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.test import APIClient
 
-from security.audit.models import ExportStatus
+from core.exports import ExportStatus
 from security.audit.selectors import audit_events
 from security.models import User
 from services.consents.models import Consent

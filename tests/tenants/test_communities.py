@@ -14,7 +14,7 @@ from django_tenants.utils import schema_exists
 from rest_framework.test import APIClient
 
 from security.models import User
-from tenants.actions import community_create, community_resume, community_suspend
+from tenants.lifecycle import community_create, community_resume, community_suspend
 from tenants.models import Community, Domain
 from tests.conftest import ALPHA_HOST, bearer
 

@@ -12,9 +12,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.redis_client import get_redis
-from tenants.actions import community_suspend
+from core.redis import get_redis
 from tenants.hosts import community_for_host
+from tenants.lifecycle import community_suspend
 from tenants.models import Community, Domain
 from tests.conftest import ALPHA_HOST, BETA_HOST
 

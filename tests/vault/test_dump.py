@@ -13,7 +13,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from services.participants.models import Participant
-from tenants.actions import community_create
+from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.vault.test_fields import PHI, enrol
 from vault.providers import get_provider

@@ -17,7 +17,7 @@ from django_tenants.utils import schema_context, schema_exists
 from config.celery import app as celery_app
 from services.participants.models import Participant
 from services.studies.models import Study
-from tenants.actions import communities_purge_offboarded, community_create
+from tenants.lifecycle import communities_purge_offboarded, community_create
 from tenants.models import Community, CommunityStatus
 from vault import rotation
 from vault.errors import KeyDestroyed

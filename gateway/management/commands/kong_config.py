@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from gateway.kong import kong_config, render
 from security.identity.signing_keys import current_keyring
 

@@ -10,8 +10,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 from django_tenants.utils import schema_context
 
-from gateway.commands import ApplicationCommand
-from policy.decision import canonical_json
+from core.canonical import canonical_text
+from core.commands import ApplicationCommand
 from policy.models import DecisionRecord
 from tenants.selectors import community_get
 
@@ -50,7 +50,7 @@ class Command(ApplicationCommand):
             if until:
                 records = records.filter(created_at__lt=until)
             for record in records.iterator(chunk_size=500):
-                line = canonical_json(record.input)
+                line = canonical_text(record.input)
                 if line in written:  # a replayed request (same id, same second) counts once
                     continue
                 written.add(line)

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from policy.review import run_tests
 from policy.source import PolicySource
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.actions import membership_add
 from security.roles import Role
 

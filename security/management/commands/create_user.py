@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.actions import user_create
 
 

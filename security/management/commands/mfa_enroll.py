@@ -13,8 +13,8 @@ from typing import Any
 import qrcode
 from django.core.management.base import CommandError, CommandParser
 
-from gateway.commands import ApplicationCommand
-from gateway.errors import NotFound
+from core.commands import ApplicationCommand
+from core.errors import NotFound
 from security.errors import IdentityErrorCode
 from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.models import User, normalize_email

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.identity.signing_keys import generate_signing_key, load_keyring, prune_signing_keys
 
 

@@ -13,11 +13,11 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.local_secrets import read_or_create_secret
 from security.models import Membership, User
 from security.roles import Role
-from tenants.actions import community_create
+from tenants.lifecycle import community_create
 from tenants.models import Community
 from vault.keys import community_keys_ensure
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from django.core.management.base import CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from tenants.models import Community
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from gateway.commands import ApplicationCommand
-from tenants.actions import community_create
+from core.commands import ApplicationCommand
+from tenants.lifecycle import community_create
 
 
 class Command(ApplicationCommand):

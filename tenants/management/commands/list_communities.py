@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from tenants.selectors import community_list
 
 

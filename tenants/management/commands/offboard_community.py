@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 
-from gateway.commands import ApplicationCommand
-from tenants.actions import community_offboard
+from core.commands import ApplicationCommand
+from tenants.lifecycle import community_offboard
 
 
 class Command(ApplicationCommand):

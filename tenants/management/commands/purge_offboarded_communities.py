@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.commands import ApplicationCommand
-from tenants.actions import communities_purge_offboarded
+from core.commands import ApplicationCommand
+from tenants.lifecycle import communities_purge_offboarded
 
 
 class Command(ApplicationCommand):

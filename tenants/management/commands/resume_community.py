@@ -1,6 +1,6 @@
 """``resume_community --slug S``: serve a suspended community again."""
 
-from tenants.actions import community_resume
+from tenants.lifecycle import community_resume
 from tenants.management.commands._status import StatusCommand
 
 

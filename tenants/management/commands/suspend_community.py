@@ -1,6 +1,6 @@
 """``suspend_community --slug S``: every API request to it is refused (403 community_suspended)."""
 
-from tenants.actions import community_suspend
+from tenants.lifecycle import community_suspend
 from tenants.management.commands._status import StatusCommand
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from vault.providers import VaultTransitProvider
 
 

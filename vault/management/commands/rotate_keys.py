@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from tenants.selectors import community_get
 from vault.models import RotationJob, RotationStatus
 from vault.rotation import reencrypt_community, rotation_start

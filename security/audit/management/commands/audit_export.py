@@ -17,7 +17,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.audit.chain import audit_chain
 from security.audit.exports import export_to_path
 from security.audit.models import AuditEvent, ExportFormat

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.audit.checkpoints import public_keys_pem
 
 

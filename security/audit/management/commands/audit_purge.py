@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.audit.retention import audit_purge
 from security.audit.tasks import parse_time
 from tenants.selectors import community_get

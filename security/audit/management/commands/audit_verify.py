@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from gateway.commands import ApplicationCommand
+from core.commands import ApplicationCommand
 from security.audit.verification import Verification, verify_files, verify_live
 from tenants.selectors import community_get
 

@@ -33,7 +33,7 @@ from django.db.models import Model
 from django.utils.crypto import constant_time_compare, salted_hmac
 from redis.exceptions import RedisError
 
-from gateway.redis_client import get_redis
+from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -103,7 +103,7 @@ class GenerationCache:
 
     def _mac(self, scope: str, generation: str, field: str, body: str) -> str:
         message = "\x1f".join((self.name, scope, generation, field, body))
-        return salted_hmac("gateway.generations", message, algorithm="sha256").hexdigest()
+        return salted_hmac("core.generations", message, algorithm="sha256").hexdigest()
 
     def forget(self, scope: str) -> None:
         """Move ``scope``'s generation on now and again once the current transaction commits."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class ApplicationCommand(BaseCommand):

@@ -1,5 +1,8 @@
 """Tenant-aware Celery tasks: every task names its community and its actor, and asks the policy again.
 
+A task is a trust boundary, like a request: this is where it is decided, so it
+lives with identity (membership re-checked) and calls the policy.
+
 A task message is an instruction from whoever could publish to the broker, so
 nothing in it is taken on trust: when the task runs, the community must exist
 and be active, the actor must still be an active member, and the policy must
@@ -18,9 +21,12 @@ from typing import Any, ClassVar
 
 from celery import Task
 from celery.exceptions import Reject
+from django.db.models import Model
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from gateway.errors import ApplicationError, ServiceUnavailable
+from core.errors import ApplicationError, ServiceUnavailable
+from core.exports import QUEUE_UNAVAILABLE, ExportStatus
 from policy.enforcement import authorize
 from policy.inputs import policy_input, subject_document
 from security.selectors import active_member
@@ -110,3 +116,26 @@ def enqueue_for_caller(
         on_refused()
         return False
     return True
+
+
+def export_enqueue(export: Model, *, task: Task[Any, Any], claims: Any, community: Community) -> None:
+    """Queue ``task`` for ``export`` with who asked and how they signed in; mark it failed if no broker takes it.
+
+    Serves both kinds of export (audit and de-identified): each has ``status``,
+    ``error`` and ``finished_at``, and a task taking ``export_id``.
+    """
+
+    def refused() -> None:
+        with schema_context(community.schema_name):
+            type(export)._default_manager.filter(pk=export.pk).update(
+                status=ExportStatus.FAILED, error=QUEUE_UNAVAILABLE, finished_at=timezone.now()
+            )
+
+    enqueue_for_caller(
+        task,
+        claims=claims,
+        community=community,
+        on_refused=refused,
+        export_id=str(export.pk),
+        resource_id=str(export.pk),
+    )

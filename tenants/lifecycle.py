@@ -13,11 +13,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
-from gateway.errors import BadRequest, Conflict
+from core.errors import BadRequest, Conflict
+from core.schema import use_public_schema
 from security.audit.chain import audit_append
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
-from tenants.schema import use_public_schema
 from tenants.selectors import community_get
 from tenants.validators import validate_domain, validate_name, validate_slug
 from vault.keys import community_keys_create, community_keys_destroy

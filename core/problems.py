@@ -1,0 +1,102 @@
+"""RFC 9457 problem details: the one shape every error response takes.
+
+Any layer that answers outside DRF (middleware, plain Django views) renders its
+refusal here; the edge's DRF exception handler (:mod:`gateway.problems`) builds
+the same document. No document built here carries a stack trace, a secret or
+PHI: the detail is the application's own sentence.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from rest_framework.request import Request
+
+from core.errors import ApplicationError
+from core.http import edge_of
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:compliance-gateway:problem:"
+# The one challenge a 401 carries (RFC 6750), here and in the token authentication.
+BEARER_CHALLENGE = 'Bearer realm="api"'
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem_document(
+    request: HttpRequest | Request | None,
+    *,
+    status: int,
+    code: StrEnum | str,
+    detail: str,
+    title: str | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build an RFC 9457 problem document with our ``code`` and ``request_id`` members."""
+    document: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + str(code),
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": str(code),
+    }
+    if request is not None:
+        document["instance"] = request.path
+        document["request_id"] = edge_of(request).request_id
+    document.update(extensions or {})
+    return document
+
+
+def problem_headers(status: int, headers: dict[str, str] | None) -> dict[str, str]:
+    """Headers every problem response carries: never cached; 401 says how to authenticate."""
+    merged = dict(headers or {})
+    if status == 401:  # noqa: PLR2004 - HTTP status
+        merged.setdefault("WWW-Authenticate", BEARER_CHALLENGE)
+    merged["Cache-Control"] = "no-store"
+    return merged
+
+
+def problem_response(
+    request: HttpRequest | None,
+    *,
+    status: int,
+    code: StrEnum | str,
+    detail: str,
+    title: str | None = None,
+    extensions: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    """Render a problem document as a plain Django response (middleware and non-DRF views)."""
+    document = problem_document(request, status=status, code=code, detail=detail, title=title, extensions=extensions)
+    return JsonResponse(
+        document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=problem_headers(status, headers)
+    )
+
+
+def application_error_response(request: HttpRequest | None, error: ApplicationError) -> JsonResponse:
+    """Render an :class:`ApplicationError` for a non-DRF caller."""
+    return problem_response(
+        request,
+        status=error.status,
+        code=error.code,
+        detail=error.detail,
+        title=error.title,
+        extensions=error.extensions,
+        headers=error.headers,
+    )
