@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("security.breakglass.urls")),
     path("api/v1/", include("services.studies.urls")),
     path("api/v1/", include("services.participants.urls")),
+    path("api/v1/", include("services.consents.urls")),
     path("api/v1/", include("services.observations.urls")),
     path("api/v1/", include("services.exports.urls")),
     *common_urlpatterns,

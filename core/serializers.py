@@ -6,6 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.errors import ErrorCode
+
 
 class StrictSerializer(serializers.Serializer[Any]):
     """Refuses fields it does not declare (no mass assignment, no silently ignored typos)."""
@@ -17,7 +19,7 @@ class StrictSerializer(serializers.Serializer[Any]):
             if unknown:
                 raise serializers.ValidationError(
                     {
-                        name: serializers.ErrorDetail("This field is not allowed.", code="unknown_field")
+                        name: serializers.ErrorDetail("This field is not allowed.", code=ErrorCode.UNKNOWN_FIELD)
                         for name in unknown
                     }
                 )

@@ -12,6 +12,8 @@ class PolicyErrorCode(StrEnum):
     """Codes of policy failures; denial codes are the policy's own reason codes."""
 
     UNAVAILABLE = "policy_unavailable"
+    INVALID_PURPOSE = "invalid_purpose"
+    NOT_FOUND = "not_found"  # a hidden denial gives the code a miss gives
 
 
 class PolicyUnavailable(ServiceUnavailable):
@@ -38,4 +40,6 @@ class PolicyHidden(NotFound):
     """A denial on a resource the caller may not know exists: indistinguishable from a miss."""
 
     def __init__(self, decision_id: str) -> None:
-        super().__init__("Nothing was found here.", code="not_found", extensions={"decision_id": decision_id})
+        super().__init__(
+            "Nothing was found here.", code=PolicyErrorCode.NOT_FOUND, extensions={"decision_id": decision_id}
+        )

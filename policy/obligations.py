@@ -15,6 +15,7 @@ from django.db.models import Model, QuerySet
 from rest_framework import serializers
 from rest_framework.fields import SkipField
 
+from policy.context import decision_in
 from policy.errors import PolicyUnavailable
 
 M = TypeVar("M", bound=Model)
@@ -83,7 +84,7 @@ class RedactingSerializerMixin(serializers.Serializer[Any]):
         """The fields to blank, worked out once per serializer (a list's rows share one)."""
         hidden = self._hidden_fields
         if hidden is None:
-            decision = getattr(self.context.get("request"), "policy_decision", None)
+            decision = decision_in(self.context.get("request"))
             if decision is None:
                 raise serializers.ValidationError("no policy decision for this response")  # fail closed
             names = (str(field.field_name) for field in self._readable_fields)

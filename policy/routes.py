@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
-from rest_framework.views import APIView
 
-from policy.permissions import PolicyPermission, view_action
+from policy.permissions import PolicyPermission
+from policy.views import PolicyView
 
 # Reviewed: reachable without a policy decision, which view serves it, and why.
 PUBLIC_ROUTES: dict[str, tuple[str, str]] = {
@@ -56,16 +56,16 @@ def walk(urlconf: str) -> Iterator[Route]:
 
 
 def is_guarded(view: Any) -> bool:
-    """A DRF view whose permissions include PolicyPermission and which declares an action per method."""
+    """A :class:`PolicyView` whose permissions include PolicyPermission and which declares an action per method."""
     view_class = getattr(view, "view_class", None) or getattr(view, "cls", None)
-    if not (isinstance(view_class, type) and issubclass(view_class, APIView)):
+    if not (isinstance(view_class, type) and issubclass(view_class, PolicyView)):
         return False
     initkwargs = getattr(view, "view_initkwargs", {}) or {}
     permissions = initkwargs.get("permission_classes", view_class.permission_classes)
     if PolicyPermission not in permissions:
         return False
     methods = [method for method in HTTP_METHODS if hasattr(view_class, method.lower())]
-    return bool(methods) and all(view_action(view_class, method) for method in methods)
+    return bool(methods) and all(view_class.declared_action(method) for method in methods)
 
 
 def view_path(view: Any) -> str:

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 
 from core.errors import ApplicationError
 from core.http import client_bucket
+from security.errors import IdentityErrorCode
 from security.identity import throttle
 from security.identity.mfa import verify_second_factor
 from security.models import User
@@ -42,6 +43,6 @@ class SecondFactorAdminLoginForm(AdminAuthenticationForm):
     def _refusal(self) -> ValidationError:
         return ValidationError(
             self.error_messages["invalid_login"],
-            code="invalid_login",
+            code=IdentityErrorCode.INVALID_LOGIN,
             params={"username": self.username_field.verbose_name},
         )

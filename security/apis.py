@@ -6,7 +6,8 @@ Each view parses input, calls one action and serialises its output.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
@@ -16,17 +17,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import NotFound
+from core.errors import ErrorCode, NotFound
 from core.http import client_bucket
 from core.serializers import StrictSerializer
+from policy.views import PolicyView
 from security.audit.context import annotate
 from security.identity import mfa, sessions
+from security.identity.authentication import member_of
 from security.identity.signing_keys import current_keyring
-from security.identity.tokens import AccessClaims, InvalidToken, ensure_recent_sign_in
+from security.identity.tokens import ensure_recent_sign_in
 from security.models import User
+from tenants.context import community_of
 from tenants.models import Community
-
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 class TokenPairSerializer(serializers.Serializer[Any]):
@@ -39,29 +41,21 @@ class TokenPairSerializer(serializers.Serializer[Any]):
 
 
 def _community(request: Request) -> Community:
-    community = getattr(request, "tenant", None)
-    if not isinstance(community, Community):
-        raise NotFound("Sign in on a community's host.", code="not_found")
+    community = community_of(request)
+    if community is None:
+        raise NotFound("Sign in on a community's host.", code=ErrorCode.NOT_FOUND)
     return community
 
 
 def _recently_signed_in_member(request: Request) -> User:
     """The member, provided they signed in recently enough to change their second factor."""
-    user, claims = _member(request)
+    user, claims = member_of(request)
     ensure_recent_sign_in(claims, max_age=settings.MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS)
     return user
 
 
-def _member(request: Request) -> tuple[User, AccessClaims]:
-    """The authenticated user and their verified claims; anything else is refused."""
-    user, claims = request.user, request.auth
-    if not isinstance(user, User) or not isinstance(claims, AccessClaims):
-        raise InvalidToken
-    return user, claims
-
-
 def _token_response(pair: sessions.TokenPair) -> Response:
-    return Response(TokenPairSerializer(pair).data, headers=NO_STORE)
+    return Response(TokenPairSerializer(pair).data)
 
 
 class TokenApi(APIView):
@@ -112,24 +106,24 @@ class RefreshApi(APIView):
         return _token_response(pair)
 
 
-class LogoutApi(APIView):
+class LogoutApi(PolicyView[None]):
     """``POST /api/v1/auth/logout``: revoke this session now."""
 
-    policy_action = "self.logout"
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "self.logout"}
     policy_resource_type = "self"
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         """Revoke the access token, its session and its refresh tokens."""
-        _, claims = _member(request)
+        _, claims = member_of(request)
         sessions.session_end(claims=claims)
-        return Response(status=status.HTTP_204_NO_CONTENT, headers=NO_STORE)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeApi(APIView):
+class MeApi(PolicyView[None]):
     """``GET /api/v1/me``: who the caller is in this community."""
 
-    policy_action = "self.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "self.read"}
     policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="Me")
@@ -145,7 +139,7 @@ class MeApi(APIView):
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request: Request) -> Response:
         """Describe the authenticated member."""
-        user, claims = _member(request)
+        user, claims = member_of(request)
         data = {
             "user_id": user.pk,
             "email": user.email,
@@ -155,13 +149,13 @@ class MeApi(APIView):
             "amr": list(claims.amr),
             "auth_time": claims.auth_time,
         }
-        return Response(self.OutputSerializer(data).data, headers=NO_STORE)
+        return Response(self.OutputSerializer(data).data)
 
 
-class TotpEnrollApi(APIView):
+class TotpEnrollApi(PolicyView[None]):
     """``POST /api/v1/auth/mfa/totp``: start TOTP enrollment."""
 
-    policy_action = "self.mfa_enroll"
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "self.mfa_enroll"}
     policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="TotpEnrollment")
@@ -173,13 +167,13 @@ class TotpEnrollApi(APIView):
     def post(self, request: Request) -> Response:
         """Create a pending authenticator and return how to add it."""
         enrollment = mfa.totp_enrollment_begin(user=_recently_signed_in_member(request))
-        return Response(self.OutputSerializer(enrollment).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+        return Response(self.OutputSerializer(enrollment).data, status=status.HTTP_201_CREATED)
 
 
-class TotpConfirmApi(APIView):
+class TotpConfirmApi(PolicyView[None]):
     """``POST /api/v1/auth/mfa/totp/confirm``: activate TOTP with a current code."""
 
-    policy_action = "self.mfa_enroll"
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "self.mfa_enroll"}
     policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="TotpConfirmation")
@@ -198,7 +192,7 @@ class TotpConfirmApi(APIView):
         codes = mfa.totp_enrollment_confirm(
             user=_recently_signed_in_member(request), code=payload.validated_data["code"]
         )
-        return Response(self.OutputSerializer({"recovery_codes": codes}).data, headers=NO_STORE)
+        return Response(self.OutputSerializer({"recovery_codes": codes}).data)
 
 
 class JwksApi(APIView):

@@ -9,6 +9,7 @@ class IdentityErrorCode(StrEnum):
     """Why an identity operation was refused. Token failures share one code on purpose."""
 
     INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_LOGIN = "invalid_login"  # the admin sign-in form's code (Django's own name for it)
     INVALID_TOKEN = "invalid_token"  # an error code, not a secret  # noqa: S105  # nosec B105
     MFA_REQUIRED = "mfa_required"
     RECENT_SIGN_IN_REQUIRED = "recent_sign_in_required"

@@ -7,7 +7,8 @@
   half-written (the request is one transaction).
 * A missing id (a random one, or one of another community) is a 404 that
   names the action and resource in the audit log, exactly like a denial
-  hidden as 404.
+  hidden as 404 (:func:`not_found_on_record`, raised by each app's
+  ``access_<entity>`` selector).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rest_framework.request import Request
 
 from core.errors import ApplicationError, Conflict, NotFound
 from security.audit.context import annotate
+from services.errors import RecordErrorCode
 
 
 class PreconditionRequired(ApplicationError):
@@ -99,21 +101,23 @@ def require_current(request: Request, instance: Model) -> None:
     if not header:
         raise PreconditionRequired(
             "Send If-Match with the ETag you read, so a concurrent change is not overwritten.",
-            code="if_match_required",
+            code=RecordErrorCode.IF_MATCH_REQUIRED,
         )
     offered = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     if "*" not in offered and etag(instance) not in offered:
         raise Conflict(
             "The record changed since you read it. Read it again and reapply your change.",
-            code="edit_conflict",
+            code=RecordErrorCode.EDIT_CONFLICT,
             headers={"ETag": etag(instance)},
         )
 
 
-def missing(action: str, resource_type: str, resource_id: Any, *, what: str) -> NotFound:
+def not_found_on_record(action: str, resource_type: str, resource_id: Any, *, what: str) -> NotFound:
     """A 404 for an id this community does not hold, on record as a refused ``action`` on that resource."""
-    annotate(action=action, resource_type=resource_type, resource_id=str(resource_id), reasons=["not_found"])
-    return NotFound(f"No such {what}.", code="not_found")
+    annotate(
+        action=action, resource_type=resource_type, resource_id=str(resource_id), reasons=[RecordErrorCode.NOT_FOUND]
+    )
+    return NotFound(f"No such {what}.", code=RecordErrorCode.NOT_FOUND)
 
 
 class CreatedCursor(CursorPagination):

@@ -16,6 +16,7 @@ class CommunityErrorCode(StrEnum):
     NOT_FOUND = "community_not_found"
     UNKNOWN_HOST = "unknown_community"
     INVALID_HOST = "invalid_host"
+    NO_COMMUNITY = "community_required"
     SUSPENDED = "community_suspended"
     INVALID_TRANSITION = "invalid_status_transition"
     NOT_CONFIRMED = "offboarding_not_confirmed"

@@ -19,6 +19,7 @@ from django.urls import set_urlconf
 from core.http import HEALTH_PREFIX
 from core.problems import problem_response
 from core.schema import use_community_schema, use_public_schema
+from tenants.context import community_set
 from tenants.errors import CommunityErrorCode
 from tenants.hosts import community_for_host
 from tenants.models import CommunityStatus
@@ -58,7 +59,7 @@ class CommunityMiddleware:
                 request, status=403, code=CommunityErrorCode.SUSPENDED, detail="This community is suspended."
             )
         community.domain_url = host
-        request.tenant = community  # type: ignore[attr-defined]  # django-tenants' request attribute
+        community_set(request, community)
         use_community_schema(community)
         try:
             return self.get_response(request)

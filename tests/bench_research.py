@@ -74,6 +74,7 @@ import security.audit.chain  # noqa: E402
 import security.audit.middleware  # noqa: E402
 import security.identity.authentication  # noqa: E402
 import security.identity.revocation  # noqa: E402
+import security.identity.throttle  # noqa: E402
 import services.participants.apis  # noqa: E402
 import tenants.middleware  # noqa: E402
 from core.redis import get_redis  # noqa: E402
@@ -409,7 +410,8 @@ class Stopwatch:
 
 # (owner, attribute, label): the pieces of the secured request, innermost ones included.
 LAYERS: list[tuple[Any, str, str]] = [
-    (gateway.ratelimit, "check", "rate limits, address and user (2 Redis trips)"),
+    (gateway.ratelimit, "check", "rate limit, address (1 Redis trip)"),
+    (security.identity.throttle, "check", "rate limit, user (1 Redis trip)"),
     (tenants.middleware, "community_for_host", "community from the Host header (1 Redis trip)"),
     (ParticipantListApi, "dispatch", "DRF: request, query parameters, pagination"),
     (AccessTokenAuthentication, "authenticate", "authentication: header, roles"),

@@ -8,6 +8,7 @@ auditor can obtain them without an account and apart from any export.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.db import transaction
@@ -23,12 +24,17 @@ from rest_framework.views import APIView
 
 from core.errors import Conflict, NotFound
 from core.exports import ExportStatus, export_links
+from core.pagination import paginated_response
 from core.serializers import StrictSerializer
+from policy.views import PolicyView
 from security.audit.checkpoints import key_id, public_keys_pem, published_keys
+from security.audit.errors import AuditErrorCode
 from security.audit.models import AuditEvent, AuditExport, ExportFormat
 from security.audit.selectors import audit_events
 from security.audit.tasks import audit_export_task, export_path
+from security.identity.authentication import claims_of
 from security.tasks import export_enqueue
+from tenants.context import community_required
 
 
 class EventCursor(CursorPagination):
@@ -64,10 +70,10 @@ class EventQuerySerializer(StrictSerializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
 
-class AuditEventListApi(APIView):
+class AuditEventListApi(PolicyView[None]):
     """``GET /api/v1/audit/events/``: filter the community's audit events; cursor pagination."""
 
-    policy_action = "audit.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.read"}
     policy_resource_type = "audit"
     policy_collection = True
 
@@ -77,9 +83,13 @@ class AuditEventListApi(APIView):
         query = EventQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         filters = {key: value for key, value in query.validated_data.items() if key not in ("cursor", "limit")}
-        paginator = EventCursor()
-        page = paginator.paginate_queryset(audit_events(**filters), request, view=self)
-        return paginator.get_paginated_response(AuditEventSerializer(page, many=True).data)
+        return paginated_response(
+            pagination_class=EventCursor,
+            serializer_class=AuditEventSerializer,
+            queryset=audit_events(**filters),
+            request=request,
+            view=self,
+        )
 
 
 class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):
@@ -108,10 +118,10 @@ class AuditExportSerializer(serializers.ModelSerializer[AuditExport]):
         return export_links(f"/api/v1/audit/exports/{export.id}/", export.status)
 
 
-class AuditExportListApi(APIView):
+class AuditExportListApi(PolicyView[None]):
     """``POST /api/v1/audit/exports/``: ask for an export (202 and its id); ``GET``: the exports."""
 
-    policy_actions: ClassVar[dict[str, str]] = {"GET": "audit.read", "POST": "audit.export"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.read", "POST": "audit.export"}
     policy_resource_type = "audit"
     policy_collection = True
 
@@ -135,9 +145,10 @@ class AuditExportListApi(APIView):
         """Create the export; a worker builds it."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        export = AuditExport.objects.create(requested_by=str(request.auth.subject), **payload.validated_data)  # type: ignore[union-attr]
+        claims, community = claims_of(request), community_required(request)
+        export = AuditExport.objects.create(requested_by=str(claims.subject), **payload.validated_data)
         transaction.on_commit(
-            lambda: export_enqueue(export, task=audit_export_task, claims=request.auth, community=request.tenant)  # type: ignore[attr-defined]
+            lambda: export_enqueue(export, task=audit_export_task, claims=claims, community=community)
         )
         data = AuditExportSerializer(export).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
@@ -151,14 +162,14 @@ class AuditExportListApi(APIView):
 def _export(pk: Any) -> AuditExport:
     export = AuditExport.objects.filter(pk=pk).first()
     if export is None:
-        raise NotFound("No such export.", code="not_found")
+        raise NotFound("No such export.", code=AuditErrorCode.EXPORT_NOT_FOUND)
     return export
 
 
-class AuditExportDetailApi(APIView):
+class AuditExportDetailApi(PolicyView[None]):
     """``GET /api/v1/audit/exports/{id}/``: status, and the manifest once ready."""
 
-    policy_action = "audit.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.read"}
     policy_resource_type = "audit_export"
 
     @extend_schema(responses={200: AuditExportSerializer})
@@ -170,14 +181,14 @@ class AuditExportDetailApi(APIView):
 def _ready(pk: Any) -> AuditExport:
     export = _export(pk)
     if export.status != ExportStatus.READY:
-        raise Conflict(f"The export is {export.status}.", code="export_not_ready")
+        raise Conflict(f"The export is {export.status}.", code=AuditErrorCode.EXPORT_NOT_READY)
     return export
 
 
-class AuditExportDownloadApi(APIView):
+class AuditExportDownloadApi(PolicyView[None]):
     """``GET /api/v1/audit/exports/{id}/download/``: the file (its download is itself audited)."""
 
-    policy_action = "audit.export"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.export"}
     policy_resource_type = "audit_export"
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
@@ -186,16 +197,17 @@ class AuditExportDownloadApi(APIView):
         export = _ready(pk)
         path = export_path(export)
         if not path.is_file():
-            raise NotFound("The export's file is gone.", code="export_file_missing")
+            raise NotFound("The export's file is gone.", code=AuditErrorCode.EXPORT_FILE_MISSING)
         response = FileResponse(path.open("rb"), as_attachment=True, filename=export.file_name)
-        response.headers["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(export.manifest["sha256"])).decode()  # type: ignore[index]
+        manifest: dict[str, Any] = export.manifest or {}  # a ready export always has its manifest
+        response.headers["Digest"] = "sha-256=" + base64.b64encode(bytes.fromhex(manifest["sha256"])).decode()
         return response
 
 
-class AuditExportManifestApi(APIView):
+class AuditExportManifestApi(PolicyView[None]):
     """``GET /api/v1/audit/exports/{id}/manifest/``: the signed manifest, as the file beside the export."""
 
-    policy_action = "audit.export"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.export"}
     policy_resource_type = "audit_export"
 
     @extend_schema(responses={200: inline_serializer("AuditManifest", {"type": serializers.CharField()})})

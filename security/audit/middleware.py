@@ -24,8 +24,11 @@ from django.http import HttpRequest, HttpResponse
 
 from core.http import client_ip, edge_of
 from core.problems import problem_response
+from policy.context import defer_decision_records, policy_context
 from security.audit.chain import audit_append
 from security.audit.context import RequestAudit, request_audit
+from security.audit.errors import AuditErrorCode
+from tenants.context import community_of
 
 logger = logging.getLogger(__name__)
 DENIED_STATUSES = frozenset({401, 403})
@@ -41,7 +44,8 @@ def _request_fields(request: HttpRequest, response: HttpResponse) -> dict[str, A
 
 
 def _decision_fields(request: HttpRequest, note: RequestAudit) -> dict[str, Any] | None:
-    document, decision = getattr(request, "policy_input", None), getattr(request, "policy_decision", None)
+    context = policy_context(request)
+    document, decision = context.document, context.decision
     if document is None or decision is None:
         return None
     resource = document["resource"]
@@ -75,7 +79,7 @@ def _other_fields(request: HttpRequest, response: HttpResponse, note: RequestAud
     return {
         "actor_id": note.actor_id,
         "actor_roles": note.actor_roles,
-        "action": note.action or getattr(request, "policy_action", "") or "request",
+        "action": note.action or policy_context(request).action or "request",
         "resource_type": note.resource_type or ("route" if match else ""),
         "resource_id": note.resource_id or (match.view_name if match else ""),
         "outcome": "deny" if response.status_code >= 400 else "allow",  # noqa: PLR2004 - HTTP status
@@ -92,10 +96,10 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         """Run the view, append its event, commit; 503 when the event cannot be kept."""
-        if getattr(request, "tenant", None) is None:
+        if community_of(request) is None:
             return self.get_response(request)
         # The policy permission leaves its decision record to us: it goes out with the event.
-        request.records_decisions = True  # type: ignore[attr-defined]
+        defer_decision_records(request)
         try:
             with request_audit() as note, transaction.atomic():
                 response = self.get_response(request)
@@ -104,14 +108,14 @@ class AuditMiddleware:
                     return response
                 fields = _decision_fields(request, note) or _other_fields(request, response, note)
                 if fields is not None:
-                    record = getattr(request, "policy_record", None)  # the decision's, left to us
+                    record = policy_context(request).record  # the decision's, left to us
                     audit_append(**fields, **_request_fields(request, response), together_with=record)
         except DatabaseError as error:
             logger.error("the audit event could not be written (%s); the response was withheld", type(error).__name__)
             return problem_response(
                 request,
                 status=503,
-                code="audit_unavailable",
+                code=AuditErrorCode.UNAVAILABLE,
                 detail="The access could not be recorded, so it was not served. Try again later.",
             )
         return response

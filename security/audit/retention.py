@@ -21,6 +21,7 @@ from core.errors import Conflict
 from policy.models import DecisionRecord
 from security.audit.chain import LOCK, audit_append, audit_chain, format_time
 from security.audit.checkpoints import checkpoint_at
+from security.audit.errors import AuditErrorCode
 from security.audit.models import AuditEvent
 
 
@@ -49,7 +50,7 @@ def audit_purge(*, before: datetime, actor: str) -> Purge:
         raise Conflict(
             f"{format_time(before)} is inside the {settings.AUDIT_RETENTION_DAYS}-day retention period "
             f"(nothing after {format_time(limit)} may be purged)",
-            code="inside_retention",
+            code=AuditErrorCode.INSIDE_RETENTION,
         )
     with transaction.atomic():
         with connection.cursor() as cursor:

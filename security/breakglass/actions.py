@@ -13,6 +13,7 @@ from django.utils.module_loading import import_string
 from core.errors import Conflict, NotFound
 from security.audit.chain import audit_chain
 from security.audit.context import annotate
+from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import BreakGlassGrant, Scope
 
 
@@ -26,7 +27,7 @@ def grant_open(
     """
     exists = import_string(settings.BREAK_GLASS_SCOPE_EXISTS)
     if scope not in Scope.values or not exists(scope=scope, scope_id=scope_id):
-        raise NotFound(f"No such {scope}.", code="not_found")
+        raise NotFound(f"No such {scope}.", code=BreakGlassErrorCode.NOT_FOUND)
     grant = BreakGlassGrant.objects.create(
         user_id=uuid.UUID(user_id),
         scope=scope,
@@ -54,9 +55,9 @@ def grant_review(*, grant_id: str, reviewer: str, comment: str) -> BreakGlassGra
     with transaction.atomic():
         grant = BreakGlassGrant.objects.select_for_update().filter(pk=grant_id).first()
         if grant is None:
-            raise NotFound("No such break-glass grant.", code="not_found")
+            raise NotFound("No such break-glass grant.", code=BreakGlassErrorCode.NOT_FOUND)
         if grant.reviewed_at is not None:
-            raise Conflict("This use of break-glass was already reviewed.", code="already_reviewed")
+            raise Conflict("This use of break-glass was already reviewed.", code=BreakGlassErrorCode.ALREADY_REVIEWED)
         grant.reviewed_at, grant.reviewed_by, grant.review_comment = timezone.now(), uuid.UUID(reviewer), comment
         grant.save(update_fields=["reviewed_at", "reviewed_by", "review_comment"])
     audit_chain()  # the reviewer is shown the grant's uses

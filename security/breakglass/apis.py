@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.conf import settings
@@ -9,14 +10,17 @@ from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core.errors import BadRequest
 from core.serializers import StrictSerializer
+from policy.views import PolicyView
 from security.audit.models import AuditEvent
 from security.breakglass.actions import grant_open, grant_review
+from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.selectors import review_queue
+from security.identity.authentication import claims_of
+from tenants.context import community_required
 
 
 class GrantSerializer(serializers.ModelSerializer[BreakGlassGrant]):
@@ -53,10 +57,10 @@ class GrantSerializer(serializers.ModelSerializer[BreakGlassGrant]):
         return [dict(event) for event in events[:500]]
 
 
-class BreakGlassApi(APIView):
+class BreakGlassApi(PolicyView[None]):
     """``POST``: open a grant over one participant or one study; ``GET``: the review queue."""
 
-    policy_actions: ClassVar[dict[str, str]] = {"POST": "break_glass.activate", "GET": "break_glass.review"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.activate", "GET": "break_glass.review"}
     policy_resource_type = "break_glass"
     policy_collection = True
 
@@ -84,12 +88,12 @@ class BreakGlassApi(APIView):
         data = payload.validated_data
         scope = "participant" if "participant" in data else "study"
         grant = grant_open(
-            user_id=str(request.auth.subject),  # type: ignore[union-attr]
+            user_id=str(claims_of(request).subject),
             scope=scope,
             scope_id=str(data[scope]),
             reason=data["reason"],
             minutes=data["minutes"],
-            community=request.tenant.slug,  # type: ignore[attr-defined]
+            community=community_required(request).slug,
         )
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
@@ -98,15 +102,15 @@ class BreakGlassApi(APIView):
         """Grants, newest first; ``?reviewed=false`` is the queue awaiting review."""
         flag = request.query_params.get("reviewed")
         if flag not in (None, "true", "false"):
-            raise BadRequest("reviewed must be true or false", code="invalid_filter")
+            raise BadRequest("reviewed must be true or false", code=BreakGlassErrorCode.INVALID_FILTER)
         grants = review_queue(reviewed=None if flag is None else flag == "true")[:200]
         return Response(GrantSerializer(grants, many=True).data)
 
 
-class BreakGlassReviewApi(APIView):
+class BreakGlassReviewApi(PolicyView[None]):
     """``POST /api/v1/break-glass/{id}/review/``: a compliance officer marks the use reviewed."""
 
-    policy_action = "break_glass.review"
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.review"}
     policy_resource_type = "break_glass"
 
     @extend_schema_serializer(component_name="BreakGlassReview")
@@ -120,7 +124,7 @@ class BreakGlassReviewApi(APIView):
         payload.is_valid(raise_exception=True)
         grant = grant_review(
             grant_id=str(pk),
-            reviewer=str(request.auth.subject),  # type: ignore[union-attr]
+            reviewer=str(claims_of(request).subject),
             comment=payload.validated_data["comment"],
         )
         return Response(GrantSerializer(grant).data)

@@ -21,6 +21,7 @@ from security.identity.throttle import check_user
 from security.identity.tokens import AccessClaims, InvalidToken, verify_access_token
 from security.models import User
 from security.selectors import calling_member
+from tenants.context import community_of
 
 
 def bearer_token(request: Request) -> str | None:
@@ -34,6 +35,23 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+def member_of(request: Request) -> tuple[User, AccessClaims]:
+    """The authenticated member and their verified claims (with current roles).
+
+    Raises:
+        InvalidToken: the request was not authenticated by an access token (401).
+    """
+    user, claims = request.user, request.auth
+    if not isinstance(user, User) or not isinstance(claims, AccessClaims):
+        raise InvalidToken
+    return user, claims
+
+
+def claims_of(request: Request) -> AccessClaims:
+    """The verified claims of the request's access token (see :func:`member_of`)."""
+    return member_of(request)[1]
+
+
 class AccessTokenAuthentication(BaseAuthentication):
     """Authenticate ``Authorization: Bearer <access token>``; every failure is the same 401."""
 
@@ -42,7 +60,7 @@ class AccessTokenAuthentication(BaseAuthentication):
         token = bearer_token(request)
         if token is None:
             return None
-        community = getattr(request, "tenant", None)
+        community = community_of(request)
         if community is None:
             raise InvalidToken
         claims = verify_access_token(token, community=community.slug)

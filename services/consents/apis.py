@@ -7,6 +7,7 @@ Withdrawal is a state, not a deletion: the consent keeps its record with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.utils import timezone
@@ -14,14 +15,16 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from core.errors import BadRequest, Conflict
+from core.errors import BadRequest
 from core.serializers import StrictSerializer
-from policy.permissions import view_action
+from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
-from services.common import CleanCharField, missing
+from services.common import CleanCharField
+from services.consents.actions import consent_record, consent_withdraw
 from services.consents.models import Consent, Scope
+from services.consents.selectors import access_consent, access_consent_holder, consent_list, policy_attributes
+from services.errors import RecordErrorCode
 from services.participants.models import Participant
 
 
@@ -67,61 +70,50 @@ class WithdrawInput(StrictSerializer):
     """Nothing to send: the time of withdrawal is the server's."""
 
 
-class _ParticipantScoped(APIView):
+class _ParticipantScoped(PolicyView[Participant]):
     """Routes under one participant: the policy sees which participant (break-glass grants may name it)."""
 
     policy_resource_type = "consent"
     policy_deny_as_not_found = True
 
-    def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
+    def policy_resource(self, request: Request) -> PolicyResource[Participant]:
         """The participant the consents belong to; an unknown id is an audited 404."""
-        found = Participant.objects.filter(pk=self.kwargs["pk"]).only("id", "pseudonym", "study_id").first()
-        if found is None:
-            action = view_action(self, request.method or "GET")
-            raise missing(str(action), "participant", self.kwargs["pk"], what="participant")
-        note_participants([found.pseudonym])
-        self.participant = found
-        return {"participant": str(found.pk), "study": str(found.study_id)}
+        participant = access_consent_holder(participant_id=self.kwargs["pk"], action=str(self.policy_action(request)))
+        note_participants([participant.pseudonym])
+        return PolicyResource(participant, policy_attributes(participant))
 
 
 class ConsentListApi(_ParticipantScoped):
     """``GET``: the participant's consents, withdrawn ones included; ``POST``: record a signed consent."""
 
-    policy_actions: ClassVar[dict[str, str]] = {"GET": "consent.list", "POST": "consent.create"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "consent.list", "POST": "consent.create"}
     policy_collection = True
 
     @extend_schema(responses={200: ConsentSerializer(many=True)})
     def get(self, request: Request, pk: Any) -> Response:
         """Every consent of the participant, oldest first."""
-        consents = Consent.objects.filter(participant=self.participant)
-        return Response({"results": ConsentSerializer(consents, many=True).data})
+        return Response({"results": ConsentSerializer(consent_list(participant=self.resource), many=True).data})
 
     @extend_schema(request=ConsentInput, responses={201: ConsentSerializer})
     def post(self, request: Request, pk: Any) -> Response:
         """Record a consent."""
         data = ConsentInput(data=request.data)
         data.is_valid(raise_exception=True)
-        consent = Consent.objects.create(participant=self.participant, **data.validated_data)
+        consent = consent_record(participant=self.resource, **data.validated_data)
         return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
 
 
 class ConsentWithdrawApi(_ParticipantScoped):
     """``POST``: withdraw one consent (once; the record stays)."""
 
-    policy_action = "consent.withdraw"
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "consent.withdraw"}
     policy_resource_id_kwarg = "consent_id"
 
     @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
     def post(self, request: Request, pk: Any, consent_id: Any) -> Response:
         """Mark the consent withdrawn now."""
         if not isinstance(request.data, dict):
-            raise BadRequest("Send a JSON object (it may be empty).", code="invalid")
+            raise BadRequest("Send a JSON object (it may be empty).", code=RecordErrorCode.INVALID_BODY)
         WithdrawInput(data=request.data).is_valid(raise_exception=True)
-        consent = Consent.objects.select_for_update().filter(pk=consent_id, participant=self.participant).first()
-        if consent is None:
-            raise missing("consent.withdraw", "consent", consent_id, what="consent")
-        if consent.withdrawn_at is not None:
-            raise Conflict("This consent was already withdrawn.", code="already_withdrawn")
-        consent.withdrawn_at = timezone.now()
-        consent.save(update_fields=["withdrawn_at", "updated_at"])
-        return Response(ConsentSerializer(consent).data)
+        consent = access_consent(participant=self.resource, consent_id=consent_id, action="consent.withdraw")
+        return Response(ConsentSerializer(consent_withdraw(consent=consent)).data)

@@ -10,6 +10,7 @@ first byte leaves.
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.db import transaction
@@ -18,12 +19,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_serializer, inlin
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from core.exports import export_links
 from core.serializers import StrictSerializer
+from policy.views import PolicyView
 from security.audit.context import annotate
-from security.identity.tokens import AccessClaims, InvalidToken
+from security.identity.authentication import claims_of
 from security.tasks import export_enqueue
 from services.exports.actions import deidentified_export_request
 from services.exports.formats import CONTENT_TYPES
@@ -36,7 +37,7 @@ from services.exports.selectors import (
     export_plaintext,
 )
 from services.exports.tasks import deidentified_export_task
-from tenants.models import Community
+from tenants.context import community_required
 
 BASE = "/api/v1/exports/"
 LIST_LIMIT = 100
@@ -68,10 +69,10 @@ class ExportSerializer(serializers.ModelSerializer[DeidentifiedExport]):
         return export_links(f"{BASE}{export.id}/", export.status)
 
 
-class ExportListApi(APIView):
+class ExportListApi(PolicyView[None]):
     """``POST /api/v1/exports/``: ask for a study's dataset (202 and its id); ``GET``: the exports."""
 
-    policy_actions: ClassVar[dict[str, str]] = {"GET": "export.list", "POST": "export.request"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.list", "POST": "export.request"}
     policy_resource_type = "export"
     policy_collection = True
 
@@ -86,9 +87,7 @@ class ExportListApi(APIView):
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         study = access_study(payload.validated_data["study"])
-        claims, community = request.auth, getattr(request, "tenant", None)
-        if not isinstance(claims, AccessClaims) or not isinstance(community, Community):
-            raise InvalidToken()  # the permission has checked both already: this only narrows the types
+        claims, community = claims_of(request), community_required(request)
         export = deidentified_export_request(
             study=study, export_format=payload.validated_data["format"], requested_by=str(claims.subject)
         )
@@ -106,10 +105,10 @@ class ExportListApi(APIView):
         return Response(ExportSerializer(exports, many=True).data)
 
 
-class ExportDetailApi(APIView):
+class ExportDetailApi(PolicyView[None]):
     """``GET /api/v1/exports/{id}/``: the export's status."""
 
-    policy_action = "export.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.read"}
     policy_resource_type = "export"
     policy_deny_as_not_found = True
 
@@ -119,10 +118,10 @@ class ExportDetailApi(APIView):
         return Response(ExportSerializer(access_export(pk)).data)
 
 
-class ExportDownloadApi(APIView):
+class ExportDownloadApi(PolicyView[None]):
     """``GET /api/v1/exports/{id}/download/``: the de-identified file, decrypted as it streams."""
 
-    policy_action = "export.download"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.download"}
     policy_resource_type = "export"
     policy_deny_as_not_found = True
 
@@ -138,10 +137,10 @@ class ExportDownloadApi(APIView):
         return response
 
 
-class ExportManifestApi(APIView):
+class ExportManifestApi(PolicyView[None]):
     """``GET /api/v1/exports/{id}/manifest/``: what the file holds and how each identifier kind was handled."""
 
-    policy_action = "export.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.read"}
     policy_resource_type = "export"
     policy_deny_as_not_found = True
 

@@ -67,7 +67,7 @@ def csv_lines(records: Iterable[DeidentifiedRecord]) -> Iterator[str]:
 
     yield row(CSV_COLUMNS)
     for record in records:
-        person = [record[column] for column in PARTICIPANT_COLUMNS]  # type: ignore[literal-required]
+        person = [record[column] for column in PARTICIPANT_COLUMNS]  # type: ignore[literal-required]  # the columns are the TypedDict's keys, named in a tuple
         observations = [_observation_json(item) for item in record["observations"]] or [{}]
         for observation in observations:
             yield row(person + [observation.get(column) for column in OBSERVATION_COLUMNS])

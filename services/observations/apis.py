@@ -8,6 +8,7 @@ disclosures.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -15,22 +16,25 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from core.pagination import paginated_response
 from core.serializers import StrictSerializer
-from policy.obligations import RedactingSerializerMixin, apply_conditions
+from policy.context import decision_of
+from policy.obligations import RedactingSerializerMixin
+from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
-from services.common import CleanCharField, CreatedCursor, PastDateField, missing
+from services.common import CleanCharField, CreatedCursor, PastDateField
+from services.observations.actions import observation_record
 from services.observations.models import Observation
-from services.participants.models import Participant
-from services.participants.selectors import consented, policy_attributes
+from services.observations.selectors import access_observation, observation_list
+from services.participants.selectors import policy_attributes
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_:]{0,63}$"
 MAX_NOTE = 10_000
 
 
 @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1000}]})
-class ObservationValueField(serializers.Field):  # type: ignore[type-arg]
+class ObservationValueField(serializers.Field):  # type: ignore[type-arg]  # a number or a text: no one type
     """``value``: a finite number or a short text."""
 
     def to_internal_value(self, data: Any) -> Decimal | str:
@@ -88,18 +92,19 @@ class ObservationQuery(StrictSerializer):
 
 
 def _with_value(observation: Observation) -> Observation:
-    observation.value = observation.value_number if observation.value_number is not None else observation.value_text  # type: ignore[attr-defined]
+    observation.value = observation.value_number if observation.value_number is not None else observation.value_text  # type: ignore[attr-defined]  # what the serializer reads
     return observation
 
 
-def _consented(queryset: Any, scope: Any) -> Any:
-    return consented(queryset, scope, participant_field="participant")
+def _disclosed(page: Sequence[Observation]) -> list[Observation]:
+    note_participants(observation.participant.pseudonym for observation in page)
+    return [_with_value(observation) for observation in page]
 
 
-class ObservationListApi(APIView):
+class ObservationListApi(PolicyView[None]):
     """``GET``: observations (``?participant=``, cursor pages); ``POST``: record one."""
 
-    policy_actions: ClassVar[dict[str, str]] = {"GET": "observation.list", "POST": "observation.create"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "observation.list", "POST": "observation.create"}
     policy_resource_type = "observation"
     policy_collection = True
 
@@ -108,56 +113,42 @@ class ObservationListApi(APIView):
         """A page of observations, narrowed to the consent the purpose needs."""
         query = ObservationQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        found = Observation.objects.select_related("participant").order_by()
-        if "participant" in query.validated_data:
-            found = found.filter(participant_id=query.validated_data["participant"])
-        decision = request._request.policy_decision  # type: ignore[attr-defined]
-        found = apply_conditions(found, decision.obligations.conditions, {"consent_scope": _consented})
-        paginator = CreatedCursor()
-        page = paginator.paginate_queryset(found, request, view=self) or []
-        note_participants(observation.participant.pseudonym for observation in page)
-        data = ObservationSerializer([_with_value(item) for item in page], many=True, context={"request": request})
-        return paginator.get_paginated_response(data.data)
+        found = observation_list(decision=decision_of(request), participant=query.validated_data.get("participant"))
+        return paginated_response(
+            pagination_class=CreatedCursor,
+            serializer_class=ObservationSerializer,
+            queryset=found,
+            request=request,
+            view=self,
+            on_page=_disclosed,
+        )
 
     @extend_schema(request=ObservationInput, responses={201: ObservationSerializer})
     def post(self, request: Request) -> Response:
         """Record an observation about a participant of this community."""
         data = ObservationInput(data=request.data)
         data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        participant = Participant.objects.filter(pk=values.pop("participant")).only("id", "pseudonym").first()
-        if participant is None:
-            raise serializers.ValidationError({"participant": ["No such participant in this community."]})
-        value = values.pop("value", None)
-        observation = Observation.objects.create(
-            participant=participant,
-            value_number=value if isinstance(value, Decimal) else None,
-            value_text=value if isinstance(value, str) else "",
-            **values,
-        )
-        note_participants([participant.pseudonym])
+        observation = observation_record(**data.validated_data)
+        note_participants([observation.participant.pseudonym])
         body = ObservationSerializer(_with_value(observation), context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class ObservationDetailApi(APIView):
+class ObservationDetailApi(PolicyView[Observation]):
     """``GET``: one observation (its date and note only under the participant's covering consent)."""
 
-    policy_action = "observation.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "observation.read"}
     policy_resource_type = "observation"
     policy_deny_as_not_found = True
 
-    def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
+    def policy_resource(self, request: Request) -> PolicyResource[Observation]:
         """The participant's ids and consented scopes; an unknown id is an audited 404."""
-        found = Observation.objects.select_related("participant").filter(pk=self.kwargs["pk"]).first()
-        if found is None:
-            raise missing("observation.read", "observation", self.kwargs["pk"], what="observation")
-        self.observation = found
-        return policy_attributes(found.participant)
+        observation = access_observation(observation_id=self.kwargs["pk"], action=str(self.policy_action(request)))
+        return PolicyResource(observation, policy_attributes(observation.participant))
 
     @extend_schema(responses={200: ObservationSerializer})
     def get(self, request: Request, pk: Any) -> Response:
         """The observation."""
-        note_participants([self.observation.participant.pseudonym])
-        body = ObservationSerializer(_with_value(self.observation), context={"request": request}).data
+        note_participants([self.resource.participant.pseudonym])
+        body = ObservationSerializer(_with_value(self.resource), context={"request": request}).data
         return Response(body)

@@ -1,12 +1,22 @@
-"""Reads of participants that other packages reach through settings (no import of services from them)."""
+"""Reads of participants: lists narrowed by consent, one participant for a caller, and what the policy may know.
+
+``break_glass_scope_exists`` is also reached from the security package, through
+the ``BREAK_GLASS_SCOPE_EXISTS`` setting (security never imports services).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
 
+from core.errors import BadRequest
+from policy.decision import Decision
+from policy.obligations import REDACT_ALL, apply_conditions
+from services.common import not_found_on_record
+from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
 from services.studies.models import Study
 from vault.fields import blind_index_filter
@@ -72,3 +82,40 @@ def mrn_taken(mrn: str, *, other_than: uuid.UUID | None = None) -> bool:
     """Whether another participant of this community has this MRN."""
     found = participants(mrn=mrn)
     return (found.exclude(pk=other_than) if other_than is not None else found).exists()
+
+
+def participant_list(
+    *, decision: Decision, study: uuid.UUID | None = None, mrn: str | None = None
+) -> QuerySet[Participant]:
+    """The participants a list read may show: filtered, then narrowed by the decision's row conditions.
+
+    Raises:
+        BadRequest: an MRN search under a decision that redacts the MRN (the search would be an oracle).
+        PolicyUnavailable: a condition this list has no handler for (fail closed).
+    """
+    if mrn is not None and {"mrn", REDACT_ALL} & set(decision.obligations.redact):
+        raise BadRequest(
+            "Searching by MRN needs an unredacted view of it.", code=ParticipantErrorCode.FILTER_NOT_ALLOWED
+        )
+    return apply_conditions(participants(study=study, mrn=mrn), decision.obligations.conditions, CONDITIONS)
+
+
+def participant_qs_select_for_update() -> QuerySet[Participant]:
+    """Participants, each row locked for the rest of the transaction (ordered by pk, like every lock)."""
+    return Participant.objects.order_by("pk").select_for_update(of=("self",))
+
+
+def access_participant(*, participant_id: uuid.UUID | Any, action: str, for_update: bool = False) -> Participant:
+    """The participant ``participant_id`` of this community, for ``action`` (locked when ``for_update``).
+
+    Raises:
+        NotFound: no such participant here (one of another community included), on record as a refused ``action``.
+    """
+    rows = participant_qs_select_for_update() if for_update else Participant.objects.all()
+    found = rows.filter(pk=participant_id).first()
+    if found is None:
+        raise not_found_on_record(action, "participant", participant_id, what="participant")
+    return found
+
+
+CONDITIONS: Mapping[str, Any] = {"consent_scope": consented}

@@ -7,21 +7,23 @@ The consent scopes of the probed participant come from a query parameter
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from config.urls_tenant import urlpatterns as tenant_urlpatterns
+from policy.context import decision_of
+from policy.views import PolicyResource, PolicyView
 
 
-class Probe(APIView):
+class Probe(PolicyView[None]):
     """Answers with the decision the permission left on the request."""
 
     def get(self, request: Request, **kwargs: Any) -> Response:
-        decision = request.policy_decision  # type: ignore[attr-defined]
+        decision = decision_of(request)
         return Response(
             {
                 "allowed": decision.allow,
@@ -35,34 +37,34 @@ class Probe(APIView):
 
 
 class ParticipantProbe(Probe):
-    policy_action = "participant.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "participant.read"}
     policy_deny_as_not_found = True
 
-    def policy_resource_attributes(self, request: Request) -> dict[str, Any]:
+    def policy_resource(self, request: Request) -> PolicyResource[None]:
         scopes = request.query_params.get("consent", "")
-        return {"consent_scopes": [scope for scope in scopes.split(",") if scope]}
+        return PolicyResource(None, {"consent_scopes": [scope for scope in scopes.split(",") if scope]})
 
 
 class ParticipantListProbe(Probe):
-    policy_action = "participant.list"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "participant.list"}
     policy_resource_type = "participant"
     policy_collection = True
 
 
 class KeyRotationProbe(Probe):
-    policy_action = "key.rotate"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "key.rotate"}
     policy_resource_type = "community"
 
 
 class AuditProbe(Probe):
-    policy_action = "audit.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.read"}
     policy_collection = True
 
 
 class StudyWithoutIdProbe(Probe):
     """Misconfigured: an item route with no id in its URL."""
 
-    policy_action = "study.read"
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "study.read"}
 
 
 urlpatterns = [

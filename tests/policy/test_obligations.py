@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.http import HttpRequest
+from django.test import RequestFactory
 from django_tenants.utils import schema_context
 from rest_framework import serializers
 
+from policy.context import policy_context
 from policy.decision import Decision, Obligations, parse_decision
 from policy.enforcement import authorize
 from policy.errors import PolicyDenied, PolicyUnavailable
@@ -26,9 +28,11 @@ class ParticipantOut(RedactingSerializerMixin):
 ROW = {"id": "p-1", "pseudonym": "P-7F3K", "given_name": "Ada", "mrn": "MRN-1"}
 
 
-def request_with(redacted: tuple[str, ...]) -> Any:
+def request_with(redacted: tuple[str, ...]) -> HttpRequest:
     decision = Decision(True, ("role_grants_action",), Obligations(redact=redacted), "d-1", "r", "sha256:x")
-    return SimpleNamespace(policy_decision=decision)
+    request = RequestFactory().get("/api/v1/participants/")
+    policy_context(request).decision = decision
+    return request
 
 
 def test_listed_fields_are_blanked() -> None:
@@ -67,7 +71,7 @@ def test_nothing_is_blanked_without_the_obligation() -> None:
 
 def test_no_decision_means_no_data() -> None:
     with pytest.raises(serializers.ValidationError):
-        _ = ParticipantOut(ROW, context={"request": SimpleNamespace()}).data
+        _ = ParticipantOut(ROW, context={"request": RequestFactory().get("/")}).data
 
 
 def document(role: str, action: str) -> dict[str, Any]:

@@ -1,62 +1,17 @@
-"""The participant's active consent scopes as a column the database keeps in step with the consents.
+"""The participant's active consent scopes as a column (kept by the consents app's triggers).
 
 A list narrowed by consent (the policy's ``consent_scope`` condition) and a
-read that shows the scopes become one plain query. The database computes the
-column on every write of a participant (whatever the application sent) and
-recomputes it on every write of a consent, so it cannot drift from them.
+read that shows the scopes become one plain query. The consents app owns what
+keeps the column in step (``consents`` migration 0002), so participants never
+depend on consents.
 """
 
 import django.contrib.postgres.fields
 from django.db import migrations, models
 
-FORWARD = """
-CREATE OR REPLACE FUNCTION participant_consent_scopes() RETURNS trigger AS $$
-BEGIN
-    NEW.consent_scopes := coalesce(
-        (SELECT array_agg(DISTINCT scope ORDER BY scope)
-           FROM consents_consent AS consent, unnest(consent.scopes) AS scope
-          WHERE consent.participant_id = NEW.id AND consent.withdrawn_at IS NULL),
-        '{}');
-    RETURN NEW;
-END;
-$$ LANGUAGE plpgsql;
-
-CREATE TRIGGER participant_consent_scopes
-    BEFORE INSERT OR UPDATE ON participants_participant
-    FOR EACH ROW EXECUTE FUNCTION participant_consent_scopes();
-
-CREATE OR REPLACE FUNCTION consent_refresh_participant() RETURNS trigger AS $$
-BEGIN
-    -- The participant's own trigger recomputes the column.
-    IF TG_OP <> 'INSERT' THEN
-        UPDATE participants_participant SET consent_scopes = consent_scopes WHERE id = OLD.participant_id;
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        UPDATE participants_participant SET consent_scopes = consent_scopes WHERE id = NEW.participant_id;
-    END IF;
-    RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-
-CREATE TRIGGER consent_refresh_participant
-    AFTER INSERT OR UPDATE OR DELETE ON consents_consent
-    FOR EACH ROW EXECUTE FUNCTION consent_refresh_participant();
-
-UPDATE participants_participant SET consent_scopes = consent_scopes;
-"""
-
-BACKWARD = """
-DROP TRIGGER IF EXISTS consent_refresh_participant ON consents_consent;
-DROP FUNCTION IF EXISTS consent_refresh_participant();
-DROP TRIGGER IF EXISTS participant_consent_scopes ON participants_participant;
-DROP FUNCTION IF EXISTS participant_consent_scopes();
-"""
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("participants", "0002_cursor_indexes"),
-        ("consents", "0001_initial"),
     ]
 
     operations = [
@@ -67,5 +22,4 @@ class Migration(migrations.Migration):
                 base_field=models.CharField(max_length=32), default=list, editable=False, size=None
             ),
         ),
-        migrations.RunSQL(FORWARD, BACKWARD),
     ]

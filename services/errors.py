@@ -1,0 +1,14 @@
+"""Error codes every research app shares: optimistic concurrency and the audited miss."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RecordErrorCode(StrEnum):
+    """Why a read or an update of a record was refused."""
+
+    NOT_FOUND = "not_found"
+    IF_MATCH_REQUIRED = "if_match_required"
+    EDIT_CONFLICT = "edit_conflict"
+    INVALID_BODY = "invalid"

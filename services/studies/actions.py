@@ -1,0 +1,104 @@
+"""Writes of studies: create and update, each one transaction with the team's membership checked.
+
+A study becomes active only with its IRB approval (number and date); a closed
+study stays closed; the team are members of the community.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from rest_framework import serializers
+
+from core.errors import Conflict
+from security.selectors import active_member
+from services.studies.errors import StudyErrorCode
+from services.studies.models import Study, StudyStatus, StudyTeamMember
+from tenants.models import Community
+
+
+def _check_team(community: Community, team: Sequence[uuid.UUID]) -> None:
+    strangers = [str(user) for user in team if active_member(user_id=user, community=community) is None]
+    if strangers:
+        raise serializers.ValidationError({"team": [f"Not a member of this community: {user}" for user in strangers]})
+
+
+def _check_status(study: Study, changes: Mapping[str, Any]) -> None:
+    if study.status == StudyStatus.CLOSED and changes.get("status", StudyStatus.CLOSED) != StudyStatus.CLOSED:
+        raise Conflict("A closed study cannot be reopened.", code=StudyErrorCode.STUDY_CLOSED)
+    target = changes.get("status", study.status)
+    approval = changes.get("irb_approval_number", study.irb_approval_number)
+    approved_on = changes.get("irb_approval_date", study.irb_approval_date)
+    if target == StudyStatus.ACTIVE and not (approval and approved_on):
+        raise serializers.ValidationError(
+            {"status": ["A study becomes active only with irb_approval_number and irb_approval_date."]}
+        )
+
+
+def _team_set(study: Study, team: Sequence[uuid.UUID]) -> None:
+    study.team.exclude(user_id__in=team).delete()
+    for user in team:
+        StudyTeamMember.objects.get_or_create(study=study, user_id=user)
+
+
+@transaction.atomic
+def _study_save(study: Study, *, community: Community, changes: Mapping[str, Any]) -> Study:
+    values = dict(changes)
+    team = values.pop("team", None)
+    _check_status(study, values)
+    if team is not None:
+        _check_team(community, team)
+    for name, value in values.items():
+        setattr(study, name, value)
+    try:
+        with transaction.atomic():
+            study.save()
+    except IntegrityError:
+        raise Conflict(
+            "Another study of this community has that protocol number.", code=StudyErrorCode.DUPLICATE
+        ) from None
+    if team is not None:
+        _team_set(study, team)
+    return study
+
+
+def study_create(
+    *,
+    community: Community,
+    title: str,
+    protocol_number: str,
+    irb_approval_number: str = "",
+    irb_approval_date: datetime.date | None = None,
+    status: str = StudyStatus.DRAFT,
+    team: Sequence[uuid.UUID] | None = None,
+) -> Study:
+    """Create a study (a draft unless stated; active needs the IRB approval) with its team.
+
+    Raises:
+        ValidationError: active without approval, or a team member who is not a member of ``community``.
+        Conflict: the protocol number is taken.
+    """
+    changes: dict[str, Any] = {
+        "title": title,
+        "protocol_number": protocol_number,
+        "irb_approval_number": irb_approval_number,
+        "irb_approval_date": irb_approval_date,
+        "status": status,
+    }
+    if team is not None:
+        changes["team"] = team
+    return _study_save(Study(), community=community, changes=changes)
+
+
+def study_update(*, study: Study, community: Community, changes: Mapping[str, Any]) -> Study:
+    """Change the fields in ``changes`` (``team`` replaces the whole team).
+
+    Raises:
+        Conflict: the study is closed, or the protocol number is taken.
+        ValidationError: active without approval, or a team member who is not a member of ``community``.
+    """
+    return _study_save(study, community=community, changes=changes)
