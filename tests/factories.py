@@ -1,14 +1,39 @@
-"""factory_boy factories for the public-schema models."""
+"""factory_boy factories for every model the tests build, public and tenant alike.
+
+A tenant model's factory takes ``community=``: the row (and every row its
+sub-factories make) is created inside that community's schema, so "the same
+thing in two communities" costs one line each::
+
+    study = StudyFactory.create(community=alpha)
+    participant = ParticipantFactory.create(community=beta)   # with a study of beta's own
+"""
 
 from __future__ import annotations
 
-from factory import declarations
-from factory.django import DjangoModelFactory, Password
+import datetime
+import uuid
+from typing import Any, Generic, TypeVar
 
+from django.db.models import Model
+from django.utils import timezone
+from django_tenants.utils import schema_context
+from factory import declarations
+from factory.declarations import LazyFunction, SubFactory
+from factory.django import DjangoModelFactory, Password
+from factory.faker import Faker
+
+from security.breakglass.models import BreakGlassGrant
+from security.breakglass.models import Scope as GrantScope
 from security.models import Membership, User
 from security.roles import Role
+from services.consents.models import Consent, Scope
+from services.observations.models import Observation
+from services.participants.models import Participant
+from services.studies.models import Study
+from tenants.models import Community
 
 DEFAULT_PASSWORD = "correct horse battery staple 42"
+M = TypeVar("M", bound=Model)
 
 
 class UserFactory(DjangoModelFactory[User]):
@@ -28,3 +53,84 @@ class MembershipFactory(DjangoModelFactory[Membership]):
         model = Membership
 
     role = Role.RESEARCHER
+
+
+class TenantFactory(DjangoModelFactory[M], Generic[M]):
+    """A factory of a tenant model: ``create(community=...)`` builds inside that community's schema."""
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def create(cls, community: Community | None = None, **kwargs: Any) -> M:
+        """Create the row (and its sub-factories' rows) in ``community``'s schema, or in the current one."""
+        if community is None:
+            return super().create(**kwargs)
+        with schema_context(community.schema_name):
+            return super().create(**kwargs)
+
+
+class StudyFactory(TenantFactory[Study]):
+    """A draft study with a unique protocol number."""
+
+    class Meta:
+        model = Study
+
+    title = "Sleep and memory"
+    protocol_number = LazyFunction(lambda: f"P-{uuid.uuid4().hex[:10].upper()}")
+
+
+class ParticipantFactory(TenantFactory[Participant]):
+    """A participant of a new study, with made-up PHI (names, birth date, MRN, address)."""
+
+    class Meta:
+        model = Participant
+
+    study = SubFactory(StudyFactory)
+    given_name = Faker("first_name")
+    family_name = Faker("last_name")
+    date_of_birth = Faker("date_of_birth", minimum_age=18, maximum_age=89)
+    mrn = LazyFunction(lambda: f"MRN-{uuid.uuid4().hex[:12].upper()}")
+    email = Faker("email")
+    city = Faker("city")
+    state = "CA"
+    postal_code = "94110"
+
+
+class ConsentFactory(TenantFactory[Consent]):
+    """A consent to research use, signed a day ago, not withdrawn."""
+
+    class Meta:
+        model = Consent
+
+    participant = SubFactory(ParticipantFactory)
+    scopes = LazyFunction(lambda: [Scope.RESEARCH_USE])
+    form_version = "v1"
+    signed_at = LazyFunction(lambda: timezone.now() - datetime.timedelta(days=1))
+
+
+class ObservationFactory(TenantFactory[Observation]):
+    """A coded numeric observation (LOINC heart rate) with an encrypted date and note."""
+
+    class Meta:
+        model = Observation
+
+    participant = SubFactory(ParticipantFactory)
+    code_system = "http://loinc.org"
+    code = "8867-4"
+    display = "Heart rate"
+    value_number = 72
+    unit = "/min"
+    effective_date = LazyFunction(lambda: timezone.localdate() - datetime.timedelta(days=3))
+    note = "Resting, seated."
+
+
+class BreakGlassGrantFactory(TenantFactory[BreakGlassGrant]):
+    """An open grant over one participant, for an hour; pass ``user_id`` and ``scope_id``."""
+
+    class Meta:
+        model = BreakGlassGrant
+
+    scope = GrantScope.PARTICIPANT
+    reason = "Emergency: the participant was admitted unconscious."
+    expires_at = LazyFunction(lambda: timezone.now() + datetime.timedelta(hours=1))
