@@ -23,7 +23,7 @@ from django.conf import settings
 from core.schema import tenant_connection
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.models import DataKey, KeyKind
-from vault.providers import get_provider
+from vault.providers import KeyWrapper, get_provider
 
 
 class SecretBytes(bytes):
@@ -139,7 +139,7 @@ def index_keys(community: str) -> list[tuple[int, SecretBytes]]:
 
 def _store_new_keys(community: str) -> int:
     """A data key and an index key wrapped by the latest provider version; returns that version."""
-    provider = get_provider()
+    provider: KeyWrapper = get_provider()
     versions = set()
     for kind in (KeyKind.DATA, KeyKind.INDEX):
         wrapped = provider.generate_wrapped_key(community)

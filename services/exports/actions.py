@@ -13,15 +13,15 @@ from django.utils import timezone
 
 from core.errors import ServiceUnavailable
 from core.exports import ExportStatus
-from services.exports.deidentify import (
+from services.exports.formats import EXTENSIONS, LINES
+from services.exports.models import DeidentifiedExport
+from services.exports.safe_harbor import (
     DeidentifiedRecord,
     ResearchIds,
     deidentify_participant,
     identifier_handling,
     restricted_zip3,
 )
-from services.exports.formats import EXTENSIONS, LINES
-from services.exports.models import DeidentifiedExport
 from services.exports.sealing import SealedWriter, file_aad
 from services.exports.selectors import excluded_participant_count, export_participants, export_storage_key
 from services.exports.storage import get_storage

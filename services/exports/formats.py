@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from services.exports.deidentify import DeidentifiedObservation, DeidentifiedRecord
+from services.exports.safe_harbor import DeidentifiedObservation, DeidentifiedRecord
 
 PARTICIPANT_COLUMNS = ("research_id", "sex", "birth_year", "age", "state", "zip3")
 OBSERVATION_COLUMNS = ("code_system", "code", "value_number", "unit", "effective_year")

@@ -16,10 +16,10 @@ from django.db.models import Prefetch, QuerySet
 from core.errors import ApplicationError, Conflict, NotFound
 from core.exports import ExportStatus
 from services.consents.models import Scope
-from services.exports.deidentify import ObservationInput, ParticipantInput
 from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
 from services.exports.models import DeidentifiedExport
+from services.exports.safe_harbor import ObservationInput, ParticipantInput
 from services.exports.sealing import ByteSource, file_aad, open_chunks, read_key_version
 from services.exports.storage import ExportFileMissing, get_storage, storage_key
 from services.observations.models import Observation

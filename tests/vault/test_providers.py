@@ -15,14 +15,14 @@ from django.test import override_settings
 
 from tests.doubles.vault import TOKEN, VaultState, running_vault
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
-from vault.providers import KeyProvider, LocalKeyProvider, VaultTransitProvider, wrapped_version
+from vault.providers import KeyWrapper, LocalKeyProvider, VaultTransitProvider, wrapped_version
 
 
 def community() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def test_a_wrapped_data_key_unwraps_to_256_bits(provider: KeyProvider) -> None:
+def test_a_wrapped_data_key_unwraps_to_256_bits(provider: KeyWrapper) -> None:
     name = community()
     provider.create_community_key(name)
 
@@ -33,7 +33,7 @@ def test_a_wrapped_data_key_unwraps_to_256_bits(provider: KeyProvider) -> None:
     assert len(provider.unwrap(name, wrapped.ciphertext)) == 32
 
 
-def test_a_key_wraps_for_its_own_community_only(provider: KeyProvider) -> None:
+def test_a_key_wraps_for_its_own_community_only(provider: KeyWrapper) -> None:
     first, second = community(), community()
     provider.create_community_key(first)
     provider.create_community_key(second)
@@ -43,7 +43,7 @@ def test_a_key_wraps_for_its_own_community_only(provider: KeyProvider) -> None:
         provider.unwrap(second, wrapped.ciphertext)
 
 
-def test_rotation_keeps_old_versions_until_they_are_retired(provider: KeyProvider) -> None:
+def test_rotation_keeps_old_versions_until_they_are_retired(provider: KeyWrapper) -> None:
     name = community()
     provider.create_community_key(name)
     old = provider.generate_wrapped_key(name)
@@ -59,7 +59,7 @@ def test_rotation_keeps_old_versions_until_they_are_retired(provider: KeyProvide
     assert len(provider.unwrap(name, new.ciphertext)) == 32
 
 
-def test_a_destroyed_key_unwraps_nothing_ever_again(provider: KeyProvider) -> None:
+def test_a_destroyed_key_unwraps_nothing_ever_again(provider: KeyWrapper) -> None:
     name = community()
     provider.create_community_key(name)
     wrapped = provider.generate_wrapped_key(name)
@@ -151,7 +151,7 @@ def test_configure_vault_refuses_without_vault(settings: Any) -> None:
         call_command("configure_vault", stdout=io.StringIO())
 
 
-def test_destroying_a_key_twice_finishes_quietly(provider: KeyProvider) -> None:
+def test_destroying_a_key_twice_finishes_quietly(provider: KeyWrapper) -> None:
     name = community()
     provider.create_community_key(name)
 
@@ -171,7 +171,7 @@ def test_an_expired_approle_token_logs_in_again(approle_vault: VaultState) -> No
     assert provider.generate_wrapped_key(name).version == 1
 
 
-def test_a_tampered_wrapped_key_is_gone_not_retryable(provider: KeyProvider) -> None:
+def test_a_tampered_wrapped_key_is_gone_not_retryable(provider: KeyWrapper) -> None:
     name = community()
     provider.create_community_key(name)
     wrapped = provider.generate_wrapped_key(name).ciphertext

@@ -17,7 +17,7 @@ from django.test import override_settings
 
 from tests.doubles.vault import TOKEN, TransitKey, VaultState
 from vault.errors import KeyServiceUnavailable
-from vault.providers import KeyProvider, LocalKeyProvider, VaultTransitProvider
+from vault.providers import LocalKeyProvider, Signer, VaultTransitProvider
 
 CHECKPOINT = b"checkpoint|alpha|1042|9f86d081884c7d65"
 
@@ -34,7 +34,7 @@ def verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def test_a_signature_verifies_with_the_published_key_of_its_version(provider: KeyProvider) -> None:
+def test_a_signature_verifies_with_the_published_key_of_its_version(provider: Signer) -> None:
     name = signing_name()
     provider.ensure_signing_key(name)
 
@@ -48,7 +48,7 @@ def test_a_signature_verifies_with_the_published_key_of_its_version(provider: Ke
     assert verifies(published[1], signed.signature, CHECKPOINT)
 
 
-def test_a_signature_does_not_verify_for_another_message(provider: KeyProvider) -> None:
+def test_a_signature_does_not_verify_for_another_message(provider: Signer) -> None:
     name = signing_name()
     provider.ensure_signing_key(name)
 
@@ -57,7 +57,7 @@ def test_a_signature_does_not_verify_for_another_message(provider: KeyProvider) 
     assert not verifies(provider.signing_public_keys(name)[1], signed.signature, CHECKPOINT + b"!")
 
 
-def test_rotation_adds_a_version_and_old_signatures_still_verify(provider: KeyProvider) -> None:
+def test_rotation_adds_a_version_and_old_signatures_still_verify(provider: Signer) -> None:
     name = signing_name()
     provider.ensure_signing_key(name)
     old = provider.sign(name, CHECKPOINT)
@@ -74,7 +74,7 @@ def test_rotation_adds_a_version_and_old_signatures_still_verify(provider: KeyPr
     assert not verifies(published[2], old.signature, CHECKPOINT)
 
 
-def test_ensuring_a_signing_key_twice_keeps_the_first(provider: KeyProvider) -> None:
+def test_ensuring_a_signing_key_twice_keeps_the_first(provider: Signer) -> None:
     name = signing_name()
     provider.ensure_signing_key(name)
     first = provider.signing_public_keys(name)
@@ -84,7 +84,7 @@ def test_ensuring_a_signing_key_twice_keeps_the_first(provider: KeyProvider) -> 
     assert provider.signing_public_keys(name) == first
 
 
-def test_a_missing_signing_key_is_unavailable_and_never_created(provider: KeyProvider) -> None:
+def test_a_missing_signing_key_is_unavailable_and_never_created(provider: Signer) -> None:
     name = signing_name()
 
     with pytest.raises(KeyServiceUnavailable):
@@ -101,7 +101,7 @@ def test_a_missing_signing_key_is_unavailable_and_never_created(provider: KeyPro
     "name",
     ["", "ab", "Audit-log", "audit_log", "audit/../keys", "audit log", "audit-", "-audit", "audit\n", "a" * 41],
 )
-def test_invalid_signing_key_names_are_refused(provider: KeyProvider, name: str) -> None:
+def test_invalid_signing_key_names_are_refused(provider: Signer, name: str) -> None:
     with pytest.raises(ValueError, match="signing key name"):
         provider.ensure_signing_key(name)
     with pytest.raises(ValueError, match="signing key name"):

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import ApplicationCommand
-from policy.review import diff, render_markdown, render_text
+from policy.review.diff import diff, render_markdown, render_text
 from policy.source import PolicySource
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import ApplicationCommand
-from policy.review import explain
+from policy.review.explain import explain
 from policy.source import PolicySource
 
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import ApplicationCommand
-from policy.review import run_tests
+from policy.review.testing import run_tests
 from policy.source import PolicySource
 
 

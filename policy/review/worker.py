@@ -1,7 +1,7 @@
-"""``python -m policy.test_worker DIR START``: the process ``policy_test`` runs Rego tests in.
+"""``python -m policy.review.worker DIR START``: the process ``policy_test`` runs Rego tests in.
 
 Kept apart so that a test crashing the native interpreter ends this process,
-not the review; see :func:`policy.review.run_tests`.
+not the review; see :func:`policy.review.testing.run_tests`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from policy.review import worker_main
+from policy.review.testing import worker_main
 
 if __name__ == "__main__":
     worker_main(Path(sys.argv[1]), int(sys.argv[2]))

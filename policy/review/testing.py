@@ -1,7 +1,9 @@
-"""Review tooling for security teams: run the Rego tests, explain a decision, diff two policies.
+"""Run the policy's Rego tests with the embedded engine, and report the rule clauses no test reached.
 
-Everything here uses the embedded engine, so it runs on a laptop or in CI
-without an OPA server; ``opa test`` gives the same verdicts where OPA exists.
+Coverage comes from instrumenting the policy: every rule clause prints a tag
+when its whole body held. The tests run in worker processes
+(:mod:`policy.review.worker`) so that one crashing the native interpreter
+fails that test, not the review.
 """
 
 from __future__ import annotations
@@ -11,15 +13,11 @@ import json
 import re
 import subprocess  # nosec B404 - runs this package's own test worker
 import sys
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import regopy
 
-from policy.engine import EmbeddedEngine
 from policy.source import PolicySource
 
 _PACKAGE_RE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
@@ -30,9 +28,6 @@ _BLOCK_HEAD_RE = re.compile(r"^(?:\}\s*else\b.*|(?!default\b)[a-z_][\w]*(?:\(.*\
 _LINE_HEAD_RE = re.compile(r"^((?!default\b)[a-z_][\w]*(?:\(.*?\))?(?:\s*:=\s*.+?)?)\s+if\s+(?!\{)(.+)$")
 _COVERAGE_TAG = "policy-coverage"
 _EXEMPT_MARK = "# coverage: "
-
-
-# --- tests and coverage ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -121,7 +116,7 @@ def discover_tests(source: PolicySource) -> list[tuple[str, str]]:
 def run_tests(directory: Path) -> TestRun:
     """Evaluate every ``test_`` rule of the ``*_test.rego`` files against the (instrumented) policy.
 
-    The tests run in a worker process (``python -m policy.test_worker``): a
+    The tests run in a worker process (``python -m policy.review.worker``): a
     test the interpreter cannot handle may crash it (regopy 1.5 segfaults on
     some ``with`` overrides), and that must fail one test, not the review. A
     crashed test is reported as failed and the worker restarts after it.
@@ -137,7 +132,7 @@ def run_tests(directory: Path) -> TestRun:
 
 def _run_worker(directory: Path, start: int, tests: list[tuple[str, str]], run: TestRun) -> int:
     """Run tests from ``start`` in one worker; return where the next worker must start."""
-    command = [sys.executable, "-m", "policy.test_worker", str(directory), str(start)]
+    command = [sys.executable, "-m", "policy.review.worker", str(directory), str(start)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 # nosec B603
     current, finished = start, start
     for line in completed.stdout.splitlines():
@@ -185,162 +180,3 @@ def worker_main(directory: Path, start: int) -> None:
         result = _run_one(interpreter, package, name)
         libc.fflush(None)  # the interpreter's print() output comes before the verdict
         print("RESULT " + json.dumps(result.__dict__), flush=True)
-
-
-# --- explaining one decision ----------------------------------------------------------
-
-_FUNCTION_RE = re.compile(r"^(?!default\b)([a-z_]\w*)\(inp\)", re.MULTILINE)
-_DEFAULT_RE = re.compile(r"^default\s+([a-z_]\w*)\(_\)\s*:=\s*(.+)$", re.MULTILINE)
-_DENIAL_RE = re.compile(r'^denied_for\("(\w+)", inp\)', re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """A decision and the value of every rule that fed it."""
-
-    decision: Any
-    facts: dict[str, Any]
-    denials: dict[str, bool]
-
-
-def explain(source: PolicySource, document: dict[str, Any], package: str = "gateway.authz") -> Explanation:
-    """Evaluate the decision and each rule of ``package`` for ``document``."""
-    interpreter = regopy.Interpreter()
-    for name, text in source.modules.items():
-        interpreter.add_module(name, text)
-    interpreter.add_data_json(source.data_json)
-    interpreter.set_input_term(json.dumps(document))
-    text = "\n".join(source.modules.values())
-    # A direct query of a function whose default applies can come back undefined: show the default.
-    defaults = {name: json.loads(value) for name, value in _DEFAULT_RE.findall(text)}
-    facts = {
-        name: _value(interpreter, f"data.{package}.{name}(input)", default=defaults.get(name))
-        for name in dict.fromkeys(_FUNCTION_RE.findall(text))
-    }
-    denials = {
-        reason: _value(interpreter, f'data.{package}.denied_for("{reason}", input)') is True
-        for reason in dict.fromkeys(_DENIAL_RE.findall(text))
-    }
-    facts.pop("evaluate", None)
-    return Explanation(decision=_value(interpreter, f"data.{package}.decision"), facts=facts, denials=denials)
-
-
-def _value(interpreter: regopy.Interpreter, query: str, default: Any = None) -> Any:
-    output = str(interpreter.query(query))
-    if output == "undefined" or not output.startswith("{"):
-        return default
-    expressions = json.loads(output).get("expressions", [])
-    return expressions[0] if expressions else None
-
-
-# --- diffing two policies over a corpus -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Change:
-    """One recorded input whose decision differs between the base and the working tree."""
-
-    kind: str
-    role: str
-    action: str
-    before: dict[str, Any]
-    after: dict[str, Any]
-    line: int
-
-
-@dataclass
-class DiffReport:
-    """Every change, with counts by kind and by (role, action)."""
-
-    base_revision: str
-    head_revision: str
-    evaluated: int = 0
-    changes: list[Change] = field(default_factory=list)
-
-    def counts(self) -> Counter[tuple[str, str, str]]:
-        """Changes counted by (kind, role, action)."""
-        return Counter((change.kind, change.role, change.action) for change in self.changes)
-
-
-def _summary(decision: Any) -> dict[str, Any]:
-    if not isinstance(decision, dict):
-        return {"allow": False, "reasons": ["undefined"], "obligations": {}}
-    return {key: decision.get(key) for key in ("allow", "reasons", "obligations")}
-
-
-def _kind(before: dict[str, Any], after: dict[str, Any]) -> str | None:
-    if before["allow"] and not after["allow"]:
-        return "allow→deny"
-    if not before["allow"] and after["allow"]:
-        return "deny→allow"
-    if before["obligations"] != after["obligations"]:
-        return "obligations changed"
-    if before["reasons"] != after["reasons"]:
-        return "reasons changed"
-    return None
-
-
-def diff(base: PolicySource, head: PolicySource, corpus: Iterable[dict[str, Any]]) -> DiffReport:
-    """Evaluate every input under both policies and keep the ones whose decision changed."""
-    base_engine, head_engine = EmbeddedEngine(base), EmbeddedEngine(head)
-    report = DiffReport(base_revision=base.revision, head_revision=head.revision)
-    for line, document in enumerate(corpus, start=1):
-        report.evaluated += 1
-        before, after = _summary(base_engine.evaluate(document)), _summary(head_engine.evaluate(document))
-        kind = _kind(before, after)
-        if kind is None:
-            continue
-        subject = document.get("subject")
-        roles = subject.get("roles") if isinstance(subject, dict) else None
-        report.changes.append(
-            Change(
-                kind=kind,
-                role=",".join(roles) if isinstance(roles, list) and roles else "(none)",
-                action=str(document.get("action")),
-                before=before,
-                after=after,
-                line=line,
-            )
-        )
-    return report
-
-
-def render_text(report: DiffReport) -> str:
-    """The report for a terminal."""
-    lines = [
-        f"policy diff: {report.base_revision[:19]} -> {report.head_revision[:19]}",
-        f"{report.evaluated} recorded decisions evaluated, {len(report.changes)} changed",
-    ]
-    for (kind, role, action), count in sorted(report.counts().items()):
-        lines.append(f"  {count:5d}  {kind:<20} {role:<28} {action}")
-    for change in report.changes:
-        lines.append(
-            f"line {change.line}: {change.kind}: {change.role} {change.action}: "
-            f"{json.dumps(change.before, sort_keys=True)} -> {json.dumps(change.after, sort_keys=True)}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def render_markdown(report: DiffReport) -> str:
-    """The report as a pull-request comment."""
-    lines = [
-        "### Policy diff",
-        "",
-        f"`{report.base_revision[:19]}` → `{report.head_revision[:19]}`: "
-        f"**{len(report.changes)}** of {report.evaluated} recorded decisions change.",
-        "",
-    ]
-    if report.changes:
-        lines += ["| change | role | action | count |", "|---|---|---|---:|"]
-        lines += [
-            f"| {kind} | {role} | `{action}` | {count} |"
-            for (kind, role, action), count in sorted(report.counts().items())
-        ]
-        lines += ["", "<details><summary>Every changed decision</summary>", ""]
-        lines += [
-            f"- line {change.line}: **{change.kind}** {change.role} `{change.action}`: "
-            f"reasons {change.before['reasons']} → {change.after['reasons']}"
-            for change in report.changes
-        ]
-        lines += ["", "</details>"]
-    return "\n".join(lines) + "\n"

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.exports.deidentify import (
+from services.exports.formats import CSV_COLUMNS, csv_lines, decimal_text, jsonl_lines
+from services.exports.safe_harbor import (
     IDENTIFIER_KINDS,
     RESTRICTED_ZIP3_FILE,
     Handling,
@@ -24,18 +25,13 @@ from services.exports.deidentify import (
     ResearchIds,
     deidentify_participant,
     generalize_birth,
-    generalize_code,
     generalize_zip,
-    is_ucum_unit,
     load_zip3_table,
-    luhn_check_digit,
     new_research_id,
     normalize_sex,
     normalize_state,
     restricted_zip3,
-    verhoeff_valid,
 )
-from services.exports.formats import CSV_COLUMNS, csv_lines, decimal_text, jsonl_lines
 
 AS_OF = date(2026, 6, 30)
 HHS_RESTRICTED_ZIP3 = {
@@ -238,7 +234,7 @@ def test_research_ids_are_random_and_unique_within_an_export() -> None:
 
 def test_an_issuer_never_hands_out_an_id_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn = iter(["R-AAAAAAAAAAAAAAAA", "R-AAAAAAAAAAAAAAAA", "R-BBBBBBBBBBBBBBBB"])
-    monkeypatch.setattr("services.exports.deidentify.new_research_id", lambda: next(drawn))
+    monkeypatch.setattr("services.exports.safe_harbor.new_research_id", lambda: next(drawn))
     ids = ResearchIds()
 
     assert [ids.issue(), ids.issue()] == ["R-AAAAAAAAAAAAAAAA", "R-BBBBBBBBBBBBBBBB"]
@@ -313,49 +309,6 @@ def test_sex_is_one_of_four_values(value: str, expected: str) -> None:
 @pytest.mark.parametrize(("value", "expected"), [("ma", "MA"), (" PR ", "PR"), ("Massachusetts", None), (None, None)])
 def test_a_state_is_kept_only_as_a_usps_code(value: str | None, expected: str | None) -> None:
     assert normalize_state(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("system", "code", "expected"),
-    [
-        ("http://loinc.org", "2345-7", ("http://loinc.org", "2345-7")),
-        ("LOINC", " 718-7 ", ("http://loinc.org", "718-7")),
-        ("loinc", "2345-8", None),  # wrong check digit
-        ("http://snomed.info/sct", "38341003", ("http://snomed.info/sct", "38341003")),
-        ("snomed", "38341004", None),  # fails Verhoeff
-        ("snomed", "38341013", None),  # not a concept's partition
-        ("icd-10-cm", "E11.9", ("http://hl7.org/fhir/sid/icd-10-cm", "E11.9")),
-        ("icd-10-cm", "Smith", None),
-        ("rxnorm", "860975", ("http://www.nlm.nih.gov/research/umls/rxnorm", "860975")),
-        ("http://example.org/codes", "A1", None),
-        ("", "2345-7", None),
-        (None, None, None),
-    ],
-)
-def test_observation_codes_pass_only_for_known_systems_and_well_formed_codes(
-    system: str | None, code: str | None, expected: tuple[str, str] | None
-) -> None:
-    assert generalize_code(system, code) == expected
-
-
-def test_the_check_digit_schemes_match_published_codes() -> None:
-    assert [luhn_check_digit(number) for number in ("2345", "718", "4548", "12345")] == [7, 7, 4, 5]
-    assert all(verhoeff_valid(code) for code in ("38341003", "22298006", "73211009", "271649006"))
-    assert not verhoeff_valid("22298007")
-
-
-@pytest.mark.parametrize(
-    "unit", ["mg/dL", "mmol/L", "10*9/L", "/min", "%", "mm[Hg]", "kg/m2", "mL/min/{1.73_m2}", "[IU]/L", "ug/mL"]
-)
-def test_ucum_units_pass(unit: str) -> None:
-    assert is_ucum_unit(unit)
-
-
-@pytest.mark.parametrize(
-    "unit", ["", "Smith", "mg per dL", "mg/{Ada.Lovelace}", "ada@example.org", "mg/dL/mg/dL/mg/dL/mg/dL", "m g"]
-)
-def test_anything_but_a_short_ucum_unit_is_dropped(unit: str) -> None:
-    assert not is_ucum_unit(unit)
 
 
 def test_free_text_and_uncoded_observations_are_dropped() -> None:

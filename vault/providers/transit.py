@@ -1,36 +1,25 @@
-"""Key providers behind one protocol: Vault Transit (production) and a local file (development, tests).
+"""The production key provider: HashiCorp Vault's Transit engine, through hvac.
 
-A community has one *key encryption key* in the provider (a Transit key,
-``aes256-gcm96``, derived with the community as context, never exportable).
-It wraps the community's data keys; the service stores only wrapped keys and
-unwraps them into process memory (see :mod:`vault.keys`).
-
-Signing keys (Ed25519, for signed audit checkpoints) live in the same provider
-under names of their own (Transit ``signing-<name>``). The private key never
-leaves it; every version's public key is published so old signatures stay
-verifiable after a rotation.
+A community's key is the Transit key ``<VAULT_KEY_PREFIX><community>``
+(``aes256-gcm96``, derived with the community as context); a signing key is
+``signing-<name>`` (``ed25519``). Both are created not exportable, with no
+plaintext backup and deletion not allowed; only crypto-shredding allows, then
+deletes, a community's key. Vault's faults fail closed: a community key (or
+version) that is gone raises ``KeyDestroyed``; anything else, a missing
+signing key included, raises ``KeyServiceUnavailable``.
 """
 
 from __future__ import annotations
 
 import base64
-import fcntl
-import json
 import math
-import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import hvac
 import requests
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from hvac import exceptions as vault_errors
 from requests.adapters import HTTPAdapter
@@ -38,252 +27,15 @@ from urllib3.util.retry import Retry
 
 from core.schema import SLUG_PATTERN
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
+from vault.providers.base import Signature, WrappedKey, signing_key_name, wrapped_version
 
-_WRAPPED_RE = re.compile(r"^(vault|local):v(\d+):")
 # Vault's 400 answers that mean the key (or key version) is gone for good.
 _GONE_MESSAGES = ("not found", "no existing key", "too old", "message authentication failed")
-# Lowercase letters, digits and inner hyphens, 3 to 40 characters: safe in a URL path and a JSON key.
-_SIGNING_NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,38}[a-z0-9]")
 _SIGNING_KEY_PREFIX = "signing-"
 _VAULT_SIGNATURE_RE = re.compile(r"vault:v([1-9][0-9]{0,9}):([A-Za-z0-9+/=]+)")
 _VERSION_RE = re.compile(r"[1-9][0-9]{0,9}")
 _SIGNATURE_BYTES = 64
 _PUBLIC_KEY_BYTES = 32
-
-
-@dataclass(frozen=True)
-class WrappedKey:
-    """A data key as the provider wrapped it, and the key version that wrapped it."""
-
-    ciphertext: str
-    version: int
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A raw 64-byte Ed25519 signature and the version of the signing key that made it."""
-
-    key_version: int
-    signature: bytes
-
-
-def signing_key_name(name: str) -> str:
-    """``name`` if it may name a signing key, else ValueError (3 to 40 of ``a-z``, ``0-9``, inner ``-``)."""
-    if not _SIGNING_NAME_RE.fullmatch(name):
-        raise ValueError(f"invalid signing key name {name!r}")
-    return name
-
-
-def wrapped_version(ciphertext: str) -> int:
-    """The key version a wrapped key names (``vault:v3:...`` is 3)."""
-    match = _WRAPPED_RE.match(ciphertext)
-    if match is None:
-        raise KeyDestroyed("not a wrapped key of a known provider")
-    return int(match.group(2))
-
-
-class KeyProvider(Protocol):
-    """What the service needs from a key service."""
-
-    name: str
-
-    def create_community_key(self, community: str) -> None:
-        """Create the community's key (not exportable, no plaintext backup, deletion not allowed)."""
-        ...
-
-    def generate_wrapped_key(self, community: str) -> WrappedKey:
-        """A new 256-bit data key, wrapped by the community's latest key version."""
-        ...
-
-    def unwrap(self, community: str, wrapped: str) -> bytes:
-        """The plaintext of a wrapped data key (raises KeyServiceUnavailable or KeyDestroyed)."""
-        ...
-
-    def rotate(self, community: str) -> int:
-        """Add a key version; return it."""
-        ...
-
-    def retire_versions_below(self, community: str, version: int) -> None:
-        """Refuse to unwrap anything wrapped by an older version (``min_decryption_version``)."""
-        ...
-
-    def destroy_community_key(self, community: str) -> None:
-        """Delete the community's key for good (crypto-shredding)."""
-        ...
-
-    def check_ready(self) -> None:
-        """Raise KeyServiceUnavailable unless keys can be used."""
-        ...
-
-    def ensure_signing_key(self, name: str) -> None:
-        """Create the Ed25519 signing key ``name`` unless it exists (not exportable, deletion not allowed)."""
-        ...
-
-    def sign(self, name: str, message: bytes) -> Signature:
-        """Sign ``message`` with the latest version of ``name`` (KeyServiceUnavailable when it does not exist)."""
-        ...
-
-    def signing_public_keys(self, name: str) -> dict[int, bytes]:
-        """Every version of ``name`` and its raw 32-byte Ed25519 public key, for publishing."""
-        ...
-
-    def rotate_signing_key(self, name: str) -> int:
-        """Add a version to ``name`` and return it; older versions stay published."""
-        ...
-
-
-# --- local provider ---------------------------------------------------------------
-
-
-class LocalKeyProvider:
-    """Key encryption keys in a local JSON file (mode 0600). For development and tests only."""
-
-    name = "local"
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def _store(self, *, write: bool) -> Any:
-        with self._lock:
-            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            if os.fstat(descriptor).st_mode & 0o077:
-                os.close(descriptor)
-                raise KeyServiceUnavailable(f"{self._path.name} is readable by group or others; chmod 600 it")
-            with os.fdopen(descriptor, "r+", encoding="utf-8") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-                text = handle.read()
-                store: dict[str, Any] = json.loads(text) if text.strip() else {"communities": {}}
-                yield store
-                if write:
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.write(json.dumps(store))
-
-    @staticmethod
-    def _aad(community: str) -> bytes:
-        return f"local-wrap|{community}".encode()
-
-    def create_community_key(self, community: str) -> None:
-        """Create version 1 (refuses to replace an existing key)."""
-        with self._store(write=True) as store:
-            if community in store["communities"]:
-                return
-            key = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
-            store["communities"][community] = {"versions": {"1": key}, "min_decryption_version": 1}
-
-    def _entry(self, store: dict[str, Any], community: str) -> dict[str, Any]:
-        entry = store["communities"].get(community)
-        if entry is None:
-            raise KeyDestroyed(f"no key for community {community}")
-        return dict(entry)
-
-    def generate_wrapped_key(self, community: str) -> WrappedKey:
-        """Wrap a new random data key with the latest version."""
-        with self._store(write=False) as store:
-            entry = self._entry(store, community)
-        version = max(int(number) for number in entry["versions"])
-        kek = AESGCM(base64.b64decode(entry["versions"][str(version)]))
-        nonce = os.urandom(12)
-        body = kek.encrypt(nonce, AESGCM.generate_key(bit_length=256), self._aad(community))
-        return WrappedKey(f"local:v{version}:" + base64.b64encode(nonce + body).decode(), version)
-
-    def unwrap(self, community: str, wrapped: str) -> bytes:
-        """Unwrap with the version the wrapped key names."""
-        version = wrapped_version(wrapped)
-        with self._store(write=False) as store:
-            entry = self._entry(store, community)
-        if version < entry["min_decryption_version"] or str(version) not in entry["versions"]:
-            raise KeyDestroyed(f"key version {version} of {community} is retired")
-        raw = base64.b64decode(wrapped.split(":", 2)[2])
-        try:
-            return AESGCM(base64.b64decode(entry["versions"][str(version)])).decrypt(
-                raw[:12], raw[12:], self._aad(community)
-            )
-        except InvalidTag as error:
-            raise KeyDestroyed("the wrapped key does not open with this community's key") from error
-
-    def rotate(self, community: str) -> int:
-        """Add a version."""
-        with self._store(write=True) as store:
-            entry = self._entry(store, community)
-            version = max(int(number) for number in entry["versions"]) + 1
-            entry["versions"][str(version)] = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
-            store["communities"][community] = entry
-        return version
-
-    def retire_versions_below(self, community: str, version: int) -> None:
-        """Raise the minimum version and forget older ones (as Vault's trim would)."""
-        with self._store(write=True) as store:
-            entry = self._entry(store, community)
-            entry["min_decryption_version"] = version
-            entry["versions"] = {number: key for number, key in entry["versions"].items() if int(number) >= version}
-            store["communities"][community] = entry
-
-    def destroy_community_key(self, community: str) -> None:
-        """Forget every version."""
-        with self._store(write=True) as store:
-            store["communities"].pop(community, None)
-
-    def check_ready(self) -> None:
-        """The key file can be read."""
-        try:
-            with self._store(write=False):
-                pass
-        except (OSError, ValueError) as error:
-            raise KeyServiceUnavailable(f"local key file unreadable: {type(error).__name__}") from error
-
-    @staticmethod
-    def _signing_versions(store: dict[str, Any], name: str) -> dict[str, str]:
-        entry = store.get("signing", {}).get(signing_key_name(name))
-        if entry is None:
-            raise KeyServiceUnavailable(f"no signing key {name}")
-        return dict(entry["versions"])
-
-    def ensure_signing_key(self, name: str) -> None:
-        """Create version 1 in the key file unless the key exists."""
-        with self._store(write=True) as store:
-            keys = store.setdefault("signing", {})
-            if signing_key_name(name) not in keys:
-                keys[name] = {"versions": {"1": _new_signing_key()}}
-
-    def sign(self, name: str, message: bytes) -> Signature:
-        """Sign with the latest version."""
-        with self._store(write=False) as store:
-            versions = self._signing_versions(store, name)
-        version = max(int(number) for number in versions)
-        return Signature(version, _signing_private_key(versions[str(version)]).sign(message))
-
-    def signing_public_keys(self, name: str) -> dict[int, bytes]:
-        """The public half of every version."""
-        with self._store(write=False) as store:
-            versions = self._signing_versions(store, name)
-        return {
-            int(number): _signing_private_key(private).public_key().public_bytes_raw()
-            for number, private in versions.items()
-        }
-
-    def rotate_signing_key(self, name: str) -> int:
-        """Add a version."""
-        with self._store(write=True) as store:
-            versions = self._signing_versions(store, name)
-            version = max(int(number) for number in versions) + 1
-            versions[str(version)] = _new_signing_key()
-            store["signing"][name] = {"versions": versions}
-        return version
-
-
-def _new_signing_key() -> str:
-    return base64.b64encode(Ed25519PrivateKey.generate().private_bytes_raw()).decode()
-
-
-def _signing_private_key(encoded: str) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(base64.b64decode(encoded))
-
-
-# --- Vault Transit ----------------------------------------------------------------------
 
 
 def _context(community: str) -> str:
@@ -551,28 +303,3 @@ class VaultTransitProvider:
         key = self._signing_key(name)
         with _signing_key_must_exist("rotate signing key"):
             return self._rotate(key)
-
-
-_provider_lock = threading.Lock()
-_providers: dict[tuple[str, ...], KeyProvider] = {}
-
-
-def get_provider() -> KeyProvider:
-    """The provider ``KEY_PROVIDER`` names (one per configuration, per process)."""
-    key = (settings.KEY_PROVIDER, str(settings.LOCAL_KEY_FILE), settings.VAULT_ADDR)
-    with _provider_lock:
-        provider = _providers.get(key)
-        if provider is None:
-            if settings.KEY_PROVIDER == "local":
-                provider = LocalKeyProvider(Path(settings.LOCAL_KEY_FILE))
-            elif settings.KEY_PROVIDER == "vault":
-                provider = VaultTransitProvider()
-            else:
-                raise KeyServiceUnavailable(f"unknown KEY_PROVIDER {settings.KEY_PROVIDER!r}")
-            _providers[key] = provider
-        return provider
-
-
-def check_key_provider_ready() -> None:
-    """Readiness check."""
-    get_provider().check_ready()

@@ -10,7 +10,9 @@ The approach is an allowlist: a record is built only from the few values that
 Safe Harbor lets through, each generalised as the rule says (dates to the
 year, ages over 89 to ``90+``, ZIP codes to three digits where the census
 allows, else ``000``). Everything else, free text included, never reaches the
-record, so a new field on the models cannot leak by default.
+record, so a new field on the models cannot leak by default. Whether an
+observation's code and unit are well formed is not a HIPAA rule and is asked
+of :mod:`services.exports.terminology` and :mod:`services.exports.ucum`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import csv
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -27,6 +29,9 @@ from functools import cache
 from pathlib import Path
 from typing import TypedDict
 
+from services.exports.terminology import generalize_code
+from services.exports.ucum import is_ucum_unit
+
 RESTRICTED_ZIP3_FILE = Path(__file__).resolve().parent / "data" / "restricted_zip3.csv"
 SUPPRESSED_ZIP3 = "000"
 OLDEST_EXPORTED_AGE = 89  # 164.514(b)(2)(i)(C): ages over 89 are aggregated into one category
@@ -34,7 +39,6 @@ AGE_CATEGORY_OVER_89 = "90+"
 RESEARCH_ID_PREFIX = "R-"
 RESEARCH_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 RESEARCH_ID_LENGTH = 16  # 80 random bits
-MAX_UNIT_LENGTH = 20
 
 
 # --- input and output shapes ----------------------------------------------------------
@@ -290,154 +294,6 @@ _SEX = {
 def normalize_sex(sex: str | None) -> str:
     """One of ``female``, ``male``, ``other``, ``unknown``: a free-text value never passes through."""
     return _SEX.get((sex or "").strip().lower(), "unknown")
-
-
-# --- codes ---------------------------------------------------------------------------------
-
-LOINC = "http://loinc.org"
-SNOMED_CT = "http://snomed.info/sct"
-ICD_10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
-ICD_10 = "http://hl7.org/fhir/sid/icd-10"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-_CODE_SYSTEM_ALIASES = {
-    LOINC: LOINC,
-    "loinc": LOINC,
-    SNOMED_CT: SNOMED_CT,
-    "snomed": SNOMED_CT,
-    "snomed-ct": SNOMED_CT,
-    "sct": SNOMED_CT,
-    ICD_10_CM: ICD_10_CM,
-    "icd-10-cm": ICD_10_CM,
-    "icd10cm": ICD_10_CM,
-    ICD_10: ICD_10,
-    "icd-10": ICD_10,
-    "icd10": ICD_10,
-    RXNORM: RXNORM,
-    "rxnorm": RXNORM,
-}
-_ICD_10 = re.compile(r"[A-TV-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?")
-_VERHOEFF_D = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
-    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
-    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
-    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
-    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
-    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
-    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
-    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
-    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-)
-_VERHOEFF_P = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
-    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
-    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
-    (9, 4, 5, 3, 1, 2, 7, 6, 8, 0),
-    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
-    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
-    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
-)
-_SNOMED_CONCEPT_PARTITIONS = ("00", "10")
-
-
-def luhn_check_digit(digits: str) -> int:
-    """The mod-10 check digit LOINC appends to a code's number (the Luhn scheme)."""
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        value = int(digit) * (2 if position % 2 == 0 else 1)
-        total += value - 9 if value > 9 else value  # noqa: PLR2004 - a doubled digit's digit sum
-    return (10 - total % 10) % 10
-
-
-def verhoeff_valid(digits: str) -> bool:
-    """Whether ``digits`` end in a valid Verhoeff check digit (as every SNOMED CT identifier does)."""
-    check = 0
-    for position, digit in enumerate(reversed(digits)):
-        check = _VERHOEFF_D[check][_VERHOEFF_P[position % 8][int(digit)]]
-    return check == 0
-
-
-def _loinc_valid(code: str) -> bool:
-    match = re.fullmatch(r"(\d{1,7})-(\d)", code)
-    return match is not None and luhn_check_digit(match.group(1)) == int(match.group(2))
-
-
-def _snomed_valid(code: str) -> bool:
-    return (
-        re.fullmatch(r"\d{6,18}", code) is not None
-        and code[-3:-1] in _SNOMED_CONCEPT_PARTITIONS
-        and verhoeff_valid(code)
-    )
-
-
-def _icd_10_valid(code: str) -> bool:
-    return _ICD_10.fullmatch(code) is not None
-
-
-def _rxnorm_valid(code: str) -> bool:
-    return re.fullmatch(r"\d{1,8}", code) is not None
-
-
-_CODE_CHECKS: dict[str, Callable[[str], bool]] = {
-    LOINC: _loinc_valid,
-    SNOMED_CT: _snomed_valid,
-    ICD_10_CM: _icd_10_valid,
-    ICD_10: _icd_10_valid,
-    RXNORM: _rxnorm_valid,
-}
-
-
-def generalize_code(code_system: str | None, code: str | None) -> tuple[str, str] | None:
-    """``(system URI, code)`` for a known code system and a well-formed code (check digits included), else None.
-
-    Anything else might be free text typed where a code belongs, so the
-    observation it belongs to is dropped rather than exported.
-    """
-    system = _CODE_SYSTEM_ALIASES.get((code_system or "").strip().lower())
-    value = (code or "").strip()
-    if system is None or not _CODE_CHECKS[system](value):
-        return None
-    return system, value
-
-
-# --- units (a conservative subset of UCUM) ------------------------------------------------
-
-_UCUM_PREFIXES = frozenset("kcmunpfMGTd")
-_UCUM_METRIC = frozenset(
-    {"g", "m", "l", "L", "s", "mol", "eq", "U", "[IU]", "[iU]", "Pa", "kat", "osm", "Hz", "N", "J", "W", "V", "A"}
-    | {"Ohm", "cal", "bar", "Cel"}
-)
-_UCUM_OTHER = frozenset(
-    {"min", "h", "d", "wk", "mo", "a", "%", "[degF]", "K", "mm[Hg]", "cm[H2O]", "[in_i]", "[ft_i]", "[lb_av]"}
-    | {"[oz_av]", "[pH]", "[ppm]", "[ppb]", "[arb'U]", "[CFU]", "[HPF]", "[LPF]", "[drp]", "1"}
-)
-_UCUM_ANNOTATIONS = frozenset({"{1.73_m2}", "{beats}", "{breaths}", "{cells}", "{copies}", "{score}", "{ratio}"})
-_UCUM_FACTOR = re.compile(r"10[*^][+-]?\d{1,2}|\d{1,4}")
-_UCUM_COMPONENT = re.compile(r"(.+?)([+-]?\d{1,2})?")
-
-
-def _ucum_atom(atom: str) -> bool:
-    if atom in _UCUM_METRIC or atom in _UCUM_OTHER:
-        return True
-    return len(atom) > 1 and atom[0] in _UCUM_PREFIXES and atom[1:] in _UCUM_METRIC
-
-
-def _ucum_component(component: str) -> bool:
-    if component in _UCUM_ANNOTATIONS or _UCUM_FACTOR.fullmatch(component):
-        return True
-    match = _UCUM_COMPONENT.fullmatch(component)
-    return match is not None and _ucum_atom(match.group(1))
-
-
-def is_ucum_unit(unit: str) -> bool:
-    """Whether ``unit`` is a short UCUM unit built from well-known atoms (``mg/dL``, ``10*9/L``, ``/min``)."""
-    if not unit or len(unit) > MAX_UNIT_LENGTH:
-        return False
-    components = re.split(r"[./](?![^{]*\})", unit)  # not at a dot inside an annotation
-    if unit.startswith("/"):
-        components = components[1:]  # a leading "/" means "per"
-    return all(component and _ucum_component(component) for component in components)
 
 
 # --- records --------------------------------------------------------------------------------
