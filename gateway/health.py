@@ -44,7 +44,10 @@ def check_rabbitmq() -> None:
         broker.ensure_connection(max_retries=1, timeout=math.ceil(timeout))
 
 
-def readiness_checks() -> dict[str, Callable[[], None]]:
+ReadinessCheck = Callable[[], None]  # raises when its dependency is down
+
+
+def readiness_checks() -> dict[str, ReadinessCheck]:
     """The checks ``READINESS_CHECKS`` names (dotted paths, so other packages can add theirs)."""
     return {name: import_string(path) for name, path in settings.READINESS_CHECKS.items()}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -103,9 +103,16 @@ def request_input(request: Request, view: PolicyView[Any], action: str) -> dict[
     )
 
 
+class BreakGlassContextProvider(Protocol):
+    """What ``POLICY_BREAK_GLASS_CONTEXT`` names (security's break-glass selector: policy never imports it)."""
+
+    def __call__(self, *, subject_id: str, community: str, now: int) -> Mapping[str, Any] | None:
+        """The subject's active grant in ``community`` at ``now`` (``active``, ``subject``, ``expires_at``), if any."""
+
+
 def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[str, Any] | None:
     """The subject's active emergency grant, from the provider ``POLICY_BREAK_GLASS_CONTEXT`` names."""
-    provider = import_string(settings.POLICY_BREAK_GLASS_CONTEXT)
+    provider: BreakGlassContextProvider = import_string(settings.POLICY_BREAK_GLASS_CONTEXT)
     grant = provider(subject_id=subject_id, community=community, now=now)
     return dict(grant) if grant else None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +18,13 @@ from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import BreakGlassGrant, Scope
 
 
+class ScopeExists(Protocol):
+    """What ``BREAK_GLASS_SCOPE_EXISTS`` names (the research apps' selector: security never imports services)."""
+
+    def __call__(self, *, scope: str, scope_id: str) -> bool:
+        """Whether the participant or study ``scope_id`` exists in the current community."""
+
+
 def grant_open(
     *, user_id: str, scope: str, scope_id: str, reason: str, minutes: int, community: str
 ) -> BreakGlassGrant:
@@ -25,7 +33,7 @@ def grant_open(
     Raises:
         NotFound: the participant or study does not exist in this community.
     """
-    exists = import_string(settings.BREAK_GLASS_SCOPE_EXISTS)
+    exists: ScopeExists = import_string(settings.BREAK_GLASS_SCOPE_EXISTS)
     if scope not in Scope.values or not exists(scope=scope, scope_id=scope_id):
         raise NotFound(f"No such {scope}.", code=BreakGlassErrorCode.NOT_FOUND)
     grant = BreakGlassGrant.objects.create(
