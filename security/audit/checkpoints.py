@@ -32,8 +32,9 @@ from django.utils import timezone
 
 from core.canonical import canonical_text
 from core.schema import tenant_connection
-from security.audit.chain import audit_chain, format_time
+from security.audit.hashing import format_time
 from security.audit.models import AuditEvent, Checkpoint
+from security.audit.sequencer import audit_chain
 from vault.errors import KeyServiceUnavailable
 from vault.providers import get_provider
 

@@ -24,8 +24,8 @@ from django.http import HttpRequest, HttpResponse
 
 from core.http import client_ip, edge_of
 from core.problems import problem_response
-from security.audit.chain import audit_append
 from security.audit.context import RequestAudit, request_audit
+from security.audit.staging import audit_append
 
 logger = logging.getLogger(__name__)
 DENIED_STATUSES = frozenset({401, 403})

@@ -19,10 +19,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.canonical import canonical_text
-from security.audit.chain import ENTRY_FIELDS, GENESIS, audit_chain, entry_hash, link
 from security.audit.checkpoints import load_public_keys_pem, parse_statement, public_keys, verify_signed
 from security.audit.formats import FormatError, csv_read, fhir_read, jsonl_read
+from security.audit.hashing import ENTRY_FIELDS, GENESIS, entry_hash, link
 from security.audit.models import AuditEvent, Checkpoint
+from security.audit.sequencer import audit_chain
 
 PURGE_ACTION = "audit.purge"
 
