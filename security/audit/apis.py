@@ -24,8 +24,9 @@ from rest_framework.views import APIView
 from core.errors import Conflict, NotFound
 from core.exports import ExportStatus, export_links
 from core.serializers import StrictSerializer
-from security.audit.checkpoints import key_id, public_keys_pem, published_keys
+from security.audit.checkpoints import public_keys_pem, published_keys
 from security.audit.models import AuditEvent, AuditExport, ExportFormat
+from security.audit.offline import key_id
 from security.audit.selectors import audit_events
 from security.audit.tasks import audit_export_task, export_path
 from security.tasks import export_enqueue

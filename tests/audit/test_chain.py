@@ -14,8 +14,8 @@ from django_tenants.utils import schema_context
 
 from security.audit.checkpoints import checkpoint_create
 from security.audit.hashing import CHAINED_FIELDS, GENESIS
+from security.audit.live import verify_live
 from security.audit.models import AuditEvent
-from security.audit.verification import verify_live
 from tenants.models import Community
 from tests.audit.log import recorded
 

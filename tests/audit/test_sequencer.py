@@ -17,11 +17,11 @@ from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.redis import get_redis
+from security.audit.live import verify_live
 from security.audit.models import AuditEvent, PendingEvent
 from security.audit.sequencer import CHAIN_BATCH, audit_chain, chain_later, queued_flag
 from security.audit.staging import audit_append
 from security.audit.tasks import chain_all, chain_schema
-from security.audit.verification import verify_live
 from tenants.models import Community
 
 AUDIT_TABLES = ("audit_auditevent", "audit_pendingevent", "audit_checkpoint")

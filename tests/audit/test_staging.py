@@ -6,10 +6,10 @@ from django.db import transaction
 from django_tenants.utils import schema_context
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
+from security.audit.live import verify_live
 from security.audit.models import AuditEvent, PendingEvent
 from security.audit.sequencer import audit_chain
 from security.audit.staging import record
-from security.audit.verification import verify_live
 from tenants.models import Community
 
 
