@@ -15,7 +15,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from core.errors import BadRequest, Conflict
 from core.schema import use_public_schema
-from security.audit.chain import audit_append
+from security.audit.staging import audit_append
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
 from tenants.selectors import community_get

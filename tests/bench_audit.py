@@ -41,18 +41,12 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from config.celery import app as celery_app  # noqa: E402
 from core.redis import get_redis  # noqa: E402
-from security.audit.chain import (  # noqa: E402
-    CHAINED_FIELDS,
-    GENESIS,
-    audit_append,
-    audit_chain,
-    leaf_hash,
-    link,
-    queued_flag,
-)
 from security.audit.checkpoints import checkpoint_at  # noqa: E402
+from security.audit.hashing import CHAINED_FIELDS, GENESIS, leaf_hash, link  # noqa: E402
+from security.audit.live import verify_live  # noqa: E402
 from security.audit.models import PendingEvent  # noqa: E402
-from security.audit.verification import verify_live  # noqa: E402
+from security.audit.sequencer import audit_chain, queued_flag  # noqa: E402
+from security.audit.staging import audit_append  # noqa: E402
 from tenants.lifecycle import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.machine import Steal, stolen  # noqa: E402

@@ -70,8 +70,8 @@ from rest_framework.test import APIRequestFactory  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
 import gateway.ratelimit  # noqa: E402
-import security.audit.chain  # noqa: E402
 import security.audit.middleware  # noqa: E402
+import security.audit.staging  # noqa: E402
 import security.identity.authentication  # noqa: E402
 import security.identity.revocation  # noqa: E402
 import security.identity.throttle  # noqa: E402
@@ -81,7 +81,7 @@ from core.redis import get_redis  # noqa: E402
 from policy import permissions as policy_permissions  # noqa: E402
 from policy.engine import EmbeddedEngine, get_engine  # noqa: E402
 from policy.permissions import PolicyPermission  # noqa: E402
-from security.audit.chain import audit_chain, queued_flag  # noqa: E402
+from security.audit.sequencer import audit_chain, queued_flag  # noqa: E402
 from security.identity.authentication import AccessTokenAuthentication  # noqa: E402
 from security.identity.signing_keys import generate_signing_key, load_keyring  # noqa: E402
 from security.identity.tokens import issue_access_token  # noqa: E402
@@ -430,7 +430,7 @@ LAYERS: list[tuple[Any, str, str]] = [
     (JSONRenderer, "render", "JSON rendering"),
     (security.audit.middleware, "audit_append", "audit: decision record and event (2 inserts, 1 round trip)"),
     (type(connections[DEFAULT_DB_ALIAS]), "commit", "COMMIT (decision record, audit event)"),
-    (security.audit.chain, "chain_later", "audit: ask for chaining (Redis, at most 1/50 ms)"),
+    (security.audit.staging, "chain_later", "audit: ask for chaining (Redis, at most 1/50 ms)"),
 ]
 
 

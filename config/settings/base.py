@@ -331,7 +331,7 @@ OFFBOARD_GRACE_DAYS = env_int("OFFBOARD_GRACE_DAYS", default=30)
 AUDIT_SIGNING_KEY_NAME = env_str("AUDIT_SIGNING_KEY_NAME", "audit-checkpoints")
 AUDIT_CHECKPOINT_EVERY = env_int("AUDIT_CHECKPOINT_EVERY", default=1000)  # events
 AUDIT_CHECKPOINT_SECONDS = env_int("AUDIT_CHECKPOINT_SECONDS", default=300)
-# Staged audit events are chained by a worker soon after their commit; see security/audit/chain.py.
+# Staged audit events are chained by a worker soon after their commit; see security/audit/sequencer.py.
 AUDIT_CHAIN_SECONDS = env_int("AUDIT_CHAIN_SECONDS", default=2)  # the sweep for events nobody asked to chain
 AUDIT_CHAIN_SIGNAL_MS = env_int("AUDIT_CHAIN_SIGNAL_MS", default=50)  # a process asks once per this, per community
 AUDIT_CHAIN_FLAG_SECONDS = 60  # a lost chain task stops holding back new ones after this long

@@ -1,6 +1,9 @@
 """The tamper-evident audit log of a community: append-only events in a SHA-256 hash chain.
 
-Groundwork for the audit issue: events, the chain, the database's refusal to
-change them, and verification of the live chain. Exports, checkpoints,
-queries and the wiring into every PHI access come with that issue.
+An event is staged in the transaction of what it records (``staging``) and
+moved into the chain by the sequencer (``sequencer``), which hashes it as
+``hashing`` says; signed checkpoints (``checkpoints``) pin the chain, and the
+database refuses to change it. Exports (``exports``, ``formats``) carry a
+range out with a signed manifest; ``offline`` verifies one with nothing but
+the public keys, ``live`` verifies the chain in the database.
 """

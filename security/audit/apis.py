@@ -27,9 +27,10 @@ from core.exports import ExportStatus, export_links
 from core.pagination import paginated_response
 from core.serializers import StrictSerializer
 from policy.views import PolicyView
-from security.audit.checkpoints import key_id, public_keys_pem, published_keys
+from security.audit.checkpoints import public_keys_pem, published_keys
 from security.audit.errors import AuditErrorCode
 from security.audit.models import AuditEvent, AuditExport, ExportFormat
+from security.audit.offline import key_id
 from security.audit.selectors import audit_events
 from security.audit.tasks import audit_export_task, export_path
 from security.identity.authentication import claims_of

@@ -9,21 +9,19 @@ signed as UTF-8 bytes. The signing key lives in the key provider (Vault
 Transit in production: it never leaves Vault); its public keys are
 published (``GET /api/v1/audit/keys/``, ``audit_keys``), each named by a key
 id derived from the key itself, so an auditor needs nothing from us but the
-public key file to check a signature.
+public key file to check a signature. Key ids, reading statements and
+checking signatures need no key provider and live with the offline verifier
+(:mod:`security.audit.offline`); this module signs.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
@@ -32,18 +30,14 @@ from django.utils import timezone
 
 from core.canonical import canonical_text
 from core.schema import tenant_connection
-from security.audit.chain import audit_chain, format_time
+from security.audit.hashing import format_time
 from security.audit.models import AuditEvent, Checkpoint
+from security.audit.offline import STATEMENT_TYPE, key_id
+from security.audit.sequencer import audit_chain
 from vault.errors import KeyServiceUnavailable
-from vault.providers import get_provider
+from vault.providers import Signer, get_provider
 
-STATEMENT_TYPE = "audit-checkpoint/v1"
 MANIFEST_TYPE = "audit-export-manifest/v1"
-
-
-def key_id(public_key: bytes) -> str:
-    """A key's id: ``ed25519:`` and the first 16 hex digits of SHA-256 of its raw 32 bytes."""
-    return "ed25519:" + hashlib.sha256(public_key).hexdigest()[:16]
 
 
 class _PublishedKeys:
@@ -57,12 +51,14 @@ class _PublishedKeys:
     def ensure(self) -> None:
         """Create the signing key in the provider if it has none (once per process)."""
         if not self._ensured:
-            get_provider().ensure_signing_key(settings.AUDIT_SIGNING_KEY_NAME)
+            signer: Signer = get_provider()
+            signer.ensure_signing_key(settings.AUDIT_SIGNING_KEY_NAME)
             self._ensured = True
 
     def _refresh(self) -> dict[int, bytes]:
         self.ensure()
-        keys = get_provider().signing_public_keys(settings.AUDIT_SIGNING_KEY_NAME)
+        signer: Signer = get_provider()
+        keys = signer.signing_public_keys(settings.AUDIT_SIGNING_KEY_NAME)
         with self._lock:
             self._by_version = dict(keys)
         return keys
@@ -101,22 +97,10 @@ def sign_document(document: Mapping[str, Any]) -> Signed:
     """Sign the canonical JSON of ``document`` with the latest audit signing key."""
     text = canonical_text(dict(document))
     published_keys.ensure()
-    provider = get_provider()
+    provider: Signer = get_provider()  # checkpoints need the signing job only
     signature = provider.sign(settings.AUDIT_SIGNING_KEY_NAME, text.encode("utf-8"))
     public = published_keys.by_version(signature.key_version)
     return Signed(text, key_id(public), base64.b64encode(signature.signature).decode("ascii"))
-
-
-def verify_signed(text: str, signature: str, kid: str, keys: Mapping[str, Ed25519PublicKey]) -> bool:
-    """Whether ``signature`` (base64) over ``text`` verifies with the key ``kid`` among ``keys``."""
-    key = keys.get(kid)
-    if key is None:
-        return False
-    try:
-        key.verify(base64.b64decode(signature, validate=True), text.encode("utf-8"))
-    except (InvalidSignature, binascii.Error, ValueError):
-        return False
-    return True
 
 
 def public_keys() -> dict[str, Ed25519PublicKey]:
@@ -135,34 +119,9 @@ def public_keys_pem() -> str:
     return "".join(blocks)
 
 
-def load_public_keys_pem(text: str) -> dict[str, Ed25519PublicKey]:
-    """Parse concatenated PEM public keys (other kinds of key are skipped)."""
-    keys: dict[str, Ed25519PublicKey] = {}
-    marker = "-----END PUBLIC KEY-----"
-    for chunk in text.split(marker)[:-1]:
-        start = chunk.find("-----BEGIN PUBLIC KEY-----")
-        if start < 0:
-            continue
-        loaded = serialization.load_pem_public_key((chunk[start:] + marker).encode("ascii"))
-        if isinstance(loaded, Ed25519PublicKey):
-            raw = loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            keys[key_id(raw)] = loaded
-    return keys
-
-
 def statement_document(*, log: str, sequence: int, hash_: str, signed_at: str) -> dict[str, Any]:
     """The document a checkpoint signs."""
     return {"type": STATEMENT_TYPE, "log": log, "sequence": sequence, "entry_hash": hash_, "signed_at": signed_at}
-
-
-def parse_statement(text: str) -> dict[str, Any]:
-    """A checkpoint statement's fields, strictly (ValueError when it is not one)."""
-    document = json.loads(text)
-    if not isinstance(document, dict) or document.get("type") != STATEMENT_TYPE:
-        raise ValueError("not an audit checkpoint statement")
-    if not isinstance(document.get("sequence"), int) or not isinstance(document.get("entry_hash"), str):
-        raise ValueError("a checkpoint statement without sequence or hash")
-    return document
 
 
 def checkpoint_create() -> Checkpoint | None:

@@ -18,9 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from security.audit.chain import audit_chain, format_time
 from security.audit.formats import csv_row, spreadsheet_safe
+from security.audit.hashing import format_time
 from security.audit.models import AuditEvent, Outcome
+from security.audit.sequencer import audit_chain
 from security.models import User
 
 DISCLOSURE_ACTIONS = {

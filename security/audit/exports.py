@@ -31,7 +31,6 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from core.schema import tenant_connection
-from security.audit.chain import ENTRY_FIELDS, audit_chain, format_time, leaf_hash
 from security.audit.checkpoints import (
     MANIFEST_TYPE,
     checkpoint_at,
@@ -39,7 +38,9 @@ from security.audit.checkpoints import (
     sign_document,
 )
 from security.audit.formats import csv_lines, fhir_lines, jsonl_lines, write_lines
+from security.audit.hashing import ENTRY_FIELDS, format_time, leaf_hash
 from security.audit.models import AuditEvent, Checkpoint
+from security.audit.sequencer import audit_chain
 
 BATCH = 2000
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "fhir": "fhir.json"}

@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 
 from core.canonical import canonical_json
-from security.audit.chain import ENTRY_FIELDS, LIST_FIELDS, canonical_entry
+from security.audit.hashing import ENTRY_FIELDS, LIST_FIELDS, canonical_entry
 
 CHAIN_EXTENSION = "urn:compliance-gateway:audit-chain"
 _FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r", "'")

@@ -25,9 +25,9 @@ from django.http import HttpRequest, HttpResponse
 from core.http import client_ip, edge_of
 from core.problems import problem_response
 from policy.context import defer_decision_records, policy_context
-from security.audit.chain import audit_append
 from security.audit.context import RequestAudit, request_audit
 from security.audit.errors import AuditErrorCode
+from security.audit.staging import audit_append
 from tenants.context import community_of
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,12 @@ from django.utils import timezone
 
 from core.errors import Conflict
 from policy.models import DecisionRecord
-from security.audit.chain import LOCK, audit_append, audit_chain, format_time
 from security.audit.checkpoints import checkpoint_at
 from security.audit.errors import AuditErrorCode
+from security.audit.hashing import format_time
 from security.audit.models import AuditEvent
+from security.audit.sequencer import LOCK, audit_chain
+from security.audit.staging import audit_append
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from security.audit.chain import audit_chain
 from security.audit.models import AuditEvent
+from security.audit.sequencer import audit_chain
 
 
 def audit_events(

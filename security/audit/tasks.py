@@ -20,10 +20,10 @@ from core.errors import ServiceUnavailable
 from core.exports import ExportStatus
 from core.redis import get_redis
 from core.schema import tenant_connection
-from security.audit.chain import audit_chain, enqueue_chain, queued_flag
 from security.audit.checkpoints import checkpoint_create
 from security.audit.exports import EXTENSIONS, export_to_path
 from security.audit.models import AuditExport, PendingEvent
+from security.audit.sequencer import audit_chain, enqueue_chain, queued_flag
 from security.tasks import CommunityTask
 from tenants.models import Community, CommunityStatus
 

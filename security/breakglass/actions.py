@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from core.errors import Conflict, NotFound
-from security.audit.chain import audit_chain
 from security.audit.context import annotate
+from security.audit.sequencer import audit_chain
 from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import BreakGlassGrant, Scope
 

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from core.generations import GenerationCache
 from core.schema import tenant_connection
-from security.audit.chain import audit_chain
+from security.audit.sequencer import audit_chain
 from security.breakglass.models import BreakGlassGrant
 
 # Per community (its schema): user id -> the newest unexpired grant, or None.

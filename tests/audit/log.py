@@ -6,8 +6,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from security.audit.chain import audit_append, audit_chain
 from security.audit.models import AuditEvent
+from security.audit.sequencer import audit_chain
+from security.audit.staging import audit_append
 
 
 def recorded(**fields: Any) -> AuditEvent:

@@ -19,8 +19,8 @@ from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from rest_framework.test import APIClient
 
 from core.exports import ExportStatus
-from security.audit.checkpoints import key_id, load_public_keys_pem, verify_signed
 from security.audit.models import AuditEvent, AuditExport
+from security.audit.offline import key_id, load_public_keys_pem, verify_signed
 from security.audit.tasks import audit_export_task
 from security.models import User
 from tenants.models import Community

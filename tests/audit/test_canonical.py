@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.canonical import canonical_json, canonical_text, digest
-from security.audit.chain import CHAINED_FIELDS, LIST_FIELDS, canonical_entry
+from security.audit.hashing import CHAINED_FIELDS, LIST_FIELDS, canonical_entry
 from tests.support.canonical import reference_canonical_json
 
 # Any text an entry may hold: control characters, quotes, backslashes, line separators, astral

@@ -12,10 +12,10 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 from django_tenants.utils import schema_context
 
-from security.audit.chain import CHAINED_FIELDS, GENESIS
 from security.audit.checkpoints import checkpoint_create
+from security.audit.hashing import CHAINED_FIELDS, GENESIS
+from security.audit.live import verify_live
 from security.audit.models import AuditEvent
-from security.audit.verification import verify_live
 from tenants.models import Community
 from tests.audit.log import recorded
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.chain import format_time
+from security.audit.hashing import format_time
 from security.audit.models import AuditEvent
 from security.models import User
 from services.participants.models import Participant

@@ -21,11 +21,27 @@ from django_tenants.utils import schema_context
 
 from security.audit.checkpoints import checkpoint_at
 from security.audit.exports import export_to_path
-from security.audit.verification import verify_files
+from security.audit.offline import main, verify_files
 from tenants.models import Community
 from tests.audit.log import recorded
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+# The offline verifier as an auditor runs it (python -m security.audit.offline EXPORT MANIFEST KEYS), in a
+# process where Django, the services it talks to and the rest of the project cannot be imported at all.
+STANDALONE = """
+import json, runpy, sys
+root, loaded = sys.argv.pop(1), sys.argv.pop(1)
+sys.path.insert(0, root)
+for name in ("django", "rest_framework", "django_tenants", "psycopg", "redis", "celery", "kombu", "hvac",
+             "config", "gateway", "services", "policy", "vault", "tenants"):
+    sys.modules[name] = None  # any import of these (or of what is inside them) now fails
+try:
+    runpy.run_module("security.audit.offline", run_name="__main__", alter_sys=True)
+finally:
+    with open(loaded, "w") as handle:
+        json.dump(sorted(name for name in sys.modules if name.split(".")[0] in ("core", "security")), handle)
+"""
 
 
 def at(minute: int) -> datetime:
@@ -252,3 +268,56 @@ def test_offline_verification_needs_no_database(tmp_path: Path, keys: Path) -> N
     assert "20 entries intact" in intact.stdout
     assert broken.returncode != 0
     assert "broken at #8" in broken.stderr
+
+
+def run_standalone(tmp_path: Path, path: Path, keys: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    loaded = tmp_path / "loaded.json"
+    command = [sys.executable, "-I", "-c", STANDALONE, str(ROOT), str(loaded)]
+    command += [str(path), f"{path}.manifest.json", str(keys)]
+    environment = {"PATH": os.environ.get("PATH", "")}  # no DJANGO_SETTINGS_MODULE, no service addresses
+    result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
+        command, cwd=tmp_path, env=environment, capture_output=True, text=True, check=False
+    )
+    return result, json.loads(loaded.read_text())
+
+
+def test_the_offline_verifier_runs_without_django_and_gives_the_same_verdict(tmp_path: Path, keys: Path) -> None:
+    path = export(tmp_path, "csv", 5, 25)
+    manifest = Path(f"{path}.manifest.json")
+
+    intact, loaded = run_standalone(tmp_path, path, keys)
+    intact_in_process = verify_files(path, manifest, keys)
+    rewrite(path, "csv", lambda e: e[:3] + e[4:])
+    broken, _ = run_standalone(tmp_path, path, keys)
+
+    assert intact.returncode == 0, intact.stderr
+    assert intact.stdout == "export alpha.csv: 20 entries intact, 1 signed checkpoints verified\n"
+    assert intact.stdout == intact_in_process.verdict("export alpha.csv") + "\n"
+    assert loaded == [
+        "core",
+        "core.canonical",
+        "security",
+        "security.audit",
+        "security.audit.formats",
+        "security.audit.hashing",
+    ]
+    assert broken.returncode == 1
+    assert broken.stderr == verify_files(path, manifest, keys).verdict("export alpha.csv") + "\n"
+    assert "broken at #8" in broken.stderr
+
+
+def test_the_auditors_command_line_exits_by_verdict(
+    tmp_path: Path, keys: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = export(tmp_path, "jsonl", 5, 25)
+    manifest = f"{path}.manifest.json"
+
+    assert main([str(path), manifest, str(keys)]) == 0
+    assert "20 entries intact" in capsys.readouterr().out
+    Path(manifest).write_text("[]")
+    assert main([str(path), manifest, str(keys)]) == 1
+    assert "cannot be checked: a manifest is a JSON object" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as wrong:
+        main([str(path), str(tmp_path / "missing.json"), str(keys)])
+    assert wrong.value.code == 2
+    assert "missing.json is not a file" in capsys.readouterr().err

@@ -17,10 +17,11 @@ from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from core.redis import get_redis
-from security.audit.chain import CHAIN_BATCH, audit_append, audit_chain, chain_later, queued_flag
+from security.audit.live import verify_live
 from security.audit.models import AuditEvent, PendingEvent
+from security.audit.sequencer import CHAIN_BATCH, audit_chain, chain_later, queued_flag
+from security.audit.staging import audit_append
 from security.audit.tasks import chain_all, chain_schema
-from security.audit.verification import verify_live
 from tenants.models import Community
 
 AUDIT_TABLES = ("audit_auditevent", "audit_pendingevent", "audit_checkpoint")
@@ -85,7 +86,7 @@ def test_without_redis_the_request_still_commits_its_event(
     def unavailable() -> None:
         raise RedisConnectionError
 
-    monkeypatch.setattr("security.audit.chain.get_redis", unavailable)
+    monkeypatch.setattr("security.audit.sequencer.get_redis", unavailable)
     with schema_context("alpha"):
         with transaction.atomic():
             read(1)
@@ -234,7 +235,7 @@ def test_a_commit_that_skipped_asking_is_chained_by_the_worker_s_second_look(
 ) -> None:
     """A process asks once per interval; a commit inside it relies on the task lingering that long."""
     settings.AUDIT_CHAIN_SIGNAL_MS = 1000
-    monkeypatch.setattr("security.audit.chain._asked", {})
+    monkeypatch.setattr("security.audit.sequencer._asked", {})
     tasks: queue.Queue[str] = queue.Queue()
     monkeypatch.setattr(chain_schema, "apply_async", lambda args, **_: tasks.put(args[0]))
     results: list[int] = []

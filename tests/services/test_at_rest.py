@@ -16,7 +16,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.chain import audit_chain
+from security.audit.sequencer import audit_chain
 from security.models import User
 from tenants.models import Community
 from tests.conftest import ALPHA_HOST, bearer

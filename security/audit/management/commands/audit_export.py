@@ -18,10 +18,10 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from core.commands import ApplicationCommand
-from security.audit.chain import audit_chain
 from security.audit.exports import export_to_path
 from security.audit.models import AuditEvent, ExportFormat
 from security.audit.progress import ProgressBar
+from security.audit.sequencer import audit_chain
 from security.audit.tasks import parse_time
 from tenants.selectors import community_get
 

@@ -16,7 +16,8 @@ from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
 from core.commands import ApplicationCommand
-from security.audit.verification import Verification, verify_files, verify_live
+from security.audit.live import verify_live
+from security.audit.offline import Verification, verify_files
 from tenants.selectors import community_get
 
 
@@ -59,6 +60,5 @@ class Command(ApplicationCommand):
 
     def _report(self, what: str, result: Verification) -> None:
         if not result.intact:
-            where = f" at #{result.first_bad_sequence}" if result.first_bad_sequence is not None else ""
-            raise CommandError(f"{what} broken{where}: {result.problem}")
-        self.stdout.write(f"{what}: {result.checked} entries intact, {result.checkpoints} signed checkpoints verified")
+            raise CommandError(result.verdict(what))
+        self.stdout.write(result.verdict(what))

@@ -1,167 +1,49 @@
-"""Appending to the hash chain, and verifying it.
+"""The sequencer: moving staged events into the hash chain, and asking a worker to do it after a commit.
 
-Each entry has a *leaf hash*, SHA-256 of its canonical JSON (RFC 8785: sorted
-keys, no whitespace; the entry holds only strings, integers, booleans and
-lists of strings), and an *entry hash*, SHA-256 of the previous entry hash
-and the leaf hash (both as raw 32 bytes). Changing, deleting, inserting or
-reordering any entry breaks every entry hash after it, and a signed
-checkpoint over the hash at some sequence pins everything before it.
-Keeping the leaf hash separate lets a proof carry 32 bytes per entry it
-skips, instead of the entry.
+The sequencer (:func:`audit_chain`) moves staged events (see
+:mod:`security.audit.staging`) into the chain in batches under a
+transaction-scoped advisory lock per schema, so sequence numbers have no gaps
+and times never go backwards along the chain (a time range is a contiguous
+run of sequences). An event's time is when it entered the chain (normally
+milliseconds after its request committed), so a range that has ended can no
+longer grow once what was staged is chained: readers (queries, exports,
+verification, checkpoints) chain it first.
 
-An event is first *staged*: written, unchained and without a lock, in the
-transaction of the access it records, so the access and its record commit
-together and concurrent requests do not queue behind one lock. The
-*sequencer* (:func:`audit_chain`) then moves staged events into the chain in
-batches under a transaction-scoped advisory lock per schema, so sequence
-numbers have no gaps and times never go backwards along the chain (a time
-range is a contiguous run of sequences). An event's time is when it entered
-the chain (normally milliseconds after its request committed), so a range
-that has ended can no longer grow once what was staged is chained: readers
-(queries, exports, verification, checkpoints) chain it first.
+After a commit, :func:`chain_later` makes sure a worker
+(:func:`security.audit.tasks.chain_schema`) will chain the schema soon; every
+``AUDIT_CHECKPOINT_EVERY`` events a batch has a checkpoint signed once it
+commits.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
-import operator
-import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from core.canonical import canonical_json
 from core.redis import get_redis
 from core.schema import tenant_connection
+from security.audit.hashing import CHAINED_FIELDS, ENTRY_FIELDS, GENESIS, entry_hash
 
 logger = logging.getLogger(__name__)
 
-GENESIS = "0" * 64
-CHAINED_FIELDS = (
-    "sequence",
-    "occurred_at",
-    "actor_id",
-    "actor_roles",
-    "action",
-    "resource_type",
-    "resource_id",
-    "participant_pseudonyms",
-    "purpose",
-    "outcome",
-    "http_status",
-    "decision_id",
-    "policy_revision",
-    "reasons",
-    "request_id",
-    "client_ip",
-    "user_agent",
-    "break_glass",
-)
-ENTRY_FIELDS = (*CHAINED_FIELDS, "previous_hash", "entry_hash")
-_pick_chained = operator.itemgetter(*CHAINED_FIELDS)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-LIST_FIELDS = ("actor_roles", "participant_pseudonyms", "reasons")
-_LIMITS = {"actor_id": 64, "action": 64, "resource_type": 64, "resource_id": 64, "purpose": 32}
 _STAGED = tuple(name for name in CHAINED_FIELDS if name not in ("sequence", "occurred_at"))
 _STAGED_KEYS = frozenset((*_STAGED, "occurred_at"))
-STAGE = "INSERT INTO audit_pendingevent (entry) VALUES (%s)"
 HEAD = "SELECT sequence, entry_hash, occurred_at FROM audit_auditevent ORDER BY sequence DESC LIMIT 1"
 COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}) FROM STDIN"
 _JSON_COLUMNS = frozenset({"actor_roles", "reasons"})  # jsonb columns; the pseudonyms are a text[] column
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
 CHAIN_BATCH = 500  # staged events per chaining transaction
-_LIMITS |= {"decision_id": 64, "policy_revision": 200, "request_id": 64, "client_ip": 64, "user_agent": 256}
-
-
-def format_time(value: datetime) -> str:
-    """The one text form of a time in the chain: UTC, ISO 8601, microseconds, ``Z``."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _chained(values: Mapping[str, Any]) -> dict[str, Any]:
-    entry = dict(zip(CHAINED_FIELDS, _pick_chained(values), strict=True))
-    when = entry["occurred_at"]  # the one field that may be a datetime (a row of the database)
-    if isinstance(when, datetime):
-        entry["occurred_at"] = format_time(when)
-    return entry
-
-
-def canonical_entry(values: Mapping[str, Any]) -> str:
-    """The canonical JSON of an entry's chained fields."""
-    return canonical_json(_chained(values)).decode("utf-8")
-
-
-def leaf_hash(values: Mapping[str, Any]) -> str:
-    """SHA-256 of the entry's canonical JSON (hex)."""
-    return hashlib.sha256(canonical_json(_chained(values))).hexdigest()
-
-
-def link(previous_hash: str, leaf: str) -> str:
-    """The entry hash that follows ``previous_hash`` for an entry with leaf hash ``leaf``."""
-    return hashlib.sha256(bytes.fromhex(previous_hash) + bytes.fromhex(leaf)).hexdigest()
-
-
-def entry_hash(previous_hash: str, values: Mapping[str, Any]) -> str:
-    """The entry hash of ``values`` after ``previous_hash``."""
-    return link(previous_hash, leaf_hash(values))
-
-
-def _values(fields: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(CHAINED_FIELDS)
-    if unknown:
-        raise TypeError(f"not audit fields: {', '.join(sorted(unknown))}")
-    values: dict[str, Any] = {name: str(fields.get(name) or "")[: _LIMITS.get(name, 64)] for name in _LIMITS}
-    values.update({name: [str(item) for item in fields.get(name) or ()] for name in LIST_FIELDS})
-    values["outcome"] = str(fields.get("outcome") or "allow")
-    values["http_status"] = int(fields.get("http_status") or 0)
-    values["break_glass"] = bool(fields.get("break_glass", False))
-    return values
-
-
-def audit_append(*, together_with: tuple[str, Sequence[Any]] | None = None, **fields: Any) -> None:
-    """Record one event in the current schema, inside the caller's transaction if there is one.
-
-    The event is staged: it commits or rolls back with the caller's work, and
-    takes no lock, so concurrent requests do not wait for each other. Once the
-    transaction commits, a worker is asked to chain it (:func:`chain_later`);
-    readers of the log, checkpoints and the periodic sweep chain whatever is
-    still staged. ``together_with`` is another write of the same transaction
-    (statement and values), sent ahead of the event in the same round trip:
-    the policy decision's record.
-    """
-    values = _values(fields)
-    when = fields.get("occurred_at")
-    values["occurred_at"] = format_time(when) if isinstance(when, datetime) else None
-    try:
-        staged = orjson.dumps(values)
-    except TypeError:  # a lone surrogate, which UTF-8 (and so the chain) cannot hold
-        staged = orjson.dumps({name: _printable(value) for name, value in values.items()})
-    statement, params = STAGE, [staged.decode("utf-8")]
-    if together_with is not None:  # another write of the same transaction, in the same round trip
-        statement, params = f"{together_with[0]}; {STAGE}", [*together_with[1], *params]
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-    schema = tenant_connection().schema_name
-    transaction.on_commit(lambda: chain_later(schema))
-
-
-def _printable(value: Any) -> Any:
-    """``value`` with any lone surrogate in its text replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_printable(item) for item in value]
-    return value
-
 
 _asked: dict[str, float] = {}  # schema -> when this process last asked for it to be chained (monotonic)
 
@@ -186,8 +68,6 @@ def chain_later(schema: str) -> None:
     reads a log with a gap. Nothing here can fail the request: its data and its
     event are committed already.
     """
-    from django.conf import settings  # noqa: PLC0415  # settings are read late on purpose (tests override)
-
     now = time.monotonic()
     if now - _asked.get(schema, -math.inf) < settings.AUDIT_CHAIN_SIGNAL_MS / 1000:
         return
@@ -275,9 +155,16 @@ def _staged(raw: str) -> tuple[dict[str, Any], datetime | None]:
         entry = orjson.loads(raw)
         if entry.keys() == _STAGED_KEYS:
             return {name: entry[name] for name in _STAGED}, _staged_time(entry["occurred_at"])
-        return _values({name: entry.get(name) for name in _STAGED}), _staged_time(entry.get("occurred_at"))
+        return _normalised({name: entry.get(name) for name in _STAGED}), _staged_time(entry.get("occurred_at"))
     except (ValueError, TypeError, AttributeError):
-        return _values({"action": "audit.unreadable_staged_event", "outcome": "deny"}), None
+        return _normalised({"action": "audit.unreadable_staged_event", "outcome": "deny"}), None
+
+
+def _normalised(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Staging's normalisation, for a row staging did not write (rare: never on the path of a request's event)."""
+    from security.audit.staging import staged_values  # noqa: PLC0415  # staging imports this module (chain_later)
+
+    return staged_values(fields)
 
 
 def _dumps(value: Any) -> str:
@@ -292,8 +179,6 @@ def _staged_time(value: Any) -> datetime | None:
 
 def _checkpoint_due(first: int, last: int) -> None:
     """Every ``AUDIT_CHECKPOINT_EVERY`` events, sign a checkpoint once this transaction commits."""
-    from django.conf import settings  # noqa: PLC0415  # settings are read late on purpose (tests override)
-
     every = settings.AUDIT_CHECKPOINT_EVERY
     if last // every > (first - 1) // every:
         schema = tenant_connection().schema_name

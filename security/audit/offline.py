@@ -1,30 +1,50 @@
-"""Verifying the chain: live from the database, and offline from an export and its manifest.
+"""Verifying an export offline: the file, its signed manifest and the auditor's copy of the public keys, nothing else.
 
-Both walk the chain with :class:`Walker`, which knows the last sequence and
-hash it vouched for. Entries are checked in full; entries a proof skips are
-folded in by their leaf hash; signed checkpoints pin the walk to hashes the
-signing key vouched for when they were made. Any failure names the first
-sequence number that does not check out.
+It trusts only the public keys the auditor obtained on their own
+(``GET /api/v1/audit/keys/``, ``audit_keys``). It checks the manifest's
+signature, walks every entry with :class:`Walker` (entries in full, entries a
+proof skips folded in by their leaf hash), pins the walk to the signed
+checkpoints at both ends and compares the file's SHA-256. Any failure names
+the first sequence number that does not check out.
+
+No Django, no settings, no database, no network: this module imports the
+standard library, ``cryptography``, :mod:`core.canonical` and the pure
+:mod:`security.audit.hashing` and :mod:`security.audit.formats` (which need
+``orjson``) only, and a test runs it with Django unimportable. An auditor runs
+it from a copy of the project's source, without its settings or its other
+dependencies::
+
+    python -m security.audit.offline alpha-2026h1.jsonl alpha-2026h1.jsonl.manifest.json audit-keys.pem
+    # export alpha-2026h1.jsonl: 41210 entries intact, 2 signed checkpoints verified
+
+It exits 0 when everything checks out, 1 otherwise (the reason on standard
+error), 2 for wrong arguments. The same checks back ``manage.py audit_verify
+--export``; the live verifier (:mod:`security.audit.live`) walks the
+database's chain with the same :class:`Walker`.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import binascii
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.canonical import canonical_text
-from security.audit.chain import ENTRY_FIELDS, GENESIS, audit_chain, entry_hash, link
-from security.audit.checkpoints import load_public_keys_pem, parse_statement, public_keys, verify_signed
 from security.audit.formats import FormatError, csv_read, fhir_read, jsonl_read
-from security.audit.models import AuditEvent, Checkpoint
+from security.audit.hashing import GENESIS, entry_hash, link
 
-PURGE_ACTION = "audit.purge"
+STATEMENT_TYPE = "audit-checkpoint/v1"
 
 
 class ChainBroken(Exception):  # a verdict, not an error of the program
@@ -81,6 +101,58 @@ class Verification:
         """Whether everything checked out."""
         return not self.problem
 
+    def verdict(self, what: str) -> str:
+        """One line for a person: ``what`` intact with the counts, or broken at the first bad sequence."""
+        if self.intact:
+            return f"{what}: {self.checked} entries intact, {self.checkpoints} signed checkpoints verified"
+        where = f" at #{self.first_bad_sequence}" if self.first_bad_sequence is not None else ""
+        return f"{what} broken{where}: {self.problem}"
+
+
+# --- keys, signatures, checkpoint statements ----------------------------------------
+
+
+def key_id(public_key: bytes) -> str:
+    """A key's id: ``ed25519:`` and the first 16 hex digits of SHA-256 of its raw 32 bytes."""
+    return "ed25519:" + hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def load_public_keys_pem(text: str) -> dict[str, Ed25519PublicKey]:
+    """Parse concatenated PEM public keys (other kinds of key are skipped)."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    marker = "-----END PUBLIC KEY-----"
+    for chunk in text.split(marker)[:-1]:
+        start = chunk.find("-----BEGIN PUBLIC KEY-----")
+        if start < 0:
+            continue
+        loaded = serialization.load_pem_public_key((chunk[start:] + marker).encode("ascii"))
+        if isinstance(loaded, Ed25519PublicKey):
+            raw = loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            keys[key_id(raw)] = loaded
+    return keys
+
+
+def verify_signed(text: str, signature: str, kid: str, keys: Mapping[str, Ed25519PublicKey]) -> bool:
+    """Whether ``signature`` (base64) over ``text`` verifies with the key ``kid`` among ``keys``."""
+    key = keys.get(kid)
+    if key is None:
+        return False
+    try:
+        key.verify(base64.b64decode(signature, validate=True), text.encode("utf-8"))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
+def parse_statement(text: str) -> dict[str, Any]:
+    """A checkpoint statement's fields, strictly (ValueError when it is not one)."""
+    document = json.loads(text)
+    if not isinstance(document, dict) or document.get("type") != STATEMENT_TYPE:
+        raise ValueError("not an audit checkpoint statement")
+    if not isinstance(document.get("sequence"), int) or not isinstance(document.get("entry_hash"), str):
+        raise ValueError("a checkpoint statement without sequence or hash")
+    return document
+
 
 def signed_statement(
     text: str, signature: str, kid: str, keys: Mapping[str, Ed25519PublicKey], *, at: int | None
@@ -94,60 +166,7 @@ def signed_statement(
         raise ChainBroken(at, str(error)) from error
 
 
-# --- live ---------------------------------------------------------------------------
-
-
-def _live_checkpoints(keys: Mapping[str, Ed25519PublicKey]) -> Iterator[dict[str, Any]]:
-    for checkpoint in Checkpoint.objects.order_by("sequence").iterator():
-        yield signed_statement(
-            checkpoint.statement, checkpoint.signature, checkpoint.key_id, keys, at=checkpoint.sequence
-        )
-
-
-def _live_start(first: int, statements: list[dict[str, Any]]) -> Walker:
-    """Where the live chain starts: genesis, or the checkpoint a purge left at the cut."""
-    if first == 1:
-        return Walker()
-    anchor = next((item for item in statements if item["sequence"] == first - 1), None)
-    if anchor is None:
-        raise ChainBroken(1, f"entries before #{first} are missing and no signed checkpoint marks a purge")
-    return Walker(sequence=first - 1, hash=anchor["entry_hash"])
-
-
-def verify_live(batch_size: int = 5000) -> Verification:
-    """Verify the current schema's chain (after chaining what is staged): links, hashes, checkpoints, purges, tail."""
-    audit_chain()
-    try:
-        return _verify_live(batch_size)
-    except ChainBroken as broken:
-        return Verification(0, broken.sequence, broken.problem)
-
-
-def _verify_live(batch_size: int) -> Verification:
-    statements = list(_live_checkpoints(public_keys())) if Checkpoint.objects.exists() else []
-    first = AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True).first()
-    if first is None:
-        if statements:
-            raise ChainBroken(1, f"the log is empty but a checkpoint vouches for #{statements[-1]['sequence']}")
-        return Verification(0)
-    walker = _live_start(first, statements)
-    pending = [item for item in statements if item["sequence"] > walker.sequence]
-    purged_through = None
-    rows = AuditEvent.objects.order_by("sequence").values(*ENTRY_FIELDS)
-    for row in rows.iterator(chunk_size=batch_size):
-        walker.entry(row)
-        if row["action"] == PURGE_ACTION and row["outcome"] == "allow":
-            purged_through = int(row["resource_id"] or 0)
-        while pending and pending[0]["sequence"] == walker.sequence:
-            walker.pinned(pending.pop(0))
-    if pending:
-        raise ChainBroken(walker.sequence + 1, f"missing: checkpoint #{pending[0]['sequence']} vouches for it")
-    if first > 1 and purged_through != first - 1:
-        raise ChainBroken(1, f"entries before #{first} are missing and no purge event accounts for them")
-    return Verification(walker.checked, checkpoints=len(statements))
-
-
-# --- offline ------------------------------------------------------------------------
+# --- an export and its manifest ------------------------------------------------------
 
 
 def verify_export(
@@ -250,7 +269,7 @@ def load_manifest(text: str) -> dict[str, Any]:
     return document
 
 
-def _reader(kind: str, handle: Any, log: str) -> Iterator[dict[str, Any]]:
+def _reader(kind: str, handle: IO[str], log: str) -> Iterator[dict[str, Any]]:
     if kind == "csv":
         return csv_read(handle)
     if kind == "fhir":
@@ -286,3 +305,33 @@ def verify_files(export: Path, manifest_path: Path, public_key: Path) -> Verific
     if result.intact and _file_sha256(export) != manifest["sha256"]:
         return Verification(result.checked, None, "the file's SHA-256 differs from the manifest's")
     return result
+
+
+# --- the auditor's command line --------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Verify one export from the command line; the exit status is 0 only when it is intact."""
+    parser = argparse.ArgumentParser(
+        prog="python -m security.audit.offline",
+        description="Verify an audit export offline against its signed manifest and the audit public keys.",
+    )
+    parser.add_argument("export", type=Path, help="the export file")
+    parser.add_argument("manifest", type=Path, help="its manifest (FILE.manifest.json)")
+    parser.add_argument("public_keys", type=Path, help="the audit public keys (PEM), obtained independently")
+    arguments = parser.parse_args(argv)
+    for path in (arguments.export, arguments.manifest, arguments.public_keys):
+        if not path.is_file():
+            parser.error(f"{path} is not a file")
+    what = f"export {arguments.export.name}"
+    try:
+        result = verify_files(arguments.export, arguments.manifest, arguments.public_keys)
+    except ValueError as error:  # a manifest or key file that does not parse (undecodable text included)
+        sys.stderr.write(f"{what} cannot be checked: {error}\n")
+        return 1
+    (sys.stdout if result.intact else sys.stderr).write(result.verdict(what) + "\n")
+    return 0 if result.intact else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
