@@ -103,7 +103,8 @@ class GenerationCache:
 
     def _mac(self, scope: str, generation: str, field: str, body: str) -> str:
         message = "\x1f".join((self.name, scope, generation, field, body))
-        return salted_hmac("core.generations", message, algorithm="sha256").hexdigest()
+        # The salt names the key's purpose, not this module: answers cached before the kernel existed still verify.
+        return salted_hmac("gateway.generations", message, algorithm="sha256").hexdigest()
 
     def forget(self, scope: str) -> None:
         """Move ``scope``'s generation on now and again once the current transaction commits."""

@@ -241,12 +241,14 @@ MFA_ENROLLMENT_MAX_AUTH_AGE_SECONDS = env_int("MFA_ENROLLMENT_MAX_AUTH_AGE_SECON
 # Celery on RabbitMQ: quorum queues, each with a dead-letter queue behind a dead-letter exchange.
 CELERY_BROKER_URL = RABBITMQ_URL
 TASK_QUEUE_NAMES = ("default", "keys", "audit")
+# Names on the broker, not module paths: deployed queues are bound to them, so they stay as they are.
+TASK_EXCHANGE = "gateway.tasks"
 DEAD_LETTER_EXCHANGE = "gateway.dead-letter"
 
 
 def task_queues(names: tuple[str, ...]) -> list[Queue]:
     """Each task queue (quorum, dead-lettering to ``DEAD_LETTER_EXCHANGE``) and its dead-letter queue."""
-    exchange = Exchange("security.tasks", type="topic", durable=True)
+    exchange = Exchange(TASK_EXCHANGE, type="topic", durable=True)
     dead_letters = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
     queues = []
     for name in names:
@@ -278,7 +280,7 @@ def task_queues(names: tuple[str, ...]) -> list[Queue]:
 
 CELERY_TASK_QUEUES = task_queues(TASK_QUEUE_NAMES)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_DEFAULT_EXCHANGE = "security.tasks"
+CELERY_TASK_DEFAULT_EXCHANGE = TASK_EXCHANGE
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {

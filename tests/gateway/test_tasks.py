@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from celery.exceptions import Reject
+from django.conf import settings
 from django_tenants.utils import schema_context
 from kombu import Connection
 
@@ -105,7 +106,9 @@ def test_task_queues_are_quorum_queues_that_dead_letter(db: None) -> None:
     body = f"probe-{uuid.uuid4()}"
     with Connection(celery_app.conf.broker_url) as connection:
         channel: Any = connection.default_channel
-        channel.basic_publish(channel.prepare_message(body.encode()), exchange="security.tasks", routing_key="default")
+        channel.basic_publish(
+            channel.prepare_message(body.encode()), exchange=settings.TASK_EXCHANGE, routing_key="default"
+        )
         message = None
         for _ in range(50):
             message = channel.basic_get("default")
