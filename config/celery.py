@@ -1,4 +1,4 @@
-"""The Celery application; its broker is RabbitMQ (``RABBITMQ_URL``)."""
+"""The Celery application and its queues; the broker is RabbitMQ (``RABBITMQ_URL``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 
 from celery import Celery
 from celery.signals import celeryd_init
+from kombu import Exchange, Queue
 
 # Servers and workers default to production: a forgotten variable must not run development mode.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
@@ -13,6 +14,38 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 app = Celery("compliance_gateway")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def task_queues(names: tuple[str, ...], *, exchange: str, dead_letter_exchange: str) -> list[Queue]:
+    """Each task queue (quorum, dead-lettering to ``dead_letter_exchange``) and its dead-letter queue."""
+    topic = Exchange(exchange, type="topic", durable=True)
+    dead_letters = Exchange(dead_letter_exchange, type="direct", durable=True)
+    queues = []
+    for name in names:
+        queues.append(
+            Queue(
+                name,
+                topic,
+                routing_key=name,
+                durable=True,
+                queue_arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": dead_letter_exchange,
+                    "x-dead-letter-routing-key": name,
+                    "x-delivery-limit": 10,
+                },
+            )
+        )
+        queues.append(
+            Queue(
+                f"{name}.dead-letter",
+                dead_letters,
+                routing_key=name,
+                durable=True,
+                queue_arguments={"x-queue-type": "quorum"},
+            )
+        )
+    return queues
 
 
 def declare_queues() -> None:

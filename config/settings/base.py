@@ -13,8 +13,8 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
-from kombu import Exchange, Queue
 
+from config.celery import task_queues
 from config.env import env_bool, env_int, env_list, env_str
 
 # Lets the typed generics of django-stubs (ModelAdmin[Model], QuerySet[Model]) run.
@@ -246,39 +246,7 @@ TASK_EXCHANGE = "gateway.tasks"
 DEAD_LETTER_EXCHANGE = "gateway.dead-letter"
 
 
-def task_queues(names: tuple[str, ...]) -> list[Queue]:
-    """Each task queue (quorum, dead-lettering to ``DEAD_LETTER_EXCHANGE``) and its dead-letter queue."""
-    exchange = Exchange(TASK_EXCHANGE, type="topic", durable=True)
-    dead_letters = Exchange(DEAD_LETTER_EXCHANGE, type="direct", durable=True)
-    queues = []
-    for name in names:
-        queues.append(
-            Queue(
-                name,
-                exchange,
-                routing_key=name,
-                durable=True,
-                queue_arguments={
-                    "x-queue-type": "quorum",
-                    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                    "x-dead-letter-routing-key": name,
-                    "x-delivery-limit": 10,
-                },
-            )
-        )
-        queues.append(
-            Queue(
-                f"{name}.dead-letter",
-                dead_letters,
-                routing_key=name,
-                durable=True,
-                queue_arguments={"x-queue-type": "quorum"},
-            )
-        )
-    return queues
-
-
-CELERY_TASK_QUEUES = task_queues(TASK_QUEUE_NAMES)
+CELERY_TASK_QUEUES = task_queues(TASK_QUEUE_NAMES, exchange=TASK_EXCHANGE, dead_letter_exchange=DEAD_LETTER_EXCHANGE)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_DEFAULT_EXCHANGE = TASK_EXCHANGE
 CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "topic"
@@ -306,8 +274,6 @@ OPA_TIMEOUT_SECONDS = float(env_str("OPA_TIMEOUT_SECONDS", "0.25"))
 # Purposes of use a client may state in X-Purpose-Of-Use; consents are given per purpose.
 POLICY_PURPOSES = ["research_use", "contact", "data_sharing", "genomic", "operations", "emergency"]
 POLICY_DEFAULT_PURPOSE = "research_use"
-# Who supplies context.break_glass (the subject's active emergency grant) to the policy input.
-POLICY_BREAK_GLASS_CONTEXT = "security.breakglass.selectors.break_glass_context"
 
 # Keys: a local provider (development, tests) or Vault Transit (production).
 KEY_PROVIDER = env_str("KEY_PROVIDER", "local")
@@ -354,8 +320,6 @@ DISCLOSURE_LOOKBACK_DAYS = 6 * 366
 DISCLOSURE_EXEMPT_PURPOSES = ["operations"]
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
 BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)
-# Whether a grant's participant or study exists in the community (services answers; security does not import it).
-BREAK_GLASS_SCOPE_EXISTS = "services.participants.selectors.break_glass_scope_exists"
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", default=25)
@@ -371,13 +335,6 @@ DEMO_SEED_ALLOWED = False
 
 # Readiness probes give each dependency this long before calling it down.
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
-READINESS_CHECKS = {
-    "postgresql": "gateway.health.check_postgresql",
-    "redis": "gateway.health.check_redis",
-    "rabbitmq": "gateway.health.check_rabbitmq",
-    "policy": "policy.engine.check_policy_ready",
-    "keys": "vault.providers.check_key_provider_ready",
-}
 
 # Rate limits held by the service itself (Kong has its own, which fail open without Redis).
 RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute
@@ -445,4 +402,22 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "django.security": {"level": "WARNING"},
     },
+}
+
+
+# --- Cross-package hooks -------------------------------------------------------------------------
+# Dotted paths through which a lower layer calls a higher one without importing it (the import
+# contract in pyproject.toml forbids the import). Each callable is typed by a Protocol where it is
+# called, and tests/architecture/test_settings_hooks.py checks each one resolves and fits it.
+# Who supplies context.break_glass (the subject's active emergency grant) to the policy input.
+POLICY_BREAK_GLASS_CONTEXT = "security.breakglass.selectors.break_glass_context"
+# Whether a grant's participant or study exists in the community (services answers; security does not import it).
+BREAK_GLASS_SCOPE_EXISTS = "services.participants.selectors.break_glass_scope_exists"
+# What /health/ready checks: the edge's own, and the policy engine's and key service's from their packages.
+READINESS_CHECKS = {
+    "postgresql": "gateway.health.check_postgresql",
+    "redis": "gateway.health.check_redis",
+    "rabbitmq": "gateway.health.check_rabbitmq",
+    "policy": "policy.engine.check_policy_ready",
+    "keys": "vault.providers.check_key_provider_ready",
 }
