@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from config.urls_tenant import urlpatterns as tenant_urlpatterns
 from policy.context import decision_of
@@ -67,7 +68,18 @@ class StudyWithoutIdProbe(Probe):
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "study.read"}
 
 
+class UntypedContractApi(APIView):
+    """The old contract: actions declared by attribute on a plain APIView. The permission must not honour it."""
+
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "participant.list"}
+    policy_collection = True
+
+    def get(self, request: Request) -> Response:
+        return Response({"served": True})
+
+
 urlpatterns = [
+    path("api/v1/probe/untyped", UntypedContractApi.as_view(), name="probe-untyped"),
     path("api/v1/probe/participants/<uuid:pk>", ParticipantProbe.as_view(), name="probe-participant"),
     path("api/v1/probe/participants", ParticipantListProbe.as_view(), name="probe-participants"),
     path("api/v1/probe/keys/rotate", KeyRotationProbe.as_view(), name="probe-key-rotation"),

@@ -226,6 +226,15 @@ def test_methods_without_a_declared_action_are_405_not_served(as_role: Callable[
     assert client.head("/api/v1/me").status_code == 200
 
 
+def test_a_view_that_is_not_a_policy_view_is_never_served_whatever_it_declares(
+    as_role: Callable[[str], APIClient],
+) -> None:
+    response = as_role("principal_investigator").get("/api/v1/probe/untyped")
+
+    assert response.status_code == 405
+    assert "served" not in response.json()
+
+
 def test_an_item_route_without_an_id_fails_closed_not_as_a_list(as_role: Callable[[str], APIClient]) -> None:
     response = as_role("principal_investigator").get("/api/v1/probe/study")
 
