@@ -56,6 +56,7 @@ def test_the_tree_keeps_every_contract() -> None:
         ("vault/shortcut.py", "from services.participants.models import Participant", "security core"),
         ("core/shortcut.py", "from tenants.models import Community", "kernel imports nothing"),
         ("tenants/shortcut.py", "from security.models import Membership", "Edge to kernel"),
+        ("services/participants/shortcut.py", "from services.consents.models import Consent", "research apps"),
     ],
 )
 def test_an_upward_import_breaks_the_build(tmp_path: Path, module: str, violation: str, contract: str) -> None:
