@@ -1,6 +1,9 @@
-"""The tamper-evident audit log of a community: append-only events in a SHA-256 hash chain.
+"""The tamper-evident audit log: one per community, in its schema, and the platform's own, in the public schema.
 
-Groundwork for the audit issue: events, the chain, the database's refusal to
-change them, and verification of the live chain. Exports, checkpoints,
-queries and the wiring into every PHI access come with that issue.
+Events are staged in the transaction of the access they record and chained
+by a sequencer into a SHA-256 hash chain, which signed checkpoints pin. Also
+here: the event queries, exports with signed manifests and their offline
+verification, the accounting of disclosures, retention purges, and the
+middleware that records every request on a community's host. Never PHI:
+participants appear by pseudonym.
 """
