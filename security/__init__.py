@@ -1,1 +1,1 @@
-"""Identity (users, memberships, tokens, MFA) and, later, audit and break-glass."""
+"""The security core: identity (users, memberships, tokens, MFA), the task trust boundary, audit, break-glass."""

@@ -14,7 +14,7 @@ admin.site.login_template = "security/admin_login.html"
 
 
 class ReadOnlyMixin:
-    """Shown, never changed here: grants go through ``add_member``, which later issues audit."""
+    """Shown, never changed here: roles are granted with the ``add_member`` command (``membership_add``)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102
         return False

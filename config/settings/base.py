@@ -183,7 +183,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Requests larger than this are refused before parsing (issue: the edge hardens it further).
+# Request bodies larger than this are refused before parsing (gateway.middleware.BodyLimitMiddleware);
+# Kong's request-size-limiting is generated from it (gateway.kong).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
 
 REST_FRAMEWORK = {
