@@ -28,8 +28,8 @@ from django.db import connection, connections
 from django_tenants.utils import schema_context
 from pytest_django import Settings
 
+from security.audit.live import verify_live
 from security.audit.tasks import chain_schema, checkpoint_schema
-from security.audit.verification import verify_live
 from security.models import User
 from security.roles import Role
 from services.exports.tasks import deidentified_export_task
