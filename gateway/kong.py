@@ -192,7 +192,7 @@ def kong_config(*, signing_keys: list[tuple[str, str]] | None = None) -> dict[st
     }
     # No consumer-level rate limit: Kong applies one rate-limiting instance per request and a
     # consumer's would replace the per-IP one; and the one consumer is the token issuer, not a
-    # user. The per-user hourly limit is the service's (gateway/ratelimit.py).
+    # user. The per-user hourly limit is the service's (security/identity/throttle.py: check_user).
     consumer: dict[str, Any] = {"username": CONSUMER}
     if signing_keys:
         consumer["jwt_secrets"] = [

@@ -1,7 +1,9 @@
 """Review tooling for security teams: run the Rego tests, explain a decision, diff two policies.
 
 Everything here uses the embedded engine, so it runs on a laptop or in CI
-without an OPA server; ``opa test`` gives the same verdicts where OPA exists.
+without an OPA server. ``opa test`` agrees on all but two of the Rego tests:
+the embedded engine's ``object.union`` merges the top level only (see
+``docs/adr/0005-embedded-rego-and-its-limits.md``).
 One module per tool, each behind one management command:
 
 - :mod:`policy.review.testing` (``policy_test``): the ``test_`` rules and

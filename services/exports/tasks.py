@@ -1,4 +1,4 @@
-"""The task that builds a de-identified export (``security.audit.selectors.export_enqueue`` queues it).
+"""The task that builds a de-identified export (``security.tasks.export_enqueue`` queues it).
 
 The task asks the policy for ``export.request`` again when it runs (see
 :class:`security.tasks.CommunityTask`): a requester who lost the role, left
