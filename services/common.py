@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import unicodedata
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
@@ -27,6 +27,8 @@ from rest_framework.request import Request
 from core.errors import ApplicationError, Conflict, NotFound
 from security.audit.context import annotate
 from services.errors import RecordErrorCode
+
+M = TypeVar("M", bound=Model)
 
 
 class PreconditionRequired(ApplicationError):
@@ -110,6 +112,26 @@ def require_current(request: Request, instance: Model) -> None:
             code=RecordErrorCode.EDIT_CONFLICT,
             headers={"ETag": etag(instance)},
         )
+
+
+def select_for_update(model: type[M]) -> QuerySet[M]:
+    """``model``'s rows, each locked for the rest of the transaction; locks are always taken in pk order."""
+    return model._default_manager.order_by("pk").select_for_update(of=("self",))
+
+
+def access_one(rows: QuerySet[M], pk: Any, *, action: str, resource_type: str, what: str) -> M:
+    """The row ``pk`` of ``rows`` (the community's, by schema), or the audited 404 a hidden denial also gives.
+
+    Every ``access_<entity>`` selector ends here, so a random id and another
+    community's id are refused alike and both are on record.
+
+    Raises:
+        NotFound: no such row, on record as a refused ``action`` on ``resource_type``.
+    """
+    found = rows.filter(pk=pk).first()
+    if found is None:
+        raise not_found_on_record(action, resource_type, pk, what=what)
+    return found
 
 
 def not_found_on_record(action: str, resource_type: str, resource_id: Any, *, what: str) -> NotFound:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from services.common import not_found_on_record
+from services.common import access_one, select_for_update
 from services.consents.models import Consent
 from services.participants.models import Participant
 
@@ -18,20 +18,13 @@ def access_consent_holder(*, participant_id: uuid.UUID | Any, action: str) -> Pa
     Raises:
         NotFound: no such participant here (one of another community included), on record as a refused ``action``.
     """
-    found = Participant.objects.filter(pk=participant_id).only("id", "pseudonym", "study_id").first()
-    if found is None:
-        raise not_found_on_record(action, "participant", participant_id, what="participant")
-    return found
+    rows = Participant.objects.only("id", "pseudonym", "study_id")
+    return access_one(rows, participant_id, action=action, resource_type="participant", what="participant")
 
 
 def consent_list(*, participant: Participant) -> QuerySet[Consent]:
     """Every consent of ``participant``, withdrawn ones included, oldest first."""
     return Consent.objects.filter(participant=participant)
-
-
-def consent_qs_select_for_update() -> QuerySet[Consent]:
-    """Consents, each row locked for the rest of the transaction (ordered by pk, like every lock)."""
-    return Consent.objects.order_by("pk").select_for_update(of=("self",))
 
 
 def access_consent(*, participant: Participant, consent_id: uuid.UUID | Any, action: str) -> Consent:
@@ -40,10 +33,8 @@ def access_consent(*, participant: Participant, consent_id: uuid.UUID | Any, act
     Raises:
         NotFound: no such consent of this participant, on record as a refused ``action``.
     """
-    consent = consent_qs_select_for_update().filter(pk=consent_id, participant=participant).first()
-    if consent is None:
-        raise not_found_on_record(action, "consent", consent_id, what="consent")
-    return consent
+    rows = select_for_update(Consent).filter(participant=participant)
+    return access_one(rows, consent_id, action=action, resource_type="consent", what="consent")
 
 
 def policy_attributes(participant: Participant) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from policy.decision import Decision
 from policy.obligations import apply_conditions
-from services.common import not_found_on_record
+from services.common import access_one
 from services.observations.models import Observation
 from services.participants.selectors import consented
 
@@ -40,7 +40,5 @@ def access_observation(*, observation_id: uuid.UUID | Any, action: str) -> Obser
     Raises:
         NotFound: no such observation here (one of another community included), on record as a refused ``action``.
     """
-    found = Observation.objects.select_related("participant").filter(pk=observation_id).first()
-    if found is None:
-        raise not_found_on_record(action, "observation", observation_id, what="observation")
-    return found
+    rows = Observation.objects.select_related("participant")
+    return access_one(rows, observation_id, action=action, resource_type="observation", what="observation")

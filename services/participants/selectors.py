@@ -15,7 +15,7 @@ from django.db.models import Model, QuerySet
 from core.errors import BadRequest
 from policy.decision import Decision
 from policy.obligations import REDACT_ALL, apply_conditions
-from services.common import not_found_on_record
+from services.common import access_one, select_for_update
 from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
 from services.studies.models import Study
@@ -100,22 +100,14 @@ def participant_list(
     return apply_conditions(participants(study=study, mrn=mrn), decision.obligations.conditions, CONDITIONS)
 
 
-def participant_qs_select_for_update() -> QuerySet[Participant]:
-    """Participants, each row locked for the rest of the transaction (ordered by pk, like every lock)."""
-    return Participant.objects.order_by("pk").select_for_update(of=("self",))
-
-
 def access_participant(*, participant_id: uuid.UUID | Any, action: str, for_update: bool = False) -> Participant:
     """The participant ``participant_id`` of this community, for ``action`` (locked when ``for_update``).
 
     Raises:
         NotFound: no such participant here (one of another community included), on record as a refused ``action``.
     """
-    rows = participant_qs_select_for_update() if for_update else Participant.objects.all()
-    found = rows.filter(pk=participant_id).first()
-    if found is None:
-        raise not_found_on_record(action, "participant", participant_id, what="participant")
-    return found
+    rows = select_for_update(Participant) if for_update else Participant.objects.all()
+    return access_one(rows, participant_id, action=action, resource_type="participant", what="participant")
 
 
 CONDITIONS: Mapping[str, Any] = {"consent_scope": consented}

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from core.errors import BadRequest
-from services.common import not_found_on_record
+from services.common import access_one, select_for_update
 from services.studies.errors import StudyErrorCode
 from services.studies.models import Study, StudyStatus
 
@@ -27,22 +27,14 @@ def study_list(*, status: str | None = None) -> QuerySet[Study]:
     return studies.filter(status=status)
 
 
-def study_qs_select_for_update() -> QuerySet[Study]:
-    """Studies, each row locked for the rest of the transaction (ordered by pk, like every lock)."""
-    return Study.objects.order_by("pk").select_for_update(of=("self",))
-
-
 def access_study(*, study_id: uuid.UUID | Any, action: str, for_update: bool = False) -> Study:
     """The study ``study_id`` of this community, for ``action`` (locked when ``for_update``).
 
     Raises:
         NotFound: no such study here (one of another community included), on record as a refused ``action``.
     """
-    studies = study_qs_select_for_update() if for_update else Study.objects.all()
-    found = studies.filter(pk=study_id).first()
-    if found is None:
-        raise not_found_on_record(action, "study", study_id, what="study")
-    return found
+    studies = select_for_update(Study) if for_update else Study.objects.all()
+    return access_one(studies, study_id, action=action, resource_type="study", what="study")
 
 
 def policy_attributes(study: Study) -> dict[str, Any]:
