@@ -39,6 +39,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from bench.machine import Steal, stolen  # noqa: E402
 from config.celery import app as celery_app  # noqa: E402
 from core.redis import get_redis  # noqa: E402
 from security.audit.checkpoints import checkpoint_at  # noqa: E402
@@ -49,7 +50,6 @@ from security.audit.sequencer import audit_chain, queued_flag  # noqa: E402
 from security.audit.staging import audit_append  # noqa: E402
 from tenants.lifecycle import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
-from tests.machine import Steal, stolen  # noqa: E402
 
 SLUG = "benchaudit"
 EVENTS = int(os.environ.get("BENCH_AUDIT_EVENTS", "1000000"))

@@ -77,6 +77,7 @@ import security.identity.revocation  # noqa: E402
 import security.identity.throttle  # noqa: E402
 import services.participants.apis  # noqa: E402
 import tenants.middleware  # noqa: E402
+from bench.machine import stolen  # noqa: E402
 from core.redis import get_redis  # noqa: E402
 from policy import permissions as policy_permissions  # noqa: E402
 from policy.engine import EmbeddedEngine, get_engine  # noqa: E402
@@ -95,7 +96,6 @@ from services.studies.models import Study, StudyStatus  # noqa: E402
 from tenants.lifecycle import community_create  # noqa: E402
 from tenants.models import Community  # noqa: E402
 from tests.factories import MembershipFactory, UserFactory  # noqa: E402
-from tests.machine import stolen  # noqa: E402
 from vault.fields import EncryptedField  # noqa: E402
 from vault.providers import get_provider  # noqa: E402
 
