@@ -31,14 +31,11 @@ from security.models import User
 from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
+from tests.support.clients import ALPHA_HOST, BETA_HOST, COMMUNITIES, MemberClient, bearer, client_on
 from vault.keys import cache as data_key_cache
 from vault.keys import community_keys_create
 from vault.models import DataKey
 from vault.providers import get_provider
-
-COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
-ALPHA_HOST = "alpha.localhost"
-BETA_HOST = "beta.localhost"
 
 
 @pytest.fixture(scope="session")
@@ -97,10 +94,7 @@ def beta(db: None) -> Community:
 def client_for() -> Callable[[str], APIClient]:
     """An API client that sends requests to the given host."""
 
-    def make(host: str) -> APIClient:
-        return APIClient(HTTP_HOST=host, REMOTE_ADDR="203.0.113.10")
-
-    return make
+    return client_on
 
 
 @pytest.fixture
@@ -130,9 +124,6 @@ def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any
     return sign_in
 
 
-MemberClient = Callable[..., tuple[APIClient, User]]
-
-
 @pytest.fixture
 def member_client(
     alpha: Community,
@@ -154,15 +145,6 @@ def member_client(
         return bearer(client_for(host), login(host, user, **extra)["access"]), user
 
     return make
-
-
-def bearer(client: APIClient, token: str) -> APIClient:
-    """Attach a bearer token to a client."""
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
-__all__ = ["ALPHA_HOST", "BETA_HOST", "bearer"]
 
 
 @pytest.fixture

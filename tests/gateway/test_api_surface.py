@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 
 
 def test_the_openapi_schema_lists_the_api(db: None, client_for: Callable[[str], APIClient]) -> None:

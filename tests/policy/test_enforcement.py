@@ -21,9 +21,9 @@ from policy.errors import PolicyUnavailable
 from policy.models import DecisionRecord
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient, bearer
 from tests.doubles.opa import running_opa
 from tests.factories import DEFAULT_PASSWORD
+from tests.support.clients import ALPHA_HOST, BETA_HOST, MemberClient, bearer
 
 pytestmark = pytest.mark.urls("tests.policy.probe_urls")
 

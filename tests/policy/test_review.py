@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
 from tests.doubles.opa import REPOSITORY_POLICY
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 
 SAMPLE_CORPUS = REPOSITORY_POLICY.parent / "corpus" / "sample.jsonl"
 

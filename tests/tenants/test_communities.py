@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from security.models import User
 from tenants.lifecycle import community_create, community_resume, community_suspend
 from tenants.models import Community, Domain
-from tests.conftest import ALPHA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, bearer
 
 
 def run(*args: str) -> str:

@@ -23,7 +23,7 @@ from security.identity.signing_keys import (
 )
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, bearer
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from security.audit.hashing import CHAINED_FIELDS, GENESIS
 from security.audit.live import verify_live
 from security.audit.models import AuditEvent
 from tenants.models import Community
-from tests.audit.log import recorded
+from tests.support.audit import recorded
 
 COLUMNS = ", ".join(CHAINED_FIELDS)
 # A copy of #2 slipped in as #3, with a hash of its own (test-only SQL from constant column names).

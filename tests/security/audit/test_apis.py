@@ -24,9 +24,9 @@ from security.audit.offline import key_id, load_public_keys_pem, verify_signed
 from security.audit.tasks import audit_export_task
 from security.models import User
 from tenants.models import Community
-from tests.audit.log import recorded
-from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient
+from tests.support.audit import recorded
 from tests.support.canonical import reference_canonical_json
+from tests.support.clients import ALPHA_HOST, BETA_HOST, MemberClient
 
 EVENTS = "/api/v1/audit/events/"
 EXPORTS = "/api/v1/audit/exports/"

@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
 from tests.factories import DEFAULT_PASSWORD
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 
 TOKEN_URL = "/api/v1/auth/token"
 

@@ -23,10 +23,10 @@ from security.audit.checkpoints import checkpoint_at
 from security.audit.exports import export_to_path
 from security.audit.offline import main, verify_files
 from tenants.models import Community
-from tests.audit.log import recorded
+from tests.support.audit import recorded
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # The offline verifier as an auditor runs it (python -m security.audit.offline EXPORT MANIFEST KEYS), in a
 # process where Django, the services it talks to and the rest of the project cannot be imported at all.
 STANDALONE = """

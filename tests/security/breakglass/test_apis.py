@@ -1,4 +1,8 @@
-"""Break-glass: who may open emergency access, what the policy does with it, and its notification and review."""
+"""Break-glass over the API: who may open emergency access, the grant it opens, and its review.
+
+What a grant then lets its holder read is in ``test_selectors.py``; the mail to
+the compliance officers in ``test_tasks.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from typing import Any
 import pytest
 import time_machine
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import connection
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -22,57 +25,13 @@ from security.breakglass.models import BreakGlassGrant
 from security.breakglass.tasks import notify_compliance_officers
 from security.models import User
 from services.participants.models import Participant
-from services.studies.models import Study
 from tenants.models import Community
-from tests.audit.log import chained_events
-from tests.conftest import MemberClient
-
-BREAK_GLASS = "/api/v1/break-glass/"
-REASON = "Unconscious in the emergency department; allergy history needed now"
-EMERGENCY = "emergency"  # X-Purpose-Of-Use
+from tests.factories import ParticipantFactory
+from tests.support.audit import chained_events
+from tests.support.breakglass import BREAK_GLASS, EMERGENCY, REASON, grant_in, probe
+from tests.support.clients import MemberClient
 
 probe_routes = pytest.mark.urls("tests.policy.probe_urls")
-
-
-def enrolled_in(schema: str) -> Participant:
-    with schema_context(schema):
-        study = Study.objects.create(
-            title="Sleep and memory", protocol_number=f"{schema.upper()}-{uuid.uuid4().hex[:8]}"
-        )
-        return Participant.objects.create(study=study)
-
-
-def probe(participant: Participant) -> str:
-    """The test-only route that answers with the policy's decision on reading ``participant``."""
-    return f"/api/v1/probe/participants/{participant.pk}"
-
-
-def grant_in(schema: str, user: User, scope_id: str, **fields: Any) -> BreakGlassGrant:
-    with schema_context(schema):
-        return BreakGlassGrant.objects.create(
-            **{
-                "user_id": user.pk,
-                "scope": "participant",
-                "scope_id": scope_id,
-                "reason": REASON,
-                "expires_at": timezone.now() + timedelta(minutes=30),
-                **fields,
-            }
-        )
-
-
-@pytest.fixture
-def participant(alpha: Community) -> Participant:
-    return enrolled_in("alpha")
-
-
-@pytest.fixture
-def signed_in(member_client: MemberClient) -> MemberClient:
-    """A new member of alpha signed in with a password, or with password and TOTP (``second_factor=True``)."""
-    return member_client
-
-
-SignedIn = MemberClient
 
 
 def open_grant(client: APIClient, participant: Participant, **fields: Any) -> Any:
@@ -82,7 +41,9 @@ def open_grant(client: APIClient, participant: Participant, **fields: Any) -> An
 # --- opening emergency access --------------------------------------------------------
 
 
-def test_opening_emergency_access_needs_a_recent_second_factor(signed_in: SignedIn, participant: Participant) -> None:
+def test_opening_emergency_access_needs_a_recent_second_factor(
+    signed_in: MemberClient, participant: Participant
+) -> None:
     client, _ = signed_in("coordinator")
 
     response = open_grant(client, participant)
@@ -95,7 +56,7 @@ def test_opening_emergency_access_needs_a_recent_second_factor(signed_in: Signed
 
 @pytest.mark.parametrize("role", ["researcher", "auditor", "compliance_officer"])
 def test_a_role_without_break_glass_activate_cannot_open_it_even_with_a_second_factor(
-    role: str, signed_in: SignedIn, participant: Participant
+    role: str, signed_in: MemberClient, participant: Participant
 ) -> None:
     client, _ = signed_in(role, second_factor=True)
 
@@ -109,7 +70,7 @@ def test_a_role_without_break_glass_activate_cannot_open_it_even_with_a_second_f
 
 @pytest.mark.parametrize("role", ["coordinator", "principal_investigator"])
 def test_a_clinician_role_with_a_fresh_second_factor_opens_a_time_boxed_grant(
-    role: str, signed_in: SignedIn, participant: Participant
+    role: str, signed_in: MemberClient, participant: Participant
 ) -> None:
     client, user = signed_in(role, second_factor=True)
 
@@ -130,7 +91,7 @@ def test_a_clinician_role_with_a_fresh_second_factor_opens_a_time_boxed_grant(
     assert REASON not in " ".join(str(getattr(event, field.attname)) for field in AuditEvent._meta.concrete_fields)
 
 
-def test_the_activation_event_names_the_grant_it_opened(signed_in: SignedIn, participant: Participant) -> None:
+def test_the_activation_event_names_the_grant_it_opened(signed_in: MemberClient, participant: Participant) -> None:
     client, _ = signed_in("coordinator", second_factor=True)
 
     grant_id = open_grant(client, participant).json()["id"]
@@ -142,10 +103,10 @@ def test_the_activation_event_names_the_grant_it_opened(signed_in: SignedIn, par
 
 
 def test_a_participant_of_another_community_or_none_at_all_cannot_be_named(
-    signed_in: SignedIn, beta: Community
+    signed_in: MemberClient, beta: Community
 ) -> None:
     client, _ = signed_in("coordinator", second_factor=True)
-    theirs = enrolled_in("beta")
+    theirs = ParticipantFactory.create(community=beta)
 
     for participant_id in (theirs.pk, uuid.uuid4()):
         response = client.post(BREAK_GLASS, {"reason": REASON, "participant": str(participant_id)}, format="json")
@@ -168,7 +129,7 @@ def test_a_participant_of_another_community_or_none_at_all_cannot_be_named(
     ],
 )
 def test_a_request_that_is_not_one_bounded_scope_with_a_reason_is_a_400(
-    payload: dict[str, Any], signed_in: SignedIn, participant: Participant
+    payload: dict[str, Any], signed_in: MemberClient, participant: Participant
 ) -> None:
     client, _ = signed_in("coordinator", second_factor=True)
     body = {"reason": REASON, "participant": str(participant.pk), **payload}
@@ -195,119 +156,8 @@ def test_the_reason_is_stored_encrypted(
         assert BreakGlassGrant.objects.get(pk=grant.pk).reason == REASON
 
 
-# --- what the policy does with a grant ---------------------------------------------------
-
-
-@probe_routes
-def test_a_grant_lets_its_holder_read_the_participant_in_an_emergency_and_flags_it(
-    signed_in: SignedIn, participant: Participant
-) -> None:
-    client, user = signed_in("coordinator")
-    refused = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
-    assert refused.status_code == 403
-    assert refused.json()["code"] == "consent_not_covering_purpose"
-
-    grant_in("alpha", user, str(participant.pk))
-    allowed = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
-
-    assert allowed.status_code == 200
-    assert allowed.json()["reasons"] == ["break_glass"]
-    assert allowed.json()["audit"] == "heightened"
-    with schema_context("alpha"):
-        event = chained_events().get(decision_id=allowed.json()["decision_id"])
-    assert event.break_glass is True
-    assert event.purpose == "emergency"
-    assert event.actor_id == str(user.pk)
-
-
-@probe_routes
-def test_a_grant_opens_only_the_participant_it_names(signed_in: SignedIn, participant: Participant) -> None:
-    client, user = signed_in("coordinator")
-    other = enrolled_in("alpha")
-    grant_in("alpha", user, str(participant.pk))
-
-    response = client.get(probe(other), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
-
-    assert response.status_code == 403
-    assert response.json()["code"] == "consent_not_covering_purpose"
-    assert "break_glass" not in response.json()["reasons"]
-
-
-@probe_routes
-def test_someone_elses_grant_opens_nothing(signed_in: SignedIn, participant: Participant) -> None:
-    _, holder = signed_in("coordinator")
-    grant_in("alpha", holder, str(participant.pk))
-    colleague, _ = signed_in("coordinator")
-
-    response = colleague.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
-
-    assert response.status_code == 403
-    assert response.json()["code"] == "consent_not_covering_purpose"
-
-
-@probe_routes
-def test_an_expired_grant_opens_nothing(signed_in: SignedIn, participant: Participant) -> None:
-    client, user = signed_in("coordinator")
-    start = timezone.now()
-    with time_machine.travel(start, tick=False):
-        grant_in("alpha", user, str(participant.pk), expires_at=start + timedelta(minutes=1))
-        assert client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY).status_code == 200
-
-    with time_machine.travel(start + timedelta(minutes=1, seconds=1), tick=False):
-        response = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
-
-    assert response.status_code == 403
-    assert response.json()["code"] == "consent_not_covering_purpose"
-    with schema_context("alpha"):
-        assert not chained_events().filter(decision_id=response.json()["decision_id"], break_glass=True).exists()
-
-
-@probe_routes
-def test_the_review_queue_shows_what_was_read_under_the_grant(signed_in: SignedIn, participant: Participant) -> None:
-    client, user = signed_in("coordinator")
-    grant_id = str(grant_in("alpha", user, str(participant.pk)).pk)
-    decision_id = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY).json()["decision_id"]
-    officer, _ = signed_in("compliance_officer")
-
-    [queued] = officer.get(BREAK_GLASS, {"reviewed": "false"}).json()
-
-    assert queued["id"] == grant_id
-    with schema_context("alpha"):
-        flagged = chained_events().get(decision_id=decision_id)
-    assert [use["sequence"] for use in queued["uses"]] == [flagged.sequence]
-    assert queued["uses"][0]["resource_id"] == str(participant.pk)
-
-
-# --- notification ----------------------------------------------------------------------
-
-
-def test_compliance_officers_of_the_community_are_mailed_without_the_reason(
-    alpha: Community, beta: Community, member: Callable[..., User], mailoutbox: list[EmailMessage]
-) -> None:
-    officers = [member(alpha, "compliance_officer"), member(alpha, "compliance_officer")]
-    member(alpha, "compliance_officer", is_active=False)
-    member(alpha, "auditor")
-    member(beta, "compliance_officer")
-    holder = member(alpha, "coordinator")
-    participant = enrolled_in("alpha")
-    grant = grant_in("alpha", holder, str(participant.pk))
-
-    told = notify_compliance_officers("alpha", str(grant.pk))
-
-    assert told == 2
-    [mail] = mailoutbox
-    assert sorted(mail.to) == sorted(officer.email for officer in officers)
-    assert REASON not in mail.body
-    assert "allergy" not in mail.body
-    assert REASON not in mail.subject
-    assert str(grant.pk) in mail.body
-    assert str(holder.pk) in mail.body
-    with schema_context("alpha"):
-        assert BreakGlassGrant.objects.get(pk=grant.pk).notified_at is not None
-
-
 def test_activation_queues_the_notification_once_it_commits(
-    signed_in: SignedIn,
+    signed_in: MemberClient,
     participant: Participant,
     monkeypatch: pytest.MonkeyPatch,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
@@ -330,7 +180,7 @@ def grant(alpha: Community, member: Callable[..., User], participant: Participan
     return grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
 
 
-def test_a_compliance_officer_reviews_a_grant_once(signed_in: SignedIn, grant: BreakGlassGrant) -> None:
+def test_a_compliance_officer_reviews_a_grant_once(signed_in: MemberClient, grant: BreakGlassGrant) -> None:
     officer, reviewer = signed_in("compliance_officer")
     assert [queued["id"] for queued in officer.get(BREAK_GLASS, {"reviewed": "false"}).json()] == [str(grant.pk)]
 
@@ -351,7 +201,7 @@ def test_a_compliance_officer_reviews_a_grant_once(signed_in: SignedIn, grant: B
 
 
 def test_the_review_queue_shows_compliance_officers_the_reason_given(
-    signed_in: SignedIn, grant: BreakGlassGrant
+    signed_in: MemberClient, grant: BreakGlassGrant
 ) -> None:
     officer, _ = signed_in("compliance_officer")
 
@@ -360,9 +210,27 @@ def test_the_review_queue_shows_compliance_officers_the_reason_given(
     assert queued["reason"] == REASON
 
 
+@probe_routes
+def test_the_review_queue_shows_what_was_read_under_the_grant(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, user = signed_in("coordinator")
+    grant_id = str(grant_in("alpha", user, str(participant.pk)).pk)
+    decision_id = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY).json()["decision_id"]
+    officer, _ = signed_in("compliance_officer")
+
+    [queued] = officer.get(BREAK_GLASS, {"reviewed": "false"}).json()
+
+    assert queued["id"] == grant_id
+    with schema_context("alpha"):
+        flagged = chained_events().get(decision_id=decision_id)
+    assert [use["sequence"] for use in queued["uses"]] == [flagged.sequence]
+    assert queued["uses"][0]["resource_id"] == str(participant.pk)
+
+
 @pytest.mark.parametrize("role", ["auditor", "coordinator", "researcher"])
 def test_only_compliance_officers_see_the_queue_and_review(
-    role: str, signed_in: SignedIn, grant: BreakGlassGrant
+    role: str, signed_in: MemberClient, grant: BreakGlassGrant
 ) -> None:
     client, _ = signed_in(role)
 
@@ -377,9 +245,9 @@ def test_only_compliance_officers_see_the_queue_and_review(
 
 
 def test_a_grant_of_beta_cannot_be_reviewed_or_seen_on_alpha(
-    signed_in: SignedIn, beta: Community, member: Callable[..., User]
+    signed_in: MemberClient, beta: Community, member: Callable[..., User]
 ) -> None:
-    theirs = grant_in("beta", member(beta, "coordinator"), str(enrolled_in("beta").pk))
+    theirs = grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
     officer, _ = signed_in("compliance_officer")
 
     response = officer.post(f"{BREAK_GLASS}{theirs.pk}/review/", {"comment": "Looks fine"}, format="json")
@@ -392,7 +260,7 @@ def test_a_grant_of_beta_cannot_be_reviewed_or_seen_on_alpha(
 
 @pytest.mark.parametrize("payload", [{}, {"comment": ""}, {"comment": "ok", "reviewed_at": "2020-01-01T00:00:00Z"}])
 def test_a_review_needs_a_comment_and_nothing_else(
-    payload: dict[str, str], signed_in: SignedIn, grant: BreakGlassGrant
+    payload: dict[str, str], signed_in: MemberClient, grant: BreakGlassGrant
 ) -> None:
     officer, _ = signed_in("compliance_officer")
 
@@ -403,7 +271,7 @@ def test_a_review_needs_a_comment_and_nothing_else(
         assert BreakGlassGrant.objects.get(pk=grant.pk).reviewed_at is None
 
 
-def test_the_queue_filter_accepts_only_true_or_false(signed_in: SignedIn, grant: BreakGlassGrant) -> None:
+def test_the_queue_filter_accepts_only_true_or_false(signed_in: MemberClient, grant: BreakGlassGrant) -> None:
     officer, _ = signed_in("compliance_officer")
 
     response = officer.get(BREAK_GLASS, {"reviewed": "maybe"})

@@ -27,8 +27,8 @@ from security.identity.signing_keys import current_keyring
 from security.identity.tokens import issue_access_token
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
 from tests.factories import MembershipFactory
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 
 GENERIC_DETAIL = "The access token is missing, invalid, expired or revoked."
 

@@ -1,4 +1,4 @@
-"""A participant's active consent scopes: a column the database keeps in step with the consents."""
+"""A participant's active consent scopes: a column the database keeps in step with the consents (its trigger)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,15 @@ from django_tenants.utils import schema_context
 from services.consents.models import Consent
 from services.participants.models import Participant
 from services.participants.selectors import consented
-from services.studies.models import Study
 from tenants.models import Community
+from tests.factories import ConsentFactory, ParticipantFactory
 
 SIGNED = datetime.datetime(2026, 3, 1, tzinfo=datetime.UTC)
 
 
 @pytest.fixture
 def participant(alpha: Community) -> Participant:
-    with schema_context("alpha"):
-        study = Study.objects.create(title="Sleep", protocol_number="S-1")
-        return Participant.objects.create(study=study, given_name="Ada")
+    return ParticipantFactory.create(community=alpha)
 
 
 def scopes_of(participant: Participant) -> list[str]:
@@ -34,7 +32,7 @@ def scopes_of(participant: Participant) -> list[str]:
 
 def sign(participant: Participant, *scopes: str) -> Consent:
     with schema_context("alpha"):
-        return Consent.objects.create(participant=participant, scopes=list(scopes), form_version="v1", signed_at=SIGNED)
+        return ConsentFactory.create(participant=participant, scopes=list(scopes), signed_at=SIGNED)
 
 
 def test_a_new_participant_has_no_scopes_and_a_consent_brings_its_own(participant: Participant) -> None:
@@ -80,10 +78,8 @@ def test_a_consent_written_without_the_application_is_seen_too(participant: Part
 
 def test_lists_are_narrowed_by_the_column(alpha: Community, beta: Community, participant: Participant) -> None:
     sign(participant, "contact")
-    with schema_context("beta"):
-        study = Study.objects.create(title="Beta", protocol_number="B-1")
-        theirs = Participant.objects.create(study=study, given_name="Grace")
-        Consent.objects.create(participant=theirs, scopes=["research_use"], form_version="v1", signed_at=SIGNED)
+    theirs = ParticipantFactory.create(community=beta)
+    ConsentFactory.create(community=beta, participant=theirs, scopes=["research_use"], signed_at=SIGNED)
 
     with schema_context("alpha"):
         assert list(consented(Participant.objects.all(), "research_use")) == []

@@ -19,10 +19,10 @@ from security.audit.hashing import format_time
 from security.audit.models import AuditEvent
 from security.models import User
 from services.participants.models import Participant
-from services.studies.models import Study
 from tenants.models import Community
-from tests.audit.log import chained_events, recorded
-from tests.conftest import BETA_HOST, MemberClient, bearer
+from tests.factories import ParticipantFactory
+from tests.support.audit import chained_events, recorded
+from tests.support.clients import BETA_HOST, MemberClient, bearer
 
 CSV_HEADER = ["date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence"]
 
@@ -30,14 +30,6 @@ CSV_HEADER = ["date", "recipient", "recipient_roles", "description", "purpose", 
 def url(participant: Participant | uuid.UUID) -> str:
     key = participant.pk if isinstance(participant, Participant) else participant
     return f"/api/v1/participants/{key}/disclosures/"
-
-
-def enrolled_in(schema: str) -> Participant:
-    with schema_context(schema):
-        study = Study.objects.create(
-            title="Sleep and memory", protocol_number=f"{schema.upper()}-{uuid.uuid4().hex[:8]}"
-        )
-        return Participant.objects.create(study=study)
 
 
 def disclose(participant: Participant, recipient: User, **fields: Any) -> AuditEvent:
@@ -70,7 +62,7 @@ class History:
 
 @pytest.fixture
 def history(alpha: Community, member: Callable[..., User]) -> History:
-    participant, neighbour = enrolled_in("alpha"), enrolled_in("alpha")
+    participant, neighbour = ParticipantFactory.create(community=alpha), ParticipantFactory.create(community=alpha)
     recipient = member(alpha, "principal_investigator")
     # The chain's times never go backwards: the old events must come first.
     disclose(participant, recipient, occurred_at=timezone.now() - timedelta(days=7 * 365))
@@ -155,7 +147,7 @@ def test_asking_for_the_accounting_is_not_itself_a_disclosure(
 def test_the_accounting_is_empty_for_a_participant_never_disclosed(
     alpha: Community, signed_in: Callable[[str], APIClient]
 ) -> None:
-    body = signed_in("compliance_officer").get(url(enrolled_in("alpha"))).json()
+    body = signed_in("compliance_officer").get(url(ParticipantFactory.create(community=alpha))).json()
 
     assert body["count"] == 0
     assert body["disclosures"] == []
@@ -184,7 +176,7 @@ def test_the_csv_form_is_text_csv_with_a_header_row(history: History, stepped_up
 def test_a_csv_cell_that_a_spreadsheet_would_run_as_a_formula_is_defused(
     alpha: Community, member: Callable[..., User], stepped_up: APIClient
 ) -> None:
-    participant = enrolled_in("alpha")
+    participant = ParticipantFactory.create(community=alpha)
     disclose(participant, member(alpha, "principal_investigator", email="=cmd@example.org"))
 
     rows = list(csv.reader(io.StringIO(stepped_up.get(url(participant), {"format": "csv"}).getvalue().decode())))
@@ -207,7 +199,7 @@ def test_a_participant_of_beta_is_not_found_on_alpha(
     client_for: Callable[[str], APIClient],
     signed_in: Callable[[str], APIClient],
 ) -> None:
-    theirs = enrolled_in("beta")
+    theirs = ParticipantFactory.create(community=beta)
     beta_officer = bearer(client_for(BETA_HOST), login(BETA_HOST, member(beta, "compliance_officer"))["access"])
     assert beta_officer.get(url(theirs)).status_code == 200
 

@@ -21,11 +21,10 @@ from policy.models import DecisionRecord
 from security.audit.models import AuditEvent
 from security.models import AuthSession, User
 from services.participants.models import Participant
-from services.studies.models import Study
 from tenants.models import Community
-from tests.audit.log import chained_events
-from tests.conftest import ALPHA_HOST, BETA_HOST, MemberClient, bearer
-from tests.factories import DEFAULT_PASSWORD
+from tests.factories import DEFAULT_PASSWORD, ParticipantFactory
+from tests.support.audit import chained_events
+from tests.support.clients import ALPHA_HOST, BETA_HOST, MemberClient, bearer
 
 EVENTS = "/api/v1/audit/events/"
 TOKEN = "/api/v1/auth/token"
@@ -69,9 +68,7 @@ def signed_in(member_client: MemberClient) -> MemberClient:
 
 @pytest.fixture
 def participant(alpha: Community) -> Participant:
-    with schema_context("alpha"):
-        study = Study.objects.create(title="Sleep and memory", protocol_number="ALPHA-001")
-        return Participant.objects.create(study=study)
+    return ParticipantFactory.create(community=alpha)
 
 
 # --- decisions ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from security.models import AuthSession, RefreshToken, User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 
 REFRESH_URL = "/api/v1/auth/refresh"
 

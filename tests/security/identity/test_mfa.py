@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from security.models import RecoveryCode, TotpDevice, User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
 from tests.factories import DEFAULT_PASSWORD
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 
 ENROLL_URL = "/api/v1/auth/mfa/totp"
 CONFIRM_URL = "/api/v1/auth/mfa/totp/confirm"
