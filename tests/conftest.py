@@ -32,6 +32,7 @@ from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 from tests.support.clients import ALPHA_HOST, BETA_HOST, COMMUNITIES, MemberClient, bearer, client_on
+from tests.support.tokens import MFA_AMR, PASSWORD_AMR, token_for
 from vault.keys import cache as data_key_cache
 from vault.keys import community_keys_create
 from vault.models import DataKey
@@ -111,7 +112,11 @@ def member(db: None) -> Callable[..., User]:
 
 @pytest.fixture
 def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any]]:
-    """Sign in on a host and return the token response body (asserting 200)."""
+    """Sign in over HTTP on a host and return the token response body (asserting 200).
+
+    For tests whose subject is the sign-in (or what only a sign-in leaves: its audit
+    event, a refresh token); any other test takes a token from ``token_for``.
+    """
 
     def sign_in(host: str, user: User, password: str = DEFAULT_PASSWORD, **extra: str) -> dict[str, Any]:
         response = client_for(host).post(
@@ -125,24 +130,22 @@ def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any
 
 
 @pytest.fixture
-def member_client(
-    alpha: Community,
-    beta: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> MemberClient:
-    """A new member with ``role`` signed in on alpha (or ``on_beta``), with TOTP too when ``second_factor``."""
+def member_client(alpha: Community, beta: Community, member: Callable[..., User]) -> MemberClient:
+    """A new member with ``role`` of alpha (or ``on_beta``) and a token, with TOTP enrolled too when ``second_factor``.
+
+    The token comes from :func:`~tests.support.tokens.token_for` (a real session, no HTTP
+    sign-in); with ``second_factor`` its ``amr`` says the second factor was used, as a
+    sign-in with a TOTP code would have said.
+    """
 
     def make(role: str, *, second_factor: bool = False, on_beta: bool = False) -> tuple[APIClient, User]:
         community, host = (beta, BETA_HOST) if on_beta else (alpha, ALPHA_HOST)
         user = member(community, role)
-        extra: dict[str, str] = {}
         if second_factor:
             seed = parse_qs(urlsplit(totp_enrollment_begin(user=user).provisioning_uri).query)["secret"][0]
             totp_enrollment_confirm(user=user, code=pyotp.TOTP(seed).at(time.time() - 30))
-            extra["otp"] = pyotp.TOTP(seed).now()
-        return bearer(client_for(host), login(host, user, **extra)["access"]), user
+        token = token_for(user, community, amr=MFA_AMR if second_factor else PASSWORD_AMR)
+        return bearer(client_on(host), token), user
 
     return make
 

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from security.models import User
 from tenants.models import Community
 from tests.support.clients import ALPHA_HOST, bearer
+from tests.support.tokens import token_for
 
 
 @override_settings(RATE_LIMIT_PER_IP=60, RATE_LIMIT_IP_BURST=5)
@@ -34,10 +35,8 @@ def test_an_address_gets_its_burst_then_429_with_retry_after(
 
 
 @override_settings(RATE_LIMIT_PER_USER=3, RATE_LIMIT_USER_BURST=3)
-def test_a_user_is_limited_per_hour_across_addresses(
-    alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]]
-) -> None:
-    token = login(ALPHA_HOST, member(alpha))["access"]
+def test_a_user_is_limited_per_hour_across_addresses(alpha: Community, member: Callable[..., User]) -> None:
+    token = token_for(member(alpha), alpha)
     answers = [
         bearer(APIClient(HTTP_HOST=ALPHA_HOST, REMOTE_ADDR=f"198.51.100.{n}"), token).get("/api/v1/me")
         for n in range(4)
@@ -96,10 +95,9 @@ def test_a_chunked_body_without_a_length_is_413(alpha: Community, client_for: Ca
 def test_api_responses_are_never_cached_and_carry_their_version(
     alpha: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
-    response = bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, member(alpha))["access"]).get("/api/v1/me")
+    response = bearer(client_for(ALPHA_HOST), token_for(member(alpha), alpha)).get("/api/v1/me")
 
     assert response["Cache-Control"] == "no-store"
     assert response["API-Version"] == "v1"

@@ -20,6 +20,7 @@ from security.models import User
 from security.tasks import CommunityTask
 from tenants.lifecycle import community_suspend
 from tenants.models import Community
+from tests.support.tokens import token_for
 
 RAN: list[dict[str, Any]] = []
 
@@ -147,11 +148,10 @@ def test_declared_queues_carry_the_quorum_and_dead_letter_arguments() -> None:
 def test_reads_never_need_rabbitmq(
     alpha: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], Any],
     settings: Any,
 ) -> None:
-    token = login("alpha.localhost", member(alpha))["access"]
+    token = token_for(member(alpha), alpha)
     settings.RABBITMQ_URL = settings.CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:1//"
     client = client_for("alpha.localhost")
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -18,8 +18,9 @@ from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
 from tests.support.audit import chained_events
-from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, bearer
 from tests.support.research import beta_participant
+from tests.support.tokens import token_for
 
 
 @pytest.mark.parametrize(
@@ -87,10 +88,9 @@ def test_nothing_of_beta_shows_in_alpha_lists(pi: APIClient, researcher: APIClie
 def test_a_beta_member_cannot_use_alpha_routes(
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
-    token = login(BETA_HOST, member(beta, "principal_investigator"))["access"]
+    token = token_for(member(beta, "principal_investigator"), beta)
     alpha_client = bearer(client_for(ALPHA_HOST), token)
     for route in ("/api/v1/studies/", "/api/v1/participants/", "/api/v1/observations/"):
         assert alpha_client.get(route).status_code == 401

@@ -23,6 +23,7 @@ from tenants.models import Community
 from tests.factories import ParticipantFactory
 from tests.support.audit import chained_events, recorded
 from tests.support.clients import BETA_HOST, MemberClient, bearer
+from tests.support.tokens import token_for
 
 CSV_HEADER = ["date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence"]
 
@@ -195,12 +196,11 @@ def test_a_participant_of_beta_is_not_found_on_alpha(
     alpha: Community,
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
     signed_in: Callable[[str], APIClient],
 ) -> None:
     theirs = ParticipantFactory.create(community=beta)
-    beta_officer = bearer(client_for(BETA_HOST), login(BETA_HOST, member(beta, "compliance_officer"))["access"])
+    beta_officer = bearer(client_for(BETA_HOST), token_for(member(beta, "compliance_officer"), beta))
     assert beta_officer.get(url(theirs)).status_code == 200
 
     response = signed_in("compliance_officer").get(url(theirs))
@@ -213,10 +213,9 @@ def test_an_alpha_participant_is_not_found_on_beta(
     history: History,
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
-    beta_officer = bearer(client_for(BETA_HOST), login(BETA_HOST, member(beta, "compliance_officer"))["access"])
+    beta_officer = bearer(client_for(BETA_HOST), token_for(member(beta, "compliance_officer"), beta))
 
     response = beta_officer.get(url(history.participant))
 

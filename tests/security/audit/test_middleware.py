@@ -25,6 +25,7 @@ from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, ParticipantFactory
 from tests.support.audit import chained_events
 from tests.support.clients import ALPHA_HOST, BETA_HOST, MemberClient, bearer
+from tests.support.tokens import token_for
 
 EVENTS = "/api/v1/audit/events/"
 TOKEN = "/api/v1/auth/token"
@@ -298,13 +299,12 @@ def test_the_audit_store_of_another_community_does_not_matter(
     signed_in: Callable[[str], tuple[APIClient, User]],
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     refuse_audit_writes()  # alpha's only
     beta_user = member(beta, "researcher")
 
-    response = bearer(client_for(BETA_HOST), login(BETA_HOST, beta_user)["access"]).get("/api/v1/me")
+    response = bearer(client_for(BETA_HOST), token_for(beta_user, beta)).get("/api/v1/me")
 
     assert response.status_code == 200
     assert response.json()["user_id"] == str(beta_user.pk)

@@ -24,6 +24,7 @@ from security.identity.signing_keys import (
 from security.models import User
 from tenants.models import Community
 from tests.support.clients import ALPHA_HOST, bearer
+from tests.support.tokens import token_for
 
 
 @pytest.fixture
@@ -40,15 +41,14 @@ def test_rotation_logs_nobody_out_and_new_tokens_use_the_new_key(
     key_dir: Path,
     alpha: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha)
-    before = login(ALPHA_HOST, user)["access"]
+    before = token_for(user, alpha)
 
     call_command("rotate_signing_key", stdout=io.StringIO())
 
-    after = login(ALPHA_HOST, user)["access"]
+    after = token_for(user, alpha)
     assert jwt.get_unverified_header(before)["kid"] != jwt.get_unverified_header(after)["kid"]
     assert bearer(client_for(ALPHA_HOST), before).get("/api/v1/me").status_code == 200
     assert bearer(client_for(ALPHA_HOST), after).get("/api/v1/me").status_code == 200

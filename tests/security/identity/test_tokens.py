@@ -29,6 +29,7 @@ from security.models import User
 from tenants.models import Community
 from tests.factories import MembershipFactory
 from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.tokens import token_for
 
 GENERIC_DETAIL = "The access token is missing, invalid, expired or revoked."
 
@@ -179,13 +180,12 @@ def test_alphas_token_on_betas_host_is_401(
     alpha: Community,
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha, "owner")
     # The same person is a member of beta too: the token still only opens alpha.
     MembershipFactory.create(user=user, community=beta, role="owner")
-    token = login(ALPHA_HOST, user)["access"]
+    token = token_for(user, alpha)
 
     assert call_me(client_for, token, ALPHA_HOST).status_code == 200
     response = call_me(client_for, token, BETA_HOST)
