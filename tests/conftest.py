@@ -2,7 +2,8 @@
 
 The test database is real PostgreSQL; communities ``alpha`` and ``beta`` (two
 schemas) are created once per session and every test runs in a transaction
-that is rolled back. Redis is real too (its own database, flushed per test).
+that is rolled back. Redis is real too (its own database, flushed before every
+test that uses the database or asks for ``clean_redis``); pure tests need neither.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from django.test.utils import setup_databases
@@ -60,16 +62,38 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
 
 
+# A test that asks for one of these uses the database, so Redis and the key file too.
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_setup", "django_db_reset_sequences", "django_db_serialized_rollback"}
+)
+
+
+@pytest.fixture
+def clean_redis() -> redis.Redis:
+    """The test Redis database, emptied: for a test that uses Redis and not the database (those get it anyway)."""
+    client = get_redis()
+    client.flushdb()
+    return client
+
+
 @pytest.fixture(autouse=True)
-def _clean_state() -> Iterator[None]:
-    """Each test starts with an empty Redis database, the public schema and a fresh keyring cache."""
-    get_redis().flushdb()
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with the public schema and empty in-process caches (keyring, data keys, published keys).
+
+    A test that uses the database also starts with an empty Redis database, and gets
+    the local key provider's file back as it was. A pure test touches neither, so it
+    runs without Redis; one that uses Redis alone asks for ``clean_redis``.
+    """
+    marked = request.node.get_closest_marker("django_db") is not None
+    uses_database = marked or bool(DATABASE_FIXTURES & set(request.fixturenames))
+    if uses_database:
+        request.getfixturevalue("clean_redis")
     reset_keyring_cache()
     data_key_cache.purge()
     published_keys.clear()
     # The local key provider's file is not rolled back with the database: restore it by hand.
     key_file = Path(settings.LOCAL_KEY_FILE)
-    saved_keys = key_file.read_bytes() if key_file.exists() else None
+    saved_keys = key_file.read_bytes() if uses_database and key_file.exists() else None
     yield
     use_public_schema()
     reset_keyring_cache()

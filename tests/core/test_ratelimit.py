@@ -5,7 +5,12 @@ How the edge applies it (per address, per user, the headers) is in ``tests/gatew
 
 from __future__ import annotations
 
+import pytest
+
 from core.ratelimit import check
+
+# The limiter keeps its buckets in Redis (no database): each test starts from an empty one.
+pytestmark = pytest.mark.usefixtures("clean_redis")
 
 
 def test_the_default_limit_is_100_a_minute_with_bursts_of_200() -> None:

@@ -9,6 +9,9 @@ from core.errors import TooManyRequests
 from core.redis import get_redis
 from security.identity.throttle import reserve_login_attempt
 
+# The counters live in Redis (no database): each test starts from an empty one.
+pytestmark = pytest.mark.usefixtures("clean_redis")
+
 
 @override_settings(LOGIN_MAX_FAILURES_PER_ACCOUNT=3)
 def test_attempts_still_in_flight_count_against_the_limit() -> None:
