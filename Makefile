@@ -101,9 +101,9 @@ policy-review: $(INSTALLED) ## Rego tests with rule coverage, then the decisions
 	@echo "Markdown for the pull request: policy-diff.md"
 
 bench: $(INSTALLED) services ## Measure token, policy, request and audit figures (prints them)
-	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench
-	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench_audit
-	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m tests.bench_research
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.identity
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml

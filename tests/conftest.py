@@ -2,7 +2,8 @@
 
 The test database is real PostgreSQL; communities ``alpha`` and ``beta`` (two
 schemas) are created once per session and every test runs in a transaction
-that is rolled back. Redis is real too (its own database, flushed per test).
+that is rolled back. Redis is real too (its own database, flushed before every
+test that uses the database or asks for ``clean_redis``); pure tests need neither.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 from django.test.utils import setup_databases
@@ -31,14 +33,12 @@ from security.models import User
 from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
+from tests.support.clients import ALPHA_HOST, BETA_HOST, COMMUNITIES, MemberClient, bearer, client_on
+from tests.support.tokens import MFA_AMR, PASSWORD_AMR, token_for
 from vault.keys import cache as data_key_cache
 from vault.keys import community_keys_create
 from vault.models import DataKey
 from vault.providers import get_provider
-
-COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
-ALPHA_HOST = "alpha.localhost"
-BETA_HOST = "beta.localhost"
 
 
 @pytest.fixture(scope="session")
@@ -62,16 +62,38 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
 
 
+# A test that asks for one of these uses the database, so Redis and the key file too.
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_setup", "django_db_reset_sequences", "django_db_serialized_rollback"}
+)
+
+
+@pytest.fixture
+def clean_redis() -> redis.Redis:
+    """The test Redis database, emptied: for a test that uses Redis and not the database (those get it anyway)."""
+    client = get_redis()
+    client.flushdb()
+    return client
+
+
 @pytest.fixture(autouse=True)
-def _clean_state() -> Iterator[None]:
-    """Each test starts with an empty Redis database, the public schema and a fresh keyring cache."""
-    get_redis().flushdb()
+def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with the public schema and empty in-process caches (keyring, data keys, published keys).
+
+    A test that uses the database also starts with an empty Redis database, and gets
+    the local key provider's file back as it was. A pure test touches neither, so it
+    runs without Redis; one that uses Redis alone asks for ``clean_redis``.
+    """
+    marked = request.node.get_closest_marker("django_db") is not None
+    uses_database = marked or bool(DATABASE_FIXTURES & set(request.fixturenames))
+    if uses_database:
+        request.getfixturevalue("clean_redis")
     reset_keyring_cache()
     data_key_cache.purge()
     published_keys.clear()
     # The local key provider's file is not rolled back with the database: restore it by hand.
     key_file = Path(settings.LOCAL_KEY_FILE)
-    saved_keys = key_file.read_bytes() if key_file.exists() else None
+    saved_keys = key_file.read_bytes() if uses_database and key_file.exists() else None
     yield
     use_public_schema()
     reset_keyring_cache()
@@ -97,10 +119,7 @@ def beta(db: None) -> Community:
 def client_for() -> Callable[[str], APIClient]:
     """An API client that sends requests to the given host."""
 
-    def make(host: str) -> APIClient:
-        return APIClient(HTTP_HOST=host, REMOTE_ADDR="203.0.113.10")
-
-    return make
+    return client_on
 
 
 @pytest.fixture
@@ -117,7 +136,11 @@ def member(db: None) -> Callable[..., User]:
 
 @pytest.fixture
 def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any]]:
-    """Sign in on a host and return the token response body (asserting 200)."""
+    """Sign in over HTTP on a host and return the token response body (asserting 200).
+
+    For tests whose subject is the sign-in (or what only a sign-in leaves: its audit
+    event, a refresh token); any other test takes a token from ``token_for``.
+    """
 
     def sign_in(host: str, user: User, password: str = DEFAULT_PASSWORD, **extra: str) -> dict[str, Any]:
         response = client_for(host).post(
@@ -130,39 +153,25 @@ def login(client_for: Callable[[str], APIClient]) -> Callable[..., dict[str, Any
     return sign_in
 
 
-MemberClient = Callable[..., tuple[APIClient, User]]
-
-
 @pytest.fixture
-def member_client(
-    alpha: Community,
-    beta: Community,
-    member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
-    client_for: Callable[[str], APIClient],
-) -> MemberClient:
-    """A new member with ``role`` signed in on alpha (or ``on_beta``), with TOTP too when ``second_factor``."""
+def member_client(alpha: Community, beta: Community, member: Callable[..., User]) -> MemberClient:
+    """A new member with ``role`` of alpha (or ``on_beta``) and a token, with TOTP enrolled too when ``second_factor``.
+
+    The token comes from :func:`~tests.support.tokens.token_for` (a real session, no HTTP
+    sign-in); with ``second_factor`` its ``amr`` says the second factor was used, as a
+    sign-in with a TOTP code would have said.
+    """
 
     def make(role: str, *, second_factor: bool = False, on_beta: bool = False) -> tuple[APIClient, User]:
         community, host = (beta, BETA_HOST) if on_beta else (alpha, ALPHA_HOST)
         user = member(community, role)
-        extra: dict[str, str] = {}
         if second_factor:
             seed = parse_qs(urlsplit(totp_enrollment_begin(user=user).provisioning_uri).query)["secret"][0]
             totp_enrollment_confirm(user=user, code=pyotp.TOTP(seed).at(time.time() - 30))
-            extra["otp"] = pyotp.TOTP(seed).now()
-        return bearer(client_for(host), login(host, user, **extra)["access"]), user
+        token = token_for(user, community, amr=MFA_AMR if second_factor else PASSWORD_AMR)
+        return bearer(client_on(host), token), user
 
     return make
-
-
-def bearer(client: APIClient, token: str) -> APIClient:
-    """Attach a bearer token to a client."""
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
-
-
-__all__ = ["ALPHA_HOST", "BETA_HOST", "bearer"]
 
 
 @pytest.fixture

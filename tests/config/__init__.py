@@ -1,0 +1,1 @@
+"""Tests of config/: the settings a deployment starts with."""

@@ -34,6 +34,11 @@ from tests.doubles.server import serving
 
 REPOSITORY_POLICY = Path(__file__).resolve().parents[2] / "policy" / "rego"
 BUNDLE_REVISION = "double-rev-1"
+# Deadlines for an engine asking the double. A test about the answer gives it seconds, which
+# no loaded machine misses; a test about the deadline gives it less than the slow modes'
+# delay (OpaState.delay_seconds), so the engine must give up.
+ANSWER_DEADLINE_SECONDS = 5.0
+DEADLINE_SECONDS = 0.3
 
 
 @dataclass

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.tokens import token_for
 
 
 def test_the_openapi_schema_lists_the_api(db: None, client_for: Callable[[str], APIClient]) -> None:
@@ -96,10 +97,9 @@ def test_an_alpha_token_opens_no_route_on_beta(
     alpha: Community,
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
-    token = login(ALPHA_HOST, member(alpha, "owner"))["access"]
+    token = token_for(member(alpha, "owner"), alpha)
 
     path = route.replace("<uuid:pk>", str(uuid.uuid4())).replace("<uuid:consent_id>", str(uuid.uuid4()))
 

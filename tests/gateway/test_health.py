@@ -9,7 +9,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from tests.conftest import ALPHA_HOST
+from tests.support.clients import ALPHA_HOST
 
 
 @pytest.mark.parametrize("host", ["localhost", ALPHA_HOST])

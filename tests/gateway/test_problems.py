@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 
 from gateway.problems import _field_errors
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST
 from tests.gateway.crash_urls import SECRET_IN_MESSAGE
+from tests.support.clients import ALPHA_HOST
 
 
 def assert_problem(response: object, status: int, code: str) -> dict[str, object]:

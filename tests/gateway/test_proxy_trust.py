@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from gateway.proxy import sign
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST
+from tests.support.clients import ALPHA_HOST
 
 SECRET = "s" * 48
 KONG = "10.20.0.5"

@@ -1,0 +1,1 @@
+"""Tests of policy/: the engines, enforcement, obligations, routes and the review tooling."""

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -17,8 +16,9 @@ from rest_framework.test import APIClient
 
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, BETA_HOST, bearer
 from tests.doubles.opa import REPOSITORY_POLICY
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.tokens import token_for
 
 SAMPLE_CORPUS = REPOSITORY_POLICY.parent / "corpus" / "sample.jsonl"
 
@@ -161,14 +161,13 @@ def test_policy_record_exports_this_communitys_inputs_without_phi(
     alpha: Community,
     beta: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
     tmp_path: Path,
 ) -> None:
     alpha_user = member(alpha, "researcher")
     beta_user = member(beta, "auditor")
-    bearer(client_for(ALPHA_HOST), login(ALPHA_HOST, alpha_user)["access"]).get("/api/v1/me")
-    bearer(client_for(BETA_HOST), login(BETA_HOST, beta_user)["access"]).get("/api/v1/me")
+    bearer(client_for(ALPHA_HOST), token_for(alpha_user, alpha)).get("/api/v1/me")
+    bearer(client_for(BETA_HOST), token_for(beta_user, beta)).get("/api/v1/me")
     out = tmp_path / "alpha.jsonl"
 
     message = run("policy_record", "--community", "alpha", "--out", str(out))

@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 from security.audit.sequencer import audit_chain
 from security.models import User
 from tenants.models import Community
-from tests.conftest import ALPHA_HOST, bearer
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
+from tests.support.clients import ALPHA_HOST, bearer
 
 ALPHA_TABLES = (
     "observations_observation",

@@ -1,1 +1,1 @@
-"""Helpers the tests share (clients, hosts, tokens, reference implementations); fixtures stay in conftest."""
+"""Helpers the tests share (hosts, clients, tokens, audit, exports, a reference canonical JSON); no fixtures."""

@@ -1,0 +1,1 @@
+"""Tests of tenants/: the community lifecycle, hosts and schema isolation."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -16,7 +15,8 @@ from rest_framework.test import APIClient
 from security.models import User
 from tenants.lifecycle import community_create, community_resume, community_suspend
 from tenants.models import Community, Domain
-from tests.conftest import ALPHA_HOST, bearer
+from tests.support.clients import ALPHA_HOST, bearer
+from tests.support.tokens import token_for
 
 
 def run(*args: str) -> str:
@@ -135,11 +135,10 @@ def test_list_communities_shows_slug_status_and_domain(alpha: Community, beta: C
 def test_a_suspended_community_refuses_every_api_request_until_resumed(
     alpha: Community,
     member: Callable[..., User],
-    login: Callable[..., dict[str, Any]],
     client_for: Callable[[str], APIClient],
 ) -> None:
     user = member(alpha, "owner")
-    token = login(ALPHA_HOST, user)["access"]
+    token = token_for(user, alpha)
 
     assert run("suspend_community", "--slug", "alpha").strip() == "community alpha is suspended"
 

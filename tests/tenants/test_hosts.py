@@ -16,7 +16,7 @@ from core.redis import get_redis
 from tenants.hosts import community_for_host
 from tenants.lifecycle import community_suspend
 from tenants.models import Community, Domain
-from tests.conftest import ALPHA_HOST, BETA_HOST
+from tests.support.clients import ALPHA_HOST, BETA_HOST
 
 GENERATION = "communities:generation:hosts"
 

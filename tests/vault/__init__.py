@@ -1,0 +1,1 @@
+"""Tests of vault/: key providers, encrypted fields, rotation, offboarding and signing."""

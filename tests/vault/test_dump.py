@@ -20,7 +20,7 @@ from vault.providers import get_provider
 
 
 @pytest.fixture
-def committed_community(django_db_blocker: Any) -> Iterator[str]:
+def committed_community(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A community whose rows are committed, so that pg_dump (another connection) sees them."""
     with django_db_blocker.unblock():
         community_create(slug="dumpcheck", name="Dump check", domain="dumpcheck.localhost")

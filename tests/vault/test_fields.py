@@ -16,6 +16,7 @@ from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
 from tests.doubles.vault import VaultState
+from tests.factories import ParticipantFactory
 from vault.errors import CiphertextIntegrityError, KeyServiceUnavailable, PlaintextRefused
 from vault.fields import blind_index_filter
 from vault.keys import cache, community_keys_create
@@ -41,8 +42,8 @@ pytestmark = pytest.mark.usefixtures("key_provider")
 
 
 def enrol(**overrides: Any) -> Participant:
-    study, _ = Study.objects.get_or_create(protocol_number="P-1", defaults={"title": "Sleep"})
-    return Participant.objects.create(study=study, **{**PHI, **overrides})
+    """A participant with :data:`PHI` (or what ``overrides`` change), in a study of their own, in the current schema."""
+    return ParticipantFactory.create(**{**PHI, **overrides})
 
 
 def raw_row(participant_id: Any) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from django_tenants.utils import schema_context, schema_exists
 
 from config.celery import app as celery_app
 from services.participants.models import Participant
-from services.studies.models import Study
 from tenants.lifecycle import communities_purge_offboarded, community_create
 from tenants.models import Community, CommunityStatus
+from tests.factories import ParticipantFactory, StudyFactory
 from vault import rotation
 from vault.errors import KeyDestroyed
 from vault.fields import blind_index_filter
@@ -32,9 +32,10 @@ pytestmark = pytest.mark.usefixtures("key_provider")
 
 
 def enrol(count: int) -> list[Any]:
-    study, _ = Study.objects.get_or_create(protocol_number="R-1", defaults={"title": "Rotation"})
+    """The ids of ``count`` new participants of one new study, named and numbered in order, in the current schema."""
+    study = StudyFactory.create(title="Rotation")
     return [
-        Participant.objects.create(
+        ParticipantFactory.create(
             study=study, given_name=f"Name {n}", mrn=f"MRN-{n:04d}", date_of_birth=datetime.date(1970, 1, 1 + n % 28)
         ).pk
         for n in range(count)

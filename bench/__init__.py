@@ -1,0 +1,1 @@
+"""Benchmarks that ``make bench`` runs as ``python -m bench.<name>``: they print figures and assert nothing."""

@@ -1,0 +1,1 @@
+"""Tests of core/, the kernel: canonical JSON and the rate limiter."""

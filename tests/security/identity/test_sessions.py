@@ -1,0 +1,141 @@
+"""Refresh-token rotation, reuse detection and logout."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from security.models import AuthSession, RefreshToken, User
+from tenants.models import Community
+from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
+
+REFRESH_URL = "/api/v1/auth/refresh"
+
+
+@pytest.fixture
+def session(alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return login(ALPHA_HOST, member(alpha, "coordinator"))
+
+
+def refresh(client: APIClient, token: str) -> Any:
+    return client.post(REFRESH_URL, {"refresh": token}, format="json")
+
+
+def test_a_refresh_token_rotates_on_every_use(session: dict[str, Any], client_for: Callable[[str], APIClient]) -> None:
+    response = refresh(client_for(ALPHA_HOST), session["refresh"])
+
+    assert response.status_code == 200
+    renewed = response.json()
+    assert renewed["refresh"] != session["refresh"]
+    assert renewed["access"] != session["access"]
+    assert bearer(client_for(ALPHA_HOST), renewed["access"]).get("/api/v1/me").status_code == 200
+    first, second = RefreshToken.objects.order_by("created_at")
+    assert first.used_at is not None
+    assert second.parent_id == first.pk
+    assert second.session_id == first.session_id
+    assert second.used_at is None
+
+
+def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(
+    session: dict[str, Any], client_for: Callable[[str], APIClient]
+) -> None:
+    client = client_for(ALPHA_HOST)
+    renewed = refresh(client, session["refresh"]).json()
+
+    reuse = refresh(client, session["refresh"])
+
+    assert reuse.status_code == 401
+    assert reuse.json()["code"] == "invalid_token"
+    # The thief's and the owner's newer tokens die with it.
+    assert refresh(client, renewed["refresh"]).status_code == 401
+    assert bearer(client_for(ALPHA_HOST), renewed["access"]).get("/api/v1/me").status_code == 401
+    assert bearer(client_for(ALPHA_HOST), session["access"]).get("/api/v1/me").status_code == 401
+    assert AuthSession.objects.get().revoked_at is not None
+
+
+def test_a_refresh_token_does_not_work_on_another_communitys_host(
+    session: dict[str, Any], client_for: Callable[[str], APIClient], beta: Community
+) -> None:
+    assert refresh(client_for(BETA_HOST), session["refresh"]).status_code == 401
+    # ...and that attempt did not burn it.
+    assert refresh(client_for(ALPHA_HOST), session["refresh"]).status_code == 200
+
+
+def test_an_unknown_refresh_token_is_401(alpha: Community, client_for: Callable[[str], APIClient]) -> None:
+    assert refresh(client_for(ALPHA_HOST), "rt1.made-up").status_code == 401
+
+
+def test_a_refresh_token_expires_after_seven_days(
+    session: dict[str, Any], client_for: Callable[[str], APIClient]
+) -> None:
+    assert settings.REFRESH_TOKEN_TTL_SECONDS == 7 * 24 * 3600
+    with time_machine.travel(time.time() + settings.REFRESH_TOKEN_TTL_SECONDS + 1):
+        assert refresh(client_for(ALPHA_HOST), session["refresh"]).status_code == 401
+
+
+def test_refresh_stops_when_the_membership_ends(
+    session: dict[str, Any], client_for: Callable[[str], APIClient]
+) -> None:
+    AuthSession.objects.get().user.memberships.all().delete()
+
+    assert refresh(client_for(ALPHA_HOST), session["refresh"]).status_code == 401
+
+
+def test_logout_revokes_the_access_token_and_the_session_now(
+    session: dict[str, Any], client_for: Callable[[str], APIClient]
+) -> None:
+    client = bearer(client_for(ALPHA_HOST), session["access"])
+
+    assert client.post("/api/v1/auth/logout").status_code == 204
+
+    assert client.get("/api/v1/me").status_code == 401
+    assert refresh(client_for(ALPHA_HOST), session["refresh"]).status_code == 401
+
+
+def test_logout_leaves_other_sessions_alone(
+    alpha: Community,
+    member: Callable[..., User],
+    login: Callable[..., dict[str, Any]],
+    client_for: Callable[[str], APIClient],
+) -> None:
+    user = member(alpha)
+    laptop, phone = login(ALPHA_HOST, user), login(ALPHA_HOST, user)
+
+    bearer(client_for(ALPHA_HOST), laptop["access"]).post("/api/v1/auth/logout")
+
+    assert bearer(client_for(ALPHA_HOST), phone["access"]).get("/api/v1/me").status_code == 200
+
+
+def test_a_refresh_token_of_a_revoked_session_is_refused_however_it_came_to_exist(
+    session: dict[str, Any], client_for: Callable[[str], APIClient]
+) -> None:
+    # The outcome of the race a session lock prevents: a child issued while the
+    # session was being revoked. The session row, not the token row, decides.
+    bearer(client_for(ALPHA_HOST), session["access"]).post("/api/v1/auth/logout")
+    straggler = "rt1.issued-during-logout"
+    RefreshToken.objects.create(
+        session=AuthSession.objects.get(),
+        token_hash=hashlib.sha256(straggler.encode()).hexdigest(),
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+
+    assert refresh(client_for(ALPHA_HOST), straggler).status_code == 401
+
+
+def test_each_sign_in_is_its_own_session(
+    alpha: Community, member: Callable[..., User], login: Callable[..., dict[str, Any]]
+) -> None:
+    user = member(alpha)
+    login(ALPHA_HOST, user)
+    login(ALPHA_HOST, user)
+
+    assert AuthSession.objects.filter(user=user, community=alpha, revoked_at__isnull=True).count() == 2
