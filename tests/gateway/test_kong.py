@@ -53,6 +53,7 @@ def test_a_new_api_route_without_a_kong_route_is_caught() -> None:
     config = yaml.safe_load(COMMITTED.read_text())
 
     assert missing_kong_routes(config, "tests.policy.probe_urls") == [
+        "api/v1/probe/untyped",
         "api/v1/probe/participants/<uuid:pk>",
         "api/v1/probe/participants",
         "api/v1/probe/keys/rotate",
