@@ -83,7 +83,7 @@ def _bind_loaded_rows(model: type[models.Model]) -> None:
     """
     if getattr(model, "_vault_bound", False):
         return
-    original_from_db = model.from_db.__func__  # type: ignore[attr-defined]
+    original_from_db = model.from_db.__func__  # type: ignore[attr-defined]  # a classmethod's function
     original_getstate = model.__getstate__
 
     def from_db(cls: Any, db: Any, field_names: Any, values: Any) -> Any:
@@ -106,9 +106,9 @@ def _bind_loaded_rows(model: type[models.Model]) -> None:
                 raise PlaintextRefused(f"an unsaved change to {field.name} cannot be pickled")
         return state
 
-    model.from_db = classmethod(from_db)  # type: ignore[method-assign,assignment]
-    model.__getstate__ = getstate  # type: ignore[method-assign]
-    model._vault_bound = True  # type: ignore[attr-defined]
+    model.from_db = classmethod(from_db)  # type: ignore[method-assign,assignment]  # patched once per model
+    model.__getstate__ = getstate  # type: ignore[method-assign]  # pickles without plaintext
+    model._vault_bound = True  # type: ignore[attr-defined]  # our marker on the class
 
 
 class EncryptedField(models.Field[Any, Any]):
@@ -252,7 +252,7 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
 }
 
 
-class BlindIndexField(models.CharField):  # type: ignore[type-arg]
+class BlindIndexField(models.CharField):  # type: ignore[type-arg]  # django-stubs' generic field
     """HMAC-SHA256 (truncated) of another field's normalised value under the community's index key.
 
     Stored as ``<index key version>:<hex>``; a search tries every live index key
