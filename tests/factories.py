@@ -6,6 +6,12 @@ thing in two communities" costs one line each::
 
     study = StudyFactory.create(community=alpha)
     participant = ParticipantFactory.create(community=beta)   # with a study of beta's own
+
+Rows the service writes only along its own guarded paths have no factory on
+purpose: audit events, staged events and checkpoints (append-only, written by
+``security.audit.staging`` and the sequencer), decision records (the policy's
+enforcement) and data keys (``vault.keys``). A test makes those the way the
+service does.
 """
 
 from __future__ import annotations
@@ -22,14 +28,18 @@ from factory.declarations import LazyFunction, SubFactory
 from factory.django import DjangoModelFactory, Password
 from factory.faker import Faker
 
+from core.exports import ExportStatus
+from security.audit.models import AuditExport, ExportFormat
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.models import Scope as GrantScope
 from security.models import Membership, User
 from security.roles import Role
 from services.consents.models import Consent, Scope
+from services.exports.models import DeidentifiedExport
+from services.exports.models import ExportFormat as DatasetFormat
 from services.observations.models import Observation
 from services.participants.models import Participant
-from services.studies.models import Study
+from services.studies.models import Study, StudyTeamMember
 from tenants.models import Community
 
 DEFAULT_PASSWORD = "correct horse battery staple 42"
@@ -78,6 +88,15 @@ class StudyFactory(TenantFactory[Study]):
 
     title = "Sleep and memory"
     protocol_number = LazyFunction(lambda: f"P-{uuid.uuid4().hex[:10].upper()}")
+
+
+class StudyTeamMemberFactory(TenantFactory[StudyTeamMember]):
+    """A member on a new study's team; pass ``user_id`` (a member of the same community)."""
+
+    class Meta:
+        model = StudyTeamMember
+
+    study = SubFactory(StudyFactory)
 
 
 class ParticipantFactory(TenantFactory[Participant]):
@@ -134,3 +153,26 @@ class BreakGlassGrantFactory(TenantFactory[BreakGlassGrant]):
     scope = GrantScope.PARTICIPANT
     reason = "Emergency: the participant was admitted unconscious."
     expires_at = LazyFunction(lambda: timezone.now() + datetime.timedelta(hours=1))
+
+
+class DeidentifiedExportFactory(TenantFactory[DeidentifiedExport]):
+    """A pending de-identified export of a new study, as a request leaves it; pass ``requested_by``."""
+
+    class Meta:
+        model = DeidentifiedExport
+
+    study = SubFactory(StudyFactory)
+    format = DatasetFormat.CSV
+    status = ExportStatus.PENDING
+
+
+class AuditExportFactory(TenantFactory[AuditExport]):
+    """A pending audit export of the last day, as a request leaves it; pass ``requested_by``."""
+
+    class Meta:
+        model = AuditExport
+
+    format = ExportFormat.JSONL
+    since = LazyFunction(lambda: timezone.now() - datetime.timedelta(days=1))
+    until = LazyFunction(timezone.now)
+    status = ExportStatus.PENDING
