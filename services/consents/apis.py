@@ -115,5 +115,6 @@ class ConsentWithdrawApi(_ParticipantScoped):
         if not isinstance(request.data, dict):
             raise BadRequest("Send a JSON object (it may be empty).", code=RecordErrorCode.INVALID_BODY)
         WithdrawInput(data=request.data).is_valid(raise_exception=True)
-        consent = access_consent(participant=self.resource, consent_id=consent_id, action="consent.withdraw")
+        action = str(self.policy_action(request))
+        consent = access_consent(participant=self.resource, consent_id=consent_id, action=action)
         return Response(ConsentSerializer(consent_withdraw(consent=consent)).data)
