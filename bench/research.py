@@ -27,6 +27,7 @@ in-process every few requests, outside the timed ones, so they never pile up.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import functools
 import json
@@ -119,25 +120,17 @@ LIMITS_OUT_OF_REACH = {
 # --- the bare path ----------------------------------------------------------------------
 
 
-class BareParticipantSerializer(serializers.Serializer[Any]):
-    """The secured serializer's fields, decrypted, without redaction (and without the consent scopes)."""
+def _bare_fields() -> dict[str, Any]:
+    """The secured serializer's own fields (fresh copies), but the consent scopes."""
+    declared = ParticipantSerializer._declared_fields
+    return {name: copy.deepcopy(field) for name, field in declared.items() if name != "consent_scopes"}
 
-    id = serializers.UUIDField(read_only=True)
-    study = serializers.UUIDField(source="study_id", read_only=True)
-    pseudonym = serializers.CharField(read_only=True)
-    given_name = serializers.CharField(read_only=True)
-    family_name = serializers.CharField(read_only=True)
-    date_of_birth = serializers.DateField(read_only=True)
-    sex = serializers.CharField(read_only=True)
-    mrn = serializers.CharField(read_only=True)
-    email = serializers.CharField(read_only=True)
-    phone = serializers.CharField(read_only=True)
-    street_address = serializers.CharField(read_only=True)
-    city = serializers.CharField(read_only=True)
-    state = serializers.CharField(read_only=True)
-    postal_code = serializers.CharField(read_only=True)
-    created_at = serializers.DateTimeField(read_only=True)
-    updated_at = serializers.DateTimeField(read_only=True)
+
+# The secured serializer's fields, decrypted, without redaction (and without the consent scopes): built
+# from the secured one, so the two pages serialize the same fields whatever the secured one grows.
+BareParticipantSerializer: type[serializers.Serializer[Any]] = type(
+    "BareParticipantSerializer", (serializers.Serializer,), _bare_fields()
+)
 
 
 class BareParticipantListApi(APIView):
