@@ -24,7 +24,7 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.db import connection, connections
+from django.db import connections
 from django_tenants.utils import schema_context
 from pytest_django import Settings
 
@@ -33,23 +33,11 @@ from security.audit.tasks import chain_schema, checkpoint_schema
 from security.models import User
 from security.roles import Role
 from services.exports.tasks import deidentified_export_task
+from tests.support.commits import empty_community_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "demo.sh"
 DEMO_EMAILS = [f"{role}@{slug}.example" for slug in ("alpha", "beta") for role in Role.values]
-# Everything the walkthrough writes in alpha's schema (the audit tables refuse DELETE unless their guard is off).
-ALPHA_TABLES = (
-    "exports_deidentifiedexport",
-    "observations_observation",
-    "consents_consent",
-    "participants_participant",
-    "studies_studyteammember",
-    "studies_study",
-    "audit_auditevent",
-    "audit_pendingevent",
-    "audit_checkpoint",
-    "policy_decisionrecord",
-)
 
 
 class QuietRequestHandler(WSGIRequestHandler):
@@ -60,11 +48,7 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 
 def clear_alpha_and_demo_users() -> None:
-    with schema_context("alpha"), connection.cursor() as cursor:
-        for table in ALPHA_TABLES:
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # test-only, constant names
-            cursor.execute(f"DELETE FROM {table}")  # noqa: S608
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    empty_community_tables("alpha")
     User.objects.filter(email__in=DEMO_EMAILS).delete()
 
 

@@ -21,18 +21,8 @@ from security.models import User
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 from tests.support.clients import ALPHA_HOST, bearer
+from tests.support.commits import empty_community_tables
 
-ALPHA_TABLES = (
-    "observations_observation",
-    "consents_consent",
-    "participants_participant",
-    "studies_studyteammember",
-    "studies_study",
-    "audit_auditevent",
-    "audit_pendingevent",
-    "audit_checkpoint",
-    "policy_decisionrecord",
-)
 PHI = {
     "given_name": "Wilhelmina",
     "family_name": "Quartermaine",
@@ -56,11 +46,7 @@ def committed(django_db_setup: None, django_db_blocker: Any) -> Iterator[list[Us
         try:
             yield users
         finally:
-            with schema_context("alpha"), connection.cursor() as cursor:
-                for table in ALPHA_TABLES:
-                    cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # test-only, constant names
-                    cursor.execute(f"DELETE FROM {table}")  # noqa: S608
-                    cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+            empty_community_tables("alpha")
             User.objects.filter(pk__in=[user.pk for user in users]).delete()
 
 
