@@ -75,6 +75,8 @@ def decision_of(request: HttpRequest | Request) -> Decision:
     return decision
 
 
-def defer_decision_records(request: HttpRequest) -> None:
-    """Ask the permission to leave its decision record to the caller (the audit middleware sends it)."""
-    policy_context(request).records_deferred = True
+def defer_decision_records(request: HttpRequest) -> PolicyContext:
+    """Ask the permission to leave its decision record to the caller; the context it will fill is returned."""
+    context = policy_context(request)
+    context.records_deferred = True
+    return context

@@ -24,7 +24,7 @@ from django.http import HttpRequest, HttpResponse
 
 from core.http import client_ip, edge_of
 from core.problems import problem_response
-from policy.context import defer_decision_records, policy_context
+from policy.context import PolicyContext, defer_decision_records
 from security.audit.context import RequestAudit, request_audit
 from security.audit.errors import AuditErrorCode
 from security.audit.staging import audit_append
@@ -43,9 +43,8 @@ def _request_fields(request: HttpRequest, response: HttpResponse) -> dict[str, A
     }
 
 
-def _decision_fields(request: HttpRequest, note: RequestAudit) -> dict[str, Any] | None:
-    context = policy_context(request)
-    document, decision = context.document, context.decision
+def _decision_fields(policy: PolicyContext, note: RequestAudit) -> dict[str, Any] | None:
+    document, decision = policy.document, policy.decision
     if document is None or decision is None:
         return None
     resource = document["resource"]
@@ -70,7 +69,9 @@ def _problem_code(response: HttpResponse) -> str:
     return str(data.get("code", "")) if isinstance(data, dict) else ""
 
 
-def _other_fields(request: HttpRequest, response: HttpResponse, note: RequestAudit) -> dict[str, Any] | None:
+def _other_fields(
+    request: HttpRequest, response: HttpResponse, note: RequestAudit, policy: PolicyContext
+) -> dict[str, Any] | None:
     denied = response.status_code in DENIED_STATUSES
     if not note.action and not denied:
         return None
@@ -79,7 +80,7 @@ def _other_fields(request: HttpRequest, response: HttpResponse, note: RequestAud
     return {
         "actor_id": note.actor_id,
         "actor_roles": note.actor_roles,
-        "action": note.action or policy_context(request).action or "request",
+        "action": note.action or policy.action or "request",
         "resource_type": note.resource_type or ("route" if match else ""),
         "resource_id": note.resource_id or (match.view_name if match else ""),
         "outcome": "deny" if response.status_code >= 400 else "allow",  # noqa: PLR2004 - HTTP status
@@ -99,17 +100,16 @@ class AuditMiddleware:
         if community_of(request) is None:
             return self.get_response(request)
         # The policy permission leaves its decision record to us: it goes out with the event.
-        defer_decision_records(request)
+        policy = defer_decision_records(request)
         try:
             with request_audit() as note, transaction.atomic():
                 response = self.get_response(request)
                 if response.status_code >= 500:  # noqa: PLR2004 - HTTP status
                     transaction.set_rollback(True)
                     return response
-                fields = _decision_fields(request, note) or _other_fields(request, response, note)
-                if fields is not None:
-                    record = policy_context(request).record  # the decision's, left to us
-                    audit_append(**fields, **_request_fields(request, response), together_with=record)
+                fields = _decision_fields(policy, note) or _other_fields(request, response, note, policy)
+                if fields is not None:  # the decision's record, left to us, goes out with the event
+                    audit_append(**fields, **_request_fields(request, response), together_with=policy.record)
         except DatabaseError as error:
             logger.error("the audit event could not be written (%s); the response was withheld", type(error).__name__)
             return problem_response(

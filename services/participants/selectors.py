@@ -69,6 +69,10 @@ def consented(queryset: QuerySet[M], scope: Any, *, participant_field: str = "pk
     return queryset.filter(**{f"{column}__contains": [str(scope)]})
 
 
+# The row conditions a participant list understands (any other fails closed).
+CONDITIONS: Mapping[str, Any] = {"consent_scope": consented}
+
+
 def policy_attributes(participant: Participant) -> dict[str, Any]:
     """What the policy may know of a participant: ids and the scopes consented to (no PHI)."""
     return {
@@ -108,6 +112,3 @@ def access_participant(*, participant_id: uuid.UUID | Any, action: str, for_upda
     """
     rows = select_for_update(Participant) if for_update else Participant.objects.all()
     return access_one(rows, participant_id, action=action, resource_type="participant", what="participant")
-
-
-CONDITIONS: Mapping[str, Any] = {"consent_scope": consented}
