@@ -25,7 +25,7 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	AWS_S3_BUCKET=gateway-exports TRUSTED_PROXIES=10.20.0.0/24 PROXY_SHARED_SECRET=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 
 .PHONY: help setup-dev services run test coverage-report lint lint-imports format type-check migrations-check \
-	quality-check security-scan security-audit lock policy-review bench clean
+	attack-suite quality-check security-scan security-audit lock policy-review bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ run: setup-dev ## Serve the API on 127.0.0.1:8000 (and a Celery worker) with dem
 test: $(INSTALLED) services ## Run the test suite with coverage (real PostgreSQL, Redis, RabbitMQ)
 	@rc=0; $(BIN)/pytest --cov --cov-report=term --no-cov-on-fail $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+attack-suite: $(INSTALLED) services ## Only the standing attack suite (tests/attacks): one test per security finding
+	@rc=0; $(BIN)/pytest -m attack $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: the attack suite collected no tests" >&2; exit 1; fi; exit $$rc
 
 coverage-report: $(INSTALLED) ## Coverage of the last test run (terminal and htmlcov/)
 	@test -f .coverage || $(MAKE) test
