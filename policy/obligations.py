@@ -61,6 +61,7 @@ class RedactingSerializerMixin(serializers.Serializer[Any]):
     """
 
     _hidden_fields: frozenset[str] | None = None
+    _redact: frozenset[str] | None = None
 
     def to_representation(self, instance: Any) -> Any:
         """Serialise the fields the decision leaves visible; the others are ``None``."""
@@ -80,13 +81,24 @@ class RedactingSerializerMixin(serializers.Serializer[Any]):
             data[name] = None if attribute is None else field.to_representation(attribute)
         return data
 
+    def withheld(self, name: str) -> bool:
+        """Whether the redaction names ``name``: a field, or a part of one (``value_text`` of ``value``)."""
+        return bool({name, REDACT_ALL} & self._redaction())
+
+    def _redaction(self) -> frozenset[str]:
+        """The decision's redaction obligation, read once per serializer."""
+        redact = self._redact
+        if redact is None:
+            decision = decision_in(self.context.get("request"))
+            if decision is None:
+                raise serializers.ValidationError("no policy decision for this response")  # fail closed
+            redact = self._redact = frozenset(decision.obligations.redact)
+        return redact
+
     def _hidden(self) -> frozenset[str]:
         """The fields to blank, worked out once per serializer (a list's rows share one)."""
         hidden = self._hidden_fields
         if hidden is None:
-            decision = decision_in(self.context.get("request"))
-            if decision is None:
-                raise serializers.ValidationError("no policy decision for this response")  # fail closed
             names = (str(field.field_name) for field in self._readable_fields)
-            hidden = self._hidden_fields = hidden_fields(names, decision.obligations.redact)
+            hidden = self._hidden_fields = hidden_fields(names, self._redaction())
         return hidden

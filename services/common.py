@@ -3,8 +3,11 @@
 * Text fields refuse control characters (an MRN with a NUL or an escape
   sequence is a 400, not a row).
 * Updates need ``If-Match`` with the ETag the client read: a stale one is
-  409 ``edit_conflict``, none at all 428 ``if_match_required``; nothing is
-  half-written (the request is one transaction).
+  409 ``edit_conflict``, none at all 428 ``if_match_required``, and ``*``
+  (which names no version, so proves no read) 428 ``if_match_wildcard``;
+  nothing is half-written (the request is one transaction). The 409 hands
+  out the current ETag only to a caller the policy already let act on the
+  record as a read of it (an update of PHI is a PHI read).
 * A missing id (a random one, or one of another community) is a 404 that
   names the action and resource in the audit log, exactly like a denial
   hidden as 404 (:func:`not_found_on_record`, raised by each app's
@@ -96,7 +99,7 @@ def require_current(request: Request, instance: Model) -> None:
     """Refuse an update unless ``If-Match`` names the row's current ETag.
 
     Raises:
-        PreconditionRequired: no ``If-Match``.
+        PreconditionRequired: no ``If-Match``, or ``*``: an update must name the version it read.
         Conflict: the row changed since the client read it.
     """
     header = request.headers.get("If-Match", "").strip()
@@ -106,7 +109,12 @@ def require_current(request: Request, instance: Model) -> None:
             code=RecordErrorCode.IF_MATCH_REQUIRED,
         )
     offered = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    if "*" not in offered and etag(instance) not in offered:
+    if "*" in offered:
+        raise PreconditionRequired(
+            "If-Match: * names no version. Send the ETag of the record you read.",
+            code=RecordErrorCode.IF_MATCH_WILDCARD,
+        )
+    if etag(instance) not in offered:
         raise Conflict(
             "The record changed since you read it. Read it again and reapply your change.",
             code=RecordErrorCode.EDIT_CONFLICT,

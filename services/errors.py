@@ -10,5 +10,6 @@ class RecordErrorCode(StrEnum):
 
     NOT_FOUND = "not_found"
     IF_MATCH_REQUIRED = "if_match_required"
+    IF_MATCH_WILDCARD = "if_match_wildcard"
     EDIT_CONFLICT = "edit_conflict"
     INVALID_BODY = "invalid"

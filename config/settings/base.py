@@ -317,8 +317,6 @@ AUDIT_MIN_RETENTION_DAYS = 6 * 366
 AUDIT_RETENTION_DAYS = max(env_int("AUDIT_RETENTION_DAYS", default=AUDIT_MIN_RETENTION_DAYS), AUDIT_MIN_RETENTION_DAYS)
 AUDIT_PAGE_SIZE = 100
 DISCLOSURE_LOOKBACK_DAYS = 6 * 366
-# Purposes whose accesses are not disclosures to account for (164.528(a)(1)): treatment, payment, operations.
-DISCLOSURE_EXEMPT_PURPOSES = ["operations"]
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
 BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

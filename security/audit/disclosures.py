@@ -1,11 +1,14 @@
 """Accounting of disclosures (45 CFR 164.528): every disclosure of one participant's PHI, six years back.
 
-A disclosure here is an allowed access that revealed the participant's PHI
-(the actions in ``DISCLOSURE_ACTIONS``) for a purpose that 164.528(a)(1)
-does not exempt (``DISCLOSURE_EXEMPT_PURPOSES``: treatment, payment and
-health care operations). Each entry gives the date, the recipient (the user
-and their roles at the time), a brief description and the purpose, and
-points back to its audit event.
+A disclosure here is an allowed access that revealed the participant's PHI:
+an action of the policy's one list of PHI-revealing actions
+(``phi_actions`` in the policy data, which also carries each description),
+for a purpose the policy does not exempt (``exempt_purposes``: health care
+operations, which the policy grants no role for PHI). An access under an
+emergency (break-glass) grant is always listed, whatever purpose was stated.
+Each entry gives the date, the recipient (the user and their roles at the
+time), a brief description and the purpose, and points back to its audit
+event.
 """
 
 from __future__ import annotations
@@ -18,21 +21,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from policy.matrix import policy_matrix
 from security.audit.formats import csv_row, spreadsheet_safe
 from security.audit.hashing import format_time
 from security.audit.models import AuditEvent, Outcome
 from security.audit.sequencer import audit_chain
 from security.models import User
 
-DISCLOSURE_ACTIONS = {
-    "participant.read": "Read of the participant's record",
-    "participant.list": "The participant's record in a list of participants",
-    "observation.read": "Read of an observation about the participant",
-    "observation.list": "Observations about the participant in a list",
-    "consent.read": "Read of the participant's consent",
-    "consent.list": "The participant's consents in a list",
-    "export.download": "A dataset including the participant's data was downloaded",
-}
 CSV_COLUMNS = ("date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence")
 
 
@@ -44,14 +39,16 @@ def accounting_since(now: datetime | None = None) -> datetime:
 def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """The accounting for the participant known by ``pseudonym``, oldest first (staged events chained first)."""
     audit_chain()
+    matrix = policy_matrix()
     events = (
         AuditEvent.objects.filter(
             participant_pseudonyms__contains=[pseudonym],
             outcome=Outcome.ALLOW,
-            action__in=list(DISCLOSURE_ACTIONS),
+            action__in=list(matrix.phi_actions),
             occurred_at__gte=accounting_since(now),
         )
-        .exclude(purpose__in=settings.DISCLOSURE_EXEMPT_PURPOSES)
+        # Both conditions: an emergency access is listed whatever purpose the client stated.
+        .exclude(purpose__in=matrix.exempt_purposes, break_glass=False)
         .order_by("sequence")
         .values("sequence", "occurred_at", "actor_id", "actor_roles", "action", "purpose", "break_glass")
     )
@@ -66,7 +63,7 @@ def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str
                 "email": emails.get(row["actor_id"], ""),
                 "roles": row["actor_roles"],
             },
-            "description": DISCLOSURE_ACTIONS[row["action"]]
+            "description": matrix.phi_actions[row["action"]]
             + (" under emergency (break-glass) access" if row["break_glass"] else ""),
             "purpose": row["purpose"],
             "break_glass": row["break_glass"],

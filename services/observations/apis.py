@@ -56,7 +56,7 @@ class ObservationValueField(serializers.Field):  # type: ignore[type-arg]  # a n
 
 
 class ObservationSerializer(RedactingSerializerMixin):
-    """An observation; ``effective_date`` and ``note`` come out ``null`` where the policy redacts them."""
+    """An observation; the fields the policy withholds (date, note, free text, record time) come out ``null``."""
 
     id = serializers.UUIDField(read_only=True)
     participant = serializers.UUIDField(source="participant_id", read_only=True)
@@ -68,6 +68,13 @@ class ObservationSerializer(RedactingSerializerMixin):
     effective_date = serializers.DateField(read_only=True)
     note = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance: Any) -> Any:
+        """As the mixin does; a text value is free text, withheld where the policy names ``value_text``."""
+        data = super().to_representation(instance)
+        if isinstance(data.get("value"), str) and self.withheld("value_text"):
+            data["value"] = None
+        return data
 
 
 class ObservationInput(StrictSerializer):

@@ -10,19 +10,6 @@ from core.serializers import StrictSerializer
 from policy.obligations import RedactingSerializerMixin
 from services.common import CleanCharField, PastDateField
 
-PHI_FIELDS = (
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "sex",
-    "mrn",
-    "email",
-    "phone",
-    "street_address",
-    "city",
-    "state",
-    "postal_code",
-)
 SEXES = ("female", "male", "intersex", "unknown")
 # Printable ASCII, no space at either end: an MRN is an identifier, not prose.
 MRN_PATTERN = r"^[!-~](?:[ -~]{0,62}[!-~])?$"

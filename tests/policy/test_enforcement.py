@@ -36,10 +36,19 @@ def as_role(member_client: MemberClient) -> Callable[[str], APIClient]:
 
 
 def test_a_researcher_reads_participants_with_phi_redacted(as_role: Callable[[str], APIClient]) -> None:
-    body = as_role("researcher").get(PARTICIPANT).json()
+    body = as_role("researcher").get(PARTICIPANT, {"consent": "research_use"}).json()
 
     assert body["allowed"] is True
     assert {"given_name", "mrn", "date_of_birth"} <= set(body["redact"])
+
+
+def test_a_researcher_is_refused_a_participant_whose_consent_does_not_cover_the_purpose(
+    as_role: Callable[[str], APIClient],
+) -> None:
+    response = as_role("researcher").get(PARTICIPANT)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "consent_not_covering_purpose"
 
 
 def test_a_principal_investigator_reads_consenting_participants_in_full(as_role: Callable[[str], APIClient]) -> None:

@@ -128,9 +128,11 @@ def test_policy_diff_reports_exactly_the_decisions_a_change_flips(policy_reposit
     assert "576 recorded decisions evaluated, 3 changed" in output
     changed = [line for line in output.splitlines() if line.startswith("line ")]
     assert len(changed) == 3
-    assert all("allow→deny: researcher participant.read" in line for line in changed)
-    assert "    3  allow→deny           researcher                   participant.read" in output
-    assert "| allow→deny | researcher | `participant.read` | 3 |" in markdown.read_text()
+    assert all(": researcher participant.read: " in line for line in changed)
+    # Two reads flip; one was already refused (no consent) and now is for lack of the role.
+    assert "    2  allow→deny           researcher                   participant.read" in output
+    assert "    1  reasons changed      researcher                   participant.read" in output
+    assert "| allow→deny | researcher | `participant.read` | 2 |" in markdown.read_text()
 
 
 def test_policy_diff_names_obligation_changes_too(policy_repository: Path) -> None:
@@ -143,7 +145,11 @@ def test_policy_diff_names_obligation_changes_too(policy_repository: Path) -> No
 
     changed = [line for line in output.splitlines() if line.startswith("line ")]
     assert changed
-    assert all("obligations changed: researcher observation." in line for line in changed)
+    # The redacted view, and the echo of every write outside the PHI list, withhold the field.
+    assert all(
+        "obligations changed: researcher observation." in line or " observation.create: " in line for line in changed
+    )
+    assert any(" observation.create: " in line for line in changed)
 
 
 def test_an_unchanged_policy_flips_nothing(policy_repository: Path) -> None:

@@ -74,9 +74,27 @@ mfa_fresh(inp) if {
 	inp.subject.mfa_age_seconds <= matrix.mfa_max_age_seconds
 }
 
+# The one list of actions whose response reveals PHI: reads, lists, and writes that
+# echo the stored record. The consent rule, the purpose rule, redaction and the
+# accounting of disclosures (security/audit/disclosures.py reads the same list)
+# all follow from it.
 default phi_action(_) := false
 
-phi_action(inp) if inp.action in matrix.phi_actions
+phi_action(inp) if matrix.phi_actions[inp.action]
+
+# A purpose 164.528(a)(1) exempts from the accounting (health care operations). A
+# client may state it only where the policy grants that purpose to a role for the
+# action, never to reach PHI under an emergency grant.
+default exempt_purpose(_) := false
+
+exempt_purpose(inp) if matrix.exempt_purposes[inp.purpose]
+
+default exempt_use_granted(_) := false
+
+exempt_use_granted(inp) if {
+	some role in inp.subject.roles
+	inp.action in matrix.exempt_purposes[inp.purpose][role]
+}
 
 default single_resource(_) := false
 
@@ -121,6 +139,7 @@ break_glass_read(inp) if {
 	break_glass_active(inp)
 	inp.action in matrix.break_glass_actions
 	grant_covers(inp)
+	not exempt_purpose(inp)
 }
 
 # A grant opens what it names: one participant (and what belongs to them) or one study.
@@ -149,13 +168,10 @@ redacted(inp) if {
 	not unredacted_role(inp)
 }
 
-# PHI leaves unredacted: the consent rule applies.
+# Redacted or not, a PHI action uses the participant's data: the consent rule applies.
 default reveals_phi(_) := false
 
-reveals_phi(inp) if {
-	phi_action(inp)
-	not redacted(inp)
-}
+reveals_phi(inp) if phi_action(inp)
 
 # --- why a request is refused (in this order) -------------------------------------
 
@@ -165,6 +181,7 @@ denial_reasons := [
 	"not_a_member",
 	"action_not_permitted",
 	"mfa_required",
+	"purpose_not_permitted",
 	"consent_not_covering_purpose",
 ]
 
@@ -186,7 +203,17 @@ denied_for("mfa_required", inp) if {
 	not mfa_fresh(inp)
 }
 
+# The purpose and consent rules concern a caller whose role grants the action: anyone
+# else is refused for that alone (and, on hidden resources, cannot tell why).
+denied_for("purpose_not_permitted", inp) if {
+	role_grants_action(inp)
+	phi_action(inp)
+	exempt_purpose(inp)
+	not exempt_use_granted(inp)
+}
+
 denied_for("consent_not_covering_purpose", inp) if {
+	role_grants_action(inp)
 	reveals_phi(inp)
 	consent_bound(inp)
 	single_resource(inp)
@@ -206,10 +233,14 @@ grant_reason(emergency) := "break_glass" if {
 	emergency
 } else := "role_grants_action"
 
-# Redacted, but of an unknown kind of resource: everything ("*") is redacted.
+# Redacted, but of an unknown kind of resource: everything ("*") is redacted. An
+# action outside the PHI list (a write's echo, for one) carries no PHI field at all.
 redact(inp, allowed) := object.get(matrix.phi_fields, inp.resource.type, ["*"]) if {
 	allowed
 	redacted(inp)
+} else := object.get(matrix.phi_fields, inp.resource.type, []) if {
+	allowed
+	not phi_action(inp)
 } else := []
 
 audit_level(inp, emergency) := "heightened" if {

@@ -90,13 +90,13 @@ test_researcher_sees_participants_redacted if {
 	d.allow
 	"mrn" in d.obligations.redact
 	"given_name" in d.obligations.redact
-	count(d.obligations.redact) == 11
+	count(d.obligations.redact) == 13
 }
 
 test_researcher_sees_observations_with_phi_redacted if {
-	d := decide(object.union(as_role("researcher"), {"action": "observation.read", "resource": {"type": "observation", "id": "o-1", "attributes": {"consent_scopes": []}}}))
+	d := decide(object.union(as_role("researcher"), {"action": "observation.read", "resource": {"type": "observation", "id": "o-1", "attributes": {"consent_scopes": ["research_use"]}}}))
 	d.allow
-	d.obligations.redact == ["effective_date", "note"]
+	d.obligations.redact == ["effective_date", "note", "display", "value_text", "created_at"]
 }
 
 test_researcher_cannot_enrol_participants if {
@@ -190,10 +190,11 @@ test_unknown_consent_denies_phi if {
 	not d.allow
 }
 
-test_redacted_views_need_no_consent if {
+# Security review finding 6: a withdrawn participant leaves the redacted view too.
+test_redacted_views_need_consent_too if {
 	d := decide(object.union(as_role("researcher"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
-	d.allow
-	count(d.obligations.redact) > 0
+	not d.allow
+	d.reasons == ["consent_not_covering_purpose"]
 }
 
 test_lists_carry_the_consent_condition_as_an_obligation if {
@@ -202,10 +203,10 @@ test_lists_carry_the_consent_condition_as_an_obligation if {
 	d.obligations.conditions == {"consent_scope": "research_use"}
 }
 
-test_redacted_lists_carry_no_consent_condition if {
+test_redacted_lists_carry_the_consent_condition_too if {
 	d := decide(object.union(as_role("researcher"), {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
 	d.allow
-	d.obligations.conditions == {}
+	d.obligations.conditions == {"consent_scope": "research_use"}
 }
 
 # --- second factor for elevated actions --------------------------------------------------------
@@ -268,7 +269,7 @@ test_a_role_that_may_not_activate_break_glass_cannot_use_a_grant if {
 	d := decide(with_grant(as_role("researcher"), grant))
 	d.allow
 	d.reasons == ["role_grants_action"]
-	count(d.obligations.redact) == 11
+	count(d.obligations.redact) == 13
 	not decide(with_grant(object.union(as_role("auditor"), {"purpose": "emergency"}), grant)).allow
 }
 
@@ -375,13 +376,62 @@ test_without_its_data_the_policy_cannot_decide if {
 test_a_role_that_does_not_grant_the_action_does_not_lift_redaction if {
 	d := decide(with_subject({"roles": ["researcher", "auditor"]}))
 	d.allow
-	count(d.obligations.redact) == 11
+	count(d.obligations.redact) == 13
 }
 
-test_actions_without_phi_redact_nothing if {
+test_actions_on_resources_without_phi_redact_nothing if {
 	d := decide(object.union(acting(as_role("researcher"), "study.read"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}}))
 	d.allow
 	d.obligations.redact == []
+}
+
+# Security review finding 1: a write outside the PHI list echoes no PHI field.
+test_writes_outside_the_phi_list_echo_no_phi if {
+	d := decide(object.union(acting(base, "participant.create"), {"resource": {"type": "participant", "id": null, "attributes": {}}}))
+	d.allow
+	d.obligations.redact == data.gateway.matrix.phi_fields.participant
+	o := decide(object.union(acting(base, "observation.create"), {"resource": {"type": "observation", "id": null, "attributes": {}}}))
+	o.obligations.redact == data.gateway.matrix.phi_fields.observation
+}
+
+# Security review finding 1: an update echoes the record, so it is decided as a PHI read.
+test_an_update_is_a_phi_read_under_the_consent_rule if {
+	covering := decide(acting(base, "participant.update"))
+	covering.allow
+	covering.obligations.redact == []
+	withdrawn := decide(object.union(acting(base, "participant.update"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
+	not withdrawn.allow
+	withdrawn.reasons == ["consent_not_covering_purpose"]
+}
+
+# Security review finding 2: a client cannot declare itself exempt from the accounting.
+test_an_exempt_purpose_reaches_no_phi_the_policy_does_not_grant_it_for if {
+	every action in object.keys(data.gateway.matrix.phi_actions) {
+		d := decide(object.union(acting(with_subject({"roles": ["principal_investigator", "coordinator"]}), action), {"purpose": "operations"}))
+		not d.allow
+		"purpose_not_permitted" in d.reasons
+	}
+}
+
+test_an_exempt_purpose_is_allowed_where_the_policy_grants_it if {
+	grants := {"operations": {"coordinator": ["participant.read"]}}
+	document := object.union(base, {"purpose": "operations", "resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": ["operations"]}}})
+	d := authz.evaluate(document) with data.gateway.matrix.exempt_purposes as grants
+	d.allow
+	r := authz.evaluate(acting(document, "participant.list")) with data.gateway.matrix.exempt_purposes as grants
+	"purpose_not_permitted" in r.reasons
+}
+
+test_an_exempt_purpose_is_free_on_actions_without_phi if {
+	decide(object.union(acting(base, "study.read"), {"purpose": "operations", "resource": {"type": "study", "id": "s-1", "attributes": {}}})).allow
+}
+
+# Security review finding 2: break-glass never under an exempt purpose.
+test_break_glass_reads_are_never_under_an_exempt_purpose if {
+	d := decide(with_grant(object.union(base, {"purpose": "operations", "resource": {"type": "participant", "id": "p-1", "attributes": {}}}), grant))
+	not d.allow
+	"purpose_not_permitted" in d.reasons
+	"consent_not_covering_purpose" in d.reasons
 }
 
 test_writes_without_phi_need_no_consent if {

@@ -27,8 +27,11 @@ def test_observations_are_recorded_and_read_back_with_their_phi_under_consent(
     }
     created = coordinator.post("/api/v1/observations/", body, format="json")
     assert created.status_code == 201, created.content
+    # A write outside the PHI list echoes no PHI: the free text and the date are read back, not echoed.
+    assert (created.json()["note"], created.json()["effective_date"], created.json()["value"]) == (None, None, 72)
     text = coordinator.post("/api/v1/observations/", {**body, "value": "negative", "code": "94500-6"}, format="json")
-    assert text.json()["value"] == "negative"
+    assert text.json()["value"] is None
+    assert pi.get(f"/api/v1/observations/{text.json()['id']}/").json()["value"] == "negative"
 
     read = pi.get(f"/api/v1/observations/{created.json()['id']}/")
     assert read.status_code == 200
@@ -41,6 +44,8 @@ def test_observations_are_recorded_and_read_back_with_their_phi_under_consent(
     assert len(listed) == 2
     redacted = researcher.get(f"/api/v1/observations/{created.json()['id']}/").json()
     assert (redacted["value"], redacted["effective_date"], redacted["note"]) == (72, None, None)
+    assert (redacted["display"], redacted["created_at"]) == (None, None)
+    assert researcher.get(f"/api/v1/observations/{text.json()['id']}/").json()["value"] is None
 
 
 @pytest.mark.parametrize(

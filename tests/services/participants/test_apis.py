@@ -19,6 +19,7 @@ from tests.support.research import ADA, PHI_VALUES, consent, fields
 def test_a_researcher_gets_the_redacted_view_and_cannot_search_by_mrn(
     researcher: APIClient, coordinator: APIClient, ada: dict[str, Any]
 ) -> None:
+    consent(coordinator, ada, "research_use")
     read = researcher.get(f"/api/v1/participants/{ada['id']}/")
     assert read.status_code == 200
     assert all(read.json()[key] is None for key in ADA)

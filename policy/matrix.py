@@ -1,0 +1,58 @@
+"""The policy data the service itself reads: the one list of PHI-revealing actions, PHI fields, exempt purposes.
+
+The Rego policy decides with ``data.gateway.matrix`` (``policy/rego/data.json``);
+a few checks outside the engine must agree with it exactly, so they read the
+same document instead of keeping lists of their own: the accounting of
+disclosures counts the actions of ``phi_actions`` (and describes each as the
+data says) and honours an exempt purpose only where ``exempt_purposes`` names
+it. The file is the one ``POLICY_DIR`` holds: the directory the embedded engine
+loads and the OPA bundle is built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from policy.source import DATA_FILE
+
+
+@dataclass(frozen=True)
+class PolicyMatrix:
+    """What the service reads of the policy data.
+
+    Attributes:
+        phi_actions: Each action whose response reveals PHI, with the description the accounting gives it.
+        phi_fields: Per resource type, the fields a redacted view or a write's echo withholds.
+        exempt_purposes: The purposes exempt from the accounting.
+    """
+
+    phi_actions: Mapping[str, str]
+    phi_fields: Mapping[str, tuple[str, ...]]
+    exempt_purposes: frozenset[str]
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> PolicyMatrix:
+        """The matrix of a data document (``{"gateway": {"matrix": ...}}``)."""
+        matrix = document["gateway"]["matrix"]
+        return cls(
+            phi_actions={str(action): str(text) for action, text in matrix["phi_actions"].items()},
+            phi_fields={str(kind): tuple(map(str, fields)) for kind, fields in matrix["phi_fields"].items()},
+            exempt_purposes=frozenset(map(str, matrix["exempt_purposes"])),
+        )
+
+
+@cache
+def _matrix_at(directory: str) -> PolicyMatrix:
+    return PolicyMatrix.from_document(orjson.loads((Path(directory) / DATA_FILE).read_bytes()))
+
+
+def policy_matrix() -> PolicyMatrix:
+    """The matrix of the policy in ``POLICY_DIR`` (read once per directory)."""
+    return _matrix_at(str(settings.POLICY_DIR))
