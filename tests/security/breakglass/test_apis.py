@@ -28,7 +28,7 @@ from services.participants.models import Participant
 from tenants.models import Community
 from tests.factories import ParticipantFactory
 from tests.support.audit import chained_events
-from tests.support.breakglass import BREAK_GLASS, EMERGENCY, REASON, grant_in, probe
+from tests.support.breakglass import BREAK_GLASS, EMERGENCY, REASON, ended_grant_in, grant_in, probe
 from tests.support.clients import MemberClient
 
 probe_routes = pytest.mark.urls("tests.policy.probe_urls")
@@ -177,7 +177,8 @@ def test_activation_queues_the_notification_once_it_commits(
 
 @pytest.fixture
 def grant(alpha: Community, member: Callable[..., User], participant: Participant) -> BreakGlassGrant:
-    return grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    """A coordinator's grant that has expired: ready for review."""
+    return ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
 
 
 def test_a_compliance_officer_reviews_a_grant_once(signed_in: MemberClient, grant: BreakGlassGrant) -> None:
@@ -247,7 +248,7 @@ def test_only_compliance_officers_see_the_queue_and_review(
 def test_a_grant_of_beta_cannot_be_reviewed_or_seen_on_alpha(
     signed_in: MemberClient, beta: Community, member: Callable[..., User]
 ) -> None:
-    theirs = grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
+    theirs = ended_grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
     officer, _ = signed_in("compliance_officer")
 
     response = officer.post(f"{BREAK_GLASS}{theirs.pk}/review/", {"comment": "Looks fine"}, format="json")
