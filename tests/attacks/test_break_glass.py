@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import time_machine
-from celery.app.log import Logging
 from django.core.mail import EmailMessage
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -23,7 +22,6 @@ from kombu import Producer
 from kombu.exceptions import OperationalError
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from config.celery import app as celery_app
 from gateway.logging import WithholdExceptionMessageFilter
 from security.breakglass import tasks as breakglass_tasks
 from security.breakglass.models import BreakGlassGrant
@@ -33,6 +31,7 @@ from tests.factories import MembershipFactory, ParticipantFactory
 from tests.support.audit import chained_events
 from tests.support.breakglass import BREAK_GLASS, REASON, review_route
 from tests.support.clients import MemberClient
+from tests.support.workers import worker_logging
 
 PHI = "MRN-0001 belongs to Ada Lovelace"
 
@@ -153,39 +152,23 @@ def test_a_broker_outage_turns_an_opened_grant_into_a_500_with_no_mail(
         assert BreakGlassGrant.objects.get(pk=response.json()["id"]).notified_at is not None
 
 
-@pytest.fixture
-def worker_logging() -> Iterator[None]:
-    """Run Celery's worker logging set-up for real, then put the test process's logging back."""
-    root = logging.getLogger()
-    saved_handlers, saved_level, saved_setup = root.handlers[:], root.level, Logging._setup
-    Logging._setup = False
-    try:
-        yield
-    finally:
-        Logging._setup = saved_setup
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
-
-
-def test_a_worker_logs_exception_messages_that_may_carry_phi(worker_logging: None) -> None:
+def test_a_worker_logs_exception_messages_that_may_carry_phi() -> None:
     """Security review finding 16: in a Celery worker, a failing task's exception message reaches the log.
 
     Celery's logging set-up must leave the root logger's handlers filtered by
     ``WithholdExceptionMessageFilter``, so the message is withheld.
     """
-    celery_app.log.setup_logging_subsystem(loglevel="INFO")
-
-    handlers = logging.getLogger().handlers
-    assert handlers
-    assert all(
-        any(isinstance(entry, WithholdExceptionMessageFilter) for entry in handler.filters)
-        for handler in handlers
-        if not type(handler).__name__.startswith("LogCapture")  # pytest's own capture, not the worker's
-    )
     try:
         raise ValueError(PHI)
     except ValueError:
         record = logging.LogRecord("celery.app.trace", logging.ERROR, __file__, 1, "Task failed", (), sys.exc_info())
-    for handler in handlers:
-        handler.filter(record)
+
+    with worker_logging() as handlers:
+        assert handlers
+        assert all(
+            any(isinstance(entry, WithholdExceptionMessageFilter) for entry in handler.filters) for handler in handlers
+        )
+        for handler in handlers:
+            handler.filter(record)
+
     assert PHI not in logging.Formatter().format(record)
