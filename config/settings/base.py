@@ -258,6 +258,9 @@ CELERY_TASK_ROUTES = {
     "security.audit.tasks.chain_schema": {"queue": "audit", "routing_key": "audit"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+# Workers keep the LOGGING below (config/celery.py re-applies it): Celery's own root handlers would drop
+# WithholdExceptionMessageFilter, and task failures would log exception messages that may carry PHI.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -319,6 +322,10 @@ AUDIT_PAGE_SIZE = 100
 DISCLOSURE_LOOKBACK_DAYS = 6 * 366
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
 BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)
+# Compliance officers' notices are owed until sent (the grant row is the outbox): every this many seconds a
+# periodic task queues again each notice still owed for a grant opened more than the delay ago.
+BREAK_GLASS_NOTIFY_SWEEP_SECONDS = env_int("BREAK_GLASS_NOTIFY_SWEEP_SECONDS", default=60)
+BREAK_GLASS_NOTIFY_DELAY_SECONDS = env_int("BREAK_GLASS_NOTIFY_DELAY_SECONDS", default=120)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", default=25)
@@ -327,6 +334,10 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "compliance-gateway@localhost
 CELERY_BEAT_SCHEDULE = {
     "audit-checkpoints": {"task": "security.audit.tasks.checkpoint_all", "schedule": float(AUDIT_CHECKPOINT_SECONDS)},
     "audit-chain": {"task": "security.audit.tasks.chain_all", "schedule": float(AUDIT_CHAIN_SECONDS)},
+    "break-glass-notify": {
+        "task": "security.breakglass.tasks.notify_sweep",
+        "schedule": float(BREAK_GLASS_NOTIFY_SWEEP_SECONDS),
+    },
 }
 
 # Only development settings may create the demo communities and users.

@@ -1,4 +1,4 @@
-"""``/api/v1/break-glass/``: open emergency access (a member with a recent second factor), review its uses."""
+"""``/api/v1/break-glass/``: open emergency access (a member with a recent second factor), end it, review its uses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from core.errors import BadRequest
 from core.serializers import StrictSerializer
 from policy.views import PolicyView
 from security.audit.models import AuditEvent
-from security.breakglass.actions import grant_open, grant_review
+from security.breakglass.actions import grant_open, grant_review, grant_revoke
 from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.selectors import review_queue
@@ -40,6 +40,8 @@ class GrantSerializer(serializers.ModelSerializer[BreakGlassGrant]):
             "created_at",
             "expires_at",
             "notified_at",
+            "revoked_at",
+            "revoked_by",
             "reviewed_at",
             "reviewed_by",
             "review_comment",
@@ -47,12 +49,12 @@ class GrantSerializer(serializers.ModelSerializer[BreakGlassGrant]):
         ]
 
     def get_uses(self, grant: BreakGlassGrant) -> list[dict[str, Any]]:
-        """The flagged accesses made under the grant (audit sequence, time, action, resource)."""
+        """The flagged accesses made while the grant was active (audit sequence, time, action, resource)."""
         events = AuditEvent.objects.filter(
             actor_id=str(grant.user_id),
             break_glass=True,
             occurred_at__gte=grant.created_at,
-            occurred_at__lte=grant.expires_at,
+            occurred_at__lte=grant.ends_at,
         ).values("sequence", "occurred_at", "action", "resource_type", "resource_id", "outcome")
         return [dict(event) for event in events[:500]]
 
@@ -107,8 +109,22 @@ class BreakGlassApi(PolicyView[None]):
         return Response(GrantSerializer(grants, many=True).data)
 
 
+class BreakGlassRevokeApi(PolicyView[None]):
+    """``POST /api/v1/break-glass/{id}/revoke/``: the grant's holder or a compliance officer ends it now."""
+
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.revoke"}
+    policy_resource_type = "break_glass"
+
+    @extend_schema(request=None, responses={200: GrantSerializer})
+    def post(self, request: Request, pk: Any) -> Response:
+        """End the grant; 409 when it has ended already."""
+        claims = claims_of(request)
+        grant = grant_revoke(grant_id=str(pk), revoker=str(claims.subject), revoker_roles=list(claims.roles))
+        return Response(GrantSerializer(grant).data)
+
+
 class BreakGlassReviewApi(PolicyView[None]):
-    """``POST /api/v1/break-glass/{id}/review/``: a compliance officer marks the use reviewed."""
+    """``POST /api/v1/break-glass/{id}/review/``: a compliance officer, not its holder, reviews an ended grant."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.review"}
     policy_resource_type = "break_glass"
@@ -119,7 +135,7 @@ class BreakGlassReviewApi(PolicyView[None]):
 
     @extend_schema(request=InputSerializer, responses={200: GrantSerializer})
     def post(self, request: Request, pk: Any) -> Response:
-        """Record the review."""
+        """Record the review (403 for the grant's own holder, 409 while it is still active)."""
         payload = self.InputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         grant = grant_review(

@@ -1,28 +1,31 @@
-"""Reading break-glass grants: the active one a policy input carries, and the review queue."""
+"""Reading break-glass grants: the active one a policy input carries, the review queue, the notification outbox."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from core.generations import GenerationCache
 from core.schema import tenant_connection
 from security.audit.sequencer import audit_chain
 from security.breakglass.models import BreakGlassGrant
 
-# Per community (its schema): user id -> the newest unexpired grant, or None.
+# Per community (its schema): user id -> the newest grant neither expired nor revoked, or None.
 GRANTS = GenerationCache("breakglass")
 
 
 def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[str, Any] | None:
-    """``context.break_glass`` for the policy: the subject's newest unexpired grant in this schema.
+    """``context.break_glass`` for the policy: the subject's newest active grant in this schema.
 
     Every guarded request asks, and nearly every answer is "none": the answer
-    is kept in :data:`GRANTS` until a grant of this community changes. A kept
-    grant that has expired since is looked up again (an older one may outlast it).
+    is kept in :data:`GRANTS` until a grant of this community changes (a
+    revocation saves the grant, so it is forgotten at once and again at
+    commit). A kept grant that has expired since is looked up again (an older
+    one may outlast it). A revoked grant is never an answer.
     """
     try:
         user_id = uuid.UUID(subject_id)
@@ -40,7 +43,9 @@ def break_glass_context(*, subject_id: str, community: str, now: int) -> dict[st
 
 def _newest_grant(user_id: uuid.UUID, now: int) -> dict[str, Any] | None:
     grant = (
-        BreakGlassGrant.objects.filter(user_id=user_id, expires_at__gt=datetime.fromtimestamp(now, tz=UTC))
+        BreakGlassGrant.objects.filter(
+            user_id=user_id, expires_at__gt=datetime.fromtimestamp(now, tz=UTC), revoked_at__isnull=True
+        )
         .order_by("-created_at")
         .only("id", "scope", "scope_id", "expires_at")
         .first()
@@ -70,3 +75,13 @@ def review_queue(*, reviewed: bool | None = None) -> QuerySet[BreakGlassGrant]:
     if reviewed is not None:
         grants = grants.filter(reviewed_at__isnull=not reviewed)
     return grants
+
+
+def unnotified_grants(*, older_than_seconds: int) -> QuerySet[BreakGlassGrant]:
+    """The outbox: grants of this schema whose mail to compliance officers is still owed, oldest first.
+
+    Only those opened more than ``older_than_seconds`` ago: a younger one's
+    notification, queued when it committed, is most likely on its way.
+    """
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return BreakGlassGrant.objects.filter(notified_at__isnull=True, created_at__lte=cutoff).order_by("created_at")

@@ -67,6 +67,7 @@ AUTHENTICATED_ROUTES = {
     "/api/v1/audit/exports/<uuid:pk>/download/": "get",
     "/api/v1/audit/exports/<uuid:pk>/manifest/": "get",
     "/api/v1/break-glass/": "post",
+    "/api/v1/break-glass/<uuid:pk>/revoke/": "post",
     "/api/v1/break-glass/<uuid:pk>/review/": "post",
     "/api/v1/participants/<uuid:pk>/disclosures/": "get",
     "/api/v1/studies/": "get",

@@ -1,4 +1,7 @@
-"""Break-glass in tests: the reason a holder gives, the purpose of use that asks for a grant, grants made directly."""
+"""Break-glass in tests: the reason a holder gives, the purpose of use that asks for a grant, grants made directly.
+
+A grant is reviewed only once it has ended: :func:`ended_grant_in` makes one that expired a minute ago.
+"""
 
 from __future__ import annotations
 
@@ -35,3 +38,22 @@ def grant_in(schema: str, user: User, scope_id: str, **fields: Any) -> BreakGlas
 def probe(participant: Participant) -> str:
     """The test-only route that answers with the policy's decision on reading ``participant``."""
     return f"/api/v1/probe/participants/{participant.pk}"
+
+
+def ended_grant_in(schema: str, user: User, scope_id: str) -> BreakGlassGrant:
+    """A grant like :func:`grant_in`'s, opened 31 minutes ago and expired a minute ago: ready for review."""
+    now = timezone.now()
+    grant = grant_in(schema, user, scope_id, expires_at=now - timedelta(minutes=1))
+    with schema_context(schema):
+        BreakGlassGrant.objects.filter(pk=grant.pk).update(created_at=now - timedelta(minutes=31))
+        return BreakGlassGrant.objects.get(pk=grant.pk)
+
+
+def revoke_route(grant: BreakGlassGrant) -> str:
+    """The route that ends ``grant`` early."""
+    return f"{BREAK_GLASS}{grant.pk}/revoke/"
+
+
+def review_route(grant: BreakGlassGrant) -> str:
+    """The route that reviews ``grant`` once it has ended."""
+    return f"{BREAK_GLASS}{grant.pk}/review/"

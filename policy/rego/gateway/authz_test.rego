@@ -457,3 +457,23 @@ test_lists_of_resources_without_consent_carry_no_condition if {
 	d.allow
 	d.obligations.conditions == {}
 }
+
+# --- ending a grant early: its holders' roles and compliance officers, without a second factor ---
+
+revoking(role) := object.union(acting(as_role(role), "break_glass.revoke"), {"resource": {"type": "break_glass", "id": "g-1", "attributes": {}}})
+
+test_break_glass_revoke_is_granted_to_the_roles_that_hold_or_oversee_grants if {
+	every role in ["coordinator", "principal_investigator", "compliance_officer"] {
+		d := decide(revoking(role))
+		d.allow
+		not d.obligations.require_mfa
+	}
+}
+
+test_break_glass_revoke_is_refused_to_the_other_roles if {
+	every role in ["researcher", "auditor", "owner"] {
+		d := decide(revoking(role))
+		not d.allow
+		d.reasons == ["action_not_permitted"]
+	}
+}

@@ -16,6 +16,7 @@ import time_machine
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_tenants.utils import schema_context
 from pytest_django import DjangoCaptureOnCommitCallbacks
 from rest_framework.test import APIClient
@@ -26,9 +27,18 @@ from security.breakglass.tasks import notify_compliance_officers
 from security.models import User
 from services.participants.models import Participant
 from tenants.models import Community
-from tests.factories import ParticipantFactory
+from tests.factories import MembershipFactory, ParticipantFactory
 from tests.support.audit import chained_events
-from tests.support.breakglass import BREAK_GLASS, EMERGENCY, REASON, grant_in, probe
+from tests.support.breakglass import (
+    BREAK_GLASS,
+    EMERGENCY,
+    REASON,
+    ended_grant_in,
+    grant_in,
+    probe,
+    review_route,
+    revoke_route,
+)
 from tests.support.clients import MemberClient
 
 probe_routes = pytest.mark.urls("tests.policy.probe_urls")
@@ -177,7 +187,8 @@ def test_activation_queues_the_notification_once_it_commits(
 
 @pytest.fixture
 def grant(alpha: Community, member: Callable[..., User], participant: Participant) -> BreakGlassGrant:
-    return grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    """A coordinator's grant that has expired: ready for review."""
+    return ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
 
 
 def test_a_compliance_officer_reviews_a_grant_once(signed_in: MemberClient, grant: BreakGlassGrant) -> None:
@@ -247,7 +258,7 @@ def test_only_compliance_officers_see_the_queue_and_review(
 def test_a_grant_of_beta_cannot_be_reviewed_or_seen_on_alpha(
     signed_in: MemberClient, beta: Community, member: Callable[..., User]
 ) -> None:
-    theirs = grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
+    theirs = ended_grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
     officer, _ = signed_in("compliance_officer")
 
     response = officer.post(f"{BREAK_GLASS}{theirs.pk}/review/", {"comment": "Looks fine"}, format="json")
@@ -278,3 +289,152 @@ def test_the_queue_filter_accepts_only_true_or_false(signed_in: MemberClient, gr
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_filter"
+
+
+def test_a_grant_still_active_is_reviewed_only_once_it_has_expired(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    officer, _ = signed_in("compliance_officer")
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        active = grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+        early = officer.post(review_route(active), {"comment": "Too early"}, format="json")
+
+    with time_machine.travel(start + timedelta(minutes=31), tick=False):
+        late = officer.post(review_route(active), {"comment": "Justified"}, format="json")
+
+    assert early.status_code == 409
+    assert early.json()["code"] == "grant_still_active"
+    assert late.status_code == 200, late.content
+
+
+def test_the_holder_of_a_grant_never_reviews_it_even_as_compliance_officer(
+    alpha: Community, signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("compliance_officer")
+    MembershipFactory.create(user=holder, community=alpha, role="coordinator")
+    own = ended_grant_in("alpha", holder, str(participant.pk))
+
+    response = client.post(review_route(own), {"comment": "Fine by me"}, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "self_review"
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=own.pk).reviewed_at is None
+        [refusal] = chained_events().filter(action="break_glass.review", outcome="deny")
+    assert refusal.reasons == ["self_review"]
+
+
+# --- revocation --------------------------------------------------------------------------
+
+
+@probe_routes
+def test_the_holder_revokes_their_grant_and_it_opens_nothing_from_that_moment(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    assert client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY).status_code == 200  # the answer is kept
+
+    with time_machine.travel(timezone.now(), tick=False):
+        response = client.post(revoke_route(grant))
+        revoked_at = timezone.now()
+
+    assert response.status_code == 200, response.content
+    assert response.json()["revoked_by"] == str(holder.pk)
+    refused = client.get(probe(participant), HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "consent_not_covering_purpose"
+    with schema_context("alpha"):
+        stored = BreakGlassGrant.objects.get(pk=grant.pk)
+        events = list(chained_events().filter(action="break_glass.revoke", resource_id=str(grant.pk)))
+    assert (stored.revoked_at, stored.revoked_by) == (revoked_at, holder.pk)
+    assert {event.actor_id for event in events} == {str(holder.pk)}
+    assert {event.outcome for event in events} == {"allow"}
+
+
+def test_a_compliance_officer_revokes_someone_elses_grant(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    grant = grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    officer, reviewer = signed_in("compliance_officer")
+
+    response = officer.post(revoke_route(grant))
+
+    assert response.status_code == 200
+    assert response.json()["revoked_by"] == str(reviewer.pk)
+    assert officer.post(review_route(grant), {"comment": "Ended early"}, format="json").status_code == 200
+
+
+def test_a_colleague_cannot_revoke_a_grant_they_do_not_hold(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    grant = grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    colleague, _ = signed_in("principal_investigator")
+
+    response = colleague.post(revoke_route(grant))
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).revoked_at is None
+
+
+@pytest.mark.parametrize("role", ["researcher", "auditor", "owner"])
+def test_a_role_without_break_glass_revoke_cannot_revoke(
+    role: str, alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    grant = grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    client, _ = signed_in(role)
+
+    response = client.post(revoke_route(grant))
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "action_not_permitted"
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=grant.pk).revoked_at is None
+
+
+def test_a_grant_that_has_ended_cannot_be_revoked_again(signed_in: MemberClient, participant: Participant) -> None:
+    client, holder = signed_in("coordinator")
+    expired = ended_grant_in("alpha", holder, str(participant.pk))
+    active = grant_in("alpha", holder, str(participant.pk))
+    first = client.post(revoke_route(active))
+
+    again = client.post(revoke_route(active))
+    late = client.post(revoke_route(expired))
+
+    assert first.status_code == 200
+    assert (again.status_code, again.json()["code"]) == (409, "grant_already_ended")
+    assert (late.status_code, late.json()["code"]) == (409, "grant_already_ended")
+    with schema_context("alpha"):
+        assert BreakGlassGrant.objects.get(pk=active.pk).revoked_at == parse_datetime(first.json()["revoked_at"])
+        assert BreakGlassGrant.objects.get(pk=expired.pk).revoked_at is None
+
+
+def test_a_grant_of_beta_cannot_be_revoked_on_alpha(
+    signed_in: MemberClient, beta: Community, member: Callable[..., User]
+) -> None:
+    theirs = grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
+    officer, _ = signed_in("compliance_officer")
+
+    response = officer.post(revoke_route(theirs))
+
+    assert response.status_code == 404
+    with schema_context("beta"):
+        assert BreakGlassGrant.objects.get(pk=theirs.pk).revoked_at is None
+
+
+def test_the_uses_shown_for_review_end_when_the_grant_was_revoked(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    client.post(revoke_route(grant))
+    with schema_context("alpha"):
+        revoked = BreakGlassGrant.objects.get(pk=grant.pk)
+
+    assert revoked.ends_at == revoked.revoked_at
+    assert revoked.ends_at is not None
+    assert revoked.ends_at < revoked.expires_at
+    assert not revoked.is_active(timezone.now())

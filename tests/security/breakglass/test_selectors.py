@@ -1,6 +1,7 @@
 """What a grant opens: the break-glass answer every request's policy input carries, and the reads it lets through.
 
-The answer is kept in Redis per community, so a new grant is honoured at once;
+The answer is kept in Redis per community, so a new grant is honoured at once
+and a revoked one is forgotten at once;
 the policy then lets the grant's holder, and only them, read the participant it
 names in an emergency, until it expires.
 """
@@ -19,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from security.breakglass.actions import grant_revoke
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.selectors import break_glass_context
 from services.participants.models import Participant
@@ -87,6 +89,30 @@ def test_a_kept_grant_that_expired_is_looked_up_again(alpha: Community) -> None:
     assert found is not None
     assert found["grant_id"] == str(lasting.pk)  # not "none": the older grant outlasts the kept one
     assert context("alpha", now=int(time.time()) + 61 * 60) is None
+
+
+def test_a_revoked_grant_is_no_answer_from_the_moment_it_is_revoked(alpha: Community) -> None:
+    opened = grant("alpha", minutes=60)
+    found = context("alpha")
+    assert found is not None  # the answer is now kept
+    assert found["grant_id"] == str(opened.pk)
+
+    with schema_context("alpha"):
+        grant_revoke(grant_id=str(opened.pk), revoker=str(USER), revoker_roles=["coordinator"])
+
+    assert context("alpha") is None
+
+
+def test_an_older_grant_still_active_is_the_answer_once_the_newer_one_is_revoked(alpha: Community) -> None:
+    lasting = grant("alpha", minutes=60, created_minutes_ago=10)
+    newest = grant("alpha", minutes=60)
+    with schema_context("alpha"):
+        grant_revoke(grant_id=str(newest.pk), revoker=str(USER), revoker_roles=["coordinator"])
+
+    found = context("alpha")
+
+    assert found is not None
+    assert found["grant_id"] == str(lasting.pk)
 
 
 # --- what the policy does with a grant ---------------------------------------------------

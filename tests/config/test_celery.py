@@ -1,0 +1,43 @@
+"""The Celery app: workers keep the service's logging, and beat runs the break-glass notice sweep."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from django.conf import settings
+
+from config.celery import app
+from gateway.logging import RequestIdFilter, WithholdExceptionMessageFilter
+from tests.support.workers import worker_logging
+
+PHI = "Ada Lovelace, born 1815-12-10"
+
+
+def test_workers_do_not_hijack_the_root_logger() -> None:
+    assert settings.CELERY_WORKER_HIJACK_ROOT_LOGGER is False
+    assert app.conf.worker_hijack_root_logger is False
+
+
+def test_after_a_workers_logging_set_up_the_root_handlers_still_withhold_exception_messages() -> None:
+    with worker_logging() as handlers:
+        kinds = [{type(entry) for entry in handler.filters} for handler in handlers]
+        try:
+            raise KeyError(PHI)  # by name: the frames, which are kept, show this line
+        except KeyError:
+            record = logging.LogRecord("celery.app.trace", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+        assert all(handler.filter(record) for handler in handlers)
+
+    assert kinds
+    assert all({WithholdExceptionMessageFilter, RequestIdFilter} <= found for found in kinds)
+    text = logging.Formatter().format(record)
+    assert "Ada Lovelace" not in text
+    assert "KeyError (message withheld)" in text
+
+
+def test_beat_sweeps_owed_break_glass_notices() -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["break-glass-notify"]
+
+    assert entry["task"] == "security.breakglass.tasks.notify_sweep"
+    assert entry["schedule"] == float(settings.BREAK_GLASS_NOTIFY_SWEEP_SECONDS)
+    assert entry["task"] in app.tasks
