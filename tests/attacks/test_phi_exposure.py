@@ -298,6 +298,7 @@ CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "audit-export-manifest": by_id("/api/v1/audit/exports/{id}/manifest/", "audit_export"),
     "break-glass": break_glass_calls,
     "break-glass-review": by_id("/api/v1/break-glass/{id}/review/", "grant", body={"outcome": "justified"}),
+    "break-glass-revoke": by_id("/api/v1/break-glass/{id}/revoke/", "grant", body={}),
 }
 
 
