@@ -90,11 +90,25 @@ class Forbidden(ApplicationError):
     title = "Forbidden"
 
 
+# What an item route says of an id the caller may not see, whether it is missing or hidden by the policy.
+MISSING_DETAIL = "Nothing was found here."
+
+
 class NotFound(ApplicationError):
     """Nothing the caller may see exists here (404)."""
 
     status = 404
     title = "Not found"
+
+    @classmethod
+    def missing(cls) -> NotFound:
+        """The one 404 of a record the caller may not know of: a miss and a hidden denial give these same bytes.
+
+        It names no resource type and carries no decision id, so nothing in the
+        document depends on whether the record exists; the audit event (found by
+        the document's ``request_id``) keeps the decision.
+        """
+        return NotFound(MISSING_DETAIL, code=ErrorCode.NOT_FOUND)
 
 
 class Conflict(ApplicationError):

@@ -20,7 +20,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import ApplicationError, ErrorCode
+from core.errors import MISSING_DETAIL, ApplicationError, ErrorCode
 from core.http import edge_of
 from core.problems import PROBLEM_CONTENT_TYPE, problem_document, problem_headers, problem_response
 
@@ -39,7 +39,7 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], tuple[ErrorCode, str]] = {
     drf_exceptions.NotAuthenticated: (ErrorCode.AUTHENTICATION_REQUIRED, "This endpoint needs a bearer access token."),
     drf_exceptions.AuthenticationFailed: (ErrorCode.INVALID_TOKEN, "The credentials were not accepted."),
     drf_exceptions.PermissionDenied: (ErrorCode.FORBIDDEN, "You may not do this."),
-    drf_exceptions.NotFound: (ErrorCode.NOT_FOUND, "Nothing was found here."),
+    drf_exceptions.NotFound: (ErrorCode.NOT_FOUND, MISSING_DETAIL),
     drf_exceptions.MethodNotAllowed: (ErrorCode.METHOD_NOT_ALLOWED, "This method is not allowed here."),
     drf_exceptions.NotAcceptable: (ErrorCode.NOT_ACCEPTABLE, "This endpoint answers in application/json only."),
     drf_exceptions.Throttled: (ErrorCode.RATE_LIMITED, "Too many requests; wait before trying again."),
@@ -141,7 +141,7 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Http
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Unknown route: a problem document, the same for every host."""
-    return problem_response(request, status=404, code=ErrorCode.NOT_FOUND, detail="Nothing was found here.")
+    return problem_response(request, status=404, code=ErrorCode.NOT_FOUND, detail=MISSING_DETAIL)
 
 
 def handler500(request: HttpRequest) -> HttpResponse:

@@ -13,7 +13,7 @@ class PolicyErrorCode(StrEnum):
 
     UNAVAILABLE = "policy_unavailable"
     INVALID_PURPOSE = "invalid_purpose"
-    NOT_FOUND = "not_found"  # a hidden denial gives the code a miss gives
+    NOT_FOUND = "not_found"  # a hidden denial gives the code a miss gives (NotFound.missing)
 
 
 class PolicyUnavailable(ServiceUnavailable):
@@ -37,9 +37,15 @@ class PolicyDenied(Forbidden):
 
 
 class PolicyHidden(NotFound):
-    """A denial on a resource the caller may not know exists: indistinguishable from a miss."""
+    """A denial on a resource the caller may not know exists: the very document a miss gives.
+
+    Attributes:
+        decision_id: The decision that denied, for the server's own use only: it is
+            on record with the request's audit event and is not rendered, since a miss
+            has no decision and the two documents must not differ.
+    """
 
     def __init__(self, decision_id: str) -> None:
-        super().__init__(
-            "Nothing was found here.", code=PolicyErrorCode.NOT_FOUND, extensions={"decision_id": decision_id}
-        )
+        missing = NotFound.missing()
+        super().__init__(missing.detail, code=missing.code, extensions=missing.extensions, headers=missing.headers)
+        self.decision_id = decision_id

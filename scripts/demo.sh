@@ -188,7 +188,8 @@ call 200 GET "/participants/$P/" "$RE"
 say "given_name: $(py 'd["given_name"]'), mrn: $(py 'd["mrn"]'), pseudonym: $(py 'd["pseudonym"]')"
 
 step "The investigator finds her by exact MRN (blind index) and lists her observations"
-call 200 GET "/participants/?mrn=MRN-$RUN" "$PI"
+# The MRN goes in the body of a search, never in a URL (URLs end up in access logs).
+call 200 POST /participants/search/ "$PI" "{\"mrn\": \"MRN-$RUN\"}"
 [ "$(py 'len(d["results"])')" = 1 ] || fail "the MRN search did not find exactly one participant"
 say "found $(py 'd["results"][0]["pseudonym"]')"
 call 200 GET "/observations/?participant=$P" "$PI"
@@ -196,7 +197,7 @@ call 200 GET "/observations/?participant=$P" "$PI"
 say "values: $(py '[o["value"] for o in d["results"]]')"
 
 step "The researcher may not search by MRN: a problem document says why"
-call 400 GET "/participants/?mrn=MRN-$RUN" "$RE"
+call 400 POST /participants/search/ "$RE" "{\"mrn\": \"MRN-$RUN\"}"
 say "code: $(py 'd["code"]'), detail: $(py 'd["detail"]')"
 
 step "The coordinator withdraws the consent; the investigator's read is now refused, with the reason"

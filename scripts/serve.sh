@@ -14,5 +14,5 @@ export DJANGO_SETTINGS_MODULE=config.settings.development
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
 
-"$BIN/gunicorn" config.wsgi:application --bind "$HOST:$PORT" --workers 2 --threads 4 \
-  --access-logfile - --error-logfile -
+# Workers and logs in config/gunicorn.py: the access log names the path, never the query string.
+"$BIN/gunicorn" config.wsgi:application --config python:config.gunicorn --bind "$HOST:$PORT"

@@ -147,7 +147,7 @@ def not_found_on_record(action: str, resource_type: str, resource_id: Any, *, wh
     annotate(
         action=action, resource_type=resource_type, resource_id=str(resource_id), reasons=[RecordErrorCode.NOT_FOUND]
     )
-    return NotFound(f"No such {what}.", code=RecordErrorCode.NOT_FOUND)
+    return NotFound.missing()  # the bytes a hidden denial gives too: ``what`` must not show
 
 
 class CreatedCursor(CursorPagination):

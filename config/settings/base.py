@@ -191,7 +191,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["security.identity.authentication.AccessTokenAuthentication"],
     # Every view asks the policy; public routes opt out explicitly and are listed in policy/routes.py.
     "DEFAULT_PERMISSION_CLASSES": ["policy.permissions.PolicyPermission"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON only; nesting too deep for the parser is a 400 like any other malformed body (core/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JsonBodyParser"],
     # `?format=` is ours (e.g. the CSV form of an accounting), not a renderer switch.
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -5,7 +5,8 @@ PHI lives only in encrypted columns and leaves only through
 read of PHI is narrowed to participants whose consent covers the stated
 purpose (the policy's ``consent_scope`` condition); a single read outside the
 consent is refused with the reason. Every read names the participants it
-touched, for their accounting of disclosures.
+touched, for their accounting of disclosures. An MRN or email is searched
+with a POST body (``/participants/search/``), never in a URL.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import BadRequest, NotFound
-from core.pagination import paginated_response
+from core.pagination import BodyCursor, paginated_response
 from policy.context import decision_of
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
@@ -36,7 +37,12 @@ from services.participants.selectors import (
     participant_pseudonym,
     policy_attributes,
 )
-from services.participants.serializers import ParticipantInput, ParticipantQuery, ParticipantSerializer
+from services.participants.serializers import (
+    ParticipantInput,
+    ParticipantQuery,
+    ParticipantSearch,
+    ParticipantSerializer,
+)
 
 
 def _represent(request: Request, participant: Participant) -> dict[str, Any]:
@@ -49,22 +55,23 @@ def _disclosed(page: Sequence[Participant]) -> Sequence[Participant]:
 
 
 class ParticipantListApi(PolicyView[None]):
-    """``GET``: participants (``?study=``, ``?mrn=`` exact, cursor pages); ``POST``: enrol one."""
+    """``GET``: participants (``?study=``, cursor pages; MRN and email only through the search); ``POST``: enrol one."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "participant.list", "POST": "participant.create"}
     policy_resource_type = "participant"
     policy_collection = True
 
-    @extend_schema(parameters=[ParticipantQuery], responses={200: ParticipantSerializer(many=True)})
+    @extend_schema(
+        parameters=[ParticipantQuery],
+        responses={200: ParticipantSerializer(many=True)},
+        description="`?mrn=` and `?email=` are refused (400 `search_in_url`): search with "
+        "`POST /api/v1/participants/search/`, so an identifier never appears in a URL or an access log.",
+    )
     def get(self, request: Request) -> Response:
         """A page of participants, narrowed to the consent the purpose needs."""
         query = ParticipantQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
-        found = participant_list(
-            decision=decision_of(request),
-            study=query.validated_data.get("study"),
-            mrn=query.validated_data.get("mrn"),
-        )
+        found = participant_list(decision=decision_of(request), study=query.validated_data.get("study"))
         return paginated_response(
             pagination_class=CreatedCursor,
             serializer_class=ParticipantSerializer,
@@ -83,6 +90,51 @@ class ParticipantListApi(PolicyView[None]):
         note_participants([participant.pseudonym])
         headers = {"ETag": etag(participant), "Location": f"/api/v1/participants/{participant.pk}/"}
         return Response(_represent(request, participant), status=status.HTTP_201_CREATED, headers=headers)
+
+
+class ParticipantSearchApi(PolicyView[None]):
+    """``POST /api/v1/participants/search/``: participants by exact MRN or email, sent in the body.
+
+    Decided as the list (``participant.list``): the same consent condition, the
+    same redaction, the same accounting of disclosures; a caller whose view
+    redacts the field searched by is refused, as on the list. The identifier
+    never appears in a URL, so in no access log, and pages are asked for with
+    ``"cursor"`` in the same body (``next`` is a bare cursor, not a link).
+    """
+
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "participant.list"}
+    policy_resource_type = "participant"
+    policy_collection = True
+
+    class Pages(BodyCursor, CreatedCursor):
+        """The list's ordering and page sizes; the cursor and ``limit`` come in the body."""
+
+    @extend_schema(
+        request=ParticipantSearch,
+        responses={
+            200: inline_serializer(
+                "ParticipantSearchPage",
+                {
+                    "next": serializers.CharField(allow_null=True, help_text="send as `cursor` for the next page"),
+                    "previous": serializers.CharField(allow_null=True),
+                    "results": ParticipantSerializer(many=True),
+                },
+            )
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """A page of the participants with that MRN or email, narrowed to the consent the purpose needs."""
+        search = ParticipantSearch(data=request.data)
+        search.is_valid(raise_exception=True)
+        found = participant_list(decision=decision_of(request), **search.terms())
+        return paginated_response(
+            pagination_class=self.Pages,
+            serializer_class=ParticipantSerializer,
+            queryset=found,
+            request=request,
+            view=self,
+            on_page=_disclosed,
+        )
 
 
 class ParticipantDetailApi(PolicyView[Participant]):

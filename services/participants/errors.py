@@ -11,3 +11,5 @@ class ParticipantErrorCode(StrEnum):
     DUPLICATE_MRN = "duplicate_mrn"
     FILTER_NOT_ALLOWED = "filter_not_allowed"
     INVALID_FORMAT = "invalid_format"
+    SEARCH_IN_URL = "search_in_url"
+    SEARCH_TERM_REQUIRED = "search_term_required"

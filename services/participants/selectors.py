@@ -49,13 +49,17 @@ def participant_pseudonym(participant_id: str) -> str | None:
     return Participant.objects.filter(pk=key).values_list("pseudonym", flat=True).first()
 
 
-def participants(*, study: uuid.UUID | None = None, mrn: str | None = None) -> QuerySet[Participant]:
-    """The community's participants, by study and by exact MRN (through its blind index)."""
+def participants(
+    *, study: uuid.UUID | None = None, mrn: str | None = None, email: str | None = None
+) -> QuerySet[Participant]:
+    """The community's participants, by study and by exact MRN or email (through their blind indexes)."""
     found = Participant.objects.order_by()
     if study is not None:
         found = found.filter(study_id=study)
     if mrn is not None:
         found = found.filter(blind_index_filter(Participant, "mrn_index", mrn))
+    if email is not None:
+        found = found.filter(blind_index_filter(Participant, "email_index", email))
     return found
 
 
@@ -88,20 +92,28 @@ def mrn_taken(mrn: str, *, other_than: uuid.UUID | None = None) -> bool:
     return (found.exclude(pk=other_than) if other_than is not None else found).exists()
 
 
+# The fields a search may name, as the refusal names them.
+SEARCHABLE = {"mrn": "MRN", "email": "email"}
+
+
 def participant_list(
-    *, decision: Decision, study: uuid.UUID | None = None, mrn: str | None = None
+    *, decision: Decision, study: uuid.UUID | None = None, mrn: str | None = None, email: str | None = None
 ) -> QuerySet[Participant]:
     """The participants a list read may show: filtered, then narrowed by the decision's row conditions.
 
     Raises:
-        BadRequest: an MRN search under a decision that redacts the MRN (the search would be an oracle).
+        BadRequest: a search by MRN or email under a decision that redacts that field (the search would be an oracle).
         PolicyUnavailable: a condition this list has no handler for (fail closed).
     """
-    if mrn is not None and {"mrn", REDACT_ALL} & set(decision.obligations.redact):
-        raise BadRequest(
-            "Searching by MRN needs an unredacted view of it.", code=ParticipantErrorCode.FILTER_NOT_ALLOWED
-        )
-    return apply_conditions(participants(study=study, mrn=mrn), decision.obligations.conditions, CONDITIONS)
+    redacted = set(decision.obligations.redact)
+    for field, value in (("mrn", mrn), ("email", email)):
+        if value is not None and {field, REDACT_ALL} & redacted:
+            raise BadRequest(
+                f"Searching by {SEARCHABLE[field]} needs an unredacted view of it.",
+                code=ParticipantErrorCode.FILTER_NOT_ALLOWED,
+            )
+    found = participants(study=study, mrn=mrn, email=email)
+    return apply_conditions(found, decision.obligations.conditions, CONDITIONS)
 
 
 def access_participant(*, participant_id: uuid.UUID | Any, action: str, for_update: bool = False) -> Participant:

@@ -1,4 +1,9 @@
-"""How participants leave and enter the API: PHI fields redacted as the decision says; strict input."""
+"""How participants leave and enter the API: PHI fields redacted as the decision says; strict input.
+
+An MRN or email to search by comes in a JSON body (:class:`ParticipantSearch`);
+the list's query string refuses them (:class:`ParticipantQuery`), since a URL
+ends up in access logs.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.errors import BadRequest
 from core.serializers import StrictSerializer
 from policy.obligations import RedactingSerializerMixin
 from services.common import CleanCharField, PastDateField
+from services.participants.errors import ParticipantErrorCode
 
 SEXES = ("female", "male", "intersex", "unknown")
 # Printable ASCII, no space at either end: an MRN is an identifier, not prose.
@@ -68,10 +75,61 @@ class ParticipantInput(StrictSerializer):
         return value.strip() if isinstance(value, str) else value
 
 
+# Identifiers that are searched in a request body (POST /api/v1/participants/search/), never in a URL.
+SEARCH_TERMS = ("mrn", "email")
+SEARCH_ROUTE = "/api/v1/participants/search/"
+
+
 class ParticipantQuery(StrictSerializer):
-    """Filters of the participant list; unknown parameters are refused."""
+    """Filters of the participant list; unknown parameters are refused, identifiers with a pointer to the search."""
 
     study = serializers.UUIDField(required=False)
-    mrn = serializers.RegexField(MRN_PATTERN, max_length=64, required=False)
     cursor = serializers.CharField(max_length=200, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=200, required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        """Refuse an MRN or email in the query string before anything else; the value is neither echoed nor kept.
+
+        Raises:
+            BadRequest: ``?mrn=`` or ``?email=`` (``search_in_url``), naming the parameter only.
+        """
+        named = [term for term in SEARCH_TERMS if isinstance(data, dict) and term in data]
+        if named:
+            raise BadRequest(
+                f"Identifiers never go in a URL: search by {' or '.join(named)} with POST {SEARCH_ROUTE}"
+                " and a JSON body instead.",
+                code=ParticipantErrorCode.SEARCH_IN_URL,
+            )
+        return super().to_internal_value(data)
+
+
+class ParticipantSearch(StrictSerializer):
+    """An exact search by MRN or by email (exactly one), with the list's study filter and paging, as a JSON body.
+
+    The identifier stays out of the URL, so out of every access log; ``cursor``
+    is what the previous page's ``next`` said.
+    """
+
+    mrn = serializers.RegexField(MRN_PATTERN, max_length=64, required=False)
+    email = serializers.EmailField(max_length=254, required=False)
+    study = serializers.UUIDField(required=False)
+    cursor = serializers.CharField(max_length=200, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=200, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """Exactly one identifier to search by.
+
+        Raises:
+            ValidationError: neither ``mrn`` nor ``email``, or both.
+        """
+        if ("mrn" in attrs) == ("email" in attrs):
+            raise serializers.ValidationError(
+                "Send exactly one of mrn and email.", code=ParticipantErrorCode.SEARCH_TERM_REQUIRED
+            )
+        if "email" in attrs:
+            attrs["email"] = attrs["email"].strip()
+        return attrs
+
+    def terms(self) -> dict[str, Any]:
+        """What the list selector filters by: the study and the one identifier."""
+        return {name: self.validated_data.get(name) for name in ("study", *SEARCH_TERMS)}

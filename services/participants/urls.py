@@ -6,6 +6,7 @@ from services.participants import apis
 
 urlpatterns = [
     path("participants/", apis.ParticipantListApi.as_view(), name="participant-list"),
+    path("participants/search/", apis.ParticipantSearchApi.as_view(), name="participant-search"),
     path("participants/<uuid:pk>/", apis.ParticipantDetailApi.as_view(), name="participant-detail"),
     path("participants/<uuid:pk>/disclosures/", apis.DisclosureAccountingApi.as_view(), name="participant-disclosures"),
 ]

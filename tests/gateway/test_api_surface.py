@@ -73,6 +73,7 @@ AUTHENTICATED_ROUTES = {
     "/api/v1/studies/": "get",
     "/api/v1/studies/<uuid:pk>/": "get",
     "/api/v1/participants/": "get",
+    "/api/v1/participants/search/": "post",
     "/api/v1/participants/<uuid:pk>/": "get",
     "/api/v1/participants/<uuid:pk>/consents/": "get",
     "/api/v1/participants/<uuid:pk>/consents/<uuid:consent_id>/withdraw/": "post",

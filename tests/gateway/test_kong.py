@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,30 @@ def test_with_keys_the_token_issuer_consumer_carries_the_public_keys(tmp_path: P
     assert secrets
     assert all(secret["algorithm"] == "EdDSA" and "PUBLIC KEY" in secret["rsa_public_key"] for secret in secrets)
     assert "PRIVATE" not in out.read_text()
+
+
+KONG_CONF = COMMITTED.parent / "kong.conf"
+# nginx variables that hold the query string, the whole request line or another URL.
+URL_VARIABLES = re.compile(r"\$(?:request|request_uri|args|query_string|is_args|arg_\w+|upstream_uri|http_referer)\b")
+
+
+def kong_conf() -> dict[str, str]:
+    lines = [line for line in KONG_CONF.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return {key.strip(): value.strip() for key, value in (line.split("=", 1) for line in lines)}
+
+
+def test_kongs_proxy_access_log_uses_a_format_without_the_query_string() -> None:
+    conf = kong_conf()
+    name, log_format = conf["nginx_http_log_format"].split(" ", 1)
+
+    assert conf["proxy_access_log"].split() == ["/dev/stdout", name]
+    assert URL_VARIABLES.findall(log_format) == []
+    assert "$uri" in log_format
+    assert "$kong_request_id" in log_format
+    assert "#" not in log_format  # kong.conf would cut the value there
+
+
+def test_the_query_string_check_would_catch_kongs_default_format() -> None:
+    default = """'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"'"""
+
+    assert URL_VARIABLES.findall(default) == ["$request", "$http_referer"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -13,7 +14,10 @@ from rest_framework.test import APIClient
 
 from services.participants.models import Participant
 from tests.support.audit import chained_events
+from tests.support.clients import MemberClient
 from tests.support.research import ADA, PHI_VALUES, consent, fields
+
+SEARCH = "/api/v1/participants/search/"
 
 
 def test_a_researcher_gets_the_redacted_view_and_cannot_search_by_mrn(
@@ -24,9 +28,10 @@ def test_a_researcher_gets_the_redacted_view_and_cannot_search_by_mrn(
     assert read.status_code == 200
     assert all(read.json()[key] is None for key in ADA)
     assert read.json()["pseudonym"] == ada["pseudonym"]
-    search = researcher.get("/api/v1/participants/", {"mrn": ADA["mrn"]})
-    assert search.status_code == 400
-    assert search.json()["code"] == "filter_not_allowed"
+    for term in ("mrn", "email"):
+        search = researcher.post(SEARCH, {term: ADA[term]}, format="json")
+        assert search.status_code == 400
+        assert search.json()["code"] == "filter_not_allowed"
 
 
 def test_mrn_search_is_exact_through_the_blind_index(
@@ -38,13 +43,102 @@ def test_mrn_search_is_exact_through_the_blind_index(
     consent(coordinator, ada, "research_use")
     consent(coordinator, other, "research_use")
 
-    found = pi.get("/api/v1/participants/", {"mrn": "MRN-000123"}).json()["results"]
+    found = pi.post(SEARCH, {"mrn": "MRN-000123"}, format="json").json()["results"]
     assert [item["id"] for item in found] == [ada["id"]]
-    assert pi.get("/api/v1/participants/", {"mrn": "MRN-00012"}).json()["results"] == []
+    assert pi.post(SEARCH, {"mrn": "MRN-00012"}, format="json").json()["results"] == []
     assert len(pi.get("/api/v1/participants/", {"study": study["id"]}).json()["results"]) == 2
     duplicate = coordinator.post("/api/v1/participants/", {**ADA, "study": study["id"]}, format="json")
     assert duplicate.status_code == 409
     assert duplicate.json()["code"] == "duplicate_mrn"
+
+
+@pytest.mark.parametrize("term", ["mrn", "email"])
+def test_the_list_refuses_an_identifier_in_its_query_string_without_echoing_or_logging_it(
+    term: str, pi: APIClient, ada: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("DEBUG"):
+        refused = pi.get("/api/v1/participants/", {term: ADA[term]})
+
+    assert refused.status_code == 400
+    assert refused["Content-Type"] == "application/problem+json"
+    assert refused.json()["code"] == "search_in_url"
+    assert SEARCH in refused.json()["detail"]
+    assert ADA[term].encode() not in refused.content
+    assert ADA[term] not in caplog.text
+
+
+def test_an_email_search_is_exact_and_ignores_case(pi: APIClient, coordinator: APIClient, ada: dict[str, Any]) -> None:
+    consent(coordinator, ada, "research_use")
+
+    found = pi.post(SEARCH, {"email": ADA["email"].upper()}, format="json")
+
+    assert found.status_code == 200
+    assert [item["id"] for item in found.json()["results"]] == [ada["id"]]
+    assert pi.post(SEARCH, {"email": "ada@example.com"}, format="json").json()["results"] == []
+
+
+def test_the_search_is_decided_as_the_list_and_narrowed_to_the_consent(
+    pi: APIClient, coordinator: APIClient, ada: dict[str, Any]
+) -> None:
+    unconsented = pi.post(SEARCH, {"mrn": ADA["mrn"]}, format="json")
+    consent(coordinator, ada, "research_use")
+    consented = pi.post(SEARCH, {"mrn": ADA["mrn"]}, format="json")
+
+    assert unconsented.json()["results"] == []
+    assert [item["id"] for item in consented.json()["results"]] == [ada["id"]]
+    assert consented.json()["results"][0]["mrn"] == ADA["mrn"]
+    with schema_context("alpha"):
+        event = chained_events().get(request_id=consented["X-Request-ID"])
+    assert (event.action, event.resource_type, event.outcome) == ("participant.list", "participant", "allow")
+    assert event.participant_pseudonyms == [ada["pseudonym"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "non_field_errors"),
+        ({"mrn": "MRN-1", "email": "a@example.org"}, "non_field_errors"),
+        ({"name": "Ada"}, "name"),
+    ],
+    ids=["neither", "both", "unknown"],
+)
+def test_a_search_names_exactly_one_identifier(body: dict[str, Any], field: str, pi: APIClient) -> None:
+    refused = pi.post(SEARCH, body, format="json")
+
+    assert refused.status_code == 400
+    assert fields(refused) == {field}
+
+
+def test_search_pages_carry_a_cursor_in_the_body_and_never_the_identifier(
+    pi: APIClient, coordinator: APIClient, study: dict[str, Any]
+) -> None:
+    created = []
+    for n in range(3):
+        body = {**ADA, "study": study["id"], "mrn": f"MRN-S{n}"}
+        created.append(coordinator.post("/api/v1/participants/", body, format="json").json())
+        consent(coordinator, created[-1], "research_use")
+
+    first = pi.post(SEARCH, {"email": ADA["email"], "limit": 2}, format="json").json()
+    cursor = first["next"]
+    second = pi.post(SEARCH, {"email": ADA["email"], "limit": 2, "cursor": cursor}, format="json").json()
+
+    assert not cursor.startswith("http")
+    assert "example" not in base64.b64decode(cursor).decode()
+    assert [item["id"] for item in first["results"] + second["results"]] == [item["id"] for item in created]
+    assert second["next"] is None
+    assert ADA["email"] not in str(first["previous"]) + str(second["previous"])
+
+
+def test_a_search_on_another_community_finds_nothing_of_this_one(
+    member_client: MemberClient, coordinator: APIClient, ada: dict[str, Any]
+) -> None:
+    consent(coordinator, ada, "research_use")
+    beta_pi, _ = member_client("principal_investigator", on_beta=True)
+
+    found = beta_pi.post(SEARCH, {"mrn": ADA["mrn"]}, format="json")
+
+    assert found.status_code == 200
+    assert found.json()["results"] == []
 
 
 def test_participant_lists_page_with_a_cursor(pi: APIClient, coordinator: APIClient, study: dict[str, Any]) -> None:
