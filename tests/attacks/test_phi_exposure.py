@@ -184,6 +184,14 @@ def participant_detail_calls(world: World, method: str) -> list[Call]:
     return each_person(world, lambda p: update(p, etag(p.participant))) + each_person(world, lambda p: update(p, "*"))
 
 
+def search_calls(world: World, method: str) -> list[Call]:
+    def search(p: Person) -> Call:
+        body = {"mrn": p.participant.mrn}
+        return Call("POST", "/api/v1/participants/search/", target=p.state, body=body, listing=True)
+
+    return each_person(world, search)
+
+
 def disclosure_calls(world: World, method: str) -> list[Call]:
     return each_person(
         world, lambda p: Call("GET", f"/api/v1/participants/{p.id}/disclosures/", target=p.state)
@@ -281,6 +289,7 @@ CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "participant-list": participant_calls,
     "participant-detail": participant_detail_calls,
     "participant-disclosures": disclosure_calls,
+    "participant-search": search_calls,
     "consent-list": consent_calls,
     "consent-withdraw": withdraw_calls,
     "observation-list": observation_calls,

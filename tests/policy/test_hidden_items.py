@@ -68,6 +68,7 @@ EXISTING: dict[str, Callable[[Community, User], dict[str, Any]]] = {
     "observation-detail": lambda community, user: {"pk": ObservationFactory.create(community=community).pk},
     "export": _export,
 }
+EXISTING["break-glass-revoke"] = EXISTING["break-glass-review"]
 for _name in ("audit-export-download", "audit-export-manifest"):
     EXISTING[_name] = EXISTING["audit-export"]
 for _name in ("export-download", "export-manifest"):

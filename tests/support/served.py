@@ -55,7 +55,7 @@ def free_port() -> int:
 
 def test_database_url() -> str:
     """``DATABASE_URL`` pointed at the database the tests use (pytest-django's ``test_`` one)."""
-    parts = urlsplit(os.environ["DATABASE_URL"])
+    parts = urlsplit(settings.DATABASE_URL)
     return parts._replace(path="/" + str(connection.settings_dict["NAME"])).geturl()
 
 
