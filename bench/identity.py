@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import override_settings, setup_test_environment  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 from rest_framework.permissions import IsAuthenticated  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
@@ -38,9 +39,10 @@ from policy.enforcement import decide  # noqa: E402
 from policy.engine import EmbeddedEngine  # noqa: E402
 from policy.source import PolicySource  # noqa: E402
 from security.apis import MeApi  # noqa: E402
+from security.identity.revocation import is_revoked  # noqa: E402
 from security.identity.signing_keys import generate_signing_key, load_keyring  # noqa: E402
 from security.identity.tokens import issue_access_token, verify_access_token  # noqa: E402
-from security.models import User  # noqa: E402
+from security.models import AuthSession, User  # noqa: E402
 from services.participants.models import Participant  # noqa: E402
 from services.studies.models import Study  # noqa: E402
 from tenants.lifecycle import community_create  # noqa: E402
@@ -94,13 +96,17 @@ def main() -> None:
 
 def run_benchmarks(*, user_email: str, subject: str) -> None:
     """The measurements themselves."""
+    # A real session: revocation asks the database about any session Redis knows nothing of.
+    session = AuthSession.objects.create(
+        user_id=subject, community=Community.objects.get(slug="alpha"), amr=["pwd"], auth_time=timezone.now()
+    )
     token = issue_access_token(
         subject=subject,
         community="alpha",
         roles=["researcher"],
         amr=["pwd"],
-        auth_time=int(time.time()),
-        session_id="s",
+        auth_time=int(session.auth_time.timestamp()),
+        session_id=str(session.pk),
     )
     print("identity path benchmarks (2 cores; real PostgreSQL and Redis on loopback)")
     measure(
@@ -126,6 +132,13 @@ def run_benchmarks(*, user_email: str, subject: str) -> None:
     print(f"{'authentication + view overhead (p50 difference)':<48} {difference:8.3f} ms")
     difference = statistics.median(with_policy) - statistics.median(without)
     print(f"{'policy permission overhead (p50 difference)':<48} {difference:8.3f} ms")
+    jti, sid, live = "bench-token", str(session.pk), f"live:sid:{session.pk}"
+    measure("revocation check (Redis answers)", lambda: is_revoked(token_id=jti, session_id=sid), runs=2000)
+    measure(  # the DEL stands in for the live answer's expiry: one Redis trip more than a real miss
+        "revocation check, no answer in Redis (query + DEL)",
+        lambda: (get_redis().delete(live), is_revoked(token_id=jti, session_id=sid)),
+        runs=2000,
+    )
     run_policy_benchmarks(subject)
     measure(
         "rate limiter check (GCRA, one Redis round trip)",

@@ -87,7 +87,7 @@ from security.audit.sequencer import audit_chain, queued_flag  # noqa: E402
 from security.identity.authentication import AccessTokenAuthentication  # noqa: E402
 from security.identity.signing_keys import generate_signing_key, load_keyring  # noqa: E402
 from security.identity.tokens import issue_access_token  # noqa: E402
-from security.models import User  # noqa: E402
+from security.models import AuthSession, User  # noqa: E402
 from services.common import CreatedCursor  # noqa: E402
 from services.consents.models import Consent  # noqa: E402
 from services.participants.apis import ParticipantListApi  # noqa: E402
@@ -221,13 +221,15 @@ def seed() -> str:
             Consent.objects.create(
                 participant=participant, scopes=["research_use", "contact"], form_version="v3.1", signed_at=signed
             )
+    # A real session: revocation asks the database about any session Redis knows nothing of.
+    session = AuthSession.objects.create(user=investigator, community=community, amr=["pwd"], auth_time=timezone.now())
     return issue_access_token(
         subject=str(investigator.pk),
         community=SLUG,
         roles=["principal_investigator"],
         amr=["pwd"],
-        auth_time=int(time.time()),
-        session_id=f"{SLUG}-session",
+        auth_time=int(session.auth_time.timestamp()),
+        session_id=str(session.pk),
     )
 
 
@@ -409,7 +411,7 @@ LAYERS: list[tuple[Any, str, str]] = [
     (ParticipantListApi, "dispatch", "DRF: request, query parameters, pagination"),
     (AccessTokenAuthentication, "authenticate", "authentication: header, roles"),
     (security.identity.authentication, "verify_access_token", "token: Ed25519 signature and claims"),
-    (security.identity.revocation, "is_revoked", "token: revocation (1 Redis trip)"),
+    (security.identity.revocation, "is_revoked", "token: revocation (1 Redis trip; a query when Redis has no answer)"),
     (security.identity.authentication, "calling_member", "token: membership and roles (1 Redis trip)"),
     (PolicyPermission, "has_permission", "policy: input document, enforcement"),
     (policy_permissions, "break_glass_context", "policy: break-glass grant (1 Redis trip)"),

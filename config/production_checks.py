@@ -31,6 +31,14 @@ TLS_DATABASE_MODES = {"verify-full"}
 
 MAXIMUM_JWT_LEEWAY_SECONDS = 60
 DEBUG_VALUES = {"1", "true", "yes", "on"}
+# Automatic logoff: a session may last a working day at most, and a "still live" revocation answer
+# may hide a database-only revocation for a minute at most. The defaults are those of base settings.
+MAXIMUM_SESSION_MAX_AGE_SECONDS = 24 * 3600
+MAXIMUM_REVOCATION_LIVE_CACHE_SECONDS = 60
+DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 3600
+DEFAULT_SESSION_MAX_AGE_SECONDS = 12 * 3600
+DEFAULT_IDLE_BEYOND_ACCESS_TOKEN_SECONDS = 1800
+DEFAULT_REVOCATION_LIVE_CACHE_SECONDS = 5
 
 
 def configuration_problems(environ: Mapping[str, str]) -> list[str]:
@@ -50,6 +58,7 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     cache_url = environ.get("CACHE_URL", "")
     if cache_url and cache_url == environ.get("REDIS_URL"):
         problems.append("CACHE_URL equals REDIS_URL: a cache flush would also drop token revocations and lockouts")
+    problems.extend(_session_lifetimes(environ))
     problems.extend(_plaintext_backends(environ))
     problems.extend(_development_policy(environ))
     problems.extend(_development_keys(environ))
@@ -60,6 +69,40 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
 
 
 MINIMUM_PROXY_SECRET_LENGTH = 32
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    """``name`` as a whole number of seconds (``default`` when unset); a problem, and the default, when not one."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+        problems.append(f"{name} must be a whole number of seconds above 0")
+        return default
+    return int(raw)
+
+
+def _session_lifetimes(environ: Mapping[str, str]) -> list[str]:
+    """Sessions must end (HIPAA automatic logoff): bounded, idle below absolute, revocations seen soon."""
+    problems: list[str] = []
+    access = _seconds(environ, "ACCESS_TOKEN_TTL_SECONDS", DEFAULT_ACCESS_TOKEN_TTL_SECONDS, problems)
+    max_age = _seconds(environ, "SESSION_MAX_AGE_SECONDS", DEFAULT_SESSION_MAX_AGE_SECONDS, problems)
+    idle = _seconds(
+        environ, "SESSION_IDLE_TIMEOUT_SECONDS", access + DEFAULT_IDLE_BEYOND_ACCESS_TOKEN_SECONDS, problems
+    )
+    live = _seconds(environ, "REVOCATION_LIVE_CACHE_SECONDS", DEFAULT_REVOCATION_LIVE_CACHE_SECONDS, problems)
+    if max_age > MAXIMUM_SESSION_MAX_AGE_SECONDS:
+        problems.append(f"SESSION_MAX_AGE_SECONDS exceeds {MAXIMUM_SESSION_MAX_AGE_SECONDS} (sessions must end daily)")
+    if idle > max_age:
+        problems.append("SESSION_IDLE_TIMEOUT_SECONDS exceeds SESSION_MAX_AGE_SECONDS (it would never apply)")
+    if access >= idle:
+        problems.append(
+            "ACCESS_TOKEN_TTL_SECONDS is not below SESSION_IDLE_TIMEOUT_SECONDS "
+            "(active clients refresh once per access token, so they would be logged off)"
+        )
+    if live > MAXIMUM_REVOCATION_LIVE_CACHE_SECONDS:
+        problems.append(f"REVOCATION_LIVE_CACHE_SECONDS exceeds {MAXIMUM_REVOCATION_LIVE_CACHE_SECONDS}")
+    return problems
 
 
 def _gateway_trust(environ: Mapping[str, str]) -> list[str]:

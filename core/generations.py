@@ -15,14 +15,19 @@ drop answers, or at worst bring back one at most ``GENERATION_CACHE_SECONDS``
 old by resetting a generation, but cannot forge one (a role, a grant, a
 community). An answer that fails the check is logged and asked of the database.
 When Redis cannot answer, the caller asks the database: this is a cache, not
-the source of truth. Entries expire after
-``GENERATION_CACHE_SECONDS`` as well, which bounds what a lost invalidation
-could leave.
+the source of truth.
+
+Every answer is also bounded in time, which bounds what a lost invalidation
+could leave: it carries the time it was stored, inside the body the HMAC
+covers, and is refused once older than ``GENERATION_CACHE_SECONDS``. The
+hash's own expiry (renewed on every put, so it follows the newest answer) only
+reclaims memory; it bounds nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -85,14 +90,17 @@ class GenerationCache:
         if not constant_time_compare(mac, self._mac(scope, generation, field, body)):
             logger.warning("%s cache: an answer failed its integrity check; asking the database", self.name)
             return Lookup(hit=False, value=None, generation=generation)
-        return Lookup(hit=True, value=orjson.loads(body), generation=generation)
+        stored_at, _, answer = body.partition(".")
+        if not _fresh(stored_at):  # older than the bound: whatever invalidation it missed, ask again
+            return Lookup(hit=False, value=None, generation=generation)
+        return Lookup(hit=True, value=orjson.loads(answer), generation=generation)
 
     def put(self, scope: str, lookup: Lookup, field: str, value: Any) -> None:
         """Remember ``value`` under the generation the miss was read at (nothing when Redis was down)."""
         if lookup.generation is None:
             return
         key = self._answers_prefix(scope) + lookup.generation
-        body = orjson.dumps(value).decode("utf-8")
+        body = f"{_now_ms()}.{orjson.dumps(value).decode('utf-8')}"  # the stored-at time is under the HMAC too
         try:
             with get_redis().pipeline(transaction=False) as pipeline:
                 pipeline.hset(key, field, f"{self._mac(scope, lookup.generation, field, body)}.{body}")
@@ -116,6 +124,20 @@ class GenerationCache:
             get_redis().incr(self._generation_key(scope))
         except RedisError as error:  # the answers expire on their own; until then a change may go unseen
             logger.error("could not invalidate the %s cache (%s)", self.name, type(error).__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _fresh(stored_at: str) -> bool:
+    """Whether an answer stored at ``stored_at`` (milliseconds) is within ``GENERATION_CACHE_SECONDS`` of now.
+
+    Either way: an answer from the future (a process whose clock runs ahead) is held to the same bound.
+    """
+    if not (stored_at.isascii() and stored_at.isdigit()):
+        return False
+    return abs(_now_ms() - int(stored_at)) <= int(settings.GENERATION_CACHE_SECONDS) * 1000
 
 
 def instance_from(model: type[M], values: dict[str, Any]) -> M:

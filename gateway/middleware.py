@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.http import http_date
 
+from core.comparison import is_ascii_digits
 from core.errors import ErrorCode
 from core.http import edge_of, edge_set
 from core.problems import problem_response
@@ -72,7 +73,7 @@ class BodyLimitMiddleware:
                     code=GatewayErrorCode.LENGTH_REQUIRED,
                     detail="Send a Content-Length; chunked bodies are refused.",
                 )
-            if length and (not length.isdigit() or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
+            if length and (not is_ascii_digits(length) or int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE):
                 return problem_response(
                     request, status=413, code=ErrorCode.PAYLOAD_TOO_LARGE, detail="The request body is too large."
                 )

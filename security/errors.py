@@ -13,6 +13,8 @@ class IdentityErrorCode(StrEnum):
     INVALID_TOKEN = "invalid_token"  # an error code, not a secret  # noqa: S105  # nosec B105
     MFA_REQUIRED = "mfa_required"
     RECENT_SIGN_IN_REQUIRED = "recent_sign_in_required"
+    SESSION_IDLE_TIMEOUT = "session_idle_timeout"  # not refreshed for SESSION_IDLE_TIMEOUT_SECONDS
+    SESSION_EXPIRED = "session_expired"  # SESSION_MAX_AGE_SECONDS since the sign-in
     LOGIN_LOCKED = "login_locked"
     INVALID_OTP = "invalid_otp"
     MFA_ALREADY_ENABLED = "mfa_already_enabled"

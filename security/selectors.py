@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from core.generations import GenerationCache, instance_from
-from security.models import Membership, User
+from security.models import AuthSession, Membership, User
 from tenants.models import Community
 
 # Every authenticated request asks who the caller is in its community. The answers (the user's
@@ -69,3 +69,15 @@ def _member(kept: dict[str, Any] | None) -> tuple[User, list[str]] | None:
 def forget_members(**_: Any) -> None:
     """Signal receiver: a membership or a user changed, so every caller is looked up again."""
     MEMBERS.forget(_SCOPE)
+
+
+def session_is_live(*, session_id: str) -> bool:
+    """Whether the session named by an access token's ``sid`` exists and is not revoked (the database's answer).
+
+    An id that is not a session's (it cannot be, in a token we signed) is not live.
+    """
+    try:
+        key = uuid.UUID(session_id)
+    except ValueError:
+        return False
+    return AuthSession.objects.filter(pk=key, revoked_at__isnull=True).exists()

@@ -227,6 +227,17 @@ JWT_SIGNING_KEYS_DIR = Path(env_str("JWT_SIGNING_KEYS_DIR", str(LOCAL_STATE_DIR 
 JWT_LEEWAY_SECONDS = env_int("JWT_LEEWAY_SECONDS", default=30)
 ACCESS_TOKEN_TTL_SECONDS = env_int("ACCESS_TOKEN_TTL_SECONDS", default=3600)
 REFRESH_TOKEN_TTL_SECONDS = env_int("REFRESH_TOKEN_TTL_SECONDS", default=7 * 24 * 3600)
+# Automatic logoff (HIPAA 164.312(a)(2)(iii)). A session (one sign-in's family of refresh tokens)
+# ends when it is not refreshed for SESSION_IDLE_TIMEOUT_SECONDS, and SESSION_MAX_AGE_SECONDS after
+# the sign-in whatever happens; its access tokens stop at that absolute end too. Idleness is seen at
+# refresh, and an active client refreshes once per access token, so the idle timeout must exceed
+# ACCESS_TOKEN_TTL_SECONDS: by default a client has 30 minutes after its token runs out to come back.
+SESSION_IDLE_TIMEOUT_SECONDS = env_int("SESSION_IDLE_TIMEOUT_SECONDS", default=ACCESS_TOKEN_TTL_SECONDS + 1800)
+SESSION_MAX_AGE_SECONDS = env_int("SESSION_MAX_AGE_SECONDS", default=12 * 3600)
+# Revocation is asked of Redis first; when Redis holds no answer for a session, the database's
+# AuthSession.revoked_at decides. A "still live" answer is then kept this long (so a revocation
+# made in the database alone is honoured within it); a "revoked" one as long as a token could live.
+REVOCATION_LIVE_CACHE_SECONDS = env_int("REVOCATION_LIVE_CACHE_SECONDS", default=5)
 
 # Failed logins: after this many failures inside the window, the account (or
 # the client address) is locked for LOGIN_LOCKOUT_SECONDS.

@@ -2,15 +2,19 @@
 
 Order of checks: a token is present and well formed; the request is on a
 community host; signature, type, lifetime, issuer, audience and community
-(:func:`verify_access_token`); not revoked; the user is still active and still
-a member. The roles used from here on are the member's current roles, not the
+(:func:`verify_access_token`); its session not past its absolute lifetime
+(``SESSION_MAX_AGE_SECONDS`` since the sign-in) and not revoked (Redis, or the
+database when Redis has no answer); the user is still active and still a
+member. The roles used from here on are the member's current roles, not the
 ones frozen into the token.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -64,6 +68,8 @@ class AccessTokenAuthentication(BaseAuthentication):
         if community is None:
             raise InvalidToken
         claims = verify_access_token(token, community=community.slug)
+        if time.time() - claims.auth_time > settings.SESSION_MAX_AGE_SECONDS:  # the session has ended
+            raise InvalidToken
         if revocation.is_revoked(token_id=claims.token_id, session_id=claims.session_id):
             raise InvalidToken
         member = calling_member(user_id=claims.subject, community=community)

@@ -11,7 +11,6 @@ accepted one.
 from __future__ import annotations
 
 import base64
-import hmac
 import io
 import secrets
 import time
@@ -24,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.comparison import ascii_equal, is_ascii_digits
 from core.errors import BadRequest, Conflict
 from security.errors import IdentityErrorCode
 from security.identity.sealing import keyed_hashes, seal, unseal
@@ -53,13 +53,13 @@ def _seed(device: TotpDevice) -> str:
 
 def _matching_step(device: TotpDevice, code: str, now: float) -> int | None:
     """The 30-second step whose code equals ``code`` and is newer than the last accepted one."""
-    if not (code.isdigit() and len(code) == TOTP_DIGITS):
+    if not is_ascii_digits(code, length=TOTP_DIGITS):  # '١٢٣٤٥٦'.isdigit() is true too
         return None
     totp = pyotp.TOTP(_seed(device), digits=TOTP_DIGITS, interval=TOTP_INTERVAL_SECONDS)
     current = int(now) // TOTP_INTERVAL_SECONDS
     for step in range(current - TOTP_DRIFT_STEPS, current + TOTP_DRIFT_STEPS + 1):
         expected = totp.at(step * TOTP_INTERVAL_SECONDS)
-        if step > device.last_used_step and hmac.compare_digest(expected, code):
+        if step > device.last_used_step and ascii_equal(expected, code):
             return step
     return None
 
@@ -124,7 +124,9 @@ def totp_enrollment_confirm(*, user: User, code: str, now: float | None = None) 
 
 
 def verify_second_factor(*, user: User, otp: str, now: float | None = None) -> bool:
-    """Accept a current TOTP code (once) or an unused recovery code (consumed)."""
+    """Accept a current TOTP code (once) or an unused recovery code (consumed); never a code that is not ASCII."""
+    if not otp.isascii():  # no code is; and str.upper() would fold some ('ﬀ' to 'FF') into the recovery alphabet
+        return False
     with transaction.atomic():
         device = TotpDevice.objects.select_for_update().filter(user=user, confirmed_at__isnull=False).first()
         if device is None:

@@ -4,6 +4,12 @@ A session (:class:`AuthSession`) is a family of refresh tokens. Each refresh
 uses up the presented token and issues its child; presenting a used token
 again means it was copied, so the whole session is revoked (and with it every access token of the
 session, through :mod:`security.identity.revocation`).
+
+A session also ends by itself (automatic logoff, HIPAA 164.312(a)(2)(iii)):
+when it has not been refreshed for ``SESSION_IDLE_TIMEOUT_SECONDS``, and
+``SESSION_MAX_AGE_SECONDS`` after its sign-in however often it was refreshed.
+A refresh past either is refused with its own code and revokes the session,
+as reuse does.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -30,6 +36,13 @@ from tenants.models import Community
 REFRESH_PREFIX = "rt1."
 PASSWORD_AMR = ("pwd",)
 MFA_AMR = ("pwd", "otp", "mfa")
+# The audit reason of a used refresh token presented again (its answer stays the generic invalid_token).
+REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105 - an audit reason, not a secret
+# The sessions that end by themselves say so: the client should sign in again, not retry.
+_SESSION_ENDINGS: dict[str, str] = {
+    IdentityErrorCode.SESSION_EXPIRED: "This session has reached its maximum lifetime; sign in again.",
+    IdentityErrorCode.SESSION_IDLE_TIMEOUT: "This session was idle for too long; sign in again.",
+}
 
 
 @dataclass(frozen=True)
@@ -117,14 +130,45 @@ def session_start(*, community: Community, email: str, password: str, otp: str |
         return _issue(session=session, roles=roles, parent=None)
 
 
+def _ending(*, session: AuthSession, token: RefreshToken, now: datetime) -> str | None:
+    """Why presenting ``token`` ends its (live) session now, or ``None`` when it may be rotated."""
+    if token.used_at is not None:  # whoever holds the newest one, this session is compromised
+        return REFRESH_TOKEN_REUSED
+    if now - session.auth_time > timedelta(seconds=settings.SESSION_MAX_AGE_SECONDS):
+        return IdentityErrorCode.SESSION_EXPIRED
+    # The unused token is the family's newest: it was issued at the session's last sign-in or refresh.
+    if now - token.created_at > timedelta(seconds=settings.SESSION_IDLE_TIMEOUT_SECONDS):
+        return IdentityErrorCode.SESSION_IDLE_TIMEOUT
+    return None
+
+
+def _refusal(ending: str) -> Unauthenticated:
+    """A session that ended by itself says so; reuse gets the generic answer every bad token gets."""
+    detail = _SESSION_ENDINGS.get(ending)
+    return InvalidToken() if detail is None else Unauthenticated(detail, code=ending)
+
+
+def _rotate(*, community: Community, session: AuthSession, token: RefreshToken, now: datetime) -> TokenPair:
+    roles = member_roles(user_id=session.user_id, community=community)
+    if token.expires_at <= now or not roles:
+        raise InvalidToken
+    token.used_at = now
+    token.save(update_fields=["used_at"])
+    annotate(actor_id=str(session.user_id), actor_roles=sorted(roles))
+    return _issue(session=session, roles=roles, parent=token)
+
+
 def session_refresh(*, community: Community, refresh_token: str) -> TokenPair:
-    """Rotate a refresh token; reuse of a used one revokes its whole session.
+    """Rotate a refresh token; reuse of a used one, or a session past its idle or absolute lifetime, revokes it.
 
     Every refresh of a session, its logout and its reuse detection lock the
-    session row first, so they happen one after the other.
+    session row, so they happen one after the other. A revocation here is
+    saved after its savepoint is released, so raising the refusal does not
+    undo it (the audit middleware commits 401 answers with their event).
 
     Raises:
         InvalidToken: unknown, expired, reused, revoked, other community, or no longer a member.
+        Unauthenticated: the session ended by itself (``session_idle_timeout``, ``session_expired``).
     """
     token = (
         RefreshToken.objects.filter(token_hash=_hash_refresh(refresh_token), session__community=community)
@@ -138,20 +182,15 @@ def session_refresh(*, community: Community, refresh_token: str) -> TokenPair:
         token = RefreshToken.objects.get(pk=token.pk)  # re-read under the session lock
         if session.revoked_at is not None:
             raise InvalidToken
-        if token.used_at is None:
-            roles = member_roles(user_id=session.user_id, community=community)
-            if token.expires_at <= timezone.now() or not roles:
-                raise InvalidToken
-            token.used_at = timezone.now()
-            token.save(update_fields=["used_at"])
-            annotate(actor_id=str(session.user_id), actor_roles=sorted(roles))
-            return _issue(session=session, roles=roles, parent=token)
-        # A used token came back: whoever holds the newest one, this session is compromised.
-        session.revoked_at = timezone.now()
+        now = timezone.now()
+        ending = _ending(session=session, token=token, now=now)
+        if ending is None:
+            return _rotate(community=community, session=session, token=token, now=now)
+        session.revoked_at = now
         session.save(update_fields=["revoked_at"])
-    annotate(actor_id=str(session.user_id), reasons=["refresh_token_reused", "session_revoked"])
+    annotate(actor_id=str(session.user_id), reasons=[str(ending), "session_revoked"])
     revocation.revoke_session(str(session.pk))
-    raise InvalidToken
+    raise _refusal(ending)
 
 
 def session_end(*, claims: AccessClaims) -> None:

@@ -1,5 +1,7 @@
 """The house style as checks: error codes come from enums, research views never write, apps have actions.
 
+Also: a secret a client sent is compared only through ``core.comparison`` (ASCII, as bytes).
+
 Each rule is a fact about the source a reviewer would otherwise have to
 re-check by hand on every change.
 """
@@ -45,6 +47,31 @@ def test_no_error_code_is_a_string_literal_outside_the_enums() -> None:
     literals = [found for path in production_modules() for found in literal_codes(path)]
 
     assert literals == []
+
+
+def digest_comparisons(path: Path) -> list[str]:
+    """Calls of ``hmac.compare_digest``: on two ``str`` it raises TypeError for any non-ASCII character."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr == "compare_digest":
+            found.append(f"{shown(path)}:{node.lineno} .compare_digest")
+        elif isinstance(node, ast.ImportFrom) and any(alias.name == "compare_digest" for alias in node.names):
+            found.append(f"{shown(path)}:{node.lineno} import compare_digest")
+    return found
+
+
+def test_secrets_a_client_sent_are_compared_only_through_core_comparison() -> None:
+    allowed = ROOT / "core" / "comparison.py"
+    found = [hit for path in production_modules() if path != allowed for hit in digest_comparisons(path)]
+
+    assert found == []
+
+
+def test_the_comparison_check_sees_compare_digest(tmp_path: Path) -> None:
+    module = tmp_path / "mfa.py"
+    module.write_text("import hmac\nok = hmac.compare_digest(expected, code)\n", encoding="utf-8")
+
+    assert digest_comparisons(module) == ["mfa.py:2 .compare_digest"]
 
 
 def database_writes(path: Path) -> list[str]:

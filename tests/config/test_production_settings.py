@@ -93,6 +93,12 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"PROXY_SHARED_SECRET": "short"}, "PROXY_SHARED_SECRET is missing or shorter"),
         ({"AWS_S3_BUCKET": ""}, "AWS_S3_BUCKET is not set"),
         ({"DEIDENTIFIED_EXPORT_STORAGE": "local"}, "AWS_S3_BUCKET is not set"),
+        ({"SESSION_MAX_AGE_SECONDS": str(7 * 24 * 3600)}, "SESSION_MAX_AGE_SECONDS exceeds 86400"),
+        ({"SESSION_MAX_AGE_SECONDS": "3600"}, "SESSION_IDLE_TIMEOUT_SECONDS exceeds SESSION_MAX_AGE_SECONDS"),
+        ({"SESSION_IDLE_TIMEOUT_SECONDS": "1800"}, "ACCESS_TOKEN_TTL_SECONDS is not below SESSION_IDLE_TIMEOUT"),
+        ({"SESSION_IDLE_TIMEOUT_SECONDS": "forever"}, "SESSION_IDLE_TIMEOUT_SECONDS must be a whole number"),
+        ({"SESSION_MAX_AGE_SECONDS": "0"}, "SESSION_MAX_AGE_SECONDS must be a whole number"),
+        ({"REVOCATION_LIVE_CACHE_SECONDS": "300"}, "REVOCATION_LIVE_CACHE_SECONDS exceeds 60"),
     ],
 )
 def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: str) -> None:
@@ -106,3 +112,7 @@ def test_a_refused_start_says_why_in_one_message() -> None:
 
     assert result.returncode != 0
     assert "DJANGO_DEBUG is on (production never runs with DEBUG)" in result.stderr
+
+
+def test_a_shorter_access_token_moves_the_default_idle_timeout_with_it() -> None:
+    assert configuration_problems({**COMPLETE, "ACCESS_TOKEN_TTL_SECONDS": "900"}) == []

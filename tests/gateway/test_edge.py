@@ -78,6 +78,17 @@ def test_a_declared_length_over_the_limit_is_413_before_parsing(
     assert response.json()["code"] == "payload_too_large"
 
 
+def test_a_declared_length_in_digits_that_are_not_ascii_is_413_not_a_crash(
+    alpha: Community, client_for: Callable[[str], APIClient]
+) -> None:
+    response = client_for(ALPHA_HOST).generic(
+        "POST", "/api/v1/auth/token", "{}", content_type="application/json", CONTENT_LENGTH="\u00b2"
+    )
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
 def test_a_chunked_body_without_a_length_is_413(alpha: Community, client_for: Callable[[str], APIClient]) -> None:
     response = client_for(ALPHA_HOST).generic(
         "POST",

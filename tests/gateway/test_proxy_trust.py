@@ -160,3 +160,15 @@ def test_refusals_carry_the_security_headers_and_a_request_id(
     assert "default-src 'none'" in refused["Content-Security-Policy"]
     assert refused["X-Content-Type-Options"] == "nosniff"
     assert len(refused["X-Request-ID"]) == 32
+
+
+@override_settings(**TRUSTED)
+def test_a_signature_header_that_is_not_ascii_is_simply_not_trusted(alpha: Community) -> None:
+    headers = through_kong("/api/v1/me")
+    stamp = headers["HTTP_X_GATEWAY_SIGNATURE"].split(",")[0]
+    headers["HTTP_X_GATEWAY_SIGNATURE"] = f"{stamp},sig=caf\u00e9"  # a Latin-1 byte, as WSGI decodes headers
+
+    response = APIClient(HTTP_HOST=ALPHA_HOST).get("/api/v1/me", **headers)
+
+    assert response.status_code == 401  # no token: the request went on, unproven, and did not crash
+    assert response["X-Request-ID"] != headers["HTTP_X_REQUEST_ID"]

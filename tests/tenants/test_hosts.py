@@ -46,8 +46,10 @@ def test_the_cache_holds_signed_json_not_pickles(alpha: Community) -> None:
     stored = str(get_redis().hget(f"communities:answers:hosts:{generation}", ALPHA_HOST))
 
     mac, _, body = stored.partition(".")
+    stored_at, _, answer = body.partition(".")
     assert len(mac) == 64
-    assert json.loads(body)["slug"] == "alpha"
+    assert stored_at.isdigit()  # milliseconds, under the HMAC with the answer
+    assert json.loads(answer)["slug"] == "alpha"
 
 
 def test_an_answer_written_to_redis_by_someone_else_is_not_believed(alpha: Community, beta: Community) -> None:
@@ -55,8 +57,9 @@ def test_an_answer_written_to_redis_by_someone_else_is_not_believed(alpha: Commu
     generation = int(get_redis().get(GENERATION) or 0)
     key = f"communities:answers:hosts:{generation}"
     mac, _, body = str(get_redis().hget(key, ALPHA_HOST)).partition(".")
-    forged = json.loads(body) | {"id": beta.pk, "schema_name": "beta", "slug": "beta"}
-    get_redis().hset(key, ALPHA_HOST, f"{mac}.{json.dumps(forged)}")  # alpha's host pointed at beta
+    stored_at, _, answer = body.partition(".")
+    forged = json.loads(answer) | {"id": beta.pk, "schema_name": "beta", "slug": "beta"}
+    get_redis().hset(key, ALPHA_HOST, f"{mac}.{stored_at}.{json.dumps(forged)}")  # alpha's host pointed at beta
     get_redis().hset(key, BETA_HOST, f"{mac}.{body}")  # alpha's own answer, moved to beta's host
 
     assert community_queries(lambda: community_for_host(ALPHA_HOST))  # not believed: asked again

@@ -22,6 +22,7 @@ from security.models import User
 from tenants.models import Community
 from tests.config.test_production_settings import COMPLETE, REPOSITORY
 from tests.factories import DEFAULT_PASSWORD
+from tests.support.codes import UNICODE_DIGITS
 
 LOGIN_URL = "/admin/login/?next=/admin/"
 
@@ -100,6 +101,21 @@ def test_wrong_codes_count_as_failures_and_lock_the_account(staff: User, monkeyp
 
     assert response.status_code == 200  # type: ignore[attr-defined]
     assert "Please enter the correct" in response.content.decode()  # type: ignore[attr-defined]
+
+
+@override_settings(LOGIN_MAX_FAILURES_PER_ACCOUNT=3)
+def test_unicode_digits_are_a_wrong_code_that_counts_towards_the_lockout(
+    staff: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed = enroll(staff, monkeypatch)
+    for code in UNICODE_DIGITS:
+        refused = sign_in(staff.email, DEFAULT_PASSWORD, code)
+        assert refused.status_code == 200  # type: ignore[attr-defined]  # the form again, not a 500
+        assert "Please enter the correct" in refused.content.decode()  # type: ignore[attr-defined]
+
+    locked = sign_in(staff.email, DEFAULT_PASSWORD, pyotp.TOTP(seed).at(time.time() + 30))
+
+    assert "Please enter the correct" in locked.content.decode()  # type: ignore[attr-defined]
 
 
 def test_mfa_enroll_refuses_an_unknown_user(db: None) -> None:

@@ -1,4 +1,4 @@
-"""TOTP enrollment, sign-in with a second factor, recovery codes."""
+"""TOTP enrollment, sign-in with a second factor, recovery codes, and codes that are not ASCII."""
 
 from __future__ import annotations
 
@@ -12,12 +12,17 @@ import jwt
 import pyotp
 import pytest
 import time_machine
+from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from security.identity.mfa import _recovery_hashes as recovery_hashes  # how a recovery code is stored
+from security.identity.mfa import verify_second_factor
 from security.models import RecoveryCode, TotpDevice, User
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD
+from tests.support.audit import chained_events
 from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
+from tests.support.codes import UNICODE_DIGITS
 
 ENROLL_URL = "/api/v1/auth/mfa/totp"
 CONFIRM_URL = "/api/v1/auth/mfa/totp/confirm"
@@ -186,3 +191,43 @@ def test_confirmation_needs_a_recent_sign_in_too(signed_in: APIClient) -> None:
 
     assert response.status_code == 401
     assert response.json()["code"] == "recent_sign_in_required"
+
+
+@pytest.mark.parametrize("otp", UNICODE_DIGITS)
+def test_unicode_digits_at_sign_in_are_a_wrong_second_factor_on_record(
+    otp: str, signed_in: APIClient, user: User, client_for: Callable[[str], APIClient]
+) -> None:
+    enroll(signed_in)
+    credentials = {"email": user.email, "password": DEFAULT_PASSWORD, "otp": otp}
+
+    response = client_for(ALPHA_HOST).post("/api/v1/auth/token", credentials, format="json")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_credentials"
+    with schema_context("alpha"):
+        [refused] = chained_events().filter(action="auth.login", outcome="deny")
+    assert refused.reasons == ["invalid_credentials"]
+    assert refused.http_status == 401
+    assert refused.request_id == response.json()["request_id"]
+
+
+@pytest.mark.parametrize("code", UNICODE_DIGITS)
+def test_unicode_digits_in_the_enrollment_confirmation_are_an_invalid_code(
+    code: str, signed_in: APIClient, user: User
+) -> None:
+    signed_in.post(ENROLL_URL)
+
+    response = signed_in.post(CONFIRM_URL, {"code": code}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_otp"
+    assert not TotpDevice.objects.get(user=user).confirmed_at
+
+
+def test_a_code_that_is_not_ascii_is_never_a_recovery_code(signed_in: APIClient, user: User) -> None:
+    enroll(signed_in)
+    RecoveryCode.objects.create(user=user, code_hash=recovery_hashes(user, "ABSSD-EFGHJ")[0])
+    folded = "ab\u00dfd-efghj"  # 'ß'.upper() is 'SS': without the ASCII rule this was the code above
+
+    assert not verify_second_factor(user=user, otp=folded)
+    assert verify_second_factor(user=user, otp="absSd-efghj")  # the code itself, typed loosely, still works

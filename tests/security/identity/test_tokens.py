@@ -21,17 +21,24 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from security.identity.signing_keys import current_keyring
 from security.identity.tokens import issue_access_token
-from security.models import User
+from security.models import AuthSession, User
 from tenants.models import Community
 from tests.factories import MembershipFactory
 from tests.support.clients import ALPHA_HOST, BETA_HOST, bearer
 from tests.support.tokens import token_for
 
 GENERIC_DETAIL = "The access token is missing, invalid, expired or revoked."
+
+
+def live_session(user: User) -> str:
+    """The id of a real session of ``user`` (a token naming no session is refused, whatever else is right)."""
+    alpha = Community.objects.get(slug="alpha")
+    return str(AuthSession.objects.create(user=user, community=alpha, amr=["pwd"], auth_time=timezone.now()).pk)
 
 
 def claims_for(user: User, community: str = "alpha", **overrides: Any) -> dict[str, Any]:
@@ -44,7 +51,7 @@ def claims_for(user: User, community: str = "alpha", **overrides: Any) -> dict[s
         "roles": ["researcher"],
         "amr": ["pwd"],
         "auth_time": now,
-        "sid": "00000000000000000000000000000001",
+        "sid": live_session(user),
         "iat": now,
         "nbf": now,
         "exp": now + 600,
@@ -230,7 +237,7 @@ def test_expiry_allows_the_configured_leeway_and_no_more(
         roles=["researcher"],
         amr=["pwd"],
         auth_time=int(time.time()),
-        session_id="s1",
+        session_id=live_session(researcher),
     )
     expires = time.time() + settings.ACCESS_TOKEN_TTL_SECONDS
     with time_machine.travel(expires + settings.JWT_LEEWAY_SECONDS - 5, tick=False):
@@ -285,3 +292,22 @@ def test_revocation_store_down_fails_closed_with_503(researcher: User, client_fo
 
     assert response.status_code == 503
     assert response.json()["code"] == "revocation_unavailable"
+
+
+def test_a_token_naming_no_session_is_refused(researcher: User, client_for: Callable[[str], APIClient]) -> None:
+    # Signed with our key and right in every other way: only a sign-in leaves a session behind.
+    token = sign(claims_for(researcher, sid="00000000-0000-0000-0000-000000000001"))
+
+    assert call_me(client_for, token).status_code == 401
+
+
+def test_an_access_token_stops_when_its_session_reaches_its_maximum_age(
+    researcher: User, client_for: Callable[[str], APIClient]
+) -> None:
+    signed_in = int(time.time()) - settings.SESSION_MAX_AGE_SECONDS - 1
+    token = sign(claims_for(researcher, auth_time=signed_in))  # issued just now, so unexpired
+
+    response = call_me(client_for, token)
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == GENERIC_DETAIL
