@@ -20,7 +20,7 @@ from policy.errors import PolicyDenied, PolicyHidden, PolicyUnavailable
 # Denials that may be hidden as "not found": the caller has no business knowing the resource
 # exists. Any other reason (a second factor to add, a consent that does not cover the purpose)
 # concerns a resource the caller may see, and is told.
-HIDEABLE_REASONS = frozenset({"action_not_permitted", "not_a_member"})
+HIDEABLE_REASONS = frozenset({"action_not_permitted", "not_a_member", "not_the_holder"})
 RECORD = (
     "INSERT INTO policy_decisionrecord"
     " (decision_id, created_at, revision, input_digest, input, action, allow, reasons, obligations)"

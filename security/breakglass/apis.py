@@ -13,12 +13,12 @@ from rest_framework.response import Response
 
 from core.errors import BadRequest
 from core.serializers import StrictSerializer
-from policy.views import PolicyView
+from policy.views import PolicyResource, PolicyView
 from security.audit.models import AuditEvent
 from security.breakglass.actions import grant_open, grant_review, grant_revoke
 from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import BreakGlassGrant
-from security.breakglass.selectors import review_queue
+from security.breakglass.selectors import grant_attributes, review_queue
 from security.identity.authentication import claims_of
 from tenants.context import community_required
 
@@ -109,11 +109,21 @@ class BreakGlassApi(PolicyView[None]):
         return Response(GrantSerializer(grants, many=True).data)
 
 
-class BreakGlassRevokeApi(PolicyView[None]):
+class _OneGrant(PolicyView[None]):
+    """A route on one grant: the policy sees its holder, and a grant the caller may not act on looks missing."""
+
+    policy_resource_type = "break_glass"
+    policy_deny_as_not_found = True
+
+    def policy_resource(self, request: Request) -> PolicyResource[None]:
+        """The grant's holder; an unknown id is an audited 404."""
+        return PolicyResource(None, grant_attributes(grant_id=self.kwargs["pk"], action=str(self.policy_action(request))))
+
+
+class BreakGlassRevokeApi(_OneGrant):
     """``POST /api/v1/break-glass/{id}/revoke/``: the grant's holder or a compliance officer ends it now."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.revoke"}
-    policy_resource_type = "break_glass"
 
     @extend_schema(request=None, responses={200: GrantSerializer})
     def post(self, request: Request, pk: Any) -> Response:
@@ -123,11 +133,10 @@ class BreakGlassRevokeApi(PolicyView[None]):
         return Response(GrantSerializer(grant).data)
 
 
-class BreakGlassReviewApi(PolicyView[None]):
+class BreakGlassReviewApi(_OneGrant):
     """``POST /api/v1/break-glass/{id}/review/``: a compliance officer, not its holder, reviews an ended grant."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.review"}
-    policy_resource_type = "break_glass"
 
     @extend_schema_serializer(component_name="BreakGlassReview")
     class InputSerializer(StrictSerializer):

@@ -9,8 +9,10 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from core.errors import ErrorCode, NotFound
 from core.generations import GenerationCache
 from core.schema import tenant_connection
+from security.audit.context import annotate
 from security.audit.sequencer import audit_chain
 from security.breakglass.models import BreakGlassGrant
 
@@ -85,3 +87,16 @@ def unnotified_grants(*, older_than_seconds: int) -> QuerySet[BreakGlassGrant]:
     """
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     return BreakGlassGrant.objects.filter(notified_at__isnull=True, created_at__lte=cutoff).order_by("created_at")
+
+
+def grant_attributes(*, grant_id: Any, action: str) -> dict[str, Any]:
+    """What the policy may know of one grant: who holds it (the policy refuses self-review by it).
+
+    Raises:
+        NotFound: no such grant in this community: the same audited 404 a hidden denial gives.
+    """
+    holder = BreakGlassGrant.objects.filter(pk=grant_id).values_list("user_id", flat=True).first()
+    if holder is None:
+        annotate(action=action, resource_type="break_glass", resource_id=str(grant_id), reasons=[ErrorCode.NOT_FOUND])
+        raise NotFound.missing()
+    return {"holder": str(holder)}

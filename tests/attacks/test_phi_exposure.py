@@ -34,6 +34,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from policy.matrix import policy_matrix
 from policy.routes import PUBLIC_ROUTES, is_guarded, walk
 from security.audit.disclosures import disclosures
 from security.models import User
@@ -306,7 +307,7 @@ CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "audit-export-download": by_id("/api/v1/audit/exports/{id}/download/", "audit_export"),
     "audit-export-manifest": by_id("/api/v1/audit/exports/{id}/manifest/", "audit_export"),
     "break-glass": break_glass_calls,
-    "break-glass-review": by_id("/api/v1/break-glass/{id}/review/", "grant", body={"outcome": "justified"}),
+    "break-glass-review": by_id("/api/v1/break-glass/{id}/review/", "grant", body={"comment": "Reviewed"}),
     "break-glass-revoke": by_id("/api/v1/break-glass/{id}/revoke/", "grant", body={}),
 }
 
@@ -416,6 +417,13 @@ def clients(member_client: MemberClient, world: World) -> dict[str, APIClient]:
         BreakGlassGrantFactory.create(user_id=user.pk, scope_id=world.people["none"].id)
     made[BREAK_GLASS] = client
     return made
+
+
+def test_every_action_of_the_policys_phi_list_is_served_by_a_walked_route() -> None:
+    walked = {action for name, _, action in guarded_routes() if name in CALLS}
+
+    assert set(policy_matrix().phi_actions) <= walked
+    assert set(policy_matrix().phi_actions) == ACCOUNTED
 
 
 def test_every_guarded_route_is_walked_or_excused() -> None:

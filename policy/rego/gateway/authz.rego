@@ -161,6 +161,23 @@ grant_covers(inp) if {
 	inp.resource.attributes.study == inp.context.break_glass.scope_id
 }
 
+# An emergency grant's holder (a resource attribute of the grant routes): nobody
+# reviews their own grant, whatever roles they hold, and only its holder or an
+# overseer ends one early.
+default holds_the_grant(_) := false
+
+holds_the_grant(inp) if {
+	is_string(inp.resource.attributes.holder)
+	inp.resource.attributes.holder == inp.subject.id
+}
+
+default overseer_of_grants(_) := false
+
+overseer_of_grants(inp) if {
+	some role in inp.subject.roles
+	role in matrix.grant_holder_rules.holder_or[inp.action]
+}
+
 default redacted(_) := false
 
 redacted(inp) if {
@@ -181,6 +198,8 @@ denial_reasons := [
 	"not_a_member",
 	"action_not_permitted",
 	"mfa_required",
+	"self_review",
+	"not_the_holder",
 	"purpose_not_permitted",
 	"consent_not_covering_purpose",
 ]
@@ -203,8 +222,21 @@ denied_for("mfa_required", inp) if {
 	not mfa_fresh(inp)
 }
 
-# The purpose and consent rules concern a caller whose role grants the action: anyone
-# else is refused for that alone (and, on hidden resources, cannot tell why).
+# The grant, purpose and consent rules concern a caller whose role grants the action:
+# anyone else is refused for that alone (and, on hidden resources, cannot tell why).
+denied_for("self_review", inp) if {
+	role_grants_action(inp)
+	inp.action in matrix.grant_holder_rules.never_by_holder
+	holds_the_grant(inp)
+}
+
+denied_for("not_the_holder", inp) if {
+	role_grants_action(inp)
+	matrix.grant_holder_rules.holder_or[inp.action]
+	not holds_the_grant(inp)
+	not overseer_of_grants(inp)
+}
+
 denied_for("purpose_not_permitted", inp) if {
 	role_grants_action(inp)
 	phi_action(inp)

@@ -106,7 +106,7 @@ test_researcher_cannot_enrol_participants if {
 }
 
 test_researcher_cannot_read_consents if {
-	d := decide(acting(as_role("researcher"), "consent.read"))
+	d := decide(acting(as_role("researcher"), "consent.list"))
 	not d.allow
 }
 
@@ -460,7 +460,7 @@ test_lists_of_resources_without_consent_carry_no_condition if {
 
 # --- ending a grant early: its holders' roles and compliance officers, without a second factor ---
 
-revoking(role) := object.union(acting(as_role(role), "break_glass.revoke"), {"resource": {"type": "break_glass", "id": "g-1", "attributes": {}}})
+revoking(role) := object.union(acting(as_role(role), "break_glass.revoke"), {"resource": {"type": "break_glass", "id": "g-1", "attributes": {"holder": "u-1"}}})
 
 test_break_glass_revoke_is_granted_to_the_roles_that_hold_or_oversee_grants if {
 	every role in ["coordinator", "principal_investigator", "compliance_officer"] {
@@ -476,4 +476,28 @@ test_break_glass_revoke_is_refused_to_the_other_roles if {
 		not d.allow
 		d.reasons == ["action_not_permitted"]
 	}
+}
+
+# --- emergency grants and their holder (security review finding 13) ----------------------
+
+on_grant(document, action, holder) := object.union(document, {"action": action, "resource": {"type": "break_glass", "id": "g-1", "attributes": {"holder": holder}}})
+
+test_nobody_reviews_their_own_grant_whatever_roles_they_hold if {
+	d := decide(on_grant(with_subject({"roles": ["coordinator", "compliance_officer"]}), "break_glass.review", "u-1"))
+	not d.allow
+	d.reasons == ["self_review"]
+	decide(on_grant(with_subject({"roles": ["coordinator", "compliance_officer"]}), "break_glass.review", "u-2")).allow
+}
+
+test_a_grant_is_ended_early_by_its_holder_or_a_compliance_officer_only if {
+	decide(on_grant(base, "break_glass.revoke", "u-1")).allow
+	decide(on_grant(as_role("compliance_officer"), "break_glass.revoke", "u-2")).allow
+	d := decide(on_grant(base, "break_glass.revoke", "u-2"))
+	not d.allow
+	d.reasons == ["not_the_holder"]
+}
+
+test_a_role_without_revoke_is_refused_for_that_alone if {
+	d := decide(on_grant(as_role("researcher"), "break_glass.revoke", "u-2"))
+	d.reasons == ["action_not_permitted"]
 }
