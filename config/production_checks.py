@@ -165,4 +165,11 @@ def _plaintext_backends(environ: Mapping[str, str]) -> list[str]:
     rabbitmq_url = environ.get("RABBITMQ_URL", "")
     if rabbitmq_url and urlparse(rabbitmq_url).scheme != "amqps":
         problems.append("RABBITMQ_URL is not a TLS URL (amqps://)")
+    if environ.get("EMAIL_BACKEND", "").endswith("smtp.EmailBackend") and not _flag(environ, "EMAIL_USE_TLS"):
+        # Break-glass notices name the holder and the participant's ids.
+        problems.append("EMAIL_USE_TLS is off with the SMTP backend (break-glass notices would travel in clear)")
     return problems
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -117,7 +117,8 @@ class _OneGrant(PolicyView[None]):
 
     def policy_resource(self, request: Request) -> PolicyResource[None]:
         """The grant's holder; an unknown id is an audited 404."""
-        return PolicyResource(None, grant_attributes(grant_id=self.kwargs["pk"], action=str(self.policy_action(request))))
+        attributes = grant_attributes(grant_id=self.kwargs["pk"], action=str(self.policy_action(request)))
+        return PolicyResource(None, attributes)
 
 
 class BreakGlassRevokeApi(_OneGrant):

@@ -75,6 +75,11 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY is shorter than 50 characters"),
         ({"REDIS_URL": "redis://cache.internal:6379/0"}, "REDIS_URL is not a TLS URL"),
         ({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672//"}, "RABBITMQ_URL is not a TLS URL"),
+        ({"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}, "EMAIL_USE_TLS is off"),
+        (
+            {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_TLS": "no"},
+            "EMAIL_USE_TLS is off",
+        ),
         ({"DATABASE_URL": "postgres://app@db.internal/gateway"}, "DATABASE_URL does not verify"),
         ({"DATABASE_URL": "postgres://app@db.internal/gateway?sslmode=require"}, "DATABASE_URL does not verify"),
         ({"CACHE_URL": "rediss://cache.internal:6380/0?ssl_cert_reqs=none"}, "CACHE_URL does not verify"),
@@ -116,3 +121,9 @@ def test_a_refused_start_says_why_in_one_message() -> None:
 
 def test_a_shorter_access_token_moves_the_default_idle_timeout_with_it() -> None:
     assert configuration_problems({**COMPLETE, "ACCESS_TOKEN_TTL_SECONDS": "900"}) == []
+
+
+def test_mail_over_tls_starts() -> None:
+    environment = {**COMPLETE, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_TLS": "true"}
+
+    assert not [problem for problem in configuration_problems(environment) if "EMAIL" in problem]

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
@@ -89,6 +90,9 @@ def test_staff_with_password_and_code_sign_in(staff: User, monkeypatch: pytest.M
 
     assert response.status_code == 302  # type: ignore[attr-defined]
     assert response["Location"] == "/admin/"  # type: ignore[index]
+    # Security review finding 17: a staff sign-in ends when an API session would, not after two weeks.
+    assert response.cookies["sessionid"]["max-age"] == settings.SESSION_MAX_AGE_SECONDS  # type: ignore[attr-defined]
+    assert settings.SESSION_MAX_AGE_SECONDS <= 24 * 3600
 
 
 @override_settings(LOGIN_MAX_FAILURES_PER_ACCOUNT=3)
