@@ -72,13 +72,14 @@ print(value if isinstance(value, str) else json.dumps(value))
 ' "$BODY" "$1"
 }
 
-# call EXPECTED_STATUS METHOD PATH TOKEN [JSON_BODY]: one request to the community's host; the answer
+# call EXPECTED_STATUS METHOD PATH TOKEN [JSON_BODY [HEADER]]: one request to the community's host; the answer
 # lands in $BODY. Any other status ends the script, showing the answer.
 call() {
-  local expected=$1 method=$2 path=$3 token=$4 data=${5:-}
+  local expected=$1 method=$2 path=$3 token=$4 data=${5:-} header=${6:-}
   local args=(--silent --show-error --output "$BODY" --write-out '%{http_code}' --request "$method"
     --header "Host: $HOST")
   if [ -n "$token" ]; then args+=(--header "Authorization: Bearer $token"); fi
+  if [ -n "$header" ]; then args+=(--header "$header"); fi
   if [ -n "$data" ]; then args+=(--header 'Content-Type: application/json' --data "$data"); fi
   local status
   status=$(curl "${args[@]}" "$API$path") || fail "curl could not reach $API$path"
@@ -206,6 +207,11 @@ say "withdrawn_at: $(py 'd["withdrawn_at"]')"
 call 403 GET "/participants/$P/" "$PI"
 [ "$(py 'd["code"]')" = consent_not_covering_purpose ] || fail "expected consent_not_covering_purpose"
 say "code: $(py 'd["code"]'), decision_id: $(py 'd["decision_id"]')"
+
+step "Nor through an update, whose answer would echo the record: it is decided as the read"
+call 403 PATCH "/participants/$P/" "$PI" '{}' 'If-Match: *'
+[ "$(py 'd["code"]')" = consent_not_covering_purpose ] || fail "an update answered outside the consent"
+say "code: $(py 'd["code"]')"
 
 step "A second participant whose consent stays, with an observation"
 call 201 POST /participants/ "$CO" "{\"study\": \"$STUDY\", \"given_name\": \"Grace\", \"family_name\": \"Hopper\",

@@ -138,7 +138,7 @@ def test_the_walkthrough_runs_against_the_demo_seed_and_every_step_holds(served:
 
     assert result.returncode == 0, result.stdout + result.stderr
     output = result.stdout
-    assert "demo finished: 17 steps, every answer as expected" in output
+    assert "demo finished: 18 steps, every answer as expected" in output
     assert "POST /studies/ -> 201" in output
     assert "given_name: Ada, mrn: MRN-" in output, "the investigator reads the PHI under consent"
     assert "given_name: null, mrn: null" in output, "the researcher's read has its PHI redacted"
