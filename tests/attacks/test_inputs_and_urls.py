@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from tests.support.audit import chained_events
 from tests.support.clients import MemberClient
-from tests.support.served import Committed, Served, committed_investigator_and_participant, gunicorn_serving
+from tests.support.served import Committed, Served, serving_a_searchable_participant
 
 MRN = "MRN-ATTACK-4711"
 PER_REQUEST_IDS = re.compile(rb',?\s*"(?:request_id|decision_id)":\s*(?:"[^"]*"|null)')
@@ -28,12 +28,8 @@ PER_REQUEST_IDS = re.compile(rb',?\s*"(?:request_id|decision_id)":\s*(?:"[^"]*"|
 @pytest.fixture
 def served_search(django_db_setup: None, django_db_blocker: Any, tmp_path: Path) -> Iterator[tuple[Served, Committed]]:
     """gunicorn as serve.sh starts it, and a PI who may search for a committed participant by MRN."""
-    with (
-        django_db_blocker.unblock(),
-        committed_investigator_and_participant(MRN) as committed,
-        gunicorn_serving(tmp_path / "gunicorn.log") as served,
-    ):
-        yield served, committed
+    with django_db_blocker.unblock(), serving_a_searchable_participant(tmp_path / "gunicorn.log", MRN) as pair:
+        yield pair
 
 
 def test_an_mrn_search_leaves_the_mrn_in_the_access_log(served_search: tuple[Served, Committed]) -> None:

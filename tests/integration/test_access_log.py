@@ -16,13 +16,7 @@ from typing import Any
 import pytest
 
 from config import gunicorn as gunicorn_settings
-from tests.support.served import (
-    Committed,
-    Served,
-    committed_investigator_and_participant,
-    gunicorn_command,
-    gunicorn_serving,
-)
+from tests.support.served import Committed, Served, gunicorn_command, serving_a_searchable_participant
 
 MRN = "MRN-LOGGED-0042"
 ACCESS_LINE = re.compile(
@@ -33,12 +27,8 @@ ACCESS_LINE = re.compile(
 @pytest.fixture
 def served(django_db_setup: None, django_db_blocker: Any, tmp_path: Path) -> Iterator[tuple[Served, Committed]]:
     """gunicorn as serve.sh starts it, and a committed investigator and consented participant."""
-    with (
-        django_db_blocker.unblock(),
-        committed_investigator_and_participant(MRN) as committed,
-        gunicorn_serving(tmp_path / "gunicorn.log") as server,
-    ):
-        yield server, committed
+    with django_db_blocker.unblock(), serving_a_searchable_participant(tmp_path / "gunicorn.log", MRN) as pair:
+        yield pair
 
 
 def test_serve_sh_runs_gunicorn_with_the_settings_module_that_sets_the_log_format() -> None:

@@ -163,3 +163,10 @@ def committed_investigator_and_participant(mrn: str) -> Iterator[Committed]:
     finally:
         empty_community_tables("alpha")
         user.delete()
+
+
+@contextmanager
+def serving_a_searchable_participant(log: Path, mrn: str) -> Iterator[tuple[Served, Committed]]:
+    """gunicorn as serve.sh starts it (logging to ``log``), and a committed PI who may search for ``mrn``."""
+    with committed_investigator_and_participant(mrn) as committed, gunicorn_serving(log) as served:
+        yield served, committed
