@@ -37,7 +37,7 @@ REFRESH_PREFIX = "rt1."
 PASSWORD_AMR = ("pwd",)
 MFA_AMR = ("pwd", "otp", "mfa")
 # The audit reason of a used refresh token presented again (its answer stays the generic invalid_token).
-REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105 - an audit reason, not a secret
+REFRESH_TOKEN_REUSED = "refresh_token_reused"  # noqa: S105 # nosec B105 - an audit reason, not a secret
 # The sessions that end by themselves say so: the client should sign in again, not retry.
 _SESSION_ENDINGS: dict[str, str] = {
     IdentityErrorCode.SESSION_EXPIRED: "This session has reached its maximum lifetime; sign in again.",
