@@ -12,6 +12,7 @@ from typing import ClassVar
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models.functions import Now
 
 from core.exports import ExportStatus
 
@@ -46,6 +47,9 @@ class AuditEvent(models.Model):
     break_glass = models.BooleanField(default=False)
     previous_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
+    # Not hashed: which staged row this entry was chained from, and when (the database's clock, set by a trigger).
+    staged_id = models.BigIntegerField(null=True, blank=True)
+    chained_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["sequence"]
@@ -54,6 +58,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor_id", "sequence"], name="audit_event_actor"),
             models.Index(fields=["action", "sequence"], name="audit_event_action"),
             models.Index(fields=["resource_type", "resource_id"], name="audit_event_resource"),
+            models.Index(fields=["staged_id"], name="audit_event_staged"),
             GinIndex(fields=["participant_pseudonyms"], name="audit_event_participants"),
         ]
 
@@ -64,14 +69,17 @@ class AuditEvent(models.Model):
 class PendingEvent(models.Model):
     """An event committed with its request and not chained yet; the sequencer moves it into the chain.
 
-    ``entry`` holds the event's fields (never PHI) as JSON text (nothing queries
-    inside it, and text costs the database no parsing). The table admits no
-    UPDATE or TRUNCATE, and a DELETE only from the sequencer, in the
-    transaction that chains the row.
+    ``entry`` holds the event's fields (never PHI) as JSON text; a trigger
+    refuses any row that is not exactly what staging writes, and stamps
+    ``staged_at`` with the database's clock (the staging transaction's time,
+    whatever the writer sent). The table admits no UPDATE or TRUNCATE, and a
+    DELETE only inside ``audit_consume_staged()``, which removes a row only
+    once the chain holds an entry with the same content.
     """
 
     id = models.BigAutoField(primary_key=True)
     entry = models.TextField()
+    staged_at = models.DateTimeField(db_default=Now())
 
     def __str__(self) -> str:
         return f"pending audit event {self.id}"

@@ -2,9 +2,13 @@
 
 A purge cuts the oldest events of one log up to a sequence. Before deleting
 it signs a checkpoint at the cut (the new start of the chain is then vouched
-for), deletes through the database's one permitted kind of DELETE, and
-appends an ``audit.purge`` event naming the cut. Decision records of the same
-age go with them. A cut inside the retention period is refused.
+for), deletes through ``audit_purge_through()``, the table owner's function
+that checks for itself that the cut is older than the retention (never less
+than six years, by the database's clock) and that a checkpoint sits at it
+(migration 0006: the service's role holds no DELETE on the log), and appends
+an ``audit.purge`` event naming the cut. Decision records of the same age go
+with them. A cut inside the retention period is refused here too, with a
+clear message, before the database would.
 """
 
 from __future__ import annotations
@@ -63,10 +67,8 @@ def audit_purge(*, before: datetime, actor: str) -> Purge:
             return Purge(0, 0, 0)
         checkpoint_at(cut)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('audit.purge_through', %s, true)", [str(cut)])
-        events, _ = AuditEvent.objects.filter(sequence__lte=cut).delete()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('audit.purge_through', '', true)")
+            cursor.execute("SELECT audit_purge_through(%s, %s)", [cut, settings.AUDIT_RETENTION_DAYS])
+            events = int(cursor.fetchone()[0])
         decisions, _ = DecisionRecord.objects.filter(created_at__lt=before).delete()
         audit_append(
             actor_id=actor,

@@ -7,7 +7,15 @@ and times never go backwards along the chain (a time range is a contiguous
 run of sequences). An event's time is when it entered the chain (normally
 milliseconds after its request committed), so a range that has ended can no
 longer grow once what was staged is chained: readers (queries, exports,
-verification, checkpoints) chain it first.
+verification, checkpoints) chain it first. An event's time is the database's
+clock when it was staged (a stated earlier time is kept, never a later one),
+raised to its predecessor's time so that times never go backwards; the
+chained row also records, from the database's clock, when it was chained.
+
+The staged rows of a batch are removed by ``audit_consume_staged()``, a
+function of the table's owner that removes a row only once the chain holds an
+entry made from it with the same content (migration 0006): the service's
+database role holds no DELETE on either table.
 
 After a commit, :func:`chain_later` makes sure a worker
 (:func:`security.audit.tasks.chain_schema`) will chain the schema soon; every
@@ -27,7 +35,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -40,7 +48,7 @@ logger = logging.getLogger(__name__)
 _STAGED = tuple(name for name in CHAINED_FIELDS if name not in ("sequence", "occurred_at"))
 _STAGED_KEYS = frozenset((*_STAGED, "occurred_at"))
 HEAD = "SELECT sequence, entry_hash, occurred_at FROM audit_auditevent ORDER BY sequence DESC LIMIT 1"
-COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}) FROM STDIN"
+COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}, staged_id) FROM STDIN"
 _JSON_COLUMNS = frozenset({"actor_roles", "reasons"})  # jsonb columns; the pseudonyms are a text[] column
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
 CHAIN_BATCH = 500  # staged events per chaining transaction
@@ -108,37 +116,50 @@ def audit_chain(*, rounds: int | None = None) -> int:
 def _chain_batch() -> int:
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(LOCK)
-        cursor.execute("SELECT id, entry FROM audit_pendingevent ORDER BY id LIMIT %s", [CHAIN_BATCH])
+        cursor.execute("SELECT id, entry, staged_at FROM audit_pendingevent ORDER BY id LIMIT %s", [CHAIN_BATCH])
         staged = cursor.fetchall()
         if not staged:
             return 0
         cursor.execute(HEAD)
-        rows = _linked(cursor.fetchone(), [row[1] for row in staged])
+        rows = _linked(cursor.fetchone(), staged)
         with cursor.cursor.copy(COPY) as copy:  # the driver's own cursor: COPY is many times an INSERT's speed
             for row in rows:
                 copy.write_row(row)
-        cursor.execute("SELECT set_config('audit.chaining', 'on', true)")
-        cursor.execute("DELETE FROM audit_pendingevent WHERE id = ANY(%s)", [[row[0] for row in staged]])
-        cursor.execute("SELECT set_config('audit.chaining', '', true)")
+        ids = [row[0] for row in staged]
+        cursor.execute("SELECT audit_consume_staged(%s)", [ids])
+        consumed = cursor.fetchone()[0]
+        if consumed != len(ids):  # the chain and the staged rows disagree: chain nothing rather than lose one
+            raise StagedMismatch(f"{len(ids) - consumed} of {len(ids)} staged audit events were not consumed")
         _checkpoint_due(rows[0][0], rows[-1][0])
     return len(rows)
 
 
-def _linked(head: tuple[int, str, datetime] | None, entries: list[str]) -> list[tuple[Any, ...]]:
-    """The staged entries as chained rows (``ENTRY_FIELDS`` order) after ``head``; times never go backwards."""
+class StagedMismatch(DatabaseError):
+    """The owner's function would not consume every staged row of a batch: the batch is rolled back."""
+
+
+def _linked(
+    head: tuple[int, str, datetime] | None, staged: list[tuple[int, str, datetime | None]]
+) -> list[tuple[Any, ...]]:
+    """The staged rows as chained rows (``ENTRY_FIELDS`` order, then the staged id) after ``head``.
+
+    An entry's time is when the database staged it, or the earlier time it
+    states (an action recording something that happened before), never a
+    later one; and never earlier than the entry before it.
+    """
     sequence, previous, floor = head if head else (0, GENESIS, None)
     now = timezone.now()
     rows = []
-    for raw in entries:
-        values, when = _staged(raw)
-        # Never earlier than the entry before it: clocks of different hosts may disagree.
-        floor = (when or now) if floor is None else max(when or now, floor)
+    for staged_id, raw, staged_at in staged:
+        values, stated = _staged(raw)
+        when = min(stated, staged_at or now) if stated else (staged_at or now)
+        floor = when if floor is None else max(when, floor)
         sequence += 1
         values.update(sequence=sequence, occurred_at=floor)
         digest = entry_hash(previous, values)
         # COPY's text format: the database parses the JSON columns itself.
         row = [_dumps(values[name]) if name in _JSON_COLUMNS else values[name] for name in CHAINED_FIELDS]
-        rows.append((*row, previous, digest))
+        rows.append((*row, previous, digest, staged_id))
         previous = digest
     return rows
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -147,18 +148,36 @@ def test_staged_events_cannot_be_edited_or_dropped(statement: str, alpha: Commun
         assert audit_chain() == 1
 
 
-def test_a_staged_row_not_written_by_staging_neither_jams_the_chain_nor_vanishes(alpha: Community) -> None:
+@pytest.mark.parametrize(
+    "entry",
+    [
+        '{"action": "participant.read", "given_name": "Ada", "http_status": 200}',
+        "{not json",
+        "[1]",
+        '{"action": "x"}',
+    ],
+)
+def test_a_staged_row_not_written_by_staging_is_refused_and_cannot_jam_the_chain(entry: str, alpha: Community) -> None:
     with schema_context("alpha"), connection.cursor() as cursor:
-        for entry in ('{"action": "participant.read", "given_name": "Ada", "http_status": 200}', "{not json", "[1]"):
+        with pytest.raises(DatabaseError), transaction.atomic():
             cursor.execute("INSERT INTO audit_pendingevent (entry) VALUES (%s)", [entry])
-        read(4)
-        assert audit_chain() == 4
-        events = list(AuditEvent.objects.order_by("sequence"))
-        assert (events[0].action, events[0].http_status) == ("participant.read", 200)
-        assert "Ada" not in str(events[0].__dict__)
-        assert [event.action for event in events[1:3]] == ["audit.unreadable_staged_event"] * 2
-        assert events[3].resource_id == "p-4"
+        read(1)
+        read(2)
+        assert audit_chain() == 2
+        assert [event.resource_id for event in AuditEvent.objects.order_by("sequence")] == ["p-1", "p-2"]
         assert verify_live().intact
+
+
+def test_a_staged_row_with_a_field_too_long_for_the_chain_is_refused(alpha: Community) -> None:
+    with schema_context("alpha"), connection.cursor() as cursor:
+        read(1)
+        cursor.execute("SELECT entry FROM audit_pendingevent")
+        entry = json.loads(cursor.fetchone()[0])
+        with pytest.raises(DatabaseError, match="actor_id"), transaction.atomic():
+            cursor.execute(
+                "INSERT INTO audit_pendingevent (entry) VALUES (%s)", [json.dumps({**entry, "actor_id": "u" * 65})]
+            )
+        assert audit_chain() == 1
 
 
 def test_the_periodic_sweep_chains_what_nobody_asked_for(alpha: Community) -> None:
