@@ -35,16 +35,23 @@ $(INSTALLED): $(LOCKS)
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/base.txt -r requirements/dev.txt
 	@touch $@
 
+# `make run` uses two database roles, as production does: the tables' owner migrates and seeds (manage.py
+# switches to it for those commands), the service's role serves and may only append to the audit log.
+DEV_DATABASE_URL ?= postgres://gateway_service@127.0.0.1:5432/compliance_gateway
+DEV_DATABASE_OWNER_URL ?= postgres://postgres@127.0.0.1:5432/compliance_gateway
+AS_OWNER := DATABASE_URL=$(DEV_DATABASE_URL) DATABASE_OWNER_URL=$(DEV_DATABASE_OWNER_URL)
+AS_SERVICE := DATABASE_URL=$(DEV_DATABASE_URL) DATABASE_OWNER_URL=
+
 services: ## Start local PostgreSQL, Redis and RabbitMQ if they are down; create the database
 	@bash scripts/dev-services.sh
 
 setup-dev: $(INSTALLED) services ## Install dependencies (hash-checked), start services, migrate
-	$(PY) manage.py migrate --verbosity 0
+	$(AS_OWNER) $(PY) manage.py migrate --verbosity 0
 
 run: setup-dev ## Serve the API on 127.0.0.1:8000 (and a Celery worker) with demo communities alpha and beta
-	$(PY) manage.py rotate_signing_key --if-missing
-	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	bash scripts/serve.sh $(BIN) $(HOST) $(PORT)
+	$(AS_SERVICE) $(PY) manage.py rotate_signing_key --if-missing
+	$(AS_OWNER) $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	$(AS_SERVICE) bash scripts/serve.sh $(BIN) $(HOST) $(PORT)
 
 test: $(INSTALLED) services ## Run the test suite with coverage (real PostgreSQL, Redis, RabbitMQ)
 	@rc=0; $(BIN)/pytest --cov --cov-report=term --no-cov-on-fail $(PYTEST_ARGS) || rc=$$?; \

@@ -11,6 +11,8 @@ import ipaddress
 from collections.abc import Mapping
 from urllib.parse import parse_qs, urlparse
 
+from config.database_roles import ROLES, user_of
+
 REQUIRED_VARIABLES = (
     "DJANGO_SECRET_KEY",
     "DJANGO_ALLOWED_HOSTS",
@@ -59,6 +61,7 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     if cache_url and cache_url == environ.get("REDIS_URL"):
         problems.append("CACHE_URL equals REDIS_URL: a cache flush would also drop token revocations and lockouts")
     problems.extend(_session_lifetimes(environ))
+    problems.extend(_database_roles(environ))
     problems.extend(_plaintext_backends(environ))
     problems.extend(_development_policy(environ))
     problems.extend(_development_keys(environ))
@@ -69,6 +72,28 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
 
 
 MINIMUM_PROXY_SECRET_LENGTH = 32
+SUPERUSER_NAMES = {"postgres"}
+
+
+def _database_roles(environ: Mapping[str, str]) -> list[str]:
+    """The service runs as its own role, never as the tables' owner, whose credentials it does not hold."""
+    role = environ.get("DATABASE_ROLE", "service").strip() or "service"
+    service, owner = user_of(environ.get("DATABASE_URL", "")), user_of(environ.get("DATABASE_OWNER_URL", ""))
+    if role not in ROLES:
+        return [f"DATABASE_ROLE must be one of {', '.join(ROLES)}"]
+    problems = []
+    if service in SUPERUSER_NAMES:
+        problems.append(f"DATABASE_URL connects as {service}: the service needs a role of its own")
+    if role == "owner" and not owner:
+        problems.append("DATABASE_ROLE is owner but DATABASE_OWNER_URL is not set")
+    if owner and owner == service:
+        problems.append("DATABASE_OWNER_URL and DATABASE_URL name the same user: the owner and the service must differ")
+    if role == "service" and owner:
+        problems.append("DATABASE_OWNER_URL is set for the service: only migrations and schema commands need it")
+    owner_url = environ.get("DATABASE_OWNER_URL", "")
+    if owner_url and parse_qs(urlparse(owner_url).query).get("sslmode", [""])[0] not in TLS_DATABASE_MODES:
+        problems.append("DATABASE_OWNER_URL does not verify the server's certificate (add ?sslmode=verify-full)")
+    return problems
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:

@@ -39,3 +39,10 @@ if ! psql -h "$PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datnam
   echo "creating database $DB_NAME"
   createdb -h "$PG_HOST" -U postgres "$DB_NAME"
 fi
+
+# The service's own database role (the tables' owner, postgres here, runs migrations): see docs/operations/database.md.
+SERVICE_ROLE="${DATABASE_SERVICE_ROLE:-gateway_service}"
+if ! psql -h "$PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$SERVICE_ROLE'" | grep -q 1; then
+  echo "creating database role $SERVICE_ROLE"
+  psql -h "$PG_HOST" -U postgres -qc "CREATE ROLE \"$SERVICE_ROLE\" LOGIN"
+fi

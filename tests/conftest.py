@@ -34,11 +34,18 @@ from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 from tests.support.clients import ALPHA_HOST, BETA_HOST, COMMUNITIES, MemberClient, bearer, client_on
+from tests.support.roles import ensure_service_role
 from tests.support.tokens import MFA_AMR, PASSWORD_AMR, token_for
 from vault.keys import cache as data_key_cache
 from vault.keys import community_keys_create
 from vault.models import DataKey
 from vault.providers import get_provider
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Before the test database is set up: the service's role must exist for migrations to grant it privileges."""
+    ensure_service_role()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import dj_database_url
 import django_stubs_ext
 
 from config.celery import task_queues
+from config.database_roles import connection_url, service_role_of
 from config.env import env_bool, env_int, env_list, env_str
 
 # Lets the typed generics of django-stubs (ModelAdmin[Model], QuerySet[Model]) run.
@@ -41,6 +42,13 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [".localhost", "localhost", "12
 PUBLIC_HOSTS = env_list("PUBLIC_HOSTS", ["localhost", "127.0.0.1"])
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/compliance_gateway")
+# Two database roles: the tables' owner runs migrations and the commands that create or drop schemas
+# (manage.py sets DATABASE_ROLE=owner for them, see config/database_roles.py); the service runs as a role
+# that may only append to the audit log. Without DATABASE_OWNER_URL one role does both (development only).
+DATABASE_OWNER_URL = env_str("DATABASE_OWNER_URL", "")
+DATABASE_ROLE = env_str("DATABASE_ROLE", "service")
+# The role migrations grant the service's privileges to (default: DATABASE_URL's user, when the owner differs).
+DATABASE_SERVICE_ROLE = env_str("DATABASE_SERVICE_ROLE", service_role_of(DATABASE_URL, DATABASE_OWNER_URL))
 # Security state (revocations, lockouts) and the cache live apart: clearing or
 # evicting the cache must never un-revoke a token. Give REDIS_URL `noeviction`.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -134,7 +142,7 @@ def database_settings(url: str) -> dict[str, Any]:
     return database
 
 
-DATABASES = {"default": database_settings(DATABASE_URL)}
+DATABASES = {"default": database_settings(connection_url(DATABASE_ROLE, DATABASE_URL, DATABASE_OWNER_URL))}
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 
 

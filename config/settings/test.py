@@ -13,6 +13,10 @@ SECRET_KEY = "test-only-secret-key-never-used-outside-the-test-suite-0123456789"
 DEBUG = False
 ALLOWED_HOSTS = [".localhost", "localhost", "127.0.0.1", "testserver"]
 
+# The suite connects as the tables' owner (it creates schemas); migrations grant the service's role its
+# privileges, and the tests that attack the audit log act as that role (SET ROLE).
+DATABASE_SERVICE_ROLE = env_str("DATABASE_SERVICE_ROLE", "gateway_service")
+
 # A separate Redis database, flushed between tests.
 REDIS_URL = env_str("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 CACHE_URL = env_str("TEST_CACHE_URL", "redis://127.0.0.1:6379/14")

@@ -77,6 +77,24 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672//"}, "RABBITMQ_URL is not a TLS URL"),
         ({"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}, "EMAIL_USE_TLS is off"),
         (
+            {"DATABASE_URL": "postgres://postgres@db.internal/gateway?sslmode=verify-full"},
+            "DATABASE_URL connects as postgres",
+        ),
+        (
+            {"DATABASE_OWNER_URL": "postgres://owner@db.internal:5432/gateway?sslmode=verify-full"},
+            "DATABASE_OWNER_URL is set for the service",
+        ),
+        ({"DATABASE_ROLE": "owner"}, "DATABASE_ROLE is owner but DATABASE_OWNER_URL is not set"),
+        (
+            {"DATABASE_ROLE": "owner", "DATABASE_OWNER_URL": "postgres://app@db.internal/gateway?sslmode=verify-full"},
+            "DATABASE_OWNER_URL and DATABASE_URL name the same user",
+        ),
+        (
+            {"DATABASE_ROLE": "owner", "DATABASE_OWNER_URL": "postgres://owner@db.internal/gateway"},
+            "DATABASE_OWNER_URL does not verify",
+        ),
+        ({"DATABASE_ROLE": "root"}, "DATABASE_ROLE must be one of"),
+        (
             {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_TLS": "no"},
             "EMAIL_USE_TLS is off",
         ),
@@ -127,3 +145,13 @@ def test_mail_over_tls_starts() -> None:
     environment = {**COMPLETE, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_TLS": "true"}
 
     assert not [problem for problem in configuration_problems(environment) if "EMAIL" in problem]
+
+
+def test_a_migration_job_connects_as_the_owner_and_grants_the_service_role() -> None:
+    environment = {
+        **COMPLETE,
+        "DATABASE_ROLE": "owner",
+        "DATABASE_OWNER_URL": "postgres://owner@db.internal:5432/gateway?sslmode=verify-full",
+    }
+
+    assert not [problem for problem in configuration_problems(environment) if "DATABASE" in problem]

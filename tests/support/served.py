@@ -54,9 +54,12 @@ def free_port() -> int:
 
 
 def test_database_url() -> str:
-    """``DATABASE_URL`` pointed at the database the tests use (pytest-django's ``test_`` one)."""
+    """The database the tests use (pytest-django's ``test_`` one), as the service's role: what ``make run`` serves as."""
     parts = urlsplit(settings.DATABASE_URL)
-    return parts._replace(path="/" + str(connection.settings_dict["NAME"])).geturl()
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(
+        netloc=f"{settings.DATABASE_SERVICE_ROLE}@{host}", path="/" + str(connection.settings_dict["NAME"])
+    ).geturl()
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ def gunicorn_serving(log: Path) -> Iterator[Served]:
         "PORT": str(port),
         "DJANGO_SETTINGS_MODULE": "tests.support.served_settings",
         "DATABASE_URL": test_database_url(),
+        "DATABASE_OWNER_URL": "",
         "TEST_JWT_SIGNING_KEYS_DIR": str(settings.JWT_SIGNING_KEYS_DIR),
         "PYTHONPATH": str(ROOT),
     }
