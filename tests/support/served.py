@@ -54,7 +54,7 @@ def free_port() -> int:
 
 
 def test_database_url() -> str:
-    """The database the tests use (pytest-django's ``test_`` one), as the service's role: what ``make run`` serves as."""
+    """The tests' database (pytest-django's ``test_`` one), as the service's role, as ``make run`` serves."""
     parts = urlsplit(settings.DATABASE_URL)
     host = parts.netloc.rsplit("@", 1)[-1]
     return parts._replace(
