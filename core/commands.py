@@ -79,7 +79,8 @@ class OperatorCommand(ApplicationCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         """Resolve the operator, then run."""
         try:
-            self.actor_id = operator_actor(options.get("operator") or default_operator())
+            name = options.get("operator")
+            self.actor_id = operator_actor(default_operator() if name is None else name)
         except ValueError as error:
             raise CommandError(f"--operator: {error}") from None
         super().handle(*args, **options)
