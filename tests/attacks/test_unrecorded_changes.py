@@ -68,8 +68,8 @@ def test_a_shell_mfa_enrolment_leaves_no_trace(monkeypatch: pytest.MonkeyPatch, 
     """Security review finding 14: ``mfa_enroll`` bound an authenticator to someone's account and wrote nothing."""
     victim = UserFactory.create()
 
-    class CurrentCode(io.StringIO):
-        def readline(self, size: int | None = -1) -> str:
+    class CurrentCode:
+        def readline(self) -> str:
             return pyotp.TOTP(_seed(TotpDevice.objects.get(user=victim))).now() + "\n"
 
     monkeypatch.setattr("sys.stdin", CurrentCode())

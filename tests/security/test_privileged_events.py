@@ -23,8 +23,11 @@ from django_tenants.utils import schema_context
 
 from security import actions
 from security.admin import UserAdmin
+from security.audit.events import platform_record
+from security.audit.staging import audit_append, record
 from security.identity.mfa import _seed, totp_enrollment_begin
 from security.models import Membership, TotpDevice, User
+from tenants.lifecycle import community_suspend
 from tenants.models import Community, CommunityStatus
 from tests.factories import DEFAULT_PASSWORD, ParticipantFactory, UserFactory
 from tests.support.events import last_sequence, log_events, platform_events
@@ -90,8 +93,8 @@ def test_deactivation_and_reactivation_are_one_event_each_and_a_no_op_none(db: N
 def test_mfa_enroll_and_mfa_reset_leave_one_event_each(monkeypatch: pytest.MonkeyPatch, db: None) -> None:
     user = UserFactory.create()
 
-    class CurrentCode(io.StringIO):
-        def readline(self, size: int | None = -1) -> str:
+    class CurrentCode:
+        def readline(self) -> str:
             return pyotp.TOTP(_seed(TotpDevice.objects.get(user=user))).now() + "\n"
 
     monkeypatch.setattr("sys.stdin", CurrentCode())
@@ -207,7 +210,7 @@ def test_a_failed_grant_leaves_neither_the_membership_nor_its_event(
 def test_a_failed_user_creation_leaves_neither_the_user_nor_its_event(
     monkeypatch: pytest.MonkeyPatch, db: None
 ) -> None:
-    _fail_after(monkeypatch, "security.actions.platform_record", actions.platform_record)
+    _fail_after(monkeypatch, "security.actions.platform_record", platform_record)
 
     with pytest.raises(RuntimeError):
         actions.user_create(email="ada@example.org", password=DEFAULT_PASSWORD, actor_id=ALICE)
@@ -219,12 +222,10 @@ def test_a_failed_user_creation_leaves_neither_the_user_nor_its_event(
 def test_a_failed_suspension_leaves_neither_the_status_nor_its_event(
     monkeypatch: pytest.MonkeyPatch, beta: Community
 ) -> None:
-    import tenants.lifecycle  # noqa: PLC0415 - the module whose writer is wrapped
-
-    _fail_after(monkeypatch, "tenants.lifecycle.audit_append", tenants.lifecycle.audit_append)
+    _fail_after(monkeypatch, "tenants.lifecycle.audit_append", audit_append)
 
     with pytest.raises(RuntimeError):
-        tenants.lifecycle.community_suspend(slug="beta", actor_id=ALICE)
+        community_suspend(slug="beta", actor_id=ALICE)
 
     assert Community.objects.get(slug="beta").status == CommunityStatus.ACTIVE
     assert platform_events(action="community.suspended") == []
@@ -233,7 +234,7 @@ def test_a_failed_suspension_leaves_neither_the_status_nor_its_event(
 def test_a_failed_signing_key_rotation_leaves_neither_the_key_nor_its_event(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db: None
 ) -> None:
-    _fail_after(monkeypatch, "security.actions.platform_record", actions.platform_record)
+    _fail_after(monkeypatch, "security.actions.platform_record", platform_record)
 
     with pytest.raises(RuntimeError):
         actions.signing_key_rotate(directory=tmp_path, actor_id=ALICE)
@@ -247,7 +248,7 @@ def test_a_failed_key_rotation_leaves_neither_the_job_nor_its_event(
 ) -> None:
     from vault.models import RotationJob  # noqa: PLC0415
 
-    _fail_after(monkeypatch, "security.actions.record", actions.record)
+    _fail_after(monkeypatch, "security.actions.record", record)
 
     with pytest.raises(RuntimeError):
         actions.community_key_rotate(community_slug="alpha", actor_id=ALICE)
