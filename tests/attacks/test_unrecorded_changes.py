@@ -130,7 +130,7 @@ def test_a_suspended_community_refusal_leaves_no_trace(
     alpha: Community, client_for: Callable[[str], APIClient]
 ) -> None:
     """Security review finding 14: 403 ``community_suspended`` came before the audit middleware and left nothing."""
-    Community.objects.filter(slug="alpha").update(status="suspended")
+    shell("suspend_community", "--slug", "alpha")
 
     assert client_for(ALPHA_HOST).get("/api/v1/me").status_code == 403
 
