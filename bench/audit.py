@@ -295,7 +295,7 @@ def main() -> None:
     connection.creation.create_test_db(verbosity=0, keepdb=True)
     print("audit benchmarks (2 cores; real PostgreSQL on loopback; local signing key)")
     if not Community.objects.filter(slug=SLUG).exists():
-        community_create(slug=SLUG, name="Audit bench", domain=f"{SLUG}.localhost")
+        community_create(slug=SLUG, name="Audit bench", domain=f"{SLUG}.localhost", actor_id="operator:bench")
     try:
         bench_appends()
         load_log(EVENTS)

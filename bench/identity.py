@@ -81,7 +81,7 @@ def main() -> None:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
     with transaction.atomic():
         community = Community.objects.filter(slug="alpha").first() or community_create(
-            slug="alpha", name="Alpha", domain="alpha.localhost"
+            slug="alpha", name="Alpha", domain="alpha.localhost", actor_id="operator:bench"
         )
         with schema_context("alpha"):
             community_keys_ensure("alpha")

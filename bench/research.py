@@ -204,7 +204,7 @@ def drop_community() -> None:
 
 def seed() -> str:
     """The community, 100 participants with every PHI field and a research consent each; the PI's token."""
-    community = community_create(slug=SLUG, name="Research bench", domain=HOST)
+    community = community_create(slug=SLUG, name="Research bench", domain=HOST, actor_id="operator:bench")
     investigator = UserFactory.create(email=PI_EMAIL)
     MembershipFactory.create(user=investigator, community=community, role="principal_investigator")
     signed = timezone.now() - datetime.timedelta(days=30)

@@ -1,10 +1,18 @@
-"""Admin views of people and memberships (platform host only). Secrets are never shown."""
+"""Admin views of people and memberships (platform host only). Secrets are never shown.
+
+The one change the admin makes, a user's ``is_active`` or ``is_staff``, goes
+through :func:`security.actions.user_flags_set`, so it is an event in the
+platform's audit log (actor: the staff member's id), in the admin's own
+transaction; users are created with ``create_user`` and never deleted here.
+"""
 
 from typing import Any
 
 from django.contrib import admin
+from django.forms import ModelForm
 from django.http import HttpRequest
 
+from security.actions import user_flags_set
 from security.admin_login import SecondFactorAdminLoginForm
 from security.models import Membership, User
 
@@ -43,8 +51,18 @@ class UserAdmin(admin.ModelAdmin[User]):
     list_filter = ("is_active", "is_staff")
     search_fields = ("email",)
     fields = ("email", "is_active", "is_staff", "is_superuser", "date_joined", "last_login")
-    readonly_fields = ("is_superuser", "date_joined", "last_login")
+    readonly_fields = ("email", "is_superuser", "date_joined", "last_login")
     inlines = (MembershipInline,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:  # noqa: D102 - users are made by create_user
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:  # noqa: D102 - deactivate instead
+        return False
+
+    def save_model(self, request: HttpRequest, obj: User, form: ModelForm[User], change: bool) -> None:
+        """Save the flags through the action, which records each change."""
+        user_flags_set(user=obj, is_active=obj.is_active, is_staff=obj.is_staff, actor_id=str(request.user.pk))
 
 
 @admin.register(Membership)

@@ -28,3 +28,5 @@ class IdentityErrorCode(StrEnum):
     USER_NOT_FOUND = "user_not_found"
     INVALID_ROLE = "invalid_role"
     MEMBERSHIP_EXISTS = "membership_exists"
+    MEMBERSHIP_NOT_FOUND = "membership_not_found"
+    MFA_NOT_ENABLED = "mfa_not_enabled"

@@ -1,4 +1,4 @@
-"""Community lifecycle: create (with its schema), suspend, resume.
+"""Community lifecycle: create (with its schema), suspend, resume, offboard, purge; one platform event per step.
 
 Each action validates everything before it touches the database and runs in
 one transaction, so a refused request creates nothing: no row, no schema.
@@ -33,12 +33,16 @@ def _refuse_conflicts(*, slug: str, domain: str) -> None:
         raise Conflict(f"domain '{domain}' is already taken", code=CommunityErrorCode.DOMAIN_TAKEN)
 
 
-def _platform_event(action: str, slug: str) -> None:
-    """Record a community's lifecycle step in the platform's own audit log (the public schema)."""
-    audit_append(action=action, resource_type="community", resource_id=slug, outcome="allow", actor_id="operator")
+def _platform_event(action: str, slug: str, actor_id: str) -> None:
+    """Record a community's lifecycle step in the platform's own audit log (the public schema).
+
+    One event per step, written in the step's transaction; ``actor_id`` is who
+    took it (``operator:<name>`` from a shell command).
+    """
+    audit_append(action=action, resource_type="community", resource_id=slug, outcome="allow", actor_id=actor_id)
 
 
-def community_create(*, slug: str, name: str, domain: str) -> Community:
+def community_create(*, slug: str, name: str, domain: str, actor_id: str) -> Community:
     """Create a community, its schema (migrated) and its primary domain.
 
     Raises:
@@ -57,7 +61,7 @@ def community_create(*, slug: str, name: str, domain: str) -> Community:
             Domain.objects.create(domain=domain, tenant=community, is_primary=True)
             with schema_context(slug):
                 community_keys_create(slug)
-            _platform_event("community.create", slug)
+            _platform_event("community.create", slug, actor_id)
     except IntegrityError as error:
         # A concurrent creation won the race between our checks and the insert.
         raise Conflict(
@@ -68,7 +72,7 @@ def community_create(*, slug: str, name: str, domain: str) -> Community:
     return community
 
 
-def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: set[str]) -> Community:
+def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: set[str], actor_id: str) -> Community:
     with transaction.atomic():
         community = community_get(slug=slug, for_update=True)
         if community.status == status:
@@ -81,11 +85,11 @@ def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: s
         community.status = status
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
-        _platform_event(f"community.{status}", slug)
+        _platform_event(f"community.{status}", slug, actor_id)
     return community
 
 
-def community_offboard(*, slug: str, confirm: str) -> Community:
+def community_offboard(*, slug: str, confirm: str, actor_id: str) -> Community:
     """Crypto-shred a community: destroy its keys, stop serving it; its schema goes after the grace period.
 
     Exports nothing. Every ciphertext of the community becomes unreadable the
@@ -107,7 +111,7 @@ def community_offboard(*, slug: str, confirm: str) -> Community:
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
         Domain.objects.filter(tenant=community).delete()
-        _platform_event("community.offboard", slug)
+        _platform_event("community.offboard", slug, actor_id)
     # Committed first: whatever happens next, the community is no longer served. Destroying is
     # idempotent in both providers, so a failed destruction can be finished by calling
     # vault.keys.community_keys_destroy again (no command does that yet).
@@ -116,7 +120,7 @@ def community_offboard(*, slug: str, confirm: str) -> Community:
     return community
 
 
-def communities_purge_offboarded(*, now: datetime | None = None) -> list[str]:
+def communities_purge_offboarded(*, actor_id: str, now: datetime | None = None) -> list[str]:
     """Drop the schemas (and rows) of communities offboarded longer ago than the grace period."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.OFFBOARD_GRACE_DAYS)
     purged = []
@@ -124,16 +128,20 @@ def communities_purge_offboarded(*, now: datetime | None = None) -> list[str]:
         with transaction.atomic():
             community._drop_schema(force_drop=True)
             community.delete()
-            _platform_event("community.purge", community.slug)
+            _platform_event("community.purge", community.slug, actor_id)
         purged.append(community.slug)
     return purged
 
 
-def community_suspend(*, slug: str) -> Community:
+def community_suspend(*, slug: str, actor_id: str) -> Community:
     """Suspend an active community: every API request to it is refused until resumed."""
-    return _community_set_status(slug=slug, status=CommunityStatus.SUSPENDED, allowed_from={CommunityStatus.ACTIVE})
+    return _community_set_status(
+        slug=slug, status=CommunityStatus.SUSPENDED, allowed_from={CommunityStatus.ACTIVE}, actor_id=actor_id
+    )
 
 
-def community_resume(*, slug: str) -> Community:
+def community_resume(*, slug: str, actor_id: str) -> Community:
     """Resume a suspended community."""
-    return _community_set_status(slug=slug, status=CommunityStatus.ACTIVE, allowed_from={CommunityStatus.SUSPENDED})
+    return _community_set_status(
+        slug=slug, status=CommunityStatus.ACTIVE, allowed_from={CommunityStatus.SUSPENDED}, actor_id=actor_id
+    )

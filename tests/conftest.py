@@ -58,7 +58,7 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
             setup_databases(verbosity=0, interactive=False, keepdb=True, aliases={"default": {}})
         for slug, name, domain in COMMUNITIES:
             if not Community.objects.filter(slug=slug).exists():
-                community_create(slug=slug, name=name, domain=domain)
+                community_create(slug=slug, name=name, domain=domain, actor_id="operator:test")
                 continue
             # A reused test database: fresh keys, in step with this run's key file.
             with schema_context(slug):

@@ -103,12 +103,21 @@ def _lock_rotation() -> None:
 
 def rotation_start(community: str) -> RotationJob:
     """Resume the unfinished rotation, or rotate the provider key and record the new job, under one lock."""
+    return rotation_begin(community)[0]
+
+
+def rotation_begin(community: str) -> tuple[RotationJob, bool]:
+    """:func:`rotation_start`, saying whether a new key version was made (``True``) or a rotation resumed.
+
+    Inside a caller's transaction the lock is held until that transaction
+    ends, so the caller can record the new version in the same transaction.
+    """
     with transaction.atomic():
         _lock_rotation()
         unfinished = RotationJob.objects.filter(status=RotationStatus.RUNNING).order_by("-target_version").first()
         if unfinished is not None:
-            return unfinished
-        return RotationJob.objects.create(target_version=community_keys_rotate(community))
+            return unfinished, False
+        return RotationJob.objects.create(target_version=community_keys_rotate(community)), True
 
 
 def _sweep(model: type[models.Model], old_versions: list[int], batch_size: int) -> None:

@@ -101,6 +101,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "gateway.proxy.ProxyTrustMiddleware",
     "gateway.middleware.RequestIdMiddleware",
+    # Refusals made before the policy (or without an event inside it) are recorded on the way out, bounded.
+    "gateway.refusals.RefusalAuditMiddleware",
     "gateway.proxy.GatewayRequiredMiddleware",
     "gateway.middleware.ApiResponseHeadersMiddleware",
     "gateway.middleware.BodyLimitMiddleware",
@@ -371,6 +373,10 @@ RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute
 RATE_LIMIT_IP_BURST = env_int("RATE_LIMIT_IP_BURST", default=200)
 RATE_LIMIT_PER_USER = env_int("RATE_LIMIT_PER_USER", default=1000)  # per hour
 RATE_LIMIT_USER_BURST = env_int("RATE_LIMIT_USER_BURST", default=100)
+# Refusals before the policy are audit events: the first per client, host and code in each window, the rest
+# counted; and at most this many refusal events per window for everyone (security/audit/refusals.py).
+AUDIT_REFUSAL_WINDOW_SECONDS = env_int("AUDIT_REFUSAL_WINDOW_SECONDS", default=60)
+AUDIT_REFUSAL_MAX_PER_WINDOW = env_int("AUDIT_REFUSAL_MAX_PER_WINDOW", default=1000)
 
 # Proxy trust: forwarded headers only from these addresses (CIDRs), signed with the shared secret.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])

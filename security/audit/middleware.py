@@ -8,7 +8,10 @@ PHI.
 
 Recorded: every policy decision (allowed or denied, the decision's id and
 policy revision; the decision record itself goes out in the same statement),
-what sign-in and other unguarded routes annotate, and every 401 or 403. A
+what sign-in and other unguarded routes annotate, and every 401 or 403; the
+first decision under a new policy revision adds ``policy.revision_changed``
+(:mod:`security.audit.revisions`). Other refusals without an event (a 429, a
+400 ``invalid_purpose``) are left to :mod:`gateway.refusals`. A
 server error rolls the view back and records nothing: nothing was disclosed.
 Requests on the platform host pass through.
 """
@@ -27,6 +30,8 @@ from core.problems import problem_response
 from policy.context import PolicyContext, defer_decision_records
 from security.audit.context import RequestAudit, request_audit
 from security.audit.errors import AuditErrorCode
+from security.audit.refusals import mark_recorded
+from security.audit.revisions import revision_seen
 from security.audit.staging import audit_append
 from tenants.context import community_of
 
@@ -97,7 +102,8 @@ class AuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         """Run the view, append its event, commit; 503 when the event cannot be kept."""
-        if community_of(request) is None:
+        community = community_of(request)
+        if community is None:
             return self.get_response(request)
         # The policy permission leaves its decision record to us: it goes out with the event.
         policy = defer_decision_records(request)
@@ -107,9 +113,13 @@ class AuditMiddleware:
                 if response.status_code >= 500:  # noqa: PLR2004 - HTTP status
                     transaction.set_rollback(True)
                     return response
-                fields = _decision_fields(policy, note) or _other_fields(request, response, note, policy)
+                decided = _decision_fields(policy, note)
+                if decided is not None:  # a new policy revision is an event of its own, ahead of its first decision
+                    revision_seen(community.schema_name, decided["policy_revision"])
+                fields = decided or _other_fields(request, response, note, policy)
                 if fields is not None:  # the decision's record, left to us, goes out with the event
                     audit_append(**fields, **_request_fields(request, response), together_with=policy.record)
+                    mark_recorded(request)
         except DatabaseError as error:
             logger.error("the audit event could not be written (%s); the response was withheld", type(error).__name__)
             return problem_response(

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from core.comparison import ascii_equal, is_ascii_digits
 from core.errors import BadRequest, Conflict
+from security.audit.events import platform_record
 from security.errors import IdentityErrorCode
 from security.identity.sealing import keyed_hashes, seal, unseal
 from security.models import RecoveryCode, TotpDevice, User
@@ -101,8 +102,15 @@ def _recovery_hashes(user: User, code: str) -> list[str]:
     return keyed_hashes(f"{user.pk}:{_normalise_recovery_code(code)}", purpose=_RECOVERY_PURPOSE)
 
 
-def totp_enrollment_confirm(*, user: User, code: str, now: float | None = None) -> list[str]:
-    """Activate the pending device with a current code; return fresh recovery codes (shown once)."""
+def totp_enrollment_confirm(
+    *, user: User, code: str, now: float | None = None, actor_id: str | None = None
+) -> list[str]:
+    """Activate the pending device with a current code; return fresh recovery codes (shown once).
+
+    The second factor is enabled with its event ``user.mfa_enroll`` in the
+    platform log, in one transaction; ``actor_id`` is who enrolled it (the
+    user themself unless an operator did, ``operator:<name>``).
+    """
     with transaction.atomic():
         device = TotpDevice.objects.select_for_update().filter(user=user).first()
         if device is None:
@@ -119,6 +127,9 @@ def totp_enrollment_confirm(*, user: User, code: str, now: float | None = None) 
         codes = [_new_recovery_code() for _ in range(settings.MFA_RECOVERY_CODE_COUNT)]
         RecoveryCode.objects.bulk_create(
             RecoveryCode(user=user, code_hash=_recovery_hashes(user, code)[0]) for code in codes
+        )
+        platform_record(
+            action="user.mfa_enroll", actor_id=actor_id or str(user.pk), resource_type="user", resource_id=str(user.pk)
         )
     return codes
 

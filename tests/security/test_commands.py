@@ -105,7 +105,7 @@ def test_add_member_refuses_a_duplicate_role(monkeypatch: pytest.MonkeyPatch, al
 
 def test_membership_add_refuses_an_unknown_role_from_code(alpha: Community) -> None:
     with pytest.raises(BadRequest, match="role must be one of"):
-        membership_add(email="a@example.org", community_slug="alpha", role="emperor")
+        membership_add(email="a@example.org", community_slug="alpha", role="emperor", actor_id="operator:test")
 
 
 def test_seed_demo_is_idempotent_and_prints_working_instructions(db: None, tmp_path: Any, settings: Any) -> None:

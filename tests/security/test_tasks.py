@@ -66,7 +66,7 @@ def test_a_permitted_task_runs_inside_its_communitys_schema(alpha: Community, me
 def test_a_task_for_an_unknown_or_suspended_community_is_rejected(
     community: str, alpha: Community, beta: Community, member: Callable[..., User]
 ) -> None:
-    community_suspend(slug="beta")
+    community_suspend(slug="beta", actor_id="operator:test")
     actor = member(alpha, "principal_investigator")
 
     with pytest.raises(Reject) as rejected:

@@ -157,10 +157,10 @@ def test_a_suspended_community_refuses_every_api_request_until_resumed(
 
 
 def test_suspending_twice_is_harmless_and_resuming_an_active_one_too(alpha: Community) -> None:
-    community_suspend(slug="alpha")
-    assert community_suspend(slug="alpha").status == "suspended"
-    community_resume(slug="alpha")
-    assert community_resume(slug="alpha").status == "active"
+    community_suspend(slug="alpha", actor_id="operator:test")
+    assert community_suspend(slug="alpha", actor_id="operator:test").status == "suspended"
+    community_resume(slug="alpha", actor_id="operator:test")
+    assert community_resume(slug="alpha", actor_id="operator:test").status == "active"
 
 
 def test_an_offboarded_community_cannot_be_resumed_and_is_not_served(
@@ -194,4 +194,4 @@ def test_a_host_outside_allowed_hosts_is_a_400_problem(client_for: Callable[[str
 
 def test_creating_a_community_through_the_action_validates_too(db: None) -> None:
     with pytest.raises(Exception, match="reserved"):
-        community_create(slug="pg_toast_x", name="X", domain="x.localhost")
+        community_create(slug="pg_toast_x", name="X", domain="x.localhost", actor_id="operator:test")

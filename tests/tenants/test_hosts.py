@@ -78,7 +78,7 @@ def test_a_host_nobody_serves_is_not_cached(db: None) -> None:
 def test_a_suspension_is_seen_at_once_by_a_host_already_cached(alpha: Community) -> None:
     community_for_host(ALPHA_HOST)
 
-    community_suspend(slug="alpha")
+    community_suspend(slug="alpha", actor_id="operator:test")
 
     found = community_for_host(ALPHA_HOST)
     assert found is not None
@@ -98,7 +98,7 @@ def test_the_commit_of_a_change_moves_the_generation_on_again(
     alpha: Community, django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        community_suspend(slug="alpha")
+        community_suspend(slug="alpha", actor_id="operator:test")
         during = int(get_redis().get(GENERATION) or 0)
         assert during >= 1  # at once: nothing cached before the change is read again
 

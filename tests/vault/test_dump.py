@@ -23,7 +23,7 @@ from vault.providers import get_provider
 def committed_community(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     """A community whose rows are committed, so that pg_dump (another connection) sees them."""
     with django_db_blocker.unblock():
-        community_create(slug="dumpcheck", name="Dump check", domain="dumpcheck.localhost")
+        community_create(slug="dumpcheck", name="Dump check", domain="dumpcheck.localhost", actor_id="operator:test")
         try:
             yield "dumpcheck"
         finally:

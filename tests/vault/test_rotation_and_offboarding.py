@@ -137,7 +137,7 @@ def test_rotation_runs_as_a_celery_task_on_rabbitmq(alpha: Community) -> None:
 
 
 def test_offboarding_destroys_the_keys_so_nothing_saved_before_can_be_read(db: None) -> None:
-    community_create(slug="gamma", name="Gamma", domain="gamma.localhost")
+    community_create(slug="gamma", name="Gamma", domain="gamma.localhost", actor_id="operator:test")
     with schema_context("gamma"):
         participant_id = enrol(1)[0]
         wrapped = DataKey.objects.get(kind=KeyKind.DATA).wrapped
@@ -167,10 +167,10 @@ def test_offboarding_needs_the_slug_twice_and_happens_once(alpha: Community) -> 
 
 def test_the_schema_is_dropped_only_after_the_grace_period(db: None, settings: Any) -> None:
     settings.OFFBOARD_GRACE_DAYS = 30
-    community_create(slug="delta", name="Delta", domain="delta.localhost")
+    community_create(slug="delta", name="Delta", domain="delta.localhost", actor_id="operator:test")
     call_command("offboard_community", "--slug", "delta", "--confirm", "delta", stdout=io.StringIO())
 
-    assert communities_purge_offboarded() == []
+    assert communities_purge_offboarded(actor_id="operator:test") == []
     assert schema_exists("delta")
     with time_machine.travel(datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(days=31)):
         out = io.StringIO()

@@ -1,1 +1,1 @@
-"""Identity commands: create_user, add_member, rotate_signing_key, seed_demo."""
+"""Identity and key commands; each that changes something takes --operator and records an audit event."""

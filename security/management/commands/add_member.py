@@ -1,4 +1,4 @@
-"""``add_member --email E --community S --role R``."""
+"""``add_member --email E --community S --role R [--operator NAME]``: event ``membership.grant``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
 from security.actions import membership_add
 from security.roles import Role
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Grant a user a role in a community."""
 
     help = "Give a user a role in a community."
@@ -24,5 +24,7 @@ class Command(ApplicationCommand):
 
     def run(self, **options: Any) -> None:
         """Add the membership."""
-        membership = membership_add(email=options["email"], community_slug=options["community"], role=options["role"])
+        membership = membership_add(
+            email=options["email"], community_slug=options["community"], role=options["role"], actor_id=self.actor_id
+        )
         self.stdout.write(f"{options['email'].lower()} is {membership.role} in {options['community']}")

@@ -7,11 +7,11 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
 from security.actions import user_create
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Create a user; read the password from standard input."""
 
     help = "Create a user who signs in by email. The password is read from standard input."
@@ -28,5 +28,5 @@ class Command(ApplicationCommand):
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
             raise CommandError("no password on standard input")
-        user = user_create(email=options["email"], password=password)
+        user = user_create(email=options["email"], password=password, actor_id=self.actor_id)
         self.stdout.write(f"created user {user.email} ({user.pk})")

@@ -13,14 +13,14 @@ from typing import Any
 import qrcode
 from django.core.management.base import CommandError, CommandParser
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
 from core.errors import NotFound
 from security.errors import IdentityErrorCode
 from security.identity.mfa import totp_enrollment_begin, totp_enrollment_confirm
 from security.models import User, normalize_email
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Enroll a TOTP authenticator for a user, interactively."""
 
     help = "Enroll a TOTP authenticator for a user: shows a QR code, reads the first code, prints recovery codes."
@@ -44,7 +44,7 @@ class Command(ApplicationCommand):
         answer = sys.stdin.readline().strip()
         if not answer:
             raise CommandError("no code on standard input; the enrollment stays pending")
-        recovery_codes = totp_enrollment_confirm(user=user, code=answer)
+        recovery_codes = totp_enrollment_confirm(user=user, code=answer, actor_id=self.actor_id)
         self.stdout.write(
             f"\nSecond factor enabled for {user.email}. Recovery codes (each works once, shown only now):"
         )

@@ -8,11 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 
-from core.commands import ApplicationCommand
-from security.identity.signing_keys import generate_signing_key, load_keyring, prune_signing_keys
+from core.commands import OperatorCommand
+from security.actions import signing_key_rotate, signing_keys_prune
+from security.identity.signing_keys import load_keyring
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Rotate the JWT signing key; tokens signed by the previous key keep working until they expire."""
 
     help = "Create a new signing key (it signs from now on). Previous keys verify until their tokens expire."
@@ -28,8 +29,8 @@ class Command(ApplicationCommand):
         if options["if_missing"] and load_keyring(directory).keys:
             self.stdout.write(f"signing key present in {directory}")
         else:
-            key = generate_signing_key(directory)
+            key = signing_key_rotate(directory=directory, actor_id=self.actor_id)
             self.stdout.write(f"new signing key {key.kid} in {directory}")
         if options["prune"]:
-            for kid in prune_signing_keys(directory):
+            for kid in signing_keys_prune(directory=directory, actor_id=self.actor_id):
                 self.stdout.write(f"removed retired key {kid}")

@@ -13,7 +13,8 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
+from security.actions import membership_add, user_create
 from security.local_secrets import read_or_create_secret
 from security.models import Membership, User
 from security.roles import Role
@@ -29,7 +30,7 @@ def demo_password(state_dir: Path) -> str:
     return read_or_create_secret(state_dir / "demo-password", nbytes=12)
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Create (or keep) the demo communities and users, then print how to call the API."""
 
     help = "Create demo communities alpha and beta with one user per role; print logins and curl commands."
@@ -45,15 +46,16 @@ class Command(ApplicationCommand):
         password = demo_password(Path(settings.LOCAL_STATE_DIR))
         for slug, name, domain in DEMO_COMMUNITIES:
             community = Community.objects.filter(slug=slug).first() or community_create(
-                slug=slug, name=name, domain=domain
+                slug=slug, name=name, domain=domain, actor_id=self.actor_id
             )
             with schema_context(slug):
                 community_keys_ensure(slug)
             for role in Role.values:
-                user = User.objects.filter(email=f"{role}@{slug}.example").first()
-                if user is None:
-                    user = User.objects.create_user(email=f"{role}@{slug}.example", password=password)
-                Membership.objects.get_or_create(user=user, community=community, role=role)
+                email = f"{role}@{slug}.example"
+                if not User.objects.filter(email=email).exists():
+                    user_create(email=email, password=password, actor_id=self.actor_id)
+                if not Membership.objects.filter(user__email=email, community=community, role=role).exists():
+                    membership_add(email=email, community_slug=slug, role=role, actor_id=self.actor_id)
         self._print_usage(options["base_url"].rstrip("/"), password)
 
     def _print_usage(self, base_url: str, password: str) -> None:

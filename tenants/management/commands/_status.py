@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 from django.core.management.base import CommandParser
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
 from tenants.models import Community
 
 
-class StatusCommand(ApplicationCommand):
+class StatusCommand(OperatorCommand):
     """``<command> --slug S``: apply ``action`` and report the resulting status."""
 
     action: ClassVar[Callable[..., Community]]
@@ -22,5 +22,5 @@ class StatusCommand(ApplicationCommand):
 
     def run(self, **options: Any) -> None:
         """Apply the action and confirm the new status."""
-        community = type(self).action(slug=options["slug"])
+        community = type(self).action(slug=options["slug"], actor_id=self.actor_id)
         self.stdout.write(f"community {community.slug} is {community.status}")

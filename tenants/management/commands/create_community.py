@@ -6,11 +6,11 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
 from tenants.lifecycle import community_create
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Create a community, migrate its schema and bind its domain."""
 
     help = "Create a community with its own schema and primary domain."
@@ -23,5 +23,7 @@ class Command(ApplicationCommand):
 
     def run(self, **options: Any) -> None:
         """Create the community and say what was created."""
-        community = community_create(slug=options["slug"], name=options["name"], domain=options["domain"])
+        community = community_create(
+            slug=options["slug"], name=options["name"], domain=options["domain"], actor_id=self.actor_id
+        )
         self.stdout.write(f"created community {community.slug} ({community.name}) at {options['domain'].lower()}")

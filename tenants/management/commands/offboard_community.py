@@ -7,11 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 
-from core.commands import ApplicationCommand
+from core.commands import OperatorCommand
 from tenants.lifecycle import community_offboard
 
 
-class Command(ApplicationCommand):
+class Command(OperatorCommand):
     """Offboard: keys destroyed now, schema dropped after OFFBOARD_GRACE_DAYS by purge_offboarded_communities."""
 
     help = "Offboard a community: destroy its keys now (its data becomes unreadable); drop its schema later."
@@ -23,7 +23,7 @@ class Command(ApplicationCommand):
 
     def run(self, **options: Any) -> None:
         """Offboard and say what happens next."""
-        community = community_offboard(slug=options["slug"], confirm=options["confirm"])
+        community = community_offboard(slug=options["slug"], confirm=options["confirm"], actor_id=self.actor_id)
         self.stdout.write(
             f"community {community.slug} is offboarded: its keys are destroyed and its data unreadable; "
             f"its schema is dropped after {settings.OFFBOARD_GRACE_DAYS} days (purge_offboarded_communities)"

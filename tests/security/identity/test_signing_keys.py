@@ -109,7 +109,7 @@ def test_without_any_signing_key_sign_in_is_503(
     assert response.json()["code"] == "signing_key_unavailable"
 
 
-def test_rotate_signing_key_if_missing_creates_only_the_first_key(tmp_path: Path, capsys: Any) -> None:
+def test_rotate_signing_key_if_missing_creates_only_the_first_key(tmp_path: Path, capsys: Any, db: None) -> None:
     with override_settings(JWT_SIGNING_KEYS_DIR=tmp_path / "fresh"):
         call_command("rotate_signing_key", "--if-missing")
         call_command("rotate_signing_key", "--if-missing")

@@ -1,1 +1,1 @@
-"""Key management commands: rotate_keys, configure_vault."""
+"""Key management commands: configure_vault (rotate_keys is in security: it records an audit event)."""
