@@ -120,6 +120,7 @@ def test_an_archive_rewritten_without_the_signing_key_does_not_let_the_schema_be
 ) -> None:
     """HIPAA review: retention 164.316(b)(2); someone who can seal (the archive key) drops disclosures and re-seals."""
     from security.audit.archives import _seal  # noqa: PLC0415 - the module this suite's fix added
+
     opened = tmp_path / "opened"
     call_command("audit_archive_open", "--community", "gamma", "--to", str(opened), stdout=io.StringIO())
     disclosures = opened / "disclosures.json"
