@@ -11,10 +11,10 @@ re-signed archive keeps the schema where it is.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import json
 import tarfile
-import hashlib
 from pathlib import Path
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""The archive key: it wraps the data keys of audit archives, is bound to a community, and outlives every community key."""
+"""The archive key: it wraps the data keys of audit archives, bound to a community, and outlives the community key."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ class FakeS3:
     """The calls the S3 store makes, recorded."""
 
     class exceptions:  # noqa: N801 - boto3's spelling
-        class NoSuchKey(Exception):  # noqa: N818 - boto3's spelling
+        class NoSuchKey(Exception):
             pass
 
     def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Offboarding archives: the whole trail in, sealed under the archive key, opened only whole and only as its community."""
+"""Offboarding archives: the whole trail in, sealed under the archive key, opened only whole and as its community."""
 
 from __future__ import annotations
 
