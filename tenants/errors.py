@@ -20,3 +20,4 @@ class CommunityErrorCode(StrEnum):
     SUSPENDED = "community_suspended"
     INVALID_TRANSITION = "invalid_status_transition"
     NOT_CONFIRMED = "offboarding_not_confirmed"
+    ARCHIVE_FAILED = "audit_archive_failed"

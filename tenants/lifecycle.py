@@ -1,11 +1,14 @@
-"""Community lifecycle: create (with its schema), suspend, resume, offboard, purge; one platform event per step.
+"""Community lifecycle: create, suspend, resume, offboard (archive, then shred), purge; a platform event each.
 
 Each action validates everything before it touches the database and runs in
 one transaction, so a refused request creates nothing: no row, no schema.
+Offboarding archives the community's audit trail before it destroys anything,
+and purging drops a schema only once that archive verifies.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,6 +18,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from core.errors import BadRequest, Conflict
 from core.schema import use_public_schema
+from security.audit.archives import ArchiveError, audit_archive_create, audit_archive_verify
 from security.audit.staging import audit_append
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
@@ -33,13 +37,28 @@ def _refuse_conflicts(*, slug: str, domain: str) -> None:
         raise Conflict(f"domain '{domain}' is already taken", code=CommunityErrorCode.DOMAIN_TAKEN)
 
 
-def _platform_event(action: str, slug: str, actor_id: str) -> None:
+def _platform_event(
+    action: str,
+    slug: str,
+    actor_id: str,
+    *,
+    outcome: str = "allow",
+    reasons: tuple[str, ...] = (),
+    resource_type: str = "community",
+) -> None:
     """Record a community's lifecycle step in the platform's own audit log (the public schema).
 
     One event per step, written in the step's transaction; ``actor_id`` is who
     took it (``operator:<name>`` from a shell command).
     """
-    audit_append(action=action, resource_type="community", resource_id=slug, outcome="allow", actor_id=actor_id)
+    audit_append(
+        action=action,
+        resource_type=resource_type,
+        resource_id=slug,
+        outcome=outcome,
+        actor_id=actor_id,
+        reasons=reasons,
+    )
 
 
 def community_create(*, slug: str, name: str, domain: str, actor_id: str) -> Community:
@@ -90,19 +109,34 @@ def _community_set_status(*, slug: str, status: CommunityStatus, allowed_from: s
 
 
 def community_offboard(*, slug: str, confirm: str, actor_id: str) -> Community:
-    """Crypto-shred a community: destroy its keys, stop serving it; its schema goes after the grace period.
+    """Archive a community's audit trail, then crypto-shred it: destroy its keys, stop serving it.
 
-    Exports nothing. Every ciphertext of the community becomes unreadable the
-    moment the provider forgets the key, whatever copies of the data exist.
+    The archive (:func:`security.audit.archives.audit_archive_create`: the
+    audit log, its checkpoints, the accounting of disclosures, signed and
+    sealed under the key provider's archive key) is made first, while
+    everything it reads is there; if it cannot be made, nothing changes. Then
+    every ciphertext of the community becomes unreadable the moment the
+    provider forgets the key, whatever copies of the data exist. The schema
+    goes after the grace period (:func:`communities_purge_offboarded`).
 
     Raises:
         BadRequest: ``confirm`` is not the slug.
-        Conflict: already offboarded.
+        Conflict: already offboarded, or the audit trail could not be archived.
     """
     if confirm != slug:
         raise BadRequest(
             "type the community's slug after --confirm to offboard it", code=CommunityErrorCode.NOT_CONFIRMED
         )
+    if community_get(slug=slug).status == CommunityStatus.OFFBOARDED:
+        raise Conflict(f"community '{slug}' is already offboarded", code=CommunityErrorCode.INVALID_TRANSITION)
+    try:
+        archive = audit_archive_create(community=slug)
+    except ArchiveError as error:
+        raise Conflict(
+            f"community '{slug}' was not offboarded: {error}", code=CommunityErrorCode.ARCHIVE_FAILED
+        ) from error
+    finally:
+        use_public_schema()
     with transaction.atomic():
         community = community_get(slug=slug, for_update=True)
         if community.status == CommunityStatus.OFFBOARDED:
@@ -111,6 +145,7 @@ def community_offboard(*, slug: str, confirm: str, actor_id: str) -> Community:
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
         Domain.objects.filter(tenant=community).delete()
+        _platform_event("community.archive", archive.key, actor_id, resource_type="audit_archive")
         _platform_event("community.offboard", slug, actor_id)
     # Committed first: whatever happens next, the community is no longer served. Destroying is
     # idempotent in both providers, so a failed destruction can be finished by calling
@@ -120,16 +155,39 @@ def community_offboard(*, slug: str, confirm: str, actor_id: str) -> Community:
     return community
 
 
-def communities_purge_offboarded(*, actor_id: str, now: datetime | None = None) -> list[str]:
-    """Drop the schemas (and rows) of communities offboarded longer ago than the grace period."""
+@dataclass(frozen=True)
+class Purged:
+    """What a purge did: the communities dropped, and those kept with the reason (a missing or bad archive)."""
+
+    dropped: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def communities_purge_offboarded(*, actor_id: str, now: datetime | None = None) -> Purged:
+    """Drop the schemas (and rows) of communities offboarded longer ago than the grace period.
+
+    A schema is dropped only if the community's stored archive opens and
+    verifies now, against the schema itself (nothing in its log left out);
+    otherwise it stays, and the refusal is recorded in the platform's log.
+    """
     cutoff = (now or timezone.now()) - timedelta(days=settings.OFFBOARD_GRACE_DAYS)
-    purged = []
+    purged = Purged()
     for community in Community.objects.filter(status=CommunityStatus.OFFBOARDED, status_changed_at__lte=cutoff):
+        try:
+            problem = audit_archive_verify(community=community.slug)
+        finally:
+            use_public_schema()
+        if problem:
+            purged.refused[community.slug] = problem
+            _platform_event(
+                "community.purge", community.slug, actor_id, outcome="deny", reasons=("archive_unverified",)
+            )
+            continue
         with transaction.atomic():
             community._drop_schema(force_drop=True)
             community.delete()
             _platform_event("community.purge", community.slug, actor_id)
-        purged.append(community.slug)
+        purged.dropped.append(community.slug)
     return purged
 
 

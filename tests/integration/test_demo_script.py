@@ -33,7 +33,7 @@ from security.audit.tasks import chain_schema, checkpoint_schema
 from security.models import User
 from security.roles import Role
 from services.exports.tasks import deidentified_export_task
-from tests.support.commits import empty_community_tables
+from tests.support.commits import AUDIT_TABLES, empty_community_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "demo.sh"
@@ -49,6 +49,9 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 def clear_alpha_and_demo_users() -> None:
     empty_community_tables("alpha")
+    # seed_demo's memberships and users are on record in beta's log and the platform's: committed too.
+    empty_community_tables("beta", AUDIT_TABLES)
+    empty_community_tables("public", AUDIT_TABLES)
     User.objects.filter(email__in=DEMO_EMAILS).delete()
 
 

@@ -23,12 +23,14 @@ WRITTEN_TABLES = (
     "audit_checkpoint",
     "policy_decisionrecord",
 )
+# What the platform's own log holds (the public schema): user and lifecycle events.
+AUDIT_TABLES = ("audit_auditevent", "audit_pendingevent", "audit_checkpoint")
 
 
-def empty_community_tables(schema: str) -> None:
-    """Delete every row of :data:`WRITTEN_TABLES` in ``schema`` (test-only: triggers off for the delete)."""
+def empty_community_tables(schema: str, tables: tuple[str, ...] = WRITTEN_TABLES) -> None:
+    """Delete every row of ``tables`` in ``schema`` (test-only: triggers off for the delete)."""
     with schema_context(schema), connection.cursor() as cursor:
-        for table in WRITTEN_TABLES:
+        for table in tables:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")  # test-only, constant names
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608
             cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")

@@ -16,7 +16,7 @@ from django_tenants.utils import schema_context, schema_exists
 
 from config.celery import app as celery_app
 from services.participants.models import Participant
-from tenants.lifecycle import communities_purge_offboarded, community_create
+from tenants.lifecycle import Purged, communities_purge_offboarded, community_create
 from tenants.models import Community, CommunityStatus
 from tests.factories import ParticipantFactory, StudyFactory
 from vault import rotation
@@ -170,7 +170,7 @@ def test_the_schema_is_dropped_only_after_the_grace_period(db: None, settings: A
     community_create(slug="delta", name="Delta", domain="delta.localhost", actor_id="operator:test")
     call_command("offboard_community", "--slug", "delta", "--confirm", "delta", stdout=io.StringIO())
 
-    assert communities_purge_offboarded(actor_id="operator:test") == []
+    assert communities_purge_offboarded(actor_id="operator:test") == Purged()
     assert schema_exists("delta")
     with time_machine.travel(datetime.datetime.now(tz=datetime.UTC) + datetime.timedelta(days=31)):
         out = io.StringIO()

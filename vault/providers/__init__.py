@@ -10,6 +10,10 @@ under names of their own (Transit ``signing-<name>``). The private key never
 leaves it; every version's public key is published so old signatures stay
 verifiable after a rotation.
 
+The archive key (``aes256-gcm96``, derived, Transit ``archive-<name>``) wraps
+the data keys that seal offboarded communities' audit archives. It belongs to
+no community, so crypto-shredding a community never destroys it.
+
 - :mod:`vault.providers.base`: the contracts (:class:`KeyWrapper`, :class:`Signer`
   and their union :class:`KeyProvider`), the values they return, and
   :func:`get_provider`.
@@ -20,11 +24,13 @@ This package is the public face: import from ``vault.providers``.
 """
 
 from vault.providers.base import (
+    Archiver,
     KeyProvider,
     KeyWrapper,
     Signature,
     Signer,
     WrappedKey,
+    archive_key_name,
     check_key_provider_ready,
     get_provider,
     signing_key_name,
@@ -34,6 +40,7 @@ from vault.providers.local import LocalKeyProvider
 from vault.providers.transit import VaultTransitProvider
 
 __all__ = [
+    "Archiver",
     "KeyProvider",
     "KeyWrapper",
     "LocalKeyProvider",
@@ -41,6 +48,7 @@ __all__ = [
     "Signer",
     "VaultTransitProvider",
     "WrappedKey",
+    "archive_key_name",
     "check_key_provider_ready",
     "get_provider",
     "signing_key_name",

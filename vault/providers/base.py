@@ -1,7 +1,8 @@
 """What a key provider is: the two jobs as protocols, the values they return, and the choice of one.
 
 :class:`KeyWrapper` holds the per-community keys that wrap data keys;
-:class:`Signer` holds the Ed25519 signing keys. :class:`KeyProvider` is both,
+:class:`Signer` holds the Ed25519 signing keys; :class:`Archiver` holds the
+key that seals audit archives. :class:`KeyProvider` is all three,
 plus a readiness check, and :func:`get_provider` returns the one
 ``KEY_PROVIDER`` names. The key name and wrapped-key helpers here are shared
 by both implementations.
@@ -44,6 +45,13 @@ def signing_key_name(name: str) -> str:
     """``name`` if it may name a signing key, else ValueError (3 to 40 of ``a-z``, ``0-9``, inner ``-``)."""
     if not _SIGNING_NAME_RE.fullmatch(name):
         raise ValueError(f"invalid signing key name {name!r}")
+    return name
+
+
+def archive_key_name(name: str) -> str:
+    """``name`` if it may name an archive key (the same rule as signing keys), else ValueError."""
+    if not _SIGNING_NAME_RE.fullmatch(name):
+        raise ValueError(f"invalid archive key name {name!r}")
     return name
 
 
@@ -115,8 +123,32 @@ class Signer(Protocol):
         ...
 
 
-class KeyProvider(KeyWrapper, Signer, Protocol):
-    """What the service needs from a key service: both jobs, under a name, and a readiness check."""
+class Archiver(Protocol):
+    """The archive key, by name: it wraps the data keys that seal audit archives, and nothing destroys it.
+
+    An offboarded community's audit trail must outlive its own key (destroyed
+    for crypto-shredding), so its archive is sealed under a provider-level key
+    that no community owns. The key never leaves the provider; ``context``
+    (the community) binds each wrapped key to the archive it belongs to. A
+    missing archive key raises ``KeyServiceUnavailable``; only
+    :meth:`ensure_archive_key` creates one.
+    """
+
+    def ensure_archive_key(self, name: str) -> None:
+        """Create the archive key ``name`` unless it exists (not exportable, deletion not allowed)."""
+        ...
+
+    def generate_archive_data_key(self, name: str, context: str) -> WrappedKey:
+        """A new 256-bit data key, wrapped by the latest version of the archive key ``name``."""
+        ...
+
+    def unwrap_archive_data_key(self, name: str, context: str, wrapped: str) -> bytes:
+        """The plaintext of a data key the archive key wrapped under ``context``."""
+        ...
+
+
+class KeyProvider(KeyWrapper, Signer, Archiver, Protocol):
+    """What the service needs from a key service: the three jobs, under a name, and a readiness check."""
 
     name: str
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
-from vault.providers.base import Signature, WrappedKey, signing_key_name, wrapped_version
+from vault.providers.base import Signature, WrappedKey, archive_key_name, signing_key_name, wrapped_version
 
 
 class LocalKeyProvider:
@@ -163,6 +163,50 @@ class LocalKeyProvider:
             versions[str(version)] = _new_signing_key()
             store["signing"][name] = {"versions": versions}
         return version
+
+    @staticmethod
+    def _archive_versions(store: dict[str, Any], name: str) -> dict[str, str]:
+        entry = store.get("archive", {}).get(archive_key_name(name))
+        if entry is None:
+            raise KeyServiceUnavailable(f"no archive key {name}")
+        return dict(entry["versions"])
+
+    @staticmethod
+    def _archive_aad(name: str, context: str) -> bytes:
+        return f"local-archive|{name}|{context}".encode()
+
+    def ensure_archive_key(self, name: str) -> None:
+        """Create version 1 in the key file unless the key exists (``destroy_community_key`` never touches it)."""
+        with self._store(write=True) as store:
+            keys = store.setdefault("archive", {})
+            if archive_key_name(name) not in keys:
+                keys[name] = {"versions": {"1": base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()}}
+
+    def generate_archive_data_key(self, name: str, context: str) -> WrappedKey:
+        """Wrap a new random data key with the archive key's latest version, bound to ``context``."""
+        with self._store(write=False) as store:
+            versions = self._archive_versions(store, name)
+        version = max(int(number) for number in versions)
+        nonce = os.urandom(12)
+        body = AESGCM(base64.b64decode(versions[str(version)])).encrypt(
+            nonce, AESGCM.generate_key(bit_length=256), self._archive_aad(name, context)
+        )
+        return WrappedKey(f"local:v{version}:" + base64.b64encode(nonce + body).decode(), version)
+
+    def unwrap_archive_data_key(self, name: str, context: str, wrapped: str) -> bytes:
+        """Unwrap with the version the wrapped key names; another context or a forged key raises KeyDestroyed."""
+        version = wrapped_version(wrapped)
+        with self._store(write=False) as store:
+            versions = self._archive_versions(store, name)
+        if str(version) not in versions:
+            raise KeyDestroyed(f"archive key {name} has no version {version}")
+        raw = base64.b64decode(wrapped.split(":", 2)[2])
+        try:
+            return AESGCM(base64.b64decode(versions[str(version)])).decrypt(
+                raw[:12], raw[12:], self._archive_aad(name, context)
+            )
+        except InvalidTag as error:
+            raise KeyDestroyed("the wrapped key does not open with the archive key here") from error
 
 
 def _new_signing_key() -> str:

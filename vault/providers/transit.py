@@ -2,9 +2,10 @@
 
 A community's key is the Transit key ``<VAULT_KEY_PREFIX><community>``
 (``aes256-gcm96``, derived with the community as context); a signing key is
-``signing-<name>`` (``ed25519``). Both are created not exportable, with no
+``signing-<name>`` (``ed25519``); the archive key is ``archive-<name>``
+(``aes256-gcm96``, derived with the community as context). All are created not exportable, with no
 plaintext backup and deletion not allowed; only crypto-shredding allows, then
-deletes, a community's key. Vault's faults fail closed: a community key (or
+deletes, a community's key, and nothing deletes the archive key. Vault's faults fail closed: a community key (or
 version) that is gone raises ``KeyDestroyed``; anything else, a missing
 signing key included, raises ``KeyServiceUnavailable``.
 """
@@ -27,11 +28,12 @@ from urllib3.util.retry import Retry
 
 from core.schema import SLUG_PATTERN
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
-from vault.providers.base import Signature, WrappedKey, signing_key_name, wrapped_version
+from vault.providers.base import Signature, WrappedKey, archive_key_name, signing_key_name, wrapped_version
 
 # Vault's 400 answers that mean the key (or key version) is gone for good.
 _GONE_MESSAGES = ("not found", "no existing key", "too old", "message authentication failed")
 _SIGNING_KEY_PREFIX = "signing-"
+_ARCHIVE_KEY_PREFIX = "archive-"
 _VAULT_SIGNATURE_RE = re.compile(r"vault:v([1-9][0-9]{0,9}):([A-Za-z0-9+/=]+)")
 _VERSION_RE = re.compile(r"[1-9][0-9]{0,9}")
 _SIGNATURE_BYTES = 64
@@ -122,6 +124,13 @@ class VaultTransitProvider:
         key = f"{_SIGNING_KEY_PREFIX}{signing_key_name(name)}"
         if key.startswith(self._prefix) and re.fullmatch(SLUG_PATTERN, key.removeprefix(self._prefix)):
             raise ValueError(f"signing key {key!r} could be the key of a community under prefix {self._prefix!r}")
+        return key
+
+    def _archive_key(self, name: str) -> str:
+        """``archive-<name>``; refused, as for signing keys, when it could be the key of a community."""
+        key = f"{_ARCHIVE_KEY_PREFIX}{archive_key_name(name)}"
+        if key.startswith(self._prefix) and re.fullmatch(SLUG_PATTERN, key.removeprefix(self._prefix)):
+            raise ValueError(f"archive key {key!r} could be the key of a community under prefix {self._prefix!r}")
         return key
 
     def _call(self, what: str, operation: Callable[[], Any]) -> Any:
@@ -249,8 +258,8 @@ class VaultTransitProvider:
         if response.status_code != 200:  # noqa: PLR2004 - HTTP status
             raise KeyServiceUnavailable(f"vault not ready ({response.status_code})")
 
-    def _read_signing_key(self, key: str) -> Any:
-        """``GET transit/keys/:name``; None when Vault answers 404 (no such key)."""
+    def _read_key(self, key: str) -> Any:
+        """``GET transit/keys/:name`` (a signing or the archive key); None when Vault answers 404 (no such key)."""
 
         def read() -> Any:
             try:
@@ -263,7 +272,7 @@ class VaultTransitProvider:
     def ensure_signing_key(self, name: str) -> None:
         """ed25519, not exportable, no plaintext backup, deletion not allowed; created only when the read finds none."""
         transit, key = self._client.secrets.transit, self._signing_key(name)
-        existing = self._read_signing_key(key)
+        existing = self._read_key(key)
         if existing is not None:
             _vault_public_keys(existing)  # a key of another type under this name is refused, not used
             return
@@ -293,7 +302,7 @@ class VaultTransitProvider:
 
     def signing_public_keys(self, name: str) -> dict[int, bytes]:
         """``GET transit/keys/:name``: ``keys.<version>.public_key``."""
-        existing = self._read_signing_key(self._signing_key(name))
+        existing = self._read_key(self._signing_key(name))
         if existing is None:
             raise KeyServiceUnavailable(f"no signing key {name}")
         return _vault_public_keys(existing)
@@ -303,3 +312,49 @@ class VaultTransitProvider:
         key = self._signing_key(name)
         with _signing_key_must_exist("rotate signing key"):
             return self._rotate(key)
+
+    def ensure_archive_key(self, name: str) -> None:
+        """aes256-gcm96, derived, not exportable, no plaintext backup, deletion not allowed; created unless found."""
+        transit, key = self._client.secrets.transit, self._archive_key(name)
+        if self._read_key(key) is not None:
+            return
+        with _signing_key_must_exist("create archive key"):
+            self._call(
+                "create archive key",
+                lambda: transit.create_key(
+                    key,
+                    key_type="aes256-gcm96",
+                    derived=True,
+                    exportable=False,
+                    allow_plaintext_backup=False,
+                    mount_point=self._mount,
+                ),
+            )
+            self._call(
+                "configure archive key",
+                lambda: transit.update_key_configuration(key, deletion_allowed=False, mount_point=self._mount),
+            )
+
+    def generate_archive_data_key(self, name: str, context: str) -> WrappedKey:
+        """``POST transit/datakey/wrapped/archive-<name>`` with ``context`` as derivation context."""
+        key = self._archive_key(name)
+        with _signing_key_must_exist("generate archive data key"):
+            response = self._call(
+                "generate archive data key",
+                lambda: self._client.secrets.transit.generate_data_key(
+                    key, key_type="wrapped", context=_context(context), bits=256, mount_point=self._mount
+                ),
+            )
+        ciphertext = str(response["data"]["ciphertext"])
+        return WrappedKey(ciphertext, wrapped_version(ciphertext))
+
+    def unwrap_archive_data_key(self, name: str, context: str, wrapped: str) -> bytes:
+        """``POST transit/decrypt/archive-<name>`` with ``context`` (a wrong context or forged key: KeyDestroyed)."""
+        key = self._archive_key(name)
+        response = self._call(
+            "unwrap archive data key",
+            lambda: self._client.secrets.transit.decrypt_data(
+                key, ciphertext=wrapped, context=_context(context), mount_point=self._mount
+            ),
+        )
+        return base64.b64decode(response["data"]["plaintext"])

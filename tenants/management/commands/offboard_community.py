@@ -1,4 +1,4 @@
-"""``offboard_community --slug alpha --confirm alpha``: destroy the community's keys (crypto-shredding)."""
+"""``offboard_community --slug alpha --confirm alpha``: archive the audit trail, then crypto-shred the community."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ from tenants.lifecycle import community_offboard
 
 
 class Command(OperatorCommand):
-    """Offboard: keys destroyed now, schema dropped after OFFBOARD_GRACE_DAYS by purge_offboarded_communities."""
+    """Offboard: audit trail archived and keys destroyed now, schema dropped after OFFBOARD_GRACE_DAYS."""
 
-    help = "Offboard a community: destroy its keys now (its data becomes unreadable); drop its schema later."
+    help = (
+        "Offboard a community: archive its audit trail, destroy its keys now (its data becomes unreadable); "
+        "drop its schema later."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare --slug and --confirm."""
@@ -25,6 +28,7 @@ class Command(OperatorCommand):
         """Offboard and say what happens next."""
         community = community_offboard(slug=options["slug"], confirm=options["confirm"], actor_id=self.actor_id)
         self.stdout.write(
-            f"community {community.slug} is offboarded: its keys are destroyed and its data unreadable; "
+            f"community {community.slug} is offboarded: its audit trail is archived "
+            f"(audit_archive_open --community {community.slug}); its keys are destroyed and its data unreadable; "
             f"its schema is dropped after {settings.OFFBOARD_GRACE_DAYS} days (purge_offboarded_communities)"
         )
