@@ -77,7 +77,7 @@ def log(alpha: Community) -> Iterator[None]:
 @pytest.fixture
 def keys(tmp_path: Path, log: None) -> Path:
     path = tmp_path / "audit-keys.pem"
-    call_command("audit_keys", "--out", str(path), stdout=io.StringIO())
+    call_command("audit_keys", "--community", "alpha", "--out", str(path), stdout=io.StringIO())
     return path
 
 
