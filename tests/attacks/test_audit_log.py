@@ -152,6 +152,7 @@ def test_a_purge_with_a_forged_purge_event_but_no_signed_statement_is_caught(alp
     """Security review finding 3: delete the oldest events and append an ``audit.purge`` event to explain them."""
     with schema_context("alpha"):
         witnessed_log(5)
+        checkpoint_at(2)  # a signed checkpoint at the forged cut, as the review's SQL used
         as_the_database_owner("DELETE FROM audit_auditevent WHERE sequence <= 2")
         audit_append(
             actor_id="command:operator", action="audit.purge", resource_type="audit", resource_id="2", outcome="allow"
