@@ -276,7 +276,7 @@ def bench_export_and_verify(count: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
         out = Path(directory) / "bench.jsonl"
         keys = Path(directory) / "keys.pem"
-        child(["audit_keys", "--out", str(keys)])
+        child(["audit_keys", "--community", SLUG, "--out", str(keys)])
         until = (START + timedelta(milliseconds=(count + 1) * 50)).isoformat()
         with stolen() as steal:
             seconds, peak, _ = child(

@@ -68,7 +68,18 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     problems.extend(_gateway_trust(environ))
     if environ.get("DEIDENTIFIED_EXPORT_STORAGE", "s3" if environ.get("AWS_S3_BUCKET") else "local") != "s3":
         problems.append("AWS_S3_BUCKET is not set (production keeps de-identified exports in S3, not on a host)")
+    problems.extend(_audit_witness(environ))
     return problems
+
+
+def _audit_witness(environ: Mapping[str, str]) -> list[str]:
+    """Checkpoints must be witnessed where the database cannot rewrite them: S3 Object Lock, not a local directory."""
+    bucket = environ.get("AUDIT_WITNESS_S3_BUCKET", "").strip() or environ.get("AWS_S3_BUCKET", "").strip()
+    if environ.get("AUDIT_WITNESS", "s3" if environ.get("AWS_S3_BUCKET") else "local") != "s3":
+        return ["AUDIT_WITNESS is not s3 (the local witness directory is for development and tests)"]
+    if not bucket:
+        return ["AUDIT_WITNESS_S3_BUCKET is not set (the witness needs a bucket with Object Lock enabled)"]
+    return []
 
 
 MINIMUM_PROXY_SECRET_LENGTH = 32

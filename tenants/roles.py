@@ -6,8 +6,9 @@ service's role (``DATABASE_SERVICE_ROLE``). After each schema is migrated
 
 * usage of the schema; SELECT, INSERT, UPDATE and DELETE on its tables;
   USAGE and SELECT on its sequences; EXECUTE on its functions;
-* on every table the audit log's append-only trigger guards
-  (``audit_refuse_change``), SELECT and INSERT only: their DELETEs happen
+* on every table the audit log's append-only triggers guard
+  (``audit_refuse_change``, ``audit_refuse_statement_change``), SELECT and
+  INSERT only: their DELETEs happen
   inside the owner's ``SECURITY DEFINER`` functions, which check their own
   preconditions (security audit migration 0006);
 * nothing on the tables the owner keeps to itself (``audit_changepermit``).
@@ -24,13 +25,13 @@ from django.conf import settings
 from django.db import connection
 
 OWNER_ONLY_TABLES = ("audit_changepermit",)
-APPEND_ONLY_GUARD = "audit_refuse_change"
+APPEND_ONLY_GUARDS = ["audit_refuse_change", "audit_refuse_statement_change"]
 _APPEND_ONLY = """
 SELECT DISTINCT c.relname FROM pg_trigger t
   JOIN pg_class c ON c.oid = t.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_proc p ON p.oid = t.tgfoid
- WHERE n.nspname = %s AND p.proname = %s
+ WHERE n.nspname = %s AND p.proname = ANY(%s)
  ORDER BY 1
 """
 _OWNED = (
@@ -64,7 +65,7 @@ def grant_service_privileges(schema_name: str, **_: Any) -> None:
     if not role:
         return
     with connection.cursor() as cursor:
-        cursor.execute(_APPEND_ONLY, [schema_name, APPEND_ONLY_GUARD])
+        cursor.execute(_APPEND_ONLY, [schema_name, APPEND_ONLY_GUARDS])
         append_only = [str(row[0]) for row in cursor.fetchall()]
         cursor.execute(_OWNED, [schema_name, list(OWNER_ONLY_TABLES)])
         owner_only = [str(row[0]) for row in cursor.fetchall()]

@@ -8,6 +8,7 @@ test that uses the database or asks for ``clean_redis``); pure tests need neithe
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,6 +96,7 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     uses_database = marked or bool(DATABASE_FIXTURES & set(request.fixturenames))
     if uses_database:
         request.getfixturevalue("clean_redis")
+        empty_witness()
     reset_keyring_cache()
     data_key_cache.purge()
     published_keys.clear()
@@ -108,6 +110,16 @@ def _clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     published_keys.clear()
     if saved_keys is not None:
         key_file.write_bytes(saved_keys)
+    if uses_database:
+        empty_witness()
+
+
+def empty_witness() -> None:
+    """The witness directory is not rolled back with the database either: empty it around every database test."""
+    root = Path(settings.AUDIT_WITNESS_DIR)
+    if root.is_dir():
+        shutil.rmtree(root)
+    root.mkdir(mode=0o700)
 
 
 @pytest.fixture

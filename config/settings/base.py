@@ -348,6 +348,12 @@ AUDIT_ARCHIVE_STORAGE = env_str("AUDIT_ARCHIVE_STORAGE", "s3" if AWS_S3_BUCKET e
 AUDIT_ARCHIVE_DIR = Path(env_str("AUDIT_ARCHIVE_DIR", str(LOCAL_STATE_DIR / "audit-archives")))
 AUDIT_ARCHIVE_S3_PREFIX = env_str("AUDIT_ARCHIVE_S3_PREFIX", "audit-archives/")
 AUDIT_ARCHIVE_OBJECT_LOCK_MODE = env_str("AUDIT_ARCHIVE_OBJECT_LOCK_MODE", "COMPLIANCE")
+# The witness: every signed checkpoint and purge statement is also published where the database cannot
+# rewrite it. "s3": an Object Lock (compliance mode) bucket; "local": append-only files (development).
+AUDIT_WITNESS = env_str("AUDIT_WITNESS", "s3" if AWS_S3_BUCKET else "local")
+AUDIT_WITNESS_DIR = Path(env_str("AUDIT_WITNESS_DIR", str(LOCAL_STATE_DIR / "audit-witness")))
+AUDIT_WITNESS_S3_BUCKET = env_str("AUDIT_WITNESS_S3_BUCKET", AWS_S3_BUCKET)  # needs Object Lock enabled
+AUDIT_WITNESS_S3_PREFIX = env_str("AUDIT_WITNESS_S3_PREFIX", "audit-witness/")
 DISCLOSURE_LOOKBACK_DAYS = 6 * 366
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
 BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)

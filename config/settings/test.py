@@ -25,6 +25,9 @@ CACHES = cache_settings(CACHE_URL)
 # Each test run signs with keys of its own, and keeps community keys of its own.
 JWT_SIGNING_KEYS_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-jwt-keys-"))
 AUDIT_ARCHIVE_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-audit-archives-"))
+# Each run witnesses into a directory of its own, emptied before every test that uses the database.
+AUDIT_WITNESS = "local"
+AUDIT_WITNESS_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-audit-witness-"))
 LOCAL_KEY_FILE = Path(env_str("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdir()) / "cgw-test-local-keys.json")))
 
 # Argon2 still, with a cost a test suite can afford.

@@ -27,7 +27,7 @@ from core.exports import ExportStatus, export_links
 from core.pagination import paginated_response
 from core.serializers import StrictSerializer
 from policy.views import PolicyView
-from security.audit.checkpoints import public_keys_pem, published_keys
+from security.audit.checkpoints import current_log, public_keys_pem, published_keys
 from security.audit.errors import AuditErrorCode
 from security.audit.models import AuditEvent, AuditExport, ExportFormat
 from security.audit.offline import key_id
@@ -218,7 +218,11 @@ class AuditExportManifestApi(PolicyView[None]):
 
 
 class AuditKeysApi(APIView):
-    """``GET /api/v1/audit/keys/``: the public keys that verify checkpoints and manifests (all versions)."""
+    """``GET /api/v1/audit/keys/``: the public keys that verify this community's checkpoints and manifests.
+
+    Every version of the community's own signing key, then those of the shared
+    key that signed its statements before communities had keys of their own.
+    """
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
@@ -230,14 +234,14 @@ class AuditKeysApi(APIView):
     )
     def get(self, request: Request) -> Response:
         """Every version, with its key id, as PEM."""
-        keys = published_keys.all()
         listed = [
             {
                 "key_id": key_id(raw),
+                "name": name,
                 "version": version,
                 "algorithm": "Ed25519",
                 "public_key": base64.b64encode(raw).decode(),
             }
-            for version, raw in sorted(keys.items())
+            for name, version, raw in published_keys.for_log(current_log())
         ]
         return Response({"keys": listed, "pem": public_keys_pem()}, headers={"Cache-Control": "public, max-age=300"})

@@ -264,7 +264,7 @@ def _build(members: Path, *, community: str, now: datetime) -> dict[str, Any]:
     checkpoints = _write_checkpoints(members / CHECKPOINTS_NAME)
     purge_statements = _write_purge_statements(members / PURGE_STATEMENTS_NAME)
     participants, disclosed = _write_accounting(members / DISCLOSURES_NAME, community=community, now=now)
-    (members / KEYS_NAME).write_text(public_keys_pem(), encoding="ascii")
+    (members / KEYS_NAME).write_text(public_keys_pem(community), encoding="ascii")
     files = sorted(name for name in MEMBERS - {MANIFEST_NAME} if (members / name).is_file())
     manifest: dict[str, Any] = {
         "type": ARCHIVE_TYPE,
@@ -280,7 +280,7 @@ def _build(members: Path, *, community: str, now: datetime) -> dict[str, Any]:
         "disclosures": disclosed,
         "files": {name: file_digest(members / name) for name in files},
     }
-    signed = sign_document(manifest)
+    signed = sign_document(manifest, community)  # the community's own signing key, as its checkpoints
     manifest["signature"] = {"key_id": signed.key_id, "signature": signed.signature}
     (members / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
@@ -382,7 +382,7 @@ def audit_archive_verify(*, community: str, key: str | None = None) -> str:
         except (ArchiveError, tarfile.TarError, KeyServiceUnavailable, OSError, ValueError) as error:
             return str(error) or type(error).__name__
         keys = Path(work) / "audit-keys.pem"
-        keys.write_text(public_keys_pem(), encoding="ascii")
+        keys.write_text(public_keys_pem(community), encoding="ascii")
         result = verify_archive(Path(work) / "archive", keys)
         if not result.intact:
             return result.verdict(f"archive {archive.key}")

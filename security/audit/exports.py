@@ -11,7 +11,9 @@ of sequences. The manifest proves the file is that whole run:
   no entry after the range, ``head_sequence`` says where the log ended when
   the manifest was signed (after ``until``), so nothing can follow unseen.
 
-The manifest is signed by the audit key as a whole; the checkpoints in it
+``purges`` holds the log's signed purge statements, so a range that begins
+where a purge cut the log is accounted for offline. The manifest is signed by
+the log's audit key as a whole; the checkpoints in it
 were signed when the events happened, so a chain rebuilt later does not
 match them.
 """
@@ -39,7 +41,7 @@ from security.audit.checkpoints import (
 )
 from security.audit.formats import csv_lines, fhir_lines, jsonl_lines, write_lines
 from security.audit.hashing import ENTRY_FIELDS, format_time, leaf_hash
-from security.audit.models import AuditEvent, Checkpoint
+from security.audit.models import AuditEvent, Checkpoint, PurgeStatement
 from security.audit.sequencer import audit_chain
 
 BATCH = 2000
@@ -171,6 +173,7 @@ def export_write(
         manifest: dict[str, Any] = {
             "type": MANIFEST_TYPE,
             "log": tenant_connection().schema_name,
+            "community": tenant_connection().schema_name,
             "format": kind,
             "file": file_name,
             "sha256": digest.hexdigest(),
@@ -184,6 +187,10 @@ def export_write(
             "created_at": format_time(timezone.now()),
             "start": _start(span) if not empty else {"checkpoint": None, "leaves": [], "before": None},
             "end": _end(span) if not empty else None,
+            "purges": [
+                {"statement": purge.statement, "key_id": purge.key_id, "signature": purge.signature}
+                for purge in PurgeStatement.objects.order_by("through")
+            ],
         }
     signed = sign_document(manifest)
     manifest["signature"] = {"key_id": signed.key_id, "signature": signed.signature}

@@ -1,10 +1,16 @@
-"""Verifying the live chain of the current schema, from the database: links, hashes, checkpoints, purges, tail.
+"""Verifying the live chain of the current schema: links, hashes, checkpoints, purges, tail, and the witness.
 
 It chains what is staged first, then walks every entry with the offline
 verifier's :class:`~security.audit.offline.Walker` and pins it to every
-stored checkpoint, each checked against the published public keys. A log
-whose oldest entries were purged starts at the checkpoint the purge left at
-the cut, and must hold the ``audit.purge`` event that accounts for them.
+stored checkpoint, each checked against the log's published public keys and
+required to name this log and community. It then checks the log against the
+witness (:mod:`security.audit.witness`), which the database cannot rewrite:
+the log must reach the latest witnessed checkpoint and agree with it, so a cut
+tail, a wiped log or a rebuilt range is caught even when the database's own
+checkpoints went with it. A log whose oldest entries were purged starts at the
+cut of a signed purge statement (stored, or witnessed) for exactly that cut,
+made outside the retention it names; an ``audit.purge`` event alone proves
+nothing.
 """
 
 from __future__ import annotations
@@ -14,60 +20,102 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from security.audit.checkpoints import public_keys
+from security.audit.checkpoints import current_log, public_keys
 from security.audit.hashing import ENTRY_FIELDS
-from security.audit.models import AuditEvent, Checkpoint
-from security.audit.offline import ChainBroken, Verification, Walker, signed_statement
+from security.audit.models import AuditEvent, Checkpoint, PurgeStatement
+from security.audit.offline import (
+    ChainBroken,
+    Verification,
+    Walker,
+    Witnessed,
+    WitnessedStatement,
+    purge_start,
+    signed_statement,
+    witnessed,
+)
 from security.audit.sequencer import audit_chain
+from security.audit.witness import AuditWitness, WitnessUnavailable, get_witness, witness_log
 
-PURGE_ACTION = "audit.purge"
 
-
-def _live_checkpoints(keys: Mapping[str, Ed25519PublicKey]) -> Iterator[dict[str, Any]]:
+def _live_checkpoints(keys: Mapping[str, Ed25519PublicKey], log: str) -> Iterator[dict[str, Any]]:
     for checkpoint in Checkpoint.objects.order_by("sequence").iterator():
         yield signed_statement(
-            checkpoint.statement, checkpoint.signature, checkpoint.key_id, keys, at=checkpoint.sequence
-        )
+            checkpoint.statement, checkpoint.signature, checkpoint.key_id, keys, at=checkpoint.sequence, log=log,
+            community=log,
+        )  # fmt: skip
 
 
-def _live_start(first: int, statements: list[dict[str, Any]]) -> Walker:
-    """Where the live chain starts: genesis, or the checkpoint a purge left at the cut."""
-    if first == 1:
-        return Walker()
-    anchor = next((item for item in statements if item["sequence"] == first - 1), None)
-    if anchor is None:
-        raise ChainBroken(1, f"entries before #{first} are missing and no signed checkpoint marks a purge")
-    return Walker(sequence=first - 1, hash=anchor["entry_hash"])
+def _live_purges(keys: Mapping[str, Ed25519PublicKey], log: str) -> list[dict[str, Any]]:
+    return [
+        signed_statement(purge.statement, purge.signature, purge.key_id, keys, at=purge.through, log=log,
+                         community=log, kind="purge")
+        for purge in PurgeStatement.objects.order_by("through")
+    ]  # fmt: skip
 
 
-def verify_live(batch_size: int = 5000) -> Verification:
-    """Verify the current schema's chain (after chaining what is staged): links, hashes, checkpoints, purges, tail."""
+def verify_live(batch_size: int = 5000, *, witness: AuditWitness | None = None) -> Verification:
+    """Verify the current schema's chain (after chaining what is staged) against its checkpoints and the witness."""
     audit_chain()
+    log = current_log()
     try:
-        return _verify_live(batch_size)
+        items = witness_log(log, witness or get_witness())
+    except WitnessUnavailable as error:
+        return Verification(0, None, f"the witness cannot be read ({error}): the log cannot be vouched for")
+    try:
+        return _verify_live(batch_size, log, items)
     except ChainBroken as broken:
         return Verification(0, broken.sequence, broken.problem)
 
 
-def _verify_live(batch_size: int) -> Verification:
-    statements = list(_live_checkpoints(public_keys())) if Checkpoint.objects.exists() else []
+def _verify_live(batch_size: int, log: str, items: list[WitnessedStatement]) -> Verification:
+    keys = public_keys(log)
+    statements = list(_live_checkpoints(keys, log)) if Checkpoint.objects.exists() else []
+    seen = witnessed(items, keys, log=log, community=log)
+    latest = seen.latest
     first = AuditEvent.objects.order_by("sequence").values_list("sequence", flat=True).first()
     if first is None:
-        if statements:
-            raise ChainBroken(1, f"the log is empty but a checkpoint vouches for #{statements[-1]['sequence']}")
-        return Verification(0)
-    walker = _live_start(first, statements)
-    pending = [item for item in statements if item["sequence"] > walker.sequence]
-    purged_through = None
+        _empty(latest, statements)
+        return Verification(0, notes=seen.note() if items else [])
+    walker = Walker() if first == 1 else purge_start(first, [*_live_purges(keys, log), *seen.purges])
+    if latest is not None and latest["sequence"] >= walker.sequence:
+        walker.anchors = {latest["sequence"]: latest}
+        walker.witnessed()  # at a purge's cut: it must agree with the purge statement
+    pending = [item for item in statements if item["sequence"] >= walker.sequence]
+    while pending and pending[0]["sequence"] == walker.sequence:
+        walker.pinned(pending.pop(0))  # the checkpoint at a purge's cut agrees with the purge statement
     rows = AuditEvent.objects.order_by("sequence").values(*ENTRY_FIELDS)
     for row in rows.iterator(chunk_size=batch_size):
         walker.entry(row)
-        if row["action"] == PURGE_ACTION and row["outcome"] == "allow":
-            purged_through = int(row["resource_id"] or 0)
         while pending and pending[0]["sequence"] == walker.sequence:
             walker.pinned(pending.pop(0))
+    if walker.anchors:
+        raise ChainBroken(
+            walker.sequence + 1, f"missing: the witness vouches for #{latest and latest['sequence']} "
+            f"but the log ends at #{walker.sequence}",
+        )  # fmt: skip
     if pending:
         raise ChainBroken(walker.sequence + 1, f"missing: checkpoint #{pending[0]['sequence']} vouches for it")
-    if first > 1 and purged_through != first - 1:
-        raise ChainBroken(1, f"entries before #{first} are missing and no purge event accounts for them")
-    return Verification(walker.checked, checkpoints=len(statements))
+    return Verification(walker.checked, checkpoints=len(statements), notes=_notes(seen, statements))
+
+
+def _empty(latest: Mapping[str, Any] | None, statements: list[dict[str, Any]]) -> None:
+    """An empty log is intact only if neither the witness nor a checkpoint vouches for an entry."""
+    if latest is not None:
+        raise ChainBroken(1, f"missing: the witness vouches for #{latest['sequence']} but the log is empty")
+    if statements:
+        raise ChainBroken(1, f"the log is empty but a checkpoint vouches for #{statements[-1]['sequence']}")
+
+
+SHOWN = 3  # unwitnessed checkpoints named in a verdict
+
+
+def _notes(seen: Witnessed, statements: list[dict[str, Any]]) -> list[str]:
+    """How far the witness vouches, and the checkpoints it has not taken yet (published on the next run)."""
+    latest = seen.latest
+    after = latest["sequence"] if latest else 0
+    unwitnessed = [item["sequence"] for item in statements if item["sequence"] > after]
+    notes = seen.note()
+    if unwitnessed:
+        shown = ", ".join(f"#{number}" for number in unwitnessed[:SHOWN]) + (" …" if len(unwitnessed) > SHOWN else "")
+        notes.append(f"{len(unwitnessed)} checkpoints not witnessed yet ({shown})")
+    return notes

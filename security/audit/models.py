@@ -1,4 +1,4 @@
-"""Audit events, the signed checkpoints over their chain, and audit exports; never PHI.
+"""Audit events, the signed checkpoints and purge statements over their chain, witness receipts, exports; never PHI.
 
 The same tables live in every community's schema and in the public schema
 (platform events: community lifecycle, audit purges).
@@ -104,6 +104,61 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"checkpoint #{self.sequence}"
+
+
+class PurgeStatement(models.Model):
+    """A signed statement that a retention purge removed ``first``..``through``, cut at ``entry_hash``.
+
+    ``statement`` is the exact canonical JSON that was signed (type
+    ``audit-purge/v1``: log, community, range, cut hash, ``before``, the
+    retention in force and ``signed_at``); the other columns repeat it.
+    Verification requires one for exactly the cut of a log that does not start
+    at #1. Append-only, like the checkpoints.
+    """
+
+    first = models.BigIntegerField()
+    through = models.BigIntegerField(unique=True)
+    entry_hash = models.CharField(max_length=64)
+    before = models.DateTimeField()
+    retention_days = models.PositiveIntegerField()
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64)
+    statement = models.TextField()
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["through"]
+
+    def __str__(self) -> str:
+        return f"purge #{self.first}..#{self.through}"
+
+
+class WitnessKind(models.TextChoices):
+    """What kind of signed statement the witness holds."""
+
+    CHECKPOINT = "checkpoint", "Checkpoint"
+    PURGE = "purge", "Purge statement"
+
+
+class WitnessReceipt(models.Model):
+    """The witness took the checkpoint (or purge statement) at ``sequence``: nothing to publish again.
+
+    Only a hint for publishing: verification reads the witness itself, never
+    this table, so a forged receipt hides nothing (the statement just stays
+    unwitnessed, and the verifier says so).
+    """
+
+    kind = models.CharField(max_length=16, choices=WitnessKind.choices)
+    sequence = models.BigIntegerField()
+    witnessed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["kind", "sequence"], name="audit_witness_receipt_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"witnessed {self.kind} #{self.sequence}"
 
 
 class ExportFormat(models.TextChoices):

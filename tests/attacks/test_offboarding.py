@@ -68,7 +68,7 @@ def refused_purge() -> str:
 
 def test_purging_an_offboarded_community_destroys_its_audit_trail(offboarded: Trail, tmp_path: Path) -> None:
     """HIPAA review: retention 164.316(b)(2); 164.528(d) and 164.530(j) for the accounting."""
-    keys = auditor_keys(tmp_path)
+    keys = auditor_keys(tmp_path, "gamma")
 
     out, _ = purge_after_the_grace_period()
     call_command("audit_archive_open", "--community", "gamma", "--to", str(tmp_path / "gamma"), stdout=io.StringIO())
@@ -166,6 +166,9 @@ def test_the_archive_opens_with_the_community_key_destroyed(offboarded: Trail, t
 
     call_command("audit_archive_open", "--community", "gamma", "--to", str(tmp_path / "gamma"), stdout=io.StringIO())
 
-    assert standalone("security.audit.offline_archive", tmp_path / "gamma", auditor_keys(tmp_path)).returncode == 0
+    assert (
+        standalone("security.audit.offline_archive", tmp_path / "gamma", auditor_keys(tmp_path, "gamma")).returncode
+        == 0
+    )
     with schema_context("gamma"):
         assert AuditEvent.objects.count() == offboarded.events

@@ -33,6 +33,8 @@ COMPLETE = {
     "TRUSTED_PROXIES": "10.20.0.0/24",
     "PROXY_SHARED_SECRET": "p" * 48,
     "AWS_S3_BUCKET": "gateway-exports",
+    "AUDIT_WITNESS": "s3",
+    "AUDIT_WITNESS_S3_BUCKET": "gateway-audit-witness",
 }
 
 
@@ -116,6 +118,8 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"PROXY_SHARED_SECRET": "short"}, "PROXY_SHARED_SECRET is missing or shorter"),
         ({"AWS_S3_BUCKET": ""}, "AWS_S3_BUCKET is not set"),
         ({"DEIDENTIFIED_EXPORT_STORAGE": "local"}, "AWS_S3_BUCKET is not set"),
+        ({"AUDIT_WITNESS": "local"}, "AUDIT_WITNESS is not s3"),
+        ({"AUDIT_WITNESS": ""}, "AUDIT_WITNESS is not s3"),
         ({"SESSION_MAX_AGE_SECONDS": str(7 * 24 * 3600)}, "SESSION_MAX_AGE_SECONDS exceeds 86400"),
         ({"SESSION_MAX_AGE_SECONDS": "3600"}, "SESSION_IDLE_TIMEOUT_SECONDS exceeds SESSION_MAX_AGE_SECONDS"),
         ({"SESSION_IDLE_TIMEOUT_SECONDS": "1800"}, "ACCESS_TOKEN_TTL_SECONDS is not below SESSION_IDLE_TIMEOUT"),
@@ -128,6 +132,13 @@ def test_each_unsafe_setting_is_refused_by_name(change: dict[str, str], reason: 
     (problem,) = configuration_problems({**COMPLETE, **change})
 
     assert problem.startswith(reason)
+
+
+def test_the_witness_needs_a_bucket_of_its_own_or_the_exports_one() -> None:
+    assert configuration_problems({**COMPLETE, "AUDIT_WITNESS_S3_BUCKET": ""}) == []  # falls back to AWS_S3_BUCKET
+    problems = configuration_problems({**COMPLETE, "AUDIT_WITNESS_S3_BUCKET": "", "AWS_S3_BUCKET": ""})
+
+    assert any(problem.startswith("AUDIT_WITNESS_S3_BUCKET is not set") for problem in problems)
 
 
 def test_a_refused_start_says_why_in_one_message() -> None:

@@ -70,10 +70,10 @@ def community_with_a_trail(slug: str) -> Trail:
     return Trail(community, participant, recipient, disclosed, events)
 
 
-def auditor_keys(directory: Path) -> Path:
-    """The auditor's own copy of the audit public keys (as ``audit_keys --out`` writes it)."""
+def auditor_keys(directory: Path, community: str) -> Path:
+    """The auditor's own copy of ``community``'s audit public keys (as ``audit_keys --community --out`` writes it)."""
     path = directory / "audit-keys.pem"
-    path.write_text(public_keys_pem(), encoding="ascii")
+    path.write_text(public_keys_pem(community), encoding="ascii")
     return path
 
 

@@ -34,12 +34,13 @@ def test_an_archive_holds_the_log_its_checkpoints_and_the_accounting_and_verifie
         "audit.jsonl.manifest.json",
         "checkpoints.jsonl",
         "disclosures.json",
+        "purge-statements.jsonl",
     ]
     manifest = archive.manifest
     assert (manifest["community"], manifest["events"], manifest["head_sequence"]) == ("gamma", 3, 3)
     assert (manifest["checkpoints"], manifest["participants"], manifest["disclosures"]) == (2, 1, 2)
     assert manifest["retention_days"] >= 6 * 366
-    assert verify_archive(tmp_path / "opened", auditor_keys(tmp_path)).intact
+    assert verify_archive(tmp_path / "opened", auditor_keys(tmp_path, "gamma")).intact
     assert audit_archive_verify(community="gamma") == ""
 
 

@@ -22,6 +22,7 @@ from django_tenants.utils import schema_context
 from security.audit.checkpoints import checkpoint_at
 from security.audit.exports import export_to_path
 from security.audit.offline import main, verify_files
+from security.audit.witness import witness_publish_pending
 from tenants.models import Community
 from tests.support.audit import recorded
 
@@ -77,7 +78,7 @@ def log(alpha: Community) -> Iterator[None]:
 @pytest.fixture
 def keys(tmp_path: Path, log: None) -> Path:
     path = tmp_path / "audit-keys.pem"
-    call_command("audit_keys", "--out", str(path), stdout=io.StringIO())
+    call_command("audit_keys", "--community", "alpha", "--out", str(path), stdout=io.StringIO())
     return path
 
 
@@ -270,10 +271,12 @@ def test_offline_verification_needs_no_database(tmp_path: Path, keys: Path) -> N
     assert "broken at #8" in broken.stderr
 
 
-def run_standalone(tmp_path: Path, path: Path, keys: Path) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+def run_standalone(
+    tmp_path: Path, path: Path, keys: Path, *witness: Path
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     loaded = tmp_path / "loaded.json"
     command = [sys.executable, "-I", "-c", STANDALONE, str(ROOT), str(loaded)]
-    command += [str(path), f"{path}.manifest.json", str(keys)]
+    command += [str(path), f"{path}.manifest.json", str(keys), *map(str, witness)]
     environment = {"PATH": os.environ.get("PATH", "")}  # no DJANGO_SETTINGS_MODULE, no service addresses
     result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
         command, cwd=tmp_path, env=environment, capture_output=True, text=True, check=False
@@ -304,6 +307,24 @@ def test_the_offline_verifier_runs_without_django_and_gives_the_same_verdict(tmp
     assert broken.returncode == 1
     assert broken.stderr == verify_files(path, manifest, keys).verdict("export alpha.csv") + "\n"
     assert "broken at #8" in broken.stderr
+
+
+def test_the_standalone_verifier_takes_the_witness_file_as_a_fourth_argument(tmp_path: Path, keys: Path) -> None:
+    with schema_context("alpha"):
+        witness_publish_pending()  # the checkpoints at #10 and #20, as their commits would have published them
+    witness = tmp_path / "witness.jsonl"
+    call_command("audit_witness", "--community", "alpha", "--out", str(witness), stdout=io.StringIO())
+    path = export(tmp_path, "jsonl", 5, 25)
+
+    result, loaded = run_standalone(tmp_path, path, keys, witness)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "export alpha.jsonl: 20 entries intact, 1 signed checkpoints verified; witnessed through #20\n"
+    )
+    assert "django" not in loaded
+    assert all(name.split(".")[0] in {"core", "security"} for name in loaded)
+    assert "security.audit.witness" not in loaded
 
 
 def test_the_auditors_command_line_exits_by_verdict(

@@ -16,6 +16,7 @@ from security.audit.checkpoints import checkpoint_create
 from security.audit.hashing import CHAINED_FIELDS, GENESIS
 from security.audit.live import verify_live
 from security.audit.models import AuditEvent
+from security.audit.witness import witness_publish_pending
 from tenants.models import Community
 from tests.support.audit import recorded
 
@@ -193,17 +194,20 @@ def test_deleting_the_oldest_events_without_a_purge_is_caught(chain: list[AuditE
         result = verify_live()
 
     assert result.first_bad_sequence == 1
-    assert "no signed checkpoint" in result.problem
+    assert "no signed purge statement accounts for them" in result.problem
 
 
 def test_audit_verify_reports_an_intact_chain(chain: list[AuditEvent]) -> None:
     with schema_context("alpha"):
         checkpoint_create()
+        witness_publish_pending()  # what the commit would have done
     out = io.StringIO()
 
     call_command("audit_verify", "--community", "alpha", stdout=out)
 
-    assert out.getvalue().strip() == "audit chain of alpha: 5 entries intact, 1 signed checkpoints verified"
+    assert out.getvalue().strip() == (
+        "audit chain of alpha: 5 entries intact, 1 signed checkpoints verified; witnessed through #5"
+    )
 
 
 def test_a_forged_checkpoint_signature_is_caught(chain: list[AuditEvent]) -> None:

@@ -52,7 +52,7 @@ def resign_free_edit(opened: Path, name: str, edit: Any) -> None:
 
 
 def test_an_intact_archive_verifies_without_django(opened: Path, tmp_path: Path) -> None:
-    keys = auditor_keys(tmp_path)
+    keys = auditor_keys(tmp_path, "gamma")
     loaded = tmp_path / "loaded.json"
 
     result = subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
@@ -72,7 +72,7 @@ def test_an_intact_archive_verifies_without_django(opened: Path, tmp_path: Path)
 def test_a_member_changed_after_signing_is_caught(opened: Path, tmp_path: Path) -> None:
     (opened / "disclosures.json").write_text("{}")
 
-    result = verify_archive(opened, auditor_keys(tmp_path))
+    result = verify_archive(opened, auditor_keys(tmp_path, "gamma"))
 
     assert result.problem == "disclosures.json: its SHA-256 or size differs from the archive manifest's"
 
@@ -82,7 +82,7 @@ def test_a_manifest_changed_after_signing_is_caught(opened: Path, tmp_path: Path
         opened, "disclosures.json", lambda text: text.replace('"audit_sequence": 3', '"audit_sequence": 1')
     )
 
-    result = verify_archive(opened, auditor_keys(tmp_path))
+    result = verify_archive(opened, auditor_keys(tmp_path, "gamma"))
 
     assert result.problem == "the archive manifest's signature does not verify with the given public keys"
 
@@ -99,14 +99,14 @@ def test_a_dropped_event_is_caught_by_the_standard_verifier(opened: Path, tmp_pa
     lines = (opened / "audit.jsonl").read_text().splitlines(keepends=True)
     (opened / "audit.jsonl").write_text(lines[0] + lines[2])
 
-    result = verify_archive(opened, auditor_keys(tmp_path))
+    result = verify_archive(opened, auditor_keys(tmp_path, "gamma"))
 
     assert not result.intact
     assert "audit.jsonl: its SHA-256 or size differs" in result.problem
 
 
 def test_the_command_line_exits_by_verdict(opened: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    keys = auditor_keys(tmp_path)
+    keys = auditor_keys(tmp_path, "gamma")
 
     assert main([str(opened), str(keys)]) == 0
     (opened / "checkpoints.jsonl").write_text("")

@@ -1,7 +1,11 @@
 """``audit_verify``: check a community's live chain, or an export offline (no database, no network).
 
     python manage.py audit_verify --community alpha
-    python manage.py audit_verify --export FILE --manifest FILE.manifest.json --public-key audit-keys.pem
+    python manage.py audit_verify --export FILE --manifest FILE.manifest.json --public-key audit-keys.pem \
+        [--witness witness.jsonl]
+
+The live check reads the witness store itself; the offline one takes the
+witness's statements as a file (``audit_witness`` writes it).
 
 Exits 0 when everything checks out; otherwise non-zero, naming the first bad
 sequence number.
@@ -33,11 +37,12 @@ class Command(ApplicationCommand):
         parser.add_argument("--export", type=Path, help="an export file")
         parser.add_argument("--manifest", type=Path, help="its manifest (default: FILE.manifest.json)")
         parser.add_argument("--public-key", type=Path, help="the audit public keys (PEM), obtained independently")
+        parser.add_argument("--witness", type=Path, help="the witness's statements of the log (JSON Lines)")
 
     def run(self, **options: Any) -> None:
         """Verify and report."""
         if options["export"] is not None:
-            self._offline(options["export"], options["manifest"], options["public_key"])
+            self._offline(options["export"], options["manifest"], options["public_key"], options["witness"])
         elif options["community"]:
             self._live(options["community"])
         else:
@@ -49,14 +54,14 @@ class Command(ApplicationCommand):
             result = verify_live()
         self._report(f"audit chain of {slug}", result)
 
-    def _offline(self, export: Path, manifest: Path | None, public_key: Path | None) -> None:
+    def _offline(self, export: Path, manifest: Path | None, public_key: Path | None, witness: Path | None) -> None:
         if public_key is None:
             raise CommandError("--public-key is required: the keys must come from somewhere other than the export")
         manifest = manifest or Path(f"{export}.manifest.json")
-        for path in (export, manifest, public_key):
-            if not path.is_file():
+        for path in (export, manifest, public_key, witness):
+            if path is not None and not path.is_file():
                 raise CommandError(f"{path} is not a file")
-        self._report(f"export {export.name}", verify_files(export, manifest, public_key))
+        self._report(f"export {export.name}", verify_files(export, manifest, public_key, witness=witness))
 
     def _report(self, what: str, result: Verification) -> None:
         if not result.intact:
