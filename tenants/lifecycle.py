@@ -145,8 +145,8 @@ def community_offboard(*, slug: str, confirm: str, actor_id: str) -> Community:
         community.status_changed_at = timezone.now()
         community.save(update_fields=["status", "status_changed_at", "updated_at"])
         Domain.objects.filter(tenant=community).delete()
-        _platform_event("community.archive", archive.key, actor_id, resource_type="audit_archive")
-        _platform_event("community.offboard", slug, actor_id)
+        # One event for the step, naming the archive it rests on (found again by its key).
+        _platform_event("community.offboard", slug, actor_id, reasons=(f"archive:{archive.key}",))
     # Committed first: whatever happens next, the community is no longer served. Destroying is
     # idempotent in both providers, so a failed destruction can be finished by calling
     # vault.keys.community_keys_destroy again (no command does that yet).

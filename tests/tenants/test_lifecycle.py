@@ -38,8 +38,7 @@ def test_offboarding_archives_first_and_records_the_archive(gamma: Community) ->
     community_offboard(slug="gamma", confirm="gamma", actor_id="operator:test")
 
     key = f"gamma/{stored_archive('gamma').name}"
-    assert platform_events("community.archive") == [("audit_archive", key, "allow", [])]
-    assert platform_events("community.offboard") == [("community", "gamma", "allow", [])]
+    assert platform_events("community.offboard") == [("community", "gamma", "allow", [f"archive:{key}"])]
     with schema_context("gamma"):
         assert not DataKey.objects.exists()
 
