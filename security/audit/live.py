@@ -19,11 +19,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.utils import timezone
 
 from security.audit.checkpoints import current_log, public_keys
-from security.audit.hashing import ENTRY_FIELDS
+from security.audit.hashing import ENTRY_FIELDS, format_time
 from security.audit.models import AuditEvent, Checkpoint, PurgeStatement
 from security.audit.offline import (
+    CLOCK_SKEW,
     ChainBroken,
     Verification,
     Walker,
@@ -95,6 +97,8 @@ def _verify_live(batch_size: int, log: str, items: list[WitnessedStatement]) -> 
         )  # fmt: skip
     if pending:
         raise ChainBroken(walker.sequence + 1, f"missing: checkpoint #{pending[0]['sequence']} vouches for it")
+    if walker.latest and walker.latest > format_time(timezone.now() + CLOCK_SKEW):
+        raise ChainBroken(walker.sequence, f"the log's newest entry is dated {walker.latest}, in the future")
     return Verification(walker.checked, checkpoints=len(statements), notes=_notes(seen, statements))
 
 

@@ -53,13 +53,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.canonical import canonical_text
 from security.audit.formats import FormatError, csv_read, fhir_read, jsonl_read
-from security.audit.hashing import GENESIS, entry_hash, link
+from security.audit.hashing import GENESIS, entry_hash, format_time, link
 
 STATEMENT_TYPE = "audit-checkpoint/v1"
 PURGE_TYPE = "audit-purge/v1"
 # The floor the service enforces (AUDIT_MIN_RETENTION_DAYS): six years, 45 CFR 164.316(b)(2).
 MIN_RETENTION_DAYS = 6 * 366
 WITNESS_KINDS = {"checkpoint": STATEMENT_TYPE, "purge": PURGE_TYPE}
+
+
+# How far the database's clock (event times) and the service's (signatures) may disagree.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _time_text(value: Any) -> str:
+    """An entry's time in the chain's one text form (a database row holds a datetime)."""
+    return format_time(value) if isinstance(value, datetime) else str(value)
+
+
+def _parsed(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 class ChainBroken(Exception):  # a verdict, not an error of the program
@@ -80,6 +93,8 @@ class Walker:
     checked: int = 0
     # Witnessed checkpoints not reached yet, by sequence: each is checked when the walk reaches it.
     anchors: dict[int, Mapping[str, Any]] = field(default_factory=dict)
+    # The latest time walked so far (the chain's one text form of a time sorts as the time does).
+    latest: str = ""
 
     def skip(self, leaf: str) -> None:
         """Fold in an entry known only by its leaf hash."""
@@ -97,7 +112,10 @@ class Walker:
             raise ChainBroken(expected, "does not link to the entry before it")
         if entry["entry_hash"] != entry_hash(self.hash, entry):
             raise ChainBroken(expected, "its content does not match its hash")
-        self.sequence, self.hash, self.checked = expected, entry["entry_hash"], self.checked + 1
+        when = _time_text(entry["occurred_at"])
+        if when < self.latest:
+            raise ChainBroken(expected, "is dated before the entry before it")
+        self.sequence, self.hash, self.checked, self.latest = expected, entry["entry_hash"], self.checked + 1, when
         if self.anchors and expected in self.anchors:
             self.witnessed()
 
@@ -106,11 +124,22 @@ class Walker:
         statement = self.anchors.pop(self.sequence, None)
         if statement is not None and statement["entry_hash"] != self.hash:
             raise ChainBroken(self.sequence, "differs from the witnessed checkpoint at this sequence")
+        if statement is not None:
+            self.dated_before(statement)
 
     def pinned(self, statement: Mapping[str, Any]) -> None:
         """Check that a checkpoint's hash is the chain's at its sequence."""
         if statement["entry_hash"] != self.hash:
             raise ChainBroken(statement["sequence"], "differs from the signed checkpoint at this sequence")
+        self.dated_before(statement)
+
+    def dated_before(self, statement: Mapping[str, Any]) -> None:
+        """No entry a checkpoint vouches for is dated after the checkpoint was signed (a row dated 2099, say)."""
+        signed_at = str(statement.get("signed_at") or "")
+        if self.latest and signed_at and _parsed(self.latest) > _parsed(signed_at) + CLOCK_SKEW:
+            raise ChainBroken(
+                statement["sequence"], f"an entry up to here is dated {self.latest}, after the checkpoint's {signed_at}"
+            )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from security.audit.checkpoints import checkpoint_create
+from security.audit.hashing import CHAINED_FIELDS, entry_hash
 from security.audit.live import verify_live
 from security.audit.models import AuditEvent, PendingEvent
 from security.audit.retention import audit_purge
@@ -165,3 +166,29 @@ def test_the_service_role_still_does_all_its_audit_work(alpha: Community) -> Non
         audit_chain()
         assert list(AuditEvent.objects.values_list("resource_id", flat=True)) == ["p-3", "3"]
         assert verify_live().intact
+
+
+def test_the_owner_dating_an_entry_in_2099_is_caught_by_the_verifier(alpha: Community) -> None:
+    """Security review finding 3, scenario 3 as the tables' owner: the triggers off, a well-hashed entry dated 2099."""
+    with schema_context("alpha"):
+        for n in range(3):
+            read(n)
+        audit_chain()
+        head = AuditEvent.objects.order_by("-sequence").first()
+        assert head is not None
+        values = {name: getattr(head, name) for name in CHAINED_FIELDS}
+        values.update(sequence=head.sequence + 1, occurred_at="2099-01-01T00:00:00.000000Z", action="x")
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+            AuditEvent.objects.create(
+                **{**values, "occurred_at": datetime(2099, 1, 1, tzinfo=UTC)},
+                previous_hash=head.entry_hash,
+                entry_hash=entry_hash(head.entry_hash, values),
+            )
+            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
+        future = verify_live()
+        checkpoint_create()  # a checkpoint signed now, over the entry dated 2099
+        vouched = verify_live()
+
+    assert "in the future" in future.problem
+    assert "after the checkpoint's" in vouched.problem
