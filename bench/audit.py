@@ -42,7 +42,7 @@ from psycopg.types.json import Jsonb  # noqa: E402
 from bench.machine import Steal, stolen  # noqa: E402
 from config.celery import app as celery_app  # noqa: E402
 from core.redis import get_redis  # noqa: E402
-from security.audit.checkpoints import checkpoint_at  # noqa: E402
+from security.audit.checkpoints import checkpoint_at, published_keys  # noqa: E402
 from security.audit.hashing import CHAINED_FIELDS, GENESIS, leaf_hash, link  # noqa: E402
 from security.audit.live import verify_live  # noqa: E402
 from security.audit.models import PendingEvent  # noqa: E402
@@ -214,6 +214,8 @@ def load_log(count: int) -> None:
                 for row in rows:
                     copy.write_row(row)
             done += batch
+        # The writers' processes wrote the local key file after this one read it: ask for the key again.
+        published_keys.clear()
         for sequence in range(10_000, count + 1, 10_000):
             checkpoint_at(sequence)
         print(

@@ -134,11 +134,13 @@ DECLARE
     consumed integer;
 BEGIN
     INSERT INTO audit_changepermit (txid, kind) VALUES (txid_current(), 'chain');
+    -- Both sides narrowed to the batch by index (else the planner may scan the whole log per batch).
     DELETE FROM audit_pendingevent p
+     USING audit_auditevent e
      WHERE p.id = ANY(ids)
-       AND EXISTS (SELECT 1 FROM audit_auditevent e
-                    WHERE e.staged_id = p.id
-                      AND (p.entry::jsonb - 'occurred_at') = jsonb_build_object({_SAME_CONTENT}));
+       AND e.staged_id = ANY(ids)
+       AND e.staged_id = p.id
+       AND (p.entry::jsonb - 'occurred_at') = jsonb_build_object({_SAME_CONTENT});
     GET DIAGNOSTICS consumed = ROW_COUNT;
     DELETE FROM audit_changepermit WHERE txid = txid_current();
     RETURN consumed;
