@@ -19,8 +19,9 @@ retention period.
 
 No Django, no settings, no database, no network: this module imports the
 standard library, ``cryptography``, :mod:`core.canonical` and the pure
-:mod:`security.audit.hashing` and :mod:`security.audit.formats` (which need
-``orjson``) only, and a test runs it with Django unimportable. An auditor runs
+:mod:`security.audit.hashing` and :mod:`security.audit.formats` only (they use
+orjson when it is there, the standard library when not), and a test runs it
+with Django and orjson unimportable. An auditor runs
 it from a copy of the project's source, without its settings or its other
 dependencies::
 

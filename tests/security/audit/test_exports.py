@@ -29,12 +29,13 @@ from tests.support.audit import recorded
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[3]
 # The offline verifier as an auditor runs it (python -m security.audit.offline EXPORT MANIFEST KEYS), in a
-# process where Django, the services it talks to and the rest of the project cannot be imported at all.
+# process where Django, orjson, the services it talks to and the rest of the project cannot be imported at all:
+# the standard library and cryptography are all it needs.
 STANDALONE = """
 import json, runpy, sys
 root, loaded = sys.argv.pop(1), sys.argv.pop(1)
 sys.path.insert(0, root)
-for name in ("django", "rest_framework", "django_tenants", "psycopg", "redis", "celery", "kombu", "hvac",
+for name in ("django", "rest_framework", "django_tenants", "psycopg", "redis", "celery", "kombu", "hvac", "orjson",
              "config", "gateway", "services", "policy", "vault", "tenants"):
     sys.modules[name] = None  # any import of these (or of what is inside them) now fails
 try:
