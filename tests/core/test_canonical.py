@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.canonical import canonical_json, canonical_text, digest
+from core.canonical import canonical_json, canonical_text, digest, standard_canonical_json
 from tests.support.canonical import reference_canonical_json
 
 # Any text a document may hold: control characters, quotes, backslashes, line separators, astral
@@ -37,6 +37,8 @@ def test_keys_sort_by_code_point_as_canonical_json_sorts_them(document: dict[str
 )
 def test_nested_documents_like_manifests_and_policy_inputs_serialise_as_rfc_8785(document: Any) -> None:
     assert canonical_text(document) == reference_canonical_json(document)
+    # What the offline verifier writes where orjson is not installed: the same bytes.
+    assert standard_canonical_json(document) == canonical_json(document)
 
 
 def test_the_input_digest_is_the_sha256_of_the_canonical_text() -> None:
