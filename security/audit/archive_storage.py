@@ -22,6 +22,8 @@ from typing import IO, Any, Protocol
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core.s3 import S3Bucket
+
 # <community>/<UTC time of the archive>.tar.sealed: keys sort by time, so the last is the newest.
 _KEY = re.compile(r"([a-z][a-z0-9_]{2,39})/([0-9]{8}T[0-9]{12}Z)\.tar\.sealed")
 
@@ -95,27 +97,16 @@ class LocalArchiveStorage:
         return keys[-1] if keys else None
 
 
-class S3ArchiveStorage:
+class S3ArchiveStorage(S3Bucket):
     """Objects in an S3 bucket with Object Lock enabled, under a prefix, each with a retain-until date."""
 
     def __init__(self, *, bucket: str, prefix: str = "", lock_mode: str = "COMPLIANCE", client: Any = None) -> None:
-        if not bucket:
-            raise ImproperlyConfigured("S3 archive storage needs AWS_S3_BUCKET")
+        super().__init__(bucket=bucket, prefix=prefix, client=client, unset="S3 archive storage needs AWS_S3_BUCKET")
         if lock_mode not in ("COMPLIANCE", "GOVERNANCE"):
             raise ImproperlyConfigured(
                 f"AUDIT_ARCHIVE_OBJECT_LOCK_MODE must be COMPLIANCE or GOVERNANCE, not {lock_mode!r}"
             )
-        self.bucket, self.prefix, self.lock_mode = bucket, prefix, lock_mode
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        """The boto3 S3 client (credentials from the environment or the instance role), made on first use."""
-        if self._client is None:
-            import boto3  # type: ignore[import-untyped]  # noqa: PLC0415  # boto3 ships no type hints
-
-            self._client = boto3.client("s3")
-        return self._client
+        self.lock_mode = lock_mode
 
     def put(self, key: str, source: Path, *, retain_until: datetime) -> None:
         """``upload_file`` (multipart for large files) with the Object Lock mode and retain-until date.

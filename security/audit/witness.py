@@ -45,6 +45,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from core.s3 import S3Bucket
 from core.schema import tenant_connection
 from security.audit.models import Checkpoint, PurgeStatement, WitnessKind, WitnessReceipt
 from security.audit.offline import WITNESS_KINDS, WitnessedStatement
@@ -139,7 +140,7 @@ class LocalWitness:
             return None
 
 
-class S3Witness:
+class S3Witness(S3Bucket):
     """Objects in a bucket with Object Lock: compliance mode, retained for the audit retention, never overwritten.
 
     The client is boto3's, configured like the export storage's (credentials
@@ -147,19 +148,8 @@ class S3Witness:
     """
 
     def __init__(self, *, bucket: str, prefix: str = "", client: Any = None) -> None:
-        if not bucket:
-            raise ImproperlyConfigured("the S3 witness needs AUDIT_WITNESS_S3_BUCKET (or AWS_S3_BUCKET)")
-        self.bucket, self.prefix = bucket, prefix
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        """The boto3 S3 client, made on first use."""
-        if self._client is None:
-            import boto3  # type: ignore[import-untyped]  # noqa: PLC0415  # boto3 ships no type hints
-
-            self._client = boto3.client("s3")
-        return self._client
+        unset = "the S3 witness needs AUDIT_WITNESS_S3_BUCKET (or AWS_S3_BUCKET)"
+        super().__init__(bucket=bucket, prefix=prefix, client=client, unset=unset)
 
     @contextlib.contextmanager
     def _calls(self) -> Iterator[None]:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from core.s3 import S3Bucket
 from services.exports.sealing import ByteSink, ByteSource
 
 S3_PART_BYTES = 8 * 1024 * 1024  # S3 parts but the last must be at least 5 MiB
@@ -126,23 +127,11 @@ class _MultipartUpload:
         self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
 
 
-class S3ExportStorage:
+class S3ExportStorage(S3Bucket):
     """Objects in an S3 bucket under a prefix (the bucket's own encryption applies on top of ours)."""
 
     def __init__(self, *, bucket: str, prefix: str = "", client: Any = None) -> None:
-        if not bucket:
-            raise ImproperlyConfigured("S3 export storage needs AWS_S3_BUCKET")
-        self.bucket, self.prefix = bucket, prefix
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        """The boto3 S3 client (credentials from the environment or the instance role), made on first use."""
-        if self._client is None:
-            import boto3  # type: ignore[import-untyped]  # noqa: PLC0415  # boto3 ships no type hints
-
-            self._client = boto3.client("s3")
-        return self._client
+        super().__init__(bucket=bucket, prefix=prefix, client=client, unset="S3 export storage needs AWS_S3_BUCKET")
 
     def _object(self, key: str) -> str:
         if not _KEY.fullmatch(key):
