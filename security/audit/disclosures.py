@@ -14,7 +14,7 @@ event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,14 +50,14 @@ def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str
         # Both conditions: an emergency access is listed whatever purpose the client stated.
         .exclude(purpose__in=matrix.exempt_purposes, break_glass=False)
         .order_by("sequence")
-        .values("sequence", "occurred_at", "actor_id", "actor_roles", "action", "purpose", "break_glass")
+        .values("sequence", "occurred_at", "staged_at", "actor_id", "actor_roles", "action", "purpose", "break_glass")
     )
     rows = list(events)
     users = User.objects.filter(pk__in={row["actor_id"] for row in rows if _is_uuid(row["actor_id"])})
     emails = {str(pk): email for pk, email in users.values_list("pk", "email")}
     return [
         {
-            "date": format_time(row["occurred_at"]),
+            "date": format_time(_access_time(row)),
             "recipient": {
                 "user_id": row["actor_id"],
                 "email": emails.get(row["actor_id"], ""),
@@ -71,6 +71,17 @@ def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str
         }
         for row in rows
     ]
+
+
+def _access_time(row: Mapping[str, Any]) -> datetime:
+    """When the access happened: its request's time as the database staged it, or the earlier time the event states.
+
+    (The chain's own time is when the event entered it, normally just after; events
+    from before the two were kept apart have that one only.)
+    """
+    occurred: datetime = row["occurred_at"]
+    staged: datetime | None = row["staged_at"]
+    return occurred if staged is None else min(occurred, staged)
 
 
 def _is_uuid(value: str) -> bool:

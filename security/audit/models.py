@@ -47,8 +47,10 @@ class AuditEvent(models.Model):
     break_glass = models.BooleanField(default=False)
     previous_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
-    # Not hashed: which staged row this entry was chained from, and when (the database's clock, set by a trigger).
+    # Not hashed, the database's: which staged row this entry was chained from, when its request staged it
+    # (checked against the staged row as it is consumed), and when it was chained (set by a trigger).
     staged_id = models.BigIntegerField(null=True, blank=True)
+    staged_at = models.DateTimeField(null=True, blank=True)
     chained_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,10 +7,11 @@ and times never go backwards along the chain (a time range is a contiguous
 run of sequences). An event's time is when it entered the chain (normally
 milliseconds after its request committed), so a range that has ended can no
 longer grow once what was staged is chained: readers (queries, exports,
-verification, checkpoints) chain it first. An event's time is the database's
-clock when it was staged (a stated earlier time is kept, never a later one),
-raised to its predecessor's time so that times never go backwards; the
-chained row also records, from the database's clock, when it was chained.
+verification, checkpoints) chain it first. The chained row also records,
+from the database's clock, when its request staged it (``staged_at``: the
+time of the access, which the accounting of disclosures shows) and when it
+was chained. A staged row may state an earlier time (an action recording
+something that happened before), never one later than it was staged.
 
 The staged rows of a batch are removed by ``audit_consume_staged()``, a
 function of the table's owner that removes a row only once the chain holds an
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 _STAGED = tuple(name for name in CHAINED_FIELDS if name not in ("sequence", "occurred_at"))
 _STAGED_KEYS = frozenset((*_STAGED, "occurred_at"))
 HEAD = "SELECT sequence, entry_hash, occurred_at FROM audit_auditevent ORDER BY sequence DESC LIMIT 1"
-COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}, staged_id) FROM STDIN"
+COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}, staged_id, staged_at) FROM STDIN"
 _JSON_COLUMNS = frozenset({"actor_roles", "reasons"})  # jsonb columns; the pseudonyms are a text[] column
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
 CHAIN_BATCH = 500  # staged events per chaining transaction
@@ -141,25 +142,26 @@ class StagedMismatch(DatabaseError):
 def _linked(
     head: tuple[int, str, datetime] | None, staged: list[tuple[int, str, datetime | None]]
 ) -> list[tuple[Any, ...]]:
-    """The staged rows as chained rows (``ENTRY_FIELDS`` order, then the staged id) after ``head``.
+    """The staged rows as chained rows (``ENTRY_FIELDS`` order, the staged id and time) after ``head``.
 
-    An entry's time is when the database staged it, or the earlier time it
-    states (an action recording something that happened before), never a
-    later one; and never earlier than the entry before it.
+    An entry's time is when it is chained, or the earlier time it states (an
+    action recording something that happened before) but never one later than
+    when it was staged (a row dated 2099 moves nothing); and never earlier than
+    the entry before it.
     """
     sequence, previous, floor = head if head else (0, GENESIS, None)
     now = timezone.now()
     rows = []
     for staged_id, raw, staged_at in staged:
         values, stated = _staged(raw)
-        when = min(stated, staged_at or now) if stated else (staged_at or now)
+        when = min(stated, staged_at or now) if stated else now
         floor = when if floor is None else max(when, floor)
         sequence += 1
         values.update(sequence=sequence, occurred_at=floor)
         digest = entry_hash(previous, values)
         # COPY's text format: the database parses the JSON columns itself.
         row = [_dumps(values[name]) if name in _JSON_COLUMNS else values[name] for name in CHAINED_FIELDS]
-        rows.append((*row, previous, digest, staged_id))
+        rows.append((*row, previous, digest, staged_id, staged_at))
         previous = digest
     return rows
 

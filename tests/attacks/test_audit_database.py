@@ -13,6 +13,7 @@ preconditions (audit migration 0006). These tests act as that role
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,3 +193,21 @@ def test_the_owner_dating_an_entry_in_2099_is_caught_by_the_verifier(alpha: Comm
 
     assert "in the future" in future.problem
     assert "after the checkpoint's" in vouched.problem
+
+
+def test_an_access_is_dated_when_the_chain_took_it_not_when_it_happened(alpha: Community) -> None:
+    """Security review finding 15: with the workers down for a while, every access was dated when it was chained."""
+    participant = "P-LATE000001"
+    with schema_context("alpha"):
+        read(1, participant_pseudonyms=[participant], outcome="allow")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            staged_by = cursor.fetchone()[0]
+        time.sleep(0.3)  # the worker comes late
+        audit_chain()
+        event = AuditEvent.objects.get(participant_pseudonyms__contains=[participant])
+
+    assert event.staged_at is not None
+    assert event.chained_at is not None
+    assert event.staged_at <= staged_by < event.occurred_at <= event.chained_at
+    assert (event.occurred_at - event.staged_at).total_seconds() >= 0.3

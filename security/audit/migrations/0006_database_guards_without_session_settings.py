@@ -18,9 +18,11 @@ Now:
   only when ``cut`` is older than the retention (never less than six years)
   by the database's clock, and a signed checkpoint sits at the cut;
 * a staged row must be exactly what staging writes (the fields, their types
-  and lengths), and its ``staged_at`` is the database's clock whatever the
-  writer sent; a chained entry's ``chained_at`` likewise, and no entry may be
-  dated after it was chained (a row dated 2099 is refused).
+  and lengths), and its ``staged_at`` (the time of the request that staged it)
+  is the database's clock whatever the writer sent; the chained entry carries
+  that ``staged_at`` (checked when the staged row is consumed) and its own
+  ``chained_at``, both the database's, and no entry may be dated after it was
+  chained (a row dated 2099 is refused).
 
 Created in each community's schema and the public one; the functions' search
 path is pinned to the schema they were created in.
@@ -140,6 +142,7 @@ BEGIN
      WHERE p.id = ANY(ids)
        AND e.staged_id = ANY(ids)
        AND e.staged_id = p.id
+       AND e.staged_at IS NOT DISTINCT FROM p.staged_at
        AND (p.entry::jsonb - 'occurred_at') = jsonb_build_object(@SAME_CONTENT@);
     GET DIAGNOSTICS consumed = ROW_COUNT;
     DELETE FROM audit_changepermit WHERE txid = txid_current();
@@ -230,6 +233,9 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="auditevent", name="chained_at", field=models.DateTimeField(blank=True, null=True)
+        ),
+        migrations.AddField(
+            model_name="auditevent", name="staged_at", field=models.DateTimeField(blank=True, null=True)
         ),
         migrations.AddField(model_name="pendingevent", name="staged_at", field=models.DateTimeField(db_default=Now())),
         migrations.AddIndex(

@@ -100,8 +100,11 @@ def test_the_accounting_lists_each_disclosure_with_date_recipient_description_an
     assert body["count"] == 3
     older, first, second = body["disclosures"]
     assert older["date"] == format_time(history.disclosed[0].occurred_at)
+    # The access's own time: when its request staged it (the chain took it a moment later).
+    assert history.disclosed[1].staged_at is not None
+    assert history.disclosed[1].staged_at <= history.disclosed[1].occurred_at
     assert first == {
-        "date": format_time(history.disclosed[1].occurred_at),
+        "date": format_time(history.disclosed[1].staged_at),
         "recipient": {
             "user_id": str(history.recipient.pk),
             "email": history.recipient.email,
