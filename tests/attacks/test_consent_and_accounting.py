@@ -24,7 +24,6 @@ from tests.support.breakglass import grant_in
 from tests.support.clients import MemberClient
 from tests.support.research import ADA, PHI_VALUES, consent
 
-
 # Values long enough that an id, a pseudonym or a request id cannot hold them by chance ("NY" and "10001" can).
 DISTINCT_PHI = [value for value in PHI_VALUES if len(value) >= 6]
 
