@@ -10,8 +10,7 @@ service's role (``DATABASE_SERVICE_ROLE``). After each schema is migrated
   (``audit_refuse_change``, ``audit_refuse_statement_change``), SELECT and
   INSERT only: their DELETEs happen
   inside the owner's ``SECURITY DEFINER`` functions, which check their own
-  preconditions (security audit migration 0006);
-* nothing on the tables the owner keeps to itself (``audit_changepermit``).
+  preconditions (security audit migration 0006).
 
 The rule reads the catalog, so a table that gains the append-only trigger
 later loses UPDATE and DELETE at the next migration without a list to keep.
@@ -24,7 +23,6 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-OWNER_ONLY_TABLES = ("audit_changepermit",)
 APPEND_ONLY_GUARDS = ["audit_refuse_change", "audit_refuse_statement_change"]
 _APPEND_ONLY = """
 SELECT DISTINCT c.relname FROM pg_trigger t
@@ -34,10 +32,6 @@ SELECT DISTINCT c.relname FROM pg_trigger t
  WHERE n.nspname = %s AND p.proname = ANY(%s)
  ORDER BY 1
 """
-_OWNED = (
-    "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE n.nspname = %s AND relname = ANY(%s)"
-)
 
 
 def quoted(name: str) -> str:
@@ -45,7 +39,7 @@ def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def grant_statements(schema: str, role: str, *, append_only: list[str], owner_only: list[str]) -> list[str]:
+def grant_statements(schema: str, role: str, *, append_only: list[str]) -> list[str]:
     """The statements that give ``role`` the service's privileges in ``schema``."""
     where, to = quoted(schema), quoted(role)
     statements = [
@@ -55,7 +49,6 @@ def grant_statements(schema: str, role: str, *, append_only: list[str], owner_on
         f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {where} TO {to}",
     ]
     statements += [f"REVOKE UPDATE, DELETE, TRUNCATE ON {where}.{quoted(table)} FROM {to}" for table in append_only]
-    statements += [f"REVOKE ALL ON {where}.{quoted(table)} FROM {to}" for table in owner_only]
     return statements
 
 
@@ -67,7 +60,5 @@ def grant_service_privileges(schema_name: str, **_: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_APPEND_ONLY, [schema_name, APPEND_ONLY_GUARDS])
         append_only = [str(row[0]) for row in cursor.fetchall()]
-        cursor.execute(_OWNED, [schema_name, list(OWNER_ONLY_TABLES)])
-        owner_only = [str(row[0]) for row in cursor.fetchall()]
-        for statement in grant_statements(schema_name, role, append_only=append_only, owner_only=owner_only):
+        for statement in grant_statements(schema_name, role, append_only=append_only):
             cursor.execute(statement)

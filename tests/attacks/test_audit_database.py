@@ -135,7 +135,8 @@ def _a_staged_entry() -> str:
         "TRUNCATE audit_auditevent",
         "DELETE FROM audit_checkpoint",
         "ALTER TABLE audit_auditevent DISABLE TRIGGER ALL",
-        "INSERT INTO audit_changepermit (txid, kind, through) VALUES (txid_current(), 'purge', 5)",
+        "SELECT set_config('audit.purging', '5', true); DELETE FROM audit_auditevent WHERE sequence <= 5",
+        "SELECT set_config('audit.consuming', 'on', true); DELETE FROM audit_pendingevent",
         "DROP FUNCTION audit_purge_through(bigint, integer)",
     ],
 )

@@ -5,11 +5,12 @@ Before this, the one DELETE of chained events (a purge) and of staged events
 or ``audit.chaining``: any role could set them (security review, finding 3).
 Now:
 
-* a DELETE passes the triggers only inside a transaction holding a permit in
-  ``audit_changepermit``, a table only the owner (the migrations' role) may
-  write; the two functions below, owned by it and ``SECURITY DEFINER`` with a
-  fixed ``search_path``, are the only code that writes one, and they check
-  their own preconditions;
+* a DELETE passes the triggers only when it runs as the tables' owner (the
+  migrations' role) inside one of the two functions below, owned by it and
+  ``SECURITY DEFINER`` with a fixed ``search_path``, which check their own
+  preconditions (each marks what it may delete in a transaction-local
+  setting, and the triggers honour the mark only for the owner: the service's
+  role setting it gains nothing);
 * ``audit_consume_staged(ids)`` deletes a staged row only when the chain holds
   an entry made from it with the same content, so the service's role cannot
   drop a staged event (the record of a read just committed) without it being
@@ -62,24 +63,17 @@ _SAME_CONTENT = ", ".join(
 )
 
 FORWARD_TEMPLATE = """
-CREATE TABLE IF NOT EXISTS audit_changepermit (
-    txid bigint NOT NULL,
-    kind text NOT NULL CHECK (kind IN ('chain', 'purge')),
-    through bigint NOT NULL DEFAULT 0
-);
-REVOKE ALL ON audit_changepermit FROM PUBLIC;
-
 CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger AS $$
 BEGIN
     -- Nested IFs: PL/pgSQL does not promise to stop at the first false operand of AND.
-    IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit_auditevent' THEN
-        IF EXISTS (SELECT 1 FROM audit_changepermit
-                   WHERE txid = txid_current() AND kind = 'purge' AND OLD.sequence <= through) THEN
-            RETURN OLD;
+    -- Only the owner's functions delete, and only what they marked: a mark set by anyone else counts for nothing.
+    IF TG_OP = 'DELETE' AND current_user = (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID) THEN
+        IF TG_TABLE_NAME = 'audit_auditevent' AND coalesce(current_setting('audit.purging', true), '') <> '' THEN
+            IF OLD.sequence <= current_setting('audit.purging', true)::bigint THEN
+                RETURN OLD;
+            END IF;
         END IF;
-    END IF;
-    IF TG_OP = 'DELETE' AND TG_TABLE_NAME = 'audit_pendingevent' THEN
-        IF EXISTS (SELECT 1 FROM audit_changepermit WHERE txid = txid_current() AND kind = 'chain') THEN
+        IF TG_TABLE_NAME = 'audit_pendingevent' AND current_setting('audit.consuming', true) = 'on' THEN
             RETURN NULL;  -- a statement-level trigger: NULL lets the statement go on
         END IF;
     END IF;
@@ -135,7 +129,7 @@ CREATE OR REPLACE FUNCTION audit_consume_staged(ids bigint[]) RETURNS integer
 DECLARE
     consumed integer;
 BEGIN
-    INSERT INTO audit_changepermit (txid, kind) VALUES (txid_current(), 'chain');
+    PERFORM set_config('audit.consuming', 'on', true);
     -- Both sides narrowed to the batch by index (else the planner may scan the whole log per batch).
     DELETE FROM audit_pendingevent p
      USING audit_auditevent e
@@ -145,7 +139,7 @@ BEGIN
        AND e.staged_at IS NOT DISTINCT FROM p.staged_at
        AND (p.entry::jsonb - 'occurred_at') = jsonb_build_object(@SAME_CONTENT@);
     GET DIAGNOSTICS consumed = ROW_COUNT;
-    DELETE FROM audit_changepermit WHERE txid = txid_current();
+    PERFORM set_config('audit.consuming', '', true);
     RETURN consumed;
 END;
 $$;
@@ -169,10 +163,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM audit_checkpoint WHERE sequence = cut) THEN
         RAISE EXCEPTION 'no signed checkpoint at #%', cut USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO audit_changepermit (txid, kind, through) VALUES (txid_current(), 'purge', cut);
+    PERFORM set_config('audit.purging', cut::text, true);
     DELETE FROM audit_auditevent WHERE sequence <= cut;
     GET DIAGNOSTICS removed = ROW_COUNT;
-    DELETE FROM audit_changepermit WHERE txid = txid_current();
+    PERFORM set_config('audit.purging', '', true);
     RETURN removed;
 END;
 $$;
@@ -204,7 +198,6 @@ DROP TRIGGER IF EXISTS audit_auditevent_stamp ON audit_auditevent;
 DROP FUNCTION IF EXISTS audit_stamp_chained();
 DROP TRIGGER IF EXISTS audit_pendingevent_check ON audit_pendingevent;
 DROP FUNCTION IF EXISTS audit_stage_check();
-DROP TABLE IF EXISTS audit_changepermit;
 CREATE OR REPLACE FUNCTION audit_refuse_change() RETURNS trigger AS $$
 DECLARE
     purge_through text := current_setting('audit.purge_through', true);
