@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 _STAGED = tuple(name for name in CHAINED_FIELDS if name not in ("sequence", "occurred_at"))
 _STAGED_KEYS = frozenset((*_STAGED, "occurred_at"))
 HEAD = "SELECT sequence, entry_hash, occurred_at FROM audit_auditevent ORDER BY sequence DESC LIMIT 1"
+# The batch, and the database's clock: the chain's times are the database's, not a host's (which may be ahead).
+STAGED = "SELECT id, entry, staged_at, clock_timestamp() FROM audit_pendingevent ORDER BY id LIMIT %s"
 COPY = f"COPY audit_auditevent ({', '.join(ENTRY_FIELDS)}, staged_id, staged_at) FROM STDIN"
 _JSON_COLUMNS = frozenset({"actor_roles", "reasons"})  # jsonb columns; the pseudonyms are a text[] column
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('audit-chain:' || current_schema()))"
@@ -117,12 +119,12 @@ def audit_chain(*, rounds: int | None = None) -> int:
 def _chain_batch() -> int:
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(LOCK)
-        cursor.execute("SELECT id, entry, staged_at FROM audit_pendingevent ORDER BY id LIMIT %s", [CHAIN_BATCH])
+        cursor.execute(STAGED, [CHAIN_BATCH])
         staged = cursor.fetchall()
         if not staged:
             return 0
         cursor.execute(HEAD)
-        rows = _linked(cursor.fetchone(), staged)
+        rows = _linked(cursor.fetchone(), [(id_, entry, at) for id_, entry, at, _ in staged], now=staged[0][3])
         with cursor.cursor.copy(COPY) as copy:  # the driver's own cursor: COPY is many times an INSERT's speed
             for row in rows:
                 copy.write_row(row)
@@ -140,7 +142,10 @@ class StagedMismatch(DatabaseError):
 
 
 def _linked(
-    head: tuple[int, str, datetime] | None, staged: list[tuple[int, str, datetime | None]]
+    head: tuple[int, str, datetime] | None,
+    staged: list[tuple[int, str, datetime | None]],
+    *,
+    now: datetime | None = None,
 ) -> list[tuple[Any, ...]]:
     """The staged rows as chained rows (``ENTRY_FIELDS`` order, the staged id and time) after ``head``.
 
@@ -150,7 +155,7 @@ def _linked(
     the entry before it.
     """
     sequence, previous, floor = head if head else (0, GENESIS, None)
-    now = timezone.now()
+    now = now or timezone.now()
     rows = []
     for staged_id, raw, staged_at in staged:
         values, stated = _staged(raw)
