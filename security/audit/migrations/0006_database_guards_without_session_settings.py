@@ -86,7 +86,7 @@ DECLARE
     e jsonb := NEW.entry::jsonb;  -- not JSON (or a lone surrogate, or NUL): refused here
 BEGIN
     IF jsonb_typeof(e) IS DISTINCT FROM 'object'
-       OR (SELECT array_agg(key ORDER BY key) FROM jsonb_object_keys(e) key) <> ARRAY@KEYS@::text[] THEN
+       OR (SELECT array_agg(key ORDER BY key COLLATE "C") FROM jsonb_object_keys(e) key) <> ARRAY@KEYS@::text[] THEN
         RAISE EXCEPTION 'not a staged audit entry' USING ERRCODE = 'check_violation';
     END IF;
 @TEXT_CHECKS@
