@@ -170,20 +170,19 @@ class VaultTransitProvider:
 
     def create_community_key(self, community: str) -> None:
         """aes256-gcm96, derived, not exportable, no plaintext backup, deletion not allowed."""
-        transit, name = self._client.secrets.transit, self._key(community)
+        self._create_locked_key(self._key(community), "key", key_type="aes256-gcm96", derived=True)
+
+    def _create_locked_key(self, name: str, what: str, **kind: Any) -> None:
+        """Create a key that never leaves Vault (not exportable, no plaintext backup), then forbid its deletion."""
+        transit = self._client.secrets.transit
         self._call(
-            "create key",
+            f"create {what}",
             lambda: transit.create_key(
-                name,
-                key_type="aes256-gcm96",
-                derived=True,
-                exportable=False,
-                allow_plaintext_backup=False,
-                mount_point=self._mount,
+                name, exportable=False, allow_plaintext_backup=False, mount_point=self._mount, **kind
             ),
         )
         self._call(
-            "configure key",
+            f"configure {what}",
             lambda: transit.update_key_configuration(name, deletion_allowed=False, mount_point=self._mount),
         )
 
@@ -271,22 +270,13 @@ class VaultTransitProvider:
 
     def ensure_signing_key(self, name: str) -> None:
         """ed25519, not exportable, no plaintext backup, deletion not allowed; created only when the read finds none."""
-        transit, key = self._client.secrets.transit, self._signing_key(name)
+        key = self._signing_key(name)
         existing = self._read_key(key)
         if existing is not None:
             _vault_public_keys(existing)  # a key of another type under this name is refused, not used
             return
         with _signing_key_must_exist("create signing key"):
-            self._call(
-                "create signing key",
-                lambda: transit.create_key(
-                    key, key_type="ed25519", exportable=False, allow_plaintext_backup=False, mount_point=self._mount
-                ),
-            )
-            self._call(
-                "configure signing key",
-                lambda: transit.update_key_configuration(key, deletion_allowed=False, mount_point=self._mount),
-            )
+            self._create_locked_key(key, "signing key", key_type="ed25519")
 
     def sign(self, name: str, message: bytes) -> Signature:
         """``POST transit/sign/:name`` (pure Ed25519 over the message; the latest version signs)."""
@@ -315,25 +305,11 @@ class VaultTransitProvider:
 
     def ensure_archive_key(self, name: str) -> None:
         """aes256-gcm96, derived, not exportable, no plaintext backup, deletion not allowed; created unless found."""
-        transit, key = self._client.secrets.transit, self._archive_key(name)
+        key = self._archive_key(name)
         if self._read_key(key) is not None:
             return
         with _signing_key_must_exist("create archive key"):
-            self._call(
-                "create archive key",
-                lambda: transit.create_key(
-                    key,
-                    key_type="aes256-gcm96",
-                    derived=True,
-                    exportable=False,
-                    allow_plaintext_backup=False,
-                    mount_point=self._mount,
-                ),
-            )
-            self._call(
-                "configure archive key",
-                lambda: transit.update_key_configuration(key, deletion_allowed=False, mount_point=self._mount),
-            )
+            self._create_locked_key(key, "archive key", key_type="aes256-gcm96", derived=True)
 
     def generate_archive_data_key(self, name: str, context: str) -> WrappedKey:
         """``POST transit/datakey/wrapped/archive-<name>`` with ``context`` as derivation context."""
