@@ -111,10 +111,11 @@ policy-review: $(INSTALLED) ## Rego tests with rule coverage, then the decisions
 		--markdown-out policy-diff.md
 	@echo "Markdown for the pull request: policy-diff.md"
 
-bench: $(INSTALLED) services ## Measure token, policy, request and audit figures (prints them)
+bench: $(INSTALLED) services ## Measure token, policy, request, audit and export figures (prints them)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.identity
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml
