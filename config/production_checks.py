@@ -32,6 +32,8 @@ TLS_DATABASE_MODES = {"verify-full"}
 
 
 MAXIMUM_JWT_LEEWAY_SECONDS = 60
+# HSTS is sent with preload, which the browsers' preload list accepts from one year; production's default is two.
+MINIMUM_HSTS_SECONDS = 365 * 24 * 3600
 DEBUG_VALUES = {"1", "true", "yes", "on"}
 # Automatic logoff: a session may last a working day at most, and a "still live" revocation answer
 # may hide a database-only revocation for a minute at most. The defaults are those of base settings.
@@ -63,6 +65,8 @@ def configuration_problems(environ: Mapping[str, str]) -> list[str]:
     problems.extend(_session_lifetimes(environ))
     problems.extend(_database_roles(environ))
     problems.extend(_plaintext_backends(environ))
+    problems.extend(_mail_transport(environ))
+    problems.extend(_https_only(environ))
     problems.extend(_development_policy(environ))
     problems.extend(_development_keys(environ))
     problems.extend(_gateway_trust(environ))
@@ -201,9 +205,36 @@ def _plaintext_backends(environ: Mapping[str, str]) -> list[str]:
     rabbitmq_url = environ.get("RABBITMQ_URL", "")
     if rabbitmq_url and urlparse(rabbitmq_url).scheme != "amqps":
         problems.append("RABBITMQ_URL is not a TLS URL (amqps://)")
-    if environ.get("EMAIL_BACKEND", "").endswith("smtp.EmailBackend") and not _flag(environ, "EMAIL_USE_TLS"):
-        # Break-glass notices name the holder and the participant's ids.
-        problems.append("EMAIL_USE_TLS is off with the SMTP backend (break-glass notices would travel in clear)")
+    return problems
+
+
+def _mail_transport(environ: Mapping[str, str]) -> list[str]:
+    """Mail leaves over TLS (STARTTLS or implicit TLS, exactly one) whenever it goes to an SMTP server.
+
+    Break-glass notices name the grant's holder, the participant or study and
+    the community. An SMTP server is in play when the SMTP backend is chosen,
+    or when ``EMAIL_HOST`` is set (a custom backend would send to it).
+    """
+    starttls, implicit = _flag(environ, "EMAIL_USE_TLS"), _flag(environ, "EMAIL_USE_SSL")
+    if starttls and implicit:
+        return ["EMAIL_USE_TLS and EMAIL_USE_SSL are both on (Django refuses to send with both: choose one)"]
+    smtp = environ.get("EMAIL_BACKEND", "").strip().endswith("smtp.EmailBackend")
+    if (smtp or environ.get("EMAIL_HOST", "").strip()) and not (starttls or implicit):
+        return [
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both off for an SMTP server "
+            "(break-glass notices would travel in clear)"
+        ]
+    return []
+
+
+def _https_only(environ: Mapping[str, str]) -> list[str]:
+    """Plain http is redirected and HSTS is kept long enough for the preload list (one year at least)."""
+    problems = []
+    if environ.get("SECURE_SSL_REDIRECT", "true").strip().lower() not in {"1", "true", "yes", "on"}:
+        problems.append("SECURE_SSL_REDIRECT is off (plain http would be served)")
+    hsts = environ.get("SECURE_HSTS_SECONDS", "").strip()
+    if hsts and not (hsts.isascii() and hsts.isdigit() and int(hsts) >= MINIMUM_HSTS_SECONDS):
+        problems.append(f"SECURE_HSTS_SECONDS must be a whole number of at least {MINIMUM_HSTS_SECONDS} (one year)")
     return problems
 
 

@@ -31,3 +31,6 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+# Mail to an SMTP server goes over STARTTLS (EMAIL_USE_TLS, base settings) or implicit TLS (port 465), one of
+# the two, with the server's certificate verified (Django's default SSL context); production_checks refuses neither.
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)

@@ -1,4 +1,4 @@
-"""Writes of observations: recording one about a participant of this community (date and note encrypted)."""
+"""Writes of observations: recording one about a participant of this community (free text and date encrypted)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def observation_record(
         code=code,
         display=display,
         value_number=value if isinstance(value, Decimal) else None,
-        value_text=value if isinstance(value, str) else "",
+        value_text=value if isinstance(value, str) else None,
         unit=unit,
         effective_date=effective_date,
         note=note,

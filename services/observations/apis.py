@@ -1,7 +1,7 @@
 """Observation routes: ``/api/v1/observations/`` and ``/api/v1/observations/{id}/``.
 
-An observation's date and note are PHI (encrypted; redacted for researchers);
-its code and value are not. Reads follow the participant's consent like
+An observation's date, note, display and text value are PHI (encrypted;
+redacted for researchers); its code, number and unit are not. Reads follow the participant's consent like
 participant reads do, and name the participant for the accounting of
 disclosures.
 """
@@ -99,7 +99,8 @@ class ObservationQuery(StrictSerializer):
 
 
 def _with_value(observation: Observation) -> Observation:
-    observation.value = observation.value_number if observation.value_number is not None else observation.value_text  # type: ignore[attr-defined]  # what the serializer reads
+    value = observation.value_number if observation.value_number is not None else (observation.value_text or "")
+    observation.value = value  # type: ignore[attr-defined]  # what the serializer reads
     return observation
 
 

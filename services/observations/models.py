@@ -1,4 +1,11 @@
-"""An observation about a participant (a lab value, a measurement); its date and note are PHI, encrypted."""
+"""An observation about a participant (a lab value, a measurement).
+
+Its free text (``display``, a text value, the note) and its date are PHI,
+encrypted like a participant's fields (HIPAA 164.312(a)(2)(iv)). The code
+system, code, number and unit stay in clear: the policy, the accounting and
+the de-identified export read them, and the decision is written down in
+docs/hipaa-mapping.md.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +24,9 @@ class Observation(models.Model):
     participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="observations")
     code_system = models.CharField(max_length=200)
     code = models.CharField(max_length=64)
-    display = models.CharField(max_length=200, blank=True)
+    display = EncryptedTextField(null=True, default="")
     value_number = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
-    value_text = models.CharField(max_length=1000, blank=True)
+    value_text = EncryptedTextField(null=True)  # a text value (up to 1,000 characters), None for a number
     unit = models.CharField(max_length=32, blank=True)
     effective_date = EncryptedDateField(null=True)
     note = EncryptedTextField(null=True)

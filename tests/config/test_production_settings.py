@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,18 +40,31 @@ COMPLETE = {
 }
 
 
-def start_production(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Import the production settings in a clean interpreter, as a server would."""
+def start_production(
+    environ: dict[str, str], program: str = "import django; django.setup(); print('started')"
+) -> subprocess.CompletedProcess[str]:
+    """Run ``program`` under the production settings in a clean interpreter, as a server would."""
     clean = {key: value for key, value in os.environ.items() if key not in COMPLETE and key != "DJANGO_DEBUG"}
     clean.update(environ, DJANGO_SETTINGS_MODULE="config.settings.production")
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
+    return subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", program],
         cwd=REPOSITORY,
         env=clean,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def read_production_settings(environ: dict[str, str], *names: str) -> dict[str, Any]:
+    """The values production settings give ``names`` in ``environ``, read in a clean interpreter."""
+    program = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{name: getattr(settings, name) for name in {names!r}}}))"
+    )
+    result = start_production(environ, program)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
 
 
 def test_a_complete_configuration_starts() -> None:
@@ -77,7 +92,24 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"DJANGO_SECRET_KEY": "short"}, "DJANGO_SECRET_KEY is shorter than 50 characters"),
         ({"REDIS_URL": "redis://cache.internal:6379/0"}, "REDIS_URL is not a TLS URL"),
         ({"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:5672//"}, "RABBITMQ_URL is not a TLS URL"),
-        ({"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}, "EMAIL_USE_TLS is off"),
+        (
+            {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"},
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both off",
+        ),
+        ({"EMAIL_HOST": "smtp.example.org"}, "EMAIL_USE_TLS and EMAIL_USE_SSL are both off"),
+        (
+            {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_SSL": "off"},
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both off",
+        ),
+        (
+            {"EMAIL_HOST": "smtp.example.org", "EMAIL_USE_TLS": "true", "EMAIL_USE_SSL": "true"},
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both on",
+        ),
+        ({"SECURE_SSL_REDIRECT": "false"}, "SECURE_SSL_REDIRECT is off"),
+        ({"SECURE_SSL_REDIRECT": ""}, "SECURE_SSL_REDIRECT is off"),
+        ({"SECURE_HSTS_SECONDS": "0"}, "SECURE_HSTS_SECONDS must be a whole number of at least 31536000"),
+        ({"SECURE_HSTS_SECONDS": "86400"}, "SECURE_HSTS_SECONDS must be a whole number of at least 31536000"),
+        ({"SECURE_HSTS_SECONDS": "two years"}, "SECURE_HSTS_SECONDS must be a whole number of at least 31536000"),
         (
             {"DATABASE_URL": "postgres://postgres@db.internal/gateway?sslmode=verify-full"},
             "DATABASE_URL connects as postgres",
@@ -98,7 +130,7 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"DATABASE_ROLE": "root"}, "DATABASE_ROLE must be one of"),
         (
             {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_TLS": "no"},
-            "EMAIL_USE_TLS is off",
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both off",
         ),
         ({"DATABASE_URL": "postgres://app@db.internal/gateway"}, "DATABASE_URL does not verify"),
         ({"DATABASE_URL": "postgres://app@db.internal/gateway?sslmode=require"}, "DATABASE_URL does not verify"),
@@ -152,10 +184,47 @@ def test_a_shorter_access_token_moves_the_default_idle_timeout_with_it() -> None
     assert configuration_problems({**COMPLETE, "ACCESS_TOKEN_TTL_SECONDS": "900"}) == []
 
 
-def test_mail_over_tls_starts() -> None:
-    environment = {**COMPLETE, "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_USE_TLS": "true"}
+@pytest.mark.parametrize("transport", ["EMAIL_USE_TLS", "EMAIL_USE_SSL"])
+def test_mail_over_starttls_or_implicit_tls_starts(transport: str) -> None:
+    smtp = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "smtp.example.org"}
 
-    assert not [problem for problem in configuration_problems(environment) if "EMAIL" in problem]
+    assert configuration_problems({**COMPLETE, **smtp, transport: "true"}) == []
+
+
+def test_production_sends_mail_over_implicit_tls_when_told() -> None:
+    smtp = {"EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend", "EMAIL_HOST": "smtp.example.org"}
+
+    result = read_production_settings({**COMPLETE, **smtp, "EMAIL_USE_SSL": "true"}, "EMAIL_USE_SSL", "EMAIL_USE_TLS")
+
+    assert result == {"EMAIL_USE_SSL": True, "EMAIL_USE_TLS": False}
+
+
+def test_production_redirects_to_https_and_sends_hsts_for_two_years_with_subdomains_and_preload() -> None:
+    names = ("SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD")
+
+    assert read_production_settings(COMPLETE, *names) == {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 2 * 365 * 24 * 3600,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": True,
+        "SECURE_HSTS_PRELOAD": True,
+    }
+
+
+def test_a_production_server_answers_plain_http_with_a_redirect_and_https_with_hsts() -> None:
+    probe = (
+        "import django; django.setup()\n"
+        "from django.test import Client\n"
+        "plain = Client().get('/health/live', HTTP_HOST='platform.example.org')\n"
+        "secure = Client().get('/health/live', HTTP_HOST='platform.example.org', secure=True)\n"
+        "print(plain.status_code, plain.headers.get('Location'))\n"
+        "print(secure.headers.get('Strict-Transport-Security'))\n"
+    )
+    result = start_production({**COMPLETE, "DJANGO_ALLOWED_HOSTS": "platform.example.org"}, probe)
+
+    assert result.returncode == 0, result.stderr
+    redirect, hsts = result.stdout.strip().splitlines()[-2:]
+    assert redirect == "301 https://platform.example.org/health/live"
+    assert hsts == "max-age=63072000; includeSubDomains; preload"
 
 
 def test_a_migration_job_connects_as_the_owner_and_grants_the_service_role() -> None:

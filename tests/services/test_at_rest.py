@@ -36,6 +36,9 @@ PHI = {
     "postal_code": "05401-7720",  # with its hyphen: a run of digits could turn up inside a hash
 }
 NOTE = "Wilhelmina reports dizziness after the second dose"
+# An observation's free text: its display and a text value (up to 1,000 characters) are PHI like the note.
+DISPLAY = "Tremor Wilhelmina noticed at the bakery"
+TEXT_VALUE = "Her brother Ansgar Quartermaine has had the same tremor since 1988"
 
 
 @pytest.fixture
@@ -88,6 +91,11 @@ def _walkthrough(pi: APIClient, coordinator: APIClient) -> None:
         "note": NOTE,
     }
     assert coordinator.post("/api/v1/observations/", observation, format="json").status_code == 201
+    text = {**observation, "code": "94500-6", "display": DISPLAY, "value": TEXT_VALUE, "unit": ""}
+    recorded = coordinator.post("/api/v1/observations/", text, format="json")
+    assert recorded.status_code == 201
+    read_back = pi.get(f"/api/v1/observations/{recorded.json()['id']}/").json()
+    assert (read_back["display"], read_back["value"]) == (DISPLAY, TEXT_VALUE)
     assert pi.get(url).json()["given_name"] == PHI["given_name"]
     assert pi.get("/api/v1/observations/").status_code == 200
     coordinator.post(url + f"consents/{granted['id']}/withdraw/", {}, format="json")
@@ -115,6 +123,7 @@ def test_a_dump_of_the_community_schema_holds_none_of_the_phi_entered(
     assert "COPY alpha.participants_participant" in dump
     assert "DF-1" in dump, "the dump holds the walkthrough's data"
     # Two-letter values (the state) may turn up inside any ciphertext by chance: only long ones are searched.
-    searched = [value for value in (*PHI.values(), NOTE, "Wilhelmina", "Quartermaine") if len(value) >= 5]
+    entered = (*PHI.values(), NOTE, DISPLAY, TEXT_VALUE, "Wilhelmina", "Quartermaine", "Ansgar", "bakery")
+    searched = [value for value in entered if len(value) >= 5]
     leaked = [value for value in searched if value in dump]
     assert leaked == []
