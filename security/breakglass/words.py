@@ -1,0 +1,128 @@
+"""The review queue in words a compliance officer reads: who held a grant, over what, how it ran and ended, its uses.
+
+Built for a page of grants at once (one query for their uses, one for the
+people they name). Every use is described as the policy data describes its
+action (``phi_actions``, the same text the accounting of disclosures gives),
+or by the action's name when it reveals no PHI. Nothing here is PHI beyond
+what the reviewer is shown anyway: pseudonyms, never names or record numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from security.audit.hashing import format_time
+from security.breakglass.alarms import grant_alarms
+from security.breakglass.models import AlarmCode, BreakGlassGrant
+from security.breakglass.selectors import (
+    USES_SHOWN,
+    Person,
+    grant_uses,
+    officers_of,
+    people,
+    scope_words,
+    use_description,
+)
+from tenants.models import Community
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a grant ended: ``active`` (not yet), ``expired`` or ``revoked`` (and by whom)."""
+
+    how: str
+    at: datetime | None
+    by: Person | None
+
+
+@dataclass(frozen=True)
+class GrantWords:
+    """What the queue says of one grant besides its stored fields."""
+
+    holder: Person
+    covers: str
+    minutes: int
+    ended: Ending
+    alarms: list[AlarmCode]
+    uses: list[dict[str, Any]] = field(default_factory=list)
+    uses_truncated: bool = False
+    summary: str = ""
+
+
+def grants_in_words(grants: Sequence[BreakGlassGrant], *, community: Community, now: datetime) -> dict[str, GrantWords]:
+    """The words of each of ``grants`` (of ``community``, the current schema's) at ``now``, by grant id."""
+    uses = grant_uses(grants)
+    named = people([grant.user_id for grant in grants] + [grant.revoked_by for grant in grants])
+    officers = len(officers_of(community))
+    return {str(grant.id): _words(grant, uses[str(grant.id)], named, officers=officers, now=now) for grant in grants}
+
+
+def _words(
+    grant: BreakGlassGrant,
+    events: list[dict[str, Any]],
+    named: Mapping[str, Person],
+    *,
+    officers: int,
+    now: datetime,
+) -> GrantWords:
+    holder = named[str(grant.user_id)]
+    ended = _ending(grant, named, now)
+    shown = [_use(event) for event in events[:USES_SHOWN]]
+    words = GrantWords(
+        holder=holder,
+        covers=scope_words(grant),
+        minutes=int((min(grant.ends_at, now) - grant.created_at).total_seconds() // 60),
+        ended=ended,
+        alarms=grant_alarms(grant, now=now, officers=officers),
+        uses=shown,
+        uses_truncated=len(events) > USES_SHOWN,
+    )
+    return GrantWords(**{**words.__dict__, "summary": _summary(grant, words)})
+
+
+def _ending(grant: BreakGlassGrant, named: Mapping[str, Person], now: datetime) -> Ending:
+    if grant.is_active(now):
+        return Ending("active", None, None)
+    if grant.revoked_at is not None and grant.revoked_at < grant.expires_at:
+        by = named.get(str(grant.revoked_by)) if grant.revoked_by is not None else None
+        return Ending("revoked", grant.revoked_at, by)
+    return Ending("expired", grant.expires_at, None)
+
+
+def _use(event: dict[str, Any]) -> dict[str, Any]:
+    staged: datetime | None = event["staged_at"]
+    occurred: datetime = event["occurred_at"]
+    return {
+        "sequence": event["sequence"],
+        # When the request was made (as the database staged it); the chain's time is when it was recorded.
+        "occurred_at": occurred if staged is None else min(occurred, staged),
+        "action": event["action"],
+        "description": use_description(event["action"]),
+        "participants": list(event["participant_pseudonyms"]),
+        "resource_type": event["resource_type"],
+        "resource_id": event["resource_id"],
+        "outcome": event["outcome"],
+        "http_status": event["http_status"],
+    }
+
+
+def _summary(grant: BreakGlassGrant, words: GrantWords) -> str:
+    opened = f"{words.holder.name} opened emergency access to {words.covers} at {format_time(grant.created_at)}"
+    if words.ended.how == "active":
+        ran = f"; it is active until {format_time(grant.expires_at)}"
+    elif words.ended.how == "revoked":
+        by = words.ended.by.name if words.ended.by else "someone no longer known"
+        ran = f"; it ran {words.minutes} minutes and was revoked by {by}"
+    else:
+        ran = f"; it ran {words.minutes} minutes and expired"
+    told = (
+        f"Compliance officers were told at {format_time(grant.notified_at)}."
+        if grant.notified_at is not None
+        else "Compliance officers have not been told."
+    )
+    refused = sum(use["outcome"] != "allow" for use in words.uses)
+    used = f"{len(words.uses)}{'+' if words.uses_truncated else ''} uses, {refused} refused."
+    return f"{opened}{ran}. {told} {used}"
