@@ -1,0 +1,216 @@
+"""The review queue in words: who held a grant, over what, how it ran and ended, and each use, attributed right.
+
+A use belongs to the grant its policy decision was made under (the decision
+record keeps the grant id of the input's ``context.break_glass``), not to a
+time window of its holder: a use recorded just after the grant expired is
+still its use, and a holder's two grants never share one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from django.utils import timezone
+from django_tenants.utils import schema_context
+from rest_framework.test import APIClient
+
+from security.breakglass.models import BreakGlassGrant
+from security.models import User
+from services.participants.models import Participant
+from tenants.models import Community
+from tests.factories import ParticipantFactory
+from tests.support.audit import chained_events
+from tests.support.breakglass import BREAK_GLASS, EMERGENCY, REASON, ended_grant_in, grant_in, revoke_route
+from tests.support.clients import MemberClient
+
+
+def read(client: APIClient, participant: Participant) -> Any:
+    """The holder reads ``participant``'s record in an emergency."""
+    return client.get(f"/api/v1/participants/{participant.pk}/", HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+
+
+def queued(officer: APIClient, grant: BreakGlassGrant) -> dict[str, Any]:
+    """The queue's entry for ``grant``, as a compliance officer reads it."""
+    response = officer.get(BREAK_GLASS)
+    assert response.status_code == 200, response.content
+    [entry] = [entry for entry in response.json() if entry["id"] == str(grant.pk)]
+    return entry
+
+
+# --- attribution: by the decision's grant, not by a time window --------------------------
+
+
+def test_a_use_recorded_just_after_the_grant_expired_is_still_its_use(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    assert read(client, participant).status_code == 200
+    # The grant expires after the request was made but before its event entered the chain (the queue chains it).
+    with schema_context("alpha"):
+        BreakGlassGrant.objects.filter(pk=grant.pk).update(expires_at=timezone.now())
+    officer, _ = signed_in("compliance_officer")
+
+    entry = queued(officer, grant)
+
+    with schema_context("alpha"):
+        [event] = chained_events().filter(action="participant.read", actor_id=str(holder.pk))
+        assert event.occurred_at > BreakGlassGrant.objects.get(pk=grant.pk).expires_at
+    assert [use["sequence"] for use in entry["uses"]] == [event.sequence]
+
+
+def test_two_overlapping_grants_of_one_holder_never_share_a_use(
+    alpha: Community, signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    other = ParticipantFactory.create(community=alpha)
+    older = grant_in("alpha", holder, str(other.pk))
+    with schema_context("alpha"):
+        BreakGlassGrant.objects.filter(pk=older.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=5))
+    newer = grant_in("alpha", holder, str(participant.pk))
+    assert read(client, participant).status_code == 200  # under the newer grant, the one the policy was given
+    officer, _ = signed_in("compliance_officer")
+
+    older_uses = queued(officer, older)["uses"]
+    newer_uses = queued(officer, newer)["uses"]
+
+    assert older_uses == []
+    assert [use["participants"] for use in newer_uses] == [[participant.pseudonym]]
+
+
+def test_a_refused_emergency_read_under_the_grant_is_shown_as_refused(
+    alpha: Community, signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    outside = ParticipantFactory.create(community=alpha)
+    assert read(client, outside).status_code == 403  # not what the grant names, and no consent
+    officer, _ = signed_in("compliance_officer")
+
+    [use] = queued(officer, grant)["uses"]
+
+    assert (use["outcome"], use["http_status"], use["resource_id"]) == ("deny", 403, str(outside.pk))
+    assert queued(officer, grant)["summary"].endswith("1 uses, 1 refused.")
+
+
+def test_another_members_emergency_reads_are_not_the_grants_uses(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    colleague, _ = signed_in("coordinator")
+    read(colleague, participant)
+    officer, _ = signed_in("compliance_officer")
+
+    assert queued(officer, grant)["uses"] == []
+
+
+# --- the words ----------------------------------------------------------------------------------
+
+
+def test_the_queue_says_who_held_what_how_long_how_it_ended_and_each_use_in_words(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    read(client, participant)
+    officer, reviewer = signed_in("compliance_officer")
+    assert officer.post(revoke_route(grant)).status_code == 200
+
+    entry = queued(officer, grant)
+
+    assert entry["holder"] == {"user_id": str(holder.pk), "name": holder.email}
+    assert entry["covers"] == f"one participant, {participant.pseudonym}"
+    assert entry["ended"]["how"] == "revoked"
+    assert entry["ended"]["by"] == {"user_id": str(reviewer.pk), "name": reviewer.email}
+    assert entry["minutes"] == 0
+    [use] = entry["uses"]
+    assert use["description"] == "Read of the participant's record"
+    assert (use["participants"], use["outcome"], use["http_status"]) == ([participant.pseudonym], "allow", 200)
+    summary = entry["summary"]
+    assert summary.startswith(f"{holder.email} opened emergency access to one participant, {participant.pseudonym}")
+    assert f"was revoked by {reviewer.email}" in summary
+    assert "Compliance officers have not been told." in summary
+    assert REASON not in summary
+
+
+def test_an_expired_grant_over_a_study_says_so(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    study_id = str(participant.study_id)
+    grant = ended_grant_in("alpha", member(alpha, "principal_investigator"), study_id)
+    with schema_context("alpha"):
+        BreakGlassGrant.objects.filter(pk=grant.pk).update(scope="study", notified_at=timezone.now())
+    officer, _ = signed_in("compliance_officer")
+
+    entry = queued(officer, grant)
+
+    assert entry["covers"] == f"the study {study_id}"
+    assert entry["ended"] == {"how": "expired", "at": entry["expires_at"], "by": None}
+    assert entry["minutes"] == 30
+    assert "it ran 30 minutes and expired" in entry["summary"]
+    assert "Compliance officers were told at" in entry["summary"]
+
+
+def test_a_holder_no_longer_a_user_is_named_by_their_id(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    grant = ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    gone = uuid.uuid4()
+    with schema_context("alpha"):
+        BreakGlassGrant.objects.filter(pk=grant.pk).update(user_id=gone)
+    officer, _ = signed_in("compliance_officer")
+
+    assert queued(officer, grant)["holder"] == {"user_id": str(gone), "name": str(gone)}
+
+
+def test_the_words_of_each_use_are_the_policy_datas_description(
+    tmp_path: Path, signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    read(client, participant)
+    officer, _ = signed_in("compliance_officer")
+    policy = tmp_path / "rego"
+    shutil.copytree(settings.POLICY_DIR, policy)
+    data = orjson.loads((policy / "data.json").read_bytes())
+    data["gateway"]["matrix"]["phi_actions"]["participant.read"] = "Opened the participant's chart"
+    (policy / "data.json").write_bytes(orjson.dumps(data))
+
+    with override_settings(POLICY_DIR=policy):
+        [use] = queued(officer, grant)["uses"]
+
+    assert use["description"] == "Opened the participant's chart"
+
+
+def test_an_action_that_reveals_no_phi_is_described_by_its_name(
+    alpha: Community, signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    client.get("/api/v1/studies/", HTTP_X_PURPOSE_OF_USE=EMERGENCY)
+    officer, _ = signed_in("compliance_officer")
+
+    descriptions = {use["action"]: use["description"] for use in queued(officer, grant)["uses"]}
+
+    assert descriptions == {"study.list": "study.list"}
+
+
+def test_a_grant_of_beta_is_never_in_alphas_queue_whatever_the_filter(
+    beta: Community, member: Callable[..., User], signed_in: MemberClient
+) -> None:
+    theirs = ended_grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
+    officer, _ = signed_in("compliance_officer")
+
+    for query in ({}, {"alarm": "true"}, {"alarm": "false"}, {"reviewed": "false"}):
+        response = officer.get(BREAK_GLASS, query)
+        assert response.status_code == 200
+        assert str(theirs.pk) not in response.content.decode()
