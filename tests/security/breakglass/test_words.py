@@ -11,11 +11,11 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
@@ -42,7 +42,8 @@ def queued(officer: APIClient, grant: BreakGlassGrant) -> dict[str, Any]:
     response = officer.get(BREAK_GLASS)
     assert response.status_code == 200, response.content
     [entry] = [entry for entry in response.json() if entry["id"] == str(grant.pk)]
-    return entry
+    found: dict[str, Any] = entry
+    return found
 
 
 # --- attribution: by the decision's grant, not by a time window --------------------------
@@ -74,7 +75,7 @@ def test_two_overlapping_grants_of_one_holder_never_share_a_use(
     other = ParticipantFactory.create(community=alpha)
     older = grant_in("alpha", holder, str(other.pk))
     with schema_context("alpha"):
-        BreakGlassGrant.objects.filter(pk=older.pk).update(created_at=timezone.now() - timezone.timedelta(minutes=5))
+        BreakGlassGrant.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(minutes=5))
     newer = grant_in("alpha", holder, str(participant.pk))
     assert read(client, participant).status_code == 200  # under the newer grant, the one the policy was given
     officer, _ = signed_in("compliance_officer")
@@ -104,7 +105,7 @@ def test_a_refused_emergency_read_under_the_grant_is_shown_as_refused(
 def test_another_members_emergency_reads_are_not_the_grants_uses(
     signed_in: MemberClient, participant: Participant
 ) -> None:
-    client, holder = signed_in("coordinator")
+    _, holder = signed_in("coordinator")
     grant = grant_in("alpha", holder, str(participant.pk))
     colleague, _ = signed_in("coordinator")
     read(colleague, participant)
