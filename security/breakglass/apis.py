@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.conf import settings
+from django.http import StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -18,8 +20,8 @@ from policy.views import PolicyResource, PolicyView
 from security.breakglass.actions import grant_open, grant_review, grant_revoke
 from security.breakglass.errors import BreakGlassErrorCode
 from security.breakglass.models import AlarmCode, BreakGlassGrant
-from security.breakglass.selectors import Person, grant_attributes, review_queue
-from security.breakglass.words import Ending, GrantWords, grants_in_words
+from security.breakglass.selectors import Person, grant_attributes, people, review_queue
+from security.breakglass.words import Ending, GrantWords, grants_in_words, queue_csv
 from security.identity.authentication import claims_of
 from tenants.context import community_required
 
@@ -142,9 +144,20 @@ def grants_data(request: Request, grants: Sequence[BreakGlassGrant]) -> list[dic
     return list(GrantSerializer(grants, many=True, context={"words": words}).data)
 
 
+def _queue_file(request: Request, grants: Sequence[BreakGlassGrant]) -> StreamingHttpResponse:
+    words = grants_in_words(grants, community=community_required(request), now=timezone.now())
+    reviewers = people(grant.reviewed_by for grant in grants)
+    response = StreamingHttpResponse(queue_csv(grants, words, reviewers), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="break-glass-review.csv"'
+    return response
+
+
 def grant_data(request: Request, grant: BreakGlassGrant) -> dict[str, Any]:
     """One grant serialized with its words."""
     return grants_data(request, [grant])[0]
+
+
+QUEUE_FORMATS = ("json", "csv")
 
 
 def _flag(request: Request, name: str) -> bool | None:
@@ -160,6 +173,18 @@ class BreakGlassApi(PolicyView[None]):
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.activate", "GET": "break_glass.review"}
     policy_resource_type = "break_glass"
     policy_collection = True
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse an unknown format before anything else (authentication included) is done."""
+        if request.method == "GET" and request.query_params.get("format", "json") not in QUEUE_FORMATS:
+            raise BadRequest("format must be json or csv", code=BreakGlassErrorCode.INVALID_FORMAT)
+        super().initial(request, *args, **kwargs)
+
+    def policy_action(self, request: Request) -> str | None:
+        """``break_glass.export`` for the CSV file (it leaves the service: a recent second factor), else as declared."""
+        declared = super().policy_action(request)
+        csv = request.method == "GET" and request.query_params.get("format") == "csv"
+        return "break_glass.export" if declared and csv else declared
 
     @extend_schema_serializer(component_name="BreakGlassRequest")
     class InputSerializer(StrictSerializer):
@@ -198,13 +223,16 @@ class BreakGlassApi(PolicyView[None]):
         parameters=[
             OpenApiParameter("reviewed", bool, description="only reviewed (true) or unreviewed (false) grants"),
             OpenApiParameter("alarm", bool, description="only grants that raise an alarm (true) or none (false)"),
+            OpenApiParameter("format", str, enum=list(QUEUE_FORMATS), description="csv: a file, one row per use"),
         ],
-        responses={200: GrantSerializer(many=True)},
+        responses={200: GrantSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
         """Grants, newest first; ``?reviewed=false`` is the queue awaiting review, ``?alarm=true`` the alarmed ones."""
-        grants = review_queue(reviewed=_flag(request, "reviewed"), alarm=_flag(request, "alarm"))[:200]
-        return Response(grants_data(request, list(grants)))
+        grants = list(review_queue(reviewed=_flag(request, "reviewed"), alarm=_flag(request, "alarm"))[:200])
+        if request.query_params.get("format") == "csv":
+            return _queue_file(request, grants)
+        return Response(grants_data(request, grants))
 
 
 class _OneGrant(PolicyView[None]):

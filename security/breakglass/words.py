@@ -5,15 +5,18 @@ people they name). Every use is described as the policy data describes its
 action (``phi_actions``, the same text the accounting of disclosures gives),
 or by the action's name when it reveals no PHI. Nothing here is PHI beyond
 what the reviewer is shown anyway: pseudonyms, never names or record numbers.
+The CSV form (:func:`queue_csv`), which leaves the service, carries neither
+the reason nor the review comment: either may describe a person.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from security.audit.formats import csv_row, spreadsheet_safe
 from security.audit.hashing import format_time
 from security.breakglass.alarms import grant_alarms
 from security.breakglass.models import AlarmCode, BreakGlassGrant
@@ -126,3 +129,69 @@ def _summary(grant: BreakGlassGrant, words: GrantWords) -> str:
     refused = sum(use["outcome"] != "allow" for use in words.uses)
     used = f"{len(words.uses)}{'+' if words.uses_truncated else ''} uses, {refused} refused."
     return f"{opened}{ran}. {told} {used}"
+
+
+CSV_COLUMNS = (
+    "grant_id",
+    "holder",
+    "covers",
+    "opened_at",
+    "minutes",
+    "ended",
+    "ended_at",
+    "ended_by",
+    "notified_at",
+    "reviewed_at",
+    "reviewed_by",
+    "alarms",
+    "use_sequence",
+    "use_at",
+    "use_description",
+    "use_participants",
+    "use_outcome",
+    "use_http_status",
+)
+
+
+def queue_csv(
+    grants: Sequence[BreakGlassGrant], words: Mapping[str, GrantWords], reviewers: Mapping[str, Person]
+) -> Iterator[str]:
+    """The queue as CSV lines: a header, then a row per use (a grant without uses has one, its use cells empty)."""
+    yield csv_row(CSV_COLUMNS)
+    for grant in grants:
+        said = words[str(grant.id)]
+        reviewer = reviewers.get(str(grant.reviewed_by)) if grant.reviewed_by is not None else None
+        cells = [
+            str(grant.id),
+            said.holder.name,
+            said.covers,
+            format_time(grant.created_at),
+            str(said.minutes),
+            said.ended.how,
+            _time(said.ended.at),
+            said.ended.by.name if said.ended.by else "",
+            _time(grant.notified_at),
+            _time(grant.reviewed_at),
+            reviewer.name if reviewer else "",
+            " ".join(said.alarms),
+        ]
+        uses: list[dict[str, Any] | None] = [*said.uses] or [None]
+        for use in uses:
+            yield csv_row(spreadsheet_safe(cell) for cell in cells + _use_cells(use))
+
+
+def _use_cells(use: Mapping[str, Any] | None) -> list[str]:
+    if use is None:
+        return [""] * 6
+    return [
+        str(use["sequence"]),
+        format_time(use["occurred_at"]),
+        use["description"],
+        " ".join(use["participants"]),
+        use["outcome"],
+        str(use["http_status"]),
+    ]
+
+
+def _time(value: datetime | None) -> str:
+    return "" if value is None else format_time(value)

@@ -8,6 +8,8 @@ still its use, and a holder's two grants never share one.
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 import uuid
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
@@ -215,3 +218,85 @@ def test_a_grant_of_beta_is_never_in_alphas_queue_whatever_the_filter(
         response = officer.get(BREAK_GLASS, query)
         assert response.status_code == 200
         assert str(theirs.pk) not in response.content.decode()
+
+
+# --- the file for the officer's review: ?format=csv ----------------------------------------------
+
+
+def csv_of(response: Any) -> list[list[str]]:
+    assert response.status_code == 200, getattr(response, "content", b"")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    text = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_the_review_file_has_a_row_per_use_without_the_reason_or_the_comment(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    used = grant_in("alpha", holder, str(participant.pk))
+    read(client, participant)
+    read(client, participant)
+    unused = ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    officer, _ = signed_in("compliance_officer", second_factor=True)
+    officer.post(revoke_route(used))
+    officer.post(f"{BREAK_GLASS}{unused.pk}/review/", {"comment": "Spoke to Dr Smith about her"}, format="json")
+
+    response = officer.get(BREAK_GLASS, {"format": "csv"})
+
+    rows = csv_of(response)
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["grant_id", "holder", "covers"]
+    assert [row[0] for row in body] == [str(used.pk), str(used.pk), str(unused.pk)]  # newest first
+    described = {row[header.index("use_description")] for row in body if row[0] == str(used.pk)}
+    assert described == {"Read of the participant's record"}
+    assert {row[header.index("use_participants")] for row in body if row[0] == str(used.pk)} == {participant.pseudonym}
+    assert body[-1][header.index("use_sequence")] == ""  # no uses: one row, its use cells empty
+    assert body[0][header.index("covers")] == f"one participant, {participant.pseudonym}"
+    text = ",".join(",".join(row) for row in rows)
+    assert REASON not in text
+    assert "Dr Smith" not in text
+
+
+def test_the_review_file_needs_a_recent_second_factor(signed_in: MemberClient) -> None:
+    officer, _ = signed_in("compliance_officer")
+
+    response = officer.get(BREAK_GLASS, {"format": "csv"})
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "mfa_required"
+
+
+@pytest.mark.parametrize("role", ["auditor", "coordinator", "owner"])
+def test_the_review_file_is_not_for_other_roles_even_with_a_second_factor(
+    role: str, alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    client, _ = signed_in(role, second_factor=True)
+
+    response = client.get(BREAK_GLASS, {"format": "csv"})
+
+    assert response.status_code == 403
+    assert REASON not in response.content.decode()
+
+
+def test_the_review_file_of_alpha_never_holds_a_grant_of_beta(
+    beta: Community, member: Callable[..., User], signed_in: MemberClient
+) -> None:
+    theirs = ended_grant_in("beta", member(beta, "coordinator"), str(ParticipantFactory.create(community=beta).pk))
+    officer, _ = signed_in("compliance_officer", second_factor=True)
+
+    rows = csv_of(officer.get(BREAK_GLASS, {"format": "csv"}))
+
+    assert len(rows) == 1  # the header alone
+    assert str(theirs.pk) not in str(rows)
+
+
+@pytest.mark.parametrize("value", ["xml", "CSV", ""])
+def test_an_unknown_format_is_a_400(value: str, signed_in: MemberClient) -> None:
+    officer, _ = signed_in("compliance_officer", second_factor=True)
+
+    response = officer.get(BREAK_GLASS, {"format": value})
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_format"
