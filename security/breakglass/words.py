@@ -12,7 +12,7 @@ the reason nor the review comment: either may describe a person.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -60,7 +60,14 @@ def grants_in_words(grants: Sequence[BreakGlassGrant], *, community: Community, 
     uses = grant_uses(grants)
     named = people([grant.user_id for grant in grants] + [grant.revoked_by for grant in grants])
     officers = len(officers_of(community))
-    return {str(grant.id): _words(grant, uses[str(grant.id)], named, officers=officers, now=now) for grant in grants}
+    one_each = {(grant.scope, grant.scope_id): grant for grant in grants}
+    covers = {scope: scope_words(grant) for scope, grant in one_each.items()}  # once per participant or study
+    return {
+        str(grant.id): _words(
+            grant, uses[str(grant.id)], named, covers=covers[grant.scope, grant.scope_id], officers=officers, now=now
+        )
+        for grant in grants
+    }
 
 
 def _words(
@@ -68,6 +75,7 @@ def _words(
     events: list[dict[str, Any]],
     named: Mapping[str, Person],
     *,
+    covers: str,
     officers: int,
     now: datetime,
 ) -> GrantWords:
@@ -76,14 +84,14 @@ def _words(
     shown = [_use(event) for event in events[:USES_SHOWN]]
     words = GrantWords(
         holder=holder,
-        covers=scope_words(grant),
+        covers=covers,
         minutes=int((min(grant.ends_at, now) - grant.created_at).total_seconds() // 60),
         ended=ended,
         alarms=grant_alarms(grant, now=now, officers=officers),
         uses=shown,
         uses_truncated=len(events) > USES_SHOWN,
     )
-    return GrantWords(**{**words.__dict__, "summary": _summary(grant, words)})
+    return replace(words, summary=_summary(grant, words))
 
 
 def _ending(grant: BreakGlassGrant, named: Mapping[str, Person], now: datetime) -> Ending:
