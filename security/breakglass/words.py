@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from security.audit.formats import csv_row, spreadsheet_safe
@@ -58,7 +58,11 @@ class GrantWords:
 def grants_in_words(grants: Sequence[BreakGlassGrant], *, community: Community, now: datetime) -> dict[str, GrantWords]:
     """The words of each of ``grants`` (of ``community``, the current schema's) at ``now``, by grant id."""
     uses = grant_uses(grants)
-    named = people([grant.user_id for grant in grants] + [grant.revoked_by for grant in grants])
+    named = people(
+        [grant.user_id for grant in grants]
+        + [grant.revoked_by for grant in grants]
+        + [grant.reviewed_by for grant in grants]
+    )
     officers = len(officers_of(community))
     one_each = {(grant.scope, grant.scope_id): grant for grant in grants}
     covers = {scope: scope_words(grant) for scope, grant in one_each.items()}  # once per participant or study
@@ -91,7 +95,7 @@ def _words(
         uses=shown,
         uses_truncated=len(events) > USES_SHOWN,
     )
-    return replace(words, summary=_summary(grant, words))
+    return replace(words, summary=_summary(grant, words, named))
 
 
 def _ending(grant: BreakGlassGrant, named: Mapping[str, Person], now: datetime) -> Ending:
@@ -120,23 +124,39 @@ def _use(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _summary(grant: BreakGlassGrant, words: GrantWords) -> str:
-    opened = f"{words.holder.name} opened emergency access to {words.covers} at {format_time(grant.created_at)}"
+def _summary(grant: BreakGlassGrant, words: GrantWords, named: Mapping[str, Person]) -> str:
+    opened = f"{words.holder.name} opened emergency access to {words.covers} at {_when(grant.created_at)}"
     if words.ended.how == "active":
-        ran = f"; it is active until {format_time(grant.expires_at)}"
+        ran = f"; it is active until {_when(grant.expires_at)}"
     elif words.ended.how == "revoked":
         by = words.ended.by.name if words.ended.by else "someone no longer known"
-        ran = f"; it ran {words.minutes} minutes and was revoked by {by}"
+        ran = f"; it ran {_count(words.minutes, 'minute')} and was revoked by {by}"
     else:
-        ran = f"; it ran {words.minutes} minutes and expired"
+        ran = f"; it ran {_count(words.minutes, 'minute')} and expired"
     told = (
-        f"Compliance officers were told at {format_time(grant.notified_at)}."
+        f"Compliance officers were told at {_when(grant.notified_at)}."
         if grant.notified_at is not None
         else "Compliance officers have not been told."
     )
     refused = sum(use["outcome"] != "allow" for use in words.uses)
-    used = f"{len(words.uses)}{'+' if words.uses_truncated else ''} uses, {refused} refused."
-    return f"{opened}{ran}. {told} {used}"
+    more = " or more" if words.uses_truncated else ""
+    used = f"{_count(len(words.uses), 'use')}{more}, {refused} refused."
+    reviewer = named.get(str(grant.reviewed_by)) if grant.reviewed_by is not None else None
+    reviewed = (
+        f" Reviewed by {reviewer.name if reviewer else grant.reviewed_by} at {_when(grant.reviewed_at)}."
+        if grant.reviewed_at is not None
+        else " Not reviewed."
+    )
+    return f"{opened}{ran}. {told} {used}{reviewed}"
+
+
+def _when(value: datetime) -> str:
+    """A time as a reader takes it in: to the minute, in UTC."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 CSV_COLUMNS = (

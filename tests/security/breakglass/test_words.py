@@ -20,12 +20,15 @@ from typing import Any
 import orjson
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
 from security.breakglass.models import BreakGlassGrant
+from security.breakglass.selectors import grant_uses
 from security.models import User
 from services.participants.models import Participant
 from tenants.models import Community
@@ -102,7 +105,7 @@ def test_a_refused_emergency_read_under_the_grant_is_shown_as_refused(
     [use] = queued(officer, grant)["uses"]
 
     assert (use["outcome"], use["http_status"], use["resource_id"]) == ("deny", 403, str(outside.pk))
-    assert queued(officer, grant)["summary"].endswith("1 uses, 1 refused.")
+    assert "1 use, 1 refused." in queued(officer, grant)["summary"]
 
 
 def test_another_members_emergency_reads_are_not_the_grants_uses(
@@ -161,7 +164,21 @@ def test_an_expired_grant_over_a_study_says_so(
     assert entry["ended"] == {"how": "expired", "at": entry["expires_at"], "by": None}
     assert entry["minutes"] == 30
     assert "it ran 30 minutes and expired" in entry["summary"]
+    assert entry["summary"].endswith("0 uses, 0 refused. Not reviewed.")
     assert "Compliance officers were told at" in entry["summary"]
+
+
+def test_a_reviewed_grant_says_who_reviewed_it(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    grant = ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    officer, reviewer = signed_in("compliance_officer")
+    officer.post(f"{BREAK_GLASS}{grant.pk}/review/", {"comment": "Justified"}, format="json")
+
+    summary = queued(officer, grant)["summary"]
+
+    assert f" Reviewed by {reviewer.email} at " in summary
+    assert "Justified" not in summary
 
 
 def test_a_holder_no_longer_a_user_is_named_by_their_id(
@@ -300,3 +317,20 @@ def test_an_unknown_format_is_a_400(value: str, signed_in: MemberClient) -> None
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_format"
+
+
+def test_the_uses_of_a_page_of_grants_are_read_in_one_query(
+    alpha: Community, member: Callable[..., User], participant: Participant
+) -> None:
+    grants = [grant_in("alpha", member(alpha, "coordinator"), str(participant.pk)) for _ in range(3)]
+
+    with schema_context("alpha"):
+        with CaptureQueriesContext(connection) as one:
+            grant_uses(grants[:1])
+        with CaptureQueriesContext(connection) as page:
+            grant_uses(grants)
+
+    def reads(captured: CaptureQueriesContext) -> int:
+        return sum("audit_auditevent" in query["sql"] for query in captured.captured_queries)
+
+    assert reads(one) == reads(page) == 1
