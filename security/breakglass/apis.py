@@ -1,4 +1,9 @@
-"""``/api/v1/break-glass/``: open emergency access (a member with a recent second factor), end it, review its uses."""
+"""``/api/v1/break-glass/``: open emergency access (a member with a recent second factor), end it, review its uses.
+
+The queue (``GET``) shows each grant in words (:mod:`security.breakglass.words`)
+with its alarms; ``?alarm=true`` keeps the alarmed, ``?format=csv`` is the
+officer's review file (``break_glass.export``: it leaves the service).
+"""
 
 from __future__ import annotations
 

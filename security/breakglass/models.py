@@ -3,6 +3,10 @@
 A grant whose ``notified_at`` is empty is the notification outbox: the row is
 written in the transaction that opens the grant, and the mail to compliance
 officers is owed until a task sets ``notified_at`` (security/breakglass/tasks.py).
+
+An alarm raised on a grant (overdue review, notice not sent) is a
+:class:`BreakGlassAlarm` row, once per grant and code: the record that it was
+raised and mailed (security/breakglass/alarms.py says when one stands).
 """
 
 from __future__ import annotations
