@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
@@ -153,6 +153,13 @@ def people(user_ids: Iterable[Any]) -> dict[str, Person]:
     return {user_id: Person(user_id, named.get(user_id, user_id)) for user_id in ids}
 
 
+class ParticipantPseudonym(Protocol):
+    """What ``BREAK_GLASS_PARTICIPANT_PSEUDONYM`` names (the research apps' selector; security never imports them)."""
+
+    def __call__(self, participant_id: str, /) -> str | None:
+        """The pseudonym of participant ``participant_id`` of the current community, or None."""
+
+
 def scope_words(grant: BreakGlassGrant) -> str:
     """What ``grant`` covered, in words: ``one participant, P-…`` or ``the study <id>``.
 
@@ -161,7 +168,8 @@ def scope_words(grant: BreakGlassGrant) -> str:
     participant no longer found is named by its id.
     """
     if grant.scope == Scope.PARTICIPANT:
-        pseudonym = import_string(settings.BREAK_GLASS_PARTICIPANT_PSEUDONYM)(grant.scope_id)
+        pseudonym_of: ParticipantPseudonym = import_string(settings.BREAK_GLASS_PARTICIPANT_PSEUDONYM)
+        pseudonym = pseudonym_of(grant.scope_id)
         return f"one participant, {pseudonym or grant.scope_id}"
     return f"the study {grant.scope_id}"
 
