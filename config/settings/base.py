@@ -361,6 +361,13 @@ BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)
 # periodic task queues again each notice still owed for a grant opened more than the delay ago.
 BREAK_GLASS_NOTIFY_SWEEP_SECONDS = env_int("BREAK_GLASS_NOTIFY_SWEEP_SECONDS", default=60)
 BREAK_GLASS_NOTIFY_DELAY_SECONDS = env_int("BREAK_GLASS_NOTIFY_DELAY_SECONDS", default=120)
+# Break-glass alarms (security/breakglass/alarms.py): a grant ended this long ago and not reviewed is overdue; one
+# not notified this long after it opened (mail failing, or no compliance officer to tell) is unnotified. A
+# periodic task logs and mails each alarm (the mail once per grant and alarm); `manage.py breakglass_alarms`
+# prints them and exits 1 while there are any.
+BREAK_GLASS_REVIEW_DUE_HOURS = env_int("BREAK_GLASS_REVIEW_DUE_HOURS", default=72)
+BREAK_GLASS_NOTIFY_DUE_MINUTES = env_int("BREAK_GLASS_NOTIFY_DUE_MINUTES", default=15)
+BREAK_GLASS_ALARM_SWEEP_SECONDS = env_int("BREAK_GLASS_ALARM_SWEEP_SECONDS", default=300)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", default=25)
@@ -372,6 +379,10 @@ CELERY_BEAT_SCHEDULE = {
     "break-glass-notify": {
         "task": "security.breakglass.tasks.notify_sweep",
         "schedule": float(BREAK_GLASS_NOTIFY_SWEEP_SECONDS),
+    },
+    "break-glass-alarms": {
+        "task": "security.breakglass.tasks.alarm_sweep",
+        "schedule": float(BREAK_GLASS_ALARM_SWEEP_SECONDS),
     },
 }
 
@@ -464,6 +475,8 @@ LOGGING = {
 POLICY_BREAK_GLASS_CONTEXT = "security.breakglass.selectors.break_glass_context"
 # Whether a grant's participant or study exists in the community (services answers; security does not import it).
 BREAK_GLASS_SCOPE_EXISTS = "services.participants.selectors.break_glass_scope_exists"
+# The pseudonym of a grant's participant, for the review queue's words (services answers, as above).
+BREAK_GLASS_PARTICIPANT_PSEUDONYM = "services.participants.selectors.participant_pseudonym"
 # What /health/ready checks: the edge's own, and the policy engine's and key service's from their packages.
 READINESS_CHECKS = {
     "postgresql": "gateway.health.check_postgresql",

@@ -3,14 +3,15 @@
 The rules that bind every path (the API, a shell command, a task) live here,
 not in a view: nobody reviews their own grant, whatever roles they hold; a
 grant is reviewed only once it has ended (expired or revoked); only its holder
-or a compliance officer ends it early.
+or a compliance officer ends it early; an alarm is raised once per grant and
+code, with its audit event.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from django.conf import settings
@@ -22,10 +23,13 @@ from core.errors import Conflict, Forbidden, NotFound
 from security.audit.context import annotate
 from security.audit.sequencer import audit_chain
 from security.audit.staging import record
+from security.breakglass.alarms import alarmed, grant_alarms
 from security.breakglass.errors import BreakGlassErrorCode
-from security.breakglass.models import BreakGlassGrant, Scope
+from security.breakglass.models import AlarmCode, BreakGlassAlarm, BreakGlassGrant, Scope
+from security.breakglass.selectors import officers_of
 from security.breakglass.tasks import enqueue_notification
 from security.roles import Role
+from tenants.models import Community
 
 
 class ScopeExists(Protocol):
@@ -149,3 +153,45 @@ def _check_reviewable(grant: BreakGlassGrant) -> None:
             "This break-glass grant is still active: review it once it has expired or been revoked.",
             code=BreakGlassErrorCode.STILL_ACTIVE,
         )
+
+
+# Who raises alarms: the periodic sweep, on no member's behalf.
+ALARM_ACTOR = "system:break-glass-alarms"
+
+
+def alarms_raise(*, community: Community, now: datetime) -> list[tuple[BreakGlassGrant, list[AlarmCode]]]:
+    """Record each alarm of this schema's grants not raised before, each with its audit event; return what stands.
+
+    Runs in the schema of ``community``. An alarm is raised once per grant and
+    code (the row and its ``break_glass.alarm`` event, a system event in the
+    community's log, commit together); one that stands on a later sweep is
+    returned again but not raised again. Returns every alarmed grant with its
+    alarms, oldest first.
+    """
+    officers = len(officers_of(community))
+    standing: list[tuple[BreakGlassGrant, list[AlarmCode]]] = []
+    with transaction.atomic():
+        grants = list(alarmed(BreakGlassGrant.objects.order_by("created_at"), now=now).select_for_update(of=("self",)))
+        raised = {(str(grant_id), code) for grant_id, code in _alarm_rows(grants)}
+        for grant in grants:
+            codes = grant_alarms(grant, now=now, officers=officers)
+            standing.append((grant, codes))
+            for code in codes:
+                if (str(grant.id), code) not in raised:
+                    _alarm_raise(grant, code, now)
+    return standing
+
+
+def _alarm_rows(grants: Collection[BreakGlassGrant]) -> list[tuple[uuid.UUID, str]]:
+    return list(BreakGlassAlarm.objects.filter(grant__in=grants).values_list("grant_id", "code"))
+
+
+def _alarm_raise(grant: BreakGlassGrant, code: AlarmCode, now: datetime) -> None:
+    BreakGlassAlarm.objects.create(grant=grant, code=code, raised_at=now)
+    record(
+        action="break_glass.alarm",
+        actor_id=ALARM_ACTOR,
+        resource_type="break_glass",
+        resource_id=str(grant.id),
+        reasons=[code],
+    )

@@ -1,12 +1,20 @@
-"""``/api/v1/break-glass/``: open emergency access (a member with a recent second factor), end it, review its uses."""
+"""``/api/v1/break-glass/``: open emergency access (a member with a recent second factor), end it, review its uses.
+
+The queue (``GET``) shows each grant in words (:mod:`security.breakglass.words`)
+with its alarms; ``?alarm=true`` keeps the alarmed, ``?format=csv`` is the
+officer's review file (``break_glass.export``: it leaves the service).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,49 +22,154 @@ from rest_framework.response import Response
 from core.errors import BadRequest
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
-from security.audit.models import AuditEvent
 from security.breakglass.actions import grant_open, grant_review, grant_revoke
 from security.breakglass.errors import BreakGlassErrorCode
-from security.breakglass.models import BreakGlassGrant
-from security.breakglass.selectors import grant_attributes, review_queue
+from security.breakglass.models import AlarmCode, BreakGlassGrant
+from security.breakglass.selectors import Person, grant_attributes, people, review_queue
+from security.breakglass.words import Ending, GrantWords, grants_in_words, queue_csv
 from security.identity.authentication import claims_of
 from tenants.context import community_required
 
 
+class PersonSerializer(serializers.Serializer[Person]):
+    """Someone the queue names: their id and name (today their email)."""
+
+    user_id = serializers.CharField()
+    name = serializers.CharField()
+
+
+class EndingSerializer(serializers.Serializer[Ending]):
+    """How a grant ended: ``active``, ``expired`` or ``revoked`` (when, and by whom)."""
+
+    how = serializers.ChoiceField(choices=["active", "expired", "revoked"])
+    at = serializers.DateTimeField(allow_null=True)
+    by = PersonSerializer(allow_null=True)
+
+
+class UseSerializer(serializers.Serializer[dict[str, Any]]):
+    """One use of a grant: when, what (in the policy's words), whose record (by pseudonym), and what came of it."""
+
+    sequence = serializers.IntegerField()
+    occurred_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    description = serializers.CharField()
+    participants = serializers.ListField(child=serializers.CharField())
+    resource_type = serializers.CharField()
+    resource_id = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["allow", "deny"])
+    http_status = serializers.IntegerField()
+
+
 class GrantSerializer(serializers.ModelSerializer[BreakGlassGrant]):
-    """A grant as its holder and reviewers see it; the reason is shown to them alone."""
+    """A grant as its holder and reviewers see it, with what it means in words; the reason is shown to them alone.
+
+    The words come in the context (``words``: :func:`grants_in_words` of the grants serialized).
+    """
 
     reason = serializers.CharField(read_only=True)  # read through the model, which opens the sealed text
+    holder = serializers.SerializerMethodField()
+    covers = serializers.SerializerMethodField()
+    minutes = serializers.SerializerMethodField()
+    ended = serializers.SerializerMethodField()
+    alarms = serializers.SerializerMethodField()
     uses = serializers.SerializerMethodField()
+    uses_truncated = serializers.SerializerMethodField()
+    summary = serializers.SerializerMethodField()
 
     class Meta:
         model = BreakGlassGrant
         fields: ClassVar[list[str]] = [
             "id",
             "user_id",
+            "holder",
             "scope",
             "scope_id",
+            "covers",
             "reason",
             "created_at",
             "expires_at",
+            "minutes",
+            "ended",
             "notified_at",
             "revoked_at",
             "revoked_by",
             "reviewed_at",
             "reviewed_by",
             "review_comment",
+            "alarms",
+            "summary",
             "uses",
+            "uses_truncated",
         ]
 
+    def _words(self, grant: BreakGlassGrant) -> GrantWords:
+        words: GrantWords = self.context["words"][str(grant.id)]
+        return words
+
+    @extend_schema_field(PersonSerializer)
+    def get_holder(self, grant: BreakGlassGrant) -> dict[str, Any]:
+        """Who held the grant."""
+        return dict(PersonSerializer(self._words(grant).holder).data)
+
+    def get_covers(self, grant: BreakGlassGrant) -> str:
+        """What the grant covered: ``one participant, P-…`` or the study."""
+        return self._words(grant).covers
+
+    def get_minutes(self, grant: BreakGlassGrant) -> int:
+        """How many minutes it ran (so far, while active)."""
+        return self._words(grant).minutes
+
+    @extend_schema_field(EndingSerializer)
+    def get_ended(self, grant: BreakGlassGrant) -> dict[str, Any]:
+        """How it ended."""
+        return dict(EndingSerializer(self._words(grant).ended).data)
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=AlarmCode.values)))
+    def get_alarms(self, grant: BreakGlassGrant) -> list[str]:
+        """The alarms it raises now (``review_overdue``, ``not_notified``, ``no_one_to_notify``)."""
+        return [str(code) for code in self._words(grant).alarms]
+
+    @extend_schema_field(UseSerializer(many=True))
     def get_uses(self, grant: BreakGlassGrant) -> list[dict[str, Any]]:
-        """The flagged accesses made while the grant was active (audit sequence, time, action, resource)."""
-        events = AuditEvent.objects.filter(
-            actor_id=str(grant.user_id),
-            break_glass=True,
-            occurred_at__gte=grant.created_at,
-            occurred_at__lte=grant.ends_at,
-        ).values("sequence", "occurred_at", "action", "resource_type", "resource_id", "outcome")
-        return [dict(event) for event in events[:500]]
+        """The accesses made under the grant, oldest first (at most 500)."""
+        return [dict(use) for use in UseSerializer(self._words(grant).uses, many=True).data]  # type: ignore[arg-type]  # many=True takes a list; the stubs type the one-object form
+
+    def get_uses_truncated(self, grant: BreakGlassGrant) -> bool:
+        """Whether it had more uses than are shown."""
+        return self._words(grant).uses_truncated
+
+    def get_summary(self, grant: BreakGlassGrant) -> str:
+        """The grant in one or two sentences."""
+        return self._words(grant).summary
+
+
+def grants_data(request: Request, grants: Sequence[BreakGlassGrant]) -> list[dict[str, Any]]:
+    """``grants`` serialized with their words, for the community of ``request``."""
+    words = grants_in_words(grants, community=community_required(request), now=timezone.now())
+    return list(GrantSerializer(grants, many=True, context={"words": words}).data)
+
+
+def _queue_file(request: Request, grants: Sequence[BreakGlassGrant]) -> StreamingHttpResponse:
+    words = grants_in_words(grants, community=community_required(request), now=timezone.now())
+    reviewers = people(grant.reviewed_by for grant in grants)
+    response = StreamingHttpResponse(queue_csv(grants, words, reviewers), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="break-glass-review.csv"'
+    return response
+
+
+def grant_data(request: Request, grant: BreakGlassGrant) -> dict[str, Any]:
+    """One grant serialized with its words."""
+    return grants_data(request, [grant])[0]
+
+
+QUEUE_FORMATS = ("json", "csv")
+
+
+def _flag(request: Request, name: str) -> bool | None:
+    flag = request.query_params.get(name)
+    if flag not in (None, "true", "false"):
+        raise BadRequest(f"{name} must be true or false", code=BreakGlassErrorCode.INVALID_FILTER)
+    return None if flag is None else flag == "true"
 
 
 class BreakGlassApi(PolicyView[None]):
@@ -65,6 +178,18 @@ class BreakGlassApi(PolicyView[None]):
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.activate", "GET": "break_glass.review"}
     policy_resource_type = "break_glass"
     policy_collection = True
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse an unknown format before anything else (authentication included) is done."""
+        if request.method == "GET" and request.query_params.get("format", "json") not in QUEUE_FORMATS:
+            raise BadRequest("format must be json or csv", code=BreakGlassErrorCode.INVALID_FORMAT)
+        super().initial(request, *args, **kwargs)
+
+    def policy_action(self, request: Request) -> str | None:
+        """``break_glass.export`` for the CSV file (it leaves the service: a recent second factor), else as declared."""
+        declared = super().policy_action(request)
+        csv = request.method == "GET" and request.query_params.get("format") == "csv"
+        return "break_glass.export" if declared and csv else declared
 
     @extend_schema_serializer(component_name="BreakGlassRequest")
     class InputSerializer(StrictSerializer):
@@ -97,16 +222,22 @@ class BreakGlassApi(PolicyView[None]):
             minutes=data["minutes"],
             community=community_required(request).slug,
         )
-        return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
+        return Response(grant_data(request, grant), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: GrantSerializer(many=True)})
-    def get(self, request: Request) -> Response:
-        """Grants, newest first; ``?reviewed=false`` is the queue awaiting review."""
-        flag = request.query_params.get("reviewed")
-        if flag not in (None, "true", "false"):
-            raise BadRequest("reviewed must be true or false", code=BreakGlassErrorCode.INVALID_FILTER)
-        grants = review_queue(reviewed=None if flag is None else flag == "true")[:200]
-        return Response(GrantSerializer(grants, many=True).data)
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("reviewed", bool, description="only reviewed (true) or unreviewed (false) grants"),
+            OpenApiParameter("alarm", bool, description="only grants that raise an alarm (true) or none (false)"),
+            OpenApiParameter("format", str, enum=list(QUEUE_FORMATS), description="csv: a file, one row per use"),
+        ],
+        responses={200: GrantSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request) -> Response | StreamingHttpResponse:
+        """Grants, newest first; ``?reviewed=false`` is the queue awaiting review, ``?alarm=true`` the alarmed ones."""
+        grants = list(review_queue(reviewed=_flag(request, "reviewed"), alarm=_flag(request, "alarm"))[:200])
+        if request.query_params.get("format") == "csv":
+            return _queue_file(request, grants)
+        return Response(grants_data(request, grants))
 
 
 class _OneGrant(PolicyView[None]):
@@ -131,7 +262,7 @@ class BreakGlassRevokeApi(_OneGrant):
         """End the grant; 409 when it has ended already."""
         claims = claims_of(request)
         grant = grant_revoke(grant_id=str(pk), revoker=str(claims.subject), revoker_roles=list(claims.roles))
-        return Response(GrantSerializer(grant).data)
+        return Response(grant_data(request, grant))
 
 
 class BreakGlassReviewApi(_OneGrant):
@@ -153,4 +284,4 @@ class BreakGlassReviewApi(_OneGrant):
             reviewer=str(claims_of(request).subject),
             comment=payload.validated_data["comment"],
         )
-        return Response(GrantSerializer(grant).data)
+        return Response(grant_data(request, grant))

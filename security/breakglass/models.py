@@ -3,6 +3,10 @@
 A grant whose ``notified_at`` is empty is the notification outbox: the row is
 written in the transaction that opens the grant, and the mail to compliance
 officers is owed until a task sets ``notified_at`` (security/breakglass/tasks.py).
+
+An alarm raised on a grant (overdue review, notice not sent) is a
+:class:`BreakGlassAlarm` row, once per grant and code: the record that it was
+raised and mailed (security/breakglass/alarms.py says when one stands).
 """
 
 from __future__ import annotations
@@ -63,3 +67,36 @@ class BreakGlassGrant(models.Model):
     def is_active(self, now: datetime) -> bool:
         """Whether the grant still opens what it names at ``now`` (neither expired nor revoked)."""
         return self.ends_at > now
+
+
+class AlarmCode(models.TextChoices):
+    """Why a grant needs a person's attention (stable codes: the queue, the log line and the mail give them)."""
+
+    REVIEW_OVERDUE = "review_overdue", "Ended more than the review period ago and not reviewed"
+    NOT_NOTIFIED = "not_notified", "Compliance officers not told (the mail keeps failing)"
+    NO_ONE_TO_NOTIFY = "no_one_to_notify", "Compliance officers not told: the community has none"
+
+
+class BreakGlassAlarm(models.Model):
+    """An alarm raised on a grant, once per grant and code: when it was raised, and when its digest was mailed.
+
+    The row is the record that a person was told: the sweep mails an alarm
+    whose ``mailed_at`` is empty and then sets it, so each alarm is mailed once.
+    An alarm that stops standing (the grant was reviewed, the mail went out)
+    stays here as history.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    grant = models.ForeignKey(BreakGlassGrant, on_delete=models.PROTECT, related_name="alarms")
+    code = models.CharField(max_length=32, choices=AlarmCode.choices)
+    raised_at = models.DateTimeField()
+    mailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["raised_at", "id"]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["grant", "code"], name="breakglass_alarm_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"break-glass alarm {self.code} on {self.grant_id}"

@@ -1,20 +1,45 @@
-"""Reading break-glass grants: the active one a policy input carries, the review queue, the notification outbox."""
+"""Reading break-glass grants: the active one a policy input carries, the review queue and its words, the outbox.
+
+A grant's uses are the audit events whose policy decision was made under it:
+the decision record keeps the policy input, whose ``context.break_glass``
+names the grant (:func:`grant_uses`). No time window of the holder's is
+guessed, so a use chained just after the grant expired is still its use, and
+two grants of one holder that overlap never share one.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.fields.json import KT
+from django.db.models.functions import RowNumber
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from core.errors import ErrorCode, NotFound
 from core.generations import GenerationCache
 from core.schema import tenant_connection
+from policy.matrix import policy_matrix
+from policy.models import DecisionRecord
 from security.audit.context import annotate
+from security.audit.models import AuditEvent
 from security.audit.sequencer import audit_chain
-from security.breakglass.models import BreakGlassGrant
+from security.breakglass.alarms import alarmed, grant_alarms
+from security.breakglass.models import AlarmCode, BreakGlassGrant, Scope
+from security.models import Membership, User
+from security.roles import Role
+from tenants.models import Community
+
+# At most this many uses of one grant are shown; ``uses_truncated`` says when there were more.
+USES_SHOWN = 500
+# The purpose of use a request states to ask for its holder's grant (X-Purpose-Of-Use).
+EMERGENCY = "emergency"
 
 # Per community (its schema): user id -> the newest grant neither expired nor revoked, or None.
 GRANTS = GenerationCache("breakglass")
@@ -67,16 +92,137 @@ def forget_grants(**_: Any) -> None:
     GRANTS.forget(tenant_connection().schema_name)
 
 
-def review_queue(*, reviewed: bool | None = None) -> QuerySet[BreakGlassGrant]:
+def review_queue(
+    *, reviewed: bool | None = None, alarm: bool | None = None, now: datetime | None = None
+) -> QuerySet[BreakGlassGrant]:
     """Grants, newest first; ``reviewed=False`` is the queue of uses awaiting a compliance officer.
 
-    Staged audit events are chained first, so each grant's uses are complete.
+    ``alarm=True`` keeps the grants that raise an alarm at ``now``, ``False``
+    those that raise none. Staged audit events are chained first, so each
+    grant's uses are complete.
     """
     audit_chain()
     grants = BreakGlassGrant.objects.all()
     if reviewed is not None:
         grants = grants.filter(reviewed_at__isnull=not reviewed)
+    if alarm is not None:
+        grants = alarmed(grants, now=now or timezone.now(), alarm=alarm)
     return grants
+
+
+def standing_alarms(*, community: Community, now: datetime) -> list[tuple[BreakGlassGrant, list[AlarmCode]]]:
+    """Each grant of ``community`` (the current schema's) that raises an alarm at ``now``, oldest first."""
+    officers = len(officers_of(community))
+    grants = alarmed(BreakGlassGrant.objects.order_by("created_at"), now=now)
+    return [(grant, grant_alarms(grant, now=now, officers=officers)) for grant in grants]
+
+
+def officers_of(community: Community) -> list[str]:
+    """The emails of the active compliance officers of ``community``, sorted."""
+    return _members_of(community, [Role.COMPLIANCE_OFFICER])
+
+
+def alarm_recipients(community: Community) -> list[str]:
+    """Who is mailed the alarm digest: the active owners and compliance officers of ``community``, sorted."""
+    return _members_of(community, [Role.OWNER, Role.COMPLIANCE_OFFICER])
+
+
+def _members_of(community: Community, roles: list[str]) -> list[str]:
+    emails = Membership.objects.filter(community=community, role__in=roles, user__is_active=True).values_list(
+        "user__email", flat=True
+    )
+    return sorted(set(emails))
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone a reviewer reads about: their id, and how the queue names them (today their email)."""
+
+    user_id: str
+    name: str
+
+
+def people(user_ids: Iterable[Any]) -> dict[str, Person]:
+    """How the queue names each of ``user_ids``: the one place a display name would be added.
+
+    An id without a user (removed since) is named by the id itself.
+    """
+    ids = {str(user_id) for user_id in user_ids if user_id is not None}
+    emails = dict(User.objects.filter(pk__in=ids).values_list("pk", "email"))
+    named = {str(pk): email for pk, email in emails.items()}
+    return {user_id: Person(user_id, named.get(user_id, user_id)) for user_id in ids}
+
+
+class ParticipantPseudonym(Protocol):
+    """What ``BREAK_GLASS_PARTICIPANT_PSEUDONYM`` names (the research apps' selector; security never imports them)."""
+
+    def __call__(self, participant_id: str, /) -> str | None:
+        """The pseudonym of participant ``participant_id`` of the current community, or None."""
+
+
+def scope_words(grant: BreakGlassGrant) -> str:
+    """What ``grant`` covered, in words: ``one participant, P-…`` or ``the study <id>``.
+
+    The pseudonym comes from the research apps through
+    ``BREAK_GLASS_PARTICIPANT_PSEUDONYM`` (security does not import them); a
+    participant no longer found is named by its id.
+    """
+    if grant.scope == Scope.PARTICIPANT:
+        pseudonym_of: ParticipantPseudonym = import_string(settings.BREAK_GLASS_PARTICIPANT_PSEUDONYM)
+        pseudonym = pseudonym_of(grant.scope_id)
+        return f"one participant, {pseudonym or grant.scope_id}"
+    return f"the study {grant.scope_id}"
+
+
+def grant_uses(grants: Collection[BreakGlassGrant], *, limit: int = USES_SHOWN) -> dict[str, list[dict[str, Any]]]:
+    """Each grant's uses, oldest first, at most ``limit`` + 1 each (the extra one says there are more).
+
+    A use is an event of the holder whose decision was made under the grant
+    (its record's ``input.context.break_glass.grant_id``) and that either went
+    through the grant (flagged ``break_glass``) or asked for it (purpose
+    ``emergency``) and was refused. One query for all of ``grants``: each
+    event's decision record is found by its unique id.
+    """
+    if not grants:
+        return {}
+    under = DecisionRecord.objects.filter(decision_id=OuterRef("decision_id")).values(
+        grant=KT("input__context__break_glass__grant_id")
+    )[:1]
+    events = (
+        AuditEvent.objects.filter(
+            actor_id__in={str(grant.user_id) for grant in grants},
+            occurred_at__gte=min(grant.created_at for grant in grants),
+        )
+        .exclude(decision_id="")
+        .filter(Q(break_glass=True) | Q(purpose=EMERGENCY))
+        .annotate(grant=Subquery(under))
+        .filter(grant__in=[str(grant.id) for grant in grants])
+        .annotate(rank=Window(RowNumber(), partition_by=[F("grant")], order_by=F("sequence").asc()))
+        .filter(rank__lte=limit + 1)
+        .order_by("sequence")
+        .values(
+            "grant",
+            "sequence",
+            "occurred_at",
+            "staged_at",
+            "action",
+            "resource_type",
+            "resource_id",
+            "participant_pseudonyms",
+            "outcome",
+            "http_status",
+        )
+    )
+    uses: dict[str, list[dict[str, Any]]] = {str(grant.id): [] for grant in grants}
+    for event in events:
+        row = dict(event)
+        uses[str(row.pop("grant"))].append(row)
+    return uses
+
+
+def use_description(action: str) -> str:
+    """The policy's own description of ``action`` (``phi_actions``, as the accounting gives it), else its name."""
+    return policy_matrix().phi_actions.get(action, action)
 
 
 def unnotified_grants(*, older_than_seconds: int) -> QuerySet[BreakGlassGrant]:

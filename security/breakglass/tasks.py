@@ -8,6 +8,11 @@ with backoff while the mail server fails, and sets ``notified_at`` only after
 the mail went out; a grant already marked is left alone, so a task queued
 twice mails once (at least once, at most once per successful delivery).
 
+:func:`alarm_sweep` is the alarm: per community, one log line per alarmed
+grant on every sweep, and one mail to its owners and compliance officers
+listing the alarms not mailed before (ids, codes and times: no reason, no
+PHI).
+
 These tasks are not :class:`security.tasks.CommunityTask`: no member asks for
 them, and a notice must go out even if its holder's membership ends meanwhile.
 """
@@ -15,6 +20,8 @@ them, and a notice must go out even if its holder's membership ends meanwhile.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 
 from amqp.exceptions import AMQPError
 from celery import shared_task
@@ -25,10 +32,9 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from kombu.exceptions import KombuError
 
-from security.breakglass.models import BreakGlassGrant
-from security.breakglass.selectors import unnotified_grants
-from security.models import Membership
-from security.roles import Role
+from security.audit.hashing import format_time
+from security.breakglass.models import AlarmCode, BreakGlassAlarm, BreakGlassGrant
+from security.breakglass.selectors import alarm_recipients, officers_of, unnotified_grants
 from tenants.models import Community, CommunityStatus
 
 logger = logging.getLogger(__name__)
@@ -58,14 +64,6 @@ def enqueue_notification(*, community: str, grant_id: str) -> bool:
         )
         return False
     return True
-
-
-def _officers(community: Community) -> list[str]:
-    return sorted(
-        Membership.objects.filter(community=community, role=Role.COMPLIANCE_OFFICER, user__is_active=True).values_list(
-            "user__email", flat=True
-        )
-    )
 
 
 def _mail(grant: BreakGlassGrant, community: str, recipients: list[str]) -> None:
@@ -103,7 +101,7 @@ def notify_compliance_officers(community: str, grant_id: str) -> int:
     record = Community.objects.filter(slug=community).first()
     if record is None:
         return 0
-    recipients = _officers(record)
+    recipients = officers_of(record)
     with schema_context(record.schema_name), transaction.atomic():
         grant = (
             BreakGlassGrant.objects.select_for_update(skip_locked=True)
@@ -141,3 +139,77 @@ def notify_sweep() -> int:
             )
         queued += sum(enqueue_notification(community=slug, grant_id=str(pk)) for pk in owed)
     return queued
+
+
+@shared_task(acks_late=True)
+def alarm_sweep() -> int:
+    """Periodic (``BREAK_GLASS_ALARM_SWEEP_SECONDS``): raise, log and mail the break-glass alarms of active communities.
+
+    Returns how many grants stand alarmed.
+    """
+    alarmed = 0
+    for community in Community.objects.filter(status=CommunityStatus.ACTIVE):
+        alarmed += community_alarms(community, now=timezone.now())
+    return alarmed
+
+
+def community_alarms(community: Community, *, now: datetime) -> int:
+    """Raise the alarms of one community's grants, log each alarmed grant, mail the alarms not mailed yet."""
+    from security.breakglass.actions import alarms_raise  # noqa: PLC0415 - actions import this module
+
+    with schema_context(community.schema_name):
+        standing = alarms_raise(community=community, now=now)
+        for grant, codes in standing:
+            # Stable fields only, to alert on: never the reason, the scope or the holder.
+            logger.error(
+                "break-glass alarm: community=%s grant=%s alarms=%s", community.slug, grant.id, ",".join(codes)
+            )
+        _mail_alarms(community, now)
+    return len(standing)
+
+
+def _mail_alarms(community: Community, now: datetime) -> None:
+    with transaction.atomic():
+        owed = list(
+            BreakGlassAlarm.objects.select_for_update(skip_locked=True)
+            .filter(mailed_at__isnull=True)
+            .select_related("grant")
+            .order_by("raised_at", "id")
+        )
+        if not owed:
+            return
+        recipients = alarm_recipients(community)
+        if not recipients:
+            logger.error("break-glass alarms: community=%s has no owner or compliance officer to mail", community.slug)
+            return
+        try:
+            send_mail(
+                subject=f"[{community.slug}] {len(owed)} break-glass alarm(s)",
+                message=_digest(community, owed),
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=recipients,
+            )
+        except OSError as error:  # smtplib's errors: left unmailed, the next sweep mails them
+            logger.error(
+                "break-glass alarms: community=%s digest not mailed (%s)", community.slug, type(error).__name__
+            )
+            return
+        BreakGlassAlarm.objects.filter(pk__in=[alarm.pk for alarm in owed]).update(mailed_at=now)
+
+
+def _digest(community: Community, alarms: Sequence[BreakGlassAlarm]) -> str:
+    lines = [
+        f"Break-glass grants of community {community.slug} need attention ({len(alarms)} new alarm(s)):",
+        "",
+    ]
+    for alarm in alarms:
+        grant = alarm.grant
+        lines.append(
+            f"- grant {grant.id}: {alarm.code} ({AlarmCode(alarm.code).label}); opened "
+            f"{format_time(grant.created_at)}, ends {format_time(grant.ends_at)}, raised {format_time(alarm.raised_at)}"
+        )
+    lines += [
+        "",
+        "See GET /api/v1/break-glass/?alarm=true; review an ended grant with POST /api/v1/break-glass/{id}/review/.",
+    ]
+    return "\n".join(lines)

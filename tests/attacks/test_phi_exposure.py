@@ -271,7 +271,11 @@ def study_detail_calls(world: World, method: str) -> list[Call]:
 
 def break_glass_calls(world: World, method: str) -> list[Call]:
     if method == "GET":
-        return [Call("GET", "/api/v1/break-glass/")]
+        return [
+            Call("GET", "/api/v1/break-glass/"),
+            Call("GET", "/api/v1/break-glass/", query={"alarm": "true"}),
+            Call("GET", "/api/v1/break-glass/", query={"format": "csv"}),
+        ]
     return each_person(
         world,
         lambda p: Call(

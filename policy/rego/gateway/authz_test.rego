@@ -148,6 +148,16 @@ test_compliance_officer_reads_and_exports_audit_and_disclosures if {
 	not decide(as_role("compliance_officer")).allow
 }
 
+test_the_break_glass_review_file_is_a_compliance_officers_with_a_fresh_second_factor if {
+	queue := {"resource": {"type": "break_glass", "id": null, "attributes": {}}}
+	officer := object.union(acting(as_role("compliance_officer"), "break_glass.export"), queue)
+	decide(officer).reasons == ["mfa_required"]
+	decide(fresh_mfa(officer)).allow
+	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor"] {
+		not decide(fresh_mfa(object.union(acting(as_role(role), "break_glass.export"), queue))).allow
+	}
+}
+
 test_owner_manages_memberships_but_reads_no_participants if {
 	decide(fresh_mfa(acting(as_role("owner"), "membership.manage"))).allow
 	not decide(as_role("owner")).allow

@@ -1,0 +1,1 @@
+"""Break-glass commands: breakglass_alarms."""
