@@ -475,8 +475,8 @@ LOGGING = {
 POLICY_BREAK_GLASS_CONTEXT = "security.breakglass.selectors.break_glass_context"
 # Whether a grant's participant or study exists in the community (services answers; security does not import it).
 BREAK_GLASS_SCOPE_EXISTS = "services.participants.selectors.break_glass_scope_exists"
-# The pseudonym of a grant's participant, for the review queue's words (services answers, as above).
-BREAK_GLASS_PARTICIPANT_PSEUDONYM = "services.participants.selectors.participant_pseudonym"
+# What a grant covers in words (a participant's pseudonym, a study's title), for the review queue (as above).
+BREAK_GLASS_SCOPE_WORDS = "services.participants.selectors.break_glass_scope_words"
 # What /health/ready checks: the edge's own, and the policy engine's and key service's from their packages.
 READINESS_CHECKS = {
     "postgresql": "gateway.health.check_postgresql",

@@ -153,25 +153,25 @@ def people(user_ids: Iterable[Any]) -> dict[str, Person]:
     return {user_id: Person(user_id, named.get(user_id, user_id)) for user_id in ids}
 
 
-class ParticipantPseudonym(Protocol):
-    """What ``BREAK_GLASS_PARTICIPANT_PSEUDONYM`` names (the research apps' selector; security never imports them)."""
+class ScopeWords(Protocol):
+    """What ``BREAK_GLASS_SCOPE_WORDS`` names (the research apps' selector; security never imports them)."""
 
-    def __call__(self, participant_id: str, /) -> str | None:
-        """The pseudonym of participant ``participant_id`` of the current community, or None."""
+    def __call__(self, *, scope: str, scope_id: str) -> str | None:
+        """What a grant over ``scope`` ``scope_id`` covers, in words; None when the community lacks it."""
 
 
 def scope_words(grant: BreakGlassGrant) -> str:
-    """What ``grant`` covered, in words: ``one participant, P-…`` or ``the study <id>``.
+    """What ``grant`` covered, in words: ``one participant, P-…`` or ``the study '<title>' (protocol <n>)``.
 
-    The pseudonym comes from the research apps through
-    ``BREAK_GLASS_PARTICIPANT_PSEUDONYM`` (security does not import them); a
-    participant no longer found is named by its id.
+    The words come from the research apps through ``BREAK_GLASS_SCOPE_WORDS``
+    (security does not import them); a participant or study no longer found
+    is named by its id.
     """
-    if grant.scope == Scope.PARTICIPANT:
-        pseudonym_of: ParticipantPseudonym = import_string(settings.BREAK_GLASS_PARTICIPANT_PSEUDONYM)
-        pseudonym = pseudonym_of(grant.scope_id)
-        return f"one participant, {pseudonym or grant.scope_id}"
-    return f"the study {grant.scope_id}"
+    words_of: ScopeWords = import_string(settings.BREAK_GLASS_SCOPE_WORDS)
+    words = words_of(scope=grant.scope, scope_id=grant.scope_id)
+    if words is not None:
+        return words
+    return f"one participant, {grant.scope_id}" if grant.scope == Scope.PARTICIPANT else f"the study {grant.scope_id}"
 
 
 def grant_uses(grants: Collection[BreakGlassGrant], *, limit: int = USES_SHOWN) -> dict[str, list[dict[str, Any]]]:

@@ -49,6 +49,22 @@ def participant_pseudonym(participant_id: str) -> str | None:
     return Participant.objects.filter(pk=key).values_list("pseudonym", flat=True).first()
 
 
+def break_glass_scope_words(*, scope: str, scope_id: str) -> str | None:
+    """What a break-glass grant covers, in a compliance officer's words; None for what this community lacks.
+
+    A participant by pseudonym (``one participant, P-…``), a study by its title
+    and protocol number (``the study 'Sleep and memory' (protocol SLP-01)``).
+    """
+    key = _uuid(scope_id)
+    if key is None:
+        return None
+    if scope == "participant":
+        pseudonym = Participant.objects.filter(pk=key).values_list("pseudonym", flat=True).first()
+        return None if pseudonym is None else f"one participant, {pseudonym}"
+    study = Study.objects.filter(pk=key).values_list("title", "protocol_number").first()
+    return None if study is None else f"the study '{study[0]}' (protocol {study[1]})"
+
+
 def participants(
     *, study: uuid.UUID | None = None, mrn: str | None = None, email: str | None = None
 ) -> QuerySet[Participant]:

@@ -16,6 +16,7 @@ from django.utils.module_loading import import_string
 
 from policy.permissions import BreakGlassContextProvider
 from security.breakglass.actions import ScopeExists
+from security.breakglass.selectors import ScopeWords
 
 
 def keyword_parameters(function: Callable[..., Any]) -> set[str]:
@@ -25,7 +26,11 @@ def keyword_parameters(function: Callable[..., Any]) -> set[str]:
 
 @pytest.mark.parametrize(
     ("setting", "protocol"),
-    [("POLICY_BREAK_GLASS_CONTEXT", BreakGlassContextProvider), ("BREAK_GLASS_SCOPE_EXISTS", ScopeExists)],
+    [
+        ("POLICY_BREAK_GLASS_CONTEXT", BreakGlassContextProvider),
+        ("BREAK_GLASS_SCOPE_EXISTS", ScopeExists),
+        ("BREAK_GLASS_SCOPE_WORDS", ScopeWords),
+    ],
 )
 def test_each_hook_takes_the_keywords_its_protocol_names(setting: str, protocol: type) -> None:
     hook = import_string(getattr(settings, setting))

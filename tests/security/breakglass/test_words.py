@@ -31,6 +31,7 @@ from security.breakglass.models import BreakGlassGrant
 from security.breakglass.selectors import grant_uses
 from security.models import User
 from services.participants.models import Participant
+from services.studies.models import Study
 from tenants.models import Community
 from tests.factories import ParticipantFactory
 from tests.support.audit import chained_events
@@ -160,7 +161,9 @@ def test_an_expired_grant_over_a_study_says_so(
 
     entry = queued(officer, grant)
 
-    assert entry["covers"] == f"the study {study_id}"
+    with schema_context("alpha"):
+        study = Study.objects.get(pk=study_id)
+    assert entry["covers"] == f"the study '{study.title}' (protocol {study.protocol_number})"
     assert entry["ended"] == {"how": "expired", "at": entry["expires_at"], "by": None}
     assert entry["minutes"] == 30
     assert "it ran 30 minutes and expired" in entry["summary"]
