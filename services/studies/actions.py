@@ -73,6 +73,8 @@ def study_create(
     protocol_number: str,
     irb_approval_number: str = "",
     irb_approval_date: datetime.date | None = None,
+    irb_waiver_number: str = "",
+    irb_waiver_date: datetime.date | None = None,
     status: str = StudyStatus.DRAFT,
     team: Sequence[uuid.UUID] | None = None,
 ) -> Study:
@@ -87,6 +89,8 @@ def study_create(
         "protocol_number": protocol_number,
         "irb_approval_number": irb_approval_number,
         "irb_approval_date": irb_approval_date,
+        "irb_waiver_number": irb_waiver_number,
+        "irb_waiver_date": irb_waiver_date,
         "status": status,
     }
     if team is not None:

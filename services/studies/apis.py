@@ -38,6 +38,8 @@ class StudySerializer(serializers.ModelSerializer[Study]):
             "protocol_number",
             "irb_approval_number",
             "irb_approval_date",
+            "irb_waiver_number",
+            "irb_waiver_date",
             "status",
             "team",
             "created_at",
@@ -56,6 +58,8 @@ class StudyInput(StrictSerializer):
     protocol_number = serializers.RegexField(PROTOCOL_PATTERN)
     irb_approval_number = CleanCharField(max_length=64, allow_blank=True, required=False)
     irb_approval_date = PastDateField(min_year=1970, required=False, allow_null=True)
+    irb_waiver_number = CleanCharField(max_length=64, allow_blank=True, required=False)
+    irb_waiver_date = PastDateField(min_year=1970, required=False, allow_null=True)
     status = serializers.ChoiceField(choices=StudyStatus.choices, required=False)
     team = serializers.ListField(child=serializers.UUIDField(), max_length=200, required=False)
 

@@ -24,6 +24,10 @@ class Study(models.Model):
     protocol_number = models.CharField(max_length=64, unique=True)
     irb_approval_number = models.CharField(max_length=64, blank=True)
     irb_approval_date = models.DateField(null=True, blank=True)
+    # A waiver of authorization by an IRB or privacy board (45 CFR 164.512(i)): reads under it are listed
+    # in the accounting of disclosures, with the waiver named in the purpose statement.
+    irb_waiver_number = models.CharField(max_length=64, blank=True)
+    irb_waiver_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -31,6 +31,7 @@ from tests.factories import (
     ParticipantFactory,
     StudyFactory,
 )
+from tests.support.accounting import AccountingRequestFactory
 from tests.support.clients import MemberClient
 
 ID_IN_PATH = re.compile(r"<uuid:(\w+)>")
@@ -67,10 +68,14 @@ EXISTING: dict[str, Callable[[Community, User], dict[str, Any]]] = {
     "consent-withdraw": _consent,
     "observation-detail": lambda community, user: {"pk": ObservationFactory.create(community=community).pk},
     "export": _export,
+    "participant-recorded-disclosures": _participant,
+    "accounting-request-detail": lambda community, user: {"pk": AccountingRequestFactory.create(community=community).pk},
 }
 EXISTING["break-glass-revoke"] = EXISTING["break-glass-review"]
 for _name in ("audit-export-download", "audit-export-manifest"):
     EXISTING[_name] = EXISTING["audit-export"]
+for _name in ("accounting-request-extension", "accounting-request-provide", "accounting-request-copy"):
+    EXISTING[_name] = EXISTING["accounting-request-detail"]
 for _name in ("export-download", "export-manifest"):
     EXISTING[_name] = EXISTING["export"]
 
