@@ -35,9 +35,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from core.schema import tenant_connection
 from policy.matrix import PolicyMatrix, policy_matrix
 from security.affiliations import AffiliationHistory, affiliation_history
 from security.audit.formats import csv_row, spreadsheet_safe
@@ -175,7 +175,7 @@ class _Recipients:
     def of(cls, rows: Sequence[Mapping[str, Any]]) -> _Recipients:
         user_ids = {row["actor_id"] for row in rows if _is_uuid(row["actor_id"])}
         users = {str(user.pk): user for user in User.objects.filter(pk__in=user_ids)}
-        community = Community.objects.filter(schema_name=connection.schema_name).first()
+        community = Community.objects.filter(schema_name=tenant_connection().schema_name).first()
         history = (
             affiliation_history(community_id=community.pk, user_ids=user_ids) if community else AffiliationHistory()
         )

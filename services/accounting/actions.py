@@ -19,11 +19,12 @@ import hashlib
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core.canonical import canonical_json
 from core.errors import BadRequest, Conflict
+from core.schema import tenant_connection
 from security.audit.disclosures import accounting_since
 from security.audit.hashing import format_time
 from security.audit.staging import record
@@ -142,7 +143,7 @@ def accounting_document(
     start = max(accounting_since(now), since) if since else accounting_since(now)
     return {
         "type": COPY_TYPE,
-        "community": connection.schema_name,
+        "community": tenant_connection().schema_name,
         "participant": request.participant.pseudonym,
         "request": {"id": str(request.pk), "received_at": format_time(request.received_at)},
         "period": {"from": format_time(start), "to": format_time(now)},

@@ -44,12 +44,12 @@ def access_bases(accesses: Sequence[Access]) -> Mapping[int, Basis]:
     bases: dict[int, Basis] = {}
     for access in accesses:
         participant = participants.get(access.pseudonym)
-        consent = _authorization_at(authorizations.get(access.pseudonym, []), access)
-        if consent is not None:
+        authorization = _authorization_at(authorizations.get(access.pseudonym, []), access)
+        if authorization is not None:
             bases[access.sequence] = Basis(
                 BasisKind.AUTHORIZATION,
-                f"Basis: your signed authorization (form {consent.form_version}).",
-                consent.form_version,
+                f"Basis: your signed authorization (form {authorization.form_version}).",
+                authorization.form_version,
             )
         elif participant is not None and participant.study.irb_waiver_number:
             study = participant.study

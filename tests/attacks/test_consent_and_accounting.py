@@ -14,8 +14,8 @@ from typing import Any
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.disclosures import disclosures
 from security.models import User
+from services.accounting.selectors import accounting_entries
 from services.participants.models import Participant
 from tenants.models import Community
 from tests.factories import ConsentFactory, ObservationFactory, ParticipantFactory
@@ -30,7 +30,7 @@ DISTINCT_PHI = [value for value in PHI_VALUES if len(value) >= 6]
 
 def accounting(pseudonym: str) -> list[dict[str, Any]]:
     with schema_context("alpha"):
-        return disclosures(pseudonym)
+        return accounting_entries(Participant.objects.get(pseudonym=pseudonym))
 
 
 def test_an_update_with_a_wildcard_if_match_reads_a_record_the_read_refuses(
@@ -76,7 +76,7 @@ def test_an_update_that_echoes_the_record_is_in_the_accounting(
     assert updated.json()["given_name"] == ADA["given_name"]
     listed = accounting(ada["pseudonym"])
     assert len(listed) == before + 1
-    assert listed[-1]["description"] == "The participant's record, returned after an update to it"
+    assert listed[-1]["description"] == "The participant's record, returned after an update to it, identifiers included"
 
 
 def test_an_enrolment_echoes_none_of_the_phi_it_stored(coordinator: APIClient, study: dict[str, Any]) -> None:

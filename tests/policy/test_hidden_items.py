@@ -23,6 +23,7 @@ from policy.routes import HTTP_METHODS, Route, walk
 from security.models import User
 from tenants.models import Community
 from tests.factories import (
+    AccountingRequestFactory,
     AuditExportFactory,
     BreakGlassGrantFactory,
     ConsentFactory,
@@ -31,7 +32,6 @@ from tests.factories import (
     ParticipantFactory,
     StudyFactory,
 )
-from tests.support.accounting import AccountingRequestFactory
 from tests.support.clients import MemberClient
 
 ID_IN_PATH = re.compile(r"<uuid:(\w+)>")
@@ -69,7 +69,9 @@ EXISTING: dict[str, Callable[[Community, User], dict[str, Any]]] = {
     "observation-detail": lambda community, user: {"pk": ObservationFactory.create(community=community).pk},
     "export": _export,
     "participant-recorded-disclosures": _participant,
-    "accounting-request-detail": lambda community, user: {"pk": AccountingRequestFactory.create(community=community).pk},
+    "accounting-request-detail": lambda community, user: {
+        "pk": AccountingRequestFactory.create(community=community).pk
+    },
 }
 EXISTING["break-glass-revoke"] = EXISTING["break-glass-review"]
 for _name in ("audit-export-download", "audit-export-manifest"):
