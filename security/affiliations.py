@@ -1,4 +1,7 @@
-"""Members' affiliations: the covered entity's own workforce, or another organisation of the community.
+"""Members as recipients of disclosures: who they are (name, organisation, address), and their affiliation.
+
+An affiliation says whether a member is the covered entity's own workforce or
+from another organisation of the community.
 
 The accounting of disclosures (45 CFR 164.528) lists disclosures, not uses: an
 access by the covered entity's workforce is a use. Which one an access was is
@@ -24,10 +27,48 @@ from django_tenants.utils import schema_context
 
 from core.errors import BadRequest, NotFound
 from security.actions import user_get
+from security.audit.events import platform_record
 from security.audit.staging import record
 from security.errors import IdentityErrorCode
-from security.models import Affiliation, AffiliationKind, Membership
+from security.models import Affiliation, AffiliationKind, Membership, User
 from tenants.selectors import community_get
+
+
+def user_profile_set(
+    *,
+    email: str,
+    actor_id: str,
+    full_name: str | None = None,
+    organisation: str | None = None,
+    postal_address: str | None = None,
+) -> User:
+    """Change what the accounting names the user by (the fields given); event ``user.profile`` in the platform log.
+
+    Raises:
+        NotFound: unknown user.
+    """
+    changes = {
+        name: value
+        for name, value in (
+            ("full_name", full_name),
+            ("organisation", organisation),
+            ("postal_address", postal_address),
+        )
+        if value is not None
+    }
+    with transaction.atomic():
+        user = user_get(email=email, for_update=True)
+        for name, value in changes.items():
+            setattr(user, name, value.strip())
+        user.save(update_fields=list(changes))
+        platform_record(
+            action="user.profile",
+            actor_id=actor_id,
+            resource_type="user",
+            resource_id=str(user.pk),
+            reasons=sorted(changes),
+        )
+    return user
 
 
 def affiliation_set(*, email: str, community_slug: str, kind: str, actor_id: str) -> Affiliation:
