@@ -114,6 +114,22 @@ class BasisResolver(Protocol):
         ...
 
 
+# The participants disclosed among ``pseudonyms``: those named by an allowed PHI action since a time.
+_DISCLOSED_AMONG = """
+SELECT count(DISTINCT named) FROM audit_auditevent, unnest(participant_pseudonyms) AS named
+WHERE outcome = 'allow' AND action = ANY(%s) AND occurred_at >= %s AND named = ANY(%s)
+"""
+
+
+def participants_disclosed(pseudonyms: Sequence[str], *, since: datetime) -> int:
+    """How many of ``pseudonyms`` an allowed PHI-revealing access named since ``since`` (staged chained first)."""
+    audit_chain()
+    with tenant_connection().cursor() as cursor:
+        cursor.execute(_DISCLOSED_AMONG, [list(policy_matrix().phi_actions), since, list(pseudonyms)])
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def accounting_since(now: datetime | None = None) -> datetime:
     """The start of the accounting period."""
     return (now or timezone.now()) - timedelta(days=settings.DISCLOSURE_LOOKBACK_DAYS)

@@ -37,7 +37,7 @@ from services.accounting.models import (
     Suspension,
     SuspensionForm,
 )
-from services.accounting.selectors import accounting_entries, summarised, without_suspended
+from services.accounting.selectors import accounting_entries, research_summarised, summarised, without_suspended
 from services.participants.models import Participant
 
 ANSWER_DAYS = 60
@@ -135,11 +135,20 @@ def accounting_request_extend(
 
 
 def accounting_document(
-    request: AccountingRequest, *, now: datetime.datetime, actor_id: str, responsible: str, summarise: bool
+    request: AccountingRequest,
+    *,
+    now: datetime.datetime,
+    actor_id: str,
+    responsible: str,
+    summarise: bool,
+    research_summaries: bool = False,
 ) -> dict[str, Any]:
     """The accounting provided for ``request`` at ``now``: what the copy holds."""
     since = request.period_start
     entries = without_suspended(accounting_entries(request.participant, now=now, since=since), now)
+    summaries: list[dict[str, Any]] = []
+    if research_summaries:
+        entries, summaries = research_summarised(entries, request.participant, now=now)
     start = max(accounting_since(now), since) if since else accounting_since(now)
     return {
         "type": COPY_TYPE,
@@ -152,13 +161,26 @@ def accounting_document(
         "responsible": responsible,
         "summarised_repeated_disclosures": summarise,
         "disclosures": summarised(entries) if summarise else entries,
+        "research_summaries": summaries,
     }
 
 
 def accounting_request_provide(
-    *, request: AccountingRequest, actor_id: str, responsible: str = "", summarise: bool = False
+    *,
+    request: AccountingRequest,
+    actor_id: str,
+    responsible: str = "",
+    summarise: bool = False,
+    research_summaries: bool = False,
 ) -> ProvidedAccounting:
     """Build the accounting for ``request`` (locked by its selector), keep the copy provided, close the request.
+
+    Args:
+        request: The request, locked.
+        actor_id: Who provides it.
+        responsible: The titles of the persons or offices responsible; ``ACCOUNTING_RESPONSIBLE`` when empty.
+        summarise: Summarise repeated disclosures to one recipient for one purpose (164.528(b)(3)).
+        research_summaries: Summarise research under a waiver that involved 50 or more people (164.528(b)(4)).
 
     Raises:
         Conflict: the request is not open.
@@ -166,7 +188,14 @@ def accounting_request_provide(
     _require_open(request)
     now = timezone.now()
     titles = responsible or settings.ACCOUNTING_RESPONSIBLE
-    document = accounting_document(request, now=now, actor_id=actor_id, responsible=titles, summarise=summarise)
+    document = accounting_document(
+        request,
+        now=now,
+        actor_id=actor_id,
+        responsible=titles,
+        summarise=summarise,
+        research_summaries=research_summaries,
+    )
     content = canonical_json(document)
     with transaction.atomic():
         copy = ProvidedAccounting.objects.create(

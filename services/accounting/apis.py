@@ -277,6 +277,7 @@ class AccountingProvideApi(PolicyView[None]):
     class InputSerializer(StrictSerializer):
         responsible = CleanCharField(max_length=300, required=False, allow_blank=True)
         summarise_repeated = serializers.BooleanField(required=False, default=False)
+        summarise_research = serializers.BooleanField(required=False, default=False)
 
     @extend_schema(request=InputSerializer, responses={200: None})
     def post(self, request: Request, pk: Any) -> HttpResponse:
@@ -288,6 +289,7 @@ class AccountingProvideApi(PolicyView[None]):
             actor_id=_actor(request),
             responsible=payload.validated_data.get("responsible", ""),
             summarise=payload.validated_data["summarise_repeated"],
+            research_summaries=payload.validated_data["summarise_research"],
         )
         return _copy_response(copy.content, copy.sha256, status.HTTP_201_CREATED)
 

@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from security.audit.disclosures import Category, accounting_since, disclosures
+from security.audit.disclosures import BasisKind, Category, accounting_since, disclosures, participants_disclosed
 from security.audit.hashing import format_time
 from security.models import AffiliationKind
 from services.accounting.basis import access_bases
@@ -99,6 +99,47 @@ def summarised(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             first["frequency"] += 1
             first["last_date"] = entry["date"]
     return list(groups.values())
+
+
+# 164.528(b)(4): research under a waiver (164.512(i)) that involved this many individuals may be summarised.
+RESEARCH_SUMMARY_MINIMUM = 50
+MAY_OR_MAY_NOT = "Your protected health information may or may not have been disclosed for this research protocol."
+
+
+def research_summarised(
+    entries: Sequence[dict[str, Any]], participant: Participant, *, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The entries less those under the study's waiver, and the (b)(4) summary that stands for them.
+
+    Only when the study runs under a waiver of authorization and its
+    participants disclosed in the accounting period number 50 or more
+    (counted from the audit events); otherwise the entries as they are.
+    """
+    study = participant.study
+    waived = [entry for entry in entries if entry["basis"]["kind"] == BasisKind.IRB_WAIVER]
+    if not waived or not study.irb_waiver_number:
+        return list(entries), []
+    pseudonyms = list(Participant.objects.filter(study=study).values_list("pseudonym", flat=True))
+    if participants_disclosed(pseudonyms, since=accounting_since(now)) < RESEARCH_SUMMARY_MINIMUM:
+        return list(entries), []
+    summary = {
+        "protocol": f"{study.title} ({study.protocol_number})",
+        "purpose_and_selection_criteria": study.research_purpose,
+        "phi_types": study.phi_types,
+        "waiver": {
+            "approval": study.irb_waiver_number,
+            "date": study.irb_waiver_date.isoformat() if study.irb_waiver_date else "",
+        },
+        "date_range": {"from": waived[0]["date"], "to": waived[-1]["date"]},
+        "sponsor": {"name": study.sponsor_name, "address": study.sponsor_address, "phone": study.sponsor_phone},
+        "researcher": {
+            "name": study.researcher_name,
+            "address": study.researcher_address,
+            "phone": study.researcher_phone,
+        },
+        "statement": MAY_OR_MAY_NOT,
+    }
+    return [entry for entry in entries if entry["basis"]["kind"] != BasisKind.IRB_WAIVER], [summary]
 
 
 def access_accounting_request(*, request_id: Any, action: str, for_update: bool = False) -> AccountingRequest:

@@ -27,7 +27,7 @@ from security.models import User
 from services.accounting.models import AccountingRequest, ProvidedAccounting
 from services.participants.models import Participant
 from tenants.models import Community
-from tests.factories import AccountingRequestFactory, ParticipantFactory
+from tests.factories import AccountingRequestFactory, ParticipantFactory, StudyFactory
 from tests.support.audit import chained_events, recorded
 from tests.support.clients import BETA_HOST, MemberClient, bearer
 from tests.support.tokens import MFA_AMR, token_for
@@ -358,3 +358,76 @@ def test_the_command_opens_extends_and_provides_through_the_same_actions(
     assert orjson.loads(output.read_bytes())["provided_by"] == "operator:jo"
     assert actions == ["accounting.request_open", "accounting.request_extend", "accounting.provide"]
     assert f"{request.pk} provided" in capsys.readouterr().out
+
+
+# --- 164.528(b)(4): research under a waiver involving 50 or more people ----------------------------------
+
+
+def waived_study_with(alpha: Community, people: int) -> tuple[Participant, list[Participant]]:
+    study = StudyFactory.create(
+        community=alpha,
+        irb_waiver_number="WVR-7",
+        irb_waiver_date=datetime.date(2025, 6, 1),
+        research_purpose="Sleep and memory in adults over 60; all patients of the sleep clinic since 2020.",
+        phi_types="Diagnoses, sleep study results, dates of visits",
+        sponsor_name="Acme Pharma",
+        sponsor_address="1 Acme Way, Boston",
+        sponsor_phone="+1 617 555 0100",
+        researcher_name="Dr. Ada Byron",
+        researcher_address="Sleep Clinic, Springfield",
+        researcher_phone="+1 217 555 0199",
+    )
+    everyone = [ParticipantFactory.create(community=alpha, study=study) for _ in range(people)]
+    return everyone[0], everyone
+
+
+def listed_all(everyone: list[Participant], reader: User) -> None:
+    """One list read under the waiver that named every participant of the study."""
+    with schema_context("alpha"):
+        recorded(
+            occurred_at=T0,
+            actor_id=str(reader.pk),
+            actor_roles=["principal_investigator"],
+            action="participant.list",
+            resource_type="participant",
+            participant_pseudonyms=[person.pseudonym for person in everyone],
+            purpose="research_use",
+            outcome="allow",
+            decision_id=uuid.uuid4().hex,
+        )
+
+
+def test_research_under_a_waiver_involving_fifty_people_may_be_summarised_per_protocol(
+    alpha: Community, officer: APIClient, reader: User
+) -> None:
+    participant, everyone = waived_study_with(alpha, 50)
+    listed_all(everyone, reader)
+    read(participant, reader, T0 + datetime.timedelta(days=1), purpose="emergency", break_glass=True)
+
+    document = orjson.loads(provide(officer, open_request(officer, participant), summarise_research=True).content)
+
+    [emergency] = document["disclosures"]
+    assert emergency["basis"]["kind"] == "emergency"
+    [summary] = document["research_summaries"]
+    assert summary["protocol"].endswith(f"({participant.study.protocol_number})")
+    assert summary["purpose_and_selection_criteria"].startswith("Sleep and memory in adults over 60")
+    assert summary["phi_types"] == "Diagnoses, sleep study results, dates of visits"
+    assert summary["sponsor"] == {"name": "Acme Pharma", "address": "1 Acme Way, Boston", "phone": "+1 617 555 0100"}
+    assert summary["researcher"]["phone"] == "+1 217 555 0199"
+    assert summary["date_range"]["from"] == summary["date_range"]["to"]
+    assert summary["statement"] == (
+        "Your protected health information may or may not have been disclosed for this research protocol."
+    )
+
+
+def test_research_involving_fewer_than_fifty_people_is_listed_in_full(
+    alpha: Community, officer: APIClient, reader: User
+) -> None:
+    participant, everyone = waived_study_with(alpha, 49)
+    listed_all(everyone, reader)
+
+    document = orjson.loads(provide(officer, open_request(officer, participant), summarise_research=True).content)
+
+    assert document["research_summaries"] == []
+    [entry] = document["disclosures"]
+    assert entry["basis"] == {"kind": "irb_waiver", "reference": "WVR-7"}

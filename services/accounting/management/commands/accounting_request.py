@@ -5,7 +5,7 @@ r"""``accounting_request``: the register of requests for an accounting of disclo
     python manage.py accounting_request --community alpha --operator jo extend \\
         --request ID --days 30 --reason "records at a second site" --told-on 2026-04-01
     python manage.py accounting_request --community alpha --operator jo provide --request ID \\
-        [--responsible "Privacy Officer"] [--summarise-repeated] [--output FILE]
+        [--responsible "Privacy Officer"] [--summarise-repeated] [--summarise-research] [--output FILE]
     python manage.py accounting_request --community alpha --operator jo list [--status open]
 
 The same actions as the API (:mod:`services.accounting.actions`), each with its
@@ -63,6 +63,7 @@ class Command(OperatorCommand):
         provided.add_argument("--request", required=True)
         provided.add_argument("--responsible", default="")
         provided.add_argument("--summarise-repeated", action="store_true")
+        provided.add_argument("--summarise-research", action="store_true")
         provided.add_argument("--output", type=Path)
         listed = verbs.add_parser("list")
         listed.add_argument("--status", choices=RequestStatus.values)
@@ -113,6 +114,7 @@ class Command(OperatorCommand):
                 actor_id=self.actor_id,
                 responsible=options["responsible"],
                 summarise=options["summarise_repeated"],
+                research_summaries=options["summarise_research"],
             )
         if options["output"] is not None:
             options["output"].write_bytes(copy.content.encode("utf-8"))
