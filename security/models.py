@@ -45,9 +45,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(auto_now_add=True)
     # Who the person is, as an accounting of disclosures names a recipient (45 CFR 164.528(b)(2)(ii)).
-    full_name = models.CharField(max_length=200, blank=True)
-    organisation = models.CharField(max_length=200, blank=True)
-    postal_address = models.CharField(max_length=500, blank=True)
+    full_name = models.CharField(max_length=200, blank=True, db_default="")
+    organisation = models.CharField(max_length=200, blank=True, db_default="")
+    postal_address = models.CharField(max_length=500, blank=True, db_default="")
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

@@ -24,7 +24,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import BadRequest, Conflict
+from core.errors import BadRequest, Conflict, NotFound
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
@@ -75,7 +75,7 @@ class _ParticipantScoped(PolicyView[Participant]):
         return PolicyResource(participant, {})
 
 
-class DisclosureAccountingApi(_ParticipantScoped):
+class DisclosureAccountingApi(PolicyView[None]):
     """``GET /api/v1/participants/{id}/disclosures/`` (``?format=csv``; ``?include=uses``).
 
     Every disclosure of the participant's PHI in the last six years, with the
@@ -84,6 +84,8 @@ class DisclosureAccountingApi(_ParticipantScoped):
     """
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "disclosure.read"}
+    policy_resource_type = "disclosure"
+    policy_deny_as_not_found = True
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Refuse an unknown format or include before anything else (authentication included) is done."""
@@ -111,10 +113,13 @@ class DisclosureAccountingApi(_ParticipantScoped):
         }
     )
     def get(self, request: Request, pk: Any) -> Response | StreamingHttpResponse:
-        """The accounting."""
-        pseudonym = self.resource.pseudonym
+        """The accounting (the policy allowed the look-up; an unknown participant is then a 404 on record)."""
+        participant = Participant.objects.filter(pk=pk).first()
+        if participant is None:
+            raise NotFound("No such participant.", code=RecordErrorCode.NOT_FOUND)
+        pseudonym = participant.pseudonym
         note_participants([pseudonym])
-        entries = accounting_entries(self.resource, include_exempt=request.query_params.get("include") == "uses")
+        entries = accounting_entries(participant, include_exempt=request.query_params.get("include") == "uses")
         if request.query_params.get("format") == "csv":
             response = StreamingHttpResponse(disclosures_csv(entries), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="disclosures-{pseudonym}.csv"'

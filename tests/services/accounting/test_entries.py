@@ -288,3 +288,25 @@ def test_the_officer_asks_for_uses_with_include_uses(
     assert (plain.json()["count"], with_uses.json()["count"]) == (0, 1)
     assert with_uses.json()["disclosures"][0]["category"] == "workforce_use"
     assert (unknown.status_code, unknown.json()["code"]) == (400, "invalid_include")
+
+
+def test_a_studys_waiver_and_research_contacts_are_set_over_the_api(member_client: MemberClient) -> None:
+    pi: APIClient = member_client("principal_investigator")[0]
+
+    response = pi.post(
+        "/api/v1/studies/",
+        {
+            "title": "Registry",
+            "protocol_number": "REG-1",
+            "irb_waiver_number": "WVR-1",
+            "irb_waiver_date": "2025-03-01",
+            "sponsor_name": "Acme Pharma",
+            "researcher_phone": "+1 217 555 0199",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["irb_waiver_number"], body["irb_waiver_date"]) == ("WVR-1", "2025-03-01")
+    assert (body["sponsor_name"], body["researcher_phone"], body["phi_types"]) == ("Acme Pharma", "+1 217 555 0199", "")
