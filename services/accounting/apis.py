@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -182,6 +182,7 @@ class AccountingRequestListApi(PolicyView[None]):
     policy_resource_type = "accounting"
     policy_collection = True
 
+    @extend_schema_serializer(component_name="AccountingRequestOpen")
     class InputSerializer(StrictSerializer):
         participant = serializers.UUIDField()
         requester = CleanCharField(min_length=1, max_length=200)
@@ -249,6 +250,7 @@ class AccountingExtensionApi(_OneRequest):
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "accounting.manage"}
     locks = True
 
+    @extend_schema_serializer(component_name="AccountingExtension")
     class InputSerializer(StrictSerializer):
         days = serializers.IntegerField(min_value=1, max_value=30)
         reason = CleanCharField(min_length=1, max_length=2000, multiline=True)
@@ -279,6 +281,7 @@ class AccountingProvideApi(PolicyView[None]):
     policy_resource_type = "accounting"
     policy_deny_as_not_found = True
 
+    @extend_schema_serializer(component_name="AccountingProvide")
     class InputSerializer(StrictSerializer):
         responsible = CleanCharField(max_length=300, required=False, allow_blank=True)
         summarise_repeated = serializers.BooleanField(required=False, default=False)
@@ -346,6 +349,7 @@ class SuspensionListApi(PolicyView[None]):
     policy_resource_type = "accounting"
     policy_collection = True
 
+    @extend_schema_serializer(component_name="AccountingSuspensionRecord")
     class InputSerializer(StrictSerializer):
         agency = CleanCharField(min_length=1, max_length=200)
         official = CleanCharField(min_length=1, max_length=200)
@@ -392,6 +396,7 @@ class RecordedDisclosureListApi(_ParticipantScoped):
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.manage"}
 
+    @extend_schema_serializer(component_name="RecordedDisclosureRecord")
     class InputSerializer(StrictSerializer):
         disclosed_at = serializers.DateTimeField()
         recipient_name = CleanCharField(min_length=1, max_length=200)
