@@ -194,7 +194,7 @@ class AccountingRequestListApi(PolicyView[None]):
         """The requests, oldest first."""
         wanted = request.query_params.get("status")
         if wanted not in (None, *RequestStatus.values):
-            raise BadRequest("status must be open or provided", code=AccountingErrorCode.INVALID_INCLUDE)
+            raise BadRequest("status must be open or provided", code=AccountingErrorCode.INVALID_STATUS)
         rows = accounting_requests(status=wanted)[:500]
         return Response({"results": AccountingRequestSerializer(rows, many=True).data})
 
@@ -206,7 +206,7 @@ class AccountingRequestListApi(PolicyView[None]):
         data = payload.validated_data
         participant = Participant.objects.filter(pk=data["participant"]).first()
         if participant is None:
-            raise BadRequest("No such participant.", code=RecordErrorCode.NOT_FOUND)
+            raise serializers.ValidationError({"participant": ["No such participant in this community."]})
         opened = accounting_request_open(
             participant=participant,
             requester=data["requester"],

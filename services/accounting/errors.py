@@ -15,4 +15,5 @@ class AccountingErrorCode(StrEnum):
     ORAL_SUSPENSION_TOO_LONG = "oral_suspension_too_long"
     INVALID_PERIOD = "invalid_period"
     INVALID_INCLUDE = "invalid_include"
+    INVALID_STATUS = "invalid_status"
     NO_COPY = "accounting_not_provided"

@@ -316,7 +316,16 @@ def test_opening_a_request_for_a_participant_of_beta_is_refused(beta: Community,
         "/api/v1/accounting-requests/", {"participant": str(theirs.pk), "requester": "x"}, format="json"
     )
 
-    assert (response.status_code, response.json()["code"]) == (400, "not_found")
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == ["participant"]
+    with schema_context("alpha"):
+        assert not AccountingRequest.objects.exists()
+
+
+def test_an_unknown_status_filter_is_a_400(officer: APIClient) -> None:
+    response = officer.get("/api/v1/accounting-requests/", {"status": "lost"})
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_status")
 
 
 # --- the same workflow from a shell -------------------------------------------------------------------------
