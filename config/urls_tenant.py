@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("services.consents.urls")),
     path("api/v1/", include("services.observations.urls")),
     path("api/v1/", include("services.exports.urls")),
+    path("api/v1/", include("services.accounting.urls")),
     *common_urlpatterns,
 ]
 

@@ -31,8 +31,19 @@ from vault.models import RotationJob
 from vault.rotation import rotation_begin
 
 
-def user_create(*, email: str, password: str, actor_id: str) -> User:
+def user_create(
+    *,
+    email: str,
+    password: str,
+    actor_id: str,
+    full_name: str = "",
+    organisation: str = "",
+    postal_address: str = "",
+) -> User:
     """Create a user who signs in with ``email`` and ``password`` (Argon2-hashed); event ``user.create``.
+
+    The name, organisation and postal address are how an accounting of
+    disclosures names the user as a recipient.
 
     Raises:
         BadRequest: the email is malformed or the password too weak.
@@ -49,7 +60,13 @@ def user_create(*, email: str, password: str, actor_id: str) -> User:
         raise BadRequest("password: " + " ".join(error.messages), code=IdentityErrorCode.WEAK_PASSWORD) from None
     try:
         with transaction.atomic():
-            user = User.objects.create_user(email=email, password=password)
+            user = User.objects.create_user(
+                email=email,
+                password=password,
+                full_name=full_name,
+                organisation=organisation,
+                postal_address=postal_address,
+            )
             platform_record(action="user.create", actor_id=actor_id, resource_type="user", resource_id=str(user.pk))
     except IntegrityError:
         raise Conflict("a user with this email already exists", code=IdentityErrorCode.USER_EXISTS) from None

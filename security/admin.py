@@ -50,8 +50,27 @@ class UserAdmin(admin.ModelAdmin[User]):
     list_display = ("email", "is_active", "is_staff", "date_joined")
     list_filter = ("is_active", "is_staff")
     search_fields = ("email",)
-    fields = ("email", "is_active", "is_staff", "is_superuser", "date_joined", "last_login")
-    readonly_fields = ("email", "is_superuser", "date_joined", "last_login")
+    fields = (
+        "email",
+        "full_name",
+        "organisation",
+        "postal_address",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "date_joined",
+        "last_login",
+    )
+    # Name, organisation and address change through ``set_user_profile`` (an audited action), not here.
+    readonly_fields = (
+        "email",
+        "full_name",
+        "organisation",
+        "postal_address",
+        "is_superuser",
+        "date_joined",
+        "last_login",
+    )
     inlines = (MembershipInline,)
 
     def has_add_permission(self, request: HttpRequest) -> bool:  # noqa: D102 - users are made by create_user

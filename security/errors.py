@@ -29,4 +29,5 @@ class IdentityErrorCode(StrEnum):
     INVALID_ROLE = "invalid_role"
     MEMBERSHIP_EXISTS = "membership_exists"
     MEMBERSHIP_NOT_FOUND = "membership_not_found"
+    INVALID_AFFILIATION = "invalid_affiliation"
     MFA_NOT_ENABLED = "mfa_not_enabled"

@@ -44,6 +44,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(auto_now_add=True)
+    # Who the person is, as an accounting of disclosures names a recipient (45 CFR 164.528(b)(2)(ii)).
+    full_name = models.CharField(max_length=200, blank=True, db_default="")
+    organisation = models.CharField(max_length=200, blank=True, db_default="")
+    postal_address = models.CharField(max_length=500, blank=True, db_default="")
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -81,6 +85,43 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.community_id}:{self.role}"
+
+
+class AffiliationKind(models.TextChoices):
+    """Whose person a member is, in one community: the covered entity's workforce, or another organisation's."""
+
+    WORKFORCE = "workforce", "The covered entity's own workforce"
+    EXTERNAL = "external", "Another organisation of the community"
+
+
+class Affiliation(models.Model):
+    """From ``valid_from`` on, the user's affiliation in the community (until a later row says otherwise).
+
+    A change adds a row and never rewrites one, so the accounting of disclosures
+    decides use or disclosure by the affiliation in force at the access time.
+    No row at that time means no record of workforce: the access is a disclosure.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="affiliations")
+    community = models.ForeignKey("tenants.Community", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=AffiliationKind.choices)
+    valid_from = models.DateTimeField()
+    recorded_by = models.CharField(max_length=64)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar[list[str]] = ["valid_from", "id"]
+        indexes: ClassVar[list[models.Index]] = [
+            models.Index(fields=["community", "user", "valid_from"], name="affiliation_in_force"),
+        ]
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=AffiliationKind.values), name="affiliation_kind_is_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.community_id}:{self.kind} from {self.valid_from}"
 
 
 class AuthSession(models.Model):

@@ -34,6 +34,7 @@ from security.breakglass.models import BreakGlassGrant
 from security.breakglass.models import Scope as GrantScope
 from security.models import Membership, User
 from security.roles import Role
+from services.accounting.models import AccountingRequest
 from services.consents.models import Consent, Scope
 from services.exports.models import DeidentifiedExport
 from services.exports.models import ExportFormat as DatasetFormat
@@ -176,3 +177,16 @@ class AuditExportFactory(TenantFactory[AuditExport]):
     since = LazyFunction(lambda: timezone.now() - datetime.timedelta(days=1))
     until = LazyFunction(timezone.now)
     status = ExportStatus.PENDING
+
+
+class AccountingRequestFactory(TenantFactory[AccountingRequest]):
+    """An open request for an accounting of disclosures, received now and due in 60 days."""
+
+    class Meta:
+        model = AccountingRequest
+
+    participant = SubFactory(ParticipantFactory)
+    received_at = LazyFunction(timezone.now)
+    due_at = LazyFunction(lambda: timezone.now() + datetime.timedelta(days=60))
+    requester = "letter"
+    opened_by = "operator:test"

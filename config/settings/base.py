@@ -83,6 +83,7 @@ TENANT_APPS = [
     "services.consents",
     "services.observations",
     "services.exports",
+    "services.accounting",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -355,6 +356,8 @@ AUDIT_WITNESS_DIR = Path(env_str("AUDIT_WITNESS_DIR", str(LOCAL_STATE_DIR / "aud
 AUDIT_WITNESS_S3_BUCKET = env_str("AUDIT_WITNESS_S3_BUCKET", AWS_S3_BUCKET)  # needs Object Lock enabled
 AUDIT_WITNESS_S3_PREFIX = env_str("AUDIT_WITNESS_S3_PREFIX", "audit-witness/")
 DISCLOSURE_LOOKBACK_DAYS = 6 * 366
+# The titles of the persons or offices responsible for accountings of disclosures (45 CFR 164.528(d)(3)).
+ACCOUNTING_RESPONSIBLE = env_str("ACCOUNTING_RESPONSIBLE", "Privacy Officer")
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
 BREAK_GLASS_MAX_MINUTES = env_int("BREAK_GLASS_MAX_MINUTES", default=240)
 # Compliance officers' notices are owed until sent (the grant row is the outbox): every this many seconds a

@@ -1,34 +1,133 @@
-"""Accounting of disclosures (45 CFR 164.528): every disclosure of one participant's PHI, six years back.
+"""Accounting of disclosures (45 CFR 164.528): the platform's accesses to one participant's PHI, six years back.
 
-A disclosure here is an allowed access that revealed the participant's PHI:
-an action of the policy's one list of PHI-revealing actions
-(``phi_actions`` in the policy data, which also carries each description),
-for a purpose the policy does not exempt (``exempt_purposes``: health care
-operations, which the policy grants no role for PHI). An access under an
-emergency (break-glass) grant is always listed, whatever purpose was stated.
-Each entry gives the date, the recipient (the user and their roles at the
-time), a brief description and the purpose, and points back to its audit
-event.
+An access here is an allowed request that revealed the participant's PHI: an
+action of the policy's one list of PHI-revealing actions (``phi_actions`` in
+the policy data, which also carries each description), for a purpose the
+policy does not exempt (``exempt_purposes``). Each entry carries what
+164.528(b)(2) asks for:
+
+- the date (when the request staged its audit event);
+- the recipient: the user's name, organisation and postal address, their
+  roles at the time and their **affiliation at the time** (``workforce`` or
+  ``external``, :mod:`security.affiliations`);
+- a brief description of the PHI, which says whether the view was redacted
+  (derived from the roles on record and the policy's ``redacted_roles``);
+- a purpose statement: the policy's sentence for the purpose
+  (``purpose_statements``) and the basis of the access, which the caller
+  resolves (a consent that is a HIPAA authorization, an IRB waiver, an
+  emergency grant; the research data are not this package's to read).
+
+An access is *accountable* unless an exemption applies that the reader cannot
+claim: a use by the covered entity's workforce (affiliation in force at the
+time), or a read under an authorization that covered the purpose then. An
+emergency (break-glass) access is always accountable. Entries that are not
+accountable are left out, unless the caller asks for them (the officer's view),
+each labelled with its ``category``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils import timezone
 
-from policy.matrix import policy_matrix
+from core.schema import tenant_connection
+from policy.matrix import PolicyMatrix, policy_matrix
+from security.affiliations import AffiliationHistory, affiliation_history
 from security.audit.formats import csv_row, spreadsheet_safe
 from security.audit.hashing import format_time
 from security.audit.models import AuditEvent, Outcome
 from security.audit.sequencer import audit_chain
-from security.models import User
+from security.models import AffiliationKind, User
+from tenants.models import Community
 
-CSV_COLUMNS = ("date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence")
+CSV_COLUMNS = (
+    "date",
+    "recipient",
+    "recipient_name",
+    "recipient_organisation",
+    "recipient_address",
+    "recipient_roles",
+    "affiliation",
+    "category",
+    "description",
+    "purpose",
+    "purpose_statement",
+    "basis",
+    "break_glass",
+    "audit_sequence",
+)
+
+
+class BasisKind(StrEnum):
+    """On what footing the PHI was read."""
+
+    AUTHORIZATION = "authorization"  # a HIPAA authorization covering the purpose (164.508): exempt
+    IRB_WAIVER = "irb_waiver"  # a waiver of authorization (164.512(i)): accountable
+    EMERGENCY = "emergency"  # an emergency (break-glass) grant: always accountable
+    NONE_ON_RECORD = "none_on_record"  # nothing on record: accountable (fail closed)
+
+
+class Category(StrEnum):
+    """What an access counts as in the accounting."""
+
+    DISCLOSURE = "disclosure"
+    WORKFORCE_USE = "workforce_use"
+    AUTHORIZED = "authorized"
+
+
+@dataclass(frozen=True)
+class Basis:
+    """The basis of one access and the sentence that names it (a form version, a waiver number)."""
+
+    kind: BasisKind
+    statement: str
+    reference: str = ""
+
+
+EMERGENCY_BASIS = Basis(BasisKind.EMERGENCY, "Basis: emergency (break-glass) access, without consent.")
+NO_BASIS = Basis(BasisKind.NONE_ON_RECORD, "Basis: no authorization or waiver of authorization on record.")
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the basis of an access depends on: who was read, when, for what, and in which event."""
+
+    sequence: int
+    when: datetime
+    pseudonym: str
+    purpose: str
+    break_glass: bool
+
+
+class BasisResolver(Protocol):
+    """The research apps' answer: the basis of each access (keyed by audit sequence)."""
+
+    def __call__(self, accesses: Sequence[Access]) -> Mapping[int, Basis]:
+        """The basis of each access; an access left out has none on record."""
+        ...
+
+
+# The participants disclosed among ``pseudonyms``: those named by an allowed PHI action since a time.
+_DISCLOSED_AMONG = """
+SELECT count(DISTINCT named) FROM audit_auditevent, unnest(participant_pseudonyms) AS named
+WHERE outcome = 'allow' AND action = ANY(%s) AND occurred_at >= %s AND named = ANY(%s)
+"""
+
+
+def participants_disclosed(pseudonyms: Sequence[str], *, since: datetime) -> int:
+    """How many of ``pseudonyms`` an allowed PHI-revealing access named since ``since`` (staged chained first)."""
+    audit_chain()
+    with tenant_connection().cursor() as cursor:
+        cursor.execute(_DISCLOSED_AMONG, [list(policy_matrix().phi_actions), since, list(pseudonyms)])
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def accounting_since(now: datetime | None = None) -> datetime:
@@ -36,41 +135,128 @@ def accounting_since(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(days=settings.DISCLOSURE_LOOKBACK_DAYS)
 
 
-def disclosures(pseudonym: str, *, now: datetime | None = None) -> list[dict[str, Any]]:
-    """The accounting for the participant known by ``pseudonym``, oldest first (staged events chained first)."""
+def disclosures(
+    pseudonym: str,
+    *,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    basis: BasisResolver | None = None,
+    include_exempt: bool = False,
+) -> list[dict[str, Any]]:
+    """The accounting for the participant known by ``pseudonym``, oldest first (staged events chained first).
+
+    Args:
+        pseudonym: The participant.
+        now: The time of the accounting (its period ends here; six years back unless ``since`` is later).
+        since: A shorter period the individual asked for (164.528(b)(1)); never earlier than six years back.
+        basis: Resolves the basis of each access; without it every access has none on record.
+        include_exempt: Also list workforce uses and authorized reads (each labelled), for the officer.
+    """
     audit_chain()
     matrix = policy_matrix()
-    events = (
-        AuditEvent.objects.filter(
-            participant_pseudonyms__contains=[pseudonym],
-            outcome=Outcome.ALLOW,
-            action__in=list(matrix.phi_actions),
-            occurred_at__gte=accounting_since(now),
+    start = max(accounting_since(now), since) if since else accounting_since(now)
+    events = AuditEvent.objects.filter(
+        participant_pseudonyms__contains=[pseudonym],
+        outcome=Outcome.ALLOW,
+        action__in=list(matrix.phi_actions),
+        occurred_at__gte=start,
+    ).exclude(purpose__in=matrix.exempt_purposes, break_glass=False)  # an emergency is listed whatever its purpose
+    if now is not None:
+        events = events.filter(occurred_at__lte=now)
+    rows = list(
+        events.order_by("sequence").values(
+            "sequence", "occurred_at", "staged_at", "actor_id", "actor_roles", "action", "purpose", "break_glass"
         )
-        # Both conditions: an emergency access is listed whatever purpose the client stated.
-        .exclude(purpose__in=matrix.exempt_purposes, break_glass=False)
-        .order_by("sequence")
-        .values("sequence", "occurred_at", "staged_at", "actor_id", "actor_roles", "action", "purpose", "break_glass")
     )
-    rows = list(events)
-    users = User.objects.filter(pk__in={row["actor_id"] for row in rows if _is_uuid(row["actor_id"])})
-    emails = {str(pk): email for pk, email in users.values_list("pk", "email")}
-    return [
-        {
-            "date": format_time(_access_time(row)),
-            "recipient": {
-                "user_id": row["actor_id"],
-                "email": emails.get(row["actor_id"], ""),
-                "roles": row["actor_roles"],
-            },
-            "description": matrix.phi_actions[row["action"]]
-            + (" under emergency (break-glass) access" if row["break_glass"] else ""),
-            "purpose": row["purpose"],
-            "break_glass": row["break_glass"],
-            "audit_sequence": row["sequence"],
-        }
-        for row in rows
+    accesses = [
+        Access(row["sequence"], _access_time(row), pseudonym, row["purpose"], row["break_glass"]) for row in rows
     ]
+    bases = basis(accesses) if basis is not None else {}
+    recipients = _Recipients.of(rows)
+    entries = [
+        _entry(row, access, bases.get(access.sequence, NO_BASIS), recipients, matrix)
+        for row, access in zip(rows, accesses, strict=True)
+    ]
+    return [entry for entry in entries if include_exempt or entry["category"] == Category.DISCLOSURE]
+
+
+@dataclass(frozen=True)
+class _Recipients:
+    """The users named by some events, and their affiliations in this community over time."""
+
+    users: Mapping[str, User]
+    affiliations: AffiliationHistory
+
+    @classmethod
+    def of(cls, rows: Sequence[Mapping[str, Any]]) -> _Recipients:
+        user_ids = {row["actor_id"] for row in rows if _is_uuid(row["actor_id"])}
+        users = {str(user.pk): user for user in User.objects.filter(pk__in=user_ids)}
+        community = Community.objects.filter(schema_name=tenant_connection().schema_name).first()
+        history = (
+            affiliation_history(community_id=community.pk, user_ids=user_ids) if community else AffiliationHistory()
+        )
+        return cls(users, history)
+
+    def describe(self, user_id: str, roles: list[str], when: datetime) -> dict[str, Any]:
+        user = self.users.get(user_id)
+        return {
+            "user_id": user_id,
+            "email": user.email if user else "",
+            "name": user.full_name if user else "",
+            "organisation": user.organisation if user else "",
+            "address": user.postal_address if user else "",
+            "roles": roles,
+            "affiliation": self.affiliations.at(user_id, when),
+        }
+
+
+def _entry(
+    row: Mapping[str, Any], access: Access, basis: Basis, recipients: _Recipients, matrix: PolicyMatrix
+) -> dict[str, Any]:
+    recipient = recipients.describe(row["actor_id"], row["actor_roles"], access.when)
+    if row["break_glass"]:
+        basis = EMERGENCY_BASIS
+    return {
+        "date": format_time(access.when),
+        "source": "platform",
+        "category": _category(recipient["affiliation"], basis),
+        "recipient": recipient,
+        "description": _description(row, matrix),
+        "redacted": matrix.redacted_view(action=row["action"], roles=row["actor_roles"]),
+        "purpose": row["purpose"],
+        "purpose_statement": f"{_purpose_sentence(row['purpose'], matrix)} {basis.statement}",
+        "basis": {"kind": basis.kind.value, "reference": basis.reference},
+        "break_glass": row["break_glass"],
+        "audit_sequence": row["sequence"],
+    }
+
+
+def _category(affiliation: str, basis: Basis) -> Category:
+    if basis.kind is BasisKind.EMERGENCY:
+        return Category.DISCLOSURE
+    if affiliation == AffiliationKind.WORKFORCE:
+        return Category.WORKFORCE_USE
+    if basis.kind is BasisKind.AUTHORIZATION:
+        return Category.AUTHORIZED
+    return Category.DISCLOSURE
+
+
+def _purpose_sentence(purpose: str, matrix: PolicyMatrix) -> str:
+    return matrix.purpose_statements.get(purpose, f"For a purpose stated as '{purpose}'.")
+
+
+def _description(row: Mapping[str, Any], matrix: PolicyMatrix) -> str:
+    """The policy's description of the action, and which kind of data the recipient saw."""
+    text = matrix.phi_actions[row["action"]]
+    if matrix.redacted_view(action=row["action"], roles=row["actor_roles"]):
+        resource = row["action"].split(".", 1)[0]
+        withheld = ", ".join(field.replace("_", " ") for field in matrix.phi_fields.get(resource, ("*",)))
+        text += f", in the redacted research view (withheld: {withheld or 'none'})"
+    else:
+        text += ", identifiers included"
+    if row["break_glass"]:
+        text += ", under emergency (break-glass) access"
+    return text
 
 
 def _access_time(row: Mapping[str, Any]) -> datetime:
@@ -104,10 +290,17 @@ def _csv_cells(entry: dict[str, Any]) -> list[str]:
     cells = [
         entry["date"],
         recipient["email"] or recipient["user_id"],
+        recipient["name"],
+        recipient["organisation"],
+        recipient["address"],
         " ".join(recipient["roles"]),
+        recipient["affiliation"],
+        entry["category"],
         entry["description"],
         entry["purpose"],
+        entry["purpose_statement"],
+        " ".join(filter(None, [entry["basis"]["kind"], entry["basis"]["reference"]])),
         "yes" if entry["break_glass"] else "no",
-        str(entry["audit_sequence"]),
+        str(entry["audit_sequence"]) if entry["audit_sequence"] is not None else "",
     ]
     return [spreadsheet_safe(cell) for cell in cells]

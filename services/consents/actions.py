@@ -21,11 +21,20 @@ from services.participants.models import Participant
 
 @transaction.atomic
 def consent_record(
-    *, participant: Participant, scopes: Sequence[str], form_version: str, signed_at: datetime.datetime
+    *,
+    participant: Participant,
+    scopes: Sequence[str],
+    form_version: str,
+    signed_at: datetime.datetime,
+    hipaa_authorization: bool = False,
 ) -> Consent:
-    """Record a consent ``participant`` signed on ``signed_at`` for ``scopes``."""
+    """Record a consent ``participant`` signed on ``signed_at`` for ``scopes`` (a HIPAA authorization or not)."""
     return Consent.objects.create(
-        participant=participant, scopes=list(scopes), form_version=form_version, signed_at=signed_at
+        participant=participant,
+        scopes=list(scopes),
+        form_version=form_version,
+        signed_at=signed_at,
+        hipaa_authorization=hipaa_authorization,
     )
 
 

@@ -38,6 +38,7 @@ class ConsentSerializer(serializers.ModelSerializer[Consent]):
             "participant",
             "scopes",
             "form_version",
+            "hipaa_authorization",
             "signed_at",
             "withdrawn_at",
             "created_at",
@@ -52,6 +53,9 @@ class ConsentInput(StrictSerializer):
     )
     form_version = CleanCharField(min_length=1, max_length=64)
     signed_at = serializers.DateTimeField()
+    hipaa_authorization = serializers.BooleanField(
+        required=False, default=False, help_text="the form is also a HIPAA authorization (45 CFR 164.508)"
+    )
 
     def validate_scopes(self, scopes: list[str]) -> list[str]:
         """Each scope once."""

@@ -30,6 +30,9 @@ class Consent(models.Model):
     participant = models.ForeignKey("participants.Participant", on_delete=models.PROTECT, related_name="consents")
     scopes = ArrayField(models.CharField(max_length=32, choices=Scope.choices))
     form_version = models.CharField(max_length=64)
+    # Whether the form is also a HIPAA authorization (45 CFR 164.508): reads for a purpose it covers,
+    # while it is in force, are exempt from the accounting of disclosures (164.528(a)(1)(iv)).
+    hipaa_authorization = models.BooleanField(default=False, db_default=False)
     signed_at = models.DateTimeField()
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,4 @@
-"""Participant routes: enrolment, reads (redacted as the policy says), updates, the accounting of disclosures.
+"""Participant routes: enrolment, reads (redacted as the policy says), updates.
 
 PHI lives only in encrypted columns and leaves only through
 :class:`ParticipantSerializer`, which applies the decision's redaction. A list
@@ -14,27 +14,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import BadRequest, NotFound
 from core.pagination import BodyCursor, paginated_response
 from policy.context import decision_of
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
-from security.audit.disclosures import disclosures, disclosures_csv
 from services.common import CreatedCursor, etag, require_current
-from services.errors import RecordErrorCode
 from services.participants.actions import participant_enroll, participant_update
-from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
 from services.participants.selectors import (
     access_participant,
     participant_list,
-    participant_pseudonym,
     policy_attributes,
 )
 from services.participants.serializers import (
@@ -170,51 +164,3 @@ class ParticipantDetailApi(PolicyView[Participant]):
         note_participants([participant.pseudonym])
         body = _represent(request, participant)
         return Response(body, headers={"ETag": etag(participant)})
-
-
-DISCLOSURE_FORMATS = ("json", "csv")
-
-
-class DisclosureAccountingApi(PolicyView[None]):
-    """``GET /api/v1/participants/{id}/disclosures/`` (``?format=csv`` for the CSV form).
-
-    Every disclosure of the participant's PHI in the last six years: date,
-    recipient, description and purpose. JSON needs ``disclosure.read``; the
-    CSV file, which leaves the service, ``disclosure.export`` (a recent
-    second factor).
-    """
-
-    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "disclosure.read"}
-    policy_resource_type = "disclosure"
-    policy_deny_as_not_found = True
-
-    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        """Refuse an unknown format before anything else (authentication included) is done."""
-        if request.query_params.get("format", "json") not in DISCLOSURE_FORMATS:
-            raise BadRequest("format must be json or csv", code=ParticipantErrorCode.INVALID_FORMAT)
-        super().initial(request, *args, **kwargs)
-
-    def policy_action(self, request: Request) -> str | None:
-        """``disclosure.export`` for the CSV file, ``disclosure.read`` for JSON."""
-        declared = super().policy_action(request)
-        return "disclosure.export" if declared and request.query_params.get("format") == "csv" else declared
-
-    @extend_schema(
-        responses={
-            200: inline_serializer(
-                "DisclosureAccounting", {"participant": serializers.CharField(), "disclosures": serializers.ListField()}
-            )
-        }
-    )
-    def get(self, request: Request, pk: Any) -> Response | StreamingHttpResponse:
-        """The accounting."""
-        pseudonym = participant_pseudonym(str(pk))
-        if pseudonym is None:
-            raise NotFound("No such participant.", code=RecordErrorCode.NOT_FOUND)
-        note_participants([pseudonym])
-        entries = disclosures(pseudonym)
-        if request.query_params.get("format") == "csv":
-            response = StreamingHttpResponse(disclosures_csv(entries), content_type="text/csv; charset=utf-8")
-            response["Content-Disposition"] = f'attachment; filename="disclosures-{pseudonym}.csv"'
-            return response
-        return Response({"participant": pseudonym, "count": len(entries), "disclosures": entries})

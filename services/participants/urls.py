@@ -1,4 +1,4 @@
-"""Participant routes under ``/api/v1/``."""
+"""Participant routes under ``/api/v1/`` (the accounting of disclosures is the accounting app's)."""
 
 from django.urls import path
 
@@ -8,5 +8,4 @@ urlpatterns = [
     path("participants/", apis.ParticipantListApi.as_view(), name="participant-list"),
     path("participants/search/", apis.ParticipantSearchApi.as_view(), name="participant-search"),
     path("participants/<uuid:pk>/", apis.ParticipantDetailApi.as_view(), name="participant-detail"),
-    path("participants/<uuid:pk>/disclosures/", apis.DisclosureAccountingApi.as_view(), name="participant-disclosures"),
 ]

@@ -73,10 +73,17 @@ def study_create(
     protocol_number: str,
     irb_approval_number: str = "",
     irb_approval_date: datetime.date | None = None,
+    irb_waiver_number: str = "",
+    irb_waiver_date: datetime.date | None = None,
     status: str = StudyStatus.DRAFT,
     team: Sequence[uuid.UUID] | None = None,
+    **research_contacts: str,
 ) -> Study:
     """Create a study (a draft unless stated; active needs the IRB approval) with its team.
+
+    ``research_contacts`` are the fields an accounting's summary of research under the
+    waiver states (45 CFR 164.528(b)(4)): ``research_purpose``, ``phi_types``,
+    ``sponsor_name``/``_address``/``_phone`` and ``researcher_name``/``_address``/``_phone``.
 
     Raises:
         ValidationError: active without approval, or a team member who is not a member of ``community``.
@@ -87,7 +94,10 @@ def study_create(
         "protocol_number": protocol_number,
         "irb_approval_number": irb_approval_number,
         "irb_approval_date": irb_approval_date,
+        "irb_waiver_number": irb_waiver_number,
+        "irb_waiver_date": irb_waiver_date,
         "status": status,
+        **research_contacts,
     }
     if team is not None:
         changes["team"] = team

@@ -22,6 +22,17 @@ from services.studies.models import Study, StudyStatus
 from services.studies.selectors import access_study, policy_attributes, study_list
 from tenants.context import community_required
 
+# What a 164.528(b)(4) summary of research under a waiver says of the study.
+RESEARCH_CONTACT_FIELDS = [
+    "research_purpose",
+    "phi_types",
+    "sponsor_name",
+    "sponsor_address",
+    "sponsor_phone",
+    "researcher_name",
+    "researcher_address",
+    "researcher_phone",
+]
 PROTOCOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$"
 
 
@@ -38,6 +49,9 @@ class StudySerializer(serializers.ModelSerializer[Study]):
             "protocol_number",
             "irb_approval_number",
             "irb_approval_date",
+            "irb_waiver_number",
+            "irb_waiver_date",
+            *RESEARCH_CONTACT_FIELDS,
             "status",
             "team",
             "created_at",
@@ -56,6 +70,16 @@ class StudyInput(StrictSerializer):
     protocol_number = serializers.RegexField(PROTOCOL_PATTERN)
     irb_approval_number = CleanCharField(max_length=64, allow_blank=True, required=False)
     irb_approval_date = PastDateField(min_year=1970, required=False, allow_null=True)
+    irb_waiver_number = CleanCharField(max_length=64, allow_blank=True, required=False)
+    irb_waiver_date = PastDateField(min_year=1970, required=False, allow_null=True)
+    research_purpose = CleanCharField(max_length=4000, allow_blank=True, required=False, multiline=True)
+    phi_types = CleanCharField(max_length=2000, allow_blank=True, required=False, multiline=True)
+    sponsor_name = CleanCharField(max_length=200, allow_blank=True, required=False)
+    sponsor_address = CleanCharField(max_length=500, allow_blank=True, required=False, multiline=True)
+    sponsor_phone = CleanCharField(max_length=64, allow_blank=True, required=False)
+    researcher_name = CleanCharField(max_length=200, allow_blank=True, required=False)
+    researcher_address = CleanCharField(max_length=500, allow_blank=True, required=False, multiline=True)
+    researcher_phone = CleanCharField(max_length=64, allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=StudyStatus.choices, required=False)
     team = serializers.ListField(child=serializers.UUIDField(), max_length=200, required=False)
 

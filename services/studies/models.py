@@ -24,6 +24,20 @@ class Study(models.Model):
     protocol_number = models.CharField(max_length=64, unique=True)
     irb_approval_number = models.CharField(max_length=64, blank=True)
     irb_approval_date = models.DateField(null=True, blank=True)
+    # A waiver of authorization by an IRB or privacy board (45 CFR 164.512(i)): reads under it are listed
+    # in the accounting of disclosures, with the waiver named in the purpose statement.
+    irb_waiver_number = models.CharField(max_length=64, blank=True, db_default="")
+    irb_waiver_date = models.DateField(null=True, blank=True)
+    # What an accounting of disclosures says of research under the waiver involving 50 or more people
+    # (45 CFR 164.528(b)(4)): the purpose and selection criteria, the type of PHI, and whom to contact.
+    research_purpose = models.TextField(blank=True, db_default="")
+    phi_types = models.TextField(blank=True, db_default="")
+    sponsor_name = models.CharField(max_length=200, blank=True, db_default="")
+    sponsor_address = models.CharField(max_length=500, blank=True, db_default="")
+    sponsor_phone = models.CharField(max_length=64, blank=True, db_default="")
+    researcher_name = models.CharField(max_length=200, blank=True, db_default="")
+    researcher_address = models.CharField(max_length=500, blank=True, db_default="")
+    researcher_phone = models.CharField(max_length=64, blank=True, db_default="")
     status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "config", "tenants", "security", "gateway", "services", "policy", "vault")
-RESEARCH_APPS = ("studies", "participants", "consents", "observations", "exports")
+RESEARCH_APPS = ("studies", "participants", "consents", "observations", "exports", "accounting")
 # What writes to the database (or locks for a write) when called on a model, manager or queryset.
 WRITES = frozenset(
     {"save", "create", "delete", "update", "get_or_create", "update_or_create", "bulk_create", "bulk_update"}

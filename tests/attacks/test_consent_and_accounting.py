@@ -14,8 +14,8 @@ from typing import Any
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.disclosures import disclosures
 from security.models import User
+from services.accounting.selectors import accounting_entries
 from services.participants.models import Participant
 from tenants.models import Community
 from tests.factories import ConsentFactory, ObservationFactory, ParticipantFactory
@@ -30,7 +30,7 @@ DISTINCT_PHI = [value for value in PHI_VALUES if len(value) >= 6]
 
 def accounting(pseudonym: str) -> list[dict[str, Any]]:
     with schema_context("alpha"):
-        return disclosures(pseudonym)
+        return accounting_entries(Participant.objects.get(pseudonym=pseudonym))
 
 
 def test_an_update_with_a_wildcard_if_match_reads_a_record_the_read_refuses(
@@ -76,7 +76,7 @@ def test_an_update_that_echoes_the_record_is_in_the_accounting(
     assert updated.json()["given_name"] == ADA["given_name"]
     listed = accounting(ada["pseudonym"])
     assert len(listed) == before + 1
-    assert listed[-1]["description"] == "The participant's record, returned after an update to it"
+    assert listed[-1]["description"] == "The participant's record, returned after an update to it, identifiers included"
 
 
 def test_an_enrolment_echoes_none_of_the_phi_it_stored(coordinator: APIClient, study: dict[str, Any]) -> None:
@@ -175,3 +175,48 @@ def test_a_researcher_reads_free_text_and_record_times_safe_harbor_would_drop(
         None,
     )
     assert (person["created_at"], person["updated_at"], person["date_of_birth"]) == (None, None, None)
+
+
+def test_an_authorization_recorded_after_a_read_with_a_backdated_signature_does_not_hide_the_read(
+    pi: APIClient, coordinator: APIClient, ada: dict[str, Any]
+) -> None:
+    """The accounting's exemption for an authorization: a consent counts from when it was on record, not before."""
+    consent(coordinator, ada, "research_use")
+    assert pi.get(f"/api/v1/participants/{ada['id']}/").status_code == 200
+    listed = accounting(ada["pseudonym"])
+
+    backdated = coordinator.post(
+        f"/api/v1/participants/{ada['id']}/consents/",
+        {
+            "scopes": ["research_use"],
+            "form_version": "AUTH-9",
+            "signed_at": "2020-01-01T00:00:00Z",
+            "hipaa_authorization": True,
+        },
+        format="json",
+    )
+
+    assert backdated.status_code == 201
+    assert backdated.json()["hipaa_authorization"] is True
+    assert accounting(ada["pseudonym"]) == listed
+    assert [entry["basis"]["kind"] for entry in listed] == ["none_on_record"]
+
+
+def test_a_member_from_another_organisation_cannot_pass_as_workforce_by_stating_operations(
+    alpha: Community, member_client: MemberClient
+) -> None:
+    """Use or disclosure is the affiliation on record, never a purpose the reader states."""
+    client, reader = member_client("principal_investigator")
+    participant = ParticipantFactory.create(community=alpha)
+    with schema_context("alpha"):
+        ConsentFactory.create(participant=participant)
+    url = f"/api/v1/participants/{participant.pk}/"
+
+    as_operations = client.get(url, HTTP_X_PURPOSE_OF_USE="operations")
+    as_research = client.get(url)
+
+    assert as_operations.status_code == 403
+    assert as_research.status_code == 200
+    [entry] = accounting(participant.pseudonym)
+    assert (entry["category"], entry["recipient"]["affiliation"]) == ("disclosure", "external")
+    assert entry["recipient"]["user_id"] == str(reader.pk)

@@ -42,6 +42,7 @@ from services.common import etag
 from services.participants.models import Participant
 from tenants.models import Community
 from tests.factories import (
+    AccountingRequestFactory,
     AuditExportFactory,
     BreakGlassGrantFactory,
     ConsentFactory,
@@ -287,6 +288,47 @@ def break_glass_calls(world: World, method: str) -> list[Call]:
     )
 
 
+def recorded_disclosure_calls(world: World, method: str) -> list[Call]:
+    body = {
+        "disclosed_at": "2026-02-01T10:00:00Z",
+        "recipient_name": "Registrar",
+        "recipient_organisation": "State Cancer Registry",
+        "description": "Diagnosis and date of diagnosis",
+        "purpose_statement": "Reporting required by state law.",
+    }
+    return each_person(
+        world,
+        lambda p: Call(
+            method,
+            f"/api/v1/participants/{p.id}/recorded-disclosures/",
+            target=p.state,
+            body=body,
+            listing=method == "GET",
+        ),
+    )
+
+
+def accounting_request_calls(world: World, method: str) -> list[Call]:
+    if method == "GET":
+        return [Call("GET", "/api/v1/accounting-requests/", listing=True)]
+    return each_person(
+        world,
+        lambda p: Call(
+            "POST", "/api/v1/accounting-requests/", target=p.state, body={"participant": p.id, "requester": "letter"}
+        ),
+    )
+
+
+SUSPENSION = {
+    "agency": "Office of Inspector General",
+    "official": "Agent Smith",
+    "form": "written",
+    "statement": "An accounting would impede our investigation.",
+    "starts_at": "2026-01-01T00:00:00Z",
+    "ends_at": "2026-12-31T00:00:00Z",
+}
+EXTENSION = {"days": 30, "reason": "Records at a second site", "individual_told_on": "2026-01-10"}
+
 STUDY = {"title": "Walk", "protocol_number": "WALK-2", "irb_approval_number": "IRB-9", "status": "draft"}
 # Route name -> the requests that serve it for one method.
 CALLS: dict[str, Callable[[World, str], list[Call]]] = {
@@ -313,6 +355,15 @@ CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "break-glass": break_glass_calls,
     "break-glass-review": by_id("/api/v1/break-glass/{id}/review/", "grant", body={"comment": "Reviewed"}),
     "break-glass-revoke": by_id("/api/v1/break-glass/{id}/revoke/", "grant", body={}),
+    "participant-recorded-disclosures": recorded_disclosure_calls,
+    "accounting-request-list": accounting_request_calls,
+    "accounting-request-detail": by_id("/api/v1/accounting-requests/{id}/", "accounting_request"),
+    "accounting-request-extension": by_id(
+        "/api/v1/accounting-requests/{id}/extension/", "accounting_request", body=EXTENSION
+    ),
+    "accounting-request-provide": by_id("/api/v1/accounting-requests/{id}/provide/", "accounting_request", body={}),
+    "accounting-request-copy": by_id("/api/v1/accounting-requests/{id}/copy/", "accounting_request"),
+    "accounting-suspension-list": plain("/api/v1/accounting-suspensions/", SUSPENSION),
 }
 
 
@@ -407,7 +458,9 @@ def world(alpha: Community, beta: Community, member: Callable[..., User]) -> Wor
         export = DeidentifiedExportFactory.create(study=study, requested_by=requester.pk)
         audit_export = AuditExportFactory.create(requested_by=requester.pk)
         grant = BreakGlassGrantFactory.create(user_id=requester.pk, scope_id=people["none"].id)
+        request = AccountingRequestFactory.create(participant=people["covering"].participant)
     ids = {"export": str(export.pk), "audit_export": str(audit_export.pk), "grant": str(grant.pk)}
+    ids["accounting_request"] = str(request.pk)
     ids["study_etag"] = etag(study)
     return World(str(study.pk), people, ids)
 

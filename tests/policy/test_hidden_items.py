@@ -23,6 +23,7 @@ from policy.routes import HTTP_METHODS, Route, walk
 from security.models import User
 from tenants.models import Community
 from tests.factories import (
+    AccountingRequestFactory,
     AuditExportFactory,
     BreakGlassGrantFactory,
     ConsentFactory,
@@ -67,10 +68,16 @@ EXISTING: dict[str, Callable[[Community, User], dict[str, Any]]] = {
     "consent-withdraw": _consent,
     "observation-detail": lambda community, user: {"pk": ObservationFactory.create(community=community).pk},
     "export": _export,
+    "participant-recorded-disclosures": _participant,
+    "accounting-request-detail": lambda community, user: {
+        "pk": AccountingRequestFactory.create(community=community).pk
+    },
 }
 EXISTING["break-glass-revoke"] = EXISTING["break-glass-review"]
 for _name in ("audit-export-download", "audit-export-manifest"):
     EXISTING[_name] = EXISTING["audit-export"]
+for _name in ("accounting-request-extension", "accounting-request-provide", "accounting-request-copy"):
+    EXISTING[_name] = EXISTING["accounting-request-detail"]
 for _name in ("export-download", "export-manifest"):
     EXISTING[_name] = EXISTING["export"]
 

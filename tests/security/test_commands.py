@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from core.errors import BadRequest
 from security.actions import membership_add
-from security.models import Membership, User
+from security.models import Affiliation, Membership, User
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD
 
@@ -124,6 +124,12 @@ def test_seed_demo_is_idempotent_and_prints_working_instructions(db: None, tmp_p
     assert Membership.objects.filter(community__slug="alpha").count() == 6
     assert Membership.objects.filter(community__slug="beta").count() == 6
     assert User.objects.get(email="owner@alpha.example").check_password(password)
+    researcher = User.objects.get(email="researcher@alpha.example")
+    assert (researcher.full_name, researcher.organisation) == ("Demo Researcher", "Partner University (demo)")
+    kinds = dict(Affiliation.objects.filter(community__slug="alpha").values_list("user__email", "kind"))
+    assert kinds["researcher@alpha.example"] == "external"
+    assert kinds["coordinator@alpha.example"] == "workforce"
+    assert Affiliation.objects.count() == 12
 
 
 def test_seed_demo_is_refused_outside_development(db: None) -> None:

@@ -511,3 +511,34 @@ test_a_role_without_revoke_is_refused_for_that_alone if {
 	d := decide(on_grant(as_role("researcher"), "break_glass.revoke", "u-2"))
 	d.reasons == ["action_not_permitted"]
 }
+
+# --- the accounting of disclosures' workflow (45 CFR 164.528) ---------------------------------
+
+accounting(document, action) := object.union(acting(document, action), {"resource": {"type": "accounting", "id": null, "attributes": {}}})
+
+test_compliance_officer_keeps_the_accounting_register if {
+	officer := as_role("compliance_officer")
+	decide(accounting(officer, "accounting.read")).allow
+	decide(accounting(officer, "accounting.manage")).allow
+	every action in ["accounting.provide", "accounting.copy"] {
+		decide(accounting(fresh_mfa(officer), action)).allow
+	}
+}
+
+test_an_accounting_provided_or_its_copy_needs_a_fresh_second_factor if {
+	officer := as_role("compliance_officer")
+	every action in ["accounting.provide", "accounting.copy"] {
+		d := decide(accounting(stale_mfa(officer), action))
+		not d.allow
+		d.reasons == ["mfa_required"]
+		d.obligations.require_mfa
+	}
+}
+
+test_no_other_role_touches_the_accounting_register if {
+	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor"] {
+		every action in ["accounting.read", "accounting.manage", "accounting.provide", "accounting.copy"] {
+			not decide(accounting(fresh_mfa(as_role(role)), action)).allow
+		}
+	}
+}

@@ -1,6 +1,9 @@
 """``seed_demo``: demo communities alpha and beta with one user per role (development only).
 
-Idempotent: what exists is kept. The demo password is generated once per
+Each demo user has a name and an organisation, and an affiliation in its
+community (the researcher is from a partner organisation, ``external``; the
+others are the community's own workforce), so the accounting of disclosures
+has something to tell apart. Idempotent: what exists is kept. The demo password is generated once per
 machine and kept outside the repository (mode 0600).
 """
 
@@ -15,14 +18,23 @@ from django_tenants.utils import schema_context
 
 from core.commands import OperatorCommand
 from security.actions import membership_add, user_create
+from security.affiliations import affiliation_set
 from security.local_secrets import read_or_create_secret
-from security.models import Membership, User
+from security.models import Affiliation, AffiliationKind, Membership, User
 from security.roles import Role
 from tenants.lifecycle import community_create
 from tenants.models import Community
 from vault.keys import community_keys_ensure
 
 DEMO_COMMUNITIES = (("alpha", "Alpha Cohort", "alpha.localhost"), ("beta", "Beta Registry", "beta.localhost"))
+# The one demo role from another organisation of the community: its reads are disclosures, the others' uses.
+EXTERNAL_ROLE = Role.RESEARCHER
+
+
+def demo_profile(role: str, name: str) -> dict[str, str]:
+    """The demo user's name and organisation, as an accounting of disclosures names them."""
+    organisation = "Partner University (demo)" if role == EXTERNAL_ROLE else f"{name} (demo)"
+    return {"full_name": f"Demo {role.replace('_', ' ').title()}", "organisation": organisation}
 
 
 def demo_password(state_dir: Path) -> str:
@@ -53,9 +65,12 @@ class Command(OperatorCommand):
             for role in Role.values:
                 email = f"{role}@{slug}.example"
                 if not User.objects.filter(email=email).exists():
-                    user_create(email=email, password=password, actor_id=self.actor_id)
+                    user_create(email=email, password=password, actor_id=self.actor_id, **demo_profile(role, name))
                 if not Membership.objects.filter(user__email=email, community=community, role=role).exists():
                     membership_add(email=email, community_slug=slug, role=role, actor_id=self.actor_id)
+                if not Affiliation.objects.filter(user__email=email, community=community).exists():
+                    kind = AffiliationKind.EXTERNAL if role == EXTERNAL_ROLE else AffiliationKind.WORKFORCE
+                    affiliation_set(email=email, community_slug=slug, kind=kind, actor_id=self.actor_id)
         self._print_usage(options["base_url"].rstrip("/"), password)
 
     def _print_usage(self, base_url: str, password: str) -> None:

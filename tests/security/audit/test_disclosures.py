@@ -25,7 +25,22 @@ from tests.support.audit import chained_events, recorded
 from tests.support.clients import BETA_HOST, MemberClient, bearer
 from tests.support.tokens import token_for
 
-CSV_HEADER = ["date", "recipient", "recipient_roles", "description", "purpose", "break_glass", "audit_sequence"]
+CSV_HEADER = [
+    "date",
+    "recipient",
+    "recipient_name",
+    "recipient_organisation",
+    "recipient_address",
+    "recipient_roles",
+    "affiliation",
+    "category",
+    "description",
+    "purpose",
+    "purpose_statement",
+    "basis",
+    "break_glass",
+    "audit_sequence",
+]
 
 
 def url(participant: Participant | uuid.UUID) -> str:
@@ -64,7 +79,13 @@ class History:
 @pytest.fixture
 def history(alpha: Community, member: Callable[..., User]) -> History:
     participant, neighbour = ParticipantFactory.create(community=alpha), ParticipantFactory.create(community=alpha)
-    recipient = member(alpha, "principal_investigator")
+    recipient = member(
+        alpha,
+        "principal_investigator",
+        full_name="Grace Hopper",
+        organisation="Partner University Hospital",
+        postal_address="1 College Street, Springfield",
+    )
     # The chain's times never go backwards: the old events must come first.
     disclose(participant, recipient, occurred_at=timezone.now() - timedelta(days=7 * 365))
     within_six_years = disclose(participant, recipient, occurred_at=timezone.now() - timedelta(days=5 * 365))
@@ -105,13 +126,23 @@ def test_the_accounting_lists_each_disclosure_with_date_recipient_description_an
     assert history.disclosed[1].staged_at <= history.disclosed[1].occurred_at
     assert first == {
         "date": format_time(history.disclosed[1].staged_at),
+        "source": "platform",
+        "category": "disclosure",
         "recipient": {
             "user_id": str(history.recipient.pk),
             "email": history.recipient.email,
+            "name": "Grace Hopper",
+            "organisation": "Partner University Hospital",
+            "address": "1 College Street, Springfield",
             "roles": ["principal_investigator"],
+            "affiliation": "external",
         },
-        "description": "Read of the participant's record",
+        "description": "Read of the participant's record, identifiers included",
+        "redacted": False,
         "purpose": "research_use",
+        "purpose_statement": "To carry out the research study you are enrolled in. "
+        "Basis: no authorization or waiver of authorization on record.",
+        "basis": {"kind": "none_on_record", "reference": ""},
         "break_glass": False,
         "audit_sequence": history.disclosed[1].sequence,
     }
@@ -174,18 +205,27 @@ def test_the_csv_form_is_text_csv_with_a_header_row(history: History, stepped_up
     rows = list(csv.reader(io.StringIO(response.getvalue().decode())))
     assert rows[0] == CSV_HEADER
     assert [row[1] for row in rows[1:]] == [history.recipient.email] * 3
-    assert [row[6] for row in rows[1:]] == [str(event.sequence) for event in history.disclosed]
+    assert [row[2:5] for row in rows[1:]] == [
+        ["Grace Hopper", "Partner University Hospital", "1 College Street, Springfield"]
+    ] * 3
+    assert [row[6] for row in rows[1:]] == ["external"] * 3
+    assert [row[11] for row in rows[1:]] == ["none_on_record", "none_on_record", "emergency"]
+    assert rows[3][10].endswith("Basis: emergency (break-glass) access, without consent.")
+    assert [row[13] for row in rows[1:]] == [str(event.sequence) for event in history.disclosed]
 
 
 def test_a_csv_cell_that_a_spreadsheet_would_run_as_a_formula_is_defused(
     alpha: Community, member: Callable[..., User], stepped_up: APIClient
 ) -> None:
     participant = ParticipantFactory.create(community=alpha)
-    disclose(participant, member(alpha, "principal_investigator", email="=cmd@example.org"))
+    disclose(
+        participant,
+        member(alpha, "principal_investigator", email="=cmd@example.org", full_name="+SUM(A1)", organisation="@x"),
+    )
 
     rows = list(csv.reader(io.StringIO(stepped_up.get(url(participant), {"format": "csv"}).getvalue().decode())))
 
-    assert rows[1][1] == "'=cmd@example.org"
+    assert rows[1][1:4] == ["'=cmd@example.org", "'+SUM(A1)", "'@x"]
 
 
 def test_an_unknown_participant_is_a_404(alpha: Community, signed_in: Callable[[str], APIClient]) -> None:

@@ -1,0 +1,1 @@
+"""The accounting of disclosures as a workflow: requests, the copies provided, suspensions, off-platform entries."""

@@ -1,0 +1,1 @@
+"""Accounting commands: each that changes something takes --operator and records an audit event."""
