@@ -136,20 +136,20 @@ def _members_of(community: Community, roles: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Person:
-    """Someone a reviewer reads about: their id, and how the queue names them (today their email)."""
+    """Someone a reviewer reads about: their id, and how the queue names them (name and email, or the email)."""
 
     user_id: str
     name: str
 
 
 def people(user_ids: Iterable[Any]) -> dict[str, Person]:
-    """How the queue names each of ``user_ids``: the one place a display name would be added.
+    """How the queue names each of ``user_ids``: ``Ada Lovelace <ada@example.org>``, or the email without a name.
 
     An id without a user (removed since) is named by the id itself.
     """
     ids = {str(user_id) for user_id in user_ids if user_id is not None}
-    emails = dict(User.objects.filter(pk__in=ids).values_list("pk", "email"))
-    named = {str(pk): email for pk, email in emails.items()}
+    found = User.objects.filter(pk__in=ids).values_list("pk", "full_name", "email")
+    named = {str(pk): f"{full_name} <{email}>" if full_name else email for pk, full_name, email in found}
     return {user_id: Person(user_id, named.get(user_id, user_id)) for user_id in ids}
 
 

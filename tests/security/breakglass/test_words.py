@@ -150,6 +150,18 @@ def test_the_queue_says_who_held_what_how_long_how_it_ended_and_each_use_in_word
     assert REASON not in summary
 
 
+def test_a_holder_with_a_name_is_named_by_it_and_their_email(signed_in: MemberClient, participant: Participant) -> None:
+    _, holder = signed_in("coordinator")
+    User.objects.filter(pk=holder.pk).update(full_name="Grace Hopper")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    officer, _ = signed_in("compliance_officer")
+
+    entry = queued(officer, grant)
+
+    assert entry["holder"]["name"] == f"Grace Hopper <{holder.email}>"
+    assert entry["summary"].startswith(f"Grace Hopper <{holder.email}> opened emergency access")
+
+
 def test_an_expired_grant_over_a_study_says_so(
     alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
 ) -> None:
