@@ -71,7 +71,7 @@ EXISTING: dict[str, Callable[[Community, User], dict[str, Any]]] = {
 EXISTING["break-glass-revoke"] = EXISTING["break-glass-review"]
 for _name in ("audit-export-download", "audit-export-manifest"):
     EXISTING[_name] = EXISTING["audit-export"]
-for _name in ("export-download", "export-manifest"):
+for _name in ("export-download", "export-manifest", "export-determination"):
     EXISTING[_name] = EXISTING["export"]
 
 
