@@ -52,7 +52,7 @@ from services.exports.zip3 import zip3_table
 SUPPRESSED_ZIP3 = "000"
 OLDEST_EXPORTED_AGE = 89  # 164.514(b)(2)(i)(C): ages over 89 are aggregated into one category
 VALUE_SIGNIFICANT_DIGITS = 4  # the precision lab results are reported at; too few digits for an MRN or a phone
-VALUE_LIMIT = Decimal(10) ** 6  # a value this large is no result the value set holds: dropped
+VALUE_LIMIT = Decimal(10) ** 5  # a value this large is no result the value set holds (in its UCUM units): dropped
 CODE_GENERALISED = "code_generalised_to_category"
 AGE_CATEGORY_OVER_89 = "90+"
 RESEARCH_ID_PREFIX = "R-"
@@ -221,7 +221,7 @@ IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
         "pseudonym, database ids and the study protocol number removed; participants keyed by a research id "
         "drawn at random for each export and derived from nothing about the person (164.514(c)); observation "
         "codes kept only when well formed and in the export value set (ICD-10 outside it cut to its category), "
-        "units only when UCUM without free digits, values rounded to 4 significant digits below one million; "
+        "units only when UCUM without free digits, values rounded to 4 significant digits below 100,000; "
         "sex reduced to female, male, other or unknown",
     ),
 )
@@ -325,18 +325,21 @@ def bounded_value(value: Decimal | None) -> tuple[Decimal | None, bool]:
     A number is the one field a code cannot constrain, so it is the channel an
     identifier would take (a 9-digit SSN or a 10-digit phone number as the
     value of a glucose result). Four significant digits are what laboratory
-    results are reported at, and leave no room for the six or more digits of
-    an MRN, a phone, an SSN or an account number; a value of a million or more
-    (or a date written as a number, ``19550312``) is no result of the value
-    set, and drops its observation. A missing or non-finite value is None, in range.
+    results are reported at; a value of 100,000 or more (or a date written as
+    a number, ``19550312``) is no result of the value set in its UCUM units,
+    and drops its observation. So an exported value holds at most four
+    significant digits and five digits in all: no room for the six or more
+    digits of an MRN, a phone, an SSN, an account or a plan number. A missing
+    or non-finite value is None, in range.
     """
     if value is None or not value.is_finite():
         return None, True
-    if abs(value) >= VALUE_LIMIT:
-        return None, False
     if value.is_zero():
         return Decimal(0), True
-    return value.quantize(Decimal(1).scaleb(value.adjusted() - VALUE_SIGNIFICANT_DIGITS + 1)), True
+    rounded = value.quantize(Decimal(1).scaleb(value.adjusted() - VALUE_SIGNIFICANT_DIGITS + 1))
+    if abs(value) >= VALUE_LIMIT or abs(rounded) >= VALUE_LIMIT:
+        return None, False
+    return rounded, True
 
 
 @dataclass(frozen=True)
