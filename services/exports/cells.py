@@ -39,6 +39,7 @@ from services.exports.safe_harbor import SUPPRESSED_ZIP3, DeidentifiedRecord
 QUASI_IDENTIFIERS = ("sex", "birth_year", "state", "zip3")
 BIRTH_YEAR_BAND = 10
 GENERALISATION_STEPS = ("zip3", "birth_year", "state")  # applied in this order; after the last, suppression
+_ZIP3_STEP, _BIRTH_YEAR_STEP, _STATE_STEP = (GENERALISATION_STEPS.index(name) + 1 for name in GENERALISATION_STEPS)
 OLDEST_BANDED_AGE = 89
 
 # (sex, birth year or "90+" or None, state, ZIP3): a birth year may also be a band, "1970-1979".
@@ -72,12 +73,12 @@ def birth_year_band(birth_year: int, export_year: int) -> tuple[int, int]:
 def generalised(key: QuasiIdentifiers, steps: int, export_year: int) -> QuasiIdentifiers:
     """``key`` after the first ``steps`` generalisations of :data:`GENERALISATION_STEPS`."""
     sex, birth, state, zip3 = key
-    if steps >= 1:
+    if steps >= _ZIP3_STEP:
         zip3 = SUPPRESSED_ZIP3
-    if steps >= 2 and isinstance(birth, int):  # noqa: PLR2004 - the second step
+    if steps >= _BIRTH_YEAR_STEP and isinstance(birth, int):
         low, high = birth_year_band(birth, export_year)
         birth = f"{low}-{high}"
-    if steps >= 3:  # noqa: PLR2004 - the third step
+    if steps >= _STATE_STEP:
         state = None
     return sex, birth, state, zip3
 

@@ -13,6 +13,7 @@ and nothing is written.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class Command(OperatorCommand):
         """Read and check the whole Census file, then write the table and record the rebuild."""
         census_file: Path = options["census_file"]
         vintage, table = str(options["vintage"]).strip(), str(options["table"]).strip()
-        if not vintage.isascii() or not vintage.isdigit() or len(vintage) != 4:  # noqa: PLR2004 - a year
+        if not re.fullmatch(r"[0-9]{4}", vintage):
             raise CommandError("--vintage is the Census year, four digits (2020)")
         if not table:
             raise CommandError("--table names the Census table (P1)")
