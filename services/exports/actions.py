@@ -9,7 +9,6 @@ or whether it is suppressed; the second writes the records under that plan.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -45,7 +44,12 @@ from services.exports.safe_harbor import (
     identifier_handling,
 )
 from services.exports.sealing import SealedWriter, file_aad
-from services.exports.selectors import excluded_participant_count, export_participants, export_storage_key
+from services.exports.selectors import (
+    excluded_participant_count,
+    export_participants,
+    export_storage_key,
+    manifest_sha256,
+)
 from services.exports.storage import get_storage
 from services.exports.terminology import DropReason
 from services.exports.zip3 import census_zip3_population, write_zip3_population, zip3_table
@@ -237,12 +241,6 @@ def deidentified_export_build(export: DeidentifiedExport) -> DeidentifiedExport:
 
 
 # --- the determination ------------------------------------------------------------------------------
-
-
-def manifest_sha256(manifest: dict[str, Any]) -> str:
-    """The SHA-256 of a manifest's canonical JSON (sorted keys, no spaces): what a determination covers."""
-    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _determinable(export_id: Any) -> DeidentifiedExport:

@@ -31,7 +31,7 @@ from security.audit.context import annotate
 from security.identity.authentication import claims_of
 from security.tasks import export_enqueue
 from services.common import CleanCharField
-from services.exports.actions import Recipient, deidentified_export_request, export_determine, manifest_sha256
+from services.exports.actions import Recipient, deidentified_export_request, export_determine
 from services.exports.formats import CONTENT_TYPES
 from services.exports.models import (
     PURPOSE_LENGTH,
@@ -50,6 +50,7 @@ from services.exports.selectors import (
     deidentified_exports,
     determination_of,
     export_plaintext,
+    manifest_sha256,
 )
 from services.exports.tasks import deidentified_export_task
 from tenants.context import community_required

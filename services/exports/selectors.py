@@ -6,6 +6,8 @@ another community is simply not there: a miss, the same 404 as a random id.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -73,13 +75,30 @@ def determination_of(export: DeidentifiedExport) -> ExportDetermination | None:
         return None
 
 
+def manifest_sha256(manifest: dict[str, Any]) -> str:
+    """The SHA-256 of a manifest's canonical JSON (sorted keys, no spaces): what a determination covers."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def access_downloadable_export(export_id: Any) -> DeidentifiedExport:
-    """The export, which must be ready and determined (409 ``determination_required`` until an officer signs off)."""
+    """The export, which must be ready and determined, for the manifest it has now.
+
+    Raises:
+        Conflict: ``determination_required`` until an officer signs off; ``manifest_mismatch`` when the
+            manifest is no longer the one the determination covers (edited in the database since).
+    """
     export = access_ready_export(export_id)
-    if determination_of(export) is None:
+    determination = determination_of(export)
+    if determination is None:
         raise Conflict(
             "A compliance officer has not yet made the export's determination.",
             code=ExportErrorCode.DETERMINATION_REQUIRED,
+        )
+    if manifest_sha256(export.manifest or {}) != determination.manifest_sha256:
+        logger.error("export %s: its manifest differs from the one its determination covers", export.id)
+        raise Conflict(
+            "The export's manifest is not the one its determination covers.", code=ExportErrorCode.MANIFEST_MISMATCH
         )
     return export
 

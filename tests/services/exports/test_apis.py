@@ -513,3 +513,21 @@ def test_two_exports_on_different_days_of_a_year_give_the_same_demographic_value
 
     assert before == after
     assert ("female", "1976", "50", "NH", "000") in before
+
+
+def test_a_manifest_edited_in_the_database_after_the_determination_stops_the_download(
+    pi: tuple[APIClient, User], ready_export: ReadyExport
+) -> None:
+    """An operator with database access widens the recipient after sign-off: the determination no longer covers it."""
+    client, _ = pi
+    export_id = ready_export()["id"]
+    with schema_context("alpha"):
+        export = DeidentifiedExport.objects.get(pk=export_id)
+        assert export.manifest is not None
+        export.manifest = {**export.manifest, "recipient": {**export.manifest["recipient"], "name": "Anyone"}}
+        export.save(update_fields=["manifest"])
+
+    response = client.get(f"{EXPORTS}{export_id}/download/")
+
+    assert (response.status_code, response.json()["code"]) == (409, "manifest_mismatch")
+    assert "R-" not in response.content.decode()
