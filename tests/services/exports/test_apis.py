@@ -110,11 +110,22 @@ def test_a_pi_with_a_fresh_second_factor_gets_a_deidentified_dataset(
     }
     assert [kind["letter"] for kind in manifest["identifiers"]] == list("abcdefghijklmnopqr")
     assert all(kind["handling"] and kind["detail"] for kind in manifest["identifiers"])
+
+
+def test_the_manifest_names_its_method_its_zip3_table_its_recipient_and_its_small_cells(
+    pi: tuple[APIClient, User], ready_export: ReadyExport
+) -> None:
+    manifest = manifest_of(pi[0], ready_export(determined=False)["id"])
+
+    assert "small cells" in manifest["method"]
+    assert "determination" in manifest["method"]  # Safe Harbor is not the whole claim
     assert manifest["zip3_table"]["kind"] == "allowlist"
     assert "NOT the 2020 Census table" in manifest["zip3_table"]["source"]
+    assert (manifest["zip3_table"]["vintage"], manifest["zip3_table"]["table"]) == ("none", "none")
     assert (manifest["recipient"], manifest["purpose"]) == (RECIPIENT, PURPOSE)
     assert manifest["small_cells"]["min_cell"] == 1
     assert "ages_as_of" not in manifest
+    assert isinstance(manifest["export_year"], int)
 
 
 def manifest_of(client: APIClient, export_id: str) -> dict[str, Any]:
@@ -346,11 +357,13 @@ def test_the_determination_records_the_officer_the_time_the_statement_and_the_ma
     client, _ = pi
     officer_client, officer_user = officer
     export_id = ready_export(determined=False)["id"]
+    requested = officer_client.get("/api/v1/audit/events/", {"action": "export.request"})
     review = officer_client.get(f"{EXPORTS}{export_id}/determination/").json()
 
     made = determine(officer_client, export_id, conditions="No linkage with other datasets.")
     shown = client.get(f"{EXPORTS}{export_id}/").json()
 
+    assert export_id in requested.content.decode()  # how an officer finds exports awaiting a determination
     assert review["manifest"] == manifest_of(client, export_id)
     assert review["export"]["determination"] is None
     determination = shown["determination"]
