@@ -38,6 +38,7 @@ from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS, LINES
 from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.safe_harbor import (
+    CODE_GENERALISED,
     DeidentifiedRecord,
     ResearchIds,
     deidentify_participant,
@@ -94,6 +95,10 @@ def deidentified_export_request(
     )
 
 
+class CellsChanged(Exception):
+    """Participants left the study between the build's two passes, so a group fell below k: build again."""
+
+
 @dataclass
 class _Tally:
     participants: int = 0
@@ -119,8 +124,14 @@ def _cell_plan(study: Study, *, export_year: int) -> CellPlan:
 def _records(
     study: Study, *, export_year: int, plan: CellPlan, tally: _Tally, cells: CellTally
 ) -> Iterator[DeidentifiedRecord]:
-    """The second pass: each participant's record under the plan; a suppressed one is left out entirely."""
+    """The second pass: each participant's record under the plan; a suppressed one is left out entirely.
+
+    Raises:
+        CellsChanged: After the last record, when a group came out smaller than k (participants withdrew
+            between the passes); the file is then never stored.
+    """
     research_ids = ResearchIds()
+    released_sizes: Counter[QuasiIdentifiers] = Counter()
     for participant in export_participants(study):
         dropped: Counter[str] = Counter()
         built = deidentify_participant(
@@ -134,7 +145,10 @@ def _records(
         tally.participants += 1
         tally.observations += len(built["observations"])
         tally.dropped.update(dropped)
+        released_sizes[released] += 1
         yield apply_release(built, released, export_year)
+    if any(size < plan.min_cell for size in released_sizes.values()):
+        raise CellsChanged("a group of the file came out smaller than k")
 
 
 def _write(export: DeidentifiedExport, community: str, records: Iterator[DeidentifiedRecord]) -> _Written:
@@ -188,7 +202,7 @@ def _manifest(
         "participants_excluded_without_research_consent": excluded_participant_count(export.study),
         "observations": tally.observations,
         "observations_dropped": {str(reason): tally.dropped[str(reason)] for reason in DropReason},
-        "codes_generalised_to_category": tally.dropped["code_generalised_to_category"],
+        "codes_generalised_to_category": tally.dropped[CODE_GENERALISED],
         "small_cells": cells.as_manifest(),
         "identifiers": identifier_handling(),
         "zip3_table": zip3_table().provenance(),

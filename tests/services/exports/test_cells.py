@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from rest_framework.test import APIClient
 
 from config.settings import base
 from security.models import User
+from services.exports import actions, selectors
 from services.exports.cells import (
     QuasiIdentifiers,
     apply_release,
@@ -24,11 +27,12 @@ from services.exports.cells import (
     plan_cells,
     quasi_identifiers,
 )
-from services.exports.safe_harbor import deidentify_participant
+from services.exports.safe_harbor import ParticipantInput, deidentify_participant
+from services.exports.tasks import deidentified_export_task
 from services.studies.models import Study
 from tenants.models import Community
 from tests.factories import ConsentFactory, ParticipantFactory, StudyFactory
-from tests.support.exports import CONSENTED, determine, downloaded, parse, request_export
+from tests.support.exports import CONSENTED, determine, downloaded, parse, request_export, sealed_files
 
 EXPORT_YEAR = 2026
 keys = st.tuples(
@@ -209,3 +213,35 @@ def test_generalised_fields_are_counted_in_the_manifest(
     }
     assert cells["records_generalised"] == {"sex": 0, "birth_year": 2, "state": 0, "zip3": 2}
     assert cells["records_suppressed"] == 1
+
+
+def test_a_group_that_shrinks_between_the_two_passes_fails_the_build_and_stores_no_file(
+    settings: Settings,
+    pi: tuple[APIClient, User],
+    cohort: Study,
+    export_dir: Path,
+    queued: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    """A woman of the group of five withdraws after the plan is made: the file would hold a group of four."""
+    settings.DEIDENTIFIED_EXPORT_MIN_CELL = 5
+    real = selectors.export_participants
+
+    def one_withdraws(study: Study, *, with_observations: bool = True) -> Iterator[ParticipantInput]:
+        gone = not with_observations  # the first pass sees everyone; the second misses the first woman
+        for person in real(study, with_observations=with_observations):
+            if not gone and person.get("sex") == "F":
+                gone = True
+                continue
+            yield person
+
+    monkeypatch.setattr(actions, "export_participants", one_withdraws)
+    export_id = request_export(pi[0], cohort, django_capture_on_commit_callbacks)["id"]
+
+    with pytest.raises(actions.CellsChanged):
+        deidentified_export_task(**queued[0])
+
+    status = pi[0].get(f"/api/v1/exports/{export_id}/").json()
+    assert (status["status"], status["error"]) == ("failed", "CellsChanged")
+    assert sealed_files(export_dir) == []
