@@ -14,6 +14,7 @@ able to carry digits of its own:
   number (``123.45.6789``) through, never does;
 - an atom's exponent is a single digit from 1 to 4, optionally signed
   (``m2``, ``s-1``), as real units need;
+- ``1`` (a plain ratio) only as the whole unit;
 - at most four components, and twenty characters in all.
 
 Every digit class is ASCII (``[0-9]``): Python's ``\d`` also matches other
@@ -34,8 +35,9 @@ _UCUM_METRIC = frozenset(
 )
 _UCUM_OTHER = frozenset(
     {"min", "h", "d", "wk", "mo", "a", "%", "[degF]", "K", "mm[Hg]", "cm[H2O]", "[in_i]", "[ft_i]", "[lb_av]"}
-    | {"[oz_av]", "[pH]", "[ppm]", "[ppb]", "[arb'U]", "[CFU]", "[HPF]", "[LPF]", "[drp]", "1"}
+    | {"[oz_av]", "[pH]", "[ppm]", "[ppb]", "[arb'U]", "[CFU]", "[HPF]", "[LPF]", "[drp]"}
 )
+UNITY = "1"  # the unit of a plain ratio, only ever the whole unit ("1.1.1.1" would be digits again)
 _UCUM_ANNOTATIONS = frozenset({"{1.73_m2}", "{beats}", "{breaths}", "{cells}", "{copies}", "{score}", "{ratio}"})
 _UCUM_FACTOR = re.compile(r"10[*^][+-]?[0-9]{1,2}", re.ASCII)
 _UCUM_COMPONENT = re.compile(r"(.+?)([+-]?[1-4])?", re.ASCII)
@@ -56,6 +58,8 @@ def _ucum_component(component: str) -> bool:
 
 def is_ucum_unit(unit: str) -> bool:
     """Whether ``unit`` is a short UCUM unit built from well-known atoms (``mg/dL``, ``10*9/L``, ``/min``)."""
+    if unit == UNITY:
+        return True
     if not unit or len(unit) > MAX_UNIT_LENGTH or not unit.isascii():
         return False
     components = re.split(r"[./](?![^{]*\})", unit)  # not at a dot inside an annotation

@@ -11,7 +11,7 @@ from services.exports.ucum import is_ucum_unit
     "unit",
     [
         *("mg/dL", "mmol/L", "10*9/L", "10^3/uL", "/min", "%", "mm[Hg]", "kg/m2"),
-        *("mL/min/{1.73_m2}", "[IU]/L", "ug/mL", "s-1"),
+        *("mL/min/{1.73_m2}", "[IU]/L", "ug/mL", "s-1", "1"),
     ],
 )
 def test_ucum_units_pass(unit: str) -> None:
@@ -40,6 +40,8 @@ def test_anything_but_a_short_ucum_unit_is_dropped(unit: str) -> None:
         "10*3/10*4",
         "m5",
         "\uff18/L",
+        "1.1.1.1",  # an IP address of ones, found by the property test
+        "1/1",
     ],
 )
 def test_leak_digits_in_a_unit_carry_no_date_phone_or_ssn(unit: str) -> None:
