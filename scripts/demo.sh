@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The research walkthrough against a running service, step by step: sign-in, a study, a participant,
 # consent, observations, the researcher's redacted view, withdrawal, a second factor, a de-identified
-# export and the participant's accounting of disclosures.
+# export (with its recipient, purpose and a compliance officer's determination) and the participant's
+# accounting of disclosures.
 #
 # Run it after `make run` (which creates the demo users and prints their password):
 #
@@ -17,8 +18,11 @@
 #   DEMO_RUN        a suffix that keeps this run's protocol number and MRN unique (default: the time)
 #   EXPORT_TIMEOUT  seconds to wait for the worker to build the export (default 60)
 #
-# The investigator's second factor is enrolled on the first run; its secret is kept (mode 0600) in
-# LOCAL_STATE_DIR/demo-totp-<email>, so that later runs can sign in with it.
+# The investigator's and the compliance officer's second factors are enrolled on the first run; their
+# secrets are kept (mode 0600) in LOCAL_STATE_DIR/demo-totp-<email>, so that later runs can sign in with them.
+# Exports suppress every group of fewer than DEIDENTIFIED_EXPORT_MIN_CELL people (11 by default, never below 2
+# from the environment): against `make run` this one-person study's file holds no record, and its manifest
+# counts the record as suppressed. The walkthrough's test serves the app with k = 1 to show a record.
 # Needs bash, curl and python3 (standard library only). Exits non-zero on any unexpected answer.
 set -euo pipefail
 
@@ -90,6 +94,23 @@ call() {
     exit 1
   fi
   say "$method $path -> $status"
+}
+
+# second_factor EMAIL: sign in with a one-time code and print the access token; on the first run, sign in with
+# the password, enrol TOTP and keep its secret (mode 0600) in LOCAL_STATE_DIR/demo-totp-EMAIL.
+second_factor() {
+  local email=$1 file=$STATE/demo-totp-$1 access secret
+  if [ -r "$file" ]; then
+    token_with_totp "$email" "$(<"$file")" 30
+    return
+  fi
+  access=$(token "$email")
+  call 201 POST /auth/mfa/totp "$access" >&2
+  secret=$(python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlsplit(sys.argv[1]).query)["secret"][0])' \
+    "$(py 'd["provisioning_uri"]')")
+  (umask 077 && mkdir -p "$STATE" && printf '%s\n' "$secret" >"$file")
+  call 200 POST /auth/mfa/totp/confirm "$access" "{\"code\": \"$(totp "$secret" -30)\"}" >&2
+  token_with_totp "$email" "$secret" 0 30
 }
 
 # token EMAIL [OTP]: sign in on the community's host and print the access token.
@@ -223,11 +244,15 @@ call 201 POST /observations/ "$CO" "{\"participant\": \"$G\", \"code_system\": \
   \"code\": \"8867-4\", \"value\": 64, \"unit\": \"/min\", \"effective_date\": \"2026-03-03\",
   \"note\": \"Grace felt fine\"}"
 
+EXPORT_REQUEST="{\"study\": \"$STUDY\", \"format\": \"csv\",
+  \"recipient\": {\"name\": \"Dana Reviewer\", \"organisation\": \"Example University Sleep Lab\"},
+  \"purpose\": \"Secondary analysis of sleep and memory under the lab's data use agreement.\"}"
+
 step "Exports need a recent second factor: the investigator adds one and signs in with it"
 if [ -r "$TOTP_FILE" ]; then
   say "already enrolled by an earlier run (secret in $TOTP_FILE)"
 else
-  call 403 POST /exports/ "$PI" "{\"study\": \"$STUDY\", \"format\": \"csv\"}"
+  call 403 POST /exports/ "$PI" "$EXPORT_REQUEST"
   say "without it: $(py 'd["code"]')"
   call 201 POST /auth/mfa/totp "$PI"
   SECRET=$(python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlsplit(sys.argv[1]).query)["secret"][0])' \
@@ -240,8 +265,8 @@ fi
 call 200 GET /me "$PI"
 say "amr: $(py 'd["amr"]')"
 
-step "The investigator asks for the study's de-identified dataset; a worker builds it"
-call 202 POST /exports/ "$PI" "{\"study\": \"$STUDY\", \"format\": \"csv\"}"
+step "The investigator asks for the study's de-identified dataset, naming its recipient and purpose"
+call 202 POST /exports/ "$PI" "$EXPORT_REQUEST"
 X=$(py 'd["id"]')
 say "export $X is $(py 'd["status"]')"
 deadline=$((SECONDS + EXPORT_TIMEOUT))
@@ -256,11 +281,29 @@ done
 say "export $X is ready: participants $(py 'd["participant_count"]'), observations $(py 'd["observation_count"]')"
 say "(only the second participant: the first one's consent was withdrawn)"
 
-step "Its manifest says how each of the 18 Safe Harbor identifiers was handled"
+step "Its manifest says how each of the 18 Safe Harbor identifiers and the small cells were handled"
 call 200 GET "/exports/$X/manifest/" "$PI"
 SHA256=$(py 'd["sha256"]')
 say "method: $(py 'd["method"]')"
 say "identifier kinds listed: $(py 'len(d["identifiers"])'), sha256: $SHA256"
+say "small cells: k = $(py 'd["small_cells"]["min_cell"]'),\
+ records suppressed: $(py 'd["small_cells"]["records_suppressed"]')"
+say "ZIP3 table: $(py 'd["zip3_table"]["source"]')"
+
+step "The file waits for a compliance officer's determination of no actual knowledge"
+call 409 GET "/exports/$X/download/" "$PI"
+[ "$(py 'd["code"]')" = determination_required ] || fail "the download was not held for the determination"
+say "code: $(py 'd["code"]')"
+
+step "The compliance officer, with a second factor, reviews the manifest and signs off the determination"
+OFFICER=$(second_factor "$OFFICER_EMAIL")
+call 200 GET "/exports/$X/determination/" "$OFFICER"
+MANIFEST_SHA256=$(py 'd["export"]["manifest_sha256"]')
+say "recipient: $(py 'd["export"]["recipient"]["name"]') ($(py 'd["export"]["recipient"]["organisation"]'))"
+STATEMENT="I have no actual knowledge that this file could identify anyone, alone or with other information."
+call 201 POST "/exports/$X/determination/" "$OFFICER" \
+  "{\"statement\": \"$STATEMENT\", \"manifest_sha256\": \"$MANIFEST_SHA256\"}"
+say "determined by $(py 'd["determination"]["determined_by"]') for manifest $(py 'd["determination"]["manifest_sha256"]')"
 
 step "The download matches the manifest's SHA-256"
 call 200 GET "/exports/$X/download/" "$PI"
@@ -269,7 +312,6 @@ call 200 GET "/exports/$X/download/" "$PI"
 sed 's/^/    | /' "$BODY"
 
 step "The compliance officer answers the first participant's accounting of disclosures"
-OFFICER=$(token "$OFFICER_EMAIL")
 call 200 GET "/participants/$P/disclosures/" "$OFFICER"
 say "$(py 'd["count"]') disclosures of $(py 'd["participant"]'):"
 python3 -c '

@@ -488,3 +488,16 @@ READINESS_CHECKS = {
     "policy": "policy.engine.check_policy_ready",
     "keys": "vault.providers.check_key_provider_ready",
 }
+
+
+# --- De-identified exports: small cells, the ZIP3 table, the value set (services/exports) -----------------
+# k of the k-anonymity over (sex, birth year, state, ZIP3) every export keeps (164.514(b)(2)(ii)); 11 is the
+# cell size CMS and most registries suppress below. It may be raised, never set below the floor of 2.
+DEIDENTIFIED_EXPORT_MIN_CELL_FLOOR = 2
+DEIDENTIFIED_EXPORT_MIN_CELL = max(
+    env_int("DEIDENTIFIED_EXPORT_MIN_CELL", default=11), DEIDENTIFIED_EXPORT_MIN_CELL_FLOOR
+)
+# The ZIP3 table (a path); empty: services/exports/data/zip3_population.csv once built, else the shipped allow-list.
+DEIDENTIFIED_EXPORT_ZIP3_TABLE = env_str("DEIDENTIFIED_EXPORT_ZIP3_TABLE", "")
+# Codes an operator adds to the shipped value set (a CSV of system,code,meaning; a path, empty for none).
+DEIDENTIFIED_EXPORT_EXTRA_CODES = env_str("DEIDENTIFIED_EXPORT_EXTRA_CODES", "")

@@ -1,52 +1,109 @@
-"""Writes of de-identified exports: asking for one, and building it (the task calls the latter)."""
+"""Writes of de-identified exports: asking for one, building it (the task calls that), and the determination.
+
+The build makes two passes over the study's consented participants. The first
+reads only the quasi-identifiers and counts each combination, from which
+:func:`services.exports.cells.plan_cells` decides how far each is generalised
+or whether it is suppressed; the second writes the records under that plan.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
+import uuid
+from collections import Counter
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
-from core.errors import ServiceUnavailable
+from core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from core.exports import ExportStatus
+from security.audit.context import annotate
+from security.audit.events import platform_record
+from security.audit.staging import record
+from services.exports.cells import (
+    CellPlan,
+    CellTally,
+    QuasiIdentifiers,
+    apply_release,
+    min_cell,
+    plan_cells,
+    quasi_identifiers,
+)
+from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS, LINES
-from services.exports.models import DeidentifiedExport
+from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.safe_harbor import (
+    CODE_GENERALISED,
     DeidentifiedRecord,
     ResearchIds,
     deidentify_participant,
     identifier_handling,
-    restricted_zip3,
 )
 from services.exports.sealing import SealedWriter, file_aad
-from services.exports.selectors import excluded_participant_count, export_participants, export_storage_key
+from services.exports.selectors import (
+    excluded_participant_count,
+    export_participants,
+    export_storage_key,
+    manifest_sha256,
+)
 from services.exports.storage import get_storage
+from services.exports.terminology import DropReason
+from services.exports.zip3 import census_zip3_population, write_zip3_population, zip3_table
 from services.studies.models import Study
 from vault.keys import current_community, write_key
 
-MANIFEST_TYPE = "deidentified-export/v1"
-METHOD = "HIPAA Safe Harbor, 45 CFR 164.514(b)(2)"
-ZIP3_SOURCE = (
-    "HHS OCR, Guidance Regarding Methods for De-identification of PHI (2012): prefixes with 20,000 people "
-    "or fewer in the 2000 Census"
+MANIFEST_TYPE = "deidentified-export/v2"
+METHOD = (
+    "De-identification under 45 CFR 164.514(b)(2): the eighteen identifiers of (b)(2)(i) removed or generalised "
+    "(Safe Harbor), and small cells generalised or suppressed (k-anonymity over the quasi-identifiers kept). "
+    "Whether the covered entity has actual knowledge that the file could identify anyone ((b)(2)(ii)) is the "
+    "determination a compliance officer signs off; the file may be downloaded only after it."
 )
 RESEARCH_ID_NOTE = "drawn at random for this export (secrets); derived from no identifier (45 CFR 164.514(c))"
+DATES_NOTE = (
+    "ages are export_year minus birth_year (year arithmetic), so the export's day narrows no birthday; "
+    "90 or more years back is 90+ with no birth year"
+)
 
 
-def deidentified_export_request(*, study: Study, export_format: str, requested_by: str) -> DeidentifiedExport:
-    """Record the request (pending); the caller queues its build once the transaction commits."""
-    return DeidentifiedExport.objects.create(study=study, format=export_format, requested_by=requested_by)
+@dataclass(frozen=True)
+class Recipient:
+    """Who will receive an export's file: a person, their organisation, and optionally an address."""
+
+    name: str
+    organisation: str
+    address: str = ""
+
+
+def deidentified_export_request(
+    *, study: Study, export_format: str, requested_by: str, recipient: Recipient, purpose: str
+) -> DeidentifiedExport:
+    """Record the request (pending), naming its recipient and purpose; the caller queues its build on commit."""
+    return DeidentifiedExport.objects.create(
+        study=study,
+        format=export_format,
+        requested_by=requested_by,
+        recipient_name=recipient.name,
+        recipient_organisation=recipient.organisation,
+        recipient_address=recipient.address,
+        purpose=purpose,
+    )
+
+
+class CellsChanged(Exception):
+    """Participants left the study between the build's two passes, so a group fell below k: build again."""
 
 
 @dataclass
 class _Tally:
     participants: int = 0
     observations: int = 0
-    dropped: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -56,21 +113,48 @@ class _Written:
     key_version: int
 
 
-def _records(study: Study, *, as_of: date, tally: _Tally) -> Iterator[DeidentifiedRecord]:
+def _cell_plan(study: Study, *, export_year: int) -> CellPlan:
+    """The first pass: count each combination of quasi-identifiers (observations are not even loaded)."""
+    counts: Counter[QuasiIdentifiers] = Counter()
+    for participant in export_participants(study, with_observations=False):
+        counts[quasi_identifiers(deidentify_participant(participant, research_id="", export_year=export_year))] += 1
+    return plan_cells(counts, min_cell=min_cell(), export_year=export_year)
+
+
+def _records(
+    study: Study, *, export_year: int, plan: CellPlan, tally: _Tally, cells: CellTally
+) -> Iterator[DeidentifiedRecord]:
+    """The second pass: each participant's record under the plan; a suppressed one is left out entirely.
+
+    Raises:
+        CellsChanged: After the last record, when a group came out smaller than k (participants withdrew
+            between the passes); the file is then never stored.
+    """
     research_ids = ResearchIds()
+    released_sizes: Counter[QuasiIdentifiers] = Counter()
     for participant in export_participants(study):
-        record = deidentify_participant(participant, research_id=research_ids.issue(), as_of=as_of)
+        dropped: Counter[str] = Counter()
+        built = deidentify_participant(
+            participant, research_id=research_ids.issue(), export_year=export_year, tally=dropped
+        )
+        key = quasi_identifiers(built)
+        released = plan.release(key)  # None also for a participant who consented between the passes
+        cells.count(key, released)
+        if released is None:
+            continue
         tally.participants += 1
-        tally.observations += len(record["observations"])
-        tally.dropped += len(participant.get("observations", ())) - len(record["observations"])
-        yield record
+        tally.observations += len(built["observations"])
+        tally.dropped.update(dropped)
+        released_sizes[released] += 1
+        yield apply_release(built, released, export_year)
+    if any(size < plan.min_cell for size in released_sizes.values()):
+        raise CellsChanged("a group of the file came out smaller than k")
 
 
-def _write(export: DeidentifiedExport, community: str, *, as_of: date, tally: _Tally) -> _Written:
+def _write(export: DeidentifiedExport, community: str, records: Iterator[DeidentifiedRecord]) -> _Written:
     """Stream the records through the chosen format and the sealer into storage; hash the plaintext on the way."""
     version, cipher = write_key(community)
     digest, size = hashlib.sha256(), 0
-    lines = LINES[export.format](_records(export.study, as_of=as_of, tally=tally))
     with get_storage().writer(export_storage_key(export, community)) as sink:
         sealer = SealedWriter(
             sink,
@@ -79,7 +163,7 @@ def _write(export: DeidentifiedExport, community: str, *, as_of: date, tally: _T
             aad=file_aad(community=community, export_id=str(export.id), key_version=version),
             chunk_bytes=settings.DEIDENTIFIED_EXPORT_CHUNK_BYTES,
         )
-        for line in lines:
+        for line in LINES[export.format](records):
             data = line.encode("utf-8")
             digest.update(data)
             size += len(data)
@@ -89,7 +173,13 @@ def _write(export: DeidentifiedExport, community: str, *, as_of: date, tally: _T
 
 
 def _manifest(
-    export: DeidentifiedExport, community: str, *, as_of: date, tally: _Tally, written: _Written
+    export: DeidentifiedExport,
+    community: str,
+    *,
+    export_year: int,
+    tally: _Tally,
+    cells: CellTally,
+    written: _Written,
 ) -> dict[str, Any]:
     return {
         "type": MANIFEST_TYPE,
@@ -99,15 +189,23 @@ def _manifest(
         "format": export.format,
         "file_name": export.file_name,
         "method": METHOD,
+        "recipient": {
+            "name": export.recipient_name,
+            "organisation": export.recipient_organisation,
+            "address": export.recipient_address,
+        },
+        "purpose": export.purpose,
         "generated_at": timezone.now().isoformat(),
-        "ages_as_of": as_of.isoformat(),
+        "export_year": export_year,
+        "dates": DATES_NOTE,
         "participants": tally.participants,
         "participants_excluded_without_research_consent": excluded_participant_count(export.study),
         "observations": tally.observations,
-        "observations_dropped_uncoded": tally.dropped,
+        "observations_dropped": {str(reason): tally.dropped[str(reason)] for reason in DropReason},
+        "codes_generalised_to_category": tally.dropped[CODE_GENERALISED],
+        "small_cells": cells.as_manifest(),
         "identifiers": identifier_handling(),
-        "restricted_zip3": sorted(restricted_zip3()),
-        "restricted_zip3_source": ZIP3_SOURCE,
+        "zip3_table": zip3_table().provenance(),
         "research_ids": RESEARCH_ID_NOTE,
         "bytes": written.size,
         "sha256": written.sha256,
@@ -120,6 +218,11 @@ def _manifest(
     }
 
 
+def _fail(export: DeidentifiedExport, error: Exception) -> None:
+    export.status, export.error, export.finished_at = ExportStatus.FAILED, type(error).__name__, timezone.now()
+    export.save(update_fields=["status", "error", "finished_at"])
+
+
 def deidentified_export_build(export: DeidentifiedExport) -> DeidentifiedExport:
     """Build ``export`` in the current community; record success or a PHI-free failure.
 
@@ -128,28 +231,129 @@ def deidentified_export_build(export: DeidentifiedExport) -> DeidentifiedExport:
     failed with the error's class name, which carries no data.
     """
     community = current_community()
-    as_of = timezone.now().date()
-    tally = _Tally()
+    export_year = timezone.now().year
+    tally, cells = _Tally(), CellTally(min_cell=0)
     export.file_name = f"deidentified-export-{export.id}.{EXTENSIONS[export.format]}"
     try:
-        written = _write(export, community, as_of=as_of, tally=tally)
+        plan = _cell_plan(export.study, export_year=export_year)
+        cells.min_cell = plan.min_cell
+        records = _records(export.study, export_year=export_year, plan=plan, tally=tally, cells=cells)
+        written = _write(export, community, records)
+        manifest = _manifest(export, community, export_year=export_year, tally=tally, cells=cells, written=written)
     except ServiceUnavailable:
         raise
     except Exception as error:
-        export.status, export.error, export.finished_at = ExportStatus.FAILED, type(error).__name__, timezone.now()
-        export.save(update_fields=["status", "error", "finished_at"])
+        _fail(export, error)
         raise
-    export.manifest = _manifest(export, community, as_of=as_of, tally=tally, written=written)
+    export.manifest = manifest
     export.status, export.finished_at = ExportStatus.READY, timezone.now()
     export.participant_count, export.observation_count = tally.participants, tally.observations
     export.save(
-        update_fields=[
-            "status",
-            "finished_at",
-            "file_name",
-            "manifest",
-            "participant_count",
-            "observation_count",
-        ]
+        update_fields=["status", "finished_at", "file_name", "manifest", "participant_count", "observation_count"]
     )
     return export
+
+
+# --- the determination ------------------------------------------------------------------------------
+
+
+def _determinable(export_id: Any) -> DeidentifiedExport:
+    export = DeidentifiedExport.objects.select_for_update().filter(pk=export_id).first()
+    if export is None:
+        raise NotFound("No such export.", code=ExportErrorCode.NOT_FOUND)
+    return export
+
+
+def _check_determinable(export: DeidentifiedExport, covered_sha256: str) -> None:
+    if export.status != ExportStatus.READY or export.manifest is None:
+        raise Conflict(f"The export is {export.status}.", code=ExportErrorCode.NOT_READY)
+    if ExportDetermination.objects.filter(export=export).exists():
+        raise Conflict("The export's determination is already made.", code=ExportErrorCode.ALREADY_DETERMINED)
+    if manifest_sha256(export.manifest) != covered_sha256:
+        raise Conflict(
+            "The manifest is not the one the determination names; review it again.",
+            code=ExportErrorCode.MANIFEST_MISMATCH,
+        )
+
+
+def export_determine(
+    *,
+    export_id: Any,
+    officer: str,
+    officer_roles: Collection[str],
+    statement: str,
+    conditions: str,
+    covered_sha256: str,
+) -> ExportDetermination:
+    """Record a compliance officer's determination of no actual knowledge on a ready export.
+
+    The officer names the manifest they reviewed by its SHA-256 (as
+    :func:`manifest_sha256` computes it), so the determination covers exactly
+    that manifest and so the file it hashes. Whoever asked for the export may
+    not determine it, whatever roles they hold; that refusal is an audit event
+    of its own, kept although nothing else is.
+
+    Raises:
+        NotFound: no such export. Forbidden: the officer asked for the export.
+        Conflict: not ready, already determined, or the manifest is not the one named.
+    """
+    officer_id = str(uuid.UUID(officer))
+    with transaction.atomic():
+        export = _determinable(export_id)
+        own = str(export.requested_by) == officer_id
+        if not own:
+            _check_determinable(export, covered_sha256)
+            determination = ExportDetermination.objects.create(
+                export=export,
+                determined_by=officer_id,
+                determined_at=timezone.now(),
+                statement=statement,
+                conditions=conditions,
+                manifest_sha256=covered_sha256,
+            )
+            record(
+                action="export.determine",
+                actor_id=officer_id,
+                actor_roles=sorted(officer_roles),
+                resource_type="export",
+                resource_id=str(export.id),
+            )
+    annotate(resource_type="export", resource_id=str(export.id))
+    if own:
+        # Outside the block above, so the refusal stays on record when the error is raised.
+        record(
+            action="export.determine",
+            actor_id=officer_id,
+            actor_roles=sorted(officer_roles),
+            resource_type="export",
+            resource_id=str(export.id),
+            outcome="deny",
+            reasons=[ExportErrorCode.SELF_DETERMINATION],
+        )
+        raise Forbidden("Nobody determines an export they asked for.", code=ExportErrorCode.SELF_DETERMINATION)
+    return determination
+
+
+# --- the ZIP3 table -------------------------------------------------------------------------------
+
+
+def zip3_table_rebuild(
+    *, census_file: Path, output: Path, source: str, vintage: str, table: str, actor_id: str
+) -> tuple[dict[str, int], str]:
+    """Rebuild the ZIP3 table from an operator's Census ZCTA5 population file; ``(population by prefix, sha256)``.
+
+    The file is read whole and checked before anything is written; the table
+    then replaces ``output`` atomically, and the rebuild is a platform audit
+    event (it changes what every community's exports keep).
+
+    Raises:
+        CensusFileError: The Census file is malformed (nothing is written).
+    """
+    population = census_zip3_population(census_file)
+    command = f"manage.py zip3_table_build --census-file {census_file.name} --vintage {vintage} --table {table}"
+    with transaction.atomic():
+        digest = write_zip3_population(population, output, source=source, vintage=vintage, table=table, command=command)
+        platform_record(
+            action="export.zip3_table_build", actor_id=actor_id, resource_type="zip3_table", resource_id=digest
+        )
+    return population, digest

@@ -1,4 +1,10 @@
-"""A de-identified export of one study's dataset, built by a task and sealed at rest."""
+"""A de-identified export of one study's dataset, built by a task and sealed at rest; and its determination.
+
+An export names who receives it and why (the requester says so in the
+request), and its file may be downloaded only once a compliance officer has
+signed off the determination that, to the officer's knowledge, the file
+cannot identify anyone (45 CFR 164.514(b)(2)(ii)).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,11 @@ from django.db import models
 
 from core.exports import ExportStatus  # one lifecycle for every kind of export
 
+RECIPIENT_NAME_LENGTH = 200
+RECIPIENT_ADDRESS_LENGTH = 500
+PURPOSE_LENGTH = 1000
+STATEMENT_LENGTH = 2000
+
 
 class ExportFormat(models.TextChoices):
     """File formats of a de-identified dataset."""
@@ -18,7 +29,11 @@ class ExportFormat(models.TextChoices):
 
 
 class DeidentifiedExport(models.Model):
-    """A study's dataset under HIPAA Safe Harbor; the row itself carries no PHI (its error is a code)."""
+    """A study's de-identified dataset; the row itself carries no PHI (its error is a code).
+
+    ``recipient_*`` and ``purpose`` are what the requester stated: who will
+    receive the file and why. They name the recipient, not a participant.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     study = models.ForeignKey("studies.Study", on_delete=models.PROTECT, related_name="deidentified_exports")
@@ -32,9 +47,34 @@ class DeidentifiedExport(models.Model):
     observation_count = models.PositiveIntegerField(null=True, blank=True)
     manifest = models.JSONField(null=True, blank=True)
     error = models.CharField(max_length=64, blank=True)
+    recipient_name = models.CharField(max_length=RECIPIENT_NAME_LENGTH, blank=True)
+    recipient_organisation = models.CharField(max_length=RECIPIENT_NAME_LENGTH, blank=True)
+    recipient_address = models.CharField(max_length=RECIPIENT_ADDRESS_LENGTH, blank=True)
+    purpose = models.CharField(max_length=PURPOSE_LENGTH, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at", "id"]
 
     def __str__(self) -> str:
         return f"de-identified export {self.id}"
+
+
+class ExportDetermination(models.Model):
+    """A compliance officer's sign-off that a ready export's file identifies nobody, to their knowledge.
+
+    It covers one manifest exactly (``manifest_sha256``, the SHA-256 of the
+    manifest's canonical JSON, which names the file's own SHA-256), and is
+    made once: a new determination needs a new export.
+    """
+
+    export = models.OneToOneField(
+        DeidentifiedExport, on_delete=models.PROTECT, primary_key=True, related_name="determination"
+    )
+    determined_by = models.CharField(max_length=64)
+    determined_at = models.DateTimeField()
+    statement = models.CharField(max_length=STATEMENT_LENGTH)
+    conditions = models.CharField(max_length=STATEMENT_LENGTH, blank=True)
+    manifest_sha256 = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"determination of export {self.export_id}"

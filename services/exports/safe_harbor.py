@@ -1,40 +1,59 @@
-"""HIPAA Safe Harbor de-identification (45 CFR 164.514(b)(2)) as pure functions over plain dicts.
+r"""De-identification of exports (45 CFR 164.514(b)(2)) as pure functions over plain dicts.
 
 Nothing here touches the database, the keys or the clock: the caller hands in
-a participant (and their observations) as plain values and the export date,
+a participant (and their observations) as plain values and the export year,
 and gets back the record an export may carry. That keeps the rules small
 enough to read against the regulation and lets property tests throw arbitrary
 participants at them.
 
 The approach is an allowlist: a record is built only from the few values that
-Safe Harbor lets through, each generalised as the rule says (dates to the
-year, ages over 89 to ``90+``, ZIP codes to three digits where the census
-allows, else ``000``). Everything else, free text included, never reaches the
-record, so a new field on the models cannot leak by default. Whether an
-observation's code and unit are well formed is not a HIPAA rule and is asked
-of :mod:`services.exports.terminology` and :mod:`services.exports.ucum`.
+Safe Harbor lets through, each generalised as the rule says. Everything else,
+free text included, never reaches the record, so a new field on the models
+cannot leak by default.
+
+- **Dates** (C): the birth date becomes its year, and the age is year
+  arithmetic (export year minus birth year), never the completed age on the
+  export day. So birth year and age together say nothing the birth year does
+  not, and two exports on different days of a year carry the same values: no
+  function of (birth year, age, export date) narrows a birthday inside its
+  year. A birth year 90 or more years before the export year (an age that is
+  or could be over 89) becomes ``90+`` with no year. Observation dates become
+  their year.
+- **Geography** (B): a state as a USPS code; a ZIP code's first three digits
+  only where the ZIP3 table (:mod:`services.exports.zip3`) allows them, else
+  ``000``.
+- **Coded fields** (R, and every identifier that could be typed into one):
+  codes pass only as :mod:`services.exports.terminology` decides (structure,
+  no code that dates or ages the person, a value set), units only as
+  :mod:`services.exports.ucum` allows, and numbers rounded to
+  :data:`VALUE_SIGNIFICANT_DIGITS` significant digits below
+  :data:`VALUE_LIMIT`.
+
+Every digit class is ASCII (``[0-9]``): ``\d`` would take other scripts' digits.
+Small cells (164.514(b)(2)(ii)) are :mod:`services.exports.cells`'s.
 """
 
 from __future__ import annotations
 
-import csv
 import re
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from functools import cache
-from pathlib import Path
 from typing import TypedDict
 
-from services.exports.terminology import generalize_code
+from services.exports.terminology import DropReason, code_for_export
 from services.exports.ucum import is_ucum_unit
+from services.exports.zip3 import zip3_table
 
-RESTRICTED_ZIP3_FILE = Path(__file__).resolve().parent / "data" / "restricted_zip3.csv"
 SUPPRESSED_ZIP3 = "000"
 OLDEST_EXPORTED_AGE = 89  # 164.514(b)(2)(i)(C): ages over 89 are aggregated into one category
+VALUE_SIGNIFICANT_DIGITS = 4  # the precision lab results are reported at; too few digits for an MRN or a phone
+VALUE_LIMIT = Decimal(10) ** 5  # a value this large is no result the value set holds (in its UCUM units): dropped
+CODE_GENERALISED = "code_generalised_to_category"
 AGE_CATEGORY_OVER_89 = "90+"
 RESEARCH_ID_PREFIX = "R-"
 RESEARCH_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -91,7 +110,7 @@ class DeidentifiedRecord(TypedDict):
 
     research_id: str
     sex: str
-    birth_year: int | None
+    birth_year: int | str | None
     age: int | str | None
     state: str | None
     zip3: str
@@ -136,15 +155,16 @@ IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
         "b",
         "Geographic subdivisions smaller than a state",
         Handling.GENERALIZED,
-        "street address and city removed; state kept; ZIP code cut to its first three digits, "
-        "or 000 where the prefix covers 20,000 people or fewer (HHS list, 2000 Census) or the code is not a US ZIP",
+        "street address and city removed; state kept as a USPS code; ZIP code cut to its first three digits "
+        "only where the ZIP3 table (see zip3_table) allows the prefix, else 000 (so is anything not a US ZIP)",
     ),
     IdentifierKind(
         "c",
         "All elements of dates (except year) related to an individual; ages over 89",
         Handling.GENERALIZED,
-        "date of birth to the birth year and observation dates to their year; age at the export date; "
-        "ages over 89 exported as 90+ with no birth year; record timestamps not exported",
+        "date of birth to the birth year, age as export year minus birth year (no day or month of the export "
+        "enters it); 90 or more years before the export year exported as 90+ with no birth year; observation "
+        "dates to their year; codes meaning an age or a date of the person dropped; record timestamps not exported",
     ),
     IdentifierKind("d", "Telephone numbers", Handling.REMOVED, "phone numbers are not exported"),
     IdentifierKind("e", "Fax numbers", Handling.NOT_COLLECTED, "not a field of the record; " + _FREE_TEXT),
@@ -200,8 +220,9 @@ IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
         Handling.REPLACED,
         "pseudonym, database ids and the study protocol number removed; participants keyed by a research id "
         "drawn at random for each export and derived from nothing about the person (164.514(c)); observation "
-        "codes kept only for known code systems when well formed, units only when UCUM; sex reduced to "
-        "female, male, other or unknown",
+        "codes kept only when well formed and in the export value set (ICD-10 outside it cut to its category), "
+        "units only when UCUM without free digits, values rounded to 4 significant digits below 100,000; "
+        "sex reduced to female, male, other or unknown",
     ),
 )
 
@@ -217,33 +238,13 @@ def identifier_handling() -> list[dict[str, str]]:
 _STATES = "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND"
 _TERRITORIES_AND_REST = "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY AS GU MP PR VI"
 STATE_CODES = frozenset(f"{_STATES} {_TERRITORIES_AND_REST}".split(" "))
-_ZIP = re.compile(r"(\d{3})\d{2}(?:-?\d{4})?")
-
-
-def load_zip3_table(path: Path) -> frozenset[str]:
-    """The prefixes of a ZIP3 table: a CSV with a ``zip3`` column; lines starting ``#`` are its notes.
-
-    Raises:
-        ValueError: The table is empty or holds something other than three digits.
-    """
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-        prefixes = [str(row.get("zip3") or "").strip() for row in rows]
-    if not prefixes or not all(re.fullmatch(r"\d{3}", prefix) for prefix in prefixes):
-        raise ValueError(f"{path.name} is not a table of three-digit ZIP prefixes")
-    return frozenset(prefixes)
-
-
-@cache
-def restricted_zip3() -> frozenset[str]:
-    """The three-digit prefixes with 20,000 people or fewer, shipped as ``data/restricted_zip3.csv``."""
-    return load_zip3_table(RESTRICTED_ZIP3_FILE)
+_ZIP = re.compile(r"([0-9]{3})[0-9]{2}(?:-?[0-9]{4})?", re.ASCII)
 
 
 def generalize_zip(postal_code: str | None) -> str:
-    """The first three digits of a US ZIP code, or ``000`` when restricted or not a ZIP code at all."""
+    """The first three digits of a US ZIP code where the ZIP3 table allows them; else ``000``."""
     match = _ZIP.fullmatch((postal_code or "").strip())
-    if match is None or match.group(1) in restricted_zip3():
+    if match is None or match.group(1) not in zip3_table().allowed:
         return SUPPRESSED_ZIP3
     return match.group(1)
 
@@ -257,18 +258,18 @@ def normalize_state(state: str | None) -> str | None:
 # --- dates and ages ------------------------------------------------------------------------
 
 
-def age_on(date_of_birth: date, as_of: date) -> int | None:
-    """Completed years of age on ``as_of``; None for a birth date after it."""
-    if date_of_birth > as_of:
-        return None
-    return as_of.year - date_of_birth.year - ((as_of.month, as_of.day) < (date_of_birth.month, date_of_birth.day))
+def generalize_birth(date_of_birth: date | None, export_year: int) -> tuple[int | None, int | str | None]:
+    """``(birth_year, age)`` with the age as ``export_year - birth_year``: year arithmetic only.
 
-
-def generalize_birth(date_of_birth: date | None, as_of: date) -> tuple[int | None, int | str | None]:
-    """``(birth_year, age)``: over 89 the age is ``90+`` and the year, which would tell it, is dropped."""
-    age = age_on(date_of_birth, as_of) if date_of_birth is not None else None
-    if date_of_birth is None or age is None:
+    Nothing of the birth date but its year enters, nor anything of the export
+    date but its year, so no combination of the two values narrows a birthday
+    inside its year. A birth year 90 or more years back is ``(None, "90+")``:
+    such a person is, or within the year will be, over 89. A birth year after
+    the export year is no age at all.
+    """
+    if date_of_birth is None or date_of_birth.year > export_year:
         return None, None
+    age = export_year - date_of_birth.year
     if age > OLDEST_EXPORTED_AGE:
         return None, AGE_CATEGORY_OVER_89
     return date_of_birth.year, age
@@ -318,43 +319,91 @@ class ResearchIds:
         return candidate
 
 
-def _finite(value: Decimal | None) -> Decimal | None:
-    return value if value is not None and value.is_finite() else None
+def bounded_value(value: Decimal | None) -> tuple[Decimal | None, bool]:
+    """``(value, in range)``: a finite value rounded to :data:`VALUE_SIGNIFICANT_DIGITS` significant digits.
+
+    A number is the one field a code cannot constrain, so it is the channel an
+    identifier would take (a 9-digit SSN or a 10-digit phone number as the
+    value of a glucose result). Four significant digits are what laboratory
+    results are reported at; a value of 100,000 or more (or a date written as
+    a number, ``19550312``) is no result of the value set in its UCUM units,
+    and drops its observation. So an exported value holds at most four
+    significant digits and five digits in all: no room for the six or more
+    digits of an MRN, a phone, an SSN, an account or a plan number. A missing
+    or non-finite value is None, in range.
+    """
+    if value is None or not value.is_finite():
+        return None, True
+    if value.is_zero():
+        return Decimal(0), True
+    rounded = value.quantize(Decimal(1).scaleb(value.adjusted() - VALUE_SIGNIFICANT_DIGITS + 1))
+    if abs(value) >= VALUE_LIMIT or abs(rounded) >= VALUE_LIMIT:
+        return None, False
+    return rounded, True
 
 
-def deidentify_observation(observation: ObservationInput) -> DeidentifiedObservation | None:
-    """The coded, dated-to-the-year part of an observation; None when its code is not a known, valid code.
+@dataclass(frozen=True)
+class ObservationOutcome:
+    """An observation as exported, or why it was dropped; ``code_generalised`` when its code was cut."""
+
+    observation: DeidentifiedObservation | None
+    dropped: DropReason | None = None
+    code_generalised: bool = False
+
+
+def deidentify_observation(observation: ObservationInput) -> ObservationOutcome:
+    """The coded, dated-to-the-year part of an observation, or the reason it is dropped.
 
     ``display``, ``value_text`` and ``note`` are free text and never pass.
     """
-    coded = generalize_code(observation.get("code_system"), observation.get("code"))
-    if coded is None:
-        return None
+    decision = code_for_export(observation.get("code_system"), observation.get("code"))
+    if decision.coded is None:
+        return ObservationOutcome(None, decision.reason)
+    value, in_range = bounded_value(observation.get("value_number"))
+    if not in_range:
+        return ObservationOutcome(None, DropReason.VALUE_OUT_OF_RANGE)
     unit = (observation.get("unit") or "").strip()
     effective = observation.get("effective_date")
-    return {
-        "code_system": coded[0],
-        "code": coded[1],
-        "value_number": _finite(observation.get("value_number")),
+    exported: DeidentifiedObservation = {
+        "code_system": decision.coded[0],
+        "code": decision.coded[1],
+        "value_number": value,
         "unit": unit if is_ucum_unit(unit) else None,
         "effective_year": effective.year if effective is not None else None,
     }
+    return ObservationOutcome(exported, code_generalised=decision.generalised)
 
 
-def deidentify_participant(participant: ParticipantInput, *, research_id: str, as_of: date) -> DeidentifiedRecord:
-    """The Safe Harbor record of a participant on the export date ``as_of``.
+def _observations(items: Sequence[ObservationInput], tally: Counter[str] | None) -> list[DeidentifiedObservation]:
+    kept: list[DeidentifiedObservation] = []
+    for item in items:
+        outcome = deidentify_observation(item)
+        if tally is not None and outcome.dropped is not None:
+            tally[str(outcome.dropped)] += 1
+        if tally is not None and outcome.code_generalised:
+            tally[CODE_GENERALISED] += 1
+        if outcome.observation is not None:
+            kept.append(outcome.observation)
+    return kept
+
+
+def deidentify_participant(
+    participant: ParticipantInput, *, research_id: str, export_year: int, tally: Counter[str] | None = None
+) -> DeidentifiedRecord:
+    """The de-identified record of a participant, for an export made in ``export_year``.
 
     Args:
         participant: The participant's stored values and observations.
         research_id: The random id this export gives the participant (see :class:`ResearchIds`).
-        as_of: The export date, at which ages are computed.
+        export_year: The export's year, from which ages are year arithmetic.
+        tally: Where to count dropped observations by :class:`DropReason` (and cut codes), if given.
 
     Returns:
         Only what Safe Harbor lets through: sex, birth year and age (``90+``
-        over 89), state, ZIP3, and coded observations dated to the year.
+        with no year for 90 or more years back), state, ZIP3, and coded
+        observations dated to the year. Small cells are not handled here.
     """
-    birth_year, age = generalize_birth(participant.get("date_of_birth"), as_of)
-    observations = [deidentify_observation(item) for item in participant.get("observations", ())]
+    birth_year, age = generalize_birth(participant.get("date_of_birth"), export_year)
     return {
         "research_id": research_id,
         "sex": normalize_sex(participant.get("sex")),
@@ -362,5 +411,5 @@ def deidentify_participant(participant: ParticipantInput, *, research_id: str, a
         "age": age,
         "state": normalize_state(participant.get("state")),
         "zip3": generalize_zip(participant.get("postal_code")),
-        "observations": [item for item in observations if item is not None],
+        "observations": _observations(participant.get("observations", ()), tally),
     }

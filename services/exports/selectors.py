@@ -6,6 +6,8 @@ another community is simply not there: a miss, the same 404 as a random id.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from core.exports import ExportStatus
 from services.consents.models import Scope
 from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
-from services.exports.models import DeidentifiedExport
+from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.safe_harbor import ObservationInput, ParticipantInput
 from services.exports.sealing import ByteSource, file_aad, open_chunks, read_key_version
 from services.exports.storage import ExportFileMissing, get_storage, storage_key
@@ -45,13 +47,13 @@ class ExportGone(ApplicationError):
 
 
 def deidentified_exports() -> QuerySet[DeidentifiedExport]:
-    """The community's exports, newest first."""
-    return DeidentifiedExport.objects.all()
+    """The community's exports, newest first, with their determinations."""
+    return DeidentifiedExport.objects.select_related("determination")
 
 
 def access_export(export_id: Any) -> DeidentifiedExport:
     """The export with this id in this community (404 otherwise)."""
-    export = DeidentifiedExport.objects.filter(pk=export_id).first()
+    export = deidentified_exports().filter(pk=export_id).first()
     if export is None:
         raise NotFound("No such export.", code=ExportErrorCode.NOT_FOUND)
     return export
@@ -62,6 +64,42 @@ def access_ready_export(export_id: Any) -> DeidentifiedExport:
     export = access_export(export_id)
     if export.status != ExportStatus.READY:
         raise Conflict(f"The export is {export.status}.", code=ExportErrorCode.NOT_READY)
+    return export
+
+
+def determination_of(export: DeidentifiedExport) -> ExportDetermination | None:
+    """The export's determination, if a compliance officer has made it."""
+    try:
+        return export.determination
+    except ExportDetermination.DoesNotExist:
+        return None
+
+
+def manifest_sha256(manifest: dict[str, Any]) -> str:
+    """The SHA-256 of a manifest's canonical JSON (sorted keys, no spaces): what a determination covers."""
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def access_downloadable_export(export_id: Any) -> DeidentifiedExport:
+    """The export, which must be ready and determined, for the manifest it has now.
+
+    Raises:
+        Conflict: ``determination_required`` until an officer signs off; ``manifest_mismatch`` when the
+            manifest is no longer the one the determination covers (edited in the database since).
+    """
+    export = access_ready_export(export_id)
+    determination = determination_of(export)
+    if determination is None:
+        raise Conflict(
+            "A compliance officer has not yet made the export's determination.",
+            code=ExportErrorCode.DETERMINATION_REQUIRED,
+        )
+    if manifest_sha256(export.manifest or {}) != determination.manifest_sha256:
+        logger.error("export %s: its manifest differs from the one its determination covers", export.id)
+        raise Conflict(
+            "The export's manifest is not the one its determination covers.", code=ExportErrorCode.MANIFEST_MISMATCH
+        )
     return export
 
 
@@ -88,29 +126,33 @@ def _observation(observation: Observation) -> ObservationInput:
     }
 
 
-def export_participants(study: Study) -> Iterator[ParticipantInput]:
+def export_participants(study: Study, *, with_observations: bool = True) -> Iterator[ParticipantInput]:
     """The study's consented participants in random order, with their observations, a batch at a time.
 
     Only the columns Safe Harbor may keep in some form are loaded (and so
     decrypted): names, contacts, addresses, MRNs and notes are never opened.
     The order is random so that a row's position says nothing about when
-    its participant enrolled.
+    its participant enrolled. ``with_observations=False`` loads the
+    participants' own columns only (the small-cell pass needs no more).
     """
-    observations = Observation.objects.only(*OBSERVATION_FIELDS).order_by("created_at", "id")
     participants = (
         Participant.objects.filter(study=study)
         .filter(consent_scopes__contains=[EXPORT_CONSENT_SCOPE])
         .only(*PARTICIPANT_FIELDS)
         .order_by("?")
-        .prefetch_related(Prefetch("observations", queryset=observations))
     )
+    if with_observations:
+        observations = Observation.objects.only(*OBSERVATION_FIELDS).order_by("created_at", "id")
+        participants = participants.prefetch_related(Prefetch("observations", queryset=observations))
     for participant in participants.iterator(chunk_size=BATCH):
         yield {
             "date_of_birth": participant.date_of_birth,
             "sex": participant.sex,
             "state": participant.state,
             "postal_code": participant.postal_code,
-            "observations": [_observation(item) for item in participant.observations.all()],
+            "observations": [_observation(item) for item in participant.observations.all()]
+            if with_observations
+            else [],
         }
 
 

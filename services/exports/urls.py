@@ -9,4 +9,5 @@ urlpatterns = [
     path("exports/<uuid:pk>/", apis.ExportDetailApi.as_view(), name="export"),
     path("exports/<uuid:pk>/download/", apis.ExportDownloadApi.as_view(), name="export-download"),
     path("exports/<uuid:pk>/manifest/", apis.ExportManifestApi.as_view(), name="export-manifest"),
+    path("exports/<uuid:pk>/determination/", apis.ExportDeterminationApi.as_view(), name="export-determination"),
 ]

@@ -330,6 +330,12 @@ SUSPENSION = {
 EXTENSION = {"days": 30, "reason": "Records at a second site", "individual_told_on": "2026-01-10"}
 
 STUDY = {"title": "Walk", "protocol_number": "WALK-2", "irb_approval_number": "IRB-9", "status": "draft"}
+# An export request names its recipient and purpose; an officer's determination names the manifest it covers.
+EXPORT_REQUEST = {
+    "recipient": {"name": "Dana Reviewer", "organisation": "Example University"},
+    "purpose": "Secondary analysis under the lab's data use agreement.",
+}
+DETERMINATION = {"statement": "No actual knowledge that this file identifies anyone.", "manifest_sha256": "0" * 64}
 # Route name -> the requests that serve it for one method.
 CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "me": plain("/api/v1/me"),
@@ -343,10 +349,11 @@ CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "observation-detail": observation_detail_calls,
     "study-list": plain("/api/v1/studies/", STUDY),
     "study-detail": study_detail_calls,
-    "exports": plain("/api/v1/exports/", {"study": "{study}", "format": "csv"}),
+    "exports": plain("/api/v1/exports/", {"study": "{study}", "format": "csv", **EXPORT_REQUEST}),
     "export": by_id("/api/v1/exports/{id}/", "export"),
     "export-download": by_id("/api/v1/exports/{id}/download/", "export"),
     "export-manifest": by_id("/api/v1/exports/{id}/manifest/", "export"),
+    "export-determination": by_id("/api/v1/exports/{id}/determination/", "export", body=DETERMINATION),
     "audit-events": plain("/api/v1/audit/events/"),
     "audit-exports": plain("/api/v1/audit/exports/", {"format": "jsonl"}),
     "audit-export": by_id("/api/v1/audit/exports/{id}/", "audit_export"),

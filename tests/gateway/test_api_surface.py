@@ -90,6 +90,7 @@ AUTHENTICATED_ROUTES = {
     "/api/v1/exports/<uuid:pk>/": "get",
     "/api/v1/exports/<uuid:pk>/download/": "get",
     "/api/v1/exports/<uuid:pk>/manifest/": "get",
+    "/api/v1/exports/<uuid:pk>/determination/": "post",
 }
 CREDENTIAL_ROUTES = {"/api/v1/auth/token", "/api/v1/auth/refresh"}
 PUBLIC_KEY_ROUTES = {"/api/v1/audit/keys/"}

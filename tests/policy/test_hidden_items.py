@@ -78,7 +78,7 @@ for _name in ("audit-export-download", "audit-export-manifest"):
     EXISTING[_name] = EXISTING["audit-export"]
 for _name in ("accounting-request-extension", "accounting-request-provide", "accounting-request-copy"):
     EXISTING[_name] = EXISTING["accounting-request-detail"]
-for _name in ("export-download", "export-manifest"):
+for _name in ("export-download", "export-manifest", "export-determination"):
     EXISTING[_name] = EXISTING["export"]
 
 

@@ -12,6 +12,7 @@ from django_tenants.utils import schema_context
 
 # Everything a walkthrough writes in a community's schema, children before parents.
 WRITTEN_TABLES = (
+    "exports_exportdetermination",
     "exports_deidentifiedexport",
     "observations_observation",
     "consents_consent",

@@ -57,6 +57,21 @@ PHI = [str(value) for person in (ADA, GRACE) for key, value in person.items() if
 # The ``ready_export`` fixture: ``(export_format="csv")`` -> the 202 body of an export that was then built at once.
 ReadyExport = Callable[..., dict[str, Any]]
 
+# Who receives an export, and why: what every export request in these tests states.
+RECIPIENT: dict[str, str] = {
+    "name": "Dana Reviewer",
+    "organisation": "Example University Sleep Lab",
+    "address": "1 Campus Drive, Springfield",
+}
+PURPOSE = "Secondary analysis of sleep duration against glucose, under the lab's data use agreement."
+STATEMENT = "I have no actual knowledge that this file could be used, alone or with other data, to identify anyone."
+
+
+def export_body(study: Study, export_format: str = "csv", **fields: Any) -> dict[str, Any]:
+    """The body of an export request for ``study``, or what ``fields`` change."""
+    return {"study": str(study.id), "format": export_format, "recipient": RECIPIENT, "purpose": PURPOSE, **fields}
+
+
 # Research use and contact, version 2 of the form: what Augusta, Grace and the withdrawn participant signed.
 CONSENTED: dict[str, Any] = {"scopes": ["research_use", "contact"], "form_version": "v2"}
 
@@ -93,11 +108,19 @@ def request_export(
 ) -> dict[str, Any]:
     """Ask for an export of ``study`` (asserting 202) and run what its commit queued; the 202 body."""
     with captured() as callbacks:
-        accepted = client.post(EXPORTS, {"study": str(study.id), "format": export_format}, format="json")
+        accepted = client.post(EXPORTS, export_body(study, export_format), format="json")
     assert accepted.status_code == 202, accepted.content
     run_committed(callbacks)
     body: dict[str, Any] = accepted.json()
     return body
+
+
+def determine(officer: APIClient, export_id: str, **fields: Any) -> Any:
+    """An officer's determination of an export, naming the manifest they were shown; the response."""
+    review = officer.get(f"{EXPORTS}{export_id}/determination/")
+    assert review.status_code == 200, review.content
+    body = {"statement": STATEMENT, "manifest_sha256": review.json()["export"]["manifest_sha256"], **fields}
+    return officer.post(f"{EXPORTS}{export_id}/determination/", body, format="json")
 
 
 def downloaded(client: APIClient, export_id: str) -> bytes:
@@ -112,6 +135,11 @@ def sealed_files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file()]
 
 
+def _number(cell: str) -> int | str | None:
+    """A CSV cell of a year or an age: a number, a band (``1970-1979``) or ``90+`` as text, None when empty."""
+    return int(cell) if cell.isdigit() else cell or None
+
+
 def parse(export_format: str, text: str) -> list[dict[str, Any]]:
     """The participants of a downloaded file, in the JSON Lines shape."""
     if export_format == "jsonl":
@@ -123,8 +151,8 @@ def parse(export_format: str, text: str) -> list[dict[str, Any]]:
             {
                 "research_id": row["research_id"],
                 "sex": row["sex"],
-                "birth_year": int(row["birth_year"]) if row["birth_year"] else None,
-                "age": row["age"] if row["age"] == "90+" else int(row["age"]),
+                "birth_year": _number(row["birth_year"]),
+                "age": _number(row["age"]),
                 "state": row["state"] or None,
                 "zip3": row["zip3"],
                 "observations": [],

@@ -542,3 +542,22 @@ test_no_other_role_touches_the_accounting_register if {
 		}
 	}
 }
+
+# --- de-identified exports: the determination of no actual knowledge ---------------------------------
+
+test_compliance_officer_determines_an_export_with_a_fresh_second_factor if {
+	officer := as_role("compliance_officer")
+	document := object.union(acting(officer, "export.determine"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
+	decide(document).reasons == ["mfa_required"]
+	d := decide(fresh_mfa(document))
+	d.allow
+	d.obligations.audit == "heightened"
+	not decide(stale_mfa(document)).allow
+}
+
+test_only_compliance_officers_determine_exports if {
+	every role in ["principal_investigator", "coordinator", "researcher", "auditor", "owner"] {
+		document := object.union(acting(as_role(role), "export.determine"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
+		not decide(fresh_mfa(document)).allow
+	}
+}

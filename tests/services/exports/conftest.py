@@ -19,7 +19,13 @@ from services.studies.models import Study
 from tenants.models import Community
 from tests.factories import ConsentFactory, ParticipantFactory, StudyFactory
 from tests.support.clients import MemberClient
-from tests.support.exports import ADA, CONSENTED, GRACE, NOTE, ReadyExport, observe, request_export
+from tests.support.exports import ADA, CONSENTED, GRACE, NOTE, ReadyExport, determine, observe, request_export
+
+
+@pytest.fixture(autouse=True)
+def cells_of_one(settings: Settings) -> None:
+    """k = 1 unless a test says otherwise: the fixture study has two people (small cells: ``test_cells.py``)."""
+    settings.DEIDENTIFIED_EXPORT_MIN_CELL = 1
 
 
 @pytest.fixture
@@ -57,6 +63,12 @@ def study(alpha: Community) -> Study:
 
 
 @pytest.fixture
+def officer(member_client: MemberClient) -> tuple[APIClient, User]:
+    """A compliance officer of alpha who has just signed in with password and TOTP."""
+    return member_client("compliance_officer", second_factor=True)
+
+
+@pytest.fixture
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Stand in for the broker: the messages of queued exports, for the test to run (or run twice)."""
     messages: list[dict[str, Any]] = []
@@ -78,14 +90,22 @@ def built_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def ready_export(
     built_at_once: None,
     pi: tuple[APIClient, User],
+    officer: tuple[APIClient, User],
     study: Study,
     export_dir: Path,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> ReadyExport:
-    """The PI asks for an export of the study and it is built at once: ``(export_format="csv")`` -> the 202 body."""
+    """The PI asks for an export of the study, it is built at once and the officer determines it.
+
+    ``(export_format="csv", determined=True)`` -> the 202 body.
+    """
     client, _ = pi
 
-    def make(export_format: str = "csv") -> dict[str, Any]:
-        return request_export(client, study, django_capture_on_commit_callbacks, export_format)
+    def make(export_format: str = "csv", *, determined: bool = True) -> dict[str, Any]:
+        accepted = request_export(client, study, django_capture_on_commit_callbacks, export_format)
+        if determined:
+            response = determine(officer[0], accepted["id"])
+            assert response.status_code == 201, response.content
+        return accepted
 
     return make

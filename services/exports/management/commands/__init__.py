@@ -1,0 +1,1 @@
+"""Export commands; each that changes something takes --operator and records an audit event."""
