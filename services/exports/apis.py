@@ -19,11 +19,12 @@ from typing import Any, ClassVar
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.errors import BadRequest
 from core.exports import export_links
 from core.serializers import StrictSerializer
 from policy.views import PolicyView
@@ -32,6 +33,7 @@ from security.identity.authentication import claims_of
 from security.tasks import export_enqueue
 from services.common import CleanCharField
 from services.exports.actions import Recipient, deidentified_export_request, export_determine
+from services.exports.errors import ExportErrorCode
 from services.exports.formats import CONTENT_TYPES
 from services.exports.models import (
     PURPOSE_LENGTH,
@@ -160,10 +162,16 @@ class ExportListApi(PolicyView[None]):
         data = ExportSerializer(export).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["links"]["self"]})
 
-    @extend_schema(responses={200: ExportSerializer(many=True)})
+    @extend_schema(
+        parameters=[OpenApiParameter("determination", str, enum=["pending", "made"], required=False)],
+        responses={200: ExportSerializer(many=True)},
+    )
     def get(self, request: Request) -> Response:
-        """The newest exports of the community."""
-        exports = deidentified_exports()[:LIST_LIMIT]
+        """The newest exports of the community; ``?determination=pending`` is a compliance officer's queue."""
+        wanted = request.query_params.get("determination")
+        if wanted not in (None, "pending", "made"):
+            raise BadRequest("determination must be pending or made", code=ExportErrorCode.INVALID_FILTER)
+        exports = deidentified_exports(determined=None if wanted is None else wanted == "made")[:LIST_LIMIT]
         return Response(ExportSerializer(exports, many=True).data)
 
 

@@ -17,3 +17,4 @@ class ExportErrorCode(StrEnum):
     ALREADY_DETERMINED = "already_determined"
     MANIFEST_MISMATCH = "manifest_mismatch"
     SELF_DETERMINATION = "self_determination"
+    INVALID_FILTER = "invalid_filter"

@@ -46,9 +46,17 @@ class ExportGone(ApplicationError):
     title = "Gone"
 
 
-def deidentified_exports() -> QuerySet[DeidentifiedExport]:
-    """The community's exports, newest first, with their determinations."""
-    return DeidentifiedExport.objects.select_related("determination")
+def deidentified_exports(*, determined: bool | None = None) -> QuerySet[DeidentifiedExport]:
+    """The community's exports, newest first, with their determinations.
+
+    ``determined=False``: only ready exports still awaiting a compliance officer's determination.
+    """
+    exports = DeidentifiedExport.objects.select_related("determination")
+    if determined is None:
+        return exports
+    if determined:
+        return exports.filter(determination__isnull=False)
+    return exports.filter(status=ExportStatus.READY, determination__isnull=True)
 
 
 def access_export(export_id: Any) -> DeidentifiedExport:

@@ -561,3 +561,11 @@ test_only_compliance_officers_determine_exports if {
 		not decide(fresh_mfa(document)).allow
 	}
 }
+
+test_compliance_officers_list_the_exports_they_determine_but_never_download_them if {
+	officer := as_role("compliance_officer")
+	listing := object.union(acting(officer, "export.list"), {"resource": {"type": "export", "id": null, "attributes": {}}})
+	decide(listing).allow
+	download := object.union(acting(fresh_mfa(officer), "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
+	not decide(download).allow
+}

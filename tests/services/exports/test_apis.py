@@ -418,6 +418,30 @@ def test_only_a_compliance_officer_may_determine_an_export_and_others_see_no_suc
         assert not ExportDetermination.objects.exists()
 
 
+def test_an_officer_lists_the_exports_awaiting_a_determination_and_never_betas(
+    member_client: MemberClient, officer: tuple[APIClient, User], ready_export: ReadyExport
+) -> None:
+    pending = ready_export(determined=False)["id"]
+    made = ready_export()["id"]
+    client, _ = officer
+    beta_officer, _ = member_client("compliance_officer", on_beta=True)
+
+    queue = client.get(EXPORTS, {"determination": "pending"})
+    done = client.get(EXPORTS, {"determination": "made"})
+
+    assert [item["id"] for item in queue.json()] == [pending]
+    assert queue.json()[0]["recipient"]["organisation"]
+    assert [item["id"] for item in done.json()] == [made]
+    assert {item["id"] for item in client.get(EXPORTS).json()} == {pending, made}
+    assert beta_officer.get(EXPORTS, {"determination": "pending"}).json() == []
+
+
+def test_an_unknown_determination_filter_is_a_400(officer: tuple[APIClient, User]) -> None:
+    response = officer[0].get(EXPORTS, {"determination": "maybe"})
+
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_filter")
+
+
 def test_determining_an_export_needs_a_recent_second_factor(
     member_client: MemberClient, ready_export: ReadyExport
 ) -> None:
