@@ -11,12 +11,19 @@ membership grant, role change, removal             community    a membership is 
 community key rotation                             community    the keys seal that community's data
 policy revision first seen in a community          community    its decisions name the revision
 refusal on a community's host                      community    the request was for that community
-user create, deactivate, reactivate, staff flag    platform     a user is one person across communities
+membership affiliation (workforce or external)     community    it decides use or disclosure there
+export determination                               community    it releases that community's data
+accounting request, copy, suspension, recorded     community    the participant's accounting is there
+disclosure
+break-glass alarm                                  community    the grant is that community's
+user create, deactivate, reactivate, staff flag,   platform     a user is one person across communities
+profile (name, organisation, address)
 MFA enrolment and reset                            platform     the second factor belongs to the user
 access-token signing-key rotation and pruning      platform     one keyring signs every community's tokens
 community lifecycle (create ... purge)             platform     the community log does not exist yet, or
                                                                  is about to be destroyed
 refusal on an unknown host or the platform host    platform     there is no community to hold it
+ZIP3 table build (``zip3_table_build``)            platform     one table serves every community
 =================================================  ===========  ======================================
 
 Every such event is written by the action itself, inside the transaction that
