@@ -480,6 +480,8 @@ POLICY_BREAK_GLASS_CONTEXT = "security.breakglass.selectors.break_glass_context"
 BREAK_GLASS_SCOPE_EXISTS = "services.participants.selectors.break_glass_scope_exists"
 # What a grant covers in words (a participant's pseudonym, a study's title), for the review queue (as above).
 BREAK_GLASS_SCOPE_WORDS = "services.participants.selectors.break_glass_scope_words"
+# The accounting an offboarding archive keeps: entries with their basis, requests, copies (research apps).
+AUDIT_ARCHIVE_ACCOUNTING = "services.accounting.archive.archived_accounting"
 # What /health/ready checks: the edge's own, and the policy engine's and key service's from their packages.
 READINESS_CHECKS = {
     "postgresql": "gateway.health.check_postgresql",

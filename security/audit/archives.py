@@ -11,8 +11,12 @@ community's schema:
   offline verifier checks it unchanged;
 - every signed checkpoint, and the signed purge statements when the log has
   them;
-- the accounting of disclosures of every participant the log names (the
-  recipients' emails are resolved now, while the users exist);
+- the accounting of disclosures of every participant the log names or an
+  officer recorded a disclosure of (recipients resolved now, while the users
+  exist; the basis of each entry, exempt ones included and labelled), and
+  the accounting's own records: its requests, every copy provided (its exact
+  text), suspensions and disclosures recorded off the platform, from the
+  research apps through the ``AUDIT_ARCHIVE_ACCOUNTING`` hook;
 - the audit public keys, and an archive manifest listing each file's SHA-256,
   signed by the audit signing key.
 
@@ -35,11 +39,11 @@ import os
 import struct
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -48,16 +52,17 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django_tenants.utils import schema_context, schema_exists
 
 from core.canonical import canonical_text
 from security.audit.archive_storage import ArchiveMissing, archive_key, get_archive_storage
 from security.audit.checkpoints import public_keys_pem, sign_document
-from security.audit.disclosures import disclosures
 from security.audit.exports import export_to_path
 from security.audit.hashing import format_time
 from security.audit.models import AuditEvent, Checkpoint
 from security.audit.offline_archive import (
+    ACCOUNTING_RECORDS_NAME,
     ACCOUNTING_TYPE,
     ARCHIVE_TYPE,
     CHECKPOINTS_NAME,
@@ -239,8 +244,18 @@ def _pseudonyms() -> list[str]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _write_accounting(path: Path, *, community: str, now: datetime) -> tuple[int, int]:
-    participants = {pseudonym: disclosures(pseudonym, now=now) for pseudonym in _pseudonyms()}
+class ArchivedAccounting(Protocol):
+    """What ``AUDIT_ARCHIVE_ACCOUNTING`` names (the research apps' builder; security never imports them)."""
+
+    def __call__(
+        self, pseudonyms: Sequence[str], /, *, now: datetime
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+        """Each participant's accounting up to ``now`` (by pseudonym), and the accounting's own records."""
+
+
+def _write_accounting(members: Path, *, community: str, now: datetime) -> tuple[int, int]:
+    builder: ArchivedAccounting = import_string(settings.AUDIT_ARCHIVE_ACCOUNTING)
+    participants, records = builder(_pseudonyms(), now=now)
     document = {
         "type": ACCOUNTING_TYPE,
         "community": community,
@@ -248,7 +263,13 @@ def _write_accounting(path: Path, *, community: str, now: datetime) -> tuple[int
         "lookback_days": settings.DISCLOSURE_LOOKBACK_DAYS,
         "participants": participants,
     }
-    path.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (members / DISCLOSURES_NAME).write_text(
+        json.dumps(document, indent=1, sort_keys=True, default=_json_value) + "\n", encoding="utf-8"
+    )
+    (members / ACCOUNTING_RECORDS_NAME).write_text(
+        json.dumps({**records, "community": community}, indent=1, sort_keys=True, default=_json_value) + "\n",
+        encoding="utf-8",
+    )
     return len(participants), sum(len(entries) for entries in participants.values())
 
 
@@ -264,7 +285,7 @@ def _build(members: Path, *, community: str, now: datetime) -> dict[str, Any]:
         )
     checkpoints = _write_checkpoints(members / CHECKPOINTS_NAME)
     purge_statements = _write_purge_statements(members / PURGE_STATEMENTS_NAME)
-    participants, disclosed = _write_accounting(members / DISCLOSURES_NAME, community=community, now=now)
+    participants, disclosed = _write_accounting(members, community=community, now=now)
     (members / KEYS_NAME).write_text(public_keys_pem(community), encoding="ascii")
     files = sorted(name for name in MEMBERS - {MANIFEST_NAME} if (members / name).is_file())
     manifest: dict[str, Any] = {
@@ -287,6 +308,19 @@ def _build(members: Path, *, community: str, now: datetime) -> dict[str, Any]:
     return manifest
 
 
+def _chained_now() -> datetime:
+    """The archive's time: the database's clock once what is staged is chained (the clock the chain dates by).
+
+    Taken after chaining, so every event staged before the archive began is
+    in it and none is dated after it, whichever host's clock runs ahead.
+    """
+    audit_chain()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        (moment,) = cursor.fetchone() or (timezone.now(),)
+    return moment if isinstance(moment, datetime) else timezone.now()
+
+
 def audit_archive_create(*, community: str) -> Archive:
     """Archive the community's audit trail (its schema must still exist); the stored archive, verified.
 
@@ -300,7 +334,8 @@ def audit_archive_create(*, community: str) -> Archive:
     """
     if not schema_exists(community):
         raise ArchiveError(f"community {community} has no schema left to archive")
-    now = timezone.now()
+    with schema_context(community):
+        now = _chained_now()
     key = archive_key(community=community, created_at=now)
     with tempfile.TemporaryDirectory(prefix="cgw-archive-") as work:  # 0700
         members, sealed = Path(work) / "members", Path(work) / "archive.tar.sealed"

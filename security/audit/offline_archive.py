@@ -61,10 +61,11 @@ EXPORT_NAME = "audit.jsonl"
 EXPORT_MANIFEST_NAME = "audit.jsonl.manifest.json"
 CHECKPOINTS_NAME = "checkpoints.jsonl"
 DISCLOSURES_NAME = "disclosures.json"
+ACCOUNTING_RECORDS_NAME = "accounting-records.json"  # since the accounting kept requests and copies
 PURGE_STATEMENTS_NAME = "purge-statements.jsonl"
 KEYS_NAME = "audit-keys.pem"
 REQUIRED = frozenset({EXPORT_NAME, EXPORT_MANIFEST_NAME, CHECKPOINTS_NAME, DISCLOSURES_NAME})
-MEMBERS = REQUIRED | {PURGE_STATEMENTS_NAME, KEYS_NAME, MANIFEST_NAME}
+MEMBERS = REQUIRED | {PURGE_STATEMENTS_NAME, KEYS_NAME, MANIFEST_NAME, ACCOUNTING_RECORDS_NAME}
 
 
 class ArchiveBroken(Exception):  # a verdict, not an error of the program
@@ -163,8 +164,24 @@ def _accounting(directory: Path, community: str) -> dict[int, set[str]]:
     cited: dict[int, set[str]] = {}
     for pseudonym, entries in document["participants"].items():
         for entry in entries:
-            cited.setdefault(int(entry["audit_sequence"]), set()).add(pseudonym)
+            if entry.get("audit_sequence") is not None:  # a disclosure recorded off the platform cites no event
+                cited.setdefault(int(entry["audit_sequence"]), set()).add(pseudonym)
     return cited
+
+
+def _accounting_records(directory: Path, community: str, manifest: Mapping[str, Any]) -> None:
+    """The accounting's records (requests, copies provided, suspensions), where the archive keeps them, are its own.
+
+    Each copy's text must still hash to the SHA-256 it was provided with.
+    """
+    if ACCOUNTING_RECORDS_NAME not in manifest["files"]:
+        return  # archives made before the accounting kept records
+    document = json.loads((directory / ACCOUNTING_RECORDS_NAME).read_text(encoding="utf-8"))
+    if document.get("community") != community:
+        raise ArchiveBroken(f"{ACCOUNTING_RECORDS_NAME} is not this community's")
+    for copy in document.get("copies", []):
+        if hashlib.sha256(str(copy["content"]).encode("utf-8")).hexdigest() != copy["sha256"]:
+            raise ArchiveBroken(f"{ACCOUNTING_RECORDS_NAME}: a copy provided ({copy['id']}) differs from its SHA-256")
 
 
 def _cross_check(directory: Path, checkpoints: dict[int, str], cited: dict[int, set[str]], first: int) -> None:
@@ -202,6 +219,7 @@ def _verify_archive(directory: Path, public_key: Path) -> Verification:
         raise ArchiveBroken(
             f"checkpoints.jsonl holds {len(checkpoints)} checkpoints, the manifest says {manifest['checkpoints']}"
         )
+    _accounting_records(directory, community, manifest)
     first = export["first_sequence"] if export["first_sequence"] is not None else export["last_sequence"] + 1
     _cross_check(directory, dict(checkpoints), _accounting(directory, community), first)
     return Verification(result.checked, checkpoints=len(checkpoints))

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from policy.permissions import BreakGlassContextProvider
+from security.audit.archives import ArchivedAccounting
 from security.breakglass.actions import ScopeExists
 from security.breakglass.selectors import ScopeWords
 
@@ -30,6 +31,7 @@ def keyword_parameters(function: Callable[..., Any]) -> set[str]:
         ("POLICY_BREAK_GLASS_CONTEXT", BreakGlassContextProvider),
         ("BREAK_GLASS_SCOPE_EXISTS", ScopeExists),
         ("BREAK_GLASS_SCOPE_WORDS", ScopeWords),
+        ("AUDIT_ARCHIVE_ACCOUNTING", ArchivedAccounting),
     ],
 )
 def test_each_hook_takes_the_keywords_its_protocol_names(setting: str, protocol: type) -> None:

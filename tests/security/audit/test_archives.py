@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from security.audit.archives import ArchiveError, audit_archive_create, audit_archive_open, audit_archive_verify
 from security.audit.offline_archive import verify_archive
+from services.accounting.actions import accounting_request_open, accounting_request_provide, recorded_disclosure_record
+from services.accounting.models import Suspension
+from tenants.lifecycle import community_create
+from tenants.models import Community
+from tests.factories import ParticipantFactory
 from tests.support.audit import recorded
 from tests.support.offboarding import Trail, auditor_keys, community_with_a_trail, stored_archive
 
@@ -28,6 +36,7 @@ def test_an_archive_holds_the_log_its_checkpoints_and_the_accounting_and_verifie
 
     assert opened.key == archive.key
     assert sorted(path.name for path in (tmp_path / "opened").iterdir()) == [
+        "accounting-records.json",
         "archive.manifest.json",
         "audit-keys.pem",
         "audit.jsonl",
@@ -120,3 +129,85 @@ def test_the_accounting_names_each_disclosure_with_its_recipient(trail: Trail, t
         "email": trail.recipient.email,
         "roles": ["principal_investigator"],
     }
+
+
+def test_the_archive_keeps_the_accountings_requests_copies_suspensions_and_recorded_disclosures(
+    trail: Trail, tmp_path: Path
+) -> None:
+    now = timezone.now()
+    with schema_context("gamma"):
+        recorded_disclosure_record(
+            participant=trail.participant,
+            disclosed_at=now - timedelta(days=3),
+            recipient_name="Dr. Mary Mallon",
+            recipient_organisation="State Department of Health",
+            description="Test results, reported by fax",
+            purpose_statement="A public health report required by state law.",
+            actor_id="operator:test",
+        )
+        Suspension.objects.create(
+            agency="Office of the Inspector General",
+            official="Special Agent Ness",
+            form="written",
+            statement="An investigation; the accounting would impede it.",
+            starts_at=now - timedelta(days=1),
+            ends_at=now + timedelta(days=60),
+            recorded_by="operator:test",
+        )
+        request = accounting_request_open(participant=trail.participant, requester="by letter", actor_id="op:test")
+        copy = accounting_request_provide(request=request, actor_id="operator:test")
+
+    audit_archive_create(community="gamma")
+    audit_archive_open(community="gamma", to=tmp_path / "opened")
+    records = json.loads((tmp_path / "opened" / "accounting-records.json").read_text())
+    accounting = json.loads((tmp_path / "opened" / "disclosures.json").read_text())
+
+    assert records["community"] == "gamma"
+    [kept] = records["copies"]
+    assert (kept["content"], kept["sha256"]) == (copy.content, copy.sha256)
+    assert [row["pseudonym"] for row in records["requests"]] == [trail.participant.pseudonym]
+    assert [row["agency"] for row in records["suspensions"]] == ["Office of the Inspector General"]
+    assert [row["recipient_name"] for row in records["recorded_disclosures"]] == ["Dr. Mary Mallon"]
+    entries = accounting["participants"][trail.participant.pseudonym]
+    assert [entry["audit_sequence"] for entry in entries if entry["source"] != "recorded"] == [2, 3]
+    assert [entry["recipient"]["name"] for entry in entries if entry["source"] == "recorded"] == ["Dr. Mary Mallon"]
+    assert verify_archive(tmp_path / "opened", auditor_keys(tmp_path, "gamma")).intact
+
+
+def test_a_participant_with_only_a_recorded_disclosure_is_in_the_archives_accounting(
+    db: None, settings: Any, tmp_path: Path
+) -> None:
+    settings.AUDIT_ARCHIVE_DIR = tmp_path / "archives"
+    community_create(slug="delta", name="Delta", domain="delta.localhost", actor_id="operator:test")
+    participant = ParticipantFactory.create(community=Community.objects.get(slug="delta"))
+    with schema_context("delta"):
+        recorded_disclosure_record(
+            participant=participant,
+            disclosed_at=timezone.now() - timedelta(days=1),
+            recipient_name="Records clerk",
+            recipient_organisation="County Court",
+            description="The participant's record, under subpoena",
+            purpose_statement="A court order.",
+            actor_id="operator:test",
+        )
+
+    audit_archive_create(community="delta")
+    audit_archive_open(community="delta", to=tmp_path / "opened")
+    accounting = json.loads((tmp_path / "opened" / "disclosures.json").read_text())
+
+    [entry] = accounting["participants"][participant.pseudonym]
+    assert (entry["source"], entry["recipient"]["organisation"]) == ("recorded", "County Court")
+    assert verify_archive(tmp_path / "opened", auditor_keys(tmp_path, "delta")).intact
+
+
+def test_a_copy_rewritten_in_the_database_does_not_pass_into_an_archive(trail: Trail) -> None:
+    with schema_context("gamma"):
+        request = accounting_request_open(participant=trail.participant, requester="by letter", actor_id="op:test")
+        copy = accounting_request_provide(request=request, actor_id="operator:test")
+        with connection.cursor() as cursor:  # the tables' owner, its guard switched off
+            cursor.execute("ALTER TABLE accounting_providedaccounting DISABLE TRIGGER ALL")
+            cursor.execute("UPDATE accounting_providedaccounting SET content = %s WHERE id = %s", ["{}", copy.pk])
+            cursor.execute("ALTER TABLE accounting_providedaccounting ENABLE TRIGGER ALL")
+
+    with pytest.raises(ArchiveError, match="differs from its SHA-256"):
+        audit_archive_create(community="gamma")
