@@ -26,6 +26,16 @@ class RequestAudit:
     participants: list[str] = field(default_factory=list)
 
 
+# A request decided while its subject held an emergency grant names the grant among its event's reasons, a
+# chained field: the break-glass review attributes uses by it, and no table outside the chain can move one.
+GRANT_REASON_PREFIX = "break_glass_grant:"
+
+
+def grant_reason(grant_id: str) -> str:
+    """The reason that names the emergency grant a request was decided under."""
+    return GRANT_REASON_PREFIX + grant_id
+
+
 _current: ContextVar[RequestAudit | None] = ContextVar("request_audit", default=None)
 
 

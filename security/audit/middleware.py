@@ -28,7 +28,7 @@ from django.http import HttpRequest, HttpResponse
 from core.http import client_ip, edge_of
 from core.problems import problem_response
 from policy.context import PolicyContext, defer_decision_records
-from security.audit.context import RequestAudit, request_audit
+from security.audit.context import RequestAudit, grant_reason, request_audit
 from security.audit.errors import AuditErrorCode
 from security.audit.refusals import mark_recorded
 from security.audit.revisions import revision_seen
@@ -63,10 +63,17 @@ def _decision_fields(policy: PolicyContext, note: RequestAudit) -> dict[str, Any
         "outcome": "allow" if decision.allow else "deny",
         "decision_id": decision.decision_id,
         "policy_revision": decision.revision,
-        "reasons": list(decision.reasons),
+        "reasons": [*decision.reasons, *_grant_reasons(document)],
         "break_glass": "break_glass" in decision.reasons,
         "participant_pseudonyms": note.participants,
     }
+
+
+def _grant_reasons(document: dict[str, Any]) -> list[str]:
+    """The emergency grant the subject held when the policy decided, as a chained reason (none without one)."""
+    grant = (document.get("context") or {}).get("break_glass") or {}
+    grant_id = grant.get("grant_id") if isinstance(grant, dict) else None
+    return [grant_reason(str(grant_id))] if grant_id else []
 
 
 def _problem_code(response: HttpResponse) -> str:

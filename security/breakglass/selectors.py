@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
-from django.db.models.fields.json import KT
+from django.db.models import F, Q, QuerySet, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -26,8 +26,7 @@ from core.errors import ErrorCode, NotFound
 from core.generations import GenerationCache
 from core.schema import tenant_connection
 from policy.matrix import policy_matrix
-from policy.models import DecisionRecord
-from security.audit.context import annotate
+from security.audit.context import GRANT_REASON_PREFIX, annotate, grant_reason
 from security.audit.models import AuditEvent
 from security.audit.sequencer import audit_chain
 from security.breakglass.alarms import alarmed, grant_alarms
@@ -174,29 +173,30 @@ def scope_words(grant: BreakGlassGrant) -> str:
     return f"one participant, {grant.scope_id}" if grant.scope == Scope.PARTICIPANT else f"the study {grant.scope_id}"
 
 
+# The grant an event names among its reasons (each names at most one).
+_GRANT_OF_EVENT = "(SELECT r FROM jsonb_array_elements_text(reasons) AS r WHERE r LIKE %s LIMIT 1)"
+
+
 def grant_uses(grants: Collection[BreakGlassGrant], *, limit: int = USES_SHOWN) -> dict[str, list[dict[str, Any]]]:
     """Each grant's uses, oldest first, at most ``limit`` + 1 each (the extra one says there are more).
 
-    A use is an event of the holder whose decision was made under the grant
-    (its record's ``input.context.break_glass.grant_id``) and that either went
-    through the grant (flagged ``break_glass``) or asked for it (purpose
-    ``emergency``) and was refused. One query for all of ``grants``: each
-    event's decision record is found by its unique id.
+    A use is an event of the holder decided while the grant was theirs (its
+    chained reasons name the grant: :func:`security.audit.context.grant_reason`)
+    that went through the grant (flagged ``break_glass``), asked for it
+    (purpose ``emergency``) or was a PHI action under any purpose, allowed or
+    refused. The grant is read from the chain, not from a decision record an
+    operator could edit unseen. One query for all of ``grants``.
     """
     if not grants:
         return {}
-    under = DecisionRecord.objects.filter(decision_id=OuterRef("decision_id")).values(
-        grant=KT("input__context__break_glass__grant_id")
-    )[:1]
+    markers = [grant_reason(str(grant.id)) for grant in grants]
+    named = Q()
+    for marker in markers:
+        named |= Q(reasons__contains=[marker])
     events = (
-        AuditEvent.objects.filter(
-            actor_id__in={str(grant.user_id) for grant in grants},
-            occurred_at__gte=min(grant.created_at for grant in grants),
-        )
-        .exclude(decision_id="")
-        .filter(Q(break_glass=True) | Q(purpose=EMERGENCY))
-        .annotate(grant=Subquery(under))
-        .filter(grant__in=[str(grant.id) for grant in grants])
+        AuditEvent.objects.filter(named, actor_id__in={str(grant.user_id) for grant in grants})
+        .filter(Q(break_glass=True) | Q(purpose=EMERGENCY) | Q(action__in=list(policy_matrix().phi_actions)))
+        .annotate(grant=RawSQL(_GRANT_OF_EVENT, [GRANT_REASON_PREFIX + "%"]))  # noqa: S611 # nosec B611 - constant SQL
         .annotate(rank=Window(RowNumber(), partition_by=[F("grant")], order_by=F("sequence").asc()))
         .filter(rank__lte=limit + 1)
         .order_by("sequence")
@@ -216,7 +216,7 @@ def grant_uses(grants: Collection[BreakGlassGrant], *, limit: int = USES_SHOWN) 
     uses: dict[str, list[dict[str, Any]]] = {str(grant.id): [] for grant in grants}
     for event in events:
         row = dict(event)
-        uses[str(row.pop("grant"))].append(row)
+        uses[str(row.pop("grant")).removeprefix(GRANT_REASON_PREFIX)].append(row)
     return uses
 
 

@@ -27,6 +27,9 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from policy.models import DecisionRecord
+from security.audit.context import grant_reason
+from security.audit.models import AuditEvent
 from security.breakglass.models import BreakGlassGrant
 from security.breakglass.selectors import grant_uses
 from security.models import User
@@ -73,6 +76,41 @@ def test_a_use_recorded_just_after_the_grant_expired_is_still_its_use(
         [event] = chained_events().filter(action="participant.read", actor_id=str(holder.pk))
         assert event.occurred_at > BreakGlassGrant.objects.get(pk=grant.pk).expires_at
     assert [use["sequence"] for use in entry["uses"]] == [event.sequence]
+
+
+def test_a_decision_record_edited_in_the_database_moves_no_use_off_its_grant(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    assert read(client, participant).status_code == 200
+    with schema_context("alpha"):
+        chained_events()  # chain what is staged
+        [event] = AuditEvent.objects.filter(action="participant.read", actor_id=str(holder.pk))
+        record = DecisionRecord.objects.get(decision_id=event.decision_id)
+        record.input["context"]["break_glass"]["grant_id"] = str(uuid.uuid4())  # an operator's edit, unchained
+        record.save()
+    officer, _ = signed_in("compliance_officer")
+
+    entry = queued(officer, grant)
+
+    assert [use["sequence"] for use in entry["uses"]] == [event.sequence]
+    assert grant_reason(str(grant.pk)) in event.reasons
+
+
+def test_a_read_of_the_grants_participant_stated_as_operations_is_a_refused_use(
+    signed_in: MemberClient, participant: Participant
+) -> None:
+    client, holder = signed_in("coordinator")
+    grant = grant_in("alpha", holder, str(participant.pk))
+    refused = client.get(f"/api/v1/participants/{participant.pk}/", HTTP_X_PURPOSE_OF_USE="operations")
+    officer, _ = signed_in("compliance_officer")
+
+    entry = queued(officer, grant)
+
+    assert refused.status_code == 403
+    [use] = entry["uses"]
+    assert (use["action"], use["outcome"], use["http_status"]) == ("participant.read", "deny", 403)
 
 
 def test_two_overlapping_grants_of_one_holder_never_share_a_use(
