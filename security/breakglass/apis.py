@@ -163,6 +163,7 @@ def grant_data(request: Request, grant: BreakGlassGrant) -> dict[str, Any]:
 
 
 QUEUE_FORMATS = ("json", "csv")
+READS = frozenset({"GET", "HEAD"})  # HEAD is answered by get(): it is asked as the same action
 
 
 def _flag(request: Request, name: str) -> bool | None:
@@ -181,14 +182,14 @@ class BreakGlassApi(PolicyView[None]):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Refuse an unknown format before anything else (authentication included) is done."""
-        if request.method == "GET" and request.query_params.get("format", "json") not in QUEUE_FORMATS:
+        if request.method in READS and request.query_params.get("format", "json") not in QUEUE_FORMATS:
             raise BadRequest("format must be json or csv", code=BreakGlassErrorCode.INVALID_FORMAT)
         super().initial(request, *args, **kwargs)
 
     def policy_action(self, request: Request) -> str | None:
         """``break_glass.export`` for the CSV file (it leaves the service: a recent second factor), else as declared."""
         declared = super().policy_action(request)
-        csv = request.method == "GET" and request.query_params.get("format") == "csv"
+        csv = request.method in READS and request.query_params.get("format") == "csv"
         return "break_glass.export" if declared and csv else declared
 
     @extend_schema_serializer(component_name="BreakGlassRequest")
@@ -233,7 +234,10 @@ class BreakGlassApi(PolicyView[None]):
         responses={200: GrantSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request: Request) -> Response | StreamingHttpResponse:
-        """Grants, newest first; ``?reviewed=false`` is the queue awaiting review, ``?alarm=true`` the alarmed ones."""
+        """Grants, newest first; ``?reviewed=false`` is the queue awaiting review, ``?alarm=true`` the alarmed ones.
+
+        Both queues are oldest first, so the 200 shown are the longest waiting.
+        """
         grants = list(review_queue(reviewed=_flag(request, "reviewed"), alarm=_flag(request, "alarm"))[:200])
         if request.query_params.get("format") == "csv":
             return _queue_file(request, grants)

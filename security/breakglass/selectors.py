@@ -94,7 +94,7 @@ def forget_grants(**_: Any) -> None:
 def review_queue(
     *, reviewed: bool | None = None, alarm: bool | None = None, now: datetime | None = None
 ) -> QuerySet[BreakGlassGrant]:
-    """Grants, newest first; ``reviewed=False`` is the queue of uses awaiting a compliance officer.
+    """Grants, newest first; ``reviewed=False`` is the queue of uses awaiting a compliance officer (oldest first).
 
     ``alarm=True`` keeps the grants that raise an alarm at ``now``, ``False``
     those that raise none. Staged audit events are chained first, so each
@@ -106,6 +106,9 @@ def review_queue(
         grants = grants.filter(reviewed_at__isnull=not reviewed)
     if alarm is not None:
         grants = alarmed(grants, now=now or timezone.now(), alarm=alarm)
+    if reviewed is False or alarm is True:
+        # A queue: oldest first, so a page cut short never hides the longest-waiting grant behind newer ones.
+        grants = grants.order_by("created_at", "id")
     return grants
 
 
@@ -155,22 +158,25 @@ def people(user_ids: Iterable[Any]) -> dict[str, Person]:
 class ScopeWords(Protocol):
     """What ``BREAK_GLASS_SCOPE_WORDS`` names (the research apps' selector; security never imports them)."""
 
-    def __call__(self, *, scope: str, scope_id: str) -> str | None:
-        """What a grant over ``scope`` ``scope_id`` covers, in words; None when the community lacks it."""
+    def __call__(self, *, scopes: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """What grants over each ``(scope, scope_id)`` cover, in words; those the community lacks are left out."""
 
 
-def scope_words(grant: BreakGlassGrant) -> str:
-    """What ``grant`` covered, in words: ``one participant, P-…`` or ``the study '<title>' (protocol <n>)``.
+def scope_words(grants: Iterable[BreakGlassGrant]) -> dict[tuple[str, str], str]:
+    """What each of ``grants`` covered, in words: ``one participant, P-…`` or ``the study '<title>' (protocol <n>)``.
 
     The words come from the research apps through ``BREAK_GLASS_SCOPE_WORDS``
-    (security does not import them); a participant or study no longer found
-    is named by its id.
+    (security does not import them), one query per kind of scope for a whole
+    page; a participant or study no longer found is named by its id.
     """
+    scopes = {(grant.scope, grant.scope_id) for grant in grants}
     words_of: ScopeWords = import_string(settings.BREAK_GLASS_SCOPE_WORDS)
-    words = words_of(scope=grant.scope, scope_id=grant.scope_id)
-    if words is not None:
-        return words
-    return f"one participant, {grant.scope_id}" if grant.scope == Scope.PARTICIPANT else f"the study {grant.scope_id}"
+    found = words_of(scopes=scopes)
+    return {
+        (scope, scope_id): found.get((scope, scope_id))
+        or (f"one participant, {scope_id}" if scope == Scope.PARTICIPANT else f"the study {scope_id}")
+        for scope, scope_id in scopes
+    }
 
 
 # The grant an event names among its reasons (each names at most one).

@@ -141,15 +141,24 @@ def notify_sweep() -> int:
     return queued
 
 
+# Suspended communities too: a suspension stops their requests, not the review owed for grants used before it.
+SWEPT = (CommunityStatus.ACTIVE, CommunityStatus.SUSPENDED)
+
+
 @shared_task(acks_late=True)
 def alarm_sweep() -> int:
-    """Periodic (``BREAK_GLASS_ALARM_SWEEP_SECONDS``): raise, log and mail the break-glass alarms of active communities.
+    """Periodic (``BREAK_GLASS_ALARM_SWEEP_SECONDS``): raise, log and mail the break-glass alarms of each community.
 
-    Returns how many grants stand alarmed.
+    Active and suspended communities are swept; one whose sweep fails is
+    logged and the others are swept all the same. Returns how many grants
+    stand alarmed.
     """
     alarmed = 0
-    for community in Community.objects.filter(status=CommunityStatus.ACTIVE):
-        alarmed += community_alarms(community, now=timezone.now())
+    for community in Community.objects.filter(status__in=SWEPT):
+        try:
+            alarmed += community_alarms(community, now=timezone.now())
+        except Exception:  # one schema's trouble must not silence every other community's alarms
+            logger.exception("break-glass alarm sweep failed: community=%s", community.slug)
     return alarmed
 
 

@@ -64,8 +64,7 @@ def grants_in_words(grants: Sequence[BreakGlassGrant], *, community: Community, 
         + [grant.reviewed_by for grant in grants]
     )
     officers = len(officers_of(community))
-    one_each = {(grant.scope, grant.scope_id): grant for grant in grants}
-    covers = {scope: scope_words(grant) for scope, grant in one_each.items()}  # once per participant or study
+    covers = scope_words(grants)  # one query per kind of scope for the page
     return {
         str(grant.id): _words(
             grant, uses[str(grant.id)], named, covers=covers[grant.scope, grant.scope_id], officers=officers, now=now

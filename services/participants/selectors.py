@@ -7,7 +7,7 @@ the ``BREAK_GLASS_SCOPE_EXISTS`` setting (security never imports services).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -49,20 +49,26 @@ def participant_pseudonym(participant_id: str) -> str | None:
     return Participant.objects.filter(pk=key).values_list("pseudonym", flat=True).first()
 
 
-def break_glass_scope_words(*, scope: str, scope_id: str) -> str | None:
-    """What a break-glass grant covers, in a compliance officer's words; None for what this community lacks.
+def break_glass_scope_words(*, scopes: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """What break-glass grants over ``scopes`` cover, in a compliance officer's words (one query per kind).
 
     A participant by pseudonym (``one participant, P-…``), a study by its title
-    and protocol number (``the study 'Sleep and memory' (protocol SLP-01)``).
+    and protocol number (``the study 'Sleep and memory' (protocol SLP-01)``);
+    an id this community lacks is left out.
     """
-    key = _uuid(scope_id)
-    if key is None:
-        return None
-    if scope == "participant":
-        pseudonym = Participant.objects.filter(pk=key).values_list("pseudonym", flat=True).first()
-        return None if pseudonym is None else f"one participant, {pseudonym}"
-    study = Study.objects.filter(pk=key).values_list("title", "protocol_number").first()
-    return None if study is None else f"the study '{study[0]}' (protocol {study[1]})"
+    wanted: dict[str, dict[uuid.UUID, str]] = {"participant": {}, "study": {}}
+    for scope, scope_id in scopes:
+        key = _uuid(scope_id)
+        if key is not None and scope in wanted:
+            wanted[scope][key] = scope_id
+    words: dict[tuple[str, str], str] = {}
+    people = Participant.objects.filter(pk__in=wanted["participant"]).values_list("pk", "pseudonym")
+    for pk, pseudonym in people:
+        words["participant", wanted["participant"][pk]] = f"one participant, {pseudonym}"
+    studies = Study.objects.filter(pk__in=wanted["study"]).values_list("pk", "title", "protocol_number")
+    for pk, title, protocol in studies:
+        words["study", wanted["study"][pk]] = f"the study '{title}' (protocol {protocol})"
+    return words
 
 
 def participants(

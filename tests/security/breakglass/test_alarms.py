@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import smtplib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 from typing import Any
 
@@ -22,6 +22,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from security.breakglass import tasks
 from security.breakglass.models import BreakGlassAlarm, BreakGlassGrant
 from security.breakglass.tasks import alarm_sweep, notify_compliance_officers
 from security.models import User
@@ -270,15 +271,38 @@ def test_a_digest_the_mail_server_refused_is_mailed_on_the_next_sweep(
         assert BreakGlassAlarm.objects.get().mailed_at is not None
 
 
-def test_a_suspended_community_is_not_swept(
+def test_a_suspended_community_is_swept_all_the_same(
     beta: Community, member: Callable[..., User], mailoutbox: list[EmailMessage]
 ) -> None:
     member(beta, "compliance_officer")
     overdue_grant_in("beta", member(beta, "coordinator"), participant_in(beta))
     Community.objects.filter(slug="beta").update(status=CommunityStatus.SUSPENDED)
 
-    assert alarm_sweep() == 0
-    assert mailoutbox == []
+    assert alarm_sweep() == 1
+    assert len(mailoutbox) == 1
+
+
+def test_a_community_whose_sweep_fails_does_not_silence_the_others(
+    alpha: Community,
+    beta: Community,
+    member: Callable[..., User],
+    participant: Participant,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    overdue_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    overdue_grant_in("beta", member(beta, "coordinator"), participant_in(beta))
+    real = tasks.community_alarms
+
+    def failing_for_alpha(community: Community, *, now: datetime) -> int:
+        if community.slug == "alpha":
+            raise RuntimeError("schema in trouble")
+        return real(community, now=now)
+
+    monkeypatch.setattr(tasks, "community_alarms", failing_for_alpha)
+
+    assert alarm_sweep() == 1  # beta's, whichever was swept first
+    assert "break-glass alarm sweep failed: community=alpha" in caplog.text
 
 
 # --- the command, for cron and monitoring -----------------------------------------------------

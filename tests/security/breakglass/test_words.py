@@ -332,9 +332,12 @@ def test_the_review_file_needs_a_recent_second_factor(signed_in: MemberClient) -
     officer, _ = signed_in("compliance_officer")
 
     response = officer.get(BREAK_GLASS, {"format": "csv"})
+    head = officer.head(BREAK_GLASS, {"format": "csv"})
+    odd = officer.head(BREAK_GLASS, {"format": "xml"})
 
     assert response.status_code == 403
     assert response.json()["code"] == "mfa_required"
+    assert (head.status_code, odd.status_code) == (403, 400)  # HEAD is asked as the same action as GET
 
 
 @pytest.mark.parametrize("role", ["auditor", "coordinator", "owner"])
@@ -387,3 +390,39 @@ def test_the_uses_of_a_page_of_grants_are_read_in_one_query(
         return sum("audit_auditevent" in query["sql"] for query in captured.captured_queries)
 
     assert reads(one) == reads(page) == 1
+
+
+def test_a_page_of_grants_over_many_participants_names_them_in_one_query_per_kind(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient
+) -> None:
+    holder = member(alpha, "coordinator")
+    for _ in range(2):
+        grant_in("alpha", holder, str(ParticipantFactory.create(community=alpha).pk))
+    officer, _ = signed_in("compliance_officer")
+    with CaptureQueriesContext(connection) as two:
+        officer.get(BREAK_GLASS)
+    for _ in range(4):
+        grant_in("alpha", holder, str(ParticipantFactory.create(community=alpha).pk))
+
+    with CaptureQueriesContext(connection) as six:
+        entries = officer.get(BREAK_GLASS).json()
+
+    assert len(entries) == 6
+    assert all(entry["covers"].startswith("one participant, ") for entry in entries)
+    assert len(six.captured_queries) == len(two.captured_queries)
+
+
+def test_the_queues_are_oldest_first_so_the_longest_waiting_grant_is_never_cut_off(
+    alpha: Community, member: Callable[..., User], signed_in: MemberClient, participant: Participant
+) -> None:
+    older = ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    with schema_context("alpha"):
+        BreakGlassGrant.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(days=2))
+    newer = ended_grant_in("alpha", member(alpha, "coordinator"), str(participant.pk))
+    officer, _ = signed_in("compliance_officer")
+
+    queue = [entry["id"] for entry in officer.get(BREAK_GLASS, {"reviewed": "false"}).json()]
+    everything = [entry["id"] for entry in officer.get(BREAK_GLASS).json()]
+
+    assert queue == [str(older.pk), str(newer.pk)]
+    assert everything == [str(newer.pk), str(older.pk)]

@@ -17,7 +17,8 @@ from django_tenants.utils import schema_context
 from core.commands import ApplicationCommand
 from security.audit.hashing import format_time
 from security.breakglass.selectors import standing_alarms
-from tenants.models import Community, CommunityStatus
+from security.breakglass.tasks import SWEPT
+from tenants.models import Community
 from tenants.selectors import community_get
 
 
@@ -33,9 +34,7 @@ class Command(ApplicationCommand):
     def run(self, **options: Any) -> None:
         """Print the alarms; raise (exit status 1) when there is any."""
         slug = options["community"]
-        communities = (
-            [community_get(slug=slug)] if slug else list(Community.objects.filter(status=CommunityStatus.ACTIVE))
-        )
+        communities = [community_get(slug=slug)] if slug else list(Community.objects.filter(status__in=SWEPT))
         now = timezone.now()
         count = 0
         for community in communities:
