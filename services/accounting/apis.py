@@ -343,9 +343,9 @@ class SuspensionSerializer(serializers.ModelSerializer[Suspension]):
 
 
 class SuspensionListApi(PolicyView[None]):
-    """``GET``: the suspensions; ``POST``: record one (oral: at most 30 days)."""
+    """``GET``: the suspensions; ``POST``: record one (``accounting.suspend``, a recent second factor; oral: 30 days)."""
 
-    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.manage"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.suspend"}
     policy_resource_type = "accounting"
     policy_collection = True
 

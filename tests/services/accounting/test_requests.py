@@ -377,6 +377,7 @@ def waived_study_with(alpha: Community, people: int) -> tuple[Participant, list[
         community=alpha,
         irb_waiver_number="WVR-7",
         irb_waiver_date=datetime.date(2025, 6, 1),
+        irb_waiver_recorded_at=T0 - datetime.timedelta(days=1),
         research_purpose="Sleep and memory in adults over 60; all patients of the sleep clinic since 2020.",
         phi_types="Diagnoses, sleep study results, dates of visits",
         sponsor_name="Acme Pharma",
