@@ -304,9 +304,7 @@ def test_fifty_participants_listed_by_a_workforce_member_do_not_make_the_waiver_
     assert entry["basis"] == {"kind": "irb_waiver", "reference": "WVR-50"}
 
 
-def test_emergency_reads_of_fifty_people_do_not_count_towards_the_fifty(
-    alpha: Community, reader: User
-) -> None:
+def test_emergency_reads_of_fifty_people_do_not_count_towards_the_fifty(alpha: Community, reader: User) -> None:
     target, everyone = waived_study(alpha, 50)
     with schema_context("alpha"):
         recorded(
