@@ -126,9 +126,7 @@ ORDER BY sequence
 """
 
 
-def accesses_among(
-    pseudonyms: Sequence[str], *, since: datetime, until: datetime
-) -> list[tuple[Access, str]]:
+def accesses_among(pseudonyms: Sequence[str], *, since: datetime, until: datetime) -> list[tuple[Access, str]]:
     """Each non-emergency, non-exempt PHI access to one of ``pseudonyms`` in ``[since, until]``, with its actor.
 
     One :class:`Access` per participant an event named (a list names many), staged events chained first.

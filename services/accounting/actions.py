@@ -247,7 +247,9 @@ def accounting_request_provide(
     return copy
 
 
-def _check_oral(*, agency: str, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime) -> None:
+def _check_oral(
+    *, agency: str, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime
+) -> None:
     """164.528(a)(2)(ii): an oral statement suspends from now, for at most 30 days, once; longer needs writing."""
     if starts_at > now:
         raise BadRequest(

@@ -343,7 +343,7 @@ class SuspensionSerializer(serializers.ModelSerializer[Suspension]):
 
 
 class SuspensionListApi(PolicyView[None]):
-    """``GET``: the suspensions; ``POST``: record one (``accounting.suspend``, a recent second factor; oral: 30 days)."""
+    """``GET``: the suspensions; ``POST``: record one (``accounting.suspend``, a fresh second factor; oral: 30 days)."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.suspend"}
     policy_resource_type = "accounting"

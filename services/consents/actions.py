@@ -66,12 +66,14 @@ def consent_authorization_confirm(*, consent: Consent, actor_id: str) -> Consent
         Conflict: not recorded as an authorization, withdrawn, or confirmed already.
     """
     if not consent.hipaa_authorization:
-        raise Conflict("This consent is not recorded as a HIPAA authorization.", code=ConsentErrorCode.NOT_AUTHORIZATION)
+        raise Conflict(
+            "This consent is not recorded as a HIPAA authorization.", code=ConsentErrorCode.NOT_AUTHORIZATION
+        )
     if consent.withdrawn_at is not None:
         raise Conflict("This consent was withdrawn.", code=ConsentErrorCode.ALREADY_WITHDRAWN)
     if consent.authorization_confirmed_at is not None:
         raise Conflict("This authorization was confirmed already.", code=ConsentErrorCode.ALREADY_CONFIRMED)
-    consent.authorization_confirmed_at = Now()  # type: ignore[assignment]  # the database's clock
+    consent.authorization_confirmed_at = Now()  # the database's clock
     consent.authorization_confirmed_by = actor_id
     consent.save(update_fields=["authorization_confirmed_at", "authorization_confirmed_by", "updated_at"])
     consent.refresh_from_db(fields=["authorization_confirmed_at"])

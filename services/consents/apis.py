@@ -1,5 +1,7 @@
-"""Consent routes: ``/api/v1/participants/{id}/consents/``, ``.../consents/{consent_id}/withdraw/`` and
-``.../consents/{consent_id}/authorization/`` (a compliance officer confirms a HIPAA authorization).
+"""Consent routes: ``/api/v1/participants/{id}/consents/`` and what is done to one of them.
+
+``.../consents/{consent_id}/withdraw/`` withdraws it; ``.../consents/{consent_id}/authorization/``
+is a compliance officer confirming it is a HIPAA authorization.
 
 Withdrawal is a state, not a deletion: the consent keeps its record with
 ``withdrawn_at`` set, and from then on the policy refuses PHI for its scopes
@@ -21,8 +23,8 @@ from core.errors import BadRequest
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
-from services.common import CleanCharField
 from security.identity.authentication import claims_of
+from services.common import CleanCharField
 from services.consents.actions import consent_authorization_confirm, consent_record, consent_withdraw
 from services.consents.models import Consent, Scope
 from services.consents.selectors import access_consent, access_consent_holder, consent_list, policy_attributes

@@ -58,7 +58,7 @@ def _waiver_changed(study: Study, values: Mapping[str, Any]) -> bool:
 
 def _waiver_recorded(study: Study, *, actor_id: str) -> None:
     """The waiver just set or changed is on record from now (the database's time); event ``study.waiver_record``."""
-    study.irb_waiver_recorded_at = Now() if study.irb_waiver_number else None  # type: ignore[assignment]  # an expression
+    study.irb_waiver_recorded_at = Now() if study.irb_waiver_number else None  # an expression: the database's clock
     study.save(update_fields=["irb_waiver_recorded_at"])
     study.refresh_from_db(fields=["irb_waiver_recorded_at"])
     record(
@@ -133,9 +133,7 @@ def study_create(
     return _study_save(Study(), community=community, changes=changes, actor_id=actor_id)
 
 
-def study_update(
-    *, study: Study, community: Community, changes: Mapping[str, Any], actor_id: str = "system"
-) -> Study:
+def study_update(*, study: Study, community: Community, changes: Mapping[str, Any], actor_id: str = "system") -> Study:
     """Change the fields in ``changes`` (``team`` replaces the whole team).
 
     A waiver number or date set or changed is on record from now, as in :func:`study_create`.

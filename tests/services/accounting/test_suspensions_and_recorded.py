@@ -20,8 +20,8 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.models import User
 from core.errors import Conflict
+from security.models import User
 from services.accounting.actions import accounting_request_open, accounting_request_provide, suspension_record
 from services.accounting.models import RecordedDisclosure, Suspension
 from services.participants.models import Participant
