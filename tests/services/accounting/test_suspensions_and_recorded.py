@@ -282,3 +282,18 @@ def test_recording_a_suspension_needs_a_fresh_second_factor(member_client: Membe
     assert (response.status_code, response.json()["code"]) == (403, "mfa_required")
     with schema_context("alpha"):
         assert not Suspension.objects.exists()
+
+
+def test_a_register_cut_at_its_limit_says_it_is_truncated(
+    officer: APIClient, participant: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.accounting.apis.REGISTER_LIMIT", 2)
+    for _ in range(3):
+        assert record_disclosure(officer, participant).status_code == 201
+    assert suspend(officer).status_code == 201
+
+    cut = officer.get(f"/api/v1/participants/{participant.pk}/recorded-disclosures/").json()
+    whole = officer.get("/api/v1/accounting-suspensions/").json()
+
+    assert (len(cut["results"]), cut["truncated"]) == (2, True)
+    assert (len(whole["results"]), whole["truncated"]) == (1, False)
