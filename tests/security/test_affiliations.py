@@ -185,3 +185,19 @@ def test_an_affiliation_starts_at_the_databases_time(alpha: Community, member: C
     made.refresh_from_db()
 
     assert made.valid_from >= before
+
+
+def test_the_service_role_cannot_backdate_a_new_affiliation(alpha: Community, member: Callable[..., User]) -> None:
+    """With the service's database credentials, an attacker inserts a workforce row dated years back."""
+    user = member(alpha, "principal_investigator")
+    long_ago = timezone.now() - datetime.timedelta(days=3000)
+
+    with as_service_role(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO security_affiliation (user_id, community_id, kind, valid_from, recorded_by, recorded_at) "
+            "VALUES (%s, %s, 'workforce', %s, 'attacker', now())",
+            [user.pk, alpha.pk, long_ago],
+        )
+
+    row = Affiliation.objects.get(user=user)
+    assert row.valid_from > timezone.now() - datetime.timedelta(minutes=5)
