@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from core.errors import BadRequest, NotFound
@@ -88,10 +87,8 @@ def affiliation_set(*, email: str, community_slug: str, kind: str, actor_id: str
     if not Membership.objects.filter(user=user, community=community).exists():
         raise NotFound(f"the user is not a member of {community.slug}", code=IdentityErrorCode.MEMBERSHIP_NOT_FOUND)
     with transaction.atomic():
-        # The database's clock, never the caller's: an affiliation cannot start in the past.
-        affiliation = Affiliation.objects.create(
-            user=user, community=community, kind=kind, valid_from=timezone.now(), recorded_by=actor_id
-        )
+        # ``valid_from`` is the database's clock (its db_default), never the caller's: no start in the past.
+        affiliation = Affiliation.objects.create(user=user, community=community, kind=kind, recorded_by=actor_id)
         with schema_context(community.schema_name):
             record(
                 action="membership.affiliation",

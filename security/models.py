@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 
 from security.roles import Role
 
@@ -100,12 +100,15 @@ class Affiliation(models.Model):
     A change adds a row and never rewrites one, so the accounting of disclosures
     decides use or disclosure by the affiliation in force at the access time.
     No row at that time means no record of workforce: the access is a disclosure.
+    ``valid_from`` is the database's time of the insert (``db_default``), never the
+    caller's; the database refuses an UPDATE (``audit_refuse_change``, migration
+    0005), and the service's role may only SELECT and INSERT (:mod:`tenants.roles`).
     """
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="affiliations")
     community = models.ForeignKey("tenants.Community", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, choices=AffiliationKind.choices)
-    valid_from = models.DateTimeField()
+    valid_from = models.DateTimeField(db_default=Now())
     recorded_by = models.CharField(max_length=64)
     recorded_at = models.DateTimeField(auto_now_add=True)
 

@@ -70,6 +70,8 @@ class BasisKind(StrEnum):
 
     AUTHORIZATION = "authorization"  # a HIPAA authorization covering the purpose (164.508): exempt
     IRB_WAIVER = "irb_waiver"  # a waiver of authorization (164.512(i)): accountable
+    # a consent flagged as an authorization that no compliance officer has confirmed: accountable
+    UNCONFIRMED_AUTHORIZATION = "authorization_not_confirmed"
     EMERGENCY = "emergency"  # an emergency (break-glass) grant: always accountable
     NONE_ON_RECORD = "none_on_record"  # nothing on record: accountable (fail closed)
 
@@ -114,24 +116,37 @@ class BasisResolver(Protocol):
         ...
 
 
-# The participants disclosed among ``pseudonyms``: those named by an allowed PHI action since a time.
-_DISCLOSED_AMONG = """
-SELECT count(DISTINCT named) FROM audit_auditevent, unnest(participant_pseudonyms) AS named
-WHERE outcome = 'allow' AND action = ANY(%s) AND occurred_at >= %s AND named = ANY(%s)
+# The accesses to any of ``pseudonyms`` since a time: each allowed PHI-revealing event, not exempt, not an emergency.
+_ACCESSES_AMONG = """
+SELECT sequence, occurred_at, staged_at, actor_id, purpose, named
+FROM audit_auditevent, unnest(participant_pseudonyms) AS named
+WHERE outcome = 'allow' AND action = ANY(%s) AND occurred_at >= %s AND occurred_at <= %s AND named = ANY(%s)
+  AND NOT break_glass AND NOT purpose = ANY(%s)
+ORDER BY sequence
 """
 
 
-def participants_disclosed(pseudonyms: Sequence[str], *, since: datetime) -> int:
-    """How many of ``pseudonyms`` an allowed PHI-revealing access named since ``since`` (staged chained first)."""
+def accesses_among(pseudonyms: Sequence[str], *, since: datetime, until: datetime) -> list[tuple[Access, str]]:
+    """Each non-emergency, non-exempt PHI access to one of ``pseudonyms`` in ``[since, until]``, with its actor.
+
+    One :class:`Access` per participant an event named (a list names many), staged events chained first.
+    """
     audit_chain()
+    matrix = policy_matrix()
     with tenant_connection().cursor() as cursor:
-        cursor.execute(_DISCLOSED_AMONG, [list(policy_matrix().phi_actions), since, list(pseudonyms)])
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+        cursor.execute(
+            _ACCESSES_AMONG,
+            [list(matrix.phi_actions), since, until, list(pseudonyms), list(matrix.exempt_purposes)],
+        )
+        rows = cursor.fetchall()
+    return [
+        (Access(sequence, _access_time({"occurred_at": occurred, "staged_at": staged}), named, purpose, False), actor)
+        for sequence, occurred, staged, actor, purpose, named in rows
+    ]
 
 
 def accounting_since(now: datetime | None = None) -> datetime:
-    """The start of the accounting period."""
+    """The start of the accounting period: six years before ``now`` (the request's receipt, when there is one)."""
     return (now or timezone.now()) - timedelta(days=settings.DISCLOSURE_LOOKBACK_DAYS)
 
 
@@ -142,6 +157,7 @@ def disclosures(
     since: datetime | None = None,
     basis: BasisResolver | None = None,
     include_exempt: bool = False,
+    received: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The accounting for the participant known by ``pseudonym``, oldest first (staged events chained first).
 
@@ -151,10 +167,13 @@ def disclosures(
         since: A shorter period the individual asked for (164.528(b)(1)); never earlier than six years back.
         basis: Resolves the basis of each access; without it every access has none on record.
         include_exempt: Also list workforce uses and authorized reads (each labelled), for the officer.
+        received: When the individual's request was received: the six years run back from it (164.528(a)(1)),
+            not from ``now``; ``now`` when not given.
     """
     audit_chain()
     matrix = policy_matrix()
-    start = max(accounting_since(now), since) if since else accounting_since(now)
+    lookback = accounting_since(received or now)
+    start = max(lookback, since) if since else lookback
     events = AuditEvent.objects.filter(
         participant_pseudonyms__contains=[pseudonym],
         outcome=Outcome.ALLOW,

@@ -20,12 +20,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.canonical import canonical_json
 from core.errors import BadRequest, Conflict
 from core.schema import tenant_connection
-from security.audit.disclosures import accounting_since
 from security.audit.hashing import format_time
 from security.audit.staging import record
 from services.accounting.errors import AccountingErrorCode
@@ -37,7 +37,13 @@ from services.accounting.models import (
     Suspension,
     SuspensionForm,
 )
-from services.accounting.selectors import accounting_entries, research_summarised, summarised, without_suspended
+from services.accounting.selectors import (
+    accounting_entries,
+    period_start,
+    research_summarised,
+    summarised,
+    without_suspended,
+)
 from services.participants.models import Participant
 
 ANSWER_DAYS = 60
@@ -46,13 +52,22 @@ ORAL_SUSPENSION_MAX_DAYS = 30
 COPY_TYPE = "accounting-of-disclosures/v1"
 
 
-def _event(action: str, *, actor_id: str, resource_type: str, resource_id: str, pseudonym: str = "") -> None:
+def _event(
+    action: str,
+    *,
+    actor_id: str,
+    resource_type: str,
+    resource_id: str,
+    pseudonym: str = "",
+    reasons: list[str] | None = None,
+) -> None:
     record(
         action=action,
         actor_id=actor_id,
         resource_type=resource_type,
         resource_id=resource_id,
         participant_pseudonyms=[pseudonym] if pseudonym else [],
+        reasons=reasons or [],
     )
 
 
@@ -106,7 +121,8 @@ def accounting_request_extend(
 
     Raises:
         Conflict: not open, extended already, or past its due date.
-        BadRequest: more than 30 days (or fewer than one), or the individual told after the due date.
+        BadRequest: more than 30 days (or fewer than one), or the individual told after the due date,
+            in the future or before the request was received.
     """
     _require_open(request)
     if request.extended_due_at is not None:
@@ -115,6 +131,11 @@ def accounting_request_extend(
         raise Conflict("The due date has passed: too late to extend.", code=AccountingErrorCode.EXTENSION_TOO_LATE)
     if not 1 <= days <= EXTENSION_MAX_DAYS:
         raise BadRequest("An extension is of 1 to 30 days.", code=AccountingErrorCode.EXTENSION_TOO_LONG)
+    if not timezone.localdate(request.received_at) <= individual_told_on <= timezone.localdate():
+        raise BadRequest(
+            "The date the individual was told must be between the request's receipt and today.",
+            code=AccountingErrorCode.INVALID_TOLD_ON,
+        )
     if individual_told_on > timezone.localdate(request.due_at):
         raise BadRequest(
             "The individual must be told before the due date.", code=AccountingErrorCode.EXTENSION_TOO_LATE
@@ -143,13 +164,18 @@ def accounting_document(
     summarise: bool,
     research_summaries: bool = False,
 ) -> dict[str, Any]:
-    """The accounting provided for ``request`` at ``now``: what the copy holds."""
-    since = request.period_start
-    entries = without_suspended(accounting_entries(request.participant, now=now, since=since), now)
+    """The accounting provided for ``request`` at ``now``: what the copy holds.
+
+    Its period runs from six years before the request's *receipt* (164.528(a)(1)), or the later start the
+    individual asked for, to ``now``: an extension does not shorten it.
+    """
+    since, received = request.period_start, request.received_at
+    start = period_start(received=received, since=since)
+    entries = accounting_entries(request.participant, now=now, since=since, received=received)
+    entries = without_suspended(entries, now)
     summaries: list[dict[str, Any]] = []
     if research_summaries:
-        entries, summaries = research_summarised(entries, request.participant, now=now)
-    start = max(accounting_since(now), since) if since else accounting_since(now)
+        entries, summaries = research_summarised(entries, request.participant, since=start, now=now)
     return {
         "type": COPY_TYPE,
         "community": tenant_connection().schema_name,
@@ -197,6 +223,7 @@ def accounting_request_provide(
         research_summaries=research_summaries,
     )
     content = canonical_json(document)
+    digest = hashlib.sha256(content).hexdigest()
     with transaction.atomic():
         copy = ProvidedAccounting.objects.create(
             request=request,
@@ -204,18 +231,43 @@ def accounting_request_provide(
             provided_by=actor_id,
             responsible=titles,
             content=content.decode("utf-8"),
-            sha256=hashlib.sha256(content).hexdigest(),
+            sha256=digest,
         )
         request.status = RequestStatus.PROVIDED
         request.save(update_fields=["status", "updated_at"])
+        # The copy's digest enters the hash chain: a copy rewritten later no longer matches its event.
         _event(
             "accounting.provide",
             actor_id=actor_id,
             resource_type="accounting_request",
             resource_id=str(request.pk),
             pseudonym=request.participant.pseudonym,
+            reasons=[f"sha256:{digest}", f"entries:{len(document['disclosures'])}"],
         )
     return copy
+
+
+def _check_oral(
+    *, agency: str, starts_at: datetime.datetime, ends_at: datetime.datetime, now: datetime.datetime
+) -> None:
+    """164.528(a)(2)(ii): an oral statement suspends from now, for at most 30 days, once; longer needs writing."""
+    if starts_at > now:
+        raise BadRequest(
+            "An oral suspension starts when it is recorded, not later.",
+            code=AccountingErrorCode.ORAL_SUSPENSION_NOT_STARTED,
+        )
+    if ends_at > now + datetime.timedelta(days=ORAL_SUSPENSION_MAX_DAYS):
+        raise BadRequest(
+            "An oral suspension lasts at most 30 days from its recording; record the written statement for longer.",
+            code=AccountingErrorCode.ORAL_SUSPENSION_TOO_LONG,
+        )
+    window = now - datetime.timedelta(days=ORAL_SUSPENSION_MAX_DAYS)
+    earlier = Suspension.objects.filter(agency__iexact=agency, form=SuspensionForm.ORAL)
+    if earlier.filter(Q(ends_at__gt=window) | Q(created_at__gt=window)).exists():
+        raise Conflict(
+            "This agency's oral suspension is in force or ended less than 30 days ago; record its written statement.",
+            code=AccountingErrorCode.ORAL_SUSPENSION_REPEATED,
+        )
 
 
 def suspension_record(
@@ -230,17 +282,23 @@ def suspension_record(
 ) -> Suspension:
     """Record an agency's or official's request to suspend the accounting of disclosures to them.
 
+    An oral statement suspends from its recording (``starts_at`` not later than now) until at most
+    30 days after it, and is not renewed by another oral one: a second oral suspension for the same
+    agency while one is in force or less than 30 days after it ended is refused (record the written
+    statement instead).
+
     Raises:
-        BadRequest: it ends before it starts, or an oral one lasts more than 30 days.
+        BadRequest: it ends before it starts; an oral one starts later than now or ends more than 30 days on.
+        Conflict: an oral one following another oral one of the same agency within its period.
     """
     if ends_at <= starts_at:
         raise BadRequest("A suspension must end after it starts.", code=AccountingErrorCode.INVALID_PERIOD)
-    if form == SuspensionForm.ORAL and ends_at - starts_at > datetime.timedelta(days=ORAL_SUSPENSION_MAX_DAYS):
-        raise BadRequest(
-            "An oral suspension lasts at most 30 days; record the written statement for longer.",
-            code=AccountingErrorCode.ORAL_SUSPENSION_TOO_LONG,
-        )
     with transaction.atomic():
+        if form == SuspensionForm.ORAL:
+            # One agency's oral suspensions are decided one at a time (two at once cannot both pass the check).
+            with tenant_connection().cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"oral-suspension:{agency.casefold()}"])
+            _check_oral(agency=agency, starts_at=starts_at, ends_at=ends_at, now=timezone.now())
         suspension = Suspension.objects.create(
             agency=agency,
             official=official,
@@ -255,6 +313,7 @@ def suspension_record(
             actor_id=actor_id,
             resource_type="suspension",
             resource_id=str(suspension.pk),
+            reasons=[f"form:{form}"],
         )
     return suspension
 

@@ -15,8 +15,9 @@ disclosure (``disclosure.*`` and ``accounting.*`` are not PHI actions).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+from django.db.models import Model, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
@@ -51,8 +52,17 @@ from services.errors import RecordErrorCode
 from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
 
+M = TypeVar("M", bound=Model)
+
 DISCLOSURE_FORMATS = ("json", "csv")
 INCLUDES = ("", "uses")
+REGISTER_LIMIT = 500
+
+
+def _first_rows(rows: QuerySet[M]) -> tuple[list[M], bool]:
+    """The first ``REGISTER_LIMIT`` rows, and whether there were more (the response says ``truncated``)."""
+    found = list(rows[: REGISTER_LIMIT + 1])
+    return found[:REGISTER_LIMIT], len(found) > REGISTER_LIMIT
 
 
 def _actor(request: Request) -> str:
@@ -195,8 +205,8 @@ class AccountingRequestListApi(PolicyView[None]):
         wanted = request.query_params.get("status")
         if wanted not in (None, *RequestStatus.values):
             raise BadRequest("status must be open or provided", code=AccountingErrorCode.INVALID_STATUS)
-        rows = accounting_requests(status=wanted)[:500]
-        return Response({"results": AccountingRequestSerializer(rows, many=True).data})
+        rows, truncated = _first_rows(accounting_requests(status=wanted))
+        return Response({"results": AccountingRequestSerializer(rows, many=True).data, "truncated": truncated})
 
     @extend_schema(request=InputSerializer, responses={201: AccountingRequestSerializer})
     def post(self, request: Request) -> Response:
@@ -343,9 +353,9 @@ class SuspensionSerializer(serializers.ModelSerializer[Suspension]):
 
 
 class SuspensionListApi(PolicyView[None]):
-    """``GET``: the suspensions; ``POST``: record one (oral: at most 30 days)."""
+    """``GET``: the suspensions; ``POST``: record one (``accounting.suspend``, a fresh second factor; oral: 30 days)."""
 
-    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.manage"}
+    policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.suspend"}
     policy_resource_type = "accounting"
     policy_collection = True
 
@@ -361,7 +371,8 @@ class SuspensionListApi(PolicyView[None]):
     @extend_schema(responses={200: SuspensionSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """Every suspension, oldest first."""
-        return Response({"results": SuspensionSerializer(suspensions()[:500], many=True).data})
+        rows, truncated = _first_rows(suspensions())
+        return Response({"results": SuspensionSerializer(rows, many=True).data, "truncated": truncated})
 
     @extend_schema(request=InputSerializer, responses={201: SuspensionSerializer})
     def post(self, request: Request) -> Response:
@@ -409,8 +420,8 @@ class RecordedDisclosureListApi(_ParticipantScoped):
     def get(self, request: Request, pk: Any) -> Response:
         """The recorded disclosures, oldest first."""
         note_participants([self.resource.pseudonym])
-        rows = recorded_disclosures(participant=self.resource)[:500]
-        return Response({"results": RecordedDisclosureSerializer(rows, many=True).data})
+        rows, truncated = _first_rows(recorded_disclosures(participant=self.resource))
+        return Response({"results": RecordedDisclosureSerializer(rows, many=True).data, "truncated": truncated})
 
     @extend_schema(request=InputSerializer, responses={201: RecordedDisclosureSerializer})
     def post(self, request: Request, pk: Any) -> Response:

@@ -10,6 +10,7 @@ disclosures (164.528(b)(3)).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -17,13 +18,19 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from security.audit.disclosures import BasisKind, Category, accounting_since, disclosures, participants_disclosed
+from core.schema import tenant_connection
+from security.affiliations import affiliation_history
+from security.audit.disclosures import BasisKind, Category, accesses_among, accounting_since, disclosures
 from security.audit.hashing import format_time
+from security.audit.models import AuditEvent
+from security.audit.sequencer import audit_chain
 from security.models import AffiliationKind
-from services.accounting.basis import access_bases
+from services.accounting.basis import access_bases, bases_by_participant
 from services.accounting.models import AccountingRequest, RecordedDisclosure, Suspension
 from services.common import access_one
 from services.participants.models import Participant
+from services.studies.models import Study
+from tenants.models import Community
 
 
 def recorded_entry(disclosure: RecordedDisclosure) -> dict[str, Any]:
@@ -57,18 +64,32 @@ def accounting_entries(
     now: datetime | None = None,
     since: datetime | None = None,
     include_exempt: bool = False,
+    received: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Every entry of the participant's accounting up to ``now``, platform and recorded, oldest first."""
-    moment = now or timezone.now()
-    start = max(accounting_since(moment), since) if since else accounting_since(moment)
+    """Every entry of the participant's accounting up to ``now``, platform and recorded, oldest first.
+
+    The six years run back from ``received`` (the request's receipt) when given, else from ``now``.
+    """
+    start = period_start(received=received or now or timezone.now(), since=since)
     platform = disclosures(
-        participant.pseudonym, now=now, since=since, basis=access_bases, include_exempt=include_exempt
+        participant.pseudonym,
+        now=now,
+        since=since,
+        basis=access_bases,
+        include_exempt=include_exempt,
+        received=received,
     )
     recorded = RecordedDisclosure.objects.filter(participant=participant, disclosed_at__gte=start)
     if now is not None:
         recorded = recorded.filter(disclosed_at__lte=now)
     entries = platform + [recorded_entry(disclosure) for disclosure in recorded]
     return sorted(entries, key=lambda entry: str(entry["date"]))
+
+
+def period_start(*, received: datetime, since: datetime | None) -> datetime:
+    """The start of an accounting's period: six years before the request's receipt, or the later start asked for."""
+    lookback = accounting_since(received)
+    return max(lookback, since) if since else lookback
 
 
 def suspended_agencies(at: datetime) -> frozenset[str]:
@@ -106,21 +127,45 @@ RESEARCH_SUMMARY_MINIMUM = 50
 MAY_OR_MAY_NOT = "Your protected health information may or may not have been disclosed for this research protocol."
 
 
+def participants_disclosed_under_waiver(study: Study, *, since: datetime, until: datetime) -> int:
+    """How many of ``study``'s participants had PHI disclosed under its waiver in ``[since, until]``.
+
+    A disclosure here is an access whose basis is the waiver (in force then) by a
+    recipient who was not the covered entity's workforce then: workforce uses,
+    authorized reads and emergency accesses are not research disclosures under
+    the waiver, and do not count towards the 50 of 164.528(b)(4).
+    """
+    pseudonyms = list(Participant.objects.filter(study=study).values_list("pseudonym", flat=True))
+    found = accesses_among(pseudonyms, since=since, until=until)
+    bases = bases_by_participant([access for access, _ in found])
+    community = Community.objects.filter(schema_name=tenant_connection().schema_name).first()
+    if community is None:
+        return 0
+    history = affiliation_history(community_id=community.pk, user_ids={actor for _, actor in found})
+    disclosed = {
+        access.pseudonym
+        for access, actor in found
+        if (basis := bases.get((access.sequence, access.pseudonym))) is not None
+        and basis.kind is BasisKind.IRB_WAIVER
+        and history.at(actor, access.when) != AffiliationKind.WORKFORCE
+    }
+    return len(disclosed)
+
+
 def research_summarised(
-    entries: Sequence[dict[str, Any]], participant: Participant, *, now: datetime
+    entries: Sequence[dict[str, Any]], participant: Participant, *, since: datetime, now: datetime
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The entries less those under the study's waiver, and the (b)(4) summary that stands for them.
 
-    Only when the study runs under a waiver of authorization and its
-    participants disclosed in the accounting period number 50 or more
-    (counted from the audit events); otherwise the entries as they are.
+    Only when the study runs under a waiver of authorization and the
+    participants whose PHI was disclosed under it in the accounting's period
+    (``since`` to ``now``) number 50 or more; otherwise the entries as they are.
     """
     study = participant.study
     waived = [entry for entry in entries if entry["basis"]["kind"] == BasisKind.IRB_WAIVER]
     if not waived or not study.irb_waiver_number:
         return list(entries), []
-    pseudonyms = list(Participant.objects.filter(study=study).values_list("pseudonym", flat=True))
-    if participants_disclosed(pseudonyms, since=accounting_since(now)) < RESEARCH_SUMMARY_MINIMUM:
+    if participants_disclosed_under_waiver(study, since=since, until=now) < RESEARCH_SUMMARY_MINIMUM:
         return list(entries), []
     summary = {
         "protocol": f"{study.title} ({study.protocol_number})",
@@ -164,3 +209,27 @@ def suspensions() -> QuerySet[Suspension]:
 def recorded_disclosures(*, participant: Participant) -> QuerySet[RecordedDisclosure]:
     """The disclosures recorded off the platform for ``participant``."""
     return RecordedDisclosure.objects.filter(participant=participant).order_by("created_at", "id")
+
+
+def copy_verification(request: AccountingRequest) -> tuple[bool, int | None]:
+    """Whether the copy kept for ``request`` is still the one whose SHA-256 its ``accounting.provide`` event holds.
+
+    Returns:
+        (matches, the event's audit sequence): ``(False, None)`` when no copy or no event is on record.
+    """
+    copy = getattr(request, "copy", None)
+    if copy is None:
+        return False, None
+    audit_chain()
+    event = (
+        AuditEvent.objects.filter(
+            action="accounting.provide", resource_type="accounting_request", resource_id=str(request.pk)
+        )
+        .order_by("sequence")
+        .first()
+    )
+    if event is None:
+        return False, None
+    digest = hashlib.sha256(copy.content.encode("utf-8")).hexdigest()
+    matches = f"sha256:{digest}" in event.reasons and copy.sha256 == digest
+    return matches, event.sequence

@@ -11,9 +11,11 @@ import datetime
 from collections.abc import Sequence
 
 from django.db import transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.errors import Conflict
+from security.audit.staging import record
 from services.consents.errors import ConsentErrorCode
 from services.consents.models import Consent
 from services.participants.models import Participant
@@ -49,4 +51,38 @@ def consent_withdraw(*, consent: Consent) -> Consent:
         raise Conflict("This consent was already withdrawn.", code=ConsentErrorCode.ALREADY_WITHDRAWN)
     consent.withdrawn_at = timezone.now()
     consent.save(update_fields=["withdrawn_at", "updated_at"])
+    return consent
+
+
+@transaction.atomic
+def consent_authorization_confirm(*, consent: Consent, actor_id: str) -> Consent:
+    """A compliance officer confirms ``consent`` (locked by its selector) is a valid HIPAA authorization (164.508).
+
+    Until then the ``hipaa_authorization`` flag that whoever recorded the consent set exempts no read
+    from the accounting of disclosures; from the confirmation on (the database's time) reads for a
+    purpose it covers are exempt. Event ``consent.authorization_confirm``, a privileged change.
+
+    Raises:
+        Conflict: not recorded as an authorization, withdrawn, or confirmed already.
+    """
+    if not consent.hipaa_authorization:
+        raise Conflict(
+            "This consent is not recorded as a HIPAA authorization.", code=ConsentErrorCode.NOT_AUTHORIZATION
+        )
+    if consent.withdrawn_at is not None:
+        raise Conflict("This consent was withdrawn.", code=ConsentErrorCode.ALREADY_WITHDRAWN)
+    if consent.authorization_confirmed_at is not None:
+        raise Conflict("This authorization was confirmed already.", code=ConsentErrorCode.ALREADY_CONFIRMED)
+    consent.authorization_confirmed_at = Now()  # the database's clock
+    consent.authorization_confirmed_by = actor_id
+    consent.save(update_fields=["authorization_confirmed_at", "authorization_confirmed_by", "updated_at"])
+    consent.refresh_from_db(fields=["authorization_confirmed_at"])
+    record(
+        action="consent.authorization_confirm",
+        actor_id=actor_id,
+        resource_type="consent",
+        resource_id=str(consent.pk),
+        participant_pseudonyms=[consent.participant.pseudonym],
+        reasons=[f"form:{consent.form_version}"],
+    )
     return consent

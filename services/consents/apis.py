@@ -1,4 +1,7 @@
-"""Consent routes: ``/api/v1/participants/{id}/consents/`` and ``.../consents/{consent_id}/withdraw/``.
+"""Consent routes: ``/api/v1/participants/{id}/consents/`` and what is done to one of them.
+
+``.../consents/{consent_id}/withdraw/`` withdraws it; ``.../consents/{consent_id}/authorization/``
+is a compliance officer confirming it is a HIPAA authorization.
 
 Withdrawal is a state, not a deletion: the consent keeps its record with
 ``withdrawn_at`` set, and from then on the policy refuses PHI for its scopes
@@ -20,8 +23,9 @@ from core.errors import BadRequest
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
+from security.identity.authentication import claims_of
 from services.common import CleanCharField
-from services.consents.actions import consent_record, consent_withdraw
+from services.consents.actions import consent_authorization_confirm, consent_record, consent_withdraw
 from services.consents.models import Consent, Scope
 from services.consents.selectors import access_consent, access_consent_holder, consent_list, policy_attributes
 from services.errors import RecordErrorCode
@@ -29,7 +33,15 @@ from services.participants.models import Participant
 
 
 class ConsentSerializer(serializers.ModelSerializer[Consent]):
-    """A consent as the API shows it."""
+    """A consent as the API shows it; ``authorization`` says whether a compliance officer confirmed the flag."""
+
+    authorization = serializers.SerializerMethodField()
+
+    def get_authorization(self, consent: Consent) -> str:
+        """``none`` (not an authorization), ``authorization not confirmed``, or ``confirmed``."""
+        if not consent.hipaa_authorization:
+            return "none"
+        return "confirmed" if consent.authorization_confirmed_at is not None else "authorization not confirmed"
 
     class Meta:
         model = Consent
@@ -39,6 +51,9 @@ class ConsentSerializer(serializers.ModelSerializer[Consent]):
             "scopes",
             "form_version",
             "hipaa_authorization",
+            "authorization",
+            "authorization_confirmed_at",
+            "authorization_confirmed_by",
             "signed_at",
             "withdrawn_at",
             "created_at",
@@ -122,3 +137,29 @@ class ConsentWithdrawApi(_ParticipantScoped):
         action = str(self.policy_action(request))
         consent = access_consent(participant=self.resource, consent_id=consent_id, action=action)
         return Response(ConsentSerializer(consent_withdraw(consent=consent)).data)
+
+
+class ConsentAuthorizationApi(PolicyView[None]):
+    """``POST``: a compliance officer confirms the consent is a valid HIPAA authorization (a recent second factor).
+
+    Only from then on does it exempt reads for the purposes it covers from the accounting of
+    disclosures. The participant and the consent are loaded once the policy has allowed (a second
+    factor proves nothing of ids); an unknown id, or one of another community, is an audited 404.
+    """
+
+    policy_actions: ClassVar[Mapping[str, str]] = {"POST": "consent.confirm_authorization"}
+    policy_resource_type = "consent"
+    policy_deny_as_not_found = True
+
+    @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
+    def post(self, request: Request, pk: Any, consent_id: Any) -> Response:
+        """Confirm the authorization now."""
+        if not isinstance(request.data, dict):
+            raise BadRequest("Send a JSON object (it may be empty).", code=RecordErrorCode.INVALID_BODY)
+        WithdrawInput(data=request.data).is_valid(raise_exception=True)
+        action = str(self.policy_action(request))
+        participant = access_consent_holder(participant_id=pk, action=action)
+        note_participants([participant.pseudonym])
+        consent = access_consent(participant=participant, consent_id=consent_id, action=action)
+        confirmed = consent_authorization_confirm(consent=consent, actor_id=str(claims_of(request).subject))
+        return Response(ConsentSerializer(confirmed).data)

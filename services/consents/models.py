@@ -33,6 +33,10 @@ class Consent(models.Model):
     # Whether the form is also a HIPAA authorization (45 CFR 164.508): reads for a purpose it covers,
     # while it is in force, are exempt from the accounting of disclosures (164.528(a)(1)(iv)).
     hipaa_authorization = models.BooleanField(default=False, db_default=False)
+    # The flag alone exempts nothing: a compliance officer confirms the form is a valid authorization
+    # (``consent_authorization_confirm``), at the database's time; it counts from then on.
+    authorization_confirmed_at = models.DateTimeField(null=True, blank=True)
+    authorization_confirmed_by = models.CharField(max_length=64, blank=True, db_default="")
     signed_at = models.DateTimeField()
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

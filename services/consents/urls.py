@@ -11,4 +11,9 @@ urlpatterns = [
         apis.ConsentWithdrawApi.as_view(),
         name="consent-withdraw",
     ),
+    path(
+        "participants/<uuid:pk>/consents/<uuid:consent_id>/authorization/",
+        apis.ConsentAuthorizationApi.as_view(),
+        name="consent-authorization",
+    ),
 ]

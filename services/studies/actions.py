@@ -12,9 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
 from rest_framework import serializers
 
 from core.errors import Conflict
+from security.audit.staging import record
 from security.selectors import active_member
 from services.studies.errors import StudyErrorCode
 from services.studies.models import Study, StudyStatus, StudyTeamMember
@@ -45,13 +47,37 @@ def _team_set(study: Study, team: Sequence[uuid.UUID]) -> None:
         StudyTeamMember.objects.get_or_create(study=study, user_id=user)
 
 
+WAIVER_FIELDS = ("irb_waiver_number", "irb_waiver_date")
+
+
+def _waiver_changed(study: Study, values: Mapping[str, Any]) -> bool:
+    if study._state.adding:
+        return bool(values.get("irb_waiver_number"))
+    return any(name in values and values[name] != getattr(study, name) for name in WAIVER_FIELDS)
+
+
+def _waiver_recorded(study: Study, *, actor_id: str) -> None:
+    """The waiver just set or changed is on record from now (the database's time); event ``study.waiver_record``."""
+    study.irb_waiver_recorded_at = Now() if study.irb_waiver_number else None  # an expression: the database's clock
+    study.save(update_fields=["irb_waiver_recorded_at"])
+    study.refresh_from_db(fields=["irb_waiver_recorded_at"])
+    record(
+        action="study.waiver_record",
+        actor_id=actor_id,
+        resource_type="study",
+        resource_id=str(study.pk),
+        reasons=[f"waiver:{study.irb_waiver_number}" if study.irb_waiver_number else "waiver:removed"],
+    )
+
+
 @transaction.atomic
-def _study_save(study: Study, *, community: Community, changes: Mapping[str, Any]) -> Study:
+def _study_save(study: Study, *, community: Community, changes: Mapping[str, Any], actor_id: str) -> Study:
     values = dict(changes)
     team = values.pop("team", None)
     _check_status(study, values)
     if team is not None:
         _check_team(community, team)
+    waiver_changed = _waiver_changed(study, values)
     for name, value in values.items():
         setattr(study, name, value)
     try:
@@ -61,6 +87,8 @@ def _study_save(study: Study, *, community: Community, changes: Mapping[str, Any
         raise Conflict(
             "Another study of this community has that protocol number.", code=StudyErrorCode.DUPLICATE
         ) from None
+    if waiver_changed:
+        _waiver_recorded(study, actor_id=actor_id)
     if team is not None:
         _team_set(study, team)
     return study
@@ -77,6 +105,7 @@ def study_create(
     irb_waiver_date: datetime.date | None = None,
     status: str = StudyStatus.DRAFT,
     team: Sequence[uuid.UUID] | None = None,
+    actor_id: str = "system",
     **research_contacts: str,
 ) -> Study:
     """Create a study (a draft unless stated; active needs the IRB approval) with its team.
@@ -101,14 +130,16 @@ def study_create(
     }
     if team is not None:
         changes["team"] = team
-    return _study_save(Study(), community=community, changes=changes)
+    return _study_save(Study(), community=community, changes=changes, actor_id=actor_id)
 
 
-def study_update(*, study: Study, community: Community, changes: Mapping[str, Any]) -> Study:
+def study_update(*, study: Study, community: Community, changes: Mapping[str, Any], actor_id: str = "system") -> Study:
     """Change the fields in ``changes`` (``team`` replaces the whole team).
+
+    A waiver number or date set or changed is on record from now, as in :func:`study_create`.
 
     Raises:
         Conflict: the study is closed, or the protocol number is taken.
         ValidationError: active without approval, or a team member who is not a member of ``community``.
     """
-    return _study_save(study, community=community, changes=changes)
+    return _study_save(study, community=community, changes=changes, actor_id=actor_id)

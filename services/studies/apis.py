@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from core.pagination import paginated_response
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
+from security.identity.authentication import claims_of
 from services.common import CleanCharField, CreatedCursor, PastDateField, etag, require_current
 from services.studies.actions import study_create, study_update
 from services.studies.models import Study, StudyStatus
@@ -51,6 +52,7 @@ class StudySerializer(serializers.ModelSerializer[Study]):
             "irb_approval_date",
             "irb_waiver_number",
             "irb_waiver_date",
+            "irb_waiver_recorded_at",
             *RESEARCH_CONTACT_FIELDS,
             "status",
             "team",
@@ -111,8 +113,12 @@ class StudyListApi(PolicyView[None]):
         """Create a study (a draft unless stated, which needs the IRB approval)."""
         data = StudyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        study = study_create(community=community_required(request), **data.validated_data)
+        study = study_create(community=community_required(request), actor_id=_actor(request), **data.validated_data)
         return _response(study, status.HTTP_201_CREATED)
+
+
+def _actor(request: Request) -> str:
+    return str(claims_of(request).subject)
 
 
 class StudyDetailApi(PolicyView[Study]):
@@ -140,5 +146,10 @@ class StudyDetailApi(PolicyView[Study]):
         require_current(request, self.resource)
         data = StudyInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        study = study_update(study=self.resource, community=community_required(request), changes=data.validated_data)
+        study = study_update(
+            study=self.resource,
+            community=community_required(request),
+            changes=data.validated_data,
+            actor_id=_actor(request),
+        )
         return _response(study)

@@ -28,6 +28,8 @@ class Study(models.Model):
     # in the accounting of disclosures, with the waiver named in the purpose statement.
     irb_waiver_number = models.CharField(max_length=64, blank=True, db_default="")
     irb_waiver_date = models.DateField(null=True, blank=True)
+    # When the waiver number was put on record (the database's time): the waiver names no access before it.
+    irb_waiver_recorded_at = models.DateTimeField(null=True, blank=True, editable=False)
     # What an accounting of disclosures says of research under the waiver involving 50 or more people
     # (45 CFR 164.528(b)(4)): the purpose and selection criteria, the type of PHI, and whom to contact.
     research_purpose = models.TextField(blank=True, db_default="")

@@ -221,6 +221,14 @@ def withdraw_calls(world: World, method: str) -> list[Call]:
     return each_person(world, withdraw)
 
 
+def authorization_calls(world: World, method: str) -> list[Call]:
+    def confirm(p: Person) -> Call | None:
+        consent = p.consent_id or str(uuid.uuid4())
+        return Call("POST", f"/api/v1/participants/{p.id}/consents/{consent}/authorization/", target=p.state, body={})
+
+    return each_person(world, confirm)
+
+
 def observation_calls(world: World, method: str) -> list[Call]:
     if method == "GET":
         listed = each_person(
@@ -345,6 +353,7 @@ CALLS: dict[str, Callable[[World, str], list[Call]]] = {
     "participant-search": search_calls,
     "consent-list": consent_calls,
     "consent-withdraw": withdraw_calls,
+    "consent-authorization": authorization_calls,
     "observation-list": observation_calls,
     "observation-detail": observation_detail_calls,
     "study-list": plain("/api/v1/studies/", STUDY),

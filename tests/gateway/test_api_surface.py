@@ -84,6 +84,7 @@ AUTHENTICATED_ROUTES = {
     "/api/v1/participants/<uuid:pk>/": "get",
     "/api/v1/participants/<uuid:pk>/consents/": "get",
     "/api/v1/participants/<uuid:pk>/consents/<uuid:consent_id>/withdraw/": "post",
+    "/api/v1/participants/<uuid:pk>/consents/<uuid:consent_id>/authorization/": "post",
     "/api/v1/observations/": "get",
     "/api/v1/observations/<uuid:pk>/": "get",
     "/api/v1/exports/": "post",

@@ -66,6 +66,7 @@ EXISTING: dict[str, Callable[[Community, User], dict[str, Any]]] = {
     "participant-disclosures": _participant,
     "consent-list": _consent,
     "consent-withdraw": _consent,
+    "consent-authorization": _consent,
     "observation-detail": lambda community, user: {"pk": ObservationFactory.create(community=community).pk},
     "export": _export,
     "participant-recorded-disclosures": _participant,

@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime
 import io
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -24,6 +26,7 @@ from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD
 from tests.support.clients import MemberClient
 from tests.support.events import log_events, platform_events
+from tests.support.roles import as_service_role
 
 
 def run(name: str, *args: str) -> str:
@@ -130,3 +133,71 @@ def test_a_member_cannot_make_themselves_workforce_over_the_api(member_client: M
     assert not Affiliation.objects.filter(user=user).exists()
     user.refresh_from_db()
     assert user.organisation == ""
+
+
+# --- review fix: the table is append-only, and the start is the database's time ------------------------------
+
+
+def refused(statement: str, params: list[Any]) -> str:
+    with pytest.raises(DatabaseError) as raised, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+    return str(raised.value)
+
+
+def test_the_service_role_cannot_rewrite_or_delete_an_affiliation(
+    alpha: Community, member: Callable[..., User]
+) -> None:
+    """An attacker with the service's database credentials backdates a workforce row, or removes a row."""
+    user = member(alpha, "principal_investigator")
+    run(
+        "set_affiliation",
+        "--operator",
+        "hr",
+        "--email",
+        user.email,
+        "--community",
+        "alpha",
+        "--affiliation",
+        "workforce",
+    )
+    row = Affiliation.objects.get(user=user)
+    long_ago = timezone.now() - datetime.timedelta(days=3000)
+
+    with as_service_role():
+        rewritten = refused("UPDATE security_affiliation SET valid_from = %s WHERE id = %s", [long_ago, row.pk])
+        deleted = refused("DELETE FROM security_affiliation WHERE id = %s", [row.pk])
+    as_owner = refused("UPDATE security_affiliation SET kind = 'external' WHERE id = %s", [row.pk])
+
+    assert "permission denied" in rewritten
+    assert "permission denied" in deleted
+    assert "append-only" in as_owner
+    row.refresh_from_db()
+    assert (row.kind, row.valid_from > long_ago) == ("workforce", True)
+
+
+def test_an_affiliation_starts_at_the_databases_time(alpha: Community, member: Callable[..., User]) -> None:
+    user = member(alpha, "principal_investigator")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        before = cursor.fetchone()[0]
+
+    made = Affiliation.objects.create(user=user, community=alpha, kind="workforce", recorded_by="hr")
+    made.refresh_from_db()
+
+    assert made.valid_from >= before
+
+
+def test_the_service_role_cannot_backdate_a_new_affiliation(alpha: Community, member: Callable[..., User]) -> None:
+    """With the service's database credentials, an attacker inserts a workforce row dated years back."""
+    user = member(alpha, "principal_investigator")
+    long_ago = timezone.now() - datetime.timedelta(days=3000)
+
+    with as_service_role(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO security_affiliation (user_id, community_id, kind, valid_from, recorded_by, recorded_at) "
+            "VALUES (%s, %s, 'workforce', %s, 'attacker', now())",
+            [user.pk, alpha.pk, long_ago],
+        )
+
+    row = Affiliation.objects.get(user=user)
+    assert row.valid_from > timezone.now() - datetime.timedelta(minutes=5)

@@ -543,6 +543,31 @@ test_no_other_role_touches_the_accounting_register if {
 	}
 }
 
+# Accounting review (issue 16): recording a suspension and confirming an authorization each hide
+# entries from an accounting, so each is its own action, the officer's only, with a fresh second factor.
+
+test_compliance_officer_records_suspensions_and_confirms_authorizations_with_a_fresh_second_factor if {
+	officer := as_role("compliance_officer")
+	decide(accounting(fresh_mfa(officer), "accounting.suspend")).allow
+	confirm := object.union(acting(fresh_mfa(officer), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}})
+	decide(confirm).allow
+}
+
+test_a_suspension_or_a_confirmation_needs_a_fresh_second_factor if {
+	officer := as_role("compliance_officer")
+	suspend := decide(accounting(stale_mfa(officer), "accounting.suspend"))
+	suspend.reasons == ["mfa_required"]
+	confirm := decide(object.union(acting(stale_mfa(officer), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}}))
+	confirm.reasons == ["mfa_required"]
+}
+
+test_no_other_role_records_a_suspension_or_confirms_an_authorization if {
+	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor"] {
+		not decide(accounting(fresh_mfa(as_role(role)), "accounting.suspend")).allow
+		not decide(object.union(acting(fresh_mfa(as_role(role)), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}})).allow
+	}
+}
+
 # --- de-identified exports: the determination of no actual knowledge ---------------------------------
 
 test_compliance_officer_determines_an_export_with_a_fresh_second_factor if {

@@ -74,12 +74,14 @@ def workforce_since(user: User, community: Community, when: datetime.datetime, k
 
 
 def authorization(participant: Participant, *, since: datetime.datetime, **fields: Any) -> Consent:
-    """Given: a consent that is a HIPAA authorization, signed and on record since ``since``."""
+    """Given: a consent that is a HIPAA authorization, signed, on record and confirmed by an officer since ``since``."""
     with schema_context("alpha"):
         consent = ConsentFactory.create(
             participant=participant, hipaa_authorization=True, form_version="AUTH-2", signed_at=since, **fields
         )
-        Consent.objects.filter(pk=consent.pk).update(created_at=since)
+        Consent.objects.filter(pk=consent.pk).update(
+            created_at=since, authorization_confirmed_at=since, authorization_confirmed_by="officer"
+        )
         consent.refresh_from_db()
     return consent
 
@@ -212,7 +214,10 @@ def test_an_authorization_recorded_later_with_a_backdated_signature_exempts_no_e
 
 def test_a_read_under_an_irb_waiver_is_listed_with_the_waiver_named(alpha: Community, reader: User) -> None:
     study = StudyFactory.create(
-        community=alpha, irb_waiver_number="WVR-2026-09", irb_waiver_date=datetime.date(2026, 1, 5)
+        community=alpha,
+        irb_waiver_number="WVR-2026-09",
+        irb_waiver_date=datetime.date(2026, 1, 5),
+        irb_waiver_recorded_at=at(0),
     )
     participant = ParticipantFactory.create(community=alpha, study=study)
     read(participant, reader, at(1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,12 +19,15 @@ from typing import Any
 import orjson
 import pytest
 from django.core.management import call_command
-from django.db import DatabaseError, transaction
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from security.audit.hashing import format_time
 from security.models import User
+from services.accounting.actions import accounting_request_open
 from services.accounting.models import AccountingRequest, ProvidedAccounting
 from services.participants.models import Participant
 from tenants.models import Community
@@ -377,6 +381,7 @@ def waived_study_with(alpha: Community, people: int) -> tuple[Participant, list[
         community=alpha,
         irb_waiver_number="WVR-7",
         irb_waiver_date=datetime.date(2025, 6, 1),
+        irb_waiver_recorded_at=T0 - datetime.timedelta(days=1),
         research_purpose="Sleep and memory in adults over 60; all patients of the sleep clinic since 2020.",
         phi_types="Diagnoses, sleep study results, dates of visits",
         sponsor_name="Acme Pharma",
@@ -440,3 +445,102 @@ def test_research_involving_fewer_than_fifty_people_is_listed_in_full(
     assert document["research_summaries"] == []
     [entry] = document["disclosures"]
     assert entry["basis"] == {"kind": "irb_waiver", "reference": "WVR-7"}
+
+
+# --- review fixes: the period, the copy's digest in the chain, the command's input ---------------------------
+
+
+def test_the_six_years_run_back_from_the_receipt_not_from_the_day_the_accounting_is_provided(
+    alpha: Community, officer: APIClient, participant: Participant, reader: User, settings: Any
+) -> None:
+    """164.528(a)(1): six years before the date of the request; an extension must not shorten the period."""
+    received = timezone.now() - datetime.timedelta(days=89)
+    lookback = datetime.timedelta(days=settings.DISCLOSURE_LOOKBACK_DAYS)
+    read(participant, reader, received - lookback + datetime.timedelta(days=10))
+    with schema_context("alpha"):
+        request = accounting_request_open(
+            participant=participant, requester="letter", received_at=received, actor_id="operator:test"
+        )
+        AccountingRequest.objects.filter(pk=request.pk).update(  # extended by 30 days, in time, back then
+            extended_due_at=request.due_at + datetime.timedelta(days=30), extension_reason="second site"
+        )
+
+    document = orjson.loads(provide(officer, {"id": str(request.pk)}).content)
+
+    assert len(document["disclosures"]) == 1
+    assert document["period"]["from"] == format_time(received - lookback)
+
+
+def test_the_provide_event_carries_the_copys_sha256_and_its_entry_count(
+    officer: APIClient, participant: Participant, reader: User
+) -> None:
+    read(participant, reader, T0)
+    opened = open_request(officer, participant)
+
+    given = provide(officer, opened)
+
+    with schema_context("alpha"):
+        event = chained_events().get(action="accounting.provide", resource_type="accounting_request")
+    assert event.reasons == [f"sha256:{hashlib.sha256(given.content).hexdigest()}", "entries:1"]
+
+
+def test_a_copy_rewritten_in_the_database_no_longer_matches_its_event(
+    officer: APIClient, participant: Participant, reader: User
+) -> None:
+    """An operator with the owner's access disables the triggers and rewrites the copy and its digest."""
+    read(participant, reader, T0)
+    opened = open_request(officer, participant)
+    provide(officer, opened)
+    verify = ("accounting_request", "--community", "alpha", "--operator", "jo", "verify", "--request", opened["id"])
+    out = io.StringIO()
+    call_command(*verify, stdout=out)
+    assert "matches its audit event" in out.getvalue()
+
+    with schema_context("alpha"):
+        copy = ProvidedAccounting.objects.get(request_id=opened["id"])
+        forged = copy.content.replace('"disclosures":[{', '"disclosures":[],"x":[{')
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("ALTER TABLE accounting_providedaccounting DISABLE TRIGGER USER")  # test-only
+            cursor.execute(
+                "UPDATE accounting_providedaccounting SET content = %s, sha256 = %s WHERE id = %s",
+                [forged, hashlib.sha256(forged.encode()).hexdigest(), copy.pk],
+            )
+            cursor.execute("ALTER TABLE accounting_providedaccounting ENABLE TRIGGER USER")
+
+    with pytest.raises(CommandError, match="does NOT match its audit event"):
+        call_command(*verify)
+
+
+@pytest.mark.parametrize("verb", ["open", "extend", "provide", "verify"])
+def test_the_command_refuses_an_id_that_is_not_a_uuid_without_a_traceback(alpha: Community, verb: str) -> None:
+    base = ("accounting_request", "--community", "alpha", "--operator", "jo", verb)
+    args = {
+        "open": ("--participant", "42", "--requester", "phone"),
+        "extend": ("--request", "42", "--days", "5", "--reason", "r", "--told-on", str(timezone.localdate())),
+        "provide": ("--request", "42"),
+        "verify": ("--request", "42"),
+    }[verb]
+
+    with pytest.raises(CommandError, match="not an id"):
+        call_command(*base, *args)
+
+
+@pytest.mark.parametrize(
+    ("told_on", "why"),
+    [(datetime.timedelta(days=1), "tomorrow"), (datetime.timedelta(days=-4), "before the receipt")],
+)
+def test_the_individual_cannot_be_told_in_the_future_or_before_the_request(
+    officer: APIClient, participant: Participant, told_on: datetime.timedelta, why: str
+) -> None:
+    received = timezone.now() - datetime.timedelta(days=2)
+    opened = open_request(officer, participant, received_at=received.isoformat())
+
+    response = officer.post(
+        f"/api/v1/accounting-requests/{opened['id']}/extension/",
+        {"days": 10, "reason": "second site", "individual_told_on": str(timezone.localdate() + told_on)},
+        format="json",
+    )
+
+    assert (response.status_code, response.json()["code"]) == (400, "accounting_invalid_told_on"), why
+    assert officer.get(f"/api/v1/accounting-requests/{opened['id']}/").json()["extended_due_at"] is None

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
+from core.errors import Conflict
 from security.models import User
-from services.accounting.actions import accounting_request_open, accounting_request_provide
+from services.accounting.actions import accounting_request_open, accounting_request_provide, suspension_record
 from services.accounting.models import RecordedDisclosure, Suspension
 from services.participants.models import Participant
 from tenants.models import Community
@@ -203,3 +204,96 @@ def test_a_participant_of_beta_is_the_same_404_on_alpha_as_a_random_id(
     assert cross.json()["code"] == random.json()["code"] == "not_found"
     with schema_context("beta"):
         assert not RecordedDisclosure.objects.exists()
+
+
+# --- review fixes: an oral suspension cannot be stretched ----------------------------------------------------
+
+
+def test_an_oral_suspension_cannot_start_later_to_stretch_its_thirty_days(officer: APIClient) -> None:
+    now = timezone.now()
+
+    later = suspend(
+        officer,
+        form="oral",
+        starts_at=(now + datetime.timedelta(days=20)).isoformat(),
+        ends_at=(now + datetime.timedelta(days=50)).isoformat(),
+    )
+
+    assert (later.status_code, later.json()["code"]) == (400, "oral_suspension_not_started")
+    with schema_context("alpha"):
+        assert not Suspension.objects.exists()
+
+
+def test_an_oral_suspension_ends_at_most_thirty_days_after_it_is_recorded(officer: APIClient) -> None:
+    """Said ten days ago: it still ends within 30 days of being put on record, never 30 days after a later start."""
+    now = timezone.now()
+
+    too_long = suspend(
+        officer,
+        form="oral",
+        starts_at=(now - datetime.timedelta(days=10)).isoformat(),
+        ends_at=(now + datetime.timedelta(days=31)).isoformat(),
+    )
+    in_time = suspend(
+        officer,
+        form="oral",
+        starts_at=(now - datetime.timedelta(days=10)).isoformat(),
+        ends_at=(now + datetime.timedelta(days=29)).isoformat(),
+    )
+
+    assert (too_long.status_code, too_long.json()["code"]) == (400, "oral_suspension_too_long")
+    assert in_time.status_code == 201
+
+
+def test_a_second_oral_suspension_for_the_same_agency_is_refused_but_a_written_one_is_recorded(
+    officer: APIClient,
+) -> None:
+    now = timezone.now()
+    first = suspend(
+        officer, form="oral", starts_at=now.isoformat(), ends_at=(now + datetime.timedelta(days=30)).isoformat()
+    )
+    assert first.status_code == 201
+
+    with time_machine.travel(now + datetime.timedelta(days=31)), schema_context("alpha"):  # just after it ended
+        fields = {"official": "Agent Smith", "statement": "Still impedes.", "actor_id": "operator:test"}
+        later = timezone.now()
+        with pytest.raises(Conflict) as chained:
+            suspension_record(
+                agency=AGENCY.upper(),
+                form="oral",
+                starts_at=later,
+                ends_at=later + datetime.timedelta(days=30),
+                **fields,
+            )
+        suspension_record(
+            agency=AGENCY, form="written", starts_at=later, ends_at=later + datetime.timedelta(days=90), **fields
+        )
+
+    assert chained.value.code == "oral_suspension_repeated"
+    with schema_context("alpha"):
+        assert sorted(Suspension.objects.values_list("form", flat=True)) == ["oral", "written"]
+
+
+def test_recording_a_suspension_needs_a_fresh_second_factor(member_client: MemberClient) -> None:
+    stale = member_client("compliance_officer")[0]
+
+    response = suspend(stale)
+
+    assert (response.status_code, response.json()["code"]) == (403, "mfa_required")
+    with schema_context("alpha"):
+        assert not Suspension.objects.exists()
+
+
+def test_a_register_cut_at_its_limit_says_it_is_truncated(
+    officer: APIClient, participant: Participant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.accounting.apis.REGISTER_LIMIT", 2)
+    for _ in range(3):
+        assert record_disclosure(officer, participant).status_code == 201
+    assert suspend(officer).status_code == 201
+
+    cut = officer.get(f"/api/v1/participants/{participant.pk}/recorded-disclosures/").json()
+    whole = officer.get("/api/v1/accounting-suspensions/").json()
+
+    assert (len(cut["results"]), cut["truncated"]) == (2, True)
+    assert (len(whole["results"]), whole["truncated"]) == (1, False)

@@ -7,13 +7,17 @@ r"""``accounting_request``: the register of requests for an accounting of disclo
     python manage.py accounting_request --community alpha --operator jo provide --request ID \\
         [--responsible "Privacy Officer"] [--summarise-repeated] [--summarise-research] [--output FILE]
     python manage.py accounting_request --community alpha --operator jo list [--status open]
+    python manage.py accounting_request --community alpha --operator jo verify --request ID
 
 The same actions as the API (:mod:`services.accounting.actions`), each with its
 audit event naming the operator. ``provide`` writes the copy kept, byte for byte.
+``verify`` checks the copy kept against the SHA-256 its ``accounting.provide``
+event holds in the hash-chained log (a non-zero exit when it no longer matches).
 """
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,7 @@ from django_tenants.utils import schema_context
 from core.commands import OperatorCommand
 from services.accounting.actions import accounting_request_extend, accounting_request_open, accounting_request_provide
 from services.accounting.models import RequestStatus
-from services.accounting.selectors import access_accounting_request, accounting_requests
+from services.accounting.selectors import access_accounting_request, accounting_requests, copy_verification
 from services.participants.models import Participant
 from tenants.selectors import community_get
 
@@ -38,6 +42,13 @@ def _moment(value: str | None) -> Any:
     if parsed is None or timezone.is_naive(parsed):
         raise CommandError(f"not an ISO 8601 time with a zone: {value}")
     return parsed
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise CommandError(f"--{what}: not an id (a UUID)") from None
 
 
 class Command(OperatorCommand):
@@ -67,6 +78,8 @@ class Command(OperatorCommand):
         provided.add_argument("--output", type=Path)
         listed = verbs.add_parser("list")
         listed.add_argument("--status", choices=RequestStatus.values)
+        verified = verbs.add_parser("verify")
+        verified.add_argument("--request", required=True)
 
     def run(self, **options: Any) -> None:
         """Run the verb inside the community's schema."""
@@ -75,7 +88,7 @@ class Command(OperatorCommand):
             getattr(self, f"_{options['verb']}")(options)
 
     def _open(self, options: dict[str, Any]) -> None:
-        participant = Participant.objects.filter(pk=options["participant"]).first()
+        participant = Participant.objects.filter(pk=_uuid(options["participant"], "participant")).first()
         if participant is None:
             raise CommandError("no such participant in this community")
         made = accounting_request_open(
@@ -93,7 +106,7 @@ class Command(OperatorCommand):
             raise CommandError("--told-on: not a date (YYYY-MM-DD)")
         with transaction.atomic():
             request = access_accounting_request(
-                request_id=options["request"], action="accounting.manage", for_update=True
+                request_id=_uuid(options["request"], "request"), action="accounting.manage", for_update=True
             )
             made = accounting_request_extend(
                 request=request,
@@ -107,7 +120,7 @@ class Command(OperatorCommand):
     def _provide(self, options: dict[str, Any]) -> None:
         with transaction.atomic():
             request = access_accounting_request(
-                request_id=options["request"], action="accounting.provide", for_update=True
+                request_id=_uuid(options["request"], "request"), action="accounting.provide", for_update=True
             )
             copy = accounting_request_provide(
                 request=request,
@@ -128,3 +141,12 @@ class Command(OperatorCommand):
             self.stdout.write(
                 f"{request.pk} {request.status} received {request.received_at.isoformat()} due {due.isoformat()}{flag}"
             )
+
+    def _verify(self, options: dict[str, Any]) -> None:
+        request = access_accounting_request(request_id=_uuid(options["request"], "request"), action="accounting.copy")
+        matches, sequence = copy_verification(request)
+        if sequence is None:
+            raise CommandError(f"request {request.pk}: no copy provided, or no accounting.provide event on record")
+        if not matches:
+            raise CommandError(f"request {request.pk}: the copy kept does NOT match its audit event {sequence}")
+        self.stdout.write(f"request {request.pk}: the copy kept matches its audit event {sequence}")
