@@ -14,7 +14,7 @@ refusal on a community's host                      community    the request was 
 membership affiliation (workforce or external)     community    it decides use or disclosure there
 export determination                               community    it releases that community's data
 accounting request, copy, suspension, recorded     community    the participant's accounting is there
-disclosure
+disclosure, authorization confirmed, study waiver
 break-glass alarm                                  community    the grant is that community's
 user create, deactivate, reactivate, staff flag,   platform     a user is one person across communities
 profile (name, organisation, address)
