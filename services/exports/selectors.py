@@ -165,13 +165,45 @@ def export_participants(study: Study, *, with_observations: bool = True) -> Iter
 
 
 def export_storage_key(export: DeidentifiedExport, community: str) -> str:
-    """Where the export's sealed file is kept."""
+    """Where the export's sealed file is kept: the winning build's own key (the shared one of older rows)."""
+    if export.storage_key:
+        return export.storage_key
     return storage_key(community=community, export_id=str(export.id), extension=EXTENSIONS[export.format])
+
+
+class ExportDigestMismatch(Exception):
+    """The decrypted file is not the one the manifest hashes: the download is cut before its last chunk."""
+
+
+def _verified(chunks: Iterator[bytes], export: DeidentifiedExport) -> Iterator[bytes]:
+    """The chunks, each held back until the next one is read; the last only once the SHA-256 matches.
+
+    So a file other than the one the manifest (and so the determination)
+    names never reaches the client whole: the stream breaks before its end,
+    and the client sees a short, failed transfer. Costs one SHA-256 pass and
+    one chunk of memory; nothing is decrypted twice.
+
+    Raises:
+        ExportDigestMismatch: The plaintext's SHA-256 or size is not the manifest's.
+    """
+    manifest = export.manifest or {}
+    digest, size, held = hashlib.sha256(), 0, None
+    for chunk in chunks:
+        if held is not None:
+            yield held
+        digest.update(chunk)
+        size += len(chunk)
+        held = chunk
+    if digest.hexdigest() != manifest.get("sha256") or size != manifest.get("bytes"):
+        logger.error("export %s: the file's sha256 is not the manifest's; the download was cut", export.id)
+        raise ExportDigestMismatch(str(export.id))
+    if held is not None:
+        yield held
 
 
 def _opened(source: ByteSource, export: DeidentifiedExport, **opening: Any) -> Iterator[bytes]:
     try:
-        yield from open_chunks(source, **opening)
+        yield from _verified(open_chunks(source, **opening), export)
     except CiphertextIntegrityError:
         logger.error("the sealed file of export %s failed its integrity check; the download was cut", export.id)
         raise
@@ -184,7 +216,8 @@ def export_plaintext(export: DeidentifiedExport) -> Iterator[bytes]:
 
     The file and its key are opened here, before the response starts, so a
     missing file or a retired key is a clean 404 or 410 and the stream needs
-    no database.
+    no database. The stream is checked against the manifest's SHA-256 as it
+    goes (:func:`_verified`) and cut before its end on a mismatch.
     """
     community = current_community()
     try:

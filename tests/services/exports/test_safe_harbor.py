@@ -133,6 +133,15 @@ def as_number(identifier: str) -> Decimal | None:
     return Decimal(digits) if len(digits) >= 6 else None
 
 
+# ICD-10-shaped categories and codes (``S0M``, ``I0T``, ``H00.ZZZZ``), the channel a made-up category is.
+icd_10_shapes = st.tuples(
+    st.sampled_from(["icd10", "icd-10-cm"]),
+    st.from_regex(r"[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?", fullmatch=True),
+)
+# Observation dates from year 1 to 9999: a year is four free digits unless the exporter bounds it.
+observation_dates = st.one_of(birth_dates, st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+
+
 @st.composite
 def smuggling(draw: st.DrawFn) -> tuple[ParticipantInput, list[str]]:
     """A participant whose every exported field, and every field next to one, carries an identifier."""
@@ -144,12 +153,14 @@ def smuggling(draw: st.DrawFn) -> tuple[ParticipantInput, list[str]]:
         return value
 
     def observation() -> ObservationInput:
-        system, code = draw(st.sampled_from(VALID_CODES))
+        system, code = draw(st.sampled_from(VALID_CODES) | icd_10_shapes)
         fields: dict[str, Any] = {"code_system": system, "code": code, "unit": draw(st.sampled_from(UNITS))}
         for name in draw(st.sets(st.sampled_from(TEXT_FIELDS), min_size=1)):
             fields[name] = plant()
         number = as_number(plant()) if draw(st.booleans()) else draw(st.none() | st.decimals(-999, 999, places=2))
-        return {**fields, "value_number": number, "effective_date": draw(birth_dates)}  # type: ignore[typeddict-item]
+        if draw(st.booleans()):  # an age of a 90+ participant, with its unit, under a condition code
+            number, fields["unit"] = Decimal(draw(st.integers(90, 120))), draw(st.sampled_from(["a", "mo", "wk"]))
+        return {**fields, "value_number": number, "effective_date": draw(observation_dates)}  # type: ignore[typeddict-item]
 
     participant: dict[str, Any] = {"date_of_birth": draw(birth_dates), "observations": []}
     for name in PARTICIPANT_TEXT_FIELDS:
@@ -196,6 +207,15 @@ def test_no_identifier_of_the_eighteen_kinds_passes_through_any_exported_field(
     assert re.fullmatch(r"[0-9]{3}", record["zip3"])
     assert record["state"] is None or re.fullmatch(r"[A-Z]{2}", record["state"])
     assert record["sex"] in {"female", "male", "other", "unknown"}
+    born = participant.get("date_of_birth")
+    for item in record["observations"]:
+        assert (item["code_system"], item["code"]) in value_set()  # no made-up ICD-10 category either
+        if "icd-10" in item["code_system"]:
+            assert (item["value_number"], item["unit"]) == (None, None)  # a condition carries no age
+        year = item["effective_year"]
+        assert year in (None, f"<={EXPORT_YEAR - 90}") or (
+            isinstance(year, int) and EXPORT_YEAR - 90 < year <= EXPORT_YEAR and (born is None or year >= born.year)
+        )
 
 
 # --- (C) dates: the birth year, and an age by year arithmetic only ------------------------------------
@@ -295,7 +315,9 @@ def test_leak_observations_coded_as_an_age_or_a_birth_date_are_dropped(system: s
 
 @pytest.mark.parametrize("code", ["19550312", "42137", "5550142", "123456"])
 def test_leak_a_numeric_mrn_typed_as_an_rxnorm_code_is_dropped(code: str) -> None:
-    outcome = deidentify_observation({"code_system": "rxnorm", "code": code, "value_number": Decimal(1)})
+    outcome = deidentify_observation(
+        {"code_system": "rxnorm", "code": code, "value_number": Decimal(1)}, export_year=EXPORT_YEAR, birth_year=None
+    )
 
     assert outcome.observation is None
     assert outcome.dropped == "not_in_value_set"
@@ -303,7 +325,9 @@ def test_leak_a_numeric_mrn_typed_as_an_rxnorm_code_is_dropped(code: str) -> Non
 
 @pytest.mark.parametrize("unit", ["01/05/2024", "1/5/2024", "2024.01.05", "555.123.4567", "123.45.6789"])
 def test_leak_a_date_phone_or_ssn_typed_as_a_unit_is_not_exported(unit: str) -> None:
-    outcome = deidentify_observation({"code_system": "loinc", "code": "2345-7", "unit": unit})
+    outcome = deidentify_observation(
+        {"code_system": "loinc", "code": "2345-7", "unit": unit}, export_year=EXPORT_YEAR, birth_year=None
+    )
 
     assert outcome.observation is not None
     assert outcome.observation["unit"] is None
@@ -338,7 +362,7 @@ def test_each_dropped_observation_is_counted_by_its_reason() -> None:
         {"code_system": "loinc", "code": "30525-0", "value_number": Decimal(95)},
         {"code_system": "rxnorm", "code": "19550312"},
         {"code_system": "loinc", "code": "2345-7", "value_number": Decimal(123456789)},
-        {"code_system": "icd-10-cm", "code": "E11.9"},
+        {"code_system": "icd-10-cm", "code": "E11.65"},
         {"code_system": "loinc", "code": "2345-7", "value_number": Decimal("5.4")},
     ]
 
@@ -347,7 +371,7 @@ def test_each_dropped_observation_is_counted_by_its_reason() -> None:
     )
 
     assert [(item["code_system"], item["code"]) for item in record["observations"]] == [
-        ("http://hl7.org/fhir/sid/icd-10-cm", "E11"),  # cut to its category: a letter and two digits
+        ("http://hl7.org/fhir/sid/icd-10-cm", "E11"),  # cut to its category, which the value set lists
         ("http://loinc.org", "2345-7"),
     ]
     assert tally == Counter(
