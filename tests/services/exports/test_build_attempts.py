@@ -20,10 +20,12 @@ from rest_framework.test import APIClient
 
 from core.exports import ExportStatus
 from security.models import User
-from services.exports import actions
+from services.exports import actions, safe_harbor
 from services.exports.actions import deidentified_export_build
 from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.selectors import ExportDigestMismatch, manifest_sha256
+from services.exports.terminology import VALUE_SET_FILE
+from services.exports.zip3 import ZIP3_ALLOWLIST_FILE
 from services.studies.models import Study
 from tests.support.exports import EXPORTS, PHI, ReadyExport, determine, downloaded, request_export, sealed_files
 
@@ -128,3 +130,34 @@ def test_attack_a_file_that_is_not_the_one_the_manifest_hashes_is_cut_before_its
     assert len(b"".join(received)) < len(full)
     assert any("sha256" in record.getMessage() and export_id in record.getMessage() for record in caplog.records)
     assert not any(value in record.getMessage() for record in caplog.records for value in PHI)
+
+
+def test_a_build_reads_its_tables_once_and_the_manifest_names_their_sha256(
+    pi: tuple[APIClient, User], ready_export: ReadyExport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 item 5: the determination covers the tables the file was built with, by their digests."""
+    reads: list[str] = []
+    real_zip3, real_codes = safe_harbor.zip3_table, safe_harbor.resolved_value_set
+
+    def counted(name: str, real: Any) -> Any:
+        def read() -> Any:
+            reads.append(name)
+            return real()
+
+        return read
+
+    monkeypatch.setattr(safe_harbor, "zip3_table", counted("zip3", real_zip3))
+    monkeypatch.setattr(safe_harbor, "resolved_value_set", counted("codes", real_codes))
+    client, _ = pi
+
+    export_id = ready_export()["id"]
+    manifest = client.get(f"{EXPORTS}{export_id}/manifest/").json()
+
+    assert sorted(reads) == ["codes", "zip3"]  # once per build, not once per record (the study has two)
+    assert manifest["zip3_table"]["sha256"] == hashlib.sha256(ZIP3_ALLOWLIST_FILE.read_bytes()).hexdigest()
+    (shipped,) = manifest["value_set"]["files"]
+    assert shipped == {
+        "file": "value_set.csv",
+        "origin": "shipped",
+        "sha256": hashlib.sha256(VALUE_SET_FILE.read_bytes()).hexdigest(),
+    }
