@@ -24,8 +24,8 @@ from services.exports import actions, safe_harbor
 from services.exports.actions import deidentified_export_build
 from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.selectors import ExportDigestMismatch, manifest_sha256
-from services.exports.terminology import VALUE_SET_FILE
-from services.exports.zip3 import ZIP3_ALLOWLIST_FILE
+from services.exports.terminology import VALUE_SET_FILE, resolved_value_set
+from services.exports.zip3 import ZIP3_ALLOWLIST_FILE, zip3_table
 from services.studies.models import Study
 from tests.support.exports import EXPORTS, PHI, ReadyExport, determine, downloaded, request_export, sealed_files
 
@@ -137,7 +137,7 @@ def test_a_build_reads_its_tables_once_and_the_manifest_names_their_sha256(
 ) -> None:
     """Issue 16 item 5: the determination covers the tables the file was built with, by their digests."""
     reads: list[str] = []
-    real_zip3, real_codes = safe_harbor.zip3_table, safe_harbor.resolved_value_set
+    real_zip3, real_codes = zip3_table, resolved_value_set
 
     def counted(name: str, real: Any) -> Any:
         def read() -> Any:
