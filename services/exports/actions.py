@@ -47,6 +47,7 @@ from services.exports.safe_harbor import (
 )
 from services.exports.sealing import SealedWriter, file_aad
 from services.exports.selectors import (
+    DETERMINED_MANIFEST_PREFIX,
     excluded_participant_count,
     export_participants,
     manifest_sha256,
@@ -54,7 +55,7 @@ from services.exports.selectors import (
 from services.exports.storage import get_storage, storage_key
 from services.exports.terminology import DropReason
 from services.exports.zip3 import census_zip3_population, write_zip3_population
-from services.studies.models import Study
+from services.studies.models import Study, StudyTeamMember
 from vault.keys import current_community, write_key
 
 MANIFEST_TYPE = "deidentified-export/v2"
@@ -313,6 +314,20 @@ def _check_determinable(export: DeidentifiedExport, covered_sha256: str) -> None
         )
 
 
+def _conflict_of_interest(export: DeidentifiedExport, officer_id: str) -> tuple[ExportErrorCode, str] | None:
+    """Why this officer may not determine this export: they asked for it, or they are on the study's team."""
+    if str(export.requested_by) == officer_id:
+        return ExportErrorCode.SELF_DETERMINATION, "Nobody determines an export they asked for."
+    if StudyTeamMember.objects.filter(study_id=export.study_id, user_id=officer_id).exists():
+        return ExportErrorCode.STUDY_TEAM_DETERMINATION, "Nobody on the study's team determines its export."
+    return None
+
+
+def determination_reason(covered_sha256: str) -> str:
+    """The reason the ``export.determine`` event carries: the manifest's SHA-256, so the log names what was signed."""
+    return f"{DETERMINED_MANIFEST_PREFIX}{covered_sha256}"
+
+
 def export_determine(
     *,
     export_id: Any,
@@ -326,19 +341,21 @@ def export_determine(
 
     The officer names the manifest they reviewed by its SHA-256 (as
     :func:`manifest_sha256` computes it), so the determination covers exactly
-    that manifest and so the file it hashes. Whoever asked for the export may
-    not determine it, whatever roles they hold; that refusal is an audit event
-    of its own, kept although nothing else is.
+    that manifest and so the file it hashes; the ``export.determine`` event
+    carries that SHA-256 in its reasons, and the download asks the chained log
+    for it. Whoever asked for the export, or is on the study's team, may not
+    determine it, whatever roles they hold; that refusal is an audit event of
+    its own, kept although nothing else is.
 
     Raises:
-        NotFound: no such export. Forbidden: the officer asked for the export.
+        NotFound: no such export. Forbidden: the officer asked for the export or is on the study's team.
         Conflict: not ready, already determined, or the manifest is not the one named.
     """
     officer_id = str(uuid.UUID(officer))
     with transaction.atomic():
         export = _determinable(export_id)
-        own = str(export.requested_by) == officer_id
-        if not own:
+        refusal = _conflict_of_interest(export, officer_id)
+        if refusal is None:
             _check_determinable(export, covered_sha256)
             determination = ExportDetermination.objects.create(
                 export=export,
@@ -354,9 +371,10 @@ def export_determine(
                 actor_roles=sorted(officer_roles),
                 resource_type="export",
                 resource_id=str(export.id),
+                reasons=[determination_reason(covered_sha256)],
             )
     annotate(resource_type="export", resource_id=str(export.id))
-    if own:
+    if refusal is not None:
         # Outside the block above, so the refusal stays on record when the error is raised.
         record(
             action="export.determine",
@@ -365,9 +383,9 @@ def export_determine(
             resource_type="export",
             resource_id=str(export.id),
             outcome="deny",
-            reasons=[ExportErrorCode.SELF_DETERMINATION],
+            reasons=[refusal[0]],
         )
-        raise Forbidden("Nobody determines an export they asked for.", code=ExportErrorCode.SELF_DETERMINATION)
+        raise Forbidden(refusal[1], code=refusal[0])
     return determination
 
 

@@ -17,6 +17,7 @@ from django.db.models import Prefetch, QuerySet
 
 from core.errors import ApplicationError, Conflict, NotFound
 from core.exports import ExportStatus
+from security.audit.selectors import audit_events
 from services.consents.models import Scope
 from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
@@ -33,6 +34,7 @@ from vault.keys import current_community, read_key
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+DETERMINED_MANIFEST_PREFIX = "manifest_sha256:"  # the export.determine event's reason: the manifest signed
 # Only participants whose consent covers research use (and is not withdrawn) are exported.
 EXPORT_CONSENT_SCOPE = Scope.RESEARCH_USE
 PARTICIPANT_FIELDS = ("id", "date_of_birth", "sex", "state", "postal_code")
@@ -94,7 +96,9 @@ def access_downloadable_export(export_id: Any) -> DeidentifiedExport:
 
     Raises:
         Conflict: ``determination_required`` until an officer signs off; ``manifest_mismatch`` when the
-            manifest is no longer the one the determination covers (edited in the database since).
+            manifest is no longer the one the determination covers (edited in the database since);
+            ``determination_not_recorded`` when the audit log has no sign-off event for it (a row
+            inserted in the database).
     """
     export = access_ready_export(export_id)
     determination = determination_of(export)
@@ -108,7 +112,26 @@ def access_downloadable_export(export_id: Any) -> DeidentifiedExport:
         raise Conflict(
             "The export's manifest is not the one its determination covers.", code=ExportErrorCode.MANIFEST_MISMATCH
         )
+    if not determination_recorded(export, determination.manifest_sha256):
+        logger.error("export %s: its determination has no export.determine event in the audit log", export.id)
+        raise Conflict(
+            "The export's determination is not on the audit log.", code=ExportErrorCode.DETERMINATION_NOT_RECORDED
+        )
     return export
+
+
+def determination_recorded(export: DeidentifiedExport, covered_sha256: str) -> bool:
+    """Whether the community's chained log holds the ``export.determine`` event that signed this manifest.
+
+    A determination row alone is what anyone with database access could
+    insert; the event, chained and witnessed with the rest of the log, is
+    what an officer's sign-off writes in the same transaction.
+    """
+    return (
+        audit_events(action="export.determine", resource_type="export", resource_id=str(export.id), outcome="allow")
+        .filter(reasons__contains=[f"{DETERMINED_MANIFEST_PREFIX}{covered_sha256}"])
+        .exists()
+    )
 
 
 def access_study(study_id: uuid.UUID) -> Study:
