@@ -34,6 +34,7 @@ from vault.keys import current_community, read_key
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+HISTORY_LIMIT = 50  # the study's earlier exports an officer is shown, newest first
 DETERMINED_MANIFEST_PREFIX = "manifest_sha256:"  # the export.determine event's reason: the manifest signed
 # Only participants whose consent covers research use (and is not withdrawn) are exported.
 EXPORT_CONSENT_SCOPE = Scope.RESEARCH_USE
@@ -132,6 +133,39 @@ def determination_recorded(export: DeidentifiedExport, covered_sha256: str) -> b
         .filter(reasons__contains=[f"{DETERMINED_MANIFEST_PREFIX}{covered_sha256}"])
         .exists()
     )
+
+
+def study_export_history(export: DeidentifiedExport) -> dict[str, Any]:
+    """What the officer weighs beside the manifest: the study's earlier exports, and who joined since the last.
+
+    Two exports of one study differ by the participants who joined (or left)
+    between them; a small difference, or a run of participants enrolled just
+    before an export (dummy participants, whose own records the requester
+    knows), is how a file that passes every rule can still single someone
+    out. ``participants_enrolled_since_previous_export`` counts the
+    participants exported now (active research-use consent) who were enrolled
+    after the previous ready export finished and before this one did; None
+    when there is no earlier ready export.
+    """
+    earlier = list(
+        DeidentifiedExport.objects.filter(study_id=export.study_id, created_at__lt=export.created_at)
+        .exclude(pk=export.pk)
+        .order_by("-created_at", "id")
+        .values("id", "created_at", "finished_at", "status", "participant_count", "observation_count")[:HISTORY_LIMIT]
+    )
+    previous = next((item for item in earlier if item["status"] == ExportStatus.READY), None)
+    enrolled = None
+    if previous is not None and previous["finished_at"] is not None and export.finished_at is not None:
+        enrolled = (
+            Participant.objects.filter(study_id=export.study_id, consent_scopes__contains=[EXPORT_CONSENT_SCOPE])
+            .filter(created_at__gt=previous["finished_at"], created_at__lte=export.finished_at)
+            .count()
+        )
+    return {
+        "earlier_exports": [{**item, "id": str(item["id"])} for item in earlier],
+        "previous_export": None if previous is None else str(previous["id"]),
+        "participants_enrolled_since_previous_export": enrolled,
+    }
 
 
 def access_study(study_id: uuid.UUID) -> Study:

@@ -18,9 +18,9 @@ from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.selectors import manifest_sha256
 from services.studies.models import Study
 from tenants.models import Community
-from tests.factories import StudyTeamMemberFactory
+from tests.factories import ConsentFactory, ParticipantFactory, StudyTeamMemberFactory
 from tests.support.clients import MemberClient
-from tests.support.exports import EXPORTS, ReadyExport, determine, downloaded
+from tests.support.exports import CONSENTED, EXPORTS, GRACE, ReadyExport, determine, downloaded
 
 
 def test_attack_a_compliance_officer_on_the_studys_team_cannot_determine_its_export(
@@ -86,3 +86,27 @@ def test_attack_a_determination_inserted_in_the_database_without_its_event_does_
 
     assert (response.status_code, response.json()["code"]) == (409, "determination_not_recorded")
     assert "R-" not in response.content.decode()
+
+
+def test_the_officer_sees_the_studys_earlier_exports_and_who_enrolled_since_the_last(
+    officer: tuple[APIClient, User], ready_export: ReadyExport, study: Study
+) -> None:
+    """Issue 16 item 9: a participant added between two exports is what differencing the two files finds."""
+    first = ready_export()["id"]
+    with schema_context("alpha"):
+        joined = ParticipantFactory.create(study=study, **{**GRACE, "given_name": "Newcomer"})
+        ConsentFactory.create(participant=joined, signed_at=timezone.now(), **CONSENTED)
+    second = ready_export(determined=False)["id"]
+
+    review = officer[0].get(f"{EXPORTS}{second}/determination/").json()["study_history"]
+
+    assert [item["id"] for item in review["earlier_exports"]] == [first]
+    assert review["earlier_exports"][0]["participant_count"] == 2
+    assert review["previous_export"] == first
+    assert review["participants_enrolled_since_previous_export"] == 1
+    first_review = officer[0].get(f"{EXPORTS}{first}/determination/").json()["study_history"]
+    assert first_review == {
+        "earlier_exports": [],
+        "previous_export": None,
+        "participants_enrolled_since_previous_export": None,
+    }
