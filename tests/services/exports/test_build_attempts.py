@@ -22,8 +22,9 @@ from core.exports import ExportStatus
 from security.models import User
 from services.exports import actions, safe_harbor
 from services.exports.actions import deidentified_export_build
-from services.exports.models import DeidentifiedExport, ExportDetermination
-from services.exports.selectors import ExportDigestMismatch, manifest_sha256
+from services.exports.models import DeidentifiedExport
+from services.exports.selectors import ExportDigestMismatch
+from services.exports.storage import LocalExportStorage
 from services.exports.terminology import VALUE_SET_FILE, resolved_value_set
 from services.exports.zip3 import ZIP3_ALLOWLIST_FILE, zip3_table
 from services.studies.models import Study
@@ -106,17 +107,22 @@ def test_a_failing_second_build_does_not_mark_a_ready_export_failed(
 
 
 def test_attack_a_file_that_is_not_the_one_the_manifest_hashes_is_cut_before_its_end(
-    pi: tuple[APIClient, User], ready_export: ReadyExport, caplog: pytest.LogCaptureFixture
+    pi: tuple[APIClient, User],
+    ready_export: ReadyExport,
+    export_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An operator edits the manifest's sha256 and the determination to match: the stream breaks, logged."""
+    """An operator swaps in another sealed build of the same export (valid seal, other rows): the stream breaks."""
     client, _ = pi
     export_id = ready_export()["id"]
     full = downloaded(client, export_id)
+    (approved_file,) = sealed_files(export_dir)
+    monkeypatch.setattr(LocalExportStorage, "delete", lambda self, key: None)  # the losing build's file stays
     with schema_context("alpha"):
-        export = DeidentifiedExport.objects.get(pk=export_id)
-        manifest = {**(export.manifest or {}), "sha256": "0" * 64}
-        DeidentifiedExport.objects.filter(pk=export_id).update(manifest=manifest)
-        ExportDetermination.objects.filter(export_id=export_id).update(manifest_sha256=manifest_sha256(manifest))
+        deidentified_export_build(_stale_copy(export_id))
+        (other,) = [path for path in sealed_files(export_dir) if path != approved_file]
+        DeidentifiedExport.objects.filter(pk=export_id).update(storage_key=f"alpha/{other.name}")
 
     response = client.get(f"{EXPORTS}{export_id}/download/")
     assert response.status_code == 200

@@ -11,18 +11,23 @@ RxNorm codes; unpopulated prefixes passing the ZIP3 table.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import re
+import uuid
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
+from django_tenants.utils import schema_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.exports.actions import Recipient, deidentified_export_build, deidentified_export_request
 from services.exports.formats import CSV_COLUMNS, csv_lines, decimal_text, jsonl_lines
 from services.exports.safe_harbor import (
     IDENTIFIER_KINDS,
@@ -39,7 +44,9 @@ from services.exports.safe_harbor import (
     normalize_sex,
     normalize_state,
 )
+from services.exports.selectors import export_plaintext
 from services.exports.terminology import value_set
+from services.studies.models import Study
 
 EXPORT_YEAR = 2026
 RECORD_KEYS = {"research_id", "sex", "birth_year", "age", "state", "zip3", "observations"}
@@ -221,29 +228,51 @@ def test_no_identifier_of_the_eighteen_kinds_passes_through_any_exported_field(
 # --- (C) dates: the birth year, and an age by year arithmetic only ------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
-@given(born=birth_dates, first=st.integers(0, 364), second=st.integers(0, 364))
-def test_leak_birthday_from_age_birth_year_and_export_date_two_days_of_a_year_give_the_same_values(
-    born: date, first: int, second: int
+def _built_on(day: datetime.datetime, study: Study) -> list[str]:
+    """The CSV an export of ``study`` built on ``day`` holds, through the whole build, without research ids, sorted."""
+    with time_machine.travel(day, tick=False), schema_context("alpha"):
+        export = deidentified_export_request(
+            study=Study.objects.get(pk=study.pk),
+            export_format="csv",
+            requested_by=str(uuid.uuid4()),
+            recipient=Recipient(name="Dana Reviewer", organisation="Example University"),
+            purpose="Secondary analysis under the data use agreement.",
+        )
+        built = deidentified_export_build(export)
+        assert built.manifest is not None
+        assert built.manifest["export_year"] == day.year
+        text = b"".join(export_plaintext(built)).decode()
+    header, *rows = text.splitlines()
+    return [header, *sorted(row.split(",", 1)[1] for row in rows)]
+
+
+@pytest.mark.usefixtures("export_dir")
+def test_leak_birthday_exports_on_different_days_of_a_year_are_the_same_file_but_for_research_ids(
+    study: Study,
 ) -> None:
-    """Review 1.2: ``(birth_year, age)`` at a chosen export day said whether the birthday had passed."""
-    new_year = date(EXPORT_YEAR, 1, 1)
-    days = [new_year + timedelta(days=first), new_year + timedelta(days=second)]
+    """Review 1.2, through the build: the export year comes from the clock, so the days are the clock's.
 
-    values = {generalize_birth(born, day.year) for day in days}
+    Grace was born on 9 December: one export before her birthday, one on it
+    and one after it give the same rows (research ids aside), so no number of
+    exports on chosen days narrows a birthday inside its year.
+    """
+    days = [datetime.datetime(2026, month, day, 9, tzinfo=datetime.UTC) for month, day in ((1, 2), (12, 9), (12, 31))]
 
-    assert len(values) == 1
+    files = [_built_on(day, study) for day in days]
+
+    assert files[0] == files[1] == files[2]
+    assert any(row.startswith("female,1976,50,") for row in files[0])  # Grace, 50 all year in 2026
+    assert any(row.startswith("female,,90+,") for row in files[0])  # Augusta
 
 
-def test_leak_repeated_exports_cannot_bisect_a_birthday_inside_its_year() -> None:
-    """Review 1.2: exports on chosen days bisected the birthday to the day; now every day of a year says the same."""
-    births = [date(1983, 1, 3), date(1983, 1, 9), date(1983, 7, 1), date(1983, 12, 31)]
-    export_days = [date(2024, 1, 1) + timedelta(days=offset) for offset in range(366)]
+@pytest.mark.usefixtures("export_dir")
+def test_an_export_made_in_the_next_year_ages_everyone_by_one_year(study: Study) -> None:
+    """The file changes only at the new year, for everyone at once: a year is all it says."""
+    this_year = _built_on(datetime.datetime(2026, 12, 31, 23, tzinfo=datetime.UTC), study)
+    next_year = _built_on(datetime.datetime(2027, 1, 1, 1, tzinfo=datetime.UTC), study)
 
-    seen = {(born, generalize_birth(born, day.year)) for born in births for day in export_days}
-
-    assert {values for _, values in seen} == {(1983, 41)}
-    assert len(seen) == len(births)  # one value per person, whatever the day
+    assert any(row.startswith("female,1976,50,") for row in this_year)
+    assert any(row.startswith("female,1976,51,") for row in next_year)
 
 
 @settings(max_examples=300, deadline=None)
