@@ -40,21 +40,22 @@ from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.safe_harbor import (
     CODE_GENERALISED,
     DeidentifiedRecord,
+    ExportRules,
     ResearchIds,
     deidentify_participant,
     identifier_handling,
 )
 from services.exports.sealing import SealedWriter, file_aad
 from services.exports.selectors import (
+    DETERMINED_MANIFEST_PREFIX,
     excluded_participant_count,
     export_participants,
-    export_storage_key,
     manifest_sha256,
 )
-from services.exports.storage import get_storage
+from services.exports.storage import get_storage, storage_key
 from services.exports.terminology import DropReason
-from services.exports.zip3 import census_zip3_population, write_zip3_population, zip3_table
-from services.studies.models import Study
+from services.exports.zip3 import census_zip3_population, write_zip3_population
+from services.studies.models import Study, StudyTeamMember
 from vault.keys import current_community, write_key
 
 MANIFEST_TYPE = "deidentified-export/v2"
@@ -113,16 +114,17 @@ class _Written:
     key_version: int
 
 
-def _cell_plan(study: Study, *, export_year: int) -> CellPlan:
+def _cell_plan(study: Study, *, export_year: int, rules: ExportRules) -> CellPlan:
     """The first pass: count each combination of quasi-identifiers (observations are not even loaded)."""
     counts: Counter[QuasiIdentifiers] = Counter()
     for participant in export_participants(study, with_observations=False):
-        counts[quasi_identifiers(deidentify_participant(participant, research_id="", export_year=export_year))] += 1
+        built = deidentify_participant(participant, research_id="", export_year=export_year, rules=rules)
+        counts[quasi_identifiers(built)] += 1
     return plan_cells(counts, min_cell=min_cell(), export_year=export_year)
 
 
 def _records(
-    study: Study, *, export_year: int, plan: CellPlan, tally: _Tally, cells: CellTally
+    study: Study, *, export_year: int, plan: CellPlan, tally: _Tally, cells: CellTally, rules: ExportRules
 ) -> Iterator[DeidentifiedRecord]:
     """The second pass: each participant's record under the plan; a suppressed one is left out entirely.
 
@@ -135,7 +137,7 @@ def _records(
     for participant in export_participants(study):
         dropped: Counter[str] = Counter()
         built = deidentify_participant(
-            participant, research_id=research_ids.issue(), export_year=export_year, tally=dropped
+            participant, research_id=research_ids.issue(), export_year=export_year, tally=dropped, rules=rules
         )
         key = quasi_identifiers(built)
         released = plan.release(key)  # None also for a participant who consented between the passes
@@ -151,11 +153,11 @@ def _records(
         raise CellsChanged("a group of the file came out smaller than k")
 
 
-def _write(export: DeidentifiedExport, community: str, records: Iterator[DeidentifiedRecord]) -> _Written:
-    """Stream the records through the chosen format and the sealer into storage; hash the plaintext on the way."""
+def _write(export: DeidentifiedExport, community: str, records: Iterator[DeidentifiedRecord], key: str) -> _Written:
+    """Stream the records through the chosen format and the sealer into storage under ``key``; hash the plaintext."""
     version, cipher = write_key(community)
     digest, size = hashlib.sha256(), 0
-    with get_storage().writer(export_storage_key(export, community)) as sink:
+    with get_storage().writer(key) as sink:
         sealer = SealedWriter(
             sink,
             cipher=cipher,
@@ -180,6 +182,7 @@ def _manifest(
     tally: _Tally,
     cells: CellTally,
     written: _Written,
+    rules: ExportRules,
 ) -> dict[str, Any]:
     return {
         "type": MANIFEST_TYPE,
@@ -205,7 +208,12 @@ def _manifest(
         "codes_generalised_to_category": tally.dropped[CODE_GENERALISED],
         "small_cells": cells.as_manifest(),
         "identifiers": identifier_handling(),
-        "zip3_table": zip3_table().provenance(),
+        "zip3_table": rules.zip3.provenance(),
+        "value_set": {
+            "files": list(rules.value_set.files),
+            "rule": "a code is exported only if a file here lists it (ICD-10: or its listed category); "
+            "a condition carries no value and no unit",
+        },
         "research_ids": RESEARCH_ID_NOTE,
         "bytes": written.size,
         "sha256": written.sha256,
@@ -218,9 +226,36 @@ def _manifest(
     }
 
 
-def _fail(export: DeidentifiedExport, error: Exception) -> None:
-    export.status, export.error, export.finished_at = ExportStatus.FAILED, type(error).__name__, timezone.now()
-    export.save(update_fields=["status", "error", "finished_at"])
+def _fail(export: DeidentifiedExport, error: Exception, key: str) -> None:
+    """Mark the export failed, unless another build has finished it meanwhile; drop this attempt's file."""
+    get_storage().delete(key)
+    DeidentifiedExport.objects.filter(pk=export.pk, status=ExportStatus.PENDING).update(
+        status=ExportStatus.FAILED, error=type(error).__name__, finished_at=timezone.now()
+    )
+    export.refresh_from_db()
+
+
+def _finish(export: DeidentifiedExport, key: str, manifest: dict[str, Any], tally: _Tally) -> DeidentifiedExport:
+    """Save the build, only if the export is still pending; a build that lost the race deletes its own file.
+
+    Two builds of one export can run at once (a message redelivered while the
+    first worker is still at it): each writes its own key, and only the first
+    to reach this update names its file and manifest on the row, so the file
+    downloaded is the one the saved manifest hashes (and the officer signed).
+    """
+    won = DeidentifiedExport.objects.filter(pk=export.pk, status=ExportStatus.PENDING).update(
+        status=ExportStatus.READY,
+        finished_at=timezone.now(),
+        file_name=export.file_name,
+        manifest=manifest,
+        participant_count=tally.participants,
+        observation_count=tally.observations,
+        storage_key=key,
+    )
+    if not won:
+        get_storage().delete(key)
+    export.refresh_from_db()
+    return export
 
 
 def deidentified_export_build(export: DeidentifiedExport) -> DeidentifiedExport:
@@ -228,30 +263,33 @@ def deidentified_export_build(export: DeidentifiedExport) -> DeidentifiedExport:
 
     A dependency that is down (the key service, say) leaves the export
     pending and is raised for the task to retry; anything else marks it
-    failed with the error's class name, which carries no data.
+    failed with the error's class name, which carries no data. Every build
+    attempt writes a storage key of its own and saves only if the export is
+    still pending (:func:`_finish`).
     """
     community = current_community()
     export_year = timezone.now().year
+    rules = ExportRules.current()
     tally, cells = _Tally(), CellTally(min_cell=0)
     export.file_name = f"deidentified-export-{export.id}.{EXTENSIONS[export.format]}"
+    key = storage_key(
+        community=community, export_id=str(export.id), extension=EXTENSIONS[export.format], attempt=uuid.uuid4().hex
+    )
     try:
-        plan = _cell_plan(export.study, export_year=export_year)
+        plan = _cell_plan(export.study, export_year=export_year, rules=rules)
         cells.min_cell = plan.min_cell
-        records = _records(export.study, export_year=export_year, plan=plan, tally=tally, cells=cells)
-        written = _write(export, community, records)
-        manifest = _manifest(export, community, export_year=export_year, tally=tally, cells=cells, written=written)
+        records = _records(export.study, export_year=export_year, plan=plan, tally=tally, cells=cells, rules=rules)
+        written = _write(export, community, records, key)
+        manifest = _manifest(
+            export, community, export_year=export_year, tally=tally, cells=cells, written=written, rules=rules
+        )
     except ServiceUnavailable:
+        get_storage().delete(key)
         raise
     except Exception as error:
-        _fail(export, error)
+        _fail(export, error, key)
         raise
-    export.manifest = manifest
-    export.status, export.finished_at = ExportStatus.READY, timezone.now()
-    export.participant_count, export.observation_count = tally.participants, tally.observations
-    export.save(
-        update_fields=["status", "finished_at", "file_name", "manifest", "participant_count", "observation_count"]
-    )
-    return export
+    return _finish(export, key, manifest, tally)
 
 
 # --- the determination ------------------------------------------------------------------------------
@@ -276,6 +314,20 @@ def _check_determinable(export: DeidentifiedExport, covered_sha256: str) -> None
         )
 
 
+def _conflict_of_interest(export: DeidentifiedExport, officer_id: str) -> tuple[ExportErrorCode, str] | None:
+    """Why this officer may not determine this export: they asked for it, or they are on the study's team."""
+    if str(export.requested_by) == officer_id:
+        return ExportErrorCode.SELF_DETERMINATION, "Nobody determines an export they asked for."
+    if StudyTeamMember.objects.filter(study_id=export.study_id, user_id=officer_id).exists():
+        return ExportErrorCode.STUDY_TEAM_DETERMINATION, "Nobody on the study's team determines its export."
+    return None
+
+
+def determination_reason(covered_sha256: str) -> str:
+    """The reason the ``export.determine`` event carries: the manifest's SHA-256, so the log names what was signed."""
+    return f"{DETERMINED_MANIFEST_PREFIX}{covered_sha256}"
+
+
 def export_determine(
     *,
     export_id: Any,
@@ -289,19 +341,21 @@ def export_determine(
 
     The officer names the manifest they reviewed by its SHA-256 (as
     :func:`manifest_sha256` computes it), so the determination covers exactly
-    that manifest and so the file it hashes. Whoever asked for the export may
-    not determine it, whatever roles they hold; that refusal is an audit event
-    of its own, kept although nothing else is.
+    that manifest and so the file it hashes; the ``export.determine`` event
+    carries that SHA-256 in its reasons, and the download asks the chained log
+    for it. Whoever asked for the export, or is on the study's team, may not
+    determine it, whatever roles they hold; that refusal is an audit event of
+    its own, kept although nothing else is.
 
     Raises:
-        NotFound: no such export. Forbidden: the officer asked for the export.
+        NotFound: no such export. Forbidden: the officer asked for the export or is on the study's team.
         Conflict: not ready, already determined, or the manifest is not the one named.
     """
     officer_id = str(uuid.UUID(officer))
     with transaction.atomic():
         export = _determinable(export_id)
-        own = str(export.requested_by) == officer_id
-        if not own:
+        refusal = _conflict_of_interest(export, officer_id)
+        if refusal is None:
             _check_determinable(export, covered_sha256)
             determination = ExportDetermination.objects.create(
                 export=export,
@@ -317,9 +371,10 @@ def export_determine(
                 actor_roles=sorted(officer_roles),
                 resource_type="export",
                 resource_id=str(export.id),
+                reasons=[determination_reason(covered_sha256)],
             )
     annotate(resource_type="export", resource_id=str(export.id))
-    if own:
+    if refusal is not None:
         # Outside the block above, so the refusal stays on record when the error is raised.
         record(
             action="export.determine",
@@ -328,9 +383,9 @@ def export_determine(
             resource_type="export",
             resource_id=str(export.id),
             outcome="deny",
-            reasons=[ExportErrorCode.SELF_DETERMINATION],
+            reasons=[refusal[0]],
         )
-        raise Forbidden("Nobody determines an export they asked for.", code=ExportErrorCode.SELF_DETERMINATION)
+        raise Forbidden(refusal[1], code=refusal[0])
     return determination
 
 

@@ -53,6 +53,7 @@ from services.exports.selectors import (
     determination_of,
     export_plaintext,
     manifest_sha256,
+    study_export_history,
 )
 from services.exports.tasks import deidentified_export_task
 from tenants.context import community_required
@@ -237,9 +238,20 @@ class ExportDeterminationApi(PolicyView[None]):
         responses={200: inline_serializer("DeidentifiedExportReview", {"export": ExportSerializer()})},
     )
     def get(self, request: Request, pk: Any) -> Response:
-        """The ready export and its manifest, with the SHA-256 a determination must name."""
+        """The ready export and its manifest, with the SHA-256 a determination must name, and the study's history.
+
+        ``study_history`` lists the study's earlier exports (ids, dates, counts) and how many of the
+        participants exported now were enrolled since the previous one: what a differencing or a
+        dummy-participant pattern would show.
+        """
         export = access_ready_export(pk)
-        return Response({"export": ExportSerializer(export).data, "manifest": export.manifest})
+        return Response(
+            {
+                "export": ExportSerializer(export).data,
+                "manifest": export.manifest,
+                "study_history": study_export_history(export),
+            }
+        )
 
     @extend_schema(request=InputSerializer, responses={201: ExportSerializer})
     def post(self, request: Request, pk: Any) -> Response:

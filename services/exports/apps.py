@@ -9,3 +9,7 @@ class ExportsConfig(AppConfig):
     name = "services.exports"
     label = "exports"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Register the system checks of this app."""
+        from services.exports import checks  # noqa: F401, PLC0415 - importing registers the checks

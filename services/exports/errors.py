@@ -17,4 +17,6 @@ class ExportErrorCode(StrEnum):
     ALREADY_DETERMINED = "already_determined"
     MANIFEST_MISMATCH = "manifest_mismatch"
     SELF_DETERMINATION = "self_determination"
+    STUDY_TEAM_DETERMINATION = "study_team_determination"
+    DETERMINATION_NOT_RECORDED = "determination_not_recorded"
     INVALID_FILTER = "invalid_filter"

@@ -51,6 +51,8 @@ class DeidentifiedExport(models.Model):
     recipient_organisation = models.CharField(max_length=RECIPIENT_NAME_LENGTH, blank=True)
     recipient_address = models.CharField(max_length=RECIPIENT_ADDRESS_LENGTH, blank=True)
     purpose = models.CharField(max_length=PURPOSE_LENGTH, blank=True)
+    # Where the build that won keeps its sealed file: every build attempt writes a key of its own.
+    storage_key = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering: ClassVar[list[str]] = ["-created_at", "id"]

@@ -18,7 +18,10 @@ cannot leak by default.
   function of (birth year, age, export date) narrows a birthday inside its
   year. A birth year 90 or more years before the export year (an age that is
   or could be over 89) becomes ``90+`` with no year. Observation dates become
-  their year.
+  their year (:func:`generalize_year`): a year at or before export year - 90
+  is the one category ``<=YYYY`` (such a year is "indicative of such age",
+  and a 90+ participant's observations would otherwise bound the birth
+  year), a year before the birth year or after the export year is no year.
 - **Geography** (B): a state as a USPS code; a ZIP code's first three digits
   only where the ZIP3 table (:mod:`services.exports.zip3`) allows them, else
   ``000``.
@@ -45,9 +48,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TypedDict
 
-from services.exports.terminology import DropReason, code_for_export
+from services.exports.terminology import DropReason, ResolvedValueSet, ValueSet, code_for_export, resolved_value_set
 from services.exports.ucum import is_ucum_unit
-from services.exports.zip3 import zip3_table
+from services.exports.zip3 import Zip3Table, zip3_table
 
 SUPPRESSED_ZIP3 = "000"
 OLDEST_EXPORTED_AGE = 89  # 164.514(b)(2)(i)(C): ages over 89 are aggregated into one category
@@ -55,6 +58,7 @@ VALUE_SIGNIFICANT_DIGITS = 4  # the precision lab results are reported at; too f
 VALUE_LIMIT = Decimal(10) ** 5  # a value this large is no result the value set holds (in its UCUM units): dropped
 CODE_GENERALISED = "code_generalised_to_category"
 AGE_CATEGORY_OVER_89 = "90+"
+OLDEST_YEAR_PREFIX = "<="  # an observation year at or before export year - 90: "<=1936" in 2026
 RESEARCH_ID_PREFIX = "R-"
 RESEARCH_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 RESEARCH_ID_LENGTH = 16  # 80 random bits
@@ -102,7 +106,7 @@ class DeidentifiedObservation(TypedDict):
     code: str
     value_number: Decimal | None
     unit: str | None
-    effective_year: int | None
+    effective_year: int | str | None
 
 
 class DeidentifiedRecord(TypedDict):
@@ -164,7 +168,9 @@ IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
         Handling.GENERALIZED,
         "date of birth to the birth year, age as export year minus birth year (no day or month of the export "
         "enters it); 90 or more years before the export year exported as 90+ with no birth year; observation "
-        "dates to their year; codes meaning an age or a date of the person dropped; record timestamps not exported",
+        "dates to their year, a year at or before export year - 90 as the one category <=YYYY, a year before "
+        "the birth year or after the export year as none; codes meaning an age or a date of the person, and "
+        "perinatal codes (ICD-10 chapter P, Z38), dropped; record timestamps not exported",
     ),
     IdentifierKind("d", "Telephone numbers", Handling.REMOVED, "phone numbers are not exported"),
     IdentifierKind("e", "Fax numbers", Handling.NOT_COLLECTED, "not a field of the record; " + _FREE_TEXT),
@@ -220,7 +226,8 @@ IDENTIFIER_KINDS: tuple[IdentifierKind, ...] = (
         Handling.REPLACED,
         "pseudonym, database ids and the study protocol number removed; participants keyed by a research id "
         "drawn at random for each export and derived from nothing about the person (164.514(c)); observation "
-        "codes kept only when well formed and in the export value set (ICD-10 outside it cut to its category), "
+        "codes kept only when well formed and in the export value set (ICD-10 outside it cut to its category "
+        "when the value set lists the category, else dropped); conditions carry no value and no unit; "
         "units only when UCUM without free digits, values rounded to 4 significant digits below 100,000; "
         "sex reduced to female, male, other or unknown",
     ),
@@ -232,6 +239,24 @@ def identifier_handling() -> list[dict[str, str]]:
     return [kind.as_dict() for kind in IDENTIFIER_KINDS]
 
 
+@dataclass(frozen=True)
+class ExportRules:
+    """What one build reads once and applies to every record: the ZIP3 table and the value set."""
+
+    zip3: Zip3Table
+    value_set: ResolvedValueSet
+
+    @property
+    def codes(self) -> ValueSet:
+        """The value set's codes and their kinds."""
+        return self.value_set.codes
+
+    @classmethod
+    def current(cls) -> ExportRules:
+        """The tables as configured now."""
+        return cls(zip3=zip3_table(), value_set=resolved_value_set())
+
+
 # --- geography -------------------------------------------------------------------------
 
 # USPS codes of the states, DC and the territories: a state is the smallest unit Safe Harbor keeps.
@@ -241,10 +266,13 @@ STATE_CODES = frozenset(f"{_STATES} {_TERRITORIES_AND_REST}".split(" "))
 _ZIP = re.compile(r"([0-9]{3})[0-9]{2}(?:-?[0-9]{4})?", re.ASCII)
 
 
-def generalize_zip(postal_code: str | None) -> str:
-    """The first three digits of a US ZIP code where the ZIP3 table allows them; else ``000``."""
+def generalize_zip(postal_code: str | None, table: Zip3Table | None = None) -> str:
+    """The first three digits of a US ZIP code where the ZIP3 table allows them; else ``000``.
+
+    ``table`` is the one the build resolved once (:func:`zip3_table` when not given).
+    """
     match = _ZIP.fullmatch((postal_code or "").strip())
-    if match is None or match.group(1) not in zip3_table().allowed:
+    if match is None or match.group(1) not in (zip3_table() if table is None else table).allowed:
         return SUPPRESSED_ZIP3
     return match.group(1)
 
@@ -351,33 +379,73 @@ class ObservationOutcome:
     code_generalised: bool = False
 
 
-def deidentify_observation(observation: ObservationInput) -> ObservationOutcome:
+def generalize_year(year: int | None, *, export_year: int, birth_year: int | None) -> int | str | None:
+    """An observation's year as exported: the year, the category ``<=YYYY``, or None.
+
+    A year at or before ``export_year - 90`` is ``<=YYYY`` (YYYY being that
+    year) whoever the participant is: such a year is indicative of an age over
+    89, and for a 90+ participant it would bound the birth year. A year after
+    the export year, or before the participant's birth year (``birth_year``,
+    the stored one, known also for 90+), is None: no year, no free digits.
+    Years between are a participant's own dates reduced to the year, which
+    164.514(b)(2)(i)(C) keeps. Perinatal codes, which would date the birth
+    exactly, are dropped by :func:`services.exports.terminology.code_for_export`.
+    """
+    cutoff = export_year - OLDEST_EXPORTED_AGE - 1
+    if year is None or year > export_year:
+        return None
+    if year <= cutoff:
+        return f"{OLDEST_YEAR_PREFIX}{cutoff}"
+    if birth_year is not None and year < birth_year:
+        return None
+    return year
+
+
+def deidentify_observation(
+    observation: ObservationInput,
+    *,
+    export_year: int,
+    birth_year: int | None,
+    codes: ValueSet | None = None,
+) -> ObservationOutcome:
     """The coded, dated-to-the-year part of an observation, or the reason it is dropped.
 
-    ``display``, ``value_text`` and ``note`` are free text and never pass.
+    ``display``, ``value_text`` and ``note`` are free text and never pass. A
+    condition (see :class:`services.exports.terminology.CodeKind`) carries no
+    value and no unit. ``birth_year`` is the participant's stored one (see
+    :func:`generalize_year`); ``codes`` the value set the build resolved once.
     """
-    decision = code_for_export(observation.get("code_system"), observation.get("code"))
+    decision = code_for_export(observation.get("code_system"), observation.get("code"), codes)
     if decision.coded is None:
         return ObservationOutcome(None, decision.reason)
-    value, in_range = bounded_value(observation.get("value_number"))
+    value, in_range = bounded_value(None if decision.condition else observation.get("value_number"))
     if not in_range:
         return ObservationOutcome(None, DropReason.VALUE_OUT_OF_RANGE)
-    unit = (observation.get("unit") or "").strip()
+    unit = "" if decision.condition else (observation.get("unit") or "").strip()
     effective = observation.get("effective_date")
     exported: DeidentifiedObservation = {
         "code_system": decision.coded[0],
         "code": decision.coded[1],
         "value_number": value,
-        "unit": unit if is_ucum_unit(unit) else None,
-        "effective_year": effective.year if effective is not None else None,
+        "unit": unit if unit and is_ucum_unit(unit) else None,
+        "effective_year": generalize_year(
+            None if effective is None else effective.year, export_year=export_year, birth_year=birth_year
+        ),
     }
     return ObservationOutcome(exported, code_generalised=decision.generalised)
 
 
-def _observations(items: Sequence[ObservationInput], tally: Counter[str] | None) -> list[DeidentifiedObservation]:
+def _observations(
+    items: Sequence[ObservationInput],
+    tally: Counter[str] | None,
+    *,
+    export_year: int,
+    birth_year: int | None,
+    codes: ValueSet | None,
+) -> list[DeidentifiedObservation]:
     kept: list[DeidentifiedObservation] = []
     for item in items:
-        outcome = deidentify_observation(item)
+        outcome = deidentify_observation(item, export_year=export_year, birth_year=birth_year, codes=codes)
         if tally is not None and outcome.dropped is not None:
             tally[str(outcome.dropped)] += 1
         if tally is not None and outcome.code_generalised:
@@ -388,7 +456,12 @@ def _observations(items: Sequence[ObservationInput], tally: Counter[str] | None)
 
 
 def deidentify_participant(
-    participant: ParticipantInput, *, research_id: str, export_year: int, tally: Counter[str] | None = None
+    participant: ParticipantInput,
+    *,
+    research_id: str,
+    export_year: int,
+    tally: Counter[str] | None = None,
+    rules: ExportRules | None = None,
 ) -> DeidentifiedRecord:
     """The de-identified record of a participant, for an export made in ``export_year``.
 
@@ -397,19 +470,28 @@ def deidentify_participant(
         research_id: The random id this export gives the participant (see :class:`ResearchIds`).
         export_year: The export's year, from which ages are year arithmetic.
         tally: Where to count dropped observations by :class:`DropReason` (and cut codes), if given.
+        rules: The ZIP3 table and value set the build resolved once (read now when not given).
 
     Returns:
         Only what Safe Harbor lets through: sex, birth year and age (``90+``
         with no year for 90 or more years back), state, ZIP3, and coded
         observations dated to the year. Small cells are not handled here.
     """
-    birth_year, age = generalize_birth(participant.get("date_of_birth"), export_year)
+    rules = ExportRules.current() if rules is None else rules
+    born = participant.get("date_of_birth")
+    birth_year, age = generalize_birth(born, export_year)
     return {
         "research_id": research_id,
         "sex": normalize_sex(participant.get("sex")),
         "birth_year": birth_year,
         "age": age,
         "state": normalize_state(participant.get("state")),
-        "zip3": generalize_zip(participant.get("postal_code")),
-        "observations": _observations(participant.get("observations", ()), tally),
+        "zip3": generalize_zip(participant.get("postal_code"), rules.zip3),
+        "observations": _observations(
+            participant.get("observations", ()),
+            tally,
+            export_year=export_year,
+            birth_year=None if born is None else born.year,
+            codes=rules.codes,
+        ),
     }

@@ -17,6 +17,7 @@ from django.db.models import Prefetch, QuerySet
 
 from core.errors import ApplicationError, Conflict, NotFound
 from core.exports import ExportStatus
+from security.audit.selectors import audit_events
 from services.consents.models import Scope
 from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
@@ -33,6 +34,8 @@ from vault.keys import current_community, read_key
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+HISTORY_LIMIT = 50  # the study's earlier exports an officer is shown, newest first
+DETERMINED_MANIFEST_PREFIX = "manifest_sha256:"  # the export.determine event's reason: the manifest signed
 # Only participants whose consent covers research use (and is not withdrawn) are exported.
 EXPORT_CONSENT_SCOPE = Scope.RESEARCH_USE
 PARTICIPANT_FIELDS = ("id", "date_of_birth", "sex", "state", "postal_code")
@@ -94,7 +97,9 @@ def access_downloadable_export(export_id: Any) -> DeidentifiedExport:
 
     Raises:
         Conflict: ``determination_required`` until an officer signs off; ``manifest_mismatch`` when the
-            manifest is no longer the one the determination covers (edited in the database since).
+            manifest is no longer the one the determination covers (edited in the database since);
+            ``determination_not_recorded`` when the audit log has no sign-off event for it (a row
+            inserted in the database).
     """
     export = access_ready_export(export_id)
     determination = determination_of(export)
@@ -108,7 +113,59 @@ def access_downloadable_export(export_id: Any) -> DeidentifiedExport:
         raise Conflict(
             "The export's manifest is not the one its determination covers.", code=ExportErrorCode.MANIFEST_MISMATCH
         )
+    if not determination_recorded(export, determination.manifest_sha256):
+        logger.error("export %s: its determination has no export.determine event in the audit log", export.id)
+        raise Conflict(
+            "The export's determination is not on the audit log.", code=ExportErrorCode.DETERMINATION_NOT_RECORDED
+        )
     return export
+
+
+def determination_recorded(export: DeidentifiedExport, covered_sha256: str) -> bool:
+    """Whether the community's chained log holds the ``export.determine`` event that signed this manifest.
+
+    A determination row alone is what anyone with database access could
+    insert; the event, chained and witnessed with the rest of the log, is
+    what an officer's sign-off writes in the same transaction.
+    """
+    return (
+        audit_events(action="export.determine", resource_type="export", resource_id=str(export.id), outcome="allow")
+        .filter(reasons__contains=[f"{DETERMINED_MANIFEST_PREFIX}{covered_sha256}"])
+        .exists()
+    )
+
+
+def study_export_history(export: DeidentifiedExport) -> dict[str, Any]:
+    """What the officer weighs beside the manifest: the study's earlier exports, and who joined since the last.
+
+    Two exports of one study differ by the participants who joined (or left)
+    between them; a small difference, or a run of participants enrolled just
+    before an export (dummy participants, whose own records the requester
+    knows), is how a file that passes every rule can still single someone
+    out. ``participants_enrolled_since_previous_export`` counts the
+    participants exported now (active research-use consent) who were enrolled
+    after the previous ready export finished and before this one did; None
+    when there is no earlier ready export.
+    """
+    earlier = list(
+        DeidentifiedExport.objects.filter(study_id=export.study_id, created_at__lt=export.created_at)
+        .exclude(pk=export.pk)
+        .order_by("-created_at", "id")
+        .values("id", "created_at", "finished_at", "status", "participant_count", "observation_count")[:HISTORY_LIMIT]
+    )
+    previous = next((item for item in earlier if item["status"] == ExportStatus.READY), None)
+    enrolled = None
+    if previous is not None and previous["finished_at"] is not None and export.finished_at is not None:
+        enrolled = (
+            Participant.objects.filter(study_id=export.study_id, consent_scopes__contains=[EXPORT_CONSENT_SCOPE])
+            .filter(created_at__gt=previous["finished_at"], created_at__lte=export.finished_at)
+            .count()
+        )
+    return {
+        "earlier_exports": [{**item, "id": str(item["id"])} for item in earlier],
+        "previous_export": None if previous is None else str(previous["id"]),
+        "participants_enrolled_since_previous_export": enrolled,
+    }
 
 
 def access_study(study_id: uuid.UUID) -> Study:
@@ -165,13 +222,45 @@ def export_participants(study: Study, *, with_observations: bool = True) -> Iter
 
 
 def export_storage_key(export: DeidentifiedExport, community: str) -> str:
-    """Where the export's sealed file is kept."""
+    """Where the export's sealed file is kept: the winning build's own key (the shared one of older rows)."""
+    if export.storage_key:
+        return export.storage_key
     return storage_key(community=community, export_id=str(export.id), extension=EXTENSIONS[export.format])
+
+
+class ExportDigestMismatch(Exception):
+    """The decrypted file is not the one the manifest hashes: the download is cut before its last chunk."""
+
+
+def _verified(chunks: Iterator[bytes], export: DeidentifiedExport) -> Iterator[bytes]:
+    """The chunks, each held back until the next one is read; the last only once the SHA-256 matches.
+
+    So a file other than the one the manifest (and so the determination)
+    names never reaches the client whole: the stream breaks before its end,
+    and the client sees a short, failed transfer. Costs one SHA-256 pass and
+    one chunk of memory; nothing is decrypted twice.
+
+    Raises:
+        ExportDigestMismatch: The plaintext's SHA-256 or size is not the manifest's.
+    """
+    manifest = export.manifest or {}
+    digest, size, held = hashlib.sha256(), 0, None
+    for chunk in chunks:
+        if held is not None:
+            yield held
+        digest.update(chunk)
+        size += len(chunk)
+        held = chunk
+    if digest.hexdigest() != manifest.get("sha256") or size != manifest.get("bytes"):
+        logger.error("export %s: the file's sha256 is not the manifest's; the download was cut", export.id)
+        raise ExportDigestMismatch(str(export.id))
+    if held is not None:
+        yield held
 
 
 def _opened(source: ByteSource, export: DeidentifiedExport, **opening: Any) -> Iterator[bytes]:
     try:
-        yield from open_chunks(source, **opening)
+        yield from _verified(open_chunks(source, **opening), export)
     except CiphertextIntegrityError:
         logger.error("the sealed file of export %s failed its integrity check; the download was cut", export.id)
         raise
@@ -184,7 +273,8 @@ def export_plaintext(export: DeidentifiedExport) -> Iterator[bytes]:
 
     The file and its key are opened here, before the response starts, so a
     missing file or a retired key is a clean 404 or 410 and the stream needs
-    no database.
+    no database. The stream is checked against the manifest's SHA-256 as it
+    goes (:func:`_verified`) and cut before its end on a mismatch.
     """
     community = current_community()
     try:

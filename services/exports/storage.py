@@ -24,16 +24,16 @@ from core.s3 import S3Bucket
 from services.exports.sealing import ByteSink, ByteSource
 
 S3_PART_BYTES = 8 * 1024 * 1024  # S3 parts but the last must be at least 5 MiB
-_KEY = re.compile(r"[a-z0-9_]{1,63}/[0-9a-f-]{36}\.[a-z]{1,8}\.sealed")
+_KEY = re.compile(r"[a-z0-9_]{1,63}/[0-9a-f-]{36}(?:\.[0-9a-f]{32})?\.[a-z]{1,8}\.sealed")
 
 
 class ExportFileMissing(Exception):
     """The storage holds no file under that key (deleted, or never finished)."""
 
 
-def storage_key(*, community: str, export_id: str, extension: str) -> str:
-    """The key of an export's sealed file: one folder per community."""
-    key = f"{community}/{export_id}.{extension}.sealed"
+def storage_key(*, community: str, export_id: str, extension: str, attempt: str = "") -> str:
+    """The key of an export's sealed file: one folder per community, one file per build ``attempt`` (32 hex)."""
+    key = f"{community}/{export_id}{'.' + attempt if attempt else ''}.{extension}.sealed"
     if not _KEY.fullmatch(key):
         raise ValueError("not a valid export storage key")
     return key

@@ -14,11 +14,20 @@ RxNorm syntax check; a telephone number with the right Luhn digit is a
    date of the person; their observations are dropped
    (``personal_date_or_age``), since their value would undo the year-only and
    ``90+`` rules of 164.514(b)(2)(i)(C).
-3. **The value set**: LOINC, SNOMED CT and RxNorm codes are numbers, so only
-   the codes listed in ``data/value_set.csv`` (shipped) or in the operator's
-   ``DEIDENTIFIED_EXPORT_EXTRA_CODES`` file pass (else ``not_in_value_set``).
-   ICD-10 codes not listed are cut to their three-character category
-   (``E11.9`` to ``E11``): a letter and two digits carry no identifier.
+3. **The value set**: only the codes listed in ``data/value_set.csv``
+   (shipped) or in the operator's ``DEIDENTIFIED_EXPORT_EXTRA_CODES`` file
+   pass (else ``not_in_value_set``). An ICD-10 code not listed is cut to its
+   three-character category (``E11.65`` to ``E11``) when the value set lists
+   that category, else dropped: no list of every ICD-10(-CM) category is
+   shipped, and an unlisted letter-digit-character triple (``S0M``) is a
+   channel of about 13 bits, not a category.
+
+The value set marks each code's ``kind``: a ``condition`` (every ICD-10 code,
+and SNOMED CT disorders and findings) is exported with no value and no unit,
+since a diagnosis has no result and a number beside one is a channel (``R54``
+with 97 years); a ``measurement`` or ``drug`` keeps them. ICD-10 chapter P
+(perinatal conditions) and ``Z38`` (liveborn infants) date the birth, so they
+are dropped as ``personal_date_or_age`` like the codes of check 2.
 
 Code systems are named by their standard URIs.
 """
@@ -26,6 +35,7 @@ Code systems are named by their standard URIs.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,7 +156,7 @@ def generalize_code(code_system: str | None, code: str | None) -> tuple[str, str
 
 VALUE_SET_FILE = Path(__file__).resolve().parent / "data" / "value_set.csv"
 ICD_10_CATEGORY_LENGTH = 3
-_VALUE_SET_SYSTEMS = frozenset({LOINC, SNOMED_CT, RXNORM})  # numeric codes: listed, or dropped
+_ICD_10_SYSTEMS = frozenset({ICD_10_CM, ICD_10})
 
 # Codes whose value is an age or a date of the person: never exported, whatever the value set says.
 PERSONAL_DATE_AND_AGE_CODES: dict[tuple[str, str], str] = {
@@ -162,7 +172,30 @@ PERSONAL_DATE_AND_AGE_CODES: dict[tuple[str, str], str] = {
     (SNOMED_CT, "184099003"): "Date of birth",
     (SNOMED_CT, "399753006"): "Date of death",
     (SNOMED_CT, "445518008"): "Age at onset of clinical finding",
+    (SNOMED_CT, "397659008"): "Age",
+    (LOINC, "39016-1"): "Age at death",
+    (LOINC, "63900-5"): "Current age or age at death",
+    (LOINC, "21611-9"): "Age - estimated",
+    (LOINC, "8339-4"): "Birth weight Measured",
+    (LOINC, "11884-4"): "Gestational age Estimated",
+    (LOINC, "18185-9"): "Gestational age",
+    (LOINC, "49051-6"): "Gestational age in weeks",
+    (SNOMED_CT, "57036006"): "Fetal gestational age",
 }
+# ICD-10 codes that date a birth: chapter P (conditions of the perinatal period) and Z38 (liveborn infants).
+PERINATAL_ICD_10 = re.compile(r"P[0-9]{2}.*|Z38.*", re.ASCII)
+# A meaning in an operator's file that says its code ages or dates the person: the file is refused.
+_PERSONAL_MEANING = re.compile(
+    r"\b(?:age|ages|aged|date|dates|dated|birth|born|death|died|dead|deceased|gestation\w*)\b", re.I
+)
+
+
+class CodeKind(StrEnum):
+    """What a value-set code names: a condition carries no value or unit; the others keep theirs."""
+
+    CONDITION = "condition"
+    MEASUREMENT = "measurement"
+    DRUG = "drug"
 
 
 class DropReason(StrEnum):
@@ -181,46 +214,105 @@ class CodeDecision:
     coded: tuple[str, str] | None
     reason: DropReason | None = None
     generalised: bool = False
+    condition: bool = False
 
 
-def load_value_set(path: Path) -> frozenset[tuple[str, str]]:
-    """The ``(system, code)`` pairs of a value-set CSV (``system,code,meaning``; ``#`` lines are notes).
+ValueSet = dict[tuple[str, str], CodeKind]
 
-    Raises:
-        ValueError: A row is not a well-formed code of a known system, or dates or ages the person.
-    """
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
-    codes = {generalize_code(row.get("system"), row.get("code")) for row in rows}
-    if not rows or None in codes:
-        raise ValueError(f"{path.name} is not a value set of well-formed codes (columns system,code,meaning)")
-    pairs = frozenset(code for code in codes if code is not None)
-    if pairs & PERSONAL_DATE_AND_AGE_CODES.keys():
-        raise ValueError(f"{path.name} lists a code that is an age or a date of the person")
+
+def _kind(system: str, stated: str | None) -> CodeKind | None:
+    """A row's kind: ICD-10 is always a condition; unstated, SNOMED CT is one too (no value is the safe side)."""
+    if system in _ICD_10_SYSTEMS:
+        return CodeKind.CONDITION
+    if not (stated or "").strip():
+        return {SNOMED_CT: CodeKind.CONDITION, RXNORM: CodeKind.DRUG}.get(system, CodeKind.MEASUREMENT)
+    try:
+        return CodeKind((stated or "").strip().lower())
+    except ValueError:
+        return None
+
+
+def _row(row: dict[str, str | None]) -> tuple[tuple[str, str], CodeKind] | None:
+    coded = generalize_code(row.get("system"), row.get("code"))
+    kind = None if coded is None else _kind(coded[0], row.get("kind"))
+    return None if coded is None or kind is None else (coded, kind)
+
+
+def _parse_value_set(name: str, text: str) -> ValueSet:
+    rows = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    entries = [_row(row) for row in rows]
+    if not rows or None in entries:
+        raise ValueError(f"{name} is not a value set of well-formed codes (columns system,code,meaning,kind)")
+    pairs: ValueSet = dict(entry for entry in entries if entry is not None)
+    if pairs.keys() & PERSONAL_DATE_AND_AGE_CODES.keys() or any(
+        _PERSONAL_MEANING.search(str(row.get("meaning") or "")) for row in rows
+    ):
+        raise ValueError(f"{name} lists a code that is an age or a date of the person")
+    if any(PERINATAL_ICD_10.fullmatch(code) for system, code in pairs if system in _ICD_10_SYSTEMS):
+        raise ValueError(f"{name} lists a perinatal ICD-10 code, which dates a birth")
     return pairs
 
 
+def load_value_set(path: Path) -> ValueSet:
+    """The codes of a value-set CSV and their kinds (``system,code,meaning[,kind]``; ``#`` lines are notes).
+
+    Raises:
+        ValueError: A row is not a well-formed code of a known system or names an unknown kind; a code
+            dates or ages the person, or its stated meaning says it does (an age, a date, a birth, a death,
+            a gestation); or it lists a perinatal ICD-10 code.
+    """
+    return _parse_value_set(path.name, path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class ResolvedValueSet:
+    """The value set one build uses, and the files it came from (name, origin and SHA-256 of each)."""
+
+    codes: ValueSet
+    files: tuple[dict[str, str], ...]
+
+
 @cache
-def _value_set(paths: tuple[str, ...]) -> frozenset[tuple[str, str]]:
-    return frozenset().union(*(load_value_set(Path(path)) for path in paths))
+def _value_set_file(path: str, modified_ns: int, origin: str) -> tuple[ValueSet, dict[str, str]]:
+    raw = Path(path).read_bytes()
+    codes = _parse_value_set(Path(path).name, raw.decode("utf-8"))
+    return codes, {"file": Path(path).name, "origin": origin, "sha256": hashlib.sha256(raw).hexdigest()}
 
 
-def value_set() -> frozenset[tuple[str, str]]:
-    """The shipped value set, with the operator's ``DEIDENTIFIED_EXPORT_EXTRA_CODES`` file if one is set."""
+def resolved_value_set() -> ResolvedValueSet:
+    """The shipped value set with the operator's ``DEIDENTIFIED_EXPORT_EXTRA_CODES`` file, if one is set.
+
+    Each file is read again when it changes; the build resolves this once and
+    names every file's SHA-256 in the manifest.
+    """
     extra = str(settings.DEIDENTIFIED_EXPORT_EXTRA_CODES or "")
-    return _value_set((str(VALUE_SET_FILE), extra) if extra else (str(VALUE_SET_FILE),))
+    origins = [(VALUE_SET_FILE, "shipped")] + ([(Path(extra), "DEIDENTIFIED_EXPORT_EXTRA_CODES")] if extra else [])
+    loaded = [_value_set_file(str(path), path.stat().st_mtime_ns, origin) for path, origin in origins]
+    codes: ValueSet = {}
+    for part, _ in loaded:
+        codes.update(part)
+    return ResolvedValueSet(codes=codes, files=tuple(provenance for _, provenance in loaded))
 
 
-def code_for_export(code_system: str | None, code: str | None) -> CodeDecision:
-    """Whether an observation's code may be exported, as what, or why not (see the module's three checks)."""
+def value_set() -> ValueSet:
+    """The codes of :func:`resolved_value_set`."""
+    return resolved_value_set().codes
+
+
+def code_for_export(code_system: str | None, code: str | None, codes: ValueSet | None = None) -> CodeDecision:
+    """Whether an observation's code may be exported, as what, or why not (see the module's three checks).
+
+    ``codes`` is the value set the build resolved once (:func:`value_set` when not given).
+    """
     coded = generalize_code(code_system, code)
     if coded is None:
         return CodeDecision(None, DropReason.UNCODED)
-    if coded in PERSONAL_DATE_AND_AGE_CODES:
+    icd_10 = coded[0] in _ICD_10_SYSTEMS
+    if coded in PERSONAL_DATE_AND_AGE_CODES or (icd_10 and PERINATAL_ICD_10.fullmatch(coded[1])):
         return CodeDecision(None, DropReason.PERSONAL_DATE_OR_AGE)
-    if coded in value_set():
-        return CodeDecision(coded)
-    if coded[0] in _VALUE_SET_SYSTEMS:
+    codes = value_set() if codes is None else codes
+    category = (coded[0], coded[1][:ICD_10_CATEGORY_LENGTH])
+    kept = coded if coded in codes else category if icd_10 and category in codes else None
+    if kept is None:
         return CodeDecision(None, DropReason.NOT_IN_VALUE_SET)
-    category = coded[1][:ICD_10_CATEGORY_LENGTH]
-    return CodeDecision((coded[0], category), generalised=category != coded[1])
+    return CodeDecision(kept, generalised=kept != coded, condition=codes[kept] is CodeKind.CONDITION)

@@ -116,8 +116,8 @@ test_coordinator_manages_participants_and_consents if {
 	}
 }
 
-test_coordinator_cannot_approve_exports if {
-	d := decide(fresh_mfa(acting(base, "export.approve")))
+test_coordinator_cannot_determine_exports if {
+	d := decide(fresh_mfa(acting(base, "export.determine")))
 	not d.allow
 	d.reasons == ["action_not_permitted"]
 }
@@ -128,10 +128,16 @@ test_principal_investigator_sees_all_study_data_unredacted if {
 	d.obligations.redact == []
 }
 
-test_principal_investigator_approves_exports_with_a_fresh_second_factor if {
-	d := decide(fresh_mfa(acting(as_role("principal_investigator"), "export.approve")))
+test_principal_investigator_requests_exports_with_a_fresh_second_factor if {
+	d := decide(fresh_mfa(acting(as_role("principal_investigator"), "export.request")))
 	d.allow
 	d.obligations.audit == "heightened"
+}
+
+test_no_role_holds_the_retired_export_approve_action if {
+	every role in ["principal_investigator", "coordinator", "researcher", "compliance_officer", "owner"] {
+		not decide(fresh_mfa(acting(as_role(role), "export.approve"))).allow
+	}
 }
 
 test_auditor_reads_audit_events_only if {
@@ -284,7 +290,7 @@ test_a_role_that_may_not_activate_break_glass_cannot_use_a_grant if {
 }
 
 test_break_glass_grants_no_action_the_role_lacks if {
-	d := decide(with_grant(acting(base, "export.approve"), grant))
+	d := decide(with_grant(acting(base, "export.determine"), grant))
 	not d.allow
 	"action_not_permitted" in d.reasons
 }

@@ -11,18 +11,23 @@ RxNorm codes; unpopulated prefixes passing the ZIP3 table.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import re
+import uuid
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
+from django_tenants.utils import schema_context
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.exports.actions import Recipient, deidentified_export_build, deidentified_export_request
 from services.exports.formats import CSV_COLUMNS, csv_lines, decimal_text, jsonl_lines
 from services.exports.safe_harbor import (
     IDENTIFIER_KINDS,
@@ -39,7 +44,9 @@ from services.exports.safe_harbor import (
     normalize_sex,
     normalize_state,
 )
+from services.exports.selectors import export_plaintext
 from services.exports.terminology import value_set
+from services.studies.models import Study
 
 EXPORT_YEAR = 2026
 RECORD_KEYS = {"research_id", "sex", "birth_year", "age", "state", "zip3", "observations"}
@@ -133,6 +140,15 @@ def as_number(identifier: str) -> Decimal | None:
     return Decimal(digits) if len(digits) >= 6 else None
 
 
+# ICD-10-shaped categories and codes (``S0M``, ``I0T``, ``H00.ZZZZ``), the channel a made-up category is.
+icd_10_shapes = st.tuples(
+    st.sampled_from(["icd10", "icd-10-cm"]),
+    st.from_regex(r"[A-TV-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?", fullmatch=True),
+)
+# Observation dates from year 1 to 9999: a year is four free digits unless the exporter bounds it.
+observation_dates = st.one_of(birth_dates, st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+
+
 @st.composite
 def smuggling(draw: st.DrawFn) -> tuple[ParticipantInput, list[str]]:
     """A participant whose every exported field, and every field next to one, carries an identifier."""
@@ -144,12 +160,14 @@ def smuggling(draw: st.DrawFn) -> tuple[ParticipantInput, list[str]]:
         return value
 
     def observation() -> ObservationInput:
-        system, code = draw(st.sampled_from(VALID_CODES))
+        system, code = draw(st.sampled_from(VALID_CODES) | icd_10_shapes)
         fields: dict[str, Any] = {"code_system": system, "code": code, "unit": draw(st.sampled_from(UNITS))}
         for name in draw(st.sets(st.sampled_from(TEXT_FIELDS), min_size=1)):
             fields[name] = plant()
         number = as_number(plant()) if draw(st.booleans()) else draw(st.none() | st.decimals(-999, 999, places=2))
-        return {**fields, "value_number": number, "effective_date": draw(birth_dates)}  # type: ignore[typeddict-item]
+        if draw(st.booleans()):  # an age of a 90+ participant, with its unit, under a condition code
+            number, fields["unit"] = Decimal(draw(st.integers(90, 120))), draw(st.sampled_from(["a", "mo", "wk"]))
+        return {**fields, "value_number": number, "effective_date": draw(observation_dates)}  # type: ignore[typeddict-item]
 
     participant: dict[str, Any] = {"date_of_birth": draw(birth_dates), "observations": []}
     for name in PARTICIPANT_TEXT_FIELDS:
@@ -196,34 +214,65 @@ def test_no_identifier_of_the_eighteen_kinds_passes_through_any_exported_field(
     assert re.fullmatch(r"[0-9]{3}", record["zip3"])
     assert record["state"] is None or re.fullmatch(r"[A-Z]{2}", record["state"])
     assert record["sex"] in {"female", "male", "other", "unknown"}
+    born = participant.get("date_of_birth")
+    for item in record["observations"]:
+        assert (item["code_system"], item["code"]) in value_set()  # no made-up ICD-10 category either
+        if "icd-10" in item["code_system"]:
+            assert (item["value_number"], item["unit"]) == (None, None)  # a condition carries no age
+        year = item["effective_year"]
+        assert year in (None, f"<={EXPORT_YEAR - 90}") or (
+            isinstance(year, int) and EXPORT_YEAR - 90 < year <= EXPORT_YEAR and (born is None or year >= born.year)
+        )
 
 
 # --- (C) dates: the birth year, and an age by year arithmetic only ------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
-@given(born=birth_dates, first=st.integers(0, 364), second=st.integers(0, 364))
-def test_leak_birthday_from_age_birth_year_and_export_date_two_days_of_a_year_give_the_same_values(
-    born: date, first: int, second: int
+def _built_on(day: datetime.datetime, study: Study) -> list[str]:
+    """The CSV an export of ``study`` built on ``day`` holds, through the whole build, without research ids, sorted."""
+    with time_machine.travel(day, tick=False), schema_context("alpha"):
+        export = deidentified_export_request(
+            study=Study.objects.get(pk=study.pk),
+            export_format="csv",
+            requested_by=str(uuid.uuid4()),
+            recipient=Recipient(name="Dana Reviewer", organisation="Example University"),
+            purpose="Secondary analysis under the data use agreement.",
+        )
+        built = deidentified_export_build(export)
+        assert built.manifest is not None
+        assert built.manifest["export_year"] == day.year
+        text = b"".join(export_plaintext(built)).decode()
+    header, *rows = text.splitlines()
+    return [header, *sorted(row.split(",", 1)[1] for row in rows)]
+
+
+@pytest.mark.usefixtures("export_dir")
+def test_leak_birthday_exports_on_different_days_of_a_year_are_the_same_file_but_for_research_ids(
+    study: Study,
 ) -> None:
-    """Review 1.2: ``(birth_year, age)`` at a chosen export day said whether the birthday had passed."""
-    new_year = date(EXPORT_YEAR, 1, 1)
-    days = [new_year + timedelta(days=first), new_year + timedelta(days=second)]
+    """Review 1.2, through the build: the export year comes from the clock, so the days are the clock's.
 
-    values = {generalize_birth(born, day.year) for day in days}
+    Grace was born on 9 December: one export before her birthday, one on it
+    and one after it give the same rows (research ids aside), so no number of
+    exports on chosen days narrows a birthday inside its year.
+    """
+    days = [datetime.datetime(2026, month, day, 9, tzinfo=datetime.UTC) for month, day in ((1, 2), (12, 9), (12, 31))]
 
-    assert len(values) == 1
+    files = [_built_on(day, study) for day in days]
+
+    assert files[0] == files[1] == files[2]
+    assert any(row.startswith("female,1976,50,") for row in files[0])  # Grace, 50 all year in 2026
+    assert any(row.startswith("female,,90+,") for row in files[0])  # Augusta
 
 
-def test_leak_repeated_exports_cannot_bisect_a_birthday_inside_its_year() -> None:
-    """Review 1.2: exports on chosen days bisected the birthday to the day; now every day of a year says the same."""
-    births = [date(1983, 1, 3), date(1983, 1, 9), date(1983, 7, 1), date(1983, 12, 31)]
-    export_days = [date(2024, 1, 1) + timedelta(days=offset) for offset in range(366)]
+@pytest.mark.usefixtures("export_dir")
+def test_an_export_made_in_the_next_year_ages_everyone_by_one_year(study: Study) -> None:
+    """The file changes only at the new year, for everyone at once: a year is all it says."""
+    this_year = _built_on(datetime.datetime(2026, 12, 31, 23, tzinfo=datetime.UTC), study)
+    next_year = _built_on(datetime.datetime(2027, 1, 1, 1, tzinfo=datetime.UTC), study)
 
-    seen = {(born, generalize_birth(born, day.year)) for born in births for day in export_days}
-
-    assert {values for _, values in seen} == {(1983, 41)}
-    assert len(seen) == len(births)  # one value per person, whatever the day
+    assert any(row.startswith("female,1976,50,") for row in this_year)
+    assert any(row.startswith("female,1976,51,") for row in next_year)
 
 
 @settings(max_examples=300, deadline=None)
@@ -295,7 +344,9 @@ def test_leak_observations_coded_as_an_age_or_a_birth_date_are_dropped(system: s
 
 @pytest.mark.parametrize("code", ["19550312", "42137", "5550142", "123456"])
 def test_leak_a_numeric_mrn_typed_as_an_rxnorm_code_is_dropped(code: str) -> None:
-    outcome = deidentify_observation({"code_system": "rxnorm", "code": code, "value_number": Decimal(1)})
+    outcome = deidentify_observation(
+        {"code_system": "rxnorm", "code": code, "value_number": Decimal(1)}, export_year=EXPORT_YEAR, birth_year=None
+    )
 
     assert outcome.observation is None
     assert outcome.dropped == "not_in_value_set"
@@ -303,7 +354,9 @@ def test_leak_a_numeric_mrn_typed_as_an_rxnorm_code_is_dropped(code: str) -> Non
 
 @pytest.mark.parametrize("unit", ["01/05/2024", "1/5/2024", "2024.01.05", "555.123.4567", "123.45.6789"])
 def test_leak_a_date_phone_or_ssn_typed_as_a_unit_is_not_exported(unit: str) -> None:
-    outcome = deidentify_observation({"code_system": "loinc", "code": "2345-7", "unit": unit})
+    outcome = deidentify_observation(
+        {"code_system": "loinc", "code": "2345-7", "unit": unit}, export_year=EXPORT_YEAR, birth_year=None
+    )
 
     assert outcome.observation is not None
     assert outcome.observation["unit"] is None
@@ -338,7 +391,7 @@ def test_each_dropped_observation_is_counted_by_its_reason() -> None:
         {"code_system": "loinc", "code": "30525-0", "value_number": Decimal(95)},
         {"code_system": "rxnorm", "code": "19550312"},
         {"code_system": "loinc", "code": "2345-7", "value_number": Decimal(123456789)},
-        {"code_system": "icd-10-cm", "code": "E11.9"},
+        {"code_system": "icd-10-cm", "code": "E11.65"},
         {"code_system": "loinc", "code": "2345-7", "value_number": Decimal("5.4")},
     ]
 
@@ -347,7 +400,7 @@ def test_each_dropped_observation_is_counted_by_its_reason() -> None:
     )
 
     assert [(item["code_system"], item["code"]) for item in record["observations"]] == [
-        ("http://hl7.org/fhir/sid/icd-10-cm", "E11"),  # cut to its category: a letter and two digits
+        ("http://hl7.org/fhir/sid/icd-10-cm", "E11"),  # cut to its category, which the value set lists
         ("http://loinc.org", "2345-7"),
     ]
     assert tally == Counter(

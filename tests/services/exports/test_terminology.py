@@ -60,13 +60,19 @@ def test_the_check_digit_schemes_match_published_codes() -> None:
         ("loinc", "5550142-3", CodeDecision(None, DropReason.NOT_IN_VALUE_SET)),  # a phone number, Luhn-valid
         ("rxnorm", "19550312", CodeDecision(None, DropReason.NOT_IN_VALUE_SET)),  # a birth date, or an MRN
         ("rxnorm", "860975", CodeDecision(("http://www.nlm.nih.gov/research/umls/rxnorm", "860975"))),
-        ("snomed", "38341003", CodeDecision(("http://snomed.info/sct", "38341003"))),
+        ("snomed", "38341003", CodeDecision(("http://snomed.info/sct", "38341003"), condition=True)),
+        ("snomed", "27113001", CodeDecision(("http://snomed.info/sct", "27113001"))),  # body weight: a measurement
         ("loinc", "30525-0", CodeDecision(None, DropReason.PERSONAL_DATE_OR_AGE)),
         ("loinc", "21112-8", CodeDecision(None, DropReason.PERSONAL_DATE_OR_AGE)),
         ("snomed", "184099003", CodeDecision(None, DropReason.PERSONAL_DATE_OR_AGE)),
-        ("icd-10-cm", "E11.9", CodeDecision(("http://hl7.org/fhir/sid/icd-10-cm", "E11"), generalised=True)),
-        ("icd-10", "J45", CodeDecision(("http://hl7.org/fhir/sid/icd-10", "J45"))),
-        ("icd-10-cm", "Z99.1234", CodeDecision(("http://hl7.org/fhir/sid/icd-10-cm", "Z99"), generalised=True)),
+        ("icd-10-cm", "E11.9", CodeDecision(("http://hl7.org/fhir/sid/icd-10-cm", "E11.9"), condition=True)),
+        (
+            "icd-10-cm",
+            "E11.65",
+            CodeDecision(("http://hl7.org/fhir/sid/icd-10-cm", "E11"), generalised=True, condition=True),
+        ),
+        ("icd-10", "J45", CodeDecision(("http://hl7.org/fhir/sid/icd-10", "J45"), condition=True)),
+        ("icd-10-cm", "Z99.1234", CodeDecision(None, DropReason.NOT_IN_VALUE_SET)),  # Z99 is not listed
         ("loinc", "\uff12345-7", CodeDecision(None, DropReason.UNCODED)),  # a full-width digit
         ("local", "MRN0042137", CodeDecision(None, DropReason.UNCODED)),
     ],
@@ -80,7 +86,7 @@ def test_codes_pass_only_in_the_value_set_never_as_an_age_or_a_date_and_icd_10_i
 def test_the_age_and_date_codes_are_well_formed_and_none_is_in_the_value_set() -> None:
     assert all(generalize_code(system, code) == (system, code) for system, code in PERSONAL_DATE_AND_AGE_CODES)
     assert all(meaning for meaning in PERSONAL_DATE_AND_AGE_CODES.values())
-    assert value_set().isdisjoint(PERSONAL_DATE_AND_AGE_CODES)
+    assert value_set().keys().isdisjoint(PERSONAL_DATE_AND_AGE_CODES)
 
 
 def test_the_shipped_value_set_is_well_formed_and_names_what_it_is() -> None:
@@ -103,11 +109,21 @@ def test_an_operator_extends_the_value_set_with_a_file_of_their_own(settings: Se
 
 @pytest.mark.parametrize(
     "rows",
-    ["system,code,meaning\nloinc,2345-8,bad check digit\n", "system,code,meaning\nloinc,30525-0,Age\n", "code\n1\n"],
+    [
+        "system,code,meaning\nloinc,2345-8,bad check digit\n",
+        "system,code,meaning\nloinc,30525-0,Age\n",
+        "code\n1\n",
+        "system,code,meaning\nloinc,8339-4,Birth weight Measured\n",
+        "system,code,meaning\nsnomed,57036006,Fetal gestational age\n",
+        "system,code,meaning\nloinc,2339-0,Glucose on the date of admission\n",  # its meaning dates it
+        "system,code,meaning\nloinc,2339-0,Patient age (years)\n",
+        "system,code,meaning\nicd-10-cm,Z38.00,Single liveborn infant\n",  # perinatal: dates a birth
+        "system,code,meaning,kind\nloinc,2339-0,Glucose,result\n",  # no such kind
+    ],
 )
 def test_an_operators_value_set_that_is_malformed_or_lists_an_age_code_is_refused(rows: str, tmp_path: Path) -> None:
     extra = tmp_path / "codes.csv"
     extra.write_text(rows)
 
-    with pytest.raises(ValueError, match=r"value set|age or a date"):
+    with pytest.raises(ValueError, match=r"value set|age or a date|perinatal"):
         load_value_set(extra)

@@ -6,17 +6,21 @@ import io
 from pathlib import Path
 
 import pytest
+from django.core.checks import Error, Warning
+from django.core.checks.registry import registry
 from django.core.management import CommandError, call_command
 from django_tenants.utils import get_public_schema_name, schema_context
 from pytest_django import Settings
 
 from security.audit.selectors import audit_events
+from services.exports.checks import zip3_table_check
 from services.exports.safe_harbor import generalize_zip
 from services.exports.zip3 import (
     MIN_POPULATION,
     ZIP3_ALLOWLIST_FILE,
     census_zip3_population,
     load_zip3_table,
+    write_zip3_population,
     zip3_table,
 )
 
@@ -205,3 +209,62 @@ def test_the_build_command_wants_a_year_and_a_table_id(db: None, tmp_path: Path,
         )
 
     assert not (tmp_path / "out.csv").exists()
+
+
+# --- the operator is told when exports still run on the shipped allow-list (issue 16 item 3) ------------
+
+
+def test_production_warns_while_exports_use_the_shipped_allow_list(settings: Settings, tmp_path: Path) -> None:
+    settings.SETTINGS_MODULE = "config.settings.production"
+
+    (warning,) = zip3_table_check(None)
+
+    assert isinstance(warning, Warning)
+    assert not isinstance(warning, Error)  # a warning: the allow-list is safe, only coarser than the Census table
+    assert warning.id == "exports.W001"
+    assert "zip3_table_build" in str(warning.hint)
+    assert "2020" in str(warning.hint)
+    assert zip3_table_check in registry.get_checks()
+
+
+def test_no_warning_once_a_population_table_is_configured_or_outside_production(
+    settings: Settings, tmp_path: Path
+) -> None:
+    built = tmp_path / "zip3_population.csv"
+    write_zip3_population({"021": 30_000}, built, source="Census", vintage="2020", table="P1", command="test")
+    assert zip3_table_check(None) == []  # the test settings are not production
+
+    settings.SETTINGS_MODULE = "config.settings.production"
+    settings.DEIDENTIFIED_EXPORT_ZIP3_TABLE = str(built)
+
+    assert zip3_table_check(None) == []
+
+
+def test_a_table_built_from_a_census_older_than_2020_is_built_with_a_warning(db: None, tmp_path: Path) -> None:
+    output, out, err = tmp_path / "zip3_population.csv", io.StringIO(), io.StringIO()
+
+    call_command(
+        "zip3_table_build",
+        *("--census-file", str(census_file(tmp_path, zcta("02139", 30_000))), "--vintage", "2010", "--table", "P1"),
+        *("--output", str(output), "--operator", "ops-ana"),
+        stdout=out,
+        stderr=err,
+    )
+
+    assert output.exists()  # exit 0: the table is written
+    assert "2010" in err.getvalue()
+    assert "older than the 2020 Census" in err.getvalue()
+
+
+def test_a_2020_table_is_built_without_a_warning(db: None, tmp_path: Path) -> None:
+    err = io.StringIO()
+
+    call_command(
+        "zip3_table_build",
+        *("--census-file", str(census_file(tmp_path, zcta("02139", 30_000))), "--vintage", "2020", "--table", "P1"),
+        *("--output", str(tmp_path / "zip3_population.csv"), "--operator", "ops-ana"),
+        stdout=io.StringIO(),
+        stderr=err,
+    )
+
+    assert err.getvalue() == ""

@@ -8,7 +8,8 @@ command sums the totals by the first three digits and writes
 ``services/exports/data/zip3_population.csv`` (or ``--output``) with the
 source, vintage and table in its header; exports then keep only prefixes
 with more than 20,000 people. A malformed file is refused (exit status 1)
-and nothing is written.
+and nothing is written. A vintage older than 2020 is built, with a warning
+on stderr (exit status 0): it is not the current Census data.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.commands import OperatorCommand
 from services.exports.actions import zip3_table_rebuild
 from services.exports.zip3 import MIN_POPULATION, ZIP3_POPULATION_FILE, CensusFileError
 
+CURRENT_CENSUS = 2020  # the decennial Census the rule's "current publicly available data" means until 2030
 DEFAULT_SOURCE = "U.S. Census Bureau, {vintage} Census, table {table} (total population) by ZCTA5, data.census.gov"
 
 
@@ -61,6 +63,11 @@ class Command(OperatorCommand):
             )
         except (CensusFileError, UnicodeDecodeError) as error:
             raise CommandError(f"{census_file.name}: {error}; nothing was written") from None
+        if int(vintage) < CURRENT_CENSUS:
+            self.stderr.write(
+                f"warning: vintage {vintage} is older than the {CURRENT_CENSUS} Census; Safe Harbor names the "
+                f"current Census data: rebuild from the {CURRENT_CENSUS} P1 file"
+            )
         kept = sum(1 for count in population.values() if count > MIN_POPULATION)
         self.stdout.write(
             f"{options['output']}: {len(population)} prefixes, {kept} with more than {MIN_POPULATION:,} people "
