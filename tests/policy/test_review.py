@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
+from policy.corpus.build_sample import actions_and_roles, sample
 from security.models import User
 from tenants.models import Community
 from tests.doubles.opa import REPOSITORY_POLICY
@@ -125,7 +126,7 @@ def test_policy_diff_reports_exactly_the_decisions_a_change_flips(policy_reposit
 
     output = diff_against_head(policy_repository, "--markdown-out", str(markdown))
 
-    assert "576 recorded decisions evaluated, 3 changed" in output
+    assert "720 recorded decisions evaluated, 3 changed" in output
     changed = [line for line in output.splitlines() if line.startswith("line ")]
     assert len(changed) == 3
     assert all(": researcher participant.read: " in line for line in changed)
@@ -155,7 +156,7 @@ def test_policy_diff_names_obligation_changes_too(policy_repository: Path) -> No
 def test_an_unchanged_policy_flips_nothing(policy_repository: Path) -> None:
     output = diff_against_head(policy_repository, "--format", "markdown")
 
-    assert "**0** of 576 recorded decisions change." in output
+    assert "**0** of 720 recorded decisions change." in output
 
 
 def test_policy_diff_refuses_a_missing_corpus() -> None:
@@ -189,3 +190,14 @@ def test_policy_record_exports_this_communitys_inputs_without_phi(
 def test_policy_record_refuses_a_time_without_a_zone(alpha: Community, tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="ISO 8601"):
         run("policy_record", "--community", "alpha", "--since", "2026-11-01", "--out", str(tmp_path / "x.jsonl"))
+
+
+def test_the_sample_corpus_holds_every_role_and_every_action_of_the_policy_data() -> None:
+    data = json.loads((REPOSITORY_POLICY / "data.json").read_text(encoding="utf-8"))
+    actions, roles = actions_and_roles(data)
+
+    rows = [json.loads(line) for line in SAMPLE_CORPUS.read_text(encoding="utf-8").splitlines()]
+
+    assert rows == sample(data), "rebuild it: python -m policy.corpus.build_sample"
+    assert {row["action"] for row in rows} == set(actions)
+    assert {row["subject"]["roles"][0] for row in rows} == set(roles)

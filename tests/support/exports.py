@@ -163,7 +163,15 @@ def parse(export_format: str, text: str) -> list[dict[str, Any]]:
                 {
                     "code": row["code"],
                     "unit": row["unit"] or None,
-                    "effective_year": int(row["effective_year"]) if row["effective_year"] else None,
+                    # A year, "<=YYYY" for one 90 or more years back, or empty.
+                    "effective_year": _year(row["effective_year"]),
                 }
             )
     return list(people.values())
+
+
+def _year(cell: str) -> int | str | None:
+    if not cell:
+        return None
+    return int(cell) if cell.isdigit() else cell
+
