@@ -174,4 +174,3 @@ def _year(cell: str) -> int | str | None:
     if not cell:
         return None
     return int(cell) if cell.isdigit() else cell
-

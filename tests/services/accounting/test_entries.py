@@ -10,7 +10,6 @@ withdrawn authorization, an emergency read under an authorization.
 from __future__ import annotations
 
 import datetime
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,14 +20,14 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.models import AuditEvent
 from security.models import Affiliation, User
 from services.accounting.selectors import accounting_entries
 from services.consents.models import Consent
 from services.participants.models import Participant
 from tenants.models import Community
 from tests.factories import ConsentFactory, ParticipantFactory, StudyFactory
-from tests.support.audit import chained_events, recorded
+from tests.support.accounting import read
+from tests.support.audit import chained_events
 from tests.support.clients import MemberClient
 
 # Every access of these tests happens at a stated time in the past, in order (the chain's times never go back).
@@ -37,26 +36,6 @@ T0 = timezone.now() - datetime.timedelta(days=30)
 
 def at(days: float) -> datetime.datetime:
     return T0 + datetime.timedelta(days=days)
-
-
-def read(participant: Participant, reader: User, when: datetime.datetime, **fields: Any) -> AuditEvent:
-    """Record, in alpha's chain, ``reader``'s read of ``participant``'s record at ``when``."""
-    with schema_context("alpha"):
-        return recorded(
-            **{
-                "occurred_at": when,
-                "actor_id": str(reader.pk),
-                "actor_roles": ["principal_investigator"],
-                "action": "participant.read",
-                "resource_type": "participant",
-                "resource_id": str(participant.pk),
-                "participant_pseudonyms": [participant.pseudonym],
-                "purpose": "research_use",
-                "outcome": "allow",
-                "decision_id": uuid.uuid4().hex,
-                **fields,
-            }
-        )
 
 
 def accounting(participant: Participant, *, include_exempt: bool = False) -> list[dict[str, Any]]:

@@ -32,30 +32,12 @@ from services.accounting.models import AccountingRequest, ProvidedAccounting
 from services.participants.models import Participant
 from tenants.models import Community
 from tests.factories import AccountingRequestFactory, ParticipantFactory, StudyFactory
-from tests.support.audit import chained_events, recorded
+from tests.support.accounting import listed, read
+from tests.support.audit import chained_events
 from tests.support.clients import BETA_HOST, MemberClient, bearer
 from tests.support.tokens import MFA_AMR, token_for
 
 T0 = timezone.now() - datetime.timedelta(days=400)
-
-
-def read(participant: Participant, reader: User, when: datetime.datetime, **fields: Any) -> None:
-    with schema_context("alpha"):
-        recorded(
-            **{
-                "occurred_at": when,
-                "actor_id": str(reader.pk),
-                "actor_roles": ["principal_investigator"],
-                "action": "participant.read",
-                "resource_type": "participant",
-                "resource_id": str(participant.pk),
-                "participant_pseudonyms": [participant.pseudonym],
-                "purpose": "research_use",
-                "outcome": "allow",
-                "decision_id": uuid.uuid4().hex,
-                **fields,
-            }
-        )
 
 
 @pytest.fixture
@@ -395,27 +377,11 @@ def waived_study_with(alpha: Community, people: int) -> tuple[Participant, list[
     return everyone[0], everyone
 
 
-def listed_all(everyone: list[Participant], reader: User) -> None:
-    """One list read under the waiver that named every participant of the study."""
-    with schema_context("alpha"):
-        recorded(
-            occurred_at=T0,
-            actor_id=str(reader.pk),
-            actor_roles=["principal_investigator"],
-            action="participant.list",
-            resource_type="participant",
-            participant_pseudonyms=[person.pseudonym for person in everyone],
-            purpose="research_use",
-            outcome="allow",
-            decision_id=uuid.uuid4().hex,
-        )
-
-
 def test_research_under_a_waiver_involving_fifty_people_may_be_summarised_per_protocol(
     alpha: Community, officer: APIClient, reader: User
 ) -> None:
     participant, everyone = waived_study_with(alpha, 50)
-    listed_all(everyone, reader)
+    listed(everyone, reader, T0)
     read(participant, reader, T0 + datetime.timedelta(days=1), purpose="emergency", break_glass=True)
 
     document = orjson.loads(provide(officer, open_request(officer, participant), summarise_research=True).content)
@@ -438,7 +404,7 @@ def test_research_involving_fewer_than_fifty_people_is_listed_in_full(
     alpha: Community, officer: APIClient, reader: User
 ) -> None:
     participant, everyone = waived_study_with(alpha, 49)
-    listed_all(everyone, reader)
+    listed(everyone, reader, T0)
 
     document = orjson.loads(provide(officer, open_request(officer, participant), summarise_research=True).content)
 

@@ -21,7 +21,6 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from rest_framework.test import APIClient
 
-from security.audit.models import AuditEvent
 from security.models import Affiliation, User
 from services.accounting.actions import accounting_request_open, accounting_request_provide
 from services.accounting.selectors import accounting_entries
@@ -30,7 +29,8 @@ from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.models import Community
 from tests.factories import ConsentFactory, ParticipantFactory, StudyFactory
-from tests.support.audit import chained_events, recorded
+from tests.support.accounting import listed, read
+from tests.support.audit import chained_events
 from tests.support.clients import MemberClient
 
 T0 = timezone.now() - datetime.timedelta(days=30)
@@ -38,26 +38,6 @@ T0 = timezone.now() - datetime.timedelta(days=30)
 
 def at(days: float) -> datetime.datetime:
     return T0 + datetime.timedelta(days=days)
-
-
-def read(participant: Participant, reader: User, when: datetime.datetime, **fields: Any) -> AuditEvent:
-    """Record, in alpha's chain, ``reader``'s read of ``participant``'s record at ``when``."""
-    with schema_context("alpha"):
-        return recorded(
-            **{
-                "occurred_at": when,
-                "actor_id": str(reader.pk),
-                "actor_roles": ["principal_investigator"],
-                "action": "participant.read",
-                "resource_type": "participant",
-                "resource_id": str(participant.pk),
-                "participant_pseudonyms": [participant.pseudonym],
-                "purpose": "research_use",
-                "outcome": "allow",
-                "decision_id": uuid.uuid4().hex,
-                **fields,
-            }
-        )
 
 
 def accounting(participant: Participant, *, include_exempt: bool = False) -> list[dict[str, Any]]:
@@ -265,21 +245,6 @@ def waived_study(alpha: Community, people: int) -> tuple[Participant, list[Parti
     return everyone[0], everyone
 
 
-def listed(everyone: list[Participant], reader: User, when: datetime.datetime) -> None:
-    with schema_context("alpha"):
-        recorded(
-            occurred_at=when,
-            actor_id=str(reader.pk),
-            actor_roles=["principal_investigator"],
-            action="participant.list",
-            resource_type="participant",
-            participant_pseudonyms=[person.pseudonym for person in everyone],
-            purpose="research_use",
-            outcome="allow",
-            decision_id=uuid.uuid4().hex,
-        )
-
-
 def provided(participant: Participant) -> dict[str, Any]:
     with schema_context("alpha"):
         request = accounting_request_open(participant=participant, requester="letter", actor_id="operator:test")
@@ -306,19 +271,7 @@ def test_fifty_participants_listed_by_a_workforce_member_do_not_make_the_waiver_
 
 def test_emergency_reads_of_fifty_people_do_not_count_towards_the_fifty(alpha: Community, reader: User) -> None:
     target, everyone = waived_study(alpha, 50)
-    with schema_context("alpha"):
-        recorded(
-            occurred_at=at(1),
-            actor_id=str(reader.pk),
-            actor_roles=["principal_investigator"],
-            action="participant.list",
-            resource_type="participant",
-            participant_pseudonyms=[person.pseudonym for person in everyone],
-            purpose="emergency",
-            break_glass=True,
-            outcome="allow",
-            decision_id=uuid.uuid4().hex,
-        )
+    listed(everyone, reader, at(1), purpose="emergency", break_glass=True)
     read(target, reader, at(2))
 
     assert provided(target)["research_summaries"] == []
