@@ -93,7 +93,7 @@ quality-check: lint type-check migrations-check ## Lint, contract, types, migrat
 security-scan: $(INSTALLED) ## bandit, pip-audit over the locks, check --deploy with production settings
 	$(BIN)/bandit -q -c pyproject.toml -r $(SOURCES)
 	$(PY) -m security.scan audit $(LOCKS)
-	$(PROD_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+	$(PROD_CHECK_ENV) $(PY) -m security.deploy_check
 
 security-audit: $(INSTALLED) ## pip-audit alone over the lock files
 	$(PY) -m security.scan audit $(LOCKS)
