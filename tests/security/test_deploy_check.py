@@ -21,4 +21,3 @@ def test_an_error_with_a_deployment_steps_id_still_fails() -> None:
     error = Error("broken", id="exports.W001")
 
     assert judge([error]).failing == [error]
-
