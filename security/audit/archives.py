@@ -51,7 +51,6 @@ from django.apps import apps
 from django.conf import settings
 from django.db import connection
 from django.db.models import Max
-from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tenants.utils import schema_context, schema_exists
 
@@ -317,8 +316,8 @@ def _chained_now() -> datetime:
     audit_chain()
     with connection.cursor() as cursor:
         cursor.execute("SELECT clock_timestamp()")
-        (moment,) = cursor.fetchone() or (timezone.now(),)
-    return moment if isinstance(moment, datetime) else timezone.now()
+        moment: datetime = cursor.fetchone()[0]
+    return moment
 
 
 def audit_archive_create(*, community: str) -> Archive:

@@ -19,8 +19,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import BadRequest
-from core.serializers import StrictSerializer
+from core.serializers import StrictSerializer, query_choice
 from policy.views import PolicyResource, PolicyView
 from security.breakglass.actions import grant_open, grant_review, grant_revoke
 from security.breakglass.errors import BreakGlassErrorCode
@@ -167,9 +166,7 @@ READS = frozenset({"GET", "HEAD"})  # HEAD is answered by get(): it is asked as 
 
 
 def _flag(request: Request, name: str) -> bool | None:
-    flag = request.query_params.get(name)
-    if flag not in (None, "true", "false"):
-        raise BadRequest(f"{name} must be true or false", code=BreakGlassErrorCode.INVALID_FILTER)
+    flag = query_choice(request, name, ("true", "false"), code=BreakGlassErrorCode.INVALID_FILTER)
     return None if flag is None else flag == "true"
 
 
@@ -182,8 +179,8 @@ class BreakGlassApi(PolicyView[None]):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Refuse an unknown format before anything else (authentication included) is done."""
-        if request.method in READS and request.query_params.get("format", "json") not in QUEUE_FORMATS:
-            raise BadRequest("format must be json or csv", code=BreakGlassErrorCode.INVALID_FORMAT)
+        if request.method in READS:
+            query_choice(request, "format", QUEUE_FORMATS, code=BreakGlassErrorCode.INVALID_FORMAT)
         super().initial(request, *args, **kwargs)
 
     def policy_action(self, request: Request) -> str | None:

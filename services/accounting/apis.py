@@ -26,7 +26,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import BadRequest, Conflict, NotFound
-from core.serializers import StrictSerializer
+from core.serializers import StrictSerializer, query_choice
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
 from security.audit.disclosures import disclosures_csv
@@ -99,8 +99,7 @@ class DisclosureAccountingApi(PolicyView[None]):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Refuse an unknown format or include before anything else (authentication included) is done."""
-        if request.query_params.get("format", "json") not in DISCLOSURE_FORMATS:
-            raise BadRequest("format must be json or csv", code=ParticipantErrorCode.INVALID_FORMAT)
+        query_choice(request, "format", DISCLOSURE_FORMATS, code=ParticipantErrorCode.INVALID_FORMAT)
         if request.query_params.get("include", "") not in INCLUDES:
             raise BadRequest("include must be uses", code=AccountingErrorCode.INVALID_INCLUDE)
         super().initial(request, *args, **kwargs)
@@ -202,9 +201,7 @@ class AccountingRequestListApi(PolicyView[None]):
     @extend_schema(responses={200: AccountingRequestSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """The requests, oldest first."""
-        wanted = request.query_params.get("status")
-        if wanted not in (None, *RequestStatus.values):
-            raise BadRequest("status must be open or provided", code=AccountingErrorCode.INVALID_STATUS)
+        wanted = query_choice(request, "status", RequestStatus.values, code=AccountingErrorCode.INVALID_STATUS)
         rows, truncated = _first_rows(accounting_requests(status=wanted))
         return Response({"results": AccountingRequestSerializer(rows, many=True).data, "truncated": truncated})
 

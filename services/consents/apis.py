@@ -122,6 +122,13 @@ class ConsentListApi(_ParticipantScoped):
         return Response(ConsentSerializer(consent).data, status=status.HTTP_201_CREATED)
 
 
+def _empty_object(request: Request) -> None:
+    """The body of a route that takes no fields: a JSON object, empty (400 otherwise)."""
+    if not isinstance(request.data, dict):
+        raise BadRequest("Send a JSON object (it may be empty).", code=RecordErrorCode.INVALID_BODY)
+    WithdrawInput(data=request.data).is_valid(raise_exception=True)
+
+
 class ConsentWithdrawApi(_ParticipantScoped):
     """``POST``: withdraw one consent (once; the record stays)."""
 
@@ -131,9 +138,7 @@ class ConsentWithdrawApi(_ParticipantScoped):
     @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
     def post(self, request: Request, pk: Any, consent_id: Any) -> Response:
         """Mark the consent withdrawn now."""
-        if not isinstance(request.data, dict):
-            raise BadRequest("Send a JSON object (it may be empty).", code=RecordErrorCode.INVALID_BODY)
-        WithdrawInput(data=request.data).is_valid(raise_exception=True)
+        _empty_object(request)
         action = str(self.policy_action(request))
         consent = access_consent(participant=self.resource, consent_id=consent_id, action=action)
         return Response(ConsentSerializer(consent_withdraw(consent=consent)).data)
@@ -154,9 +159,7 @@ class ConsentAuthorizationApi(PolicyView[None]):
     @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
     def post(self, request: Request, pk: Any, consent_id: Any) -> Response:
         """Confirm the authorization now."""
-        if not isinstance(request.data, dict):
-            raise BadRequest("Send a JSON object (it may be empty).", code=RecordErrorCode.INVALID_BODY)
-        WithdrawInput(data=request.data).is_valid(raise_exception=True)
+        _empty_object(request)
         action = str(self.policy_action(request))
         participant = access_consent_holder(participant_id=pk, action=action)
         note_participants([participant.pseudonym])

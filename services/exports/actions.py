@@ -328,6 +328,21 @@ def determination_reason(covered_sha256: str) -> str:
     return f"{DETERMINED_MANIFEST_PREFIX}{covered_sha256}"
 
 
+def _determine_event(
+    export: DeidentifiedExport, officer_id: str, officer_roles: Collection[str], *, outcome: str, reason: str
+) -> None:
+    """The ``export.determine`` event: a sign-off (naming the manifest it covers) or a refusal (naming why)."""
+    record(
+        action="export.determine",
+        actor_id=officer_id,
+        actor_roles=sorted(officer_roles),
+        resource_type="export",
+        resource_id=str(export.id),
+        outcome=outcome,
+        reasons=[reason],
+    )
+
+
 def export_determine(
     *,
     export_id: Any,
@@ -365,26 +380,13 @@ def export_determine(
                 conditions=conditions,
                 manifest_sha256=covered_sha256,
             )
-            record(
-                action="export.determine",
-                actor_id=officer_id,
-                actor_roles=sorted(officer_roles),
-                resource_type="export",
-                resource_id=str(export.id),
-                reasons=[determination_reason(covered_sha256)],
+            _determine_event(
+                export, officer_id, officer_roles, outcome="allow", reason=determination_reason(covered_sha256)
             )
     annotate(resource_type="export", resource_id=str(export.id))
     if refusal is not None:
         # Outside the block above, so the refusal stays on record when the error is raised.
-        record(
-            action="export.determine",
-            actor_id=officer_id,
-            actor_roles=sorted(officer_roles),
-            resource_type="export",
-            resource_id=str(export.id),
-            outcome="deny",
-            reasons=[refusal[0]],
-        )
+        _determine_event(export, officer_id, officer_roles, outcome="deny", reason=refusal[0])
         raise Forbidden(refusal[1], code=refusal[0])
     return determination
 

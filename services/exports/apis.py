@@ -24,9 +24,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.errors import BadRequest
 from core.exports import export_links
-from core.serializers import StrictSerializer
+from core.serializers import StrictSerializer, query_choice
 from policy.views import PolicyView
 from security.audit.context import annotate
 from security.identity.authentication import claims_of
@@ -169,9 +168,7 @@ class ExportListApi(PolicyView[None]):
     )
     def get(self, request: Request) -> Response:
         """The newest exports of the community; ``?determination=pending`` is a compliance officer's queue."""
-        wanted = request.query_params.get("determination")
-        if wanted not in (None, "pending", "made"):
-            raise BadRequest("determination must be pending or made", code=ExportErrorCode.INVALID_FILTER)
+        wanted = query_choice(request, "determination", ("pending", "made"), code=ExportErrorCode.INVALID_FILTER)
         exports = deidentified_exports(determined=None if wanted is None else wanted == "made")[:LIST_LIMIT]
         return Response(ExportSerializer(exports, many=True).data)
 
