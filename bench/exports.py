@@ -41,6 +41,7 @@ from django.utils import timezone  # noqa: E402
 from django_tenants.utils import schema_context  # noqa: E402
 
 from bench.machine import stolen  # noqa: E402
+from bench.scratch import drop_scratch_community  # noqa: E402
 from services.consents.models import Consent  # noqa: E402
 from services.exports.actions import Recipient, deidentified_export_build, deidentified_export_request  # noqa: E402
 from services.exports.safe_harbor import ExportRules, ParticipantInput, deidentify_participant  # noqa: E402
@@ -48,8 +49,6 @@ from services.observations.models import Observation  # noqa: E402
 from services.participants.models import Participant  # noqa: E402
 from services.studies.models import Study, StudyStatus  # noqa: E402
 from tenants.lifecycle import community_create  # noqa: E402
-from tenants.models import Community  # noqa: E402
-from vault.providers import get_provider  # noqa: E402
 
 SLUG = "benchexports"
 PARTICIPANTS = int(os.environ.get("BENCH_EXPORT_PARTICIPANTS", "5000"))
@@ -84,11 +83,7 @@ def person(number: int) -> dict[str, Any]:
 
 def drop_community() -> None:
     """Remove the scratch community, its schema and its key (what an interrupted run left too)."""
-    if Community.objects.filter(slug=SLUG).exists():
-        get_provider().destroy_community_key(SLUG)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {SLUG} CASCADE")  # a constant name, not input
-    Community.objects.filter(slug=SLUG).delete()
+    drop_scratch_community(SLUG)
 
 
 def seed() -> Study:

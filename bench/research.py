@@ -79,6 +79,7 @@ import security.identity.throttle  # noqa: E402
 import services.participants.apis  # noqa: E402
 import tenants.middleware  # noqa: E402
 from bench.machine import stolen  # noqa: E402
+from bench.scratch import drop_scratch_community  # noqa: E402
 from core.redis import get_redis  # noqa: E402
 from policy import permissions as policy_permissions  # noqa: E402
 from policy.engine import EmbeddedEngine, get_engine  # noqa: E402
@@ -95,10 +96,8 @@ from services.participants.models import Participant  # noqa: E402
 from services.participants.serializers import ParticipantSerializer  # noqa: E402
 from services.studies.models import Study, StudyStatus  # noqa: E402
 from tenants.lifecycle import community_create  # noqa: E402
-from tenants.models import Community  # noqa: E402
 from tests.factories import MembershipFactory, UserFactory  # noqa: E402
 from vault.fields import EncryptedField  # noqa: E402
-from vault.providers import get_provider  # noqa: E402
 
 SLUG = "benchresearch"
 HOST = f"{SLUG}.localhost"
@@ -194,11 +193,7 @@ def wsgi_get(handler: WSGIHandler, **headers: str) -> Callable[[], tuple[int, by
 
 def drop_community() -> None:
     """Remove the scratch community, its schema, its key and its member (what an interrupted run left too)."""
-    if Community.objects.filter(slug=SLUG).exists():
-        get_provider().destroy_community_key(SLUG)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP SCHEMA IF EXISTS {SLUG} CASCADE")  # a constant name, not input
-    Community.objects.filter(slug=SLUG).delete()
+    drop_scratch_community(SLUG)
     User.objects.filter(email=PI_EMAIL).delete()
 
 
