@@ -2,20 +2,24 @@
 
 The committed ``deploy/kong/kong.yml`` is exactly what :func:`kong_config`
 returns for the repository's settings (a test checks it), so every
-``/api/v1`` route has a Kong route and nothing else does. The token-verifying
-public keys are deployment state, not repository state: ``kong_config
---with-keys`` adds the consumer and its ``jwt_secrets`` from the current JWKS
-at deploy time.
+``/api/v1`` route has a Kong route and nothing else does. It is not a file to
+deploy: the token-verifying public keys and the CA that issued the service's
+certificate are deployment state, and ``kong_config --with-keys --upstream-ca
+<pem>`` adds them at deploy time.
 
 What Kong enforces here is a first line only; the service enforces all of it
-again (Kong's jwt plugin checks no audience, its rate limiter is set to fail
-closed here but cannot see users, and forwarded headers are trusted only with
-the signature Kong adds).
+again (Kong's jwt plugin checks no audience, its rate limiter cannot see
+users, and forwarded headers are trusted only with the signature Kong adds).
+Behaviour is taken from Kong 3.9.1's source; the file and line are named where
+a choice rests on one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -25,6 +29,8 @@ from policy.routes import Route, is_guarded, walk
 
 SERVICE = "compliance-gateway"
 CONSUMER = "gateway-token-issuer"
+# The header the post-function names the client's host in; the service puts it back as the Host.
+GATEWAY_HOST = "X-Gateway-Host"
 _CONVERTERS = {
     "uuid": "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
     "int": "[0-9]+",
@@ -32,24 +38,74 @@ _CONVERTERS = {
     "str": "[^/]+",
     "path": ".+",
 }
-# pre-function (access, before correlation-id): a client's own request id is dropped, so the
-# correlation-id plugin always mints one.
-_DROP_CLIENT_ID = """kong.service.request.clear_header("X-Request-ID")
-ngx.req.clear_header("X-Request-ID")
+# Headers only Kong may set. The jwt plugin sets or clears the consumer headers only on routes where it
+# runs (kong/plugins/jwt/handler.lua@3.9.1:110-147); the correlation-id plugin keeps a client's own id
+# (kong/plugins/correlation-id/handler.lua@3.9.1:57-58); the post-function sets the gateway's own three.
+_ONLY_KONG_SETS = (
+    "X-Request-ID",
+    "X-Consumer-ID",
+    "X-Consumer-Custom-ID",
+    "X-Consumer-Username",
+    "X-Consumer-Groups",
+    "X-Credential-Identifier",
+    "X-Anonymous-Consumer",
+    GATEWAY_HOST,
+    "X-Gateway-Client",
+    "X-Gateway-Signature",
+)
+# pre-function (priority 1000000, before every other plugin): the client's copies are dropped. By name, not
+# by walking the request's headers: kong.request.get_headers() stops at 100 (kong/pdk/request.lua@3.9.1:664).
+_DROP_CLIENT_HEADERS = (
+    "for _, name in ipairs({ " + ", ".join(f'"{name}"' for name in _ONLY_KONG_SETS) + " }) do\n"
+    "  kong.service.request.clear_header(name)\n"
+    "end\n"
+)
+# The target Kong forwards: the path normalised and escaped before the plugins run
+# (kong/runloop/handler.lua@3.9.1:1324, kong/router/utils.lua@3.9.1:57-64), and the query as the
+# runloop appends it after the access phase (kong/runloop/handler.lua@3.9.1:1392-1393).
+FORWARDED_TARGET = """local path = ngx.var.upstream_uri
+if ngx.var.is_args == "?" or string.sub(ngx.var.request_uri, -1) == "?" then
+  path = path .. "?" .. (ngx.var.args or "")
+end
 """
-# post-function (access, after correlation-id): sign what the service needs to trust this hop:
-# time, method, the raw path with its query, the request id, and the address Kong saw.
-_SIGNER = """local hmac = require "resty.openssl.hmac"
+# post-function (priority -1000, after correlation-id): sign what the service needs to trust this hop: time,
+# method, the client's host, the forwarded target, the request id and the address Kong saw. A missing
+# module or secret is a 500 with one error-log line (never the secret), not a Lua stack trace.
+_SIGNER = (
+    """local ok, hmac = pcall(require, "resty.openssl.hmac")
+if not ok then
+  kong.log.err("gateway signature: resty.openssl.hmac is not allowed (KONG_UNTRUSTED_LUA_SANDBOX_REQUIRES)")
+  return kong.response.error(500)
+end
 local secret = kong.vault.get("{vault://env/kong-gateway-proxy-secret}")
-local now = tostring(ngx.time())
+if not secret or secret == "" then
+  kong.log.err("gateway signature: KONG_GATEWAY_PROXY_SECRET is not set")
+  return kong.response.error(500)
+end
+"""
+    + FORWARDED_TARGET
+    + f"""local now = tostring(ngx.time())
+local host = kong.request.get_host()
 local id = kong.request.get_header("X-Request-ID") or ""
 local client = kong.client.get_forwarded_ip()
-local message = table.concat({ now, kong.request.get_method(), kong.request.get_path_with_query(), id, client }, "\\n")
-local digest = hmac.new(secret, "sha256"):final(message)
+local message = table.concat({{ now, kong.request.get_method(), host, path, id, client }}, "\\n")
+local mac = hmac.new(secret, "sha256")
+local digest = mac and mac:final(message)
+if not digest then
+  kong.log.err("gateway signature: HMAC-SHA256 failed")
+  return kong.response.error(500)
+end
+kong.service.request.set_header("{GATEWAY_HOST}", host)
 kong.service.request.set_header("X-Gateway-Client", client)
 kong.service.request.set_header("X-Gateway-Signature", "t=" .. now .. ",sig=" .. ngx.encode_base64(digest))
 """
-BODY_METHODS = {"POST", "PUT", "PATCH"}
+)
+# Methods that carry a body, so Kong may demand its length. DELETE may carry one but seldom does: it goes with
+# the methods that need none, since require_content_length answers 411 to any request without a
+# Content-Length that is not chunked, whatever its method (kong/plugins/request-size-limiting/handler.lua@3.9.1:49-50).
+BODY_METHODS = ("POST", "PUT", "PATCH")
+_VIEW_METHODS = ("get", "post", "put", "patch", "delete")
+_CA_NAMESPACE = uuid.UUID("6d1f3a52-9c4e-4b7a-8e0d-2f5a7c9b1e36")
 
 
 def kong_path(route: Route) -> str:
@@ -65,14 +121,17 @@ def kong_path(route: Route) -> str:
     return f"~/{pattern}$"
 
 
-def _methods(route: Route) -> list[str]:
+def _view_methods(route: Route) -> list[str]:
     view_class = getattr(route.view, "view_class", None) or getattr(route.view, "cls", None)
     if view_class is None:
         return ["GET"]
-    return sorted(method.upper() for method in ("get", "post", "put", "patch", "delete") if hasattr(view_class, method))
+    return [method.upper() for method in _VIEW_METHODS if hasattr(view_class, method)]
 
 
 def _jwt_plugin() -> dict[str, Any]:
+    # No nbf at Kong: jwt_parser.lua@3.9.1:400 refuses nbf > ngx.time() with no leeway, so a Kong clock a
+    # second behind the issuer's refuses fresh tokens; the service checks nbf with JWT_LEEWAY_SECONDS. The
+    # ceiling on exp - ngx.time() (jwt_parser.lua@3.9.1:460) gets the same leeway.
     return {
         "name": "jwt",
         "config": {
@@ -80,59 +139,77 @@ def _jwt_plugin() -> dict[str, Any]:
             "cookie_names": [],
             "header_names": ["authorization"],
             "key_claim_name": "kid",
-            "claims_to_verify": ["exp", "nbf"],
-            "maximum_expiration": int(settings.ACCESS_TOKEN_TTL_SECONDS),
+            "claims_to_verify": ["exp"],
+            "maximum_expiration": int(settings.ACCESS_TOKEN_TTL_SECONDS) + int(settings.JWT_LEEWAY_SECONDS),
             "run_on_preflight": False,
         },
     }
 
 
-def _community_route(route: Route) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": route.name,
+def _size_limit(*, length_required: bool) -> dict[str, Any]:
+    # In bytes, so Kong's limit is the service's exactly (handler.lua@3.9.1:15-27 knows the unit "bytes").
+    return {
+        "name": "request-size-limiting",
+        "config": {
+            "allowed_payload_size": int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
+            "size_unit": "bytes",
+            "require_content_length": length_required,
+        },
+    }
+
+
+def _community_route(route: Route, name: str, methods: list[str], *, body: bool) -> dict[str, Any]:
+    plugins = [_jwt_plugin()] if is_guarded(route.view) else []
+    plugins.append(_size_limit(length_required=body))
+    return {
+        "name": name,
         "hosts": [f"*.{settings.KONG_COMMUNITY_DOMAIN_SUFFIX}"],
         "paths": [kong_path(route)],
-        "methods": _methods(route),
+        "methods": methods,
         "protocols": ["https"],
         "https_redirect_status_code": 426,
         "strip_path": False,
-        "preserve_host": True,
+        # Kong sends the service's own host as Host and as the TLS name (nginx_kong.lua@3.9.1:207-208,
+        # balancer/init.lua@3.9.1:440-455); the client's host travels signed in X-Gateway-Host.
+        "preserve_host": False,
+        "plugins": plugins,
     }
-    plugins = []
-    if is_guarded(route.view):
-        plugins.append(_jwt_plugin())
-    if BODY_METHODS & set(entry["methods"]):
-        # Per route: with no body, a Content-Length must not be required (a GET would get 411).
-        plugins.append(
-            {
-                "name": "request-size-limiting",
-                "config": {
-                    "allowed_payload_size": max(1, int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) // 1_048_576),
-                    "size_unit": "megabytes",
-                    "require_content_length": True,
-                },
-            }
-        )
-    if plugins:
-        entry["plugins"] = plugins
-    return entry
+
+
+def _community_routes(route: Route) -> list[dict[str, Any]]:
+    """One route for the methods without a body (GET with HEAD, DELETE) and one that requires the body's length.
+
+    When a view serves both kinds, the second is ``<name>-write``.
+    """
+    methods = _view_methods(route)
+    bodyless = [method for method in methods if method not in BODY_METHODS]
+    if "GET" in bodyless:
+        bodyless.append("HEAD")  # the service answers HEAD as GET (policy.views.normalised_method)
+    bodyless.sort()
+    with_body = sorted(method for method in methods if method in BODY_METHODS)
+    name = str(route.name)
+    entries = [_community_route(route, name, bodyless, body=False)] if bodyless else []
+    if with_body:
+        entries.append(_community_route(route, f"{name}-write" if bodyless else name, with_body, body=True))
+    return entries
 
 
 def _routes() -> list[dict[str, Any]]:
     community = [
-        _community_route(route)
+        entry
         for route in walk(settings.ROOT_URLCONF)
         # Health probes come from the orchestrator, straight to the pods: not through Kong.
         if route.name and route.path.startswith(("api/", ".well-known/"))
+        for entry in _community_routes(route)
     ]
     static = {
         "name": "static-assets",
         "hosts": [f"*.{settings.KONG_COMMUNITY_DOMAIN_SUFFIX}", *settings.PUBLIC_HOSTS],
         "paths": [settings.STATIC_URL],
-        "methods": ["GET"],
+        "methods": ["GET", "HEAD"],
         "protocols": ["https"],
         "strip_path": False,
-        "preserve_host": True,
+        "preserve_host": False,
     }
     admin = {
         "name": "platform-admin",
@@ -140,48 +217,90 @@ def _routes() -> list[dict[str, Any]]:
         "paths": ["/admin/"],
         "protocols": ["https"],
         "strip_path": False,
-        "preserve_host": True,
-        "plugins": [{"name": "ip-restriction", "config": {"allow": list(settings.KONG_ADMIN_ALLOW), "status": 404}}],
+        "preserve_host": False,
+        # Without a message the 404 meant to hide the admin says "IP address not allowed: <address>"
+        # (kong/plugins/ip-restriction/handler.lua@3.9.1:33-37).
+        "plugins": [
+            {
+                "name": "ip-restriction",
+                "config": {"allow": list(settings.KONG_ADMIN_ALLOW), "status": 404, "message": "Not Found"},
+            }
+        ],
     }
-    return [*sorted(community, key=lambda entry: entry["name"]), static, admin]
+    routes = [*sorted(community, key=lambda entry: entry["name"]), static, admin]
+    names = [entry["name"] for entry in routes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Kong route names must be unique: {sorted(name for name in names if names.count(name) > 1)}")
+    return routes
 
 
-def kong_config(*, signing_keys: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """The declarative configuration; ``signing_keys`` (kid, public PEM) adds the token consumer."""
+def ca_certificate_id(pem: str) -> str:
+    """A stable id for a CA certificate entity: the same certificate always gets the same id."""
+    return str(uuid.uuid5(_CA_NAMESPACE, hashlib.sha256(pem.strip().encode()).hexdigest()))
+
+
+def _rate_limiting() -> dict[str, Any]:
+    return {
+        "name": "rate-limiting",
+        "config": {
+            "minute": int(settings.RATE_LIMIT_PER_IP),
+            "limit_by": "ip",
+            "policy": "redis",
+            "fault_tolerant": False,
+            # The service's RateLimit-* headers are the ones that count (its limits are per user too); Kong's
+            # would be added beside them (kong/plugins/rate-limiting/handler.lua@3.9.1:160-204).
+            "hide_client_headers": True,
+            "redis": {
+                "host": settings.KONG_REDIS_HOST,
+                "port": 6379,
+                "ssl": True,
+                "ssl_verify": True,
+                # SNI and the certificate's host name are checked only when a server name is given
+                # (kong/plugins/rate-limiting/policies/init.lua@3.9.1:110-112).
+                "server_name": settings.KONG_REDIS_SERVER_NAME,
+                # Referenceable (kong/tools/redis/schema.lua@3.9.1:15-19); unset, it resolves to "" and no
+                # AUTH is sent (kong/db/schema/init.lua@3.9.1:1693-1703, policies/init.lua@3.9.1:136).
+                "password": "{vault://env/kong-redis-password}",
+            },
+        },
+    }
+
+
+def kong_config(
+    *, signing_keys: Sequence[tuple[str, str]] | None = None, upstream_cas: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The declarative configuration.
+
+    Args:
+        signing_keys: (kid, public PEM) pairs: the token consumer's ``jwt_secrets``.
+        upstream_cas: PEM certificates Kong trusts for the service's certificate, one entity each.
+    """
+    service: dict[str, Any] = {"name": SERVICE, "url": settings.KONG_UPSTREAM_URL, "tls_verify": True}
+    if upstream_cas:
+        # tls_verify without a trust store fails every handshake (kong/pdk/service.lua@3.9.1:253-256,
+        # kong/runloop/upstream_ssl.lua@3.9.1:65-72 sets one only from ca_certificates).
+        service["ca_certificates"] = [ca_certificate_id(pem) for pem in upstream_cas]
+    service |= {
+        "client_certificate": {"id": settings.KONG_CLIENT_CERTIFICATE_ID},
+        "retries": 0,
+        "connect_timeout": 5000,
+        "read_timeout": 60000,
+        "write_timeout": 60000,
+        "routes": _routes(),
+        "plugins": [
+            _rate_limiting(),
+            {
+                "name": "correlation-id",
+                "config": {"header_name": "X-Request-ID", "generator": "uuid", "echo_downstream": True},
+            },
+            {"name": "pre-function", "config": {"access": [_DROP_CLIENT_HEADERS]}},
+            {"name": "post-function", "config": {"access": [_SIGNER]}},
+        ],
+    }
     config: dict[str, Any] = {
         "_format_version": "3.0",
         "_transform": True,
-        "services": [
-            {
-                "name": SERVICE,
-                "url": settings.KONG_UPSTREAM_URL,
-                "tls_verify": True,
-                "client_certificate": {"id": settings.KONG_CLIENT_CERTIFICATE_ID},
-                "retries": 0,
-                "connect_timeout": 5000,
-                "read_timeout": 60000,
-                "write_timeout": 60000,
-                "routes": _routes(),
-                "plugins": [
-                    {
-                        "name": "rate-limiting",
-                        "config": {
-                            "minute": int(settings.RATE_LIMIT_PER_IP),
-                            "limit_by": "ip",
-                            "policy": "redis",
-                            "fault_tolerant": False,
-                            "redis": {"host": settings.KONG_REDIS_HOST, "port": 6379, "ssl": True, "ssl_verify": True},
-                        },
-                    },
-                    {
-                        "name": "correlation-id",
-                        "config": {"header_name": "X-Request-ID", "generator": "uuid", "echo_downstream": True},
-                    },
-                    {"name": "pre-function", "config": {"access": [_DROP_CLIENT_ID]}},
-                    {"name": "post-function", "config": {"access": [_SIGNER]}},
-                ],
-            }
-        ],
+        "services": [service],
         "certificates": [
             {
                 "id": settings.KONG_CLIENT_CERTIFICATE_ID,
@@ -190,6 +309,10 @@ def kong_config(*, signing_keys: list[tuple[str, str]] | None = None) -> dict[st
             }
         ],
     }
+    if upstream_cas:
+        # ca_certificates.cert is not referenceable in 3.9 (kong/db/schema/entities/ca_certificates.lua@3.9.1:20):
+        # the PEM is inline. It is public.
+        config["ca_certificates"] = [{"id": ca_certificate_id(pem), "cert": pem} for pem in upstream_cas]
     # No consumer-level rate limit: Kong applies one rate-limiting instance per request and a
     # consumer's would replace the per-IP one; and the one consumer is the token issuer, not a
     # user. The per-user hourly limit is the service's (security/identity/throttle.py: check_user).
@@ -235,11 +358,17 @@ def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _string)
 
 HEADER = "# Generated by `python manage.py kong_config`: do not edit; a test compares it with the generator.\n"
+NOT_DEPLOYABLE = (
+    "# Not deployable as is: it has no token keys and no CA for the service's certificate (tls_verify would fail\n"
+    "# every request). Deploy `python manage.py kong_config --with-keys --upstream-ca <ca.pem> --out <file>`.\n"
+)
 
 
 def render(config: dict[str, Any]) -> str:
-    """The configuration as decK YAML."""
-    return HEADER + yaml.dump(config, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    """The configuration as decK YAML; one without a CA for the service says it is not to be deployed."""
+    deployable = bool(config["services"][0].get("ca_certificates"))
+    header = HEADER if deployable else HEADER + NOT_DEPLOYABLE
+    return header + yaml.dump(config, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def missing_kong_routes(config: dict[str, Any], urlconf: str) -> list[str]:

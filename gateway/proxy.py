@@ -1,16 +1,20 @@
 """Proxy trust: forwarded headers count only from a configured proxy that proves itself.
 
-Kong adds ``X-Gateway-Client`` (the address it saw) and ``X-Gateway-Signature:
-t=<unix>,sig=<base64 HMAC-SHA256>`` over ``t``, the method, the raw path with
-its query, the request id (which Kong minted: a client's own is dropped) and
-that client address, with a secret it shares with the service
+Kong adds ``X-Gateway-Host`` (the client's host), ``X-Gateway-Client`` (the
+address it saw) and ``X-Gateway-Signature: t=<unix>,sig=<base64 HMAC-SHA256>``
+over ``t``, the method, that host, the target it forwards (path and query as
+sent upstream), the request id (which Kong minted: a client's own is dropped)
+and that client address, with a secret it shares with the service
 (``PROXY_SHARED_SECRET``). A request is *via the gateway* when it comes from an
 address in ``TRUSTED_PROXIES``, the signature checks out, is at most
 ``PROXY_SIGNATURE_MAX_AGE_SECONDS`` old and was not seen before (Redis
-remembers it for the window). Only then are ``X-Gateway-Client``,
-``X-Request-ID`` and Kong's ``X-Consumer-*`` headers kept; otherwise they are
-removed before anything reads them. With ``REQUIRE_GATEWAY`` (production), a
-request that did not come through the gateway is refused (403), health probes
+remembers it for the window). Only then is the signed host put back as the
+request's Host (Kong sends its upstream's own name, which its TLS check needs),
+and ``X-Gateway-Client``, ``X-Request-ID`` and Kong's ``X-Consumer-*`` headers
+kept; otherwise all of them are removed before anything reads them, and the
+Host stays what the peer sent. ``ALLOWED_HOSTS`` and the community routing
+judge the host either way. With ``REQUIRE_GATEWAY`` (production), a request
+that did not come through the gateway is refused (403), health probes
 excepted; when Redis cannot tell a replay, the answer is 503.
 """
 
@@ -36,6 +40,7 @@ from core.redis import get_redis
 from gateway.errors import GatewayErrorCode
 
 SIGNATURE_HEADER = "HTTP_X_GATEWAY_SIGNATURE"
+HOST_HEADER = "HTTP_X_GATEWAY_HOST"
 _FORWARDED = (
     "HTTP_X_FORWARDED_FOR",
     "HTTP_X_FORWARDED_HOST",
@@ -45,6 +50,7 @@ _FORWARDED = (
     "HTTP_X_CREDENTIAL_IDENTIFIER",
     "HTTP_X_ANONYMOUS_CONSUMER",
     SIGNATURE_HEADER,
+    HOST_HEADER,
     CLIENT_HEADER,
 )
 
@@ -69,15 +75,21 @@ def is_trusted_proxy(address: str) -> bool:
     return ip is not None and any(ip in network for network in _networks(tuple(settings.TRUSTED_PROXIES)))
 
 
-def sign(*, secret: str, timestamp: int, method: str, path: str, request_id: str, client: str) -> str:
-    """The header value a proxy sends (what Kong's post-function computes)."""
-    message = f"{timestamp}\n{method}\n{path}\n{request_id}\n{client}".encode()
+def sign(*, secret: str, timestamp: int, method: str, host: str, path: str, request_id: str, client: str) -> str:
+    """The header value a proxy sends (what Kong's post-function computes).
+
+    The message is the bytes as they crossed the wire: WSGI hands header and
+    target strings over decoded as Latin-1 (PEP 3333), so they are encoded back
+    the same way. A character no wire byte decodes to (an upper-cased method,
+    say) cannot match what Kong signed: it becomes ``?`` rather than an error.
+    """
+    message = f"{timestamp}\n{method}\n{host}\n{path}\n{request_id}\n{client}".encode("latin-1", "replace")
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return f"t={timestamp},sig={base64.b64encode(digest).decode()}"
 
 
 def _path_with_query(request: HttpRequest) -> str:
-    """The path as sent on the wire (gunicorn's RAW_URI), as Kong's get_path_with_query() sees it."""
+    """The target as it arrived (gunicorn's RAW_URI): what Kong forwarded, and signed."""
     raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
     if raw:
         return str(raw)
@@ -101,6 +113,7 @@ def proven_by_gateway(request: HttpRequest) -> bool:
         secret=secret,
         timestamp=int(stamp),
         method=request.method or "",
+        host=str(request.META.get(HOST_HEADER, "")),
         path=_path_with_query(request),
         request_id=str(request.META.get("HTTP_X_REQUEST_ID", "")),
         client=str(request.META.get(CLIENT_HEADER, "")),
@@ -112,6 +125,13 @@ def proven_by_gateway(request: HttpRequest) -> bool:
         return bool(get_redis().set(f"proxy-signature:{fields['sig']}", "1", nx=True, ex=window))
     except redis.RedisError as error:
         raise ReplayCheckUnavailable from error
+
+
+def _restore_host(request: HttpRequest) -> None:
+    """The client's host, signed by Kong, becomes the request's Host (Django still checks ALLOWED_HOSTS)."""
+    host = str(request.META.pop(HOST_HEADER, ""))
+    if host:
+        request.META["HTTP_HOST"] = host
 
 
 class ProxyTrustMiddleware:
@@ -130,7 +150,9 @@ class ProxyTrustMiddleware:
         edge = edge_of(request)
         edge.via_gateway, edge.trouble = via_gateway, trouble
         edge_set(request, edge)
-        if not via_gateway:
+        if via_gateway:
+            _restore_host(request)
+        else:
             for name in [*_FORWARDED, *(key for key in request.META if key.startswith("HTTP_X_CONSUMER_"))]:
                 request.META.pop(name, None)
         return self.get_response(request)

@@ -416,6 +416,8 @@ KONG_UPSTREAM_URL = env_str("KONG_UPSTREAM_URL", "https://gateway.internal:8443"
 KONG_COMMUNITY_DOMAIN_SUFFIX = env_str("KONG_COMMUNITY_DOMAIN_SUFFIX", "research.example.org")
 KONG_ADMIN_ALLOW = env_list("KONG_ADMIN_ALLOW", ["127.0.0.1/32"])
 KONG_REDIS_HOST = env_str("KONG_REDIS_HOST", "kong-redis.internal")
+# The name Kong checks the Redis certificate against (and sends as SNI): a host name, not an address.
+KONG_REDIS_SERVER_NAME = env_str("KONG_REDIS_SERVER_NAME", KONG_REDIS_HOST)
 KONG_CLIENT_CERTIFICATE_ID = "5c1b3f0e-8a2d-4e8b-9a57-6f0c2d9e1a40"
 
 # API versions: {"v1": {"deprecated": datetime | None, "sunset": datetime | None, "successor": "/api/v2/"}}.

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from gateway.kong import kong_config, missing_kong_routes, render
+from gateway.kong import BODY_METHODS, NOT_DEPLOYABLE, kong_config, missing_kong_routes, render
 from security.identity.signing_keys import generate_signing_key, reset_keyring_cache
-
-COMMITTED = Path(__file__).resolve().parents[2] / "deploy" / "kong" / "kong.yml"
+from tests.gateway.conftest import COMMITTED, certificate_authority, kong_conf
 
 
 def routes(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -71,16 +71,22 @@ def test_the_format_and_the_plugins_kong_must_run() -> None:
     assert config["_format_version"] == "3.0"
     assert service["tls_verify"] is True
     assert service["client_certificate"]["id"] == config["certificates"][0]["id"]
-    assert service_plugins["rate-limiting"] | {"redis": None} == {
+    assert service_plugins["rate-limiting"] == {
         "minute": 100,
         "limit_by": "ip",
         "policy": "redis",
         "fault_tolerant": False,
-        "redis": None,
+        "hide_client_headers": True,  # the service's RateLimit-* headers are the ones a client sees
+        "redis": {
+            "host": "kong-redis.internal",
+            "port": 6379,
+            "ssl": True,
+            "ssl_verify": True,
+            "server_name": "kong-redis.internal",
+            "password": "{vault://env/kong-redis-password}",
+        },
     }
-    assert "request-size-limiting" not in service_plugins  # per body route: a GET needs no length
-    assert plugins(routes(config)["auth-token"]["plugins"])["request-size-limiting"]["require_content_length"] is True
-    assert "request-size-limiting" not in plugins(routes(config)["me"]["plugins"])
+    assert "request-size-limiting" not in service_plugins  # per route: only a body route requires a length
     assert service_plugins["correlation-id"] == {
         "header_name": "X-Request-ID",
         "generator": "uuid",
@@ -91,50 +97,121 @@ def test_the_format_and_the_plugins_kong_must_run() -> None:
     assert "X-Gateway-Signature" in service_plugins["post-function"]["access"][0]  # signed after correlation-id
 
 
+def test_no_route_that_serves_a_method_without_a_body_requires_a_length() -> None:
+    by_name = routes(yaml.safe_load(COMMITTED.read_text()))
+    limits = {name: plugins(route.get("plugins", [])).get("request-size-limiting") for name, route in by_name.items()}
+
+    for name, route in by_name.items():
+        methods = set(route.get("methods") or [])
+        limit = limits[name] or {}
+        assert limit.get("require_content_length", False) == (bool(methods) and methods <= set(BODY_METHODS)), name
+    assert by_name["study-list"]["methods"] == ["GET", "HEAD"]
+    assert by_name["study-list-write"]["methods"] == ["POST"]
+    assert by_name["participant-detail-write"]["methods"] == ["PATCH"]
+    assert by_name["auth-token"]["methods"] == ["POST"]  # a view with one kind keeps its name
+    assert limits["auth-token"] == {
+        "allowed_payload_size": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,  # the service's limit, to the byte
+        "size_unit": "bytes",
+        "require_content_length": True,
+    }
+
+
+def test_kong_sends_the_services_own_host_on_every_route() -> None:
+    by_name = routes(yaml.safe_load(COMMITTED.read_text()))
+
+    assert {route["preserve_host"] for route in by_name.values()} == {False}
+
+
 def test_tokens_never_travel_in_urls_and_public_routes_need_none() -> None:
     by_name = routes(yaml.safe_load(COMMITTED.read_text()))
 
     jwt = plugins(by_name["me"]["plugins"])["jwt"]
     assert jwt["uri_param_names"] == []
     assert jwt["cookie_names"] == []
-    assert jwt["claims_to_verify"] == ["exp", "nbf"]
     for public in ("auth-refresh", "jwks"):
         assert "jwt" not in plugins(by_name[public].get("plugins", []))
     assert "jwt" not in plugins(by_name["auth-token"]["plugins"])
     assert not any(name.startswith("health") for name in by_name)  # probes go straight to the pods
 
 
+def test_kongs_token_checks_leave_the_services_leeway() -> None:
+    jwt = plugins(routes(yaml.safe_load(COMMITTED.read_text()))["me"]["plugins"])["jwt"]
+
+    assert jwt["claims_to_verify"] == ["exp"]  # nbf has no leeway at Kong; the service checks it
+    assert jwt["maximum_expiration"] == settings.ACCESS_TOKEN_TTL_SECONDS + settings.JWT_LEEWAY_SECONDS
+
+
 def test_the_admin_is_behind_an_ip_restriction_on_the_platform_host() -> None:
     admin = routes(yaml.safe_load(COMMITTED.read_text()))["platform-admin"]
 
     assert admin["hosts"] == ["localhost", "127.0.0.1"]
-    assert plugins(admin["plugins"])["ip-restriction"]["allow"] == ["127.0.0.1/32"]
+    assert plugins(admin["plugins"])["ip-restriction"] == {
+        "allow": ["127.0.0.1/32"],
+        "status": 404,
+        "message": "Not Found",
+    }
 
 
-def test_with_keys_the_token_issuer_consumer_carries_the_public_keys(tmp_path: Path) -> None:
-    out = tmp_path / "kong.yml"
+def test_the_committed_file_says_it_is_not_the_file_to_deploy() -> None:
+    assert NOT_DEPLOYABLE in COMMITTED.read_text()
+    assert "ca_certificates" not in COMMITTED.read_text()
+
+
+def deploy(tmp_path: Path, *options: str) -> Path:
+    out = tmp_path / "kong.deploy.yml"
+    call_command("kong_config", *options, "--out", str(out), stdout=io.StringIO())
+    return out
+
+
+def test_a_deploy_file_carries_the_public_keys_and_the_upstream_ca(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(certificate_authority())
     with override_settings(JWT_SIGNING_KEYS_DIR=tmp_path / "keys"):
         reset_keyring_cache()
         with pytest.raises(CommandError, match="no signing keys"):
-            call_command("kong_config", "--with-keys", "--out", str(out), stdout=io.StringIO())
+            deploy(tmp_path, "--with-keys", "--upstream-ca", str(ca))
         generate_signing_key(tmp_path / "keys")
-        call_command("kong_config", "--with-keys", "--out", str(out), stdout=io.StringIO())
+        out = deploy(tmp_path, "--with-keys", "--upstream-ca", str(ca))
     reset_keyring_cache()
 
-    secrets = yaml.safe_load(out.read_text())["consumers"][0]["jwt_secrets"]
+    config = yaml.safe_load(out.read_text())
+    secrets = config["consumers"][0]["jwt_secrets"]
     assert secrets
     assert all(secret["algorithm"] == "EdDSA" and "PUBLIC KEY" in secret["rsa_public_key"] for secret in secrets)
     assert "PRIVATE" not in out.read_text()
+    (entry,) = config["ca_certificates"]
+    assert config["services"][0]["ca_certificates"] == [entry["id"]]
+    assert entry["cert"].strip() == ca.read_text().strip()
+    assert NOT_DEPLOYABLE not in out.read_text()
 
 
-KONG_CONF = COMMITTED.parent / "kong.conf"
+@pytest.mark.parametrize("options", [["--with-keys"], ["--upstream-ca", "ca.pem"]])
+def test_a_deploy_file_is_never_written_with_the_keys_or_the_ca_alone(tmp_path: Path, options: list[str]) -> None:
+    (tmp_path / "ca.pem").write_text(certificate_authority())
+
+    with pytest.raises(CommandError, match="needs both --with-keys and --upstream-ca"):
+        deploy(tmp_path, *[str(tmp_path / option) if option.endswith(".pem") else option for option in options])
+
+    assert not (tmp_path / "kong.deploy.yml").exists()
+
+
+@pytest.mark.parametrize(
+    ("pem", "problem"),
+    [
+        (certificate_authority(ca=False), "is not a CA certificate"),
+        (certificate_authority(days=-1), "has expired"),
+        ("not a certificate", "no PEM certificate could be read"),
+    ],
+)
+def test_the_upstream_ca_is_checked_as_kong_checks_it(tmp_path: Path, pem: str, problem: str) -> None:
+    (tmp_path / "ca.pem").write_text(pem)
+
+    with pytest.raises(CommandError, match=problem):
+        deploy(tmp_path, "--with-keys", "--upstream-ca", str(tmp_path / "ca.pem"))
+
+
 # nginx variables that hold the query string, the whole request line or another URL.
 URL_VARIABLES = re.compile(r"\$(?:request|request_uri|args|query_string|is_args|arg_\w+|upstream_uri|http_referer)\b")
-
-
-def kong_conf() -> dict[str, str]:
-    lines = [line for line in KONG_CONF.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    return {key.strip(): value.strip() for key, value in (line.split("=", 1) for line in lines)}
 
 
 def test_kongs_proxy_access_log_uses_a_format_without_the_query_string() -> None:
@@ -152,3 +229,12 @@ def test_the_query_string_check_would_catch_kongs_default_format() -> None:
     default = """'$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer"'"""
 
     assert URL_VARIABLES.findall(default) == ["$request", "$http_referer"]
+
+
+def test_the_sandbox_allows_exactly_the_modules_the_generated_lua_requires() -> None:
+    lua = [code for plugin in kong_config()["services"][0]["plugins"] for code in plugin["config"].get("access", [])]
+
+    required = {module for code in lua for module in re.findall(r'require,? *"([^"]+)"', code)}
+
+    assert required == {"resty.openssl.hmac"}
+    assert kong_conf()["untrusted_lua_sandbox_requires"].split(",") == sorted(required)

@@ -11,8 +11,10 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from gateway.proxy import sign
+from security.models import User
 from tenants.models import Community
-from tests.support.clients import ALPHA_HOST
+from tests.support.clients import ALPHA_HOST, BETA_HOST
+from tests.support.tokens import token_for
 
 SECRET = "s" * 48
 KONG = "10.20.0.5"
@@ -24,16 +26,25 @@ def through_kong(
     *,
     request_id: str = "0b8a7c6d-1e2f-4a5b-9c8d-7e6f5a4b3c2d",
     client: str = "203.0.113.50",
+    host: str = ALPHA_HOST,
     age: int = 0,
     secret: str = SECRET,
     address: str = KONG,
     **headers: Any,
 ) -> dict[str, Any]:
+    """What Kong adds: the client's host signed in X-Gateway-Host (its Host is its upstream's name, see below)."""
     signature = sign(
-        secret=secret, timestamp=int(time.time()) - age, method="GET", path=path, request_id=request_id, client=client
+        secret=secret,
+        timestamp=int(time.time()) - age,
+        method="GET",
+        host=host,
+        path=path,
+        request_id=request_id,
+        client=client,
     )
     return {
         "REMOTE_ADDR": address,
+        "HTTP_X_GATEWAY_HOST": host,
         "HTTP_X_REQUEST_ID": request_id,
         "HTTP_X_GATEWAY_CLIENT": client,
         "HTTP_X_GATEWAY_SIGNATURE": signature,
@@ -172,3 +183,58 @@ def test_a_signature_header_that_is_not_ascii_is_simply_not_trusted(alpha: Commu
 
     assert response.status_code == 401  # no token: the request went on, unproven, and did not crash
     assert response["X-Request-ID"] != headers["HTTP_X_REQUEST_ID"]
+
+
+def me(headers: dict[str, Any], token: str) -> tuple[int, Any]:
+    response = APIClient().get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {token}", **headers)
+    return response.status_code, response.json()
+
+
+@override_settings(**TRUSTED, REQUIRE_GATEWAY=True)
+def test_a_proven_request_is_served_on_the_host_kong_signed(alpha: Community, member: Callable[..., User]) -> None:
+    as_kong_sends_it = through_kong("/api/v1/me") | {"HTTP_HOST": "gateway.internal:8443"}  # its upstream's name
+
+    status, body = me(as_kong_sends_it, token_for(member(alpha), alpha))
+
+    # The signed X-Gateway-Host took the place of Kong's upstream name.
+    assert (status, body["community"]) == (200, "alpha")
+
+
+@override_settings(**TRUSTED, REQUIRE_GATEWAY=True)
+def test_a_host_kong_did_not_sign_does_not_count(
+    alpha: Community, beta: Community, member: Callable[..., User]
+) -> None:
+    headers = through_kong("/api/v1/me", host=ALPHA_HOST) | {"HTTP_HOST": "gateway.internal:8443"}
+    headers["HTTP_X_GATEWAY_HOST"] = BETA_HOST  # changed after Kong signed
+
+    status, body = me(headers, token_for(member(beta), beta))
+
+    assert (status, body["code"]) == (403, "gateway_required")
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        {"address": "198.51.100.66"},  # not from a gateway address
+        {"secret": "x" * 48},  # from the gateway's address, wrong secret
+    ],
+)
+@override_settings(**TRUSTED)
+def test_a_forged_gateway_host_never_reaches_another_community(
+    forgery: dict[str, Any], alpha: Community, beta: Community, member: Callable[..., User]
+) -> None:
+    headers = through_kong("/api/v1/me", host=BETA_HOST, **forgery) | {"HTTP_HOST": ALPHA_HOST}
+
+    beta_caller = me(headers, token_for(member(beta), beta))
+    alpha_caller = me(headers, token_for(member(alpha), alpha))
+
+    assert beta_caller[0] == 401  # served as alpha, where beta's token is no good
+    assert (alpha_caller[0], alpha_caller[1]["community"]) == (200, "alpha")
+
+
+@override_settings(**TRUSTED, REQUIRE_GATEWAY=True)
+def test_a_signed_host_the_service_does_not_allow_is_refused(alpha: Community) -> None:
+    response = APIClient().get("/api/v1/me", **through_kong("/api/v1/me", host="intruder.example.net"))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_host"
