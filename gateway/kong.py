@@ -61,8 +61,8 @@ _DROP_CLIENT_HEADERS = (
     "end\n"
 )
 # The target Kong forwards: the path normalised and escaped before the plugins run
-# (kong/runloop/handler.lua@3.9.1:1324, kong/router/utils.lua@3.9.1:57-64), and the query as the
-# runloop appends it after the access phase (kong/runloop/handler.lua@3.9.1:1392-1393).
+# (kong/init.lua@3.9.1:1199-1203, kong/runloop/handler.lua@3.9.1:1324, kong/router/utils.lua@3.9.1:57-64),
+# and the query as the runloop appends it after the access phase (kong/runloop/handler.lua@3.9.1:1392-1393).
 FORWARDED_TARGET = """local path = ngx.var.upstream_uri
 if ngx.var.is_args == "?" or string.sub(ngx.var.request_uri, -1) == "?" then
   path = path .. "?" .. (ngx.var.args or "")
