@@ -3,18 +3,18 @@
 Format, from open-policy-agent/opa at v1.9.0:
 
 - a gzipped tar whose members are named ``/`` + their path, regular files of
-  mode 0600 (``internal/file/archive/tarball.go`` ``WriteFile``);
+  mode 0600 (``internal/file/archive/tarball.go:27`` ``WriteFile``);
 - ``/data.json``, the whole data document, then every ``.rego`` module at its
   path below the policy directory, then ``/.manifest`` (``v1/bundle/bundle.go``
-  ``Writer.Write`` and ``writeManifest``);
-- the manifest is ``{"revision", "roots", "rego_version"}`` (``Manifest`` in
-  ``bundle.go``; ``opa build`` sets ``rego_version`` 1 through ``SetRegoVersion``
+  ``Writer.Write`` :933 and ``writeManifest`` :1028);
+- the manifest is ``{"revision", "roots", "rego_version"}`` (``Manifest``,
+  ``bundle.go:130``; ``opa build`` sets ``rego_version`` 1 through ``SetRegoVersion``
   in ``v1/compile/compile.go``), roots taken from the policy directory's own
   ``.manifest`` as ``opa build -b`` does, and ``[""]`` (everything) without one;
 - a ``data.json`` member is mounted at its directory's path
-  (``bundle.go`` ``insertValue`` and ``getNormalizedPath``), and the reader
+  (``bundle.go:1664`` ``insertValue`` and ``getNormalizedPath``), and the reader
   refuses overlapping roots, and a module or data outside the roots, with
-  OPA's own messages (``Manifest.validateAndInjectDefaults``).
+  OPA's own messages (``Manifest.validateAndInjectDefaults``, ``bundle.go:325``).
 
 Tests (``*_test.rego``) stay out, as ``opa build --ignore '*_test.rego'`` keeps
 them out. ``opa build`` also reformats the modules (``opa fmt``); this writer

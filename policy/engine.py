@@ -233,7 +233,7 @@ class OpaEngine:
 
 
 def _require_ok(response: requests.Response, what: str) -> None:
-    """Anything but 200 is a failure; 401 says the token is wrong (v1/server/authorizer/authorizer.go@v1.9.0)."""
+    """Anything but 200 is a failure; 401 is OPA's authorizer refusing the token (authorizer.go@v1.9.0:164)."""
     if response.status_code == HTTPStatus.UNAUTHORIZED:
         raise PolicyUnavailable(f"{what}: 401, the service's OPA_TOKEN is missing or not the one OPA expects")
     if response.status_code != HTTPStatus.OK:

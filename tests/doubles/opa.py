@@ -80,6 +80,7 @@ ANSWER_DEADLINE_SECONDS = 5.0
 DEADLINE_SECONDS = 0.3
 # Go's RE2 \s is [\t\n\f\r ] (v1/server/identifier/token.go@v1.9.0: ^Bearer\s+(\S+)$).
 _BEARER_RE = re.compile(r"Bearer[\t\n\f\r ]+([^\t\n\f\r ]+)")
+# net/http NotFound, for a path no pattern of v1/server/server.go@v1.9.0:849-906 matches.
 _GO_NOT_FOUND = b"404 page not found\n"
 
 
@@ -169,11 +170,11 @@ class OpaHandler(BaseHTTPRequestHandler):
             self.wfile.write(self._start(status, payload, content_type))
 
     def _ok(self, body: dict[str, Any]) -> bytes:
-        """JSONOK: Go's json.Encoder, compact, with a newline (v1/server/writer/writer.go@v1.9.0)."""
+        """JSONOK: Go's json.Encoder, compact, with a newline (v1/server/writer/writer.go@v1.9.0:78)."""
         return (json.dumps(body, separators=(",", ":")) + "\n").encode()
 
     def _error(self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        """writer.Error: ErrorV1 marshalled with two-space indentation and a newline."""
+        """writer.Error (writer.go@v1.9.0:51): ErrorV1 indented by two spaces (types.go@v1.9.0:67), then a newline."""
         body: dict[str, Any] = {"code": code, "message": message}
         if errors:
             body["errors"] = errors
@@ -233,6 +234,7 @@ class OpaHandler(BaseHTTPRequestHandler):
         state = self.state
         if state.authorization == "off" or state.authz is None:
             return True
+        # v1/server/authorizer/authorizer.go@v1.9.0:169 makeInput (path split as parsePath, :264).
         document: dict[str, Any] = {
             "path": [unquote(part) for part in path[1:].split("/")],
             "method": self.command.upper(),
@@ -240,13 +242,14 @@ class OpaHandler(BaseHTTPRequestHandler):
             "headers": {_canonical_header(name): self.headers.get_all(name, []) for name in set(self.headers.keys())},
         }
         if self.command == "POST" and isinstance(body, dict) and (path == "/" or path.startswith("/v1/data")):
-            document["body"] = body
-        match = _BEARER_RE.fullmatch(self.headers.get("Authorization", ""))
+            document["body"] = body  # expectBody, authorizer.go@v1.9.0:234: POST / and POST /v1/data...
+        match = _BEARER_RE.fullmatch(self.headers.get("Authorization", ""))  # identifier/token.go@v1.9.0:20
         if state.authentication == "token" and match:
             document["identity"] = match.group(1)
         allowed = state.authz.evaluate(document)
         if allowed is True:
             return True
+        # authorizer.go@v1.9.0:133-136 (undefined: 500) and :164 (anything but true: 401).
         if allowed is None:
             self._error(500, "internal_error", "authorization policy missing or undefined")
         else:
@@ -254,6 +257,7 @@ class OpaHandler(BaseHTTPRequestHandler):
         return False
 
     def _health(self, query: str) -> None:
+        # v1/server/server.go@v1.9.0:1265 unversionedGetHealth, :1384 writeHealthResponse.
         parameters = parse_qs(query, keep_blank_values=True)
         wants_bundles = any(_bool_parameter(parameters, name) for name in ("bundle", "bundles"))
         if wants_bundles and self.state.bundle_plugin and self.state.mode == "not_ready":
@@ -263,6 +267,7 @@ class OpaHandler(BaseHTTPRequestHandler):
 
     def _data_post(self, path: str, query: str, raw: bytes, body: Any) -> None:
         state = self.state
+        # server.go@v1.9.0:1720 readInputPostV1 fails: writer.ErrorString 400 invalid_parameter.
         if raw.strip() and not isinstance(body, dict):
             self._error(400, "invalid_parameter", "body contains malformed input document: not a JSON object")
             return
@@ -288,6 +293,7 @@ class OpaHandler(BaseHTTPRequestHandler):
         """The DataResponseV1 in v1DataPost's order: decision_id, provenance, result, warning."""
         state = self.state
         response: dict[str, Any] = {}
+        # server.go@v1.9.0:1714 (the id, made before anything else), :1826-1843 (provenance, then the result).
         if state.decision_logging:
             response["decision_id"] = str(uuid.uuid4())
         if _bool_parameter(parse_qs(query, keep_blank_values=True), "provenance"):
@@ -305,6 +311,7 @@ class OpaHandler(BaseHTTPRequestHandler):
         if result is not None and state.mode != "undefined":
             response["result"] = {**result, "allow": "yes"} if state.mode == "non_boolean" else result
         if body.get("input") is None:  # a JSON null decodes as no input (readInputPostV1)
+            # server.go@v1.9.0:1830, types.go@v1.9.0:167 MsgInputKeyMissing.
             response["warning"] = {"code": "api_usage_warning", "message": "'input' key missing from the request"}
         return response
 

@@ -19,9 +19,10 @@ base := {
 	"context": {"now": now, "request_id": "r-1", "client_ip": "192.0.2.1", "break_glass": null},
 }
 
-# object.union merges nested objects recursively in OPA and regorus, and only the top level in
-# rego-cpp (the embedded engine). So no test lets it merge anything: with_fields drops the members
-# it replaces before the union, and every engine builds the same document.
+# object.union merges nested objects recursively in OPA (v1/topdown/object.go@v1.9.0:177) and
+# regorus, and only the top level in rego-cpp (the embedded engine). So no test lets it merge
+# anything: with_fields drops the members it replaces before the union, and every engine builds
+# the same document.
 with_fields(document, fields) := object.union(object.remove(document, object.keys(fields)), fields)
 
 with_subject(fields) := with_fields(base, {"subject": with_fields(base.subject, fields)})
