@@ -105,8 +105,8 @@ lock: ## Regenerate the hash-pinned lock files from requirements/*.in
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-find-links --output-file requirements/dev.txt requirements/dev.in
 
-policy-review: $(INSTALLED) ## Rego tests with rule coverage, then the decisions the policy change flips (BASE, CORPUS)
-	$(PY) manage.py policy_test
+policy-review: $(INSTALLED) ## Rego tests under regopy and regorus with rule coverage, then the decisions the change flips (BASE, CORPUS)
+	$(PY) manage.py policy_test --require-second-engine
 	$(PY) manage.py policy_diff --base $(or $(BASE),HEAD) --corpus $(or $(CORPUS),policy/corpus/sample.jsonl) \
 		--markdown-out policy-diff.md
 	@echo "Markdown for the pull request: policy-diff.md"

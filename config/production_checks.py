@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import ParseResult, parse_qs, urlparse
 
 from config.database_roles import ROLES, user_of
 
@@ -28,6 +28,8 @@ REQUIRED_VARIABLES = (
 )
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 MINIMUM_SECRET_KEY_LENGTH = 50
+# deploy/opa/system.authz.rego refuses a shorter token too.
+MINIMUM_OPA_TOKEN_LENGTH = 32
 TLS_DATABASE_MODES = {"verify-full"}
 
 
@@ -187,6 +189,25 @@ def _development_policy(environ: Mapping[str, str]) -> list[str]:
     opa = urlparse(environ.get("OPA_URL", ""))
     if opa.scheme == "http" and opa.hostname not in LOOPBACK_HOSTS:
         problems.append("OPA_URL is plain http to another host (use https, or a loopback sidecar)")
+    problems.extend(_opa_credentials(environ, opa))
+    return problems
+
+
+def _opa_credentials(environ: Mapping[str, str], opa: ParseResult) -> list[str]:
+    """An OPA off this host must require the service's token; a token must be long, a CA must have https to verify."""
+    problems = []
+    token = environ.get("OPA_TOKEN", "")
+    if opa.username or opa.password:
+        problems.append("OPA_URL carries credentials (the token goes in OPA_TOKEN, sent as a bearer token)")
+    if not token and opa.hostname and opa.hostname not in LOOPBACK_HOSTS:
+        problems.append(
+            "OPA_TOKEN is not set: an OPA off this host must require the service's token "
+            "(deploy/opa runs it with --authentication=token --authorization=basic)"
+        )
+    if token and len(token) < MINIMUM_OPA_TOKEN_LENGTH:
+        problems.append(f"OPA_TOKEN is shorter than {MINIMUM_OPA_TOKEN_LENGTH} characters")
+    if environ.get("OPA_CACERT", "").strip() and opa.scheme != "https":
+        problems.append("OPA_CACERT is set but OPA_URL is not https (nothing to verify)")
     return problems
 
 

@@ -14,6 +14,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -21,7 +22,7 @@ from urllib.parse import urlparse
 import regopy
 import requests
 from django.conf import settings
-from opa_client.opa import OpaClient
+from requests.adapters import HTTPAdapter
 
 from policy.decision import Decision, digest_input, parse_decision
 from policy.errors import PolicyUnavailable
@@ -139,19 +140,40 @@ class EmbeddedEngine:
 
 
 class OpaEngine:
-    """An OPA server (sidecar) asked over its REST Data API, with a hard timeout and no retries."""
+    """An OPA server (sidecar) asked over its REST Data API, with a hard deadline and no retries.
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    ``url`` is OPA's base URL, a path prefix included: a proxy in front of OPA
+    at ``https://opa.internal/prefix`` is asked at ``.../prefix/v1/data/...`` and
+    ``.../prefix/health``. opa-python-client 3.0.0 cannot carry that: it builds
+    every URL from host, port and API version only (``BaseClient.__init__``:
+    ``f"{schema}{host}:{port}/{version}"``), and uses its ``ssl`` argument both as
+    the scheme switch and as ``session.verify``, so a CA bundle could only be
+    passed by misusing it. The engine therefore asks with ``requests`` itself: one
+    session, no retries, no redirects, and nothing taken from the environment
+    (``trust_env`` off: no proxy to hand the token to, no ``.netrc`` to replace it).
+
+    ``token`` goes out as ``Authorization: Bearer`` on every request (OPA run
+    with ``--authentication=token``, see ``deploy/opa``); it is never logged, and
+    no error message carries it. ``cacert`` is a PEM bundle to verify an https
+    OPA with (the system's trust store when empty).
+    """
+
+    def __init__(self, url: str, *, timeout: float, token: str = "", cacert: str = "") -> None:
         parsed = urlparse(url)
         if parsed.scheme not in {"http", "https"} or not parsed.hostname:
             raise PolicyUnavailable("OPA_URL is not an http(s) URL")
-        self._client = OpaClient(
-            host=parsed.hostname,
-            port=parsed.port or (443 if parsed.scheme == "https" else 8181),
-            ssl=parsed.scheme == "https",
-            retries=0,
-            timeout=timeout,
-        )
+        if parsed.username or parsed.password or parsed.query or parsed.fragment:
+            raise PolicyUnavailable("OPA_URL carries credentials, a query or a fragment (the token goes in OPA_TOKEN)")
+        base = url.rstrip("/")
+        self._decision_url = f"{base}/v1/data/{DECISION_PACKAGE}/{DECISION_RULE}?provenance=true"
+        self._health_url = f"{base}/health?bundles"
+        self._session = requests.Session()
+        self._session.trust_env = False
+        self._session.verify = cacert or True
+        self._session.mount("http://", HTTPAdapter(max_retries=0))
+        self._session.mount("https://", HTTPAdapter(max_retries=0))
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
         self._timeout = timeout
         self._revision = "opa:unknown"
 
@@ -173,17 +195,23 @@ class OpaEngine:
             input_digest=digest_input(document),
         )
 
+    def _post(self, document: dict[str, Any]) -> Any:
+        response = self._session.post(
+            self._decision_url, json={"input": document}, timeout=self._timeout, allow_redirects=False
+        )
+        _require_ok(response, "OPA refused the decision")
+        return response.json()
+
     def _ask(self, document: dict[str, Any]) -> dict[str, Any]:
         """One Data API call under an overall deadline (requests' timeout is per read, not total)."""
-        call = _OPA_CALLS.submit(
-            self._client.query_rule, document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"}
-        )
+        call = _OPA_CALLS.submit(self._post, document)
         try:
             body = call.result(timeout=self._timeout)
         except FutureTimeout as error:
             call.cancel()
             raise PolicyUnavailable("OPA did not answer within the deadline") from error
-        except (requests.RequestException, ValueError) as error:
+        except (requests.RequestException, OSError, ValueError) as error:
+            # OSError: an unreadable OPA_CACERT; ValueError: a body that is not JSON.
             raise PolicyUnavailable(f"OPA did not answer ({type(error).__name__})") from error
         if not isinstance(body, dict):
             raise PolicyUnavailable("OPA answered something other than an object")
@@ -192,20 +220,24 @@ class OpaEngine:
     def check_ready(self) -> None:
         """OPA's own readiness: ``GET /health?bundles`` is 200 only once bundles are active."""
         try:
-            response = self._client._session.get(
-                f"{self._client.schema}{self._client.host}:{self._client.port}/health?bundles",
-                timeout=self._client.timeout,
-            )
-        except requests.RequestException as error:
+            response = self._session.get(self._health_url, timeout=self._timeout, allow_redirects=False)
+        except (requests.RequestException, OSError) as error:
             raise PolicyUnavailable("OPA is unreachable") from error
-        if response.status_code != 200:  # noqa: PLR2004 - HTTP status
-            raise PolicyUnavailable(f"OPA is not ready ({response.status_code})")
+        _require_ok(response, "OPA is not ready")
         body = self._ask(READINESS_PROBE)
         parse_decision(body.get("result"), decision_id="readiness", revision="", input_digest="")
         if not _bundle_revision(body.get("provenance")):
             raise PolicyUnavailable(
                 "OPA reports no bundle revision: load the policy as a bundle (opa build --revision)"
             )
+
+
+def _require_ok(response: requests.Response, what: str) -> None:
+    """Anything but 200 is a failure; 401 is OPA's authorizer refusing the token (authorizer.go@v1.9.0:164)."""
+    if response.status_code == HTTPStatus.UNAUTHORIZED:
+        raise PolicyUnavailable(f"{what}: 401, the service's OPA_TOKEN is missing or not the one OPA expects")
+    if response.status_code != HTTPStatus.OK:
+        raise PolicyUnavailable(f"{what} ({response.status_code})")
 
 
 def _bundle_revision(provenance: Any) -> str | None:
@@ -235,7 +267,14 @@ class _EngineHolder:
         self._error: PolicyUnavailable | None = None
 
     def get(self) -> PolicyEngine:
-        key = (settings.POLICY_ENGINE, str(settings.POLICY_DIR), settings.OPA_URL, settings.OPA_TIMEOUT_SECONDS)
+        key = (
+            settings.POLICY_ENGINE,
+            str(settings.POLICY_DIR),
+            settings.OPA_URL,
+            settings.OPA_TIMEOUT_SECONDS,
+            settings.OPA_TOKEN,
+            settings.OPA_CACERT,
+        )
         with self._lock:
             if key != self._key:
                 self._key, self._engine, self._error = key, None, None
@@ -261,7 +300,12 @@ def build_engine() -> PolicyEngine:
     if settings.POLICY_ENGINE == "embedded":
         return EmbeddedEngine(PolicySource.from_directory(Path(settings.POLICY_DIR)))
     if settings.POLICY_ENGINE == "opa":
-        return OpaEngine(settings.OPA_URL, timeout=settings.OPA_TIMEOUT_SECONDS)
+        return OpaEngine(
+            settings.OPA_URL,
+            timeout=settings.OPA_TIMEOUT_SECONDS,
+            token=settings.OPA_TOKEN,
+            cacert=settings.OPA_CACERT,
+        )
     raise PolicyUnavailable(f"unknown POLICY_ENGINE {settings.POLICY_ENGINE!r}")
 
 

@@ -296,8 +296,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Policy: the embedded Rego engine (development, tests) or an OPA sidecar (production).
 POLICY_ENGINE = env_str("POLICY_ENGINE", "embedded")
 POLICY_DIR = Path(env_str("POLICY_DIR", str(BASE_DIR / "policy" / "rego")))
+# OPA's base URL, a path prefix included (a proxy in front of OPA): /v1/data/... and /health go below it.
 OPA_URL = env_str("OPA_URL", "http://127.0.0.1:8181")
 OPA_TIMEOUT_SECONDS = float(env_str("OPA_TIMEOUT_SECONDS", "0.25"))
+# The bearer token OPA's API requires (deploy/opa: --authentication=token); never logged.
+OPA_TOKEN = env_str("OPA_TOKEN", "")
+# A CA bundle (PEM file) to verify an https OPA with; empty means the system's trust store.
+OPA_CACERT = env_str("OPA_CACERT", "")
+# The policy guarding OPA's own API (loaded beside the bundle); policy_test runs its tests too.
+OPA_AUTHZ_POLICY_DIR = BASE_DIR / "deploy" / "opa"
 # Purposes of use a client may state in X-Purpose-Of-Use; consents are given per purpose.
 POLICY_PURPOSES = ["research_use", "contact", "data_sharing", "genomic", "operations", "emergency"]
 POLICY_DEFAULT_PURPOSE = "research_use"

@@ -27,6 +27,8 @@ _BLOCK_HEAD_RE = re.compile(r"^(?:\}\s*else\b.*|(?!default\b)[a-z_][\w]*(?:\(.*\
 # A one-line clause: `name(args) if expression` (no block).
 _LINE_HEAD_RE = re.compile(r"^((?!default\b)[a-z_][\w]*(?:\(.*?\))?(?:\s*:=\s*.+?)?)\s+if\s+(?!\{)(.+)$")
 _COVERAGE_TAG = "policy-coverage"
+_BUNDLE_MODE, _QUERY_MODE = "bundle", "query"
+_BUILT = "BUILT"
 _EXEMPT_MARK = "# coverage: "
 
 
@@ -120,23 +122,32 @@ def run_tests(directory: Path) -> TestRun:
     test the interpreter cannot handle may crash it (regopy 1.5 segfaults on
     some ``with`` overrides), and that must fail one test, not the review. A
     crashed test is reported as failed and the worker restarts after it.
+
+    The worker first compiles every test into one bundle with an entrypoint per
+    test (about 5 ms a test, against 200 ms for a query that compiles the
+    policy anew). A test the compiler itself cannot take ends the worker before
+    it says ``BUILT``: the tests then run one query each, as they did before.
     """
     source = PolicySource.from_directory(directory)
     tests = discover_tests(source)
     run = TestRun(clauses=[clause for name, text in source.modules.items() for clause in instrument(name, text)[1]])
-    position = 0
+    position, mode = 0, _BUNDLE_MODE
     while position < len(tests):
-        position = _run_worker(directory, position, tests, run)
+        position, built = _run_worker(directory, position, tests, run, mode)
+        if not built and mode == _BUNDLE_MODE:
+            mode = _QUERY_MODE
     return run
 
 
-def _run_worker(directory: Path, start: int, tests: list[tuple[str, str]], run: TestRun) -> int:
-    """Run tests from ``start`` in one worker; return where the next worker must start."""
-    command = [sys.executable, "-m", "policy.review.worker", str(directory), str(start)]
+def _run_worker(directory: Path, start: int, tests: list[tuple[str, str]], run: TestRun, mode: str) -> tuple[int, bool]:
+    """Run tests from ``start`` in one worker; return where the next worker must start, and whether it compiled."""
+    command = [sys.executable, "-m", "policy.review.worker", str(directory), str(start), mode]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 # nosec B603
-    current, finished = start, start
+    current, finished, built = start, start, mode == _QUERY_MODE
     for line in completed.stdout.splitlines():
-        if line.startswith("START "):
+        if line == _BUILT:
+            built = True
+        elif line.startswith("START "):
             current = int(line.split()[1])
         elif line.startswith("RESULT "):
             result = json.loads(line[len("RESULT ") :])
@@ -145,25 +156,45 @@ def _run_worker(directory: Path, start: int, tests: list[tuple[str, str]], run: 
         elif line.startswith(_COVERAGE_TAG + " "):
             run.reached.add(line.split(" ", 1)[1])
     if completed.returncode == 0:
-        return len(tests)
+        return len(tests), built
+    if not built:
+        return start, False  # the compiler could not take the tests: run them one query each
     if finished <= current < len(tests):
         package, name = tests[current]
         why = f"crashed the embedded interpreter (exit {completed.returncode}); `with input as` a rule is not supported"
         run.results.append(TestResult(package, name, passed=False, detail=why))
-        return current + 1
+        return current + 1, built
     raise RuntimeError(f"the policy test worker failed: {completed.stderr.strip()[-500:]}")
 
 
-def _run_one(interpreter: regopy.Interpreter, package: str, test_name: str) -> TestResult:
+def _entrypoint(package: str, test_name: str) -> str:
+    return f"{package.replace('.', '/')}/{test_name}"
+
+
+def _run_one(
+    interpreter: regopy.Interpreter, compiled: regopy.Bundle | None, package: str, test_name: str
+) -> TestResult:
     try:
-        output = str(interpreter.query(f"data.{package}.{test_name}"))
+        if compiled is None:
+            output = str(interpreter.query(f"data.{package}.{test_name}"))
+        else:
+            output = str(interpreter.query_bundle_entrypoint(compiled, _entrypoint(package, test_name)))
     except regopy.RegoError as error:
         return TestResult(package, test_name, passed=False, detail=f"error: {str(error).strip()[:200]}")
     passed = output.startswith('{"expressions":[true]')
     return TestResult(package, test_name, passed=passed, detail="" if passed else output[:200])
 
 
-def worker_main(directory: Path, start: int) -> None:
+def _compile(interpreter: regopy.Interpreter, tests: list[tuple[str, str]]) -> regopy.Bundle | None:
+    """One bundle with an entrypoint per test, or ``None`` (one query per test) when it does not compile."""
+    try:
+        compiled = interpreter.build(None, tuple(_entrypoint(package, name) for package, name in tests))
+    except regopy.RegoError:
+        return None
+    return compiled if compiled.ok() else None
+
+
+def worker_main(directory: Path, start: int, mode: str = _BUNDLE_MODE) -> None:
     """Inside the worker: run tests from ``start``, one ``START``/``RESULT`` line pair each."""
     source = PolicySource.from_directory(directory)
     interpreter = regopy.Interpreter()
@@ -172,11 +203,14 @@ def worker_main(directory: Path, start: int) -> None:
     for name, text in source.tests.items():
         interpreter.add_module(name, text)
     interpreter.add_data_json(source.data_json)
+    tests = discover_tests(source)
+    compiled = _compile(interpreter, tests) if mode == _BUNDLE_MODE else None
+    print(_BUILT, flush=True)  # past the compiler: a crash from here on is one test's
     libc = ctypes.CDLL(None)
-    for index, (package, name) in enumerate(discover_tests(source)):
+    for index, (package, name) in enumerate(tests):
         if index < start:
             continue
         print(f"START {index}", flush=True)
-        result = _run_one(interpreter, package, name)
+        result = _run_one(interpreter, compiled, package, name)
         libc.fflush(None)  # the interpreter's print() output comes before the verdict
         print("RESULT " + json.dumps(result.__dict__), flush=True)

@@ -1,4 +1,4 @@
-"""``python -m policy.review.worker DIR START``: the process ``policy_test`` runs Rego tests in.
+"""``python -m policy.review.worker DIR START [bundle|query]``: the process ``policy_test`` runs Rego tests in.
 
 Kept apart so that a test crashing the native interpreter ends this process,
 not the review; see :func:`policy.review.testing.run_tests`.
@@ -12,4 +12,4 @@ from pathlib import Path
 from policy.review.testing import worker_main
 
 if __name__ == "__main__":
-    worker_main(Path(sys.argv[1]), int(sys.argv[2]))
+    worker_main(Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])

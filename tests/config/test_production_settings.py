@@ -140,7 +140,7 @@ def test_an_empty_environment_is_refused_naming_every_missing_variable() -> None
         ({"JWT_LEEWAY_SECONDS": "300"}, "JWT_LEEWAY_SECONDS must be a whole number of at most 60"),
         ({"JWT_SIGNING_KEYS_DIR": ""}, "JWT_SIGNING_KEYS_DIR is not set"),
         ({"POLICY_ENGINE": "embedded"}, "POLICY_ENGINE is not opa"),
-        ({"OPA_URL": "http://opa.internal:8181"}, "OPA_URL is plain http to another host"),
+        ({"OPA_URL": "http://opa.internal:8181", "OPA_TOKEN": "t" * 40}, "OPA_URL is plain http to another host"),
         ({"KEY_PROVIDER": "local"}, "KEY_PROVIDER is not vault"),
         ({"VAULT_ADDR": "http://vault.internal:8200"}, "VAULT_ADDR is not an https URL"),
         ({"VAULT_SECRET_ID": ""}, "Vault credentials are missing"),

@@ -1,8 +1,9 @@
 """Both engines decide the same, and both fail closed.
 
-The OPA engine runs against the loopback double (``tests/doubles/opa.py``) and,
-when ``OPA_URL`` is set (docker compose brings a real OPA loaded with
-``policy/rego``), against the real server too.
+The OPA engine runs against the loopback double (``tests/doubles/opa.py``,
+after OPA v1.9.0) and, when ``OPA_URL`` is set (with ``OPA_TOKEN`` for an OPA
+run as ``deploy/opa`` runs it), against a real server too; none has been
+run here.
 """
 
 from __future__ import annotations
@@ -228,7 +229,12 @@ def test_compile_policy_reports_why(tmp_path: Path) -> None:
 @pytest.mark.skipif(not os.environ.get("OPA_URL"), reason="set OPA_URL to run against a real OPA")
 @pytest.mark.real_services
 def test_a_real_opa_agrees_with_the_embedded_engine(embedded: EmbeddedEngine) -> None:
-    engine = OpaEngine(os.environ["OPA_URL"], timeout=2.0)
+    engine = OpaEngine(
+        os.environ["OPA_URL"],
+        timeout=2.0,
+        token=os.environ.get("OPA_TOKEN", ""),
+        cacert=os.environ.get("OPA_CACERT", ""),
+    )
     engine.check_ready()
 
     for document in corpus():

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from policy.corpus.build_sample import actions_and_roles, sample
+from policy.review import second_engine
 from security.models import User
 from tenants.models import Community
 from tests.doubles.opa import REPOSITORY_POLICY
@@ -37,26 +40,67 @@ def policy_copy(tmp_path: Path) -> Path:
     return target
 
 
-def test_the_policy_tests_pass_and_reach_every_rule() -> None:
+def engine_figures(output: str, engine: str) -> list[tuple[int, int]]:
+    """(tests, failed) of each directory's summary line for ``engine``."""
+    pattern = rf"^  {engine} [^:]*: (\d+) tests, (\d+) failed"
+    return [(int(tests), int(failed)) for tests, failed in re.findall(pattern, output, re.MULTILINE)]
+
+
+def test_the_policy_tests_pass_under_both_engines_and_reach_every_rule() -> None:
     output = run("policy_test")
 
     assert "FAIL" not in output
+    assert f"{REPOSITORY_POLICY}:" in output
+    assert f"{settings.OPA_AUTHZ_POLICY_DIR}:" in output
     tests = output.count("PASS ")
-    assert tests >= 40
-    assert f"{tests} tests, 0 failed" in output
-    reached = output.split("rule clauses reached by a test: ")[1].split()[0:3]
-    assert reached[0] == reached[2]
+    assert tests >= 80
+    embedded, second = engine_figures(output, "regopy"), engine_figures(output, "regorus")
+    assert len(embedded) == len(second) == 2
+    assert embedded == second
+    assert sum(count for count, _ in embedded) == tests
+    assert all(failed == 0 for _, failed in embedded + second)
+    for reached, _, total in re.findall(r"rule clauses reached by a test \(regopy\): (\d+)( of )(\d+)", output):
+        assert reached == total
+
+
+def policy_test_with(policy_copy: Path, rule: str, failures: int) -> str:
+    """Add ``rule`` to the copy's tests; run policy_test, which must fail ``failures`` results; return its output."""
+    tests = policy_copy / "gateway" / "authz_test.rego"
+    tests.write_text(tests.read_text() + "\n" + rule + "\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=f"{failures} policy test result"):
+        call_command("policy_test", "--dir", str(policy_copy), stdout=out)
+    return out.getvalue()
 
 
 def test_a_failing_rego_test_fails_the_command(policy_copy: Path) -> None:
-    tests = policy_copy / "gateway" / "authz_test.rego"
     wrong = 'test_researchers_approve_exports if {\n\tdecide(acting(as_role("researcher"), "export.approve")).allow\n}'
-    tests.write_text(tests.read_text() + "\n" + wrong + "\n")
-    out = io.StringIO()
 
-    with pytest.raises(CommandError, match="1 policy test"):
-        call_command("policy_test", "--dir", str(policy_copy), stdout=out)
-    assert "FAIL gateway.authz_test.test_researchers_approve_exports" in out.getvalue()
+    output = policy_test_with(policy_copy, wrong, failures=2)
+
+    assert "FAIL gateway.authz_test.test_researchers_approve_exports  regopy: undefined; regorus: undefined" in output
+
+
+def test_a_test_only_the_embedded_engine_passes_fails_the_command(policy_copy: Path) -> None:
+    # rego-cpp merges one level deep, OPA and regorus recursively: a test relying on either is not portable.
+    shallow = 'test_union_is_shallow if {\n\tobject.union({"a": {"b": 1}}, {"a": {"c": 2}}) == {"a": {"c": 2}}\n}'
+
+    output = policy_test_with(policy_copy, shallow, failures=1)
+
+    assert "FAIL gateway.authz_test.test_union_is_shallow  regorus: undefined" in output
+    assert engine_figures(output, "regopy")[0][1] == 0
+    assert "1 failed: gateway.authz_test.test_union_is_shallow" in output
+
+
+def test_without_regorus_the_command_says_it_did_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(second_engine, "load", lambda: None)
+
+    output = run("policy_test")
+
+    assert output.count("regorus: not installed, not run") == 2
+    assert engine_figures(output, "regorus") == []
+    with pytest.raises(CommandError, match="regorus: not installed, not run"):
+        run("policy_test", "--require-second-engine")
 
 
 def test_a_rule_no_test_reaches_is_named(policy_copy: Path) -> None:

@@ -1,7 +1,17 @@
-"""``policy_test [--dir DIR]``: run every Rego test with the embedded engine; report unreached rules."""
+"""``policy_test [--dir DIR ...]``: run every Rego test under the embedded engine and regorus; report unreached rules.
+
+By default it tests the service's policy (``POLICY_DIR``) and the policy that
+guards the OPA sidecar's API (``OPA_AUTHZ_POLICY_DIR``, ``deploy/opa``). Each
+test runs under regopy (rego-cpp, the engine the service embeds) and, where it
+is installed, regorus (an independent engine): a test passes only when it
+passes under every engine that ran, and the figures are given per engine. Rule
+coverage comes from the embedded engine.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -9,39 +19,106 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import ApplicationCommand
-from policy.review.testing import run_tests
+from policy.review import second_engine
+from policy.review.testing import TestResult, TestRun, run_tests
 from policy.source import PolicySource
+
+# A summary names this many failed tests; the lines above it name every one.
+_NAMED = 10
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """One engine's results over one directory (``run`` is ``None`` when the engine is not installed)."""
+
+    name: str
+    description: str
+    run: TestRun | None
+
+
+def _verdicts(engines: list[EngineRun]) -> list[str]:
+    """One line per test: PASS when every engine that ran passed it, else FAIL with each engine's reason."""
+    ran = [(engine.name, engine.run) for engine in engines if engine.run is not None]
+    by_test: dict[tuple[str, str], dict[str, TestResult]] = {}
+    for name, run in ran:
+        for result in run.results:
+            by_test.setdefault((result.package, result.name), {})[name] = result
+    lines = []
+    for (package, test), results in by_test.items():
+        failures = [
+            f"{name}: {'not run' if name not in results else results[name].detail or 'failed'}"
+            for name, _ in ran
+            if name not in results or not results[name].passed
+        ]
+        lines.append(f"FAIL {package}.{test}  " + "; ".join(failures) if failures else f"PASS {package}.{test}")
+    return lines
+
+
+def _summary(engine: EngineRun) -> str:
+    if engine.run is None:
+        return f"  {second_engine.NOT_INSTALLED}"
+    failed = engine.run.failed
+    line = f"  {engine.description}: {len(engine.run.results)} tests, {len(failed)} failed"
+    names = [f"{result.package}.{result.name}" for result in failed[:_NAMED]]
+    more = f" and {len(failed) - _NAMED} more" if len(failed) > _NAMED else ""
+    return line + (": " + ", ".join(names) + more if failed else "")
 
 
 class Command(ApplicationCommand):
-    """Pass/fail per test, then the rule clauses no test reached; non-zero exit on any failure."""
+    """Pass/fail per test and per engine, then the rule clauses no test reached; non-zero exit on any failure."""
 
-    help = "Run the test_ rules of policy/rego/*_test.rego and list the rules no test reached."
+    help = "Run the test_ rules of the Rego tests under regopy and regorus, and list the rules no test reached."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        """Declare --dir and --fail-on-unreached."""
-        parser.add_argument("--dir", default=None, help="policy directory (default: POLICY_DIR)")
+        """Declare --dir, --fail-on-unreached and --require-second-engine."""
+        parser.add_argument(
+            "--dir",
+            action="append",
+            default=None,
+            help="a policy directory, repeatable (default: POLICY_DIR and OPA_AUTHZ_POLICY_DIR)",
+        )
         parser.add_argument("--fail-on-unreached", action="store_true", help="also fail when a rule is unreached")
+        parser.add_argument(
+            "--require-second-engine", action="store_true", help="fail when regorus is not installed (CI)"
+        )
 
     def run(self, **options: Any) -> None:
-        """Run and report."""
-        directory = Path(options["dir"] or settings.POLICY_DIR)
-        if not PolicySource.from_directory(directory).tests:
-            raise CommandError("no *_test.rego files: nothing was tested")
-        report = run_tests(directory)
-        for result in report.results:
-            verdict = "PASS" if result.passed else "FAIL"
-            self.stdout.write(
-                f"{verdict} {result.package}.{result.name}" + (f"  {result.detail}" if result.detail else "")
-            )
-        reached = len(report.clauses) - len(report.unreached)
-        self.stdout.write(f"\n{len(report.results)} tests, {len(report.failed)} failed")
-        self.stdout.write(f"rule clauses reached by a test: {reached} of {len(report.clauses)}")
-        for clause in report.unreached:
-            self.stdout.write(f"  not reached: {clause}")
-        if report.failed:
-            raise CommandError(f"{len(report.failed)} policy test(s) failed")
-        if not report.results:
-            raise CommandError("no test_ rules found: nothing was tested")
-        if options["fail_on_unreached"] and report.unreached:
-            raise CommandError(f"{len(report.unreached)} rule clause(s) not reached by any test")
+        """Run every directory, report, then fail on any failure."""
+        directories = [Path(name) for name in options["dir"] or [settings.POLICY_DIR, settings.OPA_AUTHZ_POLICY_DIR]]
+        failed, unreached, installed = 0, 0, True
+        for directory in directories:
+            engines, run = self._test(directory)
+            failed += sum(len(engine.run.failed) for engine in engines if engine.run is not None)
+            unreached += len(run.unreached)
+            installed = installed and all(engine.run is not None for engine in engines)
+        if failed:
+            raise CommandError(f"{failed} policy test result(s) failed")
+        if options["require_second_engine"] and not installed:
+            raise CommandError(second_engine.NOT_INSTALLED)
+        if options["fail_on_unreached"] and unreached:
+            raise CommandError(f"{unreached} rule clause(s) not reached by any test")
+
+    def _test(self, directory: Path) -> tuple[list[EngineRun], TestRun]:
+        """Test one directory under both engines and write its report; return the runs."""
+        source = PolicySource.from_directory(directory)
+        if not source.tests:
+            raise CommandError(f"no *_test.rego files in {directory}: nothing was tested")
+        embedded = run_tests(directory)
+        if not embedded.results:
+            raise CommandError(f"no test_ rules in {directory}: nothing was tested")
+        engines = [
+            EngineRun("regopy", f"regopy {metadata.version('regopy')} (rego-cpp, the embedded engine)", embedded),
+            EngineRun(second_engine.MODULE, second_engine.describe(), second_engine.run_tests(source)),
+        ]
+        self.stdout.write(f"{directory}:")
+        for line in _verdicts(engines):
+            self.stdout.write(line)
+        self.stdout.write("")
+        for engine in engines:
+            self.stdout.write(_summary(engine))
+        reached = len(embedded.clauses) - len(embedded.unreached)
+        self.stdout.write(f"  rule clauses reached by a test (regopy): {reached} of {len(embedded.clauses)}")
+        for clause in embedded.unreached:
+            self.stdout.write(f"    not reached: {clause}")
+        self.stdout.write("")
+        return engines, embedded

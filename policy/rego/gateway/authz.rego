@@ -20,7 +20,7 @@ well_formed(inp) if {
 	is_string(inp.action)
 	is_string(inp.resource.type)
 	is_string(inp.purpose)
-	is_array(inp.subject.roles)
+	roles_well_formed(inp)
 	resource_id_well_formed(inp)
 }
 
@@ -29,6 +29,22 @@ default resource_id_well_formed(_) := false
 resource_id_well_formed(inp) if inp.resource.id == null
 
 resource_id_well_formed(inp) if is_string(inp.resource.id)
+
+default roles_well_formed(_) := false
+
+roles_well_formed(inp) if {
+	is_array(inp.subject.roles)
+	every role in inp.subject.roles {
+		is_string(role)
+	}
+}
+
+# The subject's roles when they are a list of strings, and none otherwise. Rules count and
+# iterate only this: engines part ways on anything else (OPA and rego-cpp leave `some role in
+# "text"` and `count(null)` undefined, regorus raises an error).
+default roles(_) := []
+
+roles(inp) := inp.subject.roles if roles_well_formed(inp)
 
 # --- facts about the request ----------------------------------------------------
 
@@ -39,14 +55,14 @@ community_active(inp) if inp.community.status == "active"
 default member(_) := false
 
 member(inp) if {
-	count(inp.subject.roles) > 0
+	count(roles(inp)) > 0
 	inp.subject.community == inp.community.slug
 }
 
 default role_grants_action(_) := false
 
 role_grants_action(inp) if {
-	some role in inp.subject.roles
+	some role in roles(inp)
 	inp.action in matrix.roles[role]
 }
 
@@ -54,7 +70,7 @@ role_grants_action(inp) if {
 default unredacted_role(_) := false
 
 unredacted_role(inp) if {
-	some role in inp.subject.roles
+	some role in roles(inp)
 	inp.action in matrix.roles[role]
 	not role in matrix.redacted_roles
 }
@@ -65,9 +81,10 @@ elevated(inp) if inp.action in matrix.elevated_actions
 
 default mfa_fresh(_) := false
 
-# The type checks here and in break_glass_active matter under OPA, which orders
-# values across types (a string is greater than any number); the embedded
-# interpreter refuses such comparisons by itself, so its tests cannot show it.
+# Only a number is an age. OPA and regorus order values across types (a string is
+# greater than any number) where rego-cpp answers false: the type checks here and in
+# break_glass_active keep every engine to one answer (the tests under regorus show
+# the one on a grant's expiry at work).
 mfa_fresh(inp) if {
 	is_number(inp.subject.mfa_age_seconds)
 	inp.subject.mfa_age_seconds >= 0
@@ -92,7 +109,7 @@ exempt_purpose(inp) if matrix.exempt_purposes[inp.purpose]
 default exempt_use_granted(_) := false
 
 exempt_use_granted(inp) if {
-	some role in inp.subject.roles
+	some role in roles(inp)
 	inp.action in matrix.exempt_purposes[inp.purpose][role]
 }
 
@@ -106,13 +123,17 @@ consent_bound(inp) if inp.resource.type in matrix.consent_bound_resources
 
 default consent_covers_purpose(_) := false
 
-consent_covers_purpose(inp) if inp.purpose in inp.resource.attributes.consent_scopes
+# Consent is a list of scopes; anything else covers nothing.
+consent_covers_purpose(inp) if {
+	is_array(inp.resource.attributes.consent_scopes)
+	inp.purpose in inp.resource.attributes.consent_scopes
+}
 
 # Only a role that may activate break-glass can use a grant.
 default may_break_glass(_) := false
 
 may_break_glass(inp) if {
-	some role in inp.subject.roles
+	some role in roles(inp)
 	"break_glass.activate" in matrix.roles[role]
 }
 
@@ -174,7 +195,7 @@ holds_the_grant(inp) if {
 default overseer_of_grants(_) := false
 
 overseer_of_grants(inp) if {
-	some role in inp.subject.roles
+	some role in roles(inp)
 	role in matrix.grant_holder_rules.holder_or[inp.action]
 }
 
@@ -317,6 +338,12 @@ evaluate(inp) := {
 
 default decision := {"allow": false, "reasons": ["policy_error"], "obligations": {"redact": ["*"], "require_mfa": false, "audit": "normal", "conditions": {}}}
 
-# Without its data the policy cannot decide: the default above says policy_error (503).
+# Without its data, or without an input document (OPA's Data API takes a request with no
+# "input"), the policy cannot decide: the default above says policy_error (503). The input
+# is checked here because rego-cpp calls evaluate(input) even when input is undefined, where
+# OPA and regorus leave the call undefined.
 # coverage: the entry point is exercised by tests/policy/test_engines.py (Rego tests call evaluate).
-decision := evaluate(input) if is_object(matrix.roles)
+decision := evaluate(input) if {
+	is_object(input)
+	is_object(matrix.roles)
+}

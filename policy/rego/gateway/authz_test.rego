@@ -1,6 +1,6 @@
 # Tests of the decision: one or more per rule of the policy. The policy is written as
 # functions of the input document, so tests call authz.evaluate(document) directly.
-# Run with `python manage.py policy_test` (embedded engine) or `opa test -v policy/rego`.
+# Run with `python manage.py policy_test` (regopy and regorus) or `opa test -v policy/rego`.
 package gateway.authz_test
 
 import rego.v1
@@ -19,15 +19,21 @@ base := {
 	"context": {"now": now, "request_id": "r-1", "client_ip": "192.0.2.1", "break_glass": null},
 }
 
-with_subject(fields) := object.union(base, {"subject": object.union(base.subject, fields)})
+# object.union merges nested objects recursively in OPA (v1/topdown/object.go@v1.9.0:177) and
+# regorus, and only the top level in rego-cpp (the embedded engine). So no test lets it merge
+# anything: with_fields drops the members it replaces before the union, and every engine builds
+# the same document.
+with_fields(document, fields) := object.union(object.remove(document, object.keys(fields)), fields)
+
+with_subject(fields) := with_fields(base, {"subject": with_fields(base.subject, fields)})
 
 as_role(role) := with_subject({"roles": [role]})
 
-acting(document, action) := object.union(document, {"action": action})
+acting(document, action) := with_fields(document, {"action": action})
 
-fresh_mfa(document) := object.union(document, {"subject": object.union(document.subject, {"amr": ["pwd", "otp", "mfa"], "mfa_age_seconds": 60})})
+fresh_mfa(document) := with_fields(document, {"subject": with_fields(document.subject, {"amr": ["pwd", "otp", "mfa"], "mfa_age_seconds": 60})})
 
-stale_mfa(document) := object.union(document, {"subject": object.union(document.subject, {"amr": ["pwd", "otp", "mfa"], "mfa_age_seconds": 901})})
+stale_mfa(document) := with_fields(document, {"subject": with_fields(document.subject, {"amr": ["pwd", "otp", "mfa"], "mfa_age_seconds": 901})})
 
 decide(document) := authz.evaluate(document)
 
@@ -43,19 +49,19 @@ test_coordinator_reads_a_consenting_participant_in_full if {
 }
 
 test_suspended_community_denies_everything if {
-	d := decide(object.union(base, {"community": {"slug": "alpha", "status": "suspended"}}))
+	d := decide(with_fields(base, {"community": {"slug": "alpha", "status": "suspended"}}))
 	not d.allow
 	"community_suspended" in d.reasons
 }
 
 test_offboarded_community_denies_everything if {
-	d := decide(object.union(base, {"community": {"slug": "alpha", "status": "offboarded"}}))
+	d := decide(with_fields(base, {"community": {"slug": "alpha", "status": "offboarded"}}))
 	not d.allow
 	d.reasons == ["community_suspended"]
 }
 
 test_suspension_wins_over_every_grant if {
-	d := decide(fresh_mfa(object.union(as_role("owner"), {"action": "key.rotate", "community": {"slug": "alpha", "status": "suspended"}})))
+	d := decide(fresh_mfa(with_fields(as_role("owner"), {"action": "key.rotate", "community": {"slug": "alpha", "status": "suspended"}})))
 	not d.allow
 }
 
@@ -94,7 +100,7 @@ test_researcher_sees_participants_redacted if {
 }
 
 test_researcher_sees_observations_with_phi_redacted if {
-	d := decide(object.union(as_role("researcher"), {"action": "observation.read", "resource": {"type": "observation", "id": "o-1", "attributes": {"consent_scopes": ["research_use"]}}}))
+	d := decide(with_fields(as_role("researcher"), {"action": "observation.read", "resource": {"type": "observation", "id": "o-1", "attributes": {"consent_scopes": ["research_use"]}}}))
 	d.allow
 	d.obligations.redact == ["effective_date", "note", "display", "value_text", "created_at"]
 }
@@ -149,18 +155,18 @@ test_auditor_reads_audit_events_only if {
 test_compliance_officer_reads_and_exports_audit_and_disclosures if {
 	officer := fresh_mfa(as_role("compliance_officer"))
 	every action in ["audit.read", "audit.export", "disclosure.read", "disclosure.export"] {
-		decide(object.union(acting(officer, action), {"resource": {"type": "audit", "id": null, "attributes": {}}})).allow
+		decide(with_fields(acting(officer, action), {"resource": {"type": "audit", "id": null, "attributes": {}}})).allow
 	}
 	not decide(as_role("compliance_officer")).allow
 }
 
 test_the_break_glass_review_file_is_a_compliance_officers_with_a_fresh_second_factor if {
 	queue := {"resource": {"type": "break_glass", "id": null, "attributes": {}}}
-	officer := object.union(acting(as_role("compliance_officer"), "break_glass.export"), queue)
+	officer := with_fields(acting(as_role("compliance_officer"), "break_glass.export"), queue)
 	decide(officer).reasons == ["mfa_required"]
 	decide(fresh_mfa(officer)).allow
 	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor"] {
-		not decide(fresh_mfa(object.union(acting(as_role(role), "break_glass.export"), queue))).allow
+		not decide(fresh_mfa(with_fields(acting(as_role(role), "break_glass.export"), queue))).allow
 	}
 }
 
@@ -171,7 +177,7 @@ test_owner_manages_memberships_but_reads_no_participants if {
 
 test_every_role_may_read_itself if {
 	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor", "compliance_officer"] {
-		decide(object.union(acting(as_role(role), "self.read"), {"resource": {"type": "self", "id": "u-1", "attributes": {}}})).allow
+		decide(with_fields(acting(as_role(role), "self.read"), {"resource": {"type": "self", "id": "u-1", "attributes": {}}})).allow
 	}
 }
 
@@ -190,37 +196,37 @@ test_an_unknown_action_is_denied if {
 # --- consent ---------------------------------------------------------------------------------
 
 test_phi_needs_consent_covering_the_purpose if {
-	d := decide(object.union(base, {"purpose": "genomic"}))
+	d := decide(with_fields(base, {"purpose": "genomic"}))
 	not d.allow
 	d.reasons == ["consent_not_covering_purpose"]
 }
 
 test_withdrawn_consent_denies_phi if {
-	d := decide(object.union(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
+	d := decide(with_fields(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
 	not d.allow
 	d.reasons == ["consent_not_covering_purpose"]
 }
 
 test_unknown_consent_denies_phi if {
-	d := decide(object.union(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {}}}))
+	d := decide(with_fields(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {}}}))
 	not d.allow
 }
 
 # Security review finding 6: a withdrawn participant leaves the redacted view too.
 test_redacted_views_need_consent_too if {
-	d := decide(object.union(as_role("researcher"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
+	d := decide(with_fields(as_role("researcher"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
 	not d.allow
 	d.reasons == ["consent_not_covering_purpose"]
 }
 
 test_lists_carry_the_consent_condition_as_an_obligation if {
-	d := decide(object.union(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
+	d := decide(with_fields(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
 	d.allow
 	d.obligations.conditions == {"consent_scope": "research_use"}
 }
 
 test_redacted_lists_carry_the_consent_condition_too if {
-	d := decide(object.union(as_role("researcher"), {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
+	d := decide(with_fields(as_role("researcher"), {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {}}}))
 	d.allow
 	d.obligations.conditions == {"consent_scope": "research_use"}
 }
@@ -256,14 +262,14 @@ test_break_glass_activation_is_elevated if {
 
 test_asking_for_a_dataset_export_is_elevated if {
 	pi := as_role("principal_investigator")
-	document := object.union(acting(pi, "export.request"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}})
+	document := with_fields(acting(pi, "export.request"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}})
 	decide(document).reasons == ["mfa_required"]
 	decide(fresh_mfa(document)).allow
 }
 
 test_phi_export_download_is_elevated if {
 	pi := as_role("principal_investigator")
-	d := decide(object.union(acting(pi, "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}}))
+	d := decide(with_fields(acting(pi, "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}}))
 	d.reasons == ["mfa_required"]
 }
 
@@ -271,10 +277,10 @@ test_phi_export_download_is_elevated if {
 
 grant := {"active": true, "subject": "u-1", "community": "alpha", "expires_at": now + 600, "scope": "participant", "scope_id": "p-1"}
 
-with_grant(document, g) := object.union(document, {"context": object.union(document.context, {"break_glass": g})})
+with_grant(document, g) := with_fields(document, {"context": with_fields(document.context, {"break_glass": g})})
 
 test_break_glass_allows_reads_without_consent_with_heightened_audit if {
-	d := decide(with_grant(object.union(base, {"purpose": "emergency"}), grant))
+	d := decide(with_grant(with_fields(base, {"purpose": "emergency"}), grant))
 	d.allow
 	d.reasons == ["break_glass"]
 	d.obligations.audit == "heightened"
@@ -286,7 +292,7 @@ test_a_role_that_may_not_activate_break_glass_cannot_use_a_grant if {
 	d.allow
 	d.reasons == ["role_grants_action"]
 	count(d.obligations.redact) == 13
-	not decide(with_grant(object.union(as_role("auditor"), {"purpose": "emergency"}), grant)).allow
+	not decide(with_grant(with_fields(as_role("auditor"), {"purpose": "emergency"}), grant)).allow
 }
 
 test_break_glass_grants_no_action_the_role_lacks if {
@@ -301,60 +307,60 @@ test_break_glass_does_not_allow_writes if {
 }
 
 test_an_expired_grant_does_nothing if {
-	d := decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"expires_at": now - 1})))
+	d := decide(with_grant(with_fields(base, {"purpose": "emergency"}), with_fields(grant, {"expires_at": now - 1})))
 	not d.allow
 }
 
 test_someone_elses_grant_does_nothing if {
-	d := decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"subject": "u-2"})))
+	d := decide(with_grant(with_fields(base, {"purpose": "emergency"}), with_fields(grant, {"subject": "u-2"})))
 	not d.allow
 }
 
 test_break_glass_does_not_open_a_suspended_community if {
-	d := decide(with_grant(object.union(base, {"community": {"slug": "alpha", "status": "suspended"}}), grant))
+	d := decide(with_grant(with_fields(base, {"community": {"slug": "alpha", "status": "suspended"}}), grant))
 	not d.allow
 }
 
 test_an_unknown_kind_of_resource_is_redacted_whole if {
-	d := decide(object.union(as_role("researcher"), {"resource": {"type": "mystery", "id": "m-1", "attributes": {}}}))
+	d := decide(with_fields(as_role("researcher"), {"resource": {"type": "mystery", "id": "m-1", "attributes": {}}}))
 	d.allow
 	d.obligations.redact == ["*"]
 }
 
 test_an_inactive_grant_does_nothing if {
-	not decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"active": false}))).allow
+	not decide(with_grant(with_fields(base, {"purpose": "emergency"}), with_fields(grant, {"active": false}))).allow
 }
 
 test_a_grant_of_another_community_does_nothing if {
-	not decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"community": "beta"}))).allow
+	not decide(with_grant(with_fields(base, {"purpose": "emergency"}), with_fields(grant, {"community": "beta"}))).allow
 }
 
 test_a_grant_whose_expiry_is_not_a_number_does_nothing if {
-	not decide(with_grant(object.union(base, {"purpose": "emergency"}), object.union(grant, {"expires_at": "never"}))).allow
+	not decide(with_grant(with_fields(base, {"purpose": "emergency"}), with_fields(grant, {"expires_at": "never"}))).allow
 }
 
 test_a_grant_without_a_clock_does_nothing if {
-	document := with_grant(object.union(base, {"purpose": "emergency"}), grant)
-	not decide(object.union(document, {"context": object.union(document.context, {"now": null})})).allow
+	document := with_grant(with_fields(base, {"purpose": "emergency"}), grant)
+	not decide(with_fields(document, {"context": with_fields(document.context, {"now": null})})).allow
 }
 
 test_a_participant_grant_opens_that_participant_only if {
-	emergency := object.union(base, {"purpose": "emergency"})
-	not decide(with_grant(object.union(emergency, {"resource": {"type": "participant", "id": "p-2", "attributes": {}}}), grant)).allow
+	emergency := with_fields(base, {"purpose": "emergency"})
+	not decide(with_grant(with_fields(emergency, {"resource": {"type": "participant", "id": "p-2", "attributes": {}}}), grant)).allow
 	observation := {"type": "observation", "id": "o-1", "attributes": {"participant": "p-1"}}
-	decide(with_grant(object.union(acting(emergency, "observation.read"), {"resource": observation}), grant)).allow
+	decide(with_grant(with_fields(acting(emergency, "observation.read"), {"resource": observation}), grant)).allow
 	other := {"type": "observation", "id": "o-2", "attributes": {"participant": "p-2"}}
-	not decide(with_grant(object.union(acting(emergency, "observation.read"), {"resource": other}), grant)).allow
+	not decide(with_grant(with_fields(acting(emergency, "observation.read"), {"resource": other}), grant)).allow
 }
 
 test_a_grant_of_unknown_scope_opens_nothing if {
-	emergency := object.union(base, {"purpose": "emergency"})
-	not decide(with_grant(emergency, object.union(grant, {"scope": "community"}))).allow
+	emergency := with_fields(base, {"purpose": "emergency"})
+	not decide(with_grant(emergency, with_fields(grant, {"scope": "community"}))).allow
 }
 
 test_break_glass_lists_carry_no_consent_condition if {
-	document := object.union(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {"study": "s-1"}}})
-	d := decide(with_grant(document, object.union(grant, {"scope": "study", "scope_id": "s-1"})))
+	document := with_fields(base, {"action": "participant.list", "resource": {"type": "participant", "id": null, "attributes": {"study": "s-1"}}})
+	d := decide(with_grant(document, with_fields(grant, {"scope": "study", "scope_id": "s-1"})))
 	d.allow
 	d.obligations.conditions == {}
 	d.obligations.audit == "heightened"
@@ -365,21 +371,40 @@ test_single_reads_carry_no_consent_condition if {
 }
 
 test_a_negative_or_textual_second_factor_age_is_not_fresh if {
-	not decide(object.union(acting(as_role("owner"), "key.rotate"), {"subject": object.union(as_role("owner").subject, {"mfa_age_seconds": -5})})).allow
-	not decide(object.union(acting(as_role("owner"), "key.rotate"), {"subject": object.union(as_role("owner").subject, {"mfa_age_seconds": "60"})})).allow
+	not decide(with_fields(acting(as_role("owner"), "key.rotate"), {"subject": with_fields(as_role("owner").subject, {"mfa_age_seconds": -5})})).allow
+	not decide(with_fields(acting(as_role("owner"), "key.rotate"), {"subject": with_fields(as_role("owner").subject, {"mfa_age_seconds": "60"})})).allow
 }
 
 test_malformed_input_is_denied_as_such if {
 	every document in [
-		object.union(base, {"resource": {"id": "p-1", "attributes": {}}}),
-		object.union(base, {"purpose": 7}),
-		object.union(base, {"resource": {"type": "participant", "id": 12, "attributes": {}}}),
-		object.union(base, {"action": ["participant.read"]}),
+		with_fields(base, {"resource": {"id": "p-1", "attributes": {}}}),
+		with_fields(base, {"purpose": 7}),
+		with_fields(base, {"resource": {"type": "participant", "id": 12, "attributes": {}}}),
+		with_fields(base, {"action": ["participant.read"]}),
 		with_subject({"roles": "coordinator"}),
 	] {
 		d := decide(document)
 		not d.allow
 		"malformed_input" in d.reasons
+	}
+}
+
+# Roles that are not a list of strings grant nothing, in every engine: no rule counts or iterates
+# them (regorus raises an error on `some role in "text"` and `count(null)`, OPA leaves them undefined).
+test_roles_that_are_not_a_list_of_strings_are_malformed_and_grant_nothing if {
+	every roles in ["coordinator", null, 7, {"coordinator": true}, [1], ["coordinator", null]] {
+		d := decide(with_subject({"roles": roles}))
+		not d.allow
+		"malformed_input" in d.reasons
+		not "role_grants_action" in d.reasons
+	}
+}
+
+test_consent_that_is_not_a_list_covers_nothing if {
+	every scopes in ["research_use", null, {"research_use": true}] {
+		d := decide(with_fields(base, {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": scopes}}}))
+		not d.allow
+		d.reasons == ["consent_not_covering_purpose"]
 	}
 }
 
@@ -389,6 +414,11 @@ test_without_its_data_the_policy_cannot_decide if {
 }
 
 
+# No test sets input, so here it is undefined, as in a Data API request without "input".
+test_without_an_input_document_the_policy_cannot_decide if {
+	authz.decision.reasons == ["policy_error"]
+}
+
 test_a_role_that_does_not_grant_the_action_does_not_lift_redaction if {
 	d := decide(with_subject({"roles": ["researcher", "auditor"]}))
 	d.allow
@@ -396,17 +426,17 @@ test_a_role_that_does_not_grant_the_action_does_not_lift_redaction if {
 }
 
 test_actions_on_resources_without_phi_redact_nothing if {
-	d := decide(object.union(acting(as_role("researcher"), "study.read"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}}))
+	d := decide(with_fields(acting(as_role("researcher"), "study.read"), {"resource": {"type": "study", "id": "s-1", "attributes": {}}}))
 	d.allow
 	d.obligations.redact == []
 }
 
 # Security review finding 1: a write outside the PHI list echoes no PHI field.
 test_writes_outside_the_phi_list_echo_no_phi if {
-	d := decide(object.union(acting(base, "participant.create"), {"resource": {"type": "participant", "id": null, "attributes": {}}}))
+	d := decide(with_fields(acting(base, "participant.create"), {"resource": {"type": "participant", "id": null, "attributes": {}}}))
 	d.allow
 	d.obligations.redact == data.gateway.matrix.phi_fields.participant
-	o := decide(object.union(acting(base, "observation.create"), {"resource": {"type": "observation", "id": null, "attributes": {}}}))
+	o := decide(with_fields(acting(base, "observation.create"), {"resource": {"type": "observation", "id": null, "attributes": {}}}))
 	o.obligations.redact == data.gateway.matrix.phi_fields.observation
 }
 
@@ -415,7 +445,7 @@ test_an_update_is_a_phi_read_under_the_consent_rule if {
 	covering := decide(acting(base, "participant.update"))
 	covering.allow
 	covering.obligations.redact == []
-	withdrawn := decide(object.union(acting(base, "participant.update"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
+	withdrawn := decide(with_fields(acting(base, "participant.update"), {"resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": []}}}))
 	not withdrawn.allow
 	withdrawn.reasons == ["consent_not_covering_purpose"]
 }
@@ -423,7 +453,7 @@ test_an_update_is_a_phi_read_under_the_consent_rule if {
 # Security review finding 2: a client cannot declare itself exempt from the accounting.
 test_an_exempt_purpose_reaches_no_phi_the_policy_does_not_grant_it_for if {
 	every action in object.keys(data.gateway.matrix.phi_actions) {
-		d := decide(object.union(acting(with_subject({"roles": ["principal_investigator", "coordinator"]}), action), {"purpose": "operations"}))
+		d := decide(with_fields(acting(with_subject({"roles": ["principal_investigator", "coordinator"]}), action), {"purpose": "operations"}))
 		not d.allow
 		"purpose_not_permitted" in d.reasons
 	}
@@ -431,7 +461,7 @@ test_an_exempt_purpose_reaches_no_phi_the_policy_does_not_grant_it_for if {
 
 test_an_exempt_purpose_is_allowed_where_the_policy_grants_it if {
 	grants := {"operations": {"coordinator": ["participant.read"]}}
-	document := object.union(base, {"purpose": "operations", "resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": ["operations"]}}})
+	document := with_fields(base, {"purpose": "operations", "resource": {"type": "participant", "id": "p-1", "attributes": {"consent_scopes": ["operations"]}}})
 	d := authz.evaluate(document) with data.gateway.matrix.exempt_purposes as grants
 	d.allow
 	r := authz.evaluate(acting(document, "participant.list")) with data.gateway.matrix.exempt_purposes as grants
@@ -439,19 +469,19 @@ test_an_exempt_purpose_is_allowed_where_the_policy_grants_it if {
 }
 
 test_an_exempt_purpose_is_free_on_actions_without_phi if {
-	decide(object.union(acting(base, "study.read"), {"purpose": "operations", "resource": {"type": "study", "id": "s-1", "attributes": {}}})).allow
+	decide(with_fields(acting(base, "study.read"), {"purpose": "operations", "resource": {"type": "study", "id": "s-1", "attributes": {}}})).allow
 }
 
 # Security review finding 2: break-glass never under an exempt purpose.
 test_break_glass_reads_are_never_under_an_exempt_purpose if {
-	d := decide(with_grant(object.union(base, {"purpose": "operations", "resource": {"type": "participant", "id": "p-1", "attributes": {}}}), grant))
+	d := decide(with_grant(with_fields(base, {"purpose": "operations", "resource": {"type": "participant", "id": "p-1", "attributes": {}}}), grant))
 	not d.allow
 	"purpose_not_permitted" in d.reasons
 	"consent_not_covering_purpose" in d.reasons
 }
 
 test_writes_without_phi_need_no_consent if {
-	d := decide(object.union(acting(base, "observation.create"), {"resource": {"type": "observation", "id": "o-1", "attributes": {}}}))
+	d := decide(with_fields(acting(base, "observation.create"), {"resource": {"type": "observation", "id": "o-1", "attributes": {}}}))
 	d.allow
 }
 
@@ -463,20 +493,20 @@ test_a_grant_does_not_heighten_actions_it_does_not_cover if {
 }
 
 test_denied_decisions_carry_no_redaction if {
-	d := decide(object.union(as_role("researcher"), {"community": {"slug": "alpha", "status": "suspended"}}))
+	d := decide(with_fields(as_role("researcher"), {"community": {"slug": "alpha", "status": "suspended"}}))
 	not d.allow
 	d.obligations.redact == []
 }
 
 test_lists_of_resources_without_consent_carry_no_condition if {
-	d := decide(object.union(acting(base, "consent.list"), {"resource": {"type": "consent", "id": null, "attributes": {}}}))
+	d := decide(with_fields(acting(base, "consent.list"), {"resource": {"type": "consent", "id": null, "attributes": {}}}))
 	d.allow
 	d.obligations.conditions == {}
 }
 
 # --- ending a grant early: its holders' roles and compliance officers, without a second factor ---
 
-revoking(role) := object.union(acting(as_role(role), "break_glass.revoke"), {"resource": {"type": "break_glass", "id": "g-1", "attributes": {"holder": "u-1"}}})
+revoking(role) := with_fields(acting(as_role(role), "break_glass.revoke"), {"resource": {"type": "break_glass", "id": "g-1", "attributes": {"holder": "u-1"}}})
 
 test_break_glass_revoke_is_granted_to_the_roles_that_hold_or_oversee_grants if {
 	every role in ["coordinator", "principal_investigator", "compliance_officer"] {
@@ -496,7 +526,7 @@ test_break_glass_revoke_is_refused_to_the_other_roles if {
 
 # --- emergency grants and their holder (security review finding 13) ----------------------
 
-on_grant(document, action, holder) := object.union(document, {"action": action, "resource": {"type": "break_glass", "id": "g-1", "attributes": {"holder": holder}}})
+on_grant(document, action, holder) := with_fields(document, {"action": action, "resource": {"type": "break_glass", "id": "g-1", "attributes": {"holder": holder}}})
 
 test_nobody_reviews_their_own_grant_whatever_roles_they_hold if {
 	d := decide(on_grant(with_subject({"roles": ["coordinator", "compliance_officer"]}), "break_glass.review", "u-1"))
@@ -520,7 +550,7 @@ test_a_role_without_revoke_is_refused_for_that_alone if {
 
 # --- the accounting of disclosures' workflow (45 CFR 164.528) ---------------------------------
 
-accounting(document, action) := object.union(acting(document, action), {"resource": {"type": "accounting", "id": null, "attributes": {}}})
+accounting(document, action) := with_fields(acting(document, action), {"resource": {"type": "accounting", "id": null, "attributes": {}}})
 
 test_compliance_officer_keeps_the_accounting_register if {
 	officer := as_role("compliance_officer")
@@ -555,7 +585,7 @@ test_no_other_role_touches_the_accounting_register if {
 test_compliance_officer_records_suspensions_and_confirms_authorizations_with_a_fresh_second_factor if {
 	officer := as_role("compliance_officer")
 	decide(accounting(fresh_mfa(officer), "accounting.suspend")).allow
-	confirm := object.union(acting(fresh_mfa(officer), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}})
+	confirm := with_fields(acting(fresh_mfa(officer), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}})
 	decide(confirm).allow
 }
 
@@ -563,14 +593,14 @@ test_a_suspension_or_a_confirmation_needs_a_fresh_second_factor if {
 	officer := as_role("compliance_officer")
 	suspend := decide(accounting(stale_mfa(officer), "accounting.suspend"))
 	suspend.reasons == ["mfa_required"]
-	confirm := decide(object.union(acting(stale_mfa(officer), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}}))
+	confirm := decide(with_fields(acting(stale_mfa(officer), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}}))
 	confirm.reasons == ["mfa_required"]
 }
 
 test_no_other_role_records_a_suspension_or_confirms_an_authorization if {
 	every role in ["owner", "principal_investigator", "coordinator", "researcher", "auditor"] {
 		not decide(accounting(fresh_mfa(as_role(role)), "accounting.suspend")).allow
-		not decide(object.union(acting(fresh_mfa(as_role(role)), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}})).allow
+		not decide(with_fields(acting(fresh_mfa(as_role(role)), "consent.confirm_authorization"), {"resource": {"type": "consent", "id": null, "attributes": {}}})).allow
 	}
 }
 
@@ -578,7 +608,7 @@ test_no_other_role_records_a_suspension_or_confirms_an_authorization if {
 
 test_compliance_officer_determines_an_export_with_a_fresh_second_factor if {
 	officer := as_role("compliance_officer")
-	document := object.union(acting(officer, "export.determine"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
+	document := with_fields(acting(officer, "export.determine"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
 	decide(document).reasons == ["mfa_required"]
 	d := decide(fresh_mfa(document))
 	d.allow
@@ -588,15 +618,15 @@ test_compliance_officer_determines_an_export_with_a_fresh_second_factor if {
 
 test_only_compliance_officers_determine_exports if {
 	every role in ["principal_investigator", "coordinator", "researcher", "auditor", "owner"] {
-		document := object.union(acting(as_role(role), "export.determine"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
+		document := with_fields(acting(as_role(role), "export.determine"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
 		not decide(fresh_mfa(document)).allow
 	}
 }
 
 test_compliance_officers_list_the_exports_they_determine_but_never_download_them if {
 	officer := as_role("compliance_officer")
-	listing := object.union(acting(officer, "export.list"), {"resource": {"type": "export", "id": null, "attributes": {}}})
+	listing := with_fields(acting(officer, "export.list"), {"resource": {"type": "export", "id": null, "attributes": {}}})
 	decide(listing).allow
-	download := object.union(acting(fresh_mfa(officer), "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
+	download := with_fields(acting(fresh_mfa(officer), "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
 	not decide(download).allow
 }
