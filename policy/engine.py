@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import regopy
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from opa_client.opa import OpaClient
 
 from policy.decision import Decision, digest_input, parse_decision
 from policy.errors import PolicyUnavailable
@@ -140,22 +140,21 @@ class EmbeddedEngine:
 
 
 class OpaEngine:
-    """An OPA server (sidecar) asked over its REST Data API, with a hard deadline and no retries.
+    """An OPA server (sidecar) asked over its REST Data API through opa-python-client, with a hard deadline.
 
-    ``url`` is OPA's base URL, a path prefix included: a proxy in front of OPA
-    at ``https://opa.internal/prefix`` is asked at ``.../prefix/v1/data/...`` and
-    ``.../prefix/health``. opa-python-client 3.0.0 cannot carry that: it builds
-    every URL from host, port and API version only (``BaseClient.__init__``:
-    ``f"{schema}{host}:{port}/{version}"``), and uses its ``ssl`` argument both as
-    the scheme switch and as ``session.verify``, so a CA bundle could only be
-    passed by misusing it. The engine therefore asks with ``requests`` itself: one
-    session, no retries, no redirects, and nothing taken from the environment
-    (``trust_env`` off: no proxy to hand the token to, no ``.netrc`` to replace it).
+    ``url`` is OPA's base URL, a path prefix included: behind a proxy at
+    ``https://opa.internal/prefix`` OPA is asked at ``.../prefix/v1/data/...`` and
+    ``.../prefix/health``. opa-python-client 3.0.0 builds every URL as
+    ``f"{schema}{host}:{port}/{version}"`` (``opa_client/base.py``), so the prefix
+    travels in ``version``. Its session is then narrowed: no retries
+    (``retries=0``), no redirect followed (a redirect could carry the token
+    elsewhere), nothing taken from the environment (``trust_env`` off: no proxy
+    to hand the token to, no ``.netrc`` to replace it), and https verified
+    against ``cacert`` (the system's trust store when empty).
 
     ``token`` goes out as ``Authorization: Bearer`` on every request (OPA run
     with ``--authentication=token``, see ``deploy/opa``); it is never logged, and
-    no error message carries it. ``cacert`` is a PEM bundle to verify an https
-    OPA with (the system's trust store when empty).
+    no error message carries it.
     """
 
     def __init__(self, url: str, *, timeout: float, token: str = "", cacert: str = "") -> None:
@@ -164,16 +163,21 @@ class OpaEngine:
             raise PolicyUnavailable("OPA_URL is not an http(s) URL")
         if parsed.username or parsed.password or parsed.query or parsed.fragment:
             raise PolicyUnavailable("OPA_URL carries credentials, a query or a fragment (the token goes in OPA_TOKEN)")
-        base = url.rstrip("/")
-        self._decision_url = f"{base}/v1/data/{DECISION_PACKAGE}/{DECISION_RULE}?provenance=true"
-        self._health_url = f"{base}/health?bundles"
-        self._session = requests.Session()
-        self._session.trust_env = False
-        self._session.verify = cacert or True
-        self._session.mount("http://", HTTPAdapter(max_retries=0))
-        self._session.mount("https://", HTTPAdapter(max_retries=0))
-        if token:
-            self._session.headers["Authorization"] = f"Bearer {token}"
+        prefix = "".join(f"{part}/" for part in parsed.path.split("/") if part)
+        self._client = OpaClient(
+            host=parsed.hostname,
+            port=parsed.port or (443 if parsed.scheme == "https" else 8181),
+            version=f"{prefix}v1",
+            ssl=parsed.scheme == "https",
+            token=token or None,
+            retries=0,
+            timeout=timeout,
+        )
+        session = self._client._session
+        session.trust_env = False
+        session.max_redirects = 0
+        session.verify = cacert or True
+        self._health_url = f"{self._client.schema}{self._client.host}:{self._client.port}/{prefix}health?bundles"
         self._timeout = timeout
         self._revision = "opa:unknown"
 
@@ -196,11 +200,14 @@ class OpaEngine:
         )
 
     def _post(self, document: dict[str, Any]) -> Any:
-        response = self._session.post(
-            self._decision_url, json={"input": document}, timeout=self._timeout, allow_redirects=False
-        )
-        _require_ok(response, "OPA refused the decision")
-        return response.json()
+        try:
+            return self._client.query_rule(
+                document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"}
+            )
+        except requests.HTTPError as error:
+            if error.response is not None:
+                _require_ok(error.response, "OPA refused the decision")
+            raise
 
     def _ask(self, document: dict[str, Any]) -> dict[str, Any]:
         """One Data API call under an overall deadline (requests' timeout is per read, not total)."""
@@ -220,7 +227,7 @@ class OpaEngine:
     def check_ready(self) -> None:
         """OPA's own readiness: ``GET /health?bundles`` is 200 only once bundles are active."""
         try:
-            response = self._session.get(self._health_url, timeout=self._timeout, allow_redirects=False)
+            response = self._client._session.get(self._health_url, timeout=self._timeout, allow_redirects=False)
         except (requests.RequestException, OSError) as error:
             raise PolicyUnavailable("OPA is unreachable") from error
         _require_ok(response, "OPA is not ready")

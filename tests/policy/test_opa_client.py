@@ -12,7 +12,9 @@ import ipaddress
 import logging
 import ssl
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 from cryptography import x509
@@ -25,6 +27,7 @@ from config.production_checks import configuration_problems
 from policy.engine import OpaEngine, build_engine
 from policy.errors import PolicyUnavailable
 from tests.doubles.opa import ANSWER_DEADLINE_SECONDS, BUNDLE_REVISION, OpaState, running_opa
+from tests.doubles.server import serving
 from tests.policy.edge_inputs import BASE
 
 TOKEN = "service-token-of-forty-characters-000000"
@@ -227,3 +230,62 @@ def test_a_remote_opa_with_its_token_is_fit_for_production() -> None:
 )
 def test_production_refuses_an_opa_reached_unsafely(changes: dict[str, str], problem: str) -> None:
     assert any(problem in found for found in opa_problems(**changes)), opa_problems(**changes)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every request with ``answer`` (a status and headers) and records what it saw."""
+
+    seen: ClassVar[list[dict[str, str]]]
+    answer: ClassVar[tuple[int, dict[str, str]]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _record(self) -> None:
+        self.seen.append({"path": self.path, **dict(self.headers)})
+        status, headers = self.answer
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": "0"}.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._record()
+
+    def do_POST(self) -> None:
+        self._record()
+
+
+def _recorder(status: int, headers: dict[str, str]) -> type[_Recorder]:
+    return type("BoundRecorder", (_Recorder,), {"seen": [], "answer": (status, headers)})
+
+
+def test_a_redirect_is_not_followed_so_the_token_goes_nowhere_else() -> None:
+    elsewhere = _recorder(200, {})
+    with serving(elsewhere) as target:
+        redirecting = _recorder(307, {"Location": f"{target}/v1/data/gateway/authz/decision"})
+        with serving(redirecting) as url:
+            opa = engine(url, token=TOKEN)
+
+            why = why_unavailable(lambda: opa.decide(BASE))
+
+    assert "TooManyRedirects" in why or "307" in why
+    assert redirecting.seen
+    assert elsewhere.seen == []
+
+
+def test_a_proxy_named_in_the_environment_never_sees_the_token(
+    guarded_opa: tuple[str, OpaState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = _recorder(502, {})
+    with serving(proxy) as proxy_url:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        url, _ = guarded_opa
+
+        decision = engine(url.replace("127.0.0.1", "localhost"), token=TOKEN).decide(BASE)
+
+    assert decision.allow
+    assert proxy.seen == []
