@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from tests.doubles.vault import TOKEN, VaultState, running_vault
+from tests.doubles.vault import TOKEN, VaultState
+from tests.support.vault_policy import credentials, service_vault
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.providers import KeyWrapper, LocalKeyProvider, VaultTransitProvider, wrapped_version
 
@@ -73,7 +73,10 @@ def test_a_destroyed_key_unwraps_nothing_ever_again(provider: KeyWrapper) -> Non
 
 
 def test_the_double_keeps_vaults_rules() -> None:
-    with running_vault() as (address, state), override_settings(VAULT_ADDR=address, VAULT_TOKEN=TOKEN):
+    with (
+        service_vault() as (address, state),
+        override_settings(VAULT_ADDR=address, VAULT_TOKEN=credentials(state).token),
+    ):
         provider = VaultTransitProvider()
         provider.configure_mount()
         name = community()
@@ -106,16 +109,6 @@ def test_an_unreachable_vault_is_unavailable() -> None:
             provider.generate_wrapped_key("alpha")
         with pytest.raises(KeyServiceUnavailable):
             provider.check_ready()
-
-
-@pytest.fixture
-def approle_vault() -> Iterator[VaultState]:
-    """The Vault double, reached with AppRole credentials only (no token)."""
-    with (
-        running_vault() as (address, state),
-        override_settings(VAULT_ADDR=address, VAULT_TOKEN="", VAULT_ROLE_ID="role", VAULT_SECRET_ID="secret"),
-    ):
-        yield state
 
 
 def test_approle_login_is_used_when_no_token_is_set(approle_vault: VaultState) -> None:

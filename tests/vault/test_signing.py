@@ -23,7 +23,8 @@ CHECKPOINT = b"checkpoint|alpha|1042|9f86d081884c7d65"
 
 
 def signing_name() -> str:
-    return f"audit-{uuid.uuid4().hex[:12]}"
+    """A new key under the default name, which the shipped Vault policy grants (``signing-audit-checkpoints*``)."""
+    return f"audit-checkpoints-{uuid.uuid4().hex[:12]}"
 
 
 def verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
