@@ -117,24 +117,6 @@ class VaultState:
     def sealed(self, value: bool) -> None:
         self.system.sealed = value
 
-    @property
-    def disable_upsert(self) -> bool:
-        """``transit/config/keys``'s ``disable_upsert``."""
-        return self.mount.disable_upsert
-
-    @disable_upsert.setter
-    def disable_upsert(self, value: bool) -> None:
-        self.mount.disable_upsert = value
-
-    @property
-    def sign_answer(self) -> Any:
-        """When set, a sign call answers 200 with this body instead (a Vault, or a proxy, answering garbage)."""
-        return self.mount.sign_answer
-
-    @sign_answer.setter
-    def sign_answer(self, value: Any) -> None:
-        self.mount.sign_answer = value
-
     def expire_tokens(self) -> None:
         """Every token but the root token stops working (their leases ended)."""
         for token in [token for token, entry in self.system.tokens.items() if not entry.root]:

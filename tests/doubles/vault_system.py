@@ -325,40 +325,31 @@ def _audit_enable(system: SystemState, call: Call) -> Reply:
     return answer()
 
 
+# logical_system_paths.go@v2.6.2: the fields of sys/mounts/:path and sys/auth/:path.
+_MOUNT_FIELDS = {
+    "path": "string",
+    "type": "string",
+    "description": "string",
+    "config": "map",
+    "local": "bool",
+    "seal_wrap": "bool",
+    "external_entropy_access": "bool",
+    "plugin_name": "string",
+    "options": "kv_pairs",
+    "plugin_version": "string",
+}
 SYSTEM_ROUTES = (
     Route("mounts", {"read": _mounts_list}, {}),
     Route(
         "mounts/(?P<path>.+?)",
         {"update": _mount_enable, "read": _mount_read},
-        {
-            "path": "string",
-            "type": "string",
-            "description": "string",
-            "config": "map",
-            "local": "bool",
-            "seal_wrap": "bool",
-            "external_entropy_access": "bool",
-            "plugin_name": "string",
-            "options": "kv_pairs",
-            "plugin_version": "string",
-        },
+        _MOUNT_FIELDS,
     ),
     Route("auth", {"read": _auth_list}, {}),
     Route(
         "auth/(?P<path>.+)",
         {"update": _auth_enable},
-        {
-            "path": "string",
-            "type": "string",
-            "description": "string",
-            "config": "map",
-            "local": "bool",
-            "seal_wrap": "bool",
-            "external_entropy_access": "bool",
-            "plugin_name": "string",
-            "options": "kv_pairs",
-            "plugin_version": "string",
-        },
+        _MOUNT_FIELDS,
     ),
     Route(
         "policies/acl/(?P<name>.+)",

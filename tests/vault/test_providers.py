@@ -83,7 +83,7 @@ def test_the_double_keeps_vaults_rules() -> None:
         provider.create_community_key(name)
         key = state.keys[f"community-{name}"]
 
-        assert state.disable_upsert  # an encrypt call can never create a key
+        assert state.mount.disable_upsert  # an encrypt call can never create a key
         assert key.derived
         assert key.deletion_allowed is False
 
@@ -128,12 +128,12 @@ def test_a_sealed_vault_is_not_ready(vault_double: VaultState) -> None:
 
 
 def test_configure_vault_turns_upsert_off(vault_double: VaultState) -> None:
-    vault_double.disable_upsert = False
+    vault_double.mount.disable_upsert = False
     out = io.StringIO()
 
     call_command("configure_vault", stdout=out)
 
-    assert vault_double.disable_upsert
+    assert vault_double.mount.disable_upsert
     assert "disable_upsert on" in out.getvalue()
 
 

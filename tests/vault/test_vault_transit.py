@@ -31,75 +31,83 @@ def root(vault: VaultState, method: str, path: str, body: dict[str, Any] | None 
 # --- #6: a key found under the service's name is used only with the service's settings --------------------
 
 
-@pytest.mark.parametrize(
-    ("found", "setting"),
-    [
-        (TransitKey(versions={1: MATERIAL}, derived=False), "derived is False, not True"),
-        (TransitKey(versions={1: MATERIAL}, exportable=True), "exportable is True, not False"),
-        (TransitKey(versions={1: MATERIAL}, allow_plaintext_backup=True), "allow_plaintext_backup is True, not False"),
-        (TransitKey(versions={1: SEED}, type="ed25519"), "type is 'ed25519', not 'aes256-gcm96'"),
-        (TransitKey(versions={1: MATERIAL}, imported=True), "imported_key is True"),
-    ],
-    ids=["not-derived", "exportable", "plaintext-backup", "ed25519", "imported"],
-)
-def test_a_community_key_found_with_other_settings_is_refused(
-    vault_double: VaultState, found: TransitKey, setting: str
+def _community(provider: VaultTransitProvider) -> None:
+    provider.create_community_key("gamma")
+
+
+def _signing(provider: VaultTransitProvider) -> None:
+    provider.ensure_signing_key("audit-checkpoints")
+
+
+def _archive(provider: VaultTransitProvider) -> None:
+    provider.ensure_archive_key("audit")
+
+
+COMMUNITY, SIGNING, ARCHIVE = "community-gamma", "signing-audit-checkpoints", "archive-audit"
+FOUND = {
+    "community-not-derived": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: MATERIAL}, derived=False),
+        "derived is False, not True",
+    ),
+    "community-exportable": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: MATERIAL}, exportable=True),
+        "exportable is True, not False",
+    ),
+    "community-plaintext-backup": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: MATERIAL}, allow_plaintext_backup=True),
+        "allow_plaintext_backup is True, not False",
+    ),
+    "community-ed25519": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: SEED}, type="ed25519"),
+        "type is 'ed25519', not 'aes256-gcm96'",
+    ),
+    "community-imported": (COMMUNITY, _community, TransitKey({1: MATERIAL}, imported=True), "imported_key is True"),
+    "signing-derived": (SIGNING, _signing, TransitKey({1: SEED}, type="ed25519"), "derived is True, not False"),
+    "signing-exportable": (
+        SIGNING,
+        _signing,
+        TransitKey({1: SEED}, type="ed25519", derived=False, exportable=True),
+        "exportable is True, not False",
+    ),
+    "signing-plaintext-backup": (
+        SIGNING,
+        _signing,
+        TransitKey({1: SEED}, type="ed25519", derived=False, allow_plaintext_backup=True),
+        "allow_plaintext_backup is True, not False",
+    ),
+    "archive-not-derived": (ARCHIVE, _archive, TransitKey({1: MATERIAL}, derived=False), "derived is False, not True"),
+    "archive-exportable": (
+        ARCHIVE,
+        _archive,
+        TransitKey({1: MATERIAL}, exportable=True),
+        "exportable is True, not False",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "ensure", "found", "setting"), list(FOUND.values()), ids=list(FOUND))
+def test_a_key_found_with_other_settings_is_refused_naming_the_setting(
+    vault_double: VaultState, name: str, ensure: Any, found: TransitKey, setting: str
 ) -> None:
-    vault_double.keys["community-gamma"] = found
+    vault_double.keys[name] = found
 
     with pytest.raises(KeyServiceUnavailable) as refused:
-        VaultTransitProvider().create_community_key("gamma")
+        ensure(VaultTransitProvider())
 
-    assert refused.value.why == f"vault key community-gamma is refused: {setting}"
-    assert base64.b64encode(MATERIAL).decode() not in refused.value.why
-    assert vault_double.keys["community-gamma"] is found  # left as it was, and refused again on a retry
+    kind = {COMMUNITY: "key", SIGNING: "signing key", ARCHIVE: "archive key"}[name]
+    assert refused.value.why == f"vault {kind} {name} is refused: {setting}"
+    assert base64.b64encode(found.versions[1]).decode() not in refused.value.why
+    assert vault_double.keys[name] is found  # left as it was, and refused again on a retry
     with pytest.raises(KeyServiceUnavailable):
-        VaultTransitProvider().create_community_key("gamma")
-
-
-@pytest.mark.parametrize(
-    ("found", "setting"),
-    [
-        (TransitKey(versions={1: SEED}, type="ed25519", derived=True), "derived is True, not False"),
-        (
-            TransitKey(versions={1: SEED}, type="ed25519", derived=False, exportable=True),
-            "exportable is True, not False",
-        ),
-        (
-            TransitKey(versions={1: SEED}, type="ed25519", derived=False, allow_plaintext_backup=True),
-            "allow_plaintext_backup is True, not False",
-        ),
-    ],
-    ids=["derived", "exportable", "plaintext-backup"],
-)
-def test_a_signing_key_found_with_other_settings_is_refused(
-    vault_double: VaultState, found: TransitKey, setting: str
-) -> None:
-    vault_double.keys["signing-audit-checkpoints"] = found
-
-    with pytest.raises(KeyServiceUnavailable) as refused:
-        VaultTransitProvider().ensure_signing_key("audit-checkpoints")
-
-    assert refused.value.why == f"vault signing key signing-audit-checkpoints is refused: {setting}"
-
-
-@pytest.mark.parametrize(
-    ("found", "setting"),
-    [
-        (TransitKey(versions={1: MATERIAL}, derived=False), "derived is False, not True"),
-        (TransitKey(versions={1: MATERIAL}, exportable=True), "exportable is True, not False"),
-    ],
-    ids=["not-derived", "exportable"],
-)
-def test_an_archive_key_found_with_other_settings_is_refused(
-    vault_double: VaultState, found: TransitKey, setting: str
-) -> None:
-    vault_double.keys["archive-audit"] = found
-
-    with pytest.raises(KeyServiceUnavailable) as refused:
-        VaultTransitProvider().ensure_archive_key("audit")
-
-    assert refused.value.why == f"vault archive key archive-audit is refused: {setting}"
+        ensure(VaultTransitProvider())
 
 
 def test_a_key_found_with_the_right_settings_is_used_and_its_deletion_turned_off(vault_double: VaultState) -> None:
