@@ -7,8 +7,8 @@
 # How Vault reads it (vault/policy/policy.go and acl.go at OpenBao v2.6.2):
 # - a trailing "*" matches the rest of the path, slashes included, so "keys/community-*" also covers
 #   "keys/community-alpha/config", ".../rotate" and ".../trim"; a "*" anywhere else is a literal;
-# - Transit paths have no existence check, so every POST is "update" (creating a key too); "create"
-#   is never asked for here;
+# - these Transit paths have no existence check (only encrypt/ has one), so every POST is "update",
+#   creating a key too; "create" is never asked for here;
 # - allowed_parameters lists every parameter a request may carry (any other is refused, 403); a
 #   number in a JSON body never equals a listed value, so numeric parameters list [] (any value).
 #

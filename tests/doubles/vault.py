@@ -16,8 +16,9 @@ CIDRs), then the token's **ACL** over the request path, the capability the
 method asks (GET ``read``, POST/PUT ``update`` or ``create`` where the path
 has an existence check, DELETE ``delete``) and the request's parameters
 (403 again); then the route, its fields (unknown ones ignored with a
-warning), its handler. Transit paths have no existence check, so every POST
-to them is ``update`` (``request_handling.go@v2.6.2:462-495``).
+warning), its handler. The Transit paths the double serves have no existence
+check (only ``encrypt/`` has one), so every POST to them is ``update``
+(``request_handling.go@v2.6.2:462-495``).
 
 Tokens: :data:`TOKEN` is a root token (no ACL); :func:`bootstrap` leaves the
 state ``deploy/vault/bootstrap.sh`` leaves (Transit at ``transit/``,
@@ -54,6 +55,7 @@ __all__ = [
     "ServiceCredentials",
     "TransitKey",
     "VaultState",
+    "as_root",
     "bootstrap",
     "running_vault",
 ]

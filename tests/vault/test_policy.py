@@ -230,7 +230,7 @@ def test_a_policy_vault_would_not_store_is_refused(text: str, message: str) -> N
 
 
 def test_a_transit_write_is_an_update_even_when_it_creates_a_key() -> None:
-    """request_handling.go: Transit has no existence check, so "create" alone grants no Transit write."""
+    """request_handling.go: Transit's keys paths have no existence check, so "create" alone grants no write."""
     create_only = 'path "transit/keys/community-*" { capabilities = ["create", "read"] }'
     with running_vault() as (address, state):
         as_root(state, "PUT", "sys/policies/acl/create-only", {"policy": create_only})

@@ -95,7 +95,7 @@ FOUND = {
 
 @pytest.mark.parametrize(("name", "ensure", "found", "setting"), list(FOUND.values()), ids=list(FOUND))
 def test_a_key_found_with_other_settings_is_refused_naming_the_setting(
-    vault_double: VaultState, name: str, ensure: Any, found: TransitKey, setting: str
+    vault_double: VaultState, name: str, ensure: Any, found: TransitKey, setting: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     vault_double.keys[name] = found
 
@@ -104,7 +104,8 @@ def test_a_key_found_with_other_settings_is_refused_naming_the_setting(
 
     kind = {COMMUNITY: "key", SIGNING: "signing key", ARCHIVE: "archive key"}[name]
     assert refused.value.why == f"vault {kind} {name} is refused: {setting}"
-    assert base64.b64encode(found.versions[1]).decode() not in refused.value.why
+    assert refused.value.why in caplog.text  # the operator learns which setting
+    assert base64.b64encode(found.versions[1]).decode() not in refused.value.why + caplog.text
     assert vault_double.keys[name] is found  # left as it was, and refused again on a retry
     with pytest.raises(KeyServiceUnavailable):
         ensure(VaultTransitProvider())
@@ -246,7 +247,7 @@ def test_a_wrapped_key_newer_than_vaults_key_is_a_fault_not_a_shred(vault_double
     with pytest.raises(KeyServiceUnavailable) as fault:
         provider.unwrap("gamma", newer.ciphertext)
 
-    assert "newer than vault's key" in fault.value.why
+    assert "newer than vault's key (vault restored from an older backup?)" in fault.value.why
     reply = root(vault_double, "POST", "transit/decrypt/community-gamma", {"ciphertext": newer.ciphertext})
     assert reply.errors == ["invalid ciphertext: version is too new"]
 
@@ -326,6 +327,7 @@ def test_a_refused_approle_login_is_unavailable_and_tells_no_secret(
         VaultTransitProvider().create_community_key("gamma")
 
     assert refused.value.why == "vault login refused (InvalidRequest)"
+    assert "vault login refused (InvalidRequest): check VAULT_ROLE_ID and VAULT_SECRET_ID" in caplog.text
     assert refused.value.__cause__ is None
     assert refused.value.__suppress_context__
     assert secret not in caplog.text

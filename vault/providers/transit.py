@@ -21,6 +21,7 @@ Vault's faults fail closed: a community key (or version) that is gone raises
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -56,6 +57,8 @@ _VERSION_RE = re.compile(r"[1-9][0-9]{0,9}")
 _SIGNATURE_BYTES = 64
 _PUBLIC_KEY_BYTES = 32
 _DATA_KEY_BYTES = 32
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,9 @@ def _classified(what: str, error: Exception) -> Exception:
     message = str(error).lower()
     if isinstance(error, vault_errors.InvalidRequest):
         if _TOO_NEW in message:
-            return KeyServiceUnavailable(f"{what}: the wrapped key is newer than vault's key (vault restored?)")
+            why = f"{what}: the wrapped key is newer than vault's key (vault restored from an older backup?)"
+            logger.error("%s", why)
+            return KeyServiceUnavailable(why)
         if any(sign in message for sign in _GONE_MESSAGES):
             return KeyDestroyed(f"{what}: {type(error).__name__}")
         return KeyServiceUnavailable(f"{what}: refused ({type(error).__name__})")
@@ -245,7 +250,9 @@ class VaultTransitProvider:
                 role_id=settings.VAULT_ROLE_ID, secret_id=settings.VAULT_SECRET_ID, use_token=False
             )
         except (vault_errors.VaultError, requests.RequestException) as error:
-            raise KeyServiceUnavailable(f"vault login refused ({type(error).__name__})") from None
+            why = f"vault login refused ({type(error).__name__})"
+            logger.error("%s: check VAULT_ROLE_ID and VAULT_SECRET_ID (expired?)", why)
+            raise KeyServiceUnavailable(why) from None
         auth = response.get("auth") if isinstance(response, dict) else None
         token = auth.get("client_token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
@@ -290,7 +297,9 @@ class VaultTransitProvider:
         data = _data(read)
         unsafe = _unsafe_setting(data, kind)
         if unsafe is not None:
-            raise KeyServiceUnavailable(f"vault {kind.what} {name} is refused: {unsafe}")
+            why = f"vault {kind.what} {name} is refused: {unsafe}"
+            logger.error("%s; the service uses it only with its own settings (docs/operations/keys.md)", why)
+            raise KeyServiceUnavailable(why)
         if data.get("deletion_allowed") is not False:
             self._call(f"configure {kind.what}", lambda: self._post(f"keys/{name}/config", {"deletion_allowed": False}))
 
