@@ -42,6 +42,9 @@ from vault.keys import community_keys_create
 from vault.models import DataKey
 from vault.providers import get_provider
 
+# The shipped Vault policy's use across the session (the Vault fixtures feed it).
+pytest_plugins = ["tests.support.vault_policy"]
+
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from tests.doubles.vault import TOKEN, VaultState, running_vault
+from tests.doubles.vault import TOKEN, VaultState
+from tests.support.vault_policy import credentials, service_vault
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.providers import KeyWrapper, LocalKeyProvider, VaultTransitProvider, wrapped_version
 
@@ -73,14 +73,17 @@ def test_a_destroyed_key_unwraps_nothing_ever_again(provider: KeyWrapper) -> Non
 
 
 def test_the_double_keeps_vaults_rules() -> None:
-    with running_vault() as (address, state), override_settings(VAULT_ADDR=address, VAULT_TOKEN=TOKEN):
+    with (
+        service_vault() as (address, state),
+        override_settings(VAULT_ADDR=address, VAULT_TOKEN=credentials(state).token),
+    ):
         provider = VaultTransitProvider()
         provider.configure_mount()
         name = community()
         provider.create_community_key(name)
         key = state.keys[f"community-{name}"]
 
-        assert state.disable_upsert  # an encrypt call can never create a key
+        assert state.mount.disable_upsert  # an encrypt call can never create a key
         assert key.derived
         assert key.deletion_allowed is False
 
@@ -108,16 +111,6 @@ def test_an_unreachable_vault_is_unavailable() -> None:
             provider.check_ready()
 
 
-@pytest.fixture
-def approle_vault() -> Iterator[VaultState]:
-    """The Vault double, reached with AppRole credentials only (no token)."""
-    with (
-        running_vault() as (address, state),
-        override_settings(VAULT_ADDR=address, VAULT_TOKEN="", VAULT_ROLE_ID="role", VAULT_SECRET_ID="secret"),
-    ):
-        yield state
-
-
 def test_approle_login_is_used_when_no_token_is_set(approle_vault: VaultState) -> None:
     provider = VaultTransitProvider()
     name = community()
@@ -135,12 +128,12 @@ def test_a_sealed_vault_is_not_ready(vault_double: VaultState) -> None:
 
 
 def test_configure_vault_turns_upsert_off(vault_double: VaultState) -> None:
-    vault_double.disable_upsert = False
+    vault_double.mount.disable_upsert = False
     out = io.StringIO()
 
     call_command("configure_vault", stdout=out)
 
-    assert vault_double.disable_upsert
+    assert vault_double.mount.disable_upsert
     assert "disable_upsert on" in out.getvalue()
 
 

@@ -23,7 +23,8 @@ CHECKPOINT = b"checkpoint|alpha|1042|9f86d081884c7d65"
 
 
 def signing_name() -> str:
-    return f"audit-{uuid.uuid4().hex[:12]}"
+    """A new key under the default name, which the shipped Vault policy grants (``signing-audit-checkpoints*``)."""
+    return f"audit-checkpoints-{uuid.uuid4().hex[:12]}"
 
 
 def verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
@@ -235,7 +236,7 @@ _SIXTY_FOUR = base64.b64encode(bytes(range(64))).decode()
 def test_a_malformed_signature_answer_is_unavailable(answer: dict[str, Any], vault_double: VaultState) -> None:
     provider = VaultTransitProvider()
     provider.ensure_signing_key("audit-checkpoints")
-    vault_double.sign_answer = answer
+    vault_double.mount.sign_answer = answer
 
     with pytest.raises(KeyServiceUnavailable):
         provider.sign("audit-checkpoints", CHECKPOINT)
@@ -244,7 +245,7 @@ def test_a_malformed_signature_answer_is_unavailable(answer: dict[str, Any], vau
 def test_the_key_version_is_the_one_vault_names_in_its_answer(vault_double: VaultState) -> None:
     provider = VaultTransitProvider()
     provider.ensure_signing_key("audit-checkpoints")
-    vault_double.sign_answer = _signature_answer(f"vault:v7:{_SIXTY_FOUR}")
+    vault_double.mount.sign_answer = _signature_answer(f"vault:v7:{_SIXTY_FOUR}")
 
     assert provider.sign("audit-checkpoints", CHECKPOINT).key_version == 7
 

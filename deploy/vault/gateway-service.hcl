@@ -1,0 +1,119 @@
+# The compliance gateway's Vault policy: exactly the calls vault/providers/transit.py makes, with the
+# defaults (Transit mounted at "transit/", VAULT_KEY_PREFIX "community-", AUDIT_SIGNING_KEY_NAME
+# "audit-checkpoints", AUDIT_ARCHIVE_KEY_NAME "audit"). bootstrap.sh writes it as the ACL policy
+# "gateway-service" (rewriting "transit/" for --mount); tests/vault/test_policy.py runs every provider
+# call through it in the Vault double and fails when a grant is missing or unused.
+#
+# How Vault reads it (vault/policy/policy.go and acl.go at OpenBao v2.6.2):
+# - a trailing "*" matches the rest of the path, slashes included, so "keys/community-*" also covers
+#   "keys/community-alpha/config", ".../rotate" and ".../trim"; a "*" anywhere else is a literal;
+# - these Transit paths have no existence check (only encrypt/ has one), so every POST is "update",
+#   creating a key too; "create" is never asked for here;
+# - allowed_parameters lists every parameter a request may carry (any other is refused, 403); a
+#   number in a JSON body never equals a listed value, so numeric parameters list [] (any value).
+#
+# sys/health and auth/approle/login need no grant. Nothing here grants datakey/plaintext, export,
+# backup, restore, import or hmac, and only community keys may be deleted.
+
+# configure_mount (manage.py configure_vault): disable_upsert may only be turned on.
+path "transit/config/keys" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "disable_upsert" = [true]
+  }
+}
+
+# A community's key, community-<slug>: create (POST with its settings), read (the settings checked
+# after creating or adopting it; the latest version after a rotate Vault answered 204), config
+# (deletion_allowed off when adopted, on at offboarding; min_encryption_version and
+# min_decryption_version when retiring versions), rotate, trim (retired versions deleted for good),
+# delete (crypto-shredding at offboarding).
+path "transit/keys/community-*" {
+  capabilities = ["read", "update", "delete"]
+  allowed_parameters = {
+    "type"                   = ["aes256-gcm96"]
+    "derived"                = [true]
+    "exportable"             = [false]
+    "allow_plaintext_backup" = [false]
+    "deletion_allowed"       = []
+    "min_encryption_version" = []
+    "min_decryption_version" = []
+    "min_available_version"  = []
+  }
+}
+
+# A new data or blind-index key, wrapped by the community's key (never the plaintext form).
+path "transit/datakey/wrapped/community-*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "context" = []
+    "bits"    = []
+  }
+}
+
+# Unwrapping a community's data key into process memory.
+path "transit/decrypt/community-*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "ciphertext" = []
+    "context"    = []
+  }
+}
+
+# The audit signing keys: signing-audit-checkpoints (the platform's log) and
+# signing-audit-checkpoints-<slug> (each community's). Read (public keys, settings checked), create
+# when missing, config (deletion_allowed off when adopted), rotate. Never deleted, never trimmed.
+path "transit/keys/signing-audit-checkpoints*" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "type"                   = ["ed25519"]
+    "exportable"             = [false]
+    "allow_plaintext_backup" = [false]
+    "deletion_allowed"       = [false]
+  }
+}
+
+# Signing checkpoints, purge statements and export manifests.
+path "transit/sign/signing-audit-checkpoints*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "input" = []
+  }
+}
+
+# The archive key, archive-audit: read (settings checked), create when missing. Never deleted.
+path "transit/keys/archive-audit" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "type"                   = ["aes256-gcm96"]
+    "derived"                = [true]
+    "exportable"             = [false]
+    "allow_plaintext_backup" = [false]
+  }
+}
+
+# deletion_allowed off, when an archive key is adopted with deletion allowed.
+path "transit/keys/archive-audit/config" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "deletion_allowed" = [false]
+  }
+}
+
+# A new data key for an offboarding archive, wrapped by the archive key (the community as context).
+path "transit/datakey/wrapped/archive-audit" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "context" = []
+    "bits"    = []
+  }
+}
+
+# Unwrapping an archive's data key: sealing, verifying and opening an archive.
+path "transit/decrypt/archive-audit" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "ciphertext" = []
+    "context"    = []
+  }
+}
