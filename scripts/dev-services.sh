@@ -16,6 +16,13 @@ wait_for() {  # wait_for NAME COMMAND...
   return 1
 }
 
+# deploy/vault/bootstrap.sh is run by the tests: it needs curl and jq.
+missing=$(for tool in curl jq; do command -v "$tool" >/dev/null || echo "$tool"; done)
+if [ -n "$missing" ]; then
+  echo "installing $missing"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
 if ! pg_isready -h "$PG_HOST" -q 2>/dev/null; then
   echo "starting PostgreSQL"
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
