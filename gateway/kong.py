@@ -3,9 +3,9 @@
 The committed ``deploy/kong/kong.yml`` is exactly what :func:`kong_config`
 returns for the repository's settings (a test checks it), so every
 ``/api/v1`` route has a Kong route and nothing else does. It is not a file to
-deploy: the token-verifying public keys and the CA that issued the service's
-certificate are deployment state, and ``kong_config --with-keys --upstream-ca
-<pem>`` adds them at deploy time.
+deploy: the token-verifying public keys and the CA chain of the service's
+certificate (up to its root) are deployment state, and ``kong_config
+--with-keys --upstream-ca <pem>`` adds them at deploy time.
 
 What Kong enforces here is a first line only; the service enforces all of it
 again (Kong's jwt plugin checks no audience, its rate limiter cannot see
@@ -39,8 +39,8 @@ _CONVERTERS = {
     "path": ".+",
 }
 # Headers only Kong may set. The jwt plugin sets or clears the consumer headers only on routes where it
-# runs (kong/plugins/jwt/handler.lua@3.9.1:110-147); the correlation-id plugin keeps a client's own id
-# (kong/plugins/correlation-id/handler.lua@3.9.1:57-58); the post-function sets the gateway's own three.
+# runs (kong/plugins/jwt/handler.lua@3.9.1:110-147); the post-function sets the request id and the gateway's
+# own three.
 _ONLY_KONG_SETS = (
     "X-Request-ID",
     "X-Consumer-ID",
@@ -55,6 +55,8 @@ _ONLY_KONG_SETS = (
 )
 # pre-function (priority 1000000, before every other plugin): the client's copies are dropped. By name, not
 # by walking the request's headers: kong.request.get_headers() stops at 100 (kong/pdk/request.lua@3.9.1:664).
+# A name is matched exactly, ignoring case only (lua-nginx-module v0.10.26 ngx_http_lua_headers_in.c:212-214):
+# an X_Request_ID stays, and gunicorn drops it (header_map = "drop", config/gunicorn.py).
 _DROP_CLIENT_HEADERS = (
     "for _, name in ipairs({ " + ", ".join(f'"{name}"' for name in _ONLY_KONG_SETS) + " }) do\n"
     "  kong.service.request.clear_header(name)\n"
@@ -68,9 +70,24 @@ if ngx.var.is_args == "?" or string.sub(ngx.var.request_uri, -1) == "?" then
   path = path .. "?" .. (ngx.var.args or "")
 end
 """
-# post-function (priority -1000, after correlation-id): sign what the service needs to trust this hop: time,
-# method, the client's host, the forwarded target, the request id and the address Kong saw. A missing
-# module or secret is a 500 with one error-log line (never the secret), not a Lua stack trace.
+# The query goes on as the client sent it, and nginx lets bytes 0x80-0xFF through (ngx_http_parse.c@release-1.25.3,
+# usual[]) where gunicorn refuses anything outside 0x21-0x7E (gunicorn/http/message.py@27.0.1:141): Kong's 400,
+# not gunicorn's HTML one.
+_RAW_QUERY = """local args = ngx.var.args
+if args and string.find(args, "[^!-~]") then
+  return kong.response.error(400, "Percent-encode the query string")
+end
+"""
+# The Host header as sent (port included): what Kong's router matched (kong/router/atc.lua@3.9.1:447 reads it
+# with kong/tools/http.lua@3.9.1:545-565, as kong.request.get_header does). Not kong.request.get_host(), nginx's
+# $host, which drops the port and for an absolute-form target is the request line's host
+# (ngx_http_request.c@release-1.25.3:1145-1168,1846-1848).
+# The request id is Kong's own ($kong_request_id, the one in its error bodies, error log and access log), never a
+# client's: kong.request.get_header("X-Request-ID") would also read an X_Request_ID
+# (ngx_http_variables.c@release-1.25.3:961-969), which the pre-function cannot clear.
+# post-function (priority -1000, after every other plugin): sign what the service needs to trust this hop: time,
+# method, the client's host, the forwarded target, the request id and the address Kong saw. A missing module or
+# secret is a 500 with one error-log line (never the secret), not a Lua stack trace.
 _SIGNER = (
     """local ok, hmac = pcall(require, "resty.openssl.hmac")
 if not ok then
@@ -83,10 +100,11 @@ if not secret or secret == "" then
   return kong.response.error(500)
 end
 """
+    + _RAW_QUERY
     + FORWARDED_TARGET
     + f"""local now = tostring(ngx.time())
-local host = kong.request.get_host()
-local id = kong.request.get_header("X-Request-ID") or ""
+local host = kong.request.get_header("host") or ""
+local id = ngx.var.kong_request_id or ""
 local client = kong.client.get_forwarded_ip()
 local message = table.concat({{ now, kong.request.get_method(), host, path, id, client }}, "\\n")
 local mac = hmac.new(secret, "sha256")
@@ -95,15 +113,12 @@ if not digest then
   kong.log.err("gateway signature: HMAC-SHA256 failed")
   return kong.response.error(500)
 end
+kong.service.request.set_header("X-Request-ID", id)
 kong.service.request.set_header("{GATEWAY_HOST}", host)
 kong.service.request.set_header("X-Gateway-Client", client)
 kong.service.request.set_header("X-Gateway-Signature", "t=" .. now .. ",sig=" .. ngx.encode_base64(digest))
 """
 )
-# Methods that carry a body, so Kong may demand its length. DELETE may carry one but seldom does: it goes with
-# the methods that need none, since require_content_length answers 411 to any request without a
-# Content-Length that is not chunked, whatever its method (kong/plugins/request-size-limiting/handler.lua@3.9.1:49-50).
-BODY_METHODS = ("POST", "PUT", "PATCH")
 _VIEW_METHODS = ("get", "post", "put", "patch", "delete")
 _CA_NAMESPACE = uuid.UUID("6d1f3a52-9c4e-4b7a-8e0d-2f5a7c9b1e36")
 
@@ -146,61 +161,45 @@ def _jwt_plugin() -> dict[str, Any]:
     }
 
 
-def _size_limit(*, length_required: bool) -> dict[str, Any]:
-    # In bytes, so Kong's limit is the service's exactly (handler.lua@3.9.1:15-27 knows the unit "bytes").
+def _size_limit() -> dict[str, Any]:
+    # In bytes, so Kong's limit is the service's exactly (handler.lua@3.9.1:15-27 knows the unit "bytes"). No
+    # require_content_length: it answers 411 to every request without a Content-Length that is not chunked,
+    # whatever its method (handler.lua@3.9.1:49-50), and a POST without a body (curl -X POST, an HTTP/2 client)
+    # sends none. A body without a length is read and then measured (handler.lua@3.9.1:53-65); nginx's own
+    # client_max_body_size (deploy/kong/kong.conf) stops it while it is read.
     return {
         "name": "request-size-limiting",
-        "config": {
-            "allowed_payload_size": int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
-            "size_unit": "bytes",
-            "require_content_length": length_required,
-        },
+        "config": {"allowed_payload_size": int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE), "size_unit": "bytes"},
     }
 
 
-def _community_route(route: Route, name: str, methods: list[str], *, body: bool) -> dict[str, Any]:
-    plugins = [_jwt_plugin()] if is_guarded(route.view) else []
-    plugins.append(_size_limit(length_required=body))
-    return {
-        "name": name,
+def _community_route(route: Route) -> dict[str, Any]:
+    methods = _view_methods(route)
+    if "GET" in methods:
+        methods.append("HEAD")  # the service answers HEAD as GET (policy.views.normalised_method)
+    entry: dict[str, Any] = {
+        "name": str(route.name),
         "hosts": [f"*.{settings.KONG_COMMUNITY_DOMAIN_SUFFIX}"],
         "paths": [kong_path(route)],
-        "methods": methods,
+        "methods": sorted(methods),
         "protocols": ["https"],
         "https_redirect_status_code": 426,
         "strip_path": False,
         # Kong sends the service's own host as Host and as the TLS name (nginx_kong.lua@3.9.1:207-208,
         # balancer/init.lua@3.9.1:440-455); the client's host travels signed in X-Gateway-Host.
         "preserve_host": False,
-        "plugins": plugins,
     }
-
-
-def _community_routes(route: Route) -> list[dict[str, Any]]:
-    """One route for the methods without a body (GET with HEAD, DELETE) and one that requires the body's length.
-
-    When a view serves both kinds, the second is ``<name>-write``.
-    """
-    methods = _view_methods(route)
-    bodyless = [method for method in methods if method not in BODY_METHODS]
-    if "GET" in bodyless:
-        bodyless.append("HEAD")  # the service answers HEAD as GET (policy.views.normalised_method)
-    bodyless.sort()
-    with_body = sorted(method for method in methods if method in BODY_METHODS)
-    name = str(route.name)
-    entries = [_community_route(route, name, bodyless, body=False)] if bodyless else []
-    if with_body:
-        entries.append(_community_route(route, f"{name}-write" if bodyless else name, with_body, body=True))
-    return entries
+    if is_guarded(route.view):
+        entry["plugins"] = [_jwt_plugin()]
+    return entry
 
 
 def _routes() -> list[dict[str, Any]]:
     community = [
-        entry
+        _community_route(route)
         for route in walk(settings.ROOT_URLCONF)
         # Health probes come from the orchestrator, straight to the pods: not through Kong.
         if route.name and route.path.startswith(("api/", ".well-known/"))
-        for entry in _community_routes(route)
     ]
     static = {
         "name": "static-assets",
@@ -258,8 +257,9 @@ def _rate_limiting() -> dict[str, Any]:
                 # SNI and the certificate's host name are checked only when a server name is given
                 # (kong/plugins/rate-limiting/policies/init.lua@3.9.1:110-112).
                 "server_name": settings.KONG_REDIS_SERVER_NAME,
-                # Referenceable (kong/tools/redis/schema.lua@3.9.1:15-19); unset, it resolves to "" and no
-                # AUTH is sent (kong/db/schema/init.lua@3.9.1:1693-1703, policies/init.lua@3.9.1:136).
+                # Referenceable (kong/tools/redis/schema.lua@3.9.1:15-19). Empty, no AUTH is sent
+                # (policies/init.lua@3.9.1:135-145); unset, it resolves to "" too, with a warning "unable to
+                # resolve reference" (kong/db/schema/init.lua@3.9.1:1693-1702): set it empty for a Redis without AUTH.
                 "password": "{vault://env/kong-redis-password}",
             },
         },
@@ -273,7 +273,8 @@ def kong_config(
 
     Args:
         signing_keys: (kid, public PEM) pairs: the token consumer's ``jwt_secrets``.
-        upstream_cas: PEM certificates Kong trusts for the service's certificate, one entity each.
+        upstream_cas: PEM certificates Kong trusts for the service's certificate, one entity each; the root
+            must be among them (see ``kong_config --upstream-ca``).
     """
     service: dict[str, Any] = {"name": SERVICE, "url": settings.KONG_UPSTREAM_URL, "tls_verify": True}
     if upstream_cas:
@@ -289,10 +290,7 @@ def kong_config(
         "routes": _routes(),
         "plugins": [
             _rate_limiting(),
-            {
-                "name": "correlation-id",
-                "config": {"header_name": "X-Request-ID", "generator": "uuid", "echo_downstream": True},
-            },
+            _size_limit(),
             {"name": "pre-function", "config": {"access": [_DROP_CLIENT_HEADERS]}},
             {"name": "post-function", "config": {"access": [_SIGNER]}},
         ],

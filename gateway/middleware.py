@@ -27,7 +27,7 @@ class RequestIdMiddleware:
     """Give every request an id, expose it to logs and echo it as ``X-Request-ID``.
 
     An id sent along is kept only when the request came through the proven
-    gateway (Kong's correlation id); anyone else's is replaced.
+    gateway (Kong's request id); anyone else's is replaced.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -1,14 +1,14 @@
 """Proxy trust: forwarded headers count only from a configured proxy that proves itself.
 
-Kong adds ``X-Gateway-Host`` (the client's host), ``X-Gateway-Client`` (the
-address it saw) and ``X-Gateway-Signature: t=<unix>,sig=<base64 HMAC-SHA256>``
-over ``t``, the method, that host, the target it forwards (path and query as
-sent upstream), the request id (which Kong minted: a client's own is dropped)
-and that client address, with a secret it shares with the service
-(``PROXY_SHARED_SECRET``). A request is *via the gateway* when it comes from an
-address in ``TRUSTED_PROXIES``, the signature checks out, is at most
-``PROXY_SIGNATURE_MAX_AGE_SECONDS`` old and was not seen before (Redis
-remembers it for the window). Only then is the signed host put back as the
+Kong adds ``X-Gateway-Host`` (the client's Host header, port included),
+``X-Gateway-Client`` (the address it saw) and ``X-Gateway-Signature:
+t=<unix>,sig=<base64 HMAC-SHA256>`` over ``t``, the method, that host, the
+target it forwards (path and query as sent upstream), the request id (Kong's
+own, in ``X-Request-ID``: a client's is dropped) and that client address,
+with a secret it shares with the service (``PROXY_SHARED_SECRET``). A request
+is *via the gateway* when it comes from an address in ``TRUSTED_PROXIES``, the
+signature checks out, is at most ``PROXY_SIGNATURE_MAX_AGE_SECONDS`` old and
+was not seen before (Redis remembers it for the window). Only then is the signed host put back as the
 request's Host (Kong sends its upstream's own name, which its TLS check needs),
 and ``X-Gateway-Client``, ``X-Request-ID`` and Kong's ``X-Consumer-*`` headers
 kept; otherwise all of them are removed before anything reads them, and the

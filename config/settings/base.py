@@ -97,10 +97,11 @@ AUTH_USER_MODEL = "security.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 MIDDLEWARE = [
-    # Outermost: every response, refusals included, gets the security headers and a request id.
+    # First, before anything reads the host: the signed host Kong forwarded becomes the Host (it never answers).
+    "gateway.proxy.ProxyTrustMiddleware",
+    # Outermost of those that answer: every response, refusals included, gets the security headers and a request id.
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "gateway.proxy.ProxyTrustMiddleware",
     "gateway.middleware.RequestIdMiddleware",
     # Refusals made before the policy (or without an event inside it) are recorded on the way out, bounded.
     "gateway.refusals.RefusalAuditMiddleware",

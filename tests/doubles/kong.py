@@ -1,26 +1,38 @@
 """A double of Kong 3.9.1's proxy path, for the declarative configuration ``gateway.kong`` generates.
 
 It follows Kong 3.9.1 (Kong/kong tag ``3.9.1``, commit b724fc7) for the fields
-and plugins our configuration uses, each step read in the file it names.
-:meth:`KongDouble.request` takes what a client sends (method, Host, the raw
-request target, headers, body) and does what Kong's access phase does:
+and plugins our configuration uses, and nginx release-1.25.3 (the nginx of
+Kong's OpenResty 1.25.3.2) where nginx decides, each step read in the file it
+names. :meth:`KongDouble.request` takes what a client sends (method, the raw
+request target, origin-form or absolute-form, the Host header, headers, body)
+and does what nginx and Kong's access phase do:
 
+0. nginx first: a Host header sent twice or that ``ngx_http_validate_host``
+   declines is 400 (``src/http/ngx_http_request.c``), a declared
+   Content-Length above ``client_max_body_size`` is 413
+   (``ngx_http_core_module.c``), each rendered by ``kong/error_handlers.lua``.
+   ``$host`` is the request line's host (absolute-form) or the Host header's,
+   without its port or a trailing dot, lower-cased in ASCII; ``$args`` ends at
+   a ``#`` (``ngx_http_parse.c``).
 1. Route matching as the default ``traditional_compatible`` router compiles our
    fields (``kong/router/transform.lua``, ``fields.lua``, ``atc.lua``,
-   ``utils.lua``): hosts on the Host header without its port, ``*.`` as a
-   suffix; ``~`` paths as regexes anchored with ``^`` (and ``$`` at the very
-   end, as Rust's regex reads it); prefix paths; methods. The path matched is
-   the target without its query, normalised (``kong/tools/uri.lua``). No match:
-   Kong's 404 ``no Route matched with those values``; an https-only route over
-   http: 426 (``kong/runloop/handler.lua``).
+   ``utils.lua``): hosts on the Host header as sent, a port split off only
+   when it is a number, ``*.`` as a suffix, case kept; a port in a route's host
+   is the listener's; ``~`` paths as regexes anchored with ``^`` (and ``$`` at
+   the very end, as Rust's regex reads it); prefix paths; methods. The path
+   matched is the target without its query, normalised (``kong/tools/uri.lua``).
+   No match: Kong's 404 ``no Route matched with those values``; an https-only
+   route over http: 426 (``kong/runloop/handler.lua``).
 2. The plugins of the service and the route (a route's instance replaces the
    service's, ``kong/runloop/plugins_iterator.lua``) in PRIORITY order:
-   pre-function (1000000), correlation-id (100001), jwt (1450), ip-restriction
-   (990), request-size-limiting (951), rate-limiting (910, its response headers
-   only: nothing is counted), post-function (-1000). Status codes and bodies
-   are those of ``kong/plugins/*/handler.lua`` and ``jwt_parser.lua``; Kong's
-   own error bodies follow ``kong/pdk/response.lua`` and ``kong/tools/http.lua``
-   (JSON always: Accept is not negotiated here).
+   pre-function (1000000), jwt (1450), ip-restriction (990),
+   request-size-limiting (951), rate-limiting (910, its response headers only:
+   nothing is counted), post-function (-1000). Status codes and bodies are
+   those of ``kong/plugins/*/handler.lua`` and ``jwt_parser.lua``; Kong's own
+   error bodies follow ``kong/pdk/response.lua`` and ``kong/tools/http.lua``
+   (JSON always: Accept is not negotiated here). Request headers are read as
+   ``kong.request.get_header`` reads them (``-`` and ``_`` alike) and set or
+   cleared by their exact name, case aside (lua-nginx-module v0.10.26).
 3. The pre-function and post-function Lua of the configuration runs under
    LuaJIT (lupa) in the sandbox of ``kong/tools/sandbox.lua`` and
    ``kong/tools/kong-lua-sandbox.lua`` (the listed base functions, ``kong``,
@@ -29,34 +41,37 @@ request target, headers, body) and does what Kong's access phase does:
    ``kong.client.get_forwarded_ip``, ``kong.service.request.set_header`` and
    ``clear_header``, ``kong.vault.get`` over an environment table as
    ``kong/vaults/env/init.lua`` reads it, ``kong.log.*``, ``kong.response.exit``
-   and ``error``, ``ngx.var.*``, ``ngx.time``, ``ngx.encode_base64``, ``ngx.req``
-   headers) and ``resty.openssl.hmac`` as fffonion/lua-resty-openssl@1.5.1
-   (the version Kong 3.9.1 pins) behaves: ``hmac.new(key, "sha256"):final(msg)``
-   returns the raw digest, over Python's hmac. A Lua error is Kong's 500.
+   and ``error``, ``ngx.var.*`` with ``$kong_request_id``, ``ngx.time``,
+   ``ngx.encode_base64``, ``ngx.req`` headers) and ``resty.openssl.hmac`` as
+   fffonion/lua-resty-openssl@1.5.1 (the version Kong 3.9.1 pins) behaves:
+   ``hmac.new(key, "sha256"):final(msg)`` returns the raw digest, over
+   Python's hmac. A Lua error is Kong's 500.
 4. The upstream: target ``escape(normalize(path))`` (``kong/runloop/handler.lua``
    1324) plus the query as the runloop appends it after the access phase
    (1392-1393); Host the service's host and port unless ``preserve_host``
    (``kong/runloop/balancer/init.lua`` 440-455); the TLS name that Host without
    its port (``proxy_ssl_name $upstream_host``, ``kong/templates/nginx_kong.lua``
-   207-208; in nginx release-1.25.3, the nginx of Kong's OpenResty 1.25.3.2,
-   ``src/http/ngx_http_upstream.c`` ``ngx_http_upstream_ssl_name`` strips the
-   port and sends no SNI for an address); with ``tls_verify`` a trust store only from
-   the service's ``ca_certificates`` (``kong/runloop/upstream_ssl.lua``), or the
-   handshake fails, and the certificate checked against the TLS name
-   (``ngx_ssl_check_host``, X509_check_host): 502 otherwise.
-5. It forwards to the Django service (the test client) from ``address`` (a
-   ``TRUSTED_PROXIES`` address in the tests), with the headers Kong sends
-   (``proxy_set_header`` of ``nginx_kong.lua``) and gunicorn's ``RAW_URI`` set
-   to the upstream target, so the Lua's signature is checked by the real
-   ``gateway.proxy``. On the way back the correlation id is echoed (replacing
-   the service's) and, unless hidden, rate-limiting's headers are added beside
-   the service's.
+   207-208; ``src/http/ngx_http_upstream.c`` ``ngx_http_upstream_ssl_name``
+   strips the port and sends no SNI for an address); with ``tls_verify`` a
+   trust store only from the service's ``ca_certificates``
+   (``kong/runloop/upstream_ssl.lua``) in which the service's issuer must
+   chain up to a self-signed root (no partial chain), or the handshake fails,
+   and the certificate checked against the TLS name (``ngx_ssl_check_host``,
+   X509_check_host): 502 otherwise.
+5. It sends that request, as bytes, to gunicorn's own parser with the
+   settings of ``config/gunicorn.py`` (gunicorn's request-line and header
+   checks, ``header_map``, its WSGI environ, ``RAW_URI`` included), and hands
+   the environ to the Django service (the test client, with CSRF checks on),
+   from ``address`` (a ``TRUSTED_PROXIES`` address in the tests), so the Lua's
+   signature is checked by the real ``gateway.proxy``. A request gunicorn
+   refuses gets its 400 page. On the way back Kong adds ``X-Kong-Request-Id``
+   and, unless hidden, rate-limiting's headers beside the service's.
 
-Not modelled: nginx's own request-line checks (a path climbing above the root is
-its 400), ``trusted_ips`` and the realip module (the peer is the client),
-route priority (overlapping routes are an error here), rate counting, Kong's
-``Via``/latency response headers, and certificates beyond their names and
-issuing CA.
+Not modelled: nginx's other request-line checks (a path climbing above the
+root is its 400), ``trusted_ips`` and the realip module (the peer is the
+client), route priority (overlapping routes are an error here), rate
+counting, Kong's ``Via``/latency response headers, HTTP/2 framing, and
+certificates beyond their names, issuers and signatures.
 """
 
 from __future__ import annotations
@@ -80,7 +95,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.http.response import HttpResponseBase
 from django.test import Client
+from django.test.client import FakePayload
+from gunicorn.config import Config  # type: ignore[import-untyped]  # gunicorn ships no type hints
+from gunicorn.http import errors, wsgi  # type: ignore[import-untyped]  # nor here
+from gunicorn.http.message import Request  # type: ignore[import-untyped]  # nor here
+from gunicorn.http.unreader import IterUnreader  # type: ignore[import-untyped]  # nor here
 from lupa import luajit21
+
+from config import gunicorn as gunicorn_settings
 
 VERSION = "3.9.1"
 Header = tuple[str, str]
@@ -88,7 +110,6 @@ Header = tuple[str, str]
 # kong/plugins/*/handler.lua@3.9.1: PRIORITY.
 PRIORITIES = {
     "pre-function": 1000000,
-    "correlation-id": 100001,
     "jwt": 1450,
     "ip-restriction": 990,
     "request-size-limiting": 951,
@@ -226,29 +247,44 @@ def escape(path: str) -> str:
     return _UNSAFE.sub(lambda match: f"%{ord(match.group(0)):02X}", path)
 
 
+def _variable_name(name: str) -> str:
+    """A header name as nginx's ``$http_<name>`` compares it (ngx_http_variables.c@release-1.25.3:961-969)."""
+    return name.lower().replace("-", "_")
+
+
 class _Headers:
-    """Request headers as nginx holds them: names case-insensitive, repeated ones kept in order."""
+    """Request headers as nginx holds them, repeated ones kept in order.
+
+    ``get`` is ``kong.request.get_header``: ``$http_<name>``, for which ``-``
+    and ``_`` are one character and several such headers are joined with
+    ``, ``; a joined value is looked up again by exactly that name
+    (kong/tools/http.lua@3.9.1:554-564). Everything else matches a name
+    exactly, case aside: ``get_all`` (``ngx.req.get_headers``), and ``set`` and
+    ``clear`` (lua-nginx-module v0.10.26 ngx_http_lua_headers_in.c:212-214).
+    """
 
     def __init__(self, items: Iterable[Header]) -> None:
         self.items = list(items)
 
-    @staticmethod
-    def _key(name: str) -> str:
-        return name.lower().replace("_", "-")  # kong.request.get_header accepts x_custom_header too
+    def get(self, name: str) -> str | None:
+        wanted = _variable_name(name)
+        values = [value for header, value in self.items if _variable_name(header) == wanted]
+        joined = ", ".join(values)
+        if ", " not in joined:
+            return joined if values else None
+        exact = self.get_all(name.replace("_", "-"))  # the headers table: lower-cased, "_" read as "-"
+        return exact[0] if exact else None
 
     def get_all(self, name: str) -> list[str]:
-        return [value for header, value in self.items if self._key(header) == self._key(name)]
-
-    def get(self, name: str) -> str | None:
-        values = self.get_all(name)
-        return values[0] if values else None
+        return [value for header, value in self.items if header.lower() == name.lower()]
 
     def set(self, name: str, value: str) -> None:
         self.clear(name)
-        self.items.append((name, value))
+        if value:  # an empty value removes the header (ngx_http_lua_headers_in.c@v0.10.26:212-224)
+            self.items.append((name, value))
 
     def clear(self, name: str) -> None:
-        self.items = [(header, value) for header, value in self.items if self._key(header) != self._key(name)]
+        self.items = [(header, value) for header, value in self.items if header.lower() != name.lower()]
 
 
 @dataclass(frozen=True)
@@ -270,8 +306,9 @@ class Upstream:
     body: bytes
 
     def header(self, name: str) -> str | None:
-        """The first value of header ``name``, if sent."""
-        return _Headers(self.headers).get(name)
+        """The first value of header ``name`` (exactly that name, case aside), if sent."""
+        values = _Headers(self.headers).get_all(name)
+        return values[0] if values else None
 
 
 @dataclass
@@ -283,6 +320,7 @@ class KongAnswer:
         upstream: The request sent to the service, when Kong forwarded one.
         service: The service's own response, before Kong's header filter, when it answered.
         errors: The lines Kong's error log would hold (kong.log.err, Lua errors, upstream failures).
+        seen: The request headers as each plugin that ran found them, by plugin name.
     """
 
     status: int
@@ -292,6 +330,7 @@ class KongAnswer:
     upstream: Upstream | None = None
     service: HttpResponseBase | None = None
     errors: list[str] = field(default_factory=list)
+    seen: dict[str, tuple[Header, ...]] = field(default_factory=dict)
 
     def values(self, name: str) -> list[str]:
         """Every value of response header ``name``, in order."""
@@ -335,8 +374,10 @@ class _Exchange:
     scheme: str
     now: int
     request_id: str
+    body_limit: int = 0
+    line_host: str | None = None
     errors: list[str] = field(default_factory=list)
-    correlation_id: str | None = None
+    seen: dict[str, tuple[Header, ...]] = field(default_factory=dict)
 
     @property
     def raw_path(self) -> str:
@@ -346,21 +387,81 @@ class _Exchange:
 
     @property
     def args(self) -> str | None:
-        """``$args``: what follows the first ``?``, or nothing at all without one."""
-        start = self.target.find("?")
-        return None if start < 0 else self.target[start + 1 :]
+        """``$args``: from the first ``?`` to a ``#`` (ngx_http_parse.c@release-1.25.3:1596-1605), or none at all.
+
+        A ``#`` before the first ``?`` ends the path and leaves no query (the ``?`` after it is not looked for).
+        """
+        start, fragment = self.target.find("?"), self.target.find("#")
+        if start < 0 or 0 <= fragment < start:
+            return None
+        end = self.target.find("#", start)
+        return self.target[start + 1 : end if end >= 0 else None]
 
     @property
     def host(self) -> str:
-        """``$host``: the Host header's name, lower-cased, without the port."""
-        host = self.headers.get("Host") or ""
-        if host.startswith("["):
-            return host[: host.find("]") + 1].lower()
-        return host.split(":", 1)[0].lower()
+        """``$host``: the request line's host, else the Host header's, as nginx validated it (see _nginx_host)."""
+        sent = self.line_host if self.line_host is not None else next(iter(self.headers.get_all("Host")), "")
+        return _nginx_host(sent) or ""
 
     def error(self, status: int, message: str | None = None, headers: Mapping[str, str] | None = None) -> _Exit:
         """kong.response.error for this request."""
         return _error(status, message, self.request_id, headers)
+
+
+def _nginx_host(value: str) -> str | None:
+    """ngx_http_validate_host@release-1.25.3 (ngx_http_request.c:2131-2213): ``$host``, or None where nginx says 400.
+
+    The name before the first ``:`` (or ``[...]`` whole), less a last dot, lower-cased in ASCII only; a ``..``,
+    a ``/``, a space or a control character anywhere, or an empty name, is refused.
+    """
+    if ".." in value or "/" in value or any(ord(character) <= 0x20 or character == "\x7f" for character in value):
+        return None
+    if value.startswith("["):
+        end = value.find("]") + 1 or len(value)
+    else:
+        end = value.find(":") if ":" in value else len(value)
+    if end and value.rfind(".") == end - 1:
+        end -= 1
+    if end == 0:
+        return None
+    return "".join(character.lower() if "A" <= character <= "Z" else character for character in value[:end])
+
+
+def _request_target(target: str) -> tuple[str | None, str]:
+    """The request line's host (absolute-form) and ``$request_uri``, the target from its path on.
+
+    ngx_http_parse_request_line@release-1.25.3 starts ``uri_start`` at the ``/`` after an absolute-form host.
+    """
+    if target.startswith("/"):
+        return None, target
+    absolute = re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)(/.*)?", target, flags=re.DOTALL)
+    assert absolute is not None, "an origin-form or absolute-form target"
+    return absolute.group(1), absolute.group(2) or "/"
+
+
+def _nginx_checks(exchange: _Exchange) -> None:
+    """What nginx refuses before Kong's access phase, rendered by Kong's error handler (kong/error_handlers.lua@3.9.1).
+
+    A second Host header (ngx_http_request.c@release-1.25.3:1817-1823) or one ngx_http_validate_host declines
+    (1830-1836; the request line's host at 1145-1157): 400. A declared Content-Length over client_max_body_size
+    (ngx_http_core_module.c@release-1.25.3:985-997): 413.
+    """
+    hosts = exchange.headers.get_all("Host")
+    sent = [exchange.line_host] if exchange.line_host is not None else []
+    if len(hosts) > 1 or any(_nginx_host(host) is None for host in [*hosts, *sent]):
+        raise exchange.error(400)
+    declared = _lua_number(next(iter(exchange.headers.get_all("Content-Length")), None))
+    if exchange.body_limit and declared is not None and declared > exchange.body_limit:
+        raise exchange.error(413)
+
+
+def _read_body(exchange: _Exchange) -> None:
+    """nginx reads the body: one without a declared length is cut off at client_max_body_size with a 413.
+
+    ngx_http_request_body.c@release-1.25.3:1141-1151 (chunked), v2/ngx_http_v2.c:4108-4120 (HTTP/2).
+    """
+    if exchange.body_limit and len(exchange.body) > exchange.body_limit:
+        raise exchange.error(413)
 
 
 def _split_host_port(value: str) -> tuple[str, int | None]:
@@ -369,10 +470,13 @@ def _split_host_port(value: str) -> tuple[str, int | None]:
     return (host, int(port)) if colon and port.isdigit() else (value, None)
 
 
-def _host_matches(pattern: str, host: str, port: int | None, listen_port: int) -> bool:
-    """kong/router/transform.lua@3.9.1:385-412: ``*.x`` is a suffix, ``x.*`` a prefix, else equal (case kept)."""
+def _host_matches(pattern: str, host: str, listen_port: int) -> bool:
+    """kong/router/transform.lua@3.9.1:385-412: ``*.x`` is a suffix, ``x.*`` a prefix, else equal (case kept).
+
+    A port in the route's host is compared with the port Kong was reached on (``net.dst.port``), not the Host's.
+    """
     name, wanted_port = _split_host_port(pattern)
-    if wanted_port is not None and wanted_port != (port or listen_port):
+    if wanted_port is not None and wanted_port != listen_port:
         return False
     if name.startswith("*"):
         return host.endswith(name[1:])
@@ -392,10 +496,10 @@ def _path_matches(pattern: str, path: str) -> bool:
 
 
 def _route_matches(route: Mapping[str, Any], method: str, host_header: str, path: str, listen_port: int) -> bool:
-    host, port = _split_host_port(host_header)
+    host, _ = _split_host_port(host_header)  # kong/router/atc.lua@3.9.1:366-369
     if route.get("methods") and method not in route["methods"]:
         return False
-    if route.get("hosts") and not any(_host_matches(pattern, host, port, listen_port) for pattern in route["hosts"]):
+    if route.get("hosts") and not any(_host_matches(pattern, host, listen_port) for pattern in route["hosts"]):
         return False
     return not route.get("paths") or any(_path_matches(pattern, path) for pattern in route["paths"])
 
@@ -431,10 +535,12 @@ class KongDouble:
         config: The declarative configuration (``kong_config()``'s dict, or its YAML loaded).
         env: The environment Kong's ``env`` vault reads (``KONG_GATEWAY_PROXY_SECRET``, ...).
         service_ca: The PEM of the CA that issued the service's certificate.
+        service_chain: PEMs of the CA certificates the service sends with its own in the handshake.
         service_names: The DNS names of the service's certificate.
         clock: Kong's clock (``ngx.time`` is its whole seconds).
         address: The address the service sees Kong's requests come from.
         sandbox_requires: ``untrusted_lua_sandbox_requires``.
+        client_max_body_size: nginx's limit on a request body in bytes (``nginx_http_client_max_body_size``; 0: none).
         listen_port: The port Kong listens on for clients.
     """
 
@@ -444,16 +550,19 @@ class KongDouble:
         *,
         env: Mapping[str, str],
         service_ca: str,
+        service_chain: Sequence[str] = (),
         service_names: Sequence[str] = ("gateway.internal",),
         clock: Callable[[], float],
         address: str = "10.20.0.5",
         sandbox_requires: Sequence[str] = ("resty.openssl.hmac",),
+        client_max_body_size: int = 0,
         listen_port: int = 443,
     ) -> None:
         self.config, self.env, self.clock, self.address = config, dict(env), clock, address
         self.service_ca = x509.load_pem_x509_certificate(service_ca.encode())
+        self.service_chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in service_chain]
         self.service_names = tuple(service_names)
-        self.listen_port = listen_port
+        self.client_max_body_size, self.listen_port = client_max_body_size, listen_port
         self._lua = luajit21.LuaRuntime(encoding="latin-1", unpack_returned_tuples=True, register_eval=False)
         self._sandboxed, self._hmac = self._lua.execute(_HARNESS, _SANDBOX_BASE, _digest)
         self._allowed = self._lua.table_from({name: True for name in sandbox_requires})
@@ -470,12 +579,16 @@ class KongDouble:
         client: str = "203.0.113.7",
         scheme: str = "https",
     ) -> KongAnswer:
-        """What Kong answers ``method target`` on ``host``; a body gets a Content-Length unless sent chunked."""
-        assert target.startswith("/"), "an origin-form target"
+        """What Kong answers ``method target`` with Host ``host``; a body gets a Content-Length unless sent chunked.
+
+        ``target`` is origin-form (``/path?query``) or absolute-form (``https://host/path?query``), and a str of
+        the bytes sent, one character each (as Latin-1 decodes them).
+        """
         request_headers = _Headers([("Host", host), *headers])
-        framed = request_headers.get("Content-Length") is not None or request_headers.get("Transfer-Encoding")
+        framed = request_headers.get_all("Content-Length") or request_headers.get_all("Transfer-Encoding")
         if body and not framed:
             request_headers.items.append(("Content-Length", str(len(body))))
+        line_host, target = _request_target(target)
         exchange = _Exchange(
             method=method,
             target=target,
@@ -485,16 +598,20 @@ class KongDouble:
             scheme=scheme,
             now=int(self.clock()),
             request_id=uuid.uuid4().hex,
+            body_limit=self.client_max_body_size,
+            line_host=line_host,
         )
-        route = self._route(exchange)
+        route = None
         try:
+            _nginx_checks(exchange)
+            route = self._route(exchange)
             if route is None:
                 raise exchange.error(404, "no Route matched with those values")  # kong/runloop/handler.lua@3.9.1:1197
             answer = self._proxy(exchange, route)
         except _Exit as done:
             answer = KongAnswer(status=done.status, headers=list(done.headers.items()), body=done.body)
         answer.route = route["name"] if route else None
-        answer.errors = exchange.errors
+        answer.errors, answer.seen = exchange.errors, exchange.seen
         self._header_filter(exchange, route, answer)
         return answer
 
@@ -505,7 +622,8 @@ class KongDouble:
 
     def _route(self, exchange: _Exchange) -> dict[str, Any] | None:
         path = normalize(exchange.raw_path)  # kong/router/atc.lua@3.9.1:446-449
-        host = exchange.headers.get("Host") or ""
+        # The Host header as sent: ngx.req.get_headers() (atc.lua@3.9.1:447, kong/tools/http.lua@3.9.1:547-552).
+        host = next(iter(exchange.headers.get_all("Host")), "")
         matches = [
             route
             for route in self._service()["routes"]
@@ -529,7 +647,9 @@ class KongDouble:
             )
         var = self._variables(exchange)
         for name, conf in self._plugins(route):
+            exchange.seen[name] = tuple(exchange.headers.items)
             self._access(name, conf, exchange, var)
+        _read_body(exchange)  # nginx reads the whole body before it proxies (proxy_request_buffering on)
         target = str(var["upstream_uri"])
         if exchange.target.endswith("?") or var["is_args"] == "?":  # kong/runloop/handler.lua@3.9.1:1392-1393
             target += "?" + (exchange.args or "")
@@ -545,6 +665,7 @@ class KongDouble:
             "upstream_uri": escape(normalize(exchange.raw_path)),  # kong/runloop/handler.lua@3.9.1:1324
             "is_args": "?" if args else "",
             "host": exchange.host,
+            "kong_request_id": exchange.request_id,  # lua-kong-nginx-module's, kong/templates/nginx_kong.lua@3.9.1:106
             "remote_addr": exchange.client,
             "scheme": exchange.scheme,
             "request_method": exchange.method,
@@ -557,7 +678,6 @@ class KongDouble:
         handlers: dict[str, Callable[[], None]] = {
             "pre-function": lambda: self._serverless(conf, exchange, var),
             "post-function": lambda: self._serverless(conf, exchange, var),
-            "correlation-id": lambda: _correlation_id(conf, exchange),
             "jwt": lambda: self._jwt(conf, exchange),
             "ip-restriction": lambda: _ip_restriction(conf, exchange),
             "request-size-limiting": lambda: _size_limit(conf, exchange),
@@ -672,7 +792,7 @@ class KongDouble:
         url = urlsplit(str(self._service()["url"]))
         port = url.port or (443 if url.scheme == "https" else 80)
         if route.get("preserve_host"):
-            host = exchange.headers.get("Host") or ""  # kong/router/atc.lua@3.9.1:413
+            host = next(iter(exchange.headers.get_all("Host")), "")  # kong/router/atc.lua@3.9.1:413
         else:
             default = (url.scheme, port) in {("https", 443), ("http", 80)}
             host = str(url.hostname) if default else f"{url.hostname}:{port}"  # balancer/init.lua@3.9.1:446-455
@@ -681,37 +801,38 @@ class KongDouble:
         return Upstream(exchange.method, target, host, tls_name, tuple(headers), exchange.body)
 
     def _verify_tls(self, exchange: _Exchange, upstream: Upstream) -> None:
-        """The handshake nginx makes with ``tls_verify``: a trust store holding the issuer, and the name."""
+        """The handshake nginx makes with ``tls_verify``: a chain up to a root of the trust store, and the name."""
         service = self._service()
         if not service.get("tls_verify"):
             return
-        store = {entry["id"]: entry["cert"] for entry in self.config.get("ca_certificates", [])}
-        trusted = [x509.load_pem_x509_certificate(str(store[ca]).encode()) for ca in service.get("ca_certificates", [])]
-        if self.service_ca not in trusted:
-            # kong/pdk/service.lua@3.9.1:253-256: without a store, "unable to get local issuer certificate".
-            exchange.errors.append("upstream SSL certificate verify error: (20:unable to get local issuer certificate)")
+        pems = {entry["id"]: entry["cert"] for entry in self.config.get("ca_certificates", [])}
+        store = [x509.load_pem_x509_certificate(str(pems[ca]).encode()) for ca in service.get("ca_certificates", [])]
+        # kong/pdk/service.lua@3.9.1:253-256: without a store, "unable to get local issuer certificate".
+        failure = _chain_failure(self.service_ca, self.service_chain, store)
+        if failure:
+            exchange.errors.append(f"upstream SSL certificate verify error: ({failure})")
             raise exchange.error(502)
         if not any(_name_matches(name, upstream.tls_name) for name in self.service_names):
             exchange.errors.append(f'upstream SSL certificate does not match "{upstream.tls_name}"')
             raise exchange.error(502)
 
     def _forward(self, upstream: Upstream) -> KongAnswer:
-        """The service answers: Django's test client, from Kong's address, with gunicorn's RAW_URI."""
-        headers = {
-            name: value
-            for name, value in _joined(upstream.headers)
-            if name.lower() not in {"content-length", "content-type"}  # the test client sets both from the body
-        }
-        response = Client().generic(
-            upstream.method,
-            upstream.target,
-            data=upstream.body,
-            content_type=upstream.header("Content-Type") or "application/octet-stream",
-            secure=True,
-            headers=headers,
-            REMOTE_ADDR=self.address,
-            RAW_URI=upstream.target,
-        )
+        """The service answers: gunicorn parses the bytes Kong sends, Django's test client takes its environ."""
+        peer = (self.address, 40000)
+        url = urlsplit(str(self._service()["url"]))
+        try:
+            parsed = Request(_GUNICORN, IterUnreader([_wire(upstream)]), peer)
+        except errors.ParseException as refused:
+            # gunicorn/workers/base.py@27.0.1 handle_error: 400, "Invalid Request Line '...'" for the request line.
+            message = (
+                f"Invalid Request Line '{refused}'" if isinstance(refused, errors.InvalidRequestLine) else str(refused)
+            )
+            return KongAnswer(400, [("Content-Type", "text/html")], message.encode("latin-1"), upstream=upstream)
+        _, environ = wsgi.create(parsed, None, peer, (url.hostname, url.port or 443), _GUNICORN)
+        environ = {key: value for key, value in environ.items() if key != "gunicorn.socket"}
+        # Whatever ends TLS in front of gunicorn (its certfile, or a terminator on the pod) makes the scheme https.
+        environ |= {"wsgi.url_scheme": "https", "wsgi.input": FakePayload(parsed.body.read())}
+        response = Client(enforce_csrf_checks=True).request(**environ)
         body = response.getvalue()  # the test client closes the response itself, as a WSGI server would
         return KongAnswer(
             status=response.status_code, headers=list(response.items()), body=body, upstream=upstream, service=response
@@ -732,12 +853,63 @@ class KongDouble:
                 ("X-RateLimit-Limit-Minute", str(minute)),
                 ("X-RateLimit-Remaining-Minute", str(minute - 1)),
             ]
-        echo = plugins.get("correlation-id")
-        if echo is not None and echo.get("echo_downstream") and exchange.correlation_id:
-            # kong/plugins/correlation-id/handler.lua@3.9.1:75-88: kong.response.set_header replaces the service's.
-            name = str(echo.get("header_name", "Kong-Request-ID"))
-            answer.headers = [(header, value) for header, value in answer.headers if header.lower() != name.lower()]
-            answer.headers.append((name, exchange.correlation_id))
+        # Every answer, the service's and Kong's own (kong/runloop/handler.lua@3.9.1:1597-1605; the default
+        # headers = ..., x-kong-request-id, kong/templates/kong_defaults.lua@3.9.1:71).
+        answer.headers = [(header, value) for header, value in answer.headers if header.lower() != "x-kong-request-id"]
+        answer.headers.append(("X-Kong-Request-Id", exchange.request_id))
+
+
+def _gunicorn_config() -> Config:
+    """gunicorn's settings as it reads config/gunicorn.py: every name it knows (gunicorn/app/base.py@27.0.1:139-146)."""
+    config = Config()
+    for name in dir(gunicorn_settings):
+        if name in config.settings:
+            config.set(name, getattr(gunicorn_settings, name))
+    return config
+
+
+_GUNICORN = _gunicorn_config()
+
+
+def _wire(upstream: Upstream) -> bytes:
+    """The request as nginx sends it upstream (HTTP/1.1), one byte per character."""
+    lines = [f"{upstream.method} {upstream.target} HTTP/1.1", *(f"{name}: {value}" for name, value in upstream.headers)]
+    return "\r\n".join([*lines, "", ""]).encode("latin-1") + upstream.body
+
+
+def _self_signed(certificate: x509.Certificate) -> bool:
+    return _issued_by(certificate, certificate)
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _chain_failure(
+    issuer: x509.Certificate, presented: Sequence[x509.Certificate], store: Sequence[x509.Certificate]
+) -> str | None:
+    """OpenSSL's verdict on the service's chain, whose leaf ``issuer`` signed, as ``code:message`` (None: trusted).
+
+    The store is searched before what the service presented (X509_V_FLAG_TRUSTED_FIRST, OpenSSL 3's default), and
+    the chain must end at a self-signed certificate of the store: Kong's store has no X509_V_FLAG_PARTIAL_CHAIN
+    (kong/runloop/certificate.lua@3.9.1:221-240, lua-resty-openssl 1.5.1 x509/store.lua:51-80). The messages are
+    OpenSSL's (``openssl verify`` gives the same three).
+    """
+    current, trusted = issuer, issuer in store
+    if not trusted and issuer not in presented:
+        return "20:unable to get local issuer certificate"
+    for _ in range(len(store) + len(presented)):
+        if _self_signed(current):
+            return None if trusted else "19:self-signed certificate in certificate chain"
+        above = next((candidate for candidate in [*store, *presented] if _issued_by(current, candidate)), None)
+        if above is None:
+            return "2:unable to get issuer certificate" if trusted else "20:unable to get local issuer certificate"
+        current, trusted = above, above in store
+    return "2:unable to get issuer certificate"
 
 
 def _python(value: Any) -> Any:
@@ -762,16 +934,6 @@ def _digest(kind: str, key: str, message: str) -> str | None:
     return hmac.new(key.encode("latin-1"), message.encode("latin-1"), kind.lower()).digest().decode("latin-1")
 
 
-def _correlation_id(conf: Mapping[str, Any], exchange: _Exchange) -> None:
-    """kong/plugins/correlation-id/handler.lua@3.9.1:55-72: keep the request's id, or mint one (uuid)."""
-    name = str(conf.get("header_name", "Kong-Request-ID"))
-    current = exchange.headers.get(name)
-    if not current:
-        current = str(uuid.uuid4())
-        exchange.headers.set(name, current)
-    exchange.correlation_id = current
-
-
 def _ip_restriction(conf: Mapping[str, Any], exchange: _Exchange) -> None:
     """kong/plugins/ip-restriction/handler.lua@3.9.1:33-92."""
     address = ipaddress.ip_address(exchange.client)
@@ -791,8 +953,10 @@ def _size_limit(conf: Mapping[str, Any], exchange: _Exchange) -> None:
     lengths = exchange.headers.get_all("Content-Length")
     length = _lua_number(lengths[0]) if len(lengths) == 1 else None  # two of them: a table, not a number
     if length is None:
-        if conf.get("require_content_length") and exchange.headers.get("Transfer-Encoding") != "chunked":
+        chunked = exchange.headers.get_all("Transfer-Encoding") == ["chunked"]
+        if conf.get("require_content_length") and not chunked:
             raise exchange.error(411, "A valid Content-Length header is required")
+        _read_body(exchange)  # kong.request.get_raw_body(): nginx reads it, within client_max_body_size
         length = float(len(exchange.body))
     if length > allowed:
         expect = (exchange.headers.get("Expect") or "").strip().lower()
@@ -893,14 +1057,18 @@ def _set_consumer(exchange: _Exchange, credential: Mapping[str, Any]) -> None:
     exchange.headers.clear("X-Anonymous-Consumer")
 
 
+# What nginx sets in place of a client's header of exactly that name, case aside: nginx_kong.lua@3.9.1:190-205 and
+# nginx's own defaults (ngx_http_proxy_module.c@release-1.25.3:822-832). Any other header goes on as sent.
+_SET_BY_THE_PROXY = frozenset(
+    {"host", "connection", "te", "upgrade", "via", "x-real-ip", "x-kong-request-id", "content-length"}
+    | {"transfer-encoding", "keep-alive", "expect"}
+    | {f"x-forwarded-{name}" for name in ("for", "proto", "host", "port", "path", "prefix")}
+)
+
+
 def _forwarded_headers(exchange: _Exchange, host: str, listen_port: int) -> list[Header]:
-    """The client's headers as the plugins left them, with nginx_kong.lua@3.9.1:190-203's proxy_set_header."""
-    replaced = {"host", "connection", "te", "upgrade", "via", "x-real-ip", "content-length", "transfer-encoding"}
-    kept = [
-        (name, value)
-        for name, value in exchange.headers.items
-        if name.lower() not in replaced and not name.lower().startswith("x-forwarded-")
-    ]
+    """The client's headers as the plugins left them, with the headers nginx and Kong set."""
+    kept = [(name, value) for name, value in exchange.headers.items if name.lower() not in _SET_BY_THE_PROXY]
     client_forwarded = exchange.headers.get("X-Forwarded-For")
     kept += [
         ("Host", host),
@@ -916,17 +1084,9 @@ def _forwarded_headers(exchange: _Exchange, host: str, listen_port: int) -> list
         ("X-Kong-Request-Id", exchange.request_id),  # headers_upstream = x-kong-request-id (kong_defaults.lua@3.9.1:72)
     ]
     # strip_path is false on every route of ours: no X-Forwarded-Prefix (an empty proxy_set_header sends none).
-    if exchange.body:
+    if exchange.body or exchange.headers.get_all("Content-Length"):
         kept.append(("Content-Length", str(len(exchange.body))))  # nginx buffers the body and sends its length
     return kept
-
-
-def _joined(headers: Iterable[Header]) -> list[Header]:
-    """Repeated headers joined with ``,``, as gunicorn hands them to WSGI."""
-    joined: dict[str, tuple[str, list[str]]] = {}
-    for name, value in headers:
-        joined.setdefault(name.lower(), (name, []))[1].append(value)
-    return [(name, ",".join(values)) for name, values in joined.values()]
 
 
 def _name_matches(certificate_name: str, tls_name: str) -> bool:

@@ -31,25 +31,40 @@ def kong_conf() -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in (line.split("=", 1) for line in lines)}
 
 
-def certificate_authority(*, ca: bool = True, days: int = 30) -> str:
-    """A self-signed certificate, a CA unless ``ca`` is false, valid ``days`` from now (negative: expired)."""
-    key = Ed25519PrivateKey.generate()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "compliance-gateway test CA")])
+Issuer = tuple[Ed25519PrivateKey, x509.Name]
+_KEYS: dict[str, Ed25519PrivateKey] = {}
+
+
+def certificate_authority(
+    *, ca: bool = True, days: int = 30, name: str = "compliance-gateway test CA", issuer: Issuer | None = None
+) -> str:
+    """A CA certificate (unless ``ca`` is false) valid ``days`` from now (negative: expired), self-signed or not.
+
+    Its key signs what names it as ``issuer`` (see :func:`issuer_of`).
+    """
+    key = _KEYS.setdefault(name, Ed25519PrivateKey.generate())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer, issuer_name = issuer or (key, subject)
     now = dt.datetime.now(tz=dt.UTC)
     end = now + dt.timedelta(days=days)
     start = min(now, end) - dt.timedelta(days=1)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(key, algorithm=None)
+        .sign(signer, algorithm=None)
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def issuer_of(name: str) -> Issuer:
+    """The key and name of the CA :func:`certificate_authority` made with ``name``."""
+    return _KEYS[name], x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
 
 
 @pytest.fixture(scope="session")
@@ -84,9 +99,12 @@ def deploy_config(tmp_path: Path, upstream_ca: str) -> Callable[[], dict[str, An
 
 @pytest.fixture
 def kong(
-    production_edge: None, deploy_config: Callable[[], dict[str, Any]], upstream_ca: str
+    db: None, production_edge: None, deploy_config: Callable[[], dict[str, Any]], upstream_ca: str
 ) -> Callable[..., KongDouble]:
-    """A Kong double over the deploy configuration (or ``config``) and kong.conf, with the gateway's secret."""
+    """A Kong double over the deploy configuration (or ``config``) and kong.conf, with the gateway's secret.
+
+    The service behind it uses the database (and the token keys the test session makes with it).
+    """
 
     def make(
         config: dict[str, Any] | None = None,
@@ -98,10 +116,14 @@ def kong(
         return KongDouble(
             config if config is not None else deploy_config(),
             env={"KONG_GATEWAY_PROXY_SECRET": GATEWAY_SECRET} if env is None else env,
-            service_ca=upstream_ca,
             clock=clock,
             address=KONG_ADDRESS,
-            **{"sandbox_requires": kong_conf()["untrusted_lua_sandbox_requires"].split(","), **options},
+            **{
+                "service_ca": upstream_ca,
+                "sandbox_requires": kong_conf()["untrusted_lua_sandbox_requires"].split(","),
+                "client_max_body_size": int(kong_conf()["nginx_http_client_max_body_size"]),
+                **options,
+            },
         )
 
     return make

@@ -14,9 +14,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from gateway.kong import BODY_METHODS, NOT_DEPLOYABLE, kong_config, missing_kong_routes, render
+from gateway.kong import NOT_DEPLOYABLE, kong_config, missing_kong_routes, render
 from security.identity.signing_keys import generate_signing_key, reset_keyring_cache
-from tests.gateway.conftest import COMMITTED, certificate_authority, kong_conf
+from tests.gateway.conftest import COMMITTED, certificate_authority, issuer_of, kong_conf
 
 
 def routes(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -86,34 +86,29 @@ def test_the_format_and_the_plugins_kong_must_run() -> None:
             "password": "{vault://env/kong-redis-password}",
         },
     }
-    assert "request-size-limiting" not in service_plugins  # per route: only a body route requires a length
-    assert service_plugins["correlation-id"] == {
-        "header_name": "X-Request-ID",
-        "generator": "uuid",
-        "echo_downstream": True,
-    }
     assert "plugins" not in config["consumers"][0]  # it would replace the per-IP limit; users are the service's
     assert "X-Request-ID" in service_plugins["pre-function"]["access"][0]  # a client's own id is dropped
-    assert "X-Gateway-Signature" in service_plugins["post-function"]["access"][0]  # signed after correlation-id
+    assert "X-Gateway-Signature" in service_plugins["post-function"]["access"][0]
 
 
-def test_no_route_that_serves_a_method_without_a_body_requires_a_length() -> None:
-    by_name = routes(yaml.safe_load(COMMITTED.read_text()))
-    limits = {name: plugins(route.get("plugins", [])).get("request-size-limiting") for name, route in by_name.items()}
+def test_no_route_requires_a_length_and_the_limit_is_the_services_to_the_byte() -> None:
+    config = yaml.safe_load(COMMITTED.read_text())
+    by_name = routes(config)
+    limits = [plugins(config["services"][0]["plugins"])["request-size-limiting"]] + [
+        plugins(route.get("plugins", []))["request-size-limiting"]
+        for route in by_name.values()
+        if "request-size-limiting" in plugins(route.get("plugins", []))
+    ]
 
-    for name, route in by_name.items():
-        methods = set(route.get("methods") or [])
-        limit = limits[name] or {}
-        assert limit.get("require_content_length", False) == (bool(methods) and methods <= set(BODY_METHODS)), name
-    assert by_name["study-list"]["methods"] == ["GET", "HEAD"]
-    assert by_name["study-list-write"]["methods"] == ["POST"]
-    assert by_name["participant-detail-write"]["methods"] == ["PATCH"]
-    assert by_name["auth-token"]["methods"] == ["POST"]  # a view with one kind keeps its name
-    assert limits["auth-token"] == {
-        "allowed_payload_size": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,  # the service's limit, to the byte
-        "size_unit": "bytes",
-        "require_content_length": True,
-    }
+    # require_content_length would answer 411 to a POST without a body (handler.lua@3.9.1:49-50).
+    assert limits == [{"allowed_payload_size": settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "size_unit": "bytes"}]
+    assert by_name["study-list"]["methods"] == ["GET", "HEAD", "POST"]
+    assert by_name["participant-detail"]["methods"] == ["GET", "HEAD", "PATCH"]
+    assert by_name["auth-token"]["methods"] == ["POST"]
+
+
+def test_nginx_stops_a_body_at_the_services_limit_while_reading_it() -> None:
+    assert int(kong_conf()["nginx_http_client_max_body_size"]) == settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def test_kong_sends_the_services_own_host_on_every_route() -> None:
@@ -130,7 +125,7 @@ def test_tokens_never_travel_in_urls_and_public_routes_need_none() -> None:
     assert jwt["cookie_names"] == []
     for public in ("auth-refresh", "jwks"):
         assert "jwt" not in plugins(by_name[public].get("plugins", []))
-    assert "jwt" not in plugins(by_name["auth-token"]["plugins"])
+    assert "jwt" not in plugins(by_name["auth-token"].get("plugins", []))
     assert not any(name.startswith("health") for name in by_name)  # probes go straight to the pods
 
 
@@ -195,12 +190,18 @@ def test_a_deploy_file_is_never_written_with_the_keys_or_the_ca_alone(tmp_path: 
     assert not (tmp_path / "kong.deploy.yml").exists()
 
 
+ROOT = certificate_authority(name="upstream root CA")
+INTERMEDIATE = certificate_authority(name="upstream intermediate CA", issuer=issuer_of("upstream root CA"))
+
+
 @pytest.mark.parametrize(
     ("pem", "problem"),
     [
         (certificate_authority(ca=False), "is not a CA certificate"),
         (certificate_authority(days=-1), "has expired"),
         ("not a certificate", "no PEM certificate could be read"),
+        # Kong's trust store takes no partial chain: an intermediate alone fails every handshake.
+        (INTERMEDIATE, "does not chain up to a self-signed root in the file"),
     ],
 )
 def test_the_upstream_ca_is_checked_as_kong_checks_it(tmp_path: Path, pem: str, problem: str) -> None:
@@ -238,3 +239,12 @@ def test_the_sandbox_allows_exactly_the_modules_the_generated_lua_requires() -> 
 
     assert required == {"resty.openssl.hmac"}
     assert kong_conf()["untrusted_lua_sandbox_requires"].split(",") == sorted(required)
+
+
+def test_an_intermediate_with_its_root_is_a_trust_store_kong_can_use(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text(INTERMEDIATE + ROOT)
+
+    config = yaml.safe_load(deploy(tmp_path, "--with-keys", "--upstream-ca", str(tmp_path / "ca.pem")).read_text())
+
+    assert [entry["cert"].strip() for entry in config["ca_certificates"]] == [INTERMEDIATE.strip(), ROOT.strip()]
+    assert config["services"][0]["ca_certificates"] == [entry["id"] for entry in config["ca_certificates"]]

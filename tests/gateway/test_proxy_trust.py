@@ -238,3 +238,14 @@ def test_a_signed_host_the_service_does_not_allow_is_refused(alpha: Community) -
 
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_host"
+
+
+@override_settings(**TRUSTED, REQUIRE_GATEWAY=True, SECURE_SSL_REDIRECT=True)
+def test_a_redirect_to_https_names_the_host_kong_signed(alpha: Community) -> None:
+    as_kong_sends_it = through_kong("/api/v1/me", host="alpha.localhost:8443") | {"HTTP_HOST": "gateway.internal:8443"}
+
+    response = APIClient().get("/api/v1/me", secure=False, **as_kong_sends_it)
+
+    # SecurityMiddleware reads the host after ProxyTrustMiddleware put the signed one back, port and all.
+    assert response.status_code == 301
+    assert response["Location"] == "https://alpha.localhost:8443/api/v1/me"

@@ -3,7 +3,8 @@
 Without options it writes the repository's ``deploy/kong/kong.yml``, which is
 not deployable (no token keys, no CA for the service's certificate). A deploy
 file takes both: ``--with-keys`` (the public keys that verify tokens now) and
-``--upstream-ca`` (the CA that issued the service's certificate).
+``--upstream-ca`` (the CA chain of the service's certificate, its root
+included).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
@@ -32,11 +34,34 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return False
 
 
+def _issuer(certificate: x509.Certificate, candidates: list[x509.Certificate]) -> x509.Certificate | None:
+    """The certificate of ``candidates`` whose key signed ``certificate`` (itself, for a self-signed one)."""
+    for candidate in candidates:
+        try:
+            certificate.verify_directly_issued_by(candidate)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return candidate
+    return None
+
+
+def _reaches_a_root(certificate: x509.Certificate, candidates: list[x509.Certificate]) -> bool:
+    """Whether issuers among ``candidates`` lead from ``certificate`` to a self-signed certificate."""
+    chain = [certificate]
+    while (issuer := _issuer(chain[-1], candidates)) is not None and issuer not in chain:
+        chain.append(issuer)
+    return issuer is not None and issuer == chain[-1]
+
+
 def upstream_cas(path: Path) -> list[str]:
     """The PEM certificates of ``path``, one per Kong ``ca_certificates`` entity, checked as Kong checks them.
 
     kong/db/schema/entities/ca_certificates.lua@3.9.1:38-66: one certificate per entity, with the CA basic
-    constraint, not expired.
+    constraint, not expired. And each must chain up to a self-signed root in the file: Kong puts them in a
+    trust store (kong/runloop/certificate.lua@3.9.1:221-240) without X509_V_FLAG_PARTIAL_CHAIN
+    (lua-resty-openssl 1.5.1 x509/store.lua:51-80 sets a flag only when it adds a CRL), so OpenSSL ends every
+    chain at a self-signed root in the store: with an intermediate alone, every handshake fails ("unable to
+    get issuer certificate").
     """
     try:
         certificates = x509.load_pem_x509_certificates(path.read_bytes())
@@ -49,6 +74,11 @@ def upstream_cas(path: Path) -> list[str]:
             raise CommandError(f"--upstream-ca {path}: {subject} is not a CA certificate (no CA basic constraint)")
         if certificate.not_valid_after_utc < now:
             raise CommandError(f"--upstream-ca {path}: {subject} has expired")
+        if not _reaches_a_root(certificate, certificates):
+            raise CommandError(
+                f"--upstream-ca {path}: {subject} does not chain up to a self-signed root in the file "
+                "(Kong trusts no partial chain: include the root CA)"
+            )
     return [certificate.public_bytes(serialization.Encoding.PEM).decode() for certificate in certificates]
 
 
@@ -77,7 +107,9 @@ class Command(ApplicationCommand):
             "--with-keys", action="store_true", help="include the current JWT public keys (deploy time)"
         )
         parser.add_argument(
-            "--upstream-ca", type=Path, help="PEM file of the CA that issued the service's certificate (deploy time)"
+            "--upstream-ca",
+            type=Path,
+            help="PEM file of the CA chain of the service's certificate, its root included (deploy time)",
         )
         parser.add_argument("--check", action="store_true", help="fail if the file differs from what would be written")
 
