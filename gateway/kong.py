@@ -260,7 +260,7 @@ def _rate_limiting() -> dict[str, Any]:
                 # Referenceable (kong/tools/redis/schema.lua@3.9.1:15-19). Empty, no AUTH is sent
                 # (policies/init.lua@3.9.1:135-145); unset, it resolves to "" too, with a warning "unable to
                 # resolve reference" (kong/db/schema/init.lua@3.9.1:1693-1702): set it empty for a Redis without AUTH.
-                "password": "{vault://env/kong-redis-password}",
+                "password": "{vault://env/kong-redis-password}",  # nosec B105 - a vault reference, not a password
             },
         },
     }
