@@ -73,6 +73,31 @@ FOUND = {
         "type is 'ed25519', not 'aes256-gcm96'",
     ),
     "community-imported": (COMMUNITY, _community, TransitKey({1: MATERIAL}, imported=True), "imported_key is True"),
+    "community-auto-rotating": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: MATERIAL}, auto_rotate_period=86400),
+        "auto_rotate_period is 86400, not 0",
+    ),
+    "community-convergent": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: MATERIAL}, convergent_encryption=True),
+        "convergent_encryption is True",
+    ),
+    "community-soft-deleted": (
+        COMMUNITY,
+        _community,
+        TransitKey({1: MATERIAL}, soft_deleted=True),
+        "soft_deleted is True",
+    ),
+    "signing-auto-rotating": (
+        SIGNING,
+        _signing,
+        TransitKey({1: SEED}, type="ed25519", derived=False, auto_rotate_period=3600),
+        "auto_rotate_period is 3600, not 0",
+    ),
+    "archive-soft-deleted": (ARCHIVE, _archive, TransitKey({1: MATERIAL}, soft_deleted=True), "soft_deleted is True"),
     "signing-derived": (SIGNING, _signing, TransitKey({1: SEED}, type="ed25519"), "derived is True, not False"),
     "signing-exportable": (
         SIGNING,

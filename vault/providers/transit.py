@@ -155,6 +155,10 @@ def _vault_public_keys(response: Any) -> dict[int, bytes]:
     return published
 
 
+# A setting older Vaults' reads do not show: auto-rotation came with Vault 1.10, so absent means none.
+_ABSENT_MEANS = {"auto_rotate_period": 0}
+
+
 def _unsafe_setting(data: dict[str, Any], kind: _KeySettings) -> str | None:
     """The first setting a key's read shows that the service refuses to use it with (None when all are right)."""
     expected: dict[str, Any] = {
@@ -162,14 +166,18 @@ def _unsafe_setting(data: dict[str, Any], kind: _KeySettings) -> str | None:
         "derived": kind.derived,
         "exportable": False,
         "allow_plaintext_backup": False,
+        # Vault adding versions on its own: one new-key step (a data key, then an index key) could span two.
+        "auto_rotate_period": 0,
     }
     for setting, wanted in expected.items():
-        found = data.get(setting)
+        found = data.get(setting, _ABSENT_MEANS.get(setting))
         if type(found) is not type(wanted) or found != wanted:
             return f"{setting} is {found!r}, not {wanted!r}"
-    if data.get("imported_key") is True:  # its material was made outside Vault (path_import.go)
-        return "imported_key is True"
-    return None
+    # Material made outside Vault (path_import.go); convergent encryption (a nonce derived from the
+    # plaintext: the same plaintext and context, the same ciphertext); a key soft-deleted, which Vault
+    # refuses every operation on (path_keys.go@v2.6.2:167-225).
+    refused = [flag for flag in ("imported_key", "convergent_encryption", "soft_deleted") if data.get(flag) is True]
+    return f"{refused[0]} is True" if refused else None
 
 
 def _classified(what: str, error: Exception, *, unwrapping: bool) -> Exception:
