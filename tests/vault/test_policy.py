@@ -210,6 +210,37 @@ def test_parameters_are_checked_as_vault_checks_them() -> None:
     assert decide(denied, "p", data={"exportable": False}).allowed
     assert not decide(required, "p").allowed
     assert decide(required, "p", data={"context": "x"}).allowed
+    # acl.go@v2.6.2:505-550: a required name must be spelt in lower case; allowed and denied ones are lowered.
+    assert not decide(required, "p", data={"Context": "x"}).allowed
+    assert decide(allowed, "p", data={"TYPE": "aes256-gcm96"}).allowed
+    assert not decide(denied, "p", data={"Exportable": True}).allowed
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "sys/auth/approle2", {"type": "approle"}),
+        ("PUT", "sys/audit/file2", {"type": "file", "options": {"file_path": "/var/log/vault/audit.log"}}),
+        ("GET", "sys/audit", None),
+    ],
+)
+def test_the_system_root_paths_need_sudo_as_well(method: str, path: str, body: dict[str, Any] | None) -> None:
+    """logical_system.go@v2.6.2:67-88 (PathsSpecial.Root) and core.go@v2.6.2:3996: sudo besides the capability."""
+    capabilities = '["create", "read", "update", "delete", "list"]'
+    plain = (
+        f'path "sys/auth/*" {{ capabilities = {capabilities} }}\npath "sys/audit*" {{ capabilities = {capabilities} }}'
+    )
+    with running_vault() as (address, state):
+        state.system.audit_api_enabled = True  # as HashiCorp Vault (OpenBao refuses the audit API past the ACL)
+        codes = []
+        for name, text in (("plain", plain), ("with-sudo", plain.replace('"list"]', '"list", "sudo"]'))):
+            assert as_root(state, "PUT", f"sys/policies/acl/{name}", {"policy": text}).status == 204
+            headers = {"X-Vault-Token": state.system.issue_token([name])}
+            response = requests.request(method, f"{address}/v1/{path}", json=body, headers=headers, timeout=5)
+            codes.append(response.status_code)
+
+    assert codes[0] == 403
+    assert codes[1] in {200, 204}
 
 
 @pytest.mark.parametrize(
