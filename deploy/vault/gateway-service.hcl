@@ -81,27 +81,13 @@ path "transit/keys/signing-audit-checkpoints*" {
 }
 
 # The platform's signing key: the sub-paths the glob above reaches and nothing uses, refused.
-path "transit/keys/signing-audit-checkpoints/csr" {
-  capabilities = ["deny"]
-}
-path "transit/keys/signing-audit-checkpoints/set-certificate" {
-  capabilities = ["deny"]
-}
-path "transit/keys/signing-audit-checkpoints/import" {
-  capabilities = ["deny"]
-}
-path "transit/keys/signing-audit-checkpoints/import_version" {
-  capabilities = ["deny"]
-}
-path "transit/keys/signing-audit-checkpoints/soft-delete" {
-  capabilities = ["deny"]
-}
-path "transit/keys/signing-audit-checkpoints/soft-delete-restore" {
-  capabilities = ["deny"]
-}
-path "transit/keys/signing-audit-checkpoints/trim" {
-  capabilities = ["deny"]
-}
+path "transit/keys/signing-audit-checkpoints/csr" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/set-certificate" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/import" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/import_version" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/soft-delete" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/soft-delete-restore" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/trim" { capabilities = ["deny"] }
 
 # Signing checkpoints, purge statements and export manifests.
 path "transit/sign/signing-audit-checkpoints*" {
