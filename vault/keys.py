@@ -168,11 +168,20 @@ def community_keys_rotate(community: str) -> int:
     return _store_new_keys(community)
 
 
-def community_keys_retire_below(community: str, version: int) -> None:
-    """After re-encryption: the provider refuses older versions and their wrapped keys go."""
-    get_provider().retire_versions_below(community, version)
+def community_keys_forget_below(community: str, version: int) -> None:
+    """After re-encryption: the wrapped keys of older versions go (no row uses them any more)."""
     DataKey.objects.filter(version__lt=version).delete()
     cache.purge(community)
+
+
+def community_keys_retire_below(community: str, version: int) -> None:
+    """Once :func:`community_keys_forget_below` is committed: the provider deletes the older versions.
+
+    Never before: a provider that fails half way (Vault refusing the old
+    versions, its trim not done) would leave wrapped keys that every search
+    and write still unwraps. Safe to repeat.
+    """
+    get_provider().retire_versions_below(community, version)
 
 
 def community_keys_destroy(community: str) -> None:

@@ -1,8 +1,9 @@
 """Re-encrypting a community under its newest key version, in batches, resumably.
 
 Old versions keep decrypting throughout; only once no row is left on an old
-version does the provider's minimum decryption version move up (and the old
-wrapped keys go). A rerun resumes from the last committed batch.
+version do the old wrapped keys go (committed), and then the provider deletes
+the old versions. A rerun resumes from the last committed batch, or retires
+again when the provider failed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.utils import timezone
 from core.schema import tenant_connection
 from vault.crypto import Ciphertext
 from vault.fields import BlindIndexField, EncryptedField, encrypted_fields
-from vault.keys import community_keys_retire_below, community_keys_rotate
+from vault.keys import community_keys_forget_below, community_keys_retire_below, community_keys_rotate
 from vault.models import DataKey, RotationJob, RotationStatus
 
 Progress = Callable[[RotationJob], None]
@@ -83,13 +84,18 @@ def reencrypt_community(*, target_version: int, batch_size: int = 500, progress:
     time.sleep(settings.ROTATION_SETTLE_SECONDS)
     for model in targets:
         _sweep(model, old_versions, batch_size)
+    community = tenant_connection().schema_name
     with transaction.atomic():
         _lock_rotation()
         if _count_stale(targets, old_versions):
             raise RuntimeError("rows are still on an old key version: run rotate_keys again to finish")
-        community_keys_retire_below(tenant_connection().schema_name, target_version)
-        job.status, job.finished_at = RotationStatus.DONE, timezone.now()
-        job.save(update_fields=["status", "finished_at"])
+        community_keys_forget_below(community, target_version)
+    # Committed first: should the provider fail half way (Vault's config done, its trim not), no row is
+    # left for a search or a write to unwrap with a refused version, and a rerun (which finds no old
+    # version) retires again; both of the provider's steps may be repeated.
+    community_keys_retire_below(community, target_version)
+    job.status, job.finished_at = RotationStatus.DONE, timezone.now()
+    job.save(update_fields=["status", "finished_at"])
     if progress:
         progress(job)
     return job

@@ -1,7 +1,8 @@
 # The policy of whoever opens offboarding archives for an auditor (manage.py audit_archive_open),
 # apart from the service: it may unwrap an archive's data key and nothing else. bootstrap.sh writes it
 # as the ACL policy "audit-opener"; give its token to the operator for the time of one opening
-# (for example: vault token create -policy=audit-opener -ttl=1h -use-limit=10).
+# (vault token create -policy=audit-opener -no-default-policy -ttl=1h -use-limit=<archives to open>:
+# each archive unwraps one data key).
 # tests/vault/test_policy.py opens an archive with a token bound to it.
 
 path "transit/decrypt/archive-audit" {

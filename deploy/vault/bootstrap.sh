@@ -13,7 +13,10 @@
 #      alone, secret IDs with a TTL, optionally bound to networks;
 #   5. the audit signing key and the archive key, with the service's settings (see keys.md).
 # Prints VAULT_ROLE_ID=<role id> on stdout; progress goes to stderr. A secret ID is made only when
-# asked (--new-secret-id FILE), written to FILE (mode 0600) or, with "-", to stdout; never to stderr.
+# asked (--new-secret-id FILE), written to FILE (created 0600, never over an existing file or link)
+# or, with "-", to stdout (then stdout carries the secret: redirect it only to a file only you can
+# read); never to stderr. --secret-id-only makes one and changes nothing else (the role keeps its
+# CIDRs); its accessor goes to stderr, to destroy the previous secret ID by.
 #
 # Needs bash, curl and jq. The token goes to curl on its standard input, never on a command line.
 # Tested against the Vault double of tests/doubles/vault.py (OpenBao v2.6.2's API), never against a
@@ -37,7 +40,9 @@ usage: bootstrap.sh [options]
   --audit-file PATH        audit log file on the Vault server (default /var/log/vault/audit.log)
   --no-keys                do not create the audit signing key and the archive key
   --no-audit-opener        do not write the audit-opener policy
-  --new-secret-id FILE     make a secret ID for the role and write it to FILE (0600; "-" for stdout)
+  --new-secret-id FILE     make a secret ID for the role and write it to FILE (0600; "-" for stdout,
+                           which then carries the secret)
+  --secret-id-only         with --new-secret-id: only make the secret ID, change nothing else
 USAGE
     exit 2
 }
@@ -60,6 +65,7 @@ audit_file=/var/log/vault/audit.log
 keys=yes
 opener=yes
 secret_id_file=
+secret_id_only=no
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -76,6 +82,7 @@ while [ $# -gt 0 ]; do
         --no-keys) keys=no; shift ;;
         --no-audit-opener) opener=no; shift ;;
         --new-secret-id) secret_id_file=${2:?}; shift 2 ;;
+        --secret-id-only) secret_id_only=yes; shift ;;
         *) usage ;;
     esac
 done
@@ -87,9 +94,10 @@ for name in "$mount" "$approle" "$role" "$audit_path"; do
     case $name in "" | *[!A-Za-z0-9_.-]*) die "invalid name '$name'" ;; esac
 done
 case $secret_id_num_uses in "" | *[!0-9]*) die "--secret-id-num-uses takes a number" ;; esac
-if [ -n "$secret_id_file" ] && [ "$secret_id_file" != - ] && [ -e "$secret_id_file" ]; then
+if [ -n "$secret_id_file" ] && [ "$secret_id_file" != - ] && { [ -e "$secret_id_file" ] || [ -L "$secret_id_file" ]; }; then
     die "$secret_id_file exists: remove it or name another file"
 fi
+if [ "$secret_id_only" = yes ] && [ -z "$secret_id_file" ]; then die "--secret-id-only needs --new-secret-id"; fi
 command -v curl > /dev/null || die "needs curl"
 command -v jq > /dev/null || die "needs jq"
 
@@ -211,31 +219,46 @@ ensure_key() {
     say "keys: $name is ready"
 }
 
+# field NAME: the string .data.NAME of the last answer; stops when it has none (never prints "null").
+field() {
+    jq -er --arg f "$1" '.data[$f] | strings' "$work/out" || die "Vault's answer has no $1"
+}
+
 new_secret_id() {
+    local secret accessor
     call POST "auth/$approle/role/$role/secret-id" '{}'
     expect "make a secret ID" 200
+    secret=$(field secret_id)
+    accessor=$(field secret_id_accessor)
     if [ "$secret_id_file" = - ]; then
-        printf 'VAULT_SECRET_ID=%s\n' "$(jq -r .data.secret_id "$work/out")"
+        printf 'VAULT_SECRET_ID=%s\n' "$secret"
     else
-        jq -r .data.secret_id "$work/out" > "$secret_id_file"
+        # noclobber: created anew (O_EXCL), so never written through a link planted at the path
+        (set -C; printf '%s\n' "$secret" > "$secret_id_file") || die "cannot create $secret_id_file"
         say "approle: a new secret ID is in $secret_id_file"
+    fi
+    say "approle: its accessor $accessor (destroy the previous secret ID by its accessor once every process uses this one)"
+}
+
+bootstrap() {
+    audit_device
+    enable mounts "$mount" transit "compliance gateway keys"
+    call POST "$mount/config/keys" '{"disable_upsert": true}'
+    expect "set disable_upsert" 200 204
+    say "transit: disable_upsert on $mount/"
+    write_policy "$policy" gateway-service.hcl
+    if [ "$opener" = yes ]; then write_policy "$opener_policy" audit-opener.hcl; fi
+    enable auth "$approle" approle "compliance gateway service"
+    service_role
+    if [ "$keys" = yes ]; then
+        ensure_key signing-audit-checkpoints ed25519 false
+        ensure_key archive-audit aes256-gcm96 true
     fi
 }
 
-audit_device
-enable mounts "$mount" transit "compliance gateway keys"
-call POST "$mount/config/keys" '{"disable_upsert": true}'
-expect "set disable_upsert" 200 204
-say "transit: disable_upsert on $mount/"
-write_policy "$policy" gateway-service.hcl
-if [ "$opener" = yes ]; then write_policy "$opener_policy" audit-opener.hcl; fi
-enable auth "$approle" approle "compliance gateway service"
-service_role
-if [ "$keys" = yes ]; then
-    ensure_key signing-audit-checkpoints ed25519 false
-    ensure_key archive-audit aes256-gcm96 true
-fi
+if [ "$secret_id_only" = no ]; then bootstrap; fi
 call GET "auth/$approle/role/$role/role-id"
 expect "read the role id" 200
-printf 'VAULT_ROLE_ID=%s\n' "$(jq -r .data.role_id "$work/out")"
+role_id=$(field role_id)
+printf 'VAULT_ROLE_ID=%s\n' "$role_id"
 if [ -n "$secret_id_file" ]; then new_secret_id; fi

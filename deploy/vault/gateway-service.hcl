@@ -12,8 +12,15 @@
 # - allowed_parameters lists every parameter a request may carry (any other is refused, 403); a
 #   number in a JSON body never equals a listed value, so numeric parameters list [] (any value).
 #
-# sys/health and auth/approle/login need no grant. Nothing here grants datakey/plaintext, export,
-# backup, restore, import or hmac, and only community keys may be deleted.
+# sys/health and auth/approle/login need no grant. No path grants datakey/plaintext, export, backup,
+# restore or hmac, and only community keys may be deleted. The name globs below do reach every
+# sub-path of a key (import, import_version, set-certificate, csr, soft-delete, soft-delete-restore,
+# trim): allowed_parameters refuses import, import_version and set-certificate (they need ciphertext
+# or certificate_chain) and a signing key's trim (min_available_version), but an empty-body csr or
+# soft-delete-restore, and a community key's DELETE .../soft-delete, pass. A deny under a name glob
+# cannot carve them out ("keys/+/csr" loses to "keys/community-*": acl.go@v2.6.2 prefers the rule
+# whose first wildcard comes later), so they are denied exactly where the name is fixed: the
+# platform's signing key. docs/operations/keys.md says what the service's token can still do.
 
 # configure_mount (manage.py configure_vault): disable_upsert may only be turned on.
 path "transit/config/keys" {
@@ -72,6 +79,15 @@ path "transit/keys/signing-audit-checkpoints*" {
     "deletion_allowed"       = [false]
   }
 }
+
+# The platform's signing key: the sub-paths the glob above reaches and nothing uses, refused.
+path "transit/keys/signing-audit-checkpoints/csr" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/set-certificate" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/import" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/import_version" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/soft-delete" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/soft-delete-restore" { capabilities = ["deny"] }
+path "transit/keys/signing-audit-checkpoints/trim" { capabilities = ["deny"] }
 
 # Signing checkpoints, purge statements and export manifests.
 path "transit/sign/signing-audit-checkpoints*" {

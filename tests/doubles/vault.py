@@ -66,6 +66,10 @@ ROLE_NAME = "gateway-service"
 SHIPPED_POLICY = Path(__file__).resolve().parents[2] / "deploy" / "vault" / "gateway-service.hcl"
 # The ACL denial text: CheckToken appends ErrPermissionDenied to a multierror (request_handling.go@v2.6.2).
 PERMISSION_DENIED = "1 error occurred:\n\t* permission denied\n\n"
+# The system backend's root paths the double serves (logical_system.go@v2.6.2:67-88 PathsSpecial.Root:
+# "auth/*", "audit", "audit/*"): a token's policy must grant sudo on them as well.
+_SUDO_EXACT = frozenset({"sys/audit"})
+_SUDO_PREFIXES = ("sys/auth/", "sys/audit/")
 _METHODS = {"GET": "read", "POST": "update", "PUT": "update", "DELETE": "delete", "LIST": "list"}
 
 
@@ -216,7 +220,9 @@ def _authorized(state: VaultState, request: Request, capability: str, data: dict
     if token is None or not token.usable_from(request.client) or state.deny:
         return refuse("permission denied", 403)
     policies = [state.system.policies[name] for name in token.policies if name in state.system.policies]
-    decision = ACL(policies, root=token.root).decide(request.path, capability, data)
+    path = request.path.strip("/")
+    sudo = path in _SUDO_EXACT or path.startswith(_SUDO_PREFIXES)
+    decision = ACL(policies, root=token.root).decide(request.path, capability, data, sudo=sudo)
     if not token.root:
         for observer in state.observers:
             observer(decision)

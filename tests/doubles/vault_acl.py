@@ -14,7 +14,7 @@ double models. What it keeps of them:
   match, the one that starts its wildcard latest wins, then a non-prefix over
   a prefix, then fewer ``+``, then the longer path, then the greater string;
 - ``required_parameters``, ``denied_parameters`` and ``allowed_parameters``
-  are checked on reads and writes; a number in a JSON request is a
+  are checked on reads and writes; a backend's root paths also need ``sudo``; a number in a JSON request is a
   ``json.Number`` there, so it matches only an empty value list.
 
 What it refuses to parse, rather than pretend to enforce: wrapping TTLs, MFA
@@ -207,8 +207,12 @@ class ACL:
                 p for p in rule.required_parameters if p not in existing.required_parameters
             ]
 
-    def decide(self, path: str, capability: str, data: Mapping[str, Any]) -> Decision:
-        """Whether ``capability`` on ``path`` with request ``data`` is allowed, and by which rule."""
+    def decide(self, path: str, capability: str, data: Mapping[str, Any], *, sudo: bool = False) -> Decision:
+        """Whether ``capability`` on ``path`` with request ``data`` is allowed, and by which rule.
+
+        ``sudo``: the path is one of its backend's root paths, so the rule
+        must grant ``sudo`` as well (core.go@v2.6.2:3996 ``RootPrivsRequired``).
+        """
         path = path.lstrip("/")
         parameters = frozenset(name.lower() for name in data)
 
@@ -221,6 +225,7 @@ class ACL:
         if permissions is None:
             return decision(False, None)
         allowed = capability in permissions.capabilities and "deny" not in permissions.capabilities
+        allowed = allowed and (not sudo or "sudo" in permissions.capabilities)
         if allowed and capability in _PARAMETER_OPERATIONS:
             allowed = _parameters_allowed(permissions, data)
         return decision(allowed, permissions.written)
@@ -287,9 +292,11 @@ def _merged(existing: dict[str, tuple[Any, ...]] | None, new: Parameters | None)
 
 
 def _parameters_allowed(permissions: _Permissions, data: Mapping[str, Any]) -> bool:
-    lowered = {name.lower(): value for name, value in data.items()}
-    if any(required.lower() not in lowered for required in permissions.required_parameters):
+    # acl.go@v2.6.2:505: a required parameter is looked up as req.Data[strings.ToLower(p)], the request's
+    # own spelling; allowed and denied parameters lower the request's names instead.
+    if any(required.lower() not in data for required in permissions.required_parameters):
         return False
+    lowered = {name.lower(): value for name, value in data.items()}
     if not lowered:
         return True
     denied = permissions.denied_parameters or {}

@@ -78,6 +78,9 @@ class TransitKey:
     exportable: bool = False
     allow_plaintext_backup: bool = False
     imported: bool = False
+    auto_rotate_period: int = 0  # seconds
+    convergent_encryption: bool = False
+    soft_deleted: bool = False
 
     @property
     def latest_version(self) -> int:
@@ -155,13 +158,15 @@ def details(name: str, key: TransitKey) -> dict[str, Any]:
         "supports_decryption": key.type != "ed25519",
         "supports_signing": key.type == "ed25519",
         "supports_derivation": True,
-        "auto_rotate_period": 0,
+        "auto_rotate_period": key.auto_rotate_period,
         "imported_key": key.imported,
-        "soft_deleted": False,
+        "soft_deleted": key.soft_deleted,
         "keys": {str(version): _version_entry(key, material) for version, material in key.listed().items()},
     }
     if key.derived:
-        data |= {"kdf": "hkdf_sha256", "convergent_encryption": False}
+        data |= {"kdf": "hkdf_sha256", "convergent_encryption": key.convergent_encryption}
+        if key.convergent_encryption:
+            data["convergent_encryption_version"] = 3  # currentConvergentVersion, keysutil/lock_manager.go@v2.6.2:21
     return data
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.doubles.vault import POLICY_NAME, SHIPPED_POLICY, Decision, ServiceCredentials, VaultState, running_vault
-from tests.doubles.vault_acl import Policy, parse_policy
+from tests.doubles.vault_acl import PathRule, Policy, parse_policy
 
 
 @dataclass
@@ -58,14 +58,24 @@ def shipped_policy() -> Policy:
     return parse_policy(POLICY_NAME, SHIPPED_POLICY.read_text(encoding="utf-8"))
 
 
+def granting(policy: Policy) -> list[PathRule]:
+    """The policy's rules that grant something (a ``deny`` rule grants nothing)."""
+    return [rule for rule in policy.rules if "deny" not in rule.capabilities]
+
+
+def denying(policy: Policy) -> list[PathRule]:
+    """The policy's ``deny`` rules."""
+    return [rule for rule in policy.rules if "deny" in rule.capabilities]
+
+
 def grants(policy: Policy) -> set[tuple[str, str]]:
     """Every (path as written, capability) the policy grants."""
-    return {(rule.written, capability) for rule in policy.rules for capability in rule.capabilities}
+    return {(rule.written, capability) for rule in granting(policy) for capability in rule.capabilities}
 
 
 def allowed_parameters(policy: Policy) -> dict[str, set[str]]:
-    """The parameters each rule lists in ``allowed_parameters``."""
-    return {rule.written: set(rule.allowed_parameters or {}) for rule in policy.rules}
+    """The parameters each granting rule lists in ``allowed_parameters``."""
+    return {rule.written: set(rule.allowed_parameters or {}) for rule in granting(policy)}
 
 
 SESSION = PolicyUsage()

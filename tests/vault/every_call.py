@@ -1,4 +1,7 @@
-"""Every call the Vault provider makes, once each, as the service makes them: what the shipped policy must grant.
+"""Every provider method that talks to Vault, once each: what the shipped policy must grant.
+
+Methods, not a trace of production: ``rotate_signing_key`` is here though no
+command calls it yet.
 
 Used by ``test_policy.py`` (the policy grants exactly these, and refuses the
 service when one of its paths is removed) and ``test_bootstrap.py`` (the
@@ -35,7 +38,7 @@ def every_vault_call(address: str, state: VaultState, service: ServiceCredential
         provider.ensure_signing_key("audit-checkpoints")
         provider.sign("audit-checkpoints", b"checkpoint|public|1|00")
         provider.signing_public_keys("audit-checkpoints")
-        provider.rotate_signing_key("audit-checkpoints")
+        provider.rotate_signing_key("audit-checkpoints")  # no command calls it yet (keys.md)
         provider.ensure_archive_key("audit")
         archived = provider.generate_archive_data_key("audit", COMMUNITY)
         provider.unwrap_archive_data_key("audit", COMMUNITY, archived.ciphertext)

@@ -266,3 +266,47 @@ def test_a_mount_of_another_type_at_the_path_stops_the_script(blank: tuple[str, 
 
     assert result.returncode == 1
     assert "transit/ is already a kv mount" in result.stderr
+
+
+def test_a_dangling_symlink_at_the_secret_id_path_is_refused_not_followed(
+    blank: tuple[str, VaultState], tmp_path: Path
+) -> None:
+    address, state = blank
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "secret-id").symlink_to(elsewhere)
+
+    result = bootstrap_sh(address, "--new-secret-id", str(tmp_path / "secret-id"))
+
+    assert result.returncode == 1
+    assert "exists" in result.stderr
+    assert not elsewhere.exists()
+    assert not state.system.roles.get("approle/")  # refused before anything was done
+
+
+def test_a_new_secret_id_alone_leaves_the_role_and_everything_else_as_they_were(
+    blank: tuple[str, VaultState], tmp_path: Path
+) -> None:
+    address, state = blank
+    assert bootstrap_sh(address, "--cidr", "10.0.0.0/8").returncode == 0
+    before = snapshot(state)
+
+    result = bootstrap_sh(address, "--secret-id-only", "--new-secret-id", str(tmp_path / "secret-id"))
+
+    assert result.returncode == 0, result.stderr
+    after = snapshot(state)
+    (secret,) = role(state).secret_ids
+    assert {**after, "role": after["role"][:2]} == {**before, "role": before["role"][:2]}  # CIDRs still bound
+    assert (tmp_path / "secret-id").read_text(encoding="utf-8") == f"{secret}\n"
+    accessor = role(state).secret_ids[secret].accessor
+    assert f"accessor {accessor}" in result.stderr  # to destroy the previous one by, later
+    assert secret not in result.stderr
+
+
+def test_an_answer_without_the_role_id_stops_the_script_rather_than_print_null(blank: tuple[str, VaultState]) -> None:
+    address, state = blank
+    state.proxy_answers[f"auth/approle/role/{ROLE_NAME}/role-id"] = (200, b'{"data": {}}', "application/json")
+
+    result = bootstrap_sh(address, "--no-keys")
+
+    assert result.returncode != 0
+    assert "null" not in result.stdout

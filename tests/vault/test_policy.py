@@ -20,7 +20,16 @@ from security.audit.archives import audit_archive_create, audit_archive_open
 from tests.doubles.vault import SHIPPED_POLICY, TOKEN, VaultState, as_root, bootstrap, running_vault
 from tests.doubles.vault_acl import ACL, Decision, PolicyError, parse_policy
 from tests.support.offboarding import community_with_a_trail
-from tests.support.vault_policy import SESSION, PolicyUsage, allowed_parameters, credentials, grants, shipped_policy
+from tests.support.vault_policy import (
+    SESSION,
+    PolicyUsage,
+    allowed_parameters,
+    credentials,
+    denying,
+    granting,
+    grants,
+    shipped_policy,
+)
 from tests.vault.every_call import every_vault_call
 from vault.errors import KeyServiceUnavailable
 from vault.providers import VaultTransitProvider
@@ -66,7 +75,7 @@ def test_the_policy_grants_exactly_what_the_provider_uses_and_nothing_more() -> 
     assert state.ignored == []  # and Vault knows every field the provider sends
 
 
-@pytest.mark.parametrize("written", [rule.written for rule in shipped_policy().rules])
+@pytest.mark.parametrize("written", [rule.written for rule in granting(shipped_policy())])
 def test_removing_any_path_from_the_policy_refuses_the_service(written: str) -> None:
     text = without_path(SHIPPED_POLICY.read_text(encoding="utf-8"), written)
     removed = next(rule for rule in shipped_policy().rules if rule.written == written)
@@ -110,6 +119,151 @@ def test_the_policy_refuses_what_the_service_must_never_do() -> None:
         assert status("POST", "transit/config/keys", {"disable_upsert": False}) == 403
         assert status("POST", "sys/mounts/kv", {"type": "kv"}) == 403
         assert status("POST", "transit/keys/community-alpha/config", {"deletion_allowed": True}) == 200
+
+
+# Every granting rule of the shipped policy, complete: the path as written, its capabilities, and each
+# allowed parameter with its values (() = any value). A widened glob, a capability or a value let loose
+# fails here, and the probes below are made from this table, not from the HCL under test.
+GOLDEN: dict[str, tuple[frozenset[str], dict[str, tuple[Any, ...]]]] = {
+    "transit/config/keys": (frozenset({"update"}), {"disable_upsert": (True,)}),
+    "transit/keys/community-*": (
+        frozenset({"read", "update", "delete"}),
+        {
+            "type": ("aes256-gcm96",),
+            "derived": (True,),
+            "exportable": (False,),
+            "allow_plaintext_backup": (False,),
+            "deletion_allowed": (),
+            "min_encryption_version": (),
+            "min_decryption_version": (),
+            "min_available_version": (),
+        },
+    ),
+    "transit/datakey/wrapped/community-*": (frozenset({"update"}), {"context": (), "bits": ()}),
+    "transit/decrypt/community-*": (frozenset({"update"}), {"ciphertext": (), "context": ()}),
+    "transit/keys/signing-audit-checkpoints*": (
+        frozenset({"read", "update"}),
+        {
+            "type": ("ed25519",),
+            "exportable": (False,),
+            "allow_plaintext_backup": (False,),
+            "deletion_allowed": (False,),
+        },
+    ),
+    "transit/sign/signing-audit-checkpoints*": (frozenset({"update"}), {"input": ()}),
+    "transit/keys/archive-audit": (
+        frozenset({"read", "update"}),
+        {"type": ("aes256-gcm96",), "derived": (True,), "exportable": (False,), "allow_plaintext_backup": (False,)},
+    ),
+    "transit/keys/archive-audit/config": (frozenset({"update"}), {"deletion_allowed": (False,)}),
+    "transit/datakey/wrapped/archive-audit": (frozenset({"update"}), {"context": (), "bits": ()}),
+    "transit/decrypt/archive-audit": (frozenset({"update"}), {"ciphertext": (), "context": ()}),
+}
+SIGNING_SUB_PATHS = ("csr", "set-certificate", "import", "import_version", "soft-delete", "soft-delete-restore", "trim")
+
+
+def test_every_rule_of_the_policy_is_pinned_whole() -> None:
+    policy = shipped_policy()
+
+    found = {
+        rule.written: (
+            rule.capabilities,
+            {name: tuple(values) for name, values in (rule.allowed_parameters or {}).items()},
+        )
+        for rule in granting(policy)
+    }
+    assert found == GOLDEN
+    assert all(not rule.denied_parameters and not rule.required_parameters for rule in policy.rules)
+    assert {rule.written for rule in denying(policy)} == {
+        f"transit/keys/signing-audit-checkpoints/{sub}" for sub in SIGNING_SUB_PATHS
+    }
+
+
+def _inside(written: str) -> str:
+    """A path the rule covers: a name under a glob, or the exact path."""
+    return written.replace("*", "x")
+
+
+def _other_value(value: Any) -> Any:
+    return (not value) if isinstance(value, bool) else "rsa-4096"
+
+
+VALUE_PROBES = [
+    (written, name, value)
+    for written, (_, parameters) in GOLDEN.items()
+    for name, values in parameters.items()
+    for value in values
+]
+
+
+@pytest.mark.parametrize(("written", "name", "value"), VALUE_PROBES)
+def test_a_value_restricted_parameter_with_another_value_is_refused(written: str, name: str, value: Any) -> None:
+    acl = ACL([shipped_policy()])
+
+    assert acl.decide(_inside(written), "update", {name: value}).allowed
+    assert not acl.decide(_inside(written), "update", {name: _other_value(value)}).allowed
+
+
+def _outside(written: str) -> list[str]:
+    """Paths just outside the rule: its last letter changed, a letter more (exact paths), a sibling name."""
+    path = written.removesuffix("*")
+    longer = [] if written.endswith("*") else [path + "X"]
+    return [path[:-1] + "X", *longer, path.rsplit("/", 1)[0] + "/other"]
+
+
+OUTSIDE_PROBES = [
+    (written, path, capability)
+    for written, (capabilities, _) in GOLDEN.items()
+    for path in _outside(written)
+    for capability in sorted(capabilities)
+]
+
+
+@pytest.mark.parametrize(("written", "path", "capability"), OUTSIDE_PROBES)
+def test_names_just_outside_each_rule_are_refused(written: str, path: str, capability: str) -> None:
+    acl = ACL([shipped_policy()])
+
+    assert acl.decide(_inside(written), capability, {}).allowed
+    assert not acl.decide(path, capability, {}).allowed
+
+
+@pytest.mark.parametrize("sub", SIGNING_SUB_PATHS)
+def test_the_platform_signing_keys_unused_sub_paths_are_denied(sub: str) -> None:
+    text = SHIPPED_POLICY.read_text(encoding="utf-8")
+    without_denies = text
+    for rule in denying(shipped_policy()):
+        without_denies = without_path(without_denies, rule.written)
+    path = f"transit/keys/signing-audit-checkpoints/{sub}"
+
+    for capability in ("create", "read", "update", "delete"):
+        assert not decide(text, path, capability).allowed
+    # The glob alone lets an empty-body write through: the deny is what refuses it.
+    assert decide(without_denies, path, "update").allowed
+
+
+def test_what_the_service_token_can_still_do_under_its_name_globs() -> None:
+    """The residual power docs/operations/keys.md owns up to: soft-delete, restore and csr on names under a glob."""
+    acl = ACL([shipped_policy()])
+    text = SHIPPED_POLICY.read_text(encoding="utf-8")
+
+    assert acl.decide("transit/keys/community-x/soft-delete", "delete", {}).allowed
+    assert acl.decide("transit/keys/community-x/soft-delete-restore", "update", {}).allowed
+    assert acl.decide("transit/keys/signing-audit-checkpoints-alpha/csr", "update", {}).allowed
+    assert acl.decide("transit/keys/community-x/config", "update", {"deletion_allowed": True}).allowed
+    assert acl.decide("transit/keys/community-x", "delete", {}).allowed
+    # What their parameters refuse there: every one of these needs a parameter the rule does not list.
+    assert not acl.decide("transit/keys/community-x/import", "update", {"ciphertext": "AAAA"}).allowed
+    assert not acl.decide("transit/keys/community-x/import_version", "update", {"ciphertext": "AAAA"}).allowed
+    assert not acl.decide(
+        "transit/keys/signing-audit-checkpoints-alpha/set-certificate", "update", {"certificate_chain": "x"}
+    ).allowed
+    assert not acl.decide(
+        "transit/keys/signing-audit-checkpoints-alpha/trim", "update", {"min_available_version": 2}
+    ).allowed
+    assert not acl.decide("transit/keys/signing-audit-checkpoints-alpha/soft-delete", "delete", {}).allowed
+    # Why no deny carves them out: a "+" rule's wildcard comes before the glob's, so the glob decides.
+    carved = text + '\npath "transit/keys/+/soft-delete" {\n  capabilities = ["deny"]\n}\n'
+    assert decide(carved, "transit/keys/community-x/soft-delete", "delete").allowed
 
 
 def test_an_auditor_opens_an_archive_with_the_audit_opener_policy_alone(
@@ -210,6 +364,37 @@ def test_parameters_are_checked_as_vault_checks_them() -> None:
     assert decide(denied, "p", data={"exportable": False}).allowed
     assert not decide(required, "p").allowed
     assert decide(required, "p", data={"context": "x"}).allowed
+    # acl.go@v2.6.2:505-550: a required name must be spelt in lower case; allowed and denied ones are lowered.
+    assert not decide(required, "p", data={"Context": "x"}).allowed
+    assert decide(allowed, "p", data={"TYPE": "aes256-gcm96"}).allowed
+    assert not decide(denied, "p", data={"Exportable": True}).allowed
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "sys/auth/approle2", {"type": "approle"}),
+        ("PUT", "sys/audit/file2", {"type": "file", "options": {"file_path": "/var/log/vault/audit.log"}}),
+        ("GET", "sys/audit", None),
+    ],
+)
+def test_the_system_root_paths_need_sudo_as_well(method: str, path: str, body: dict[str, Any] | None) -> None:
+    """logical_system.go@v2.6.2:67-88 (PathsSpecial.Root) and core.go@v2.6.2:3996: sudo besides the capability."""
+    capabilities = '["create", "read", "update", "delete", "list"]'
+    plain = (
+        f'path "sys/auth/*" {{ capabilities = {capabilities} }}\npath "sys/audit*" {{ capabilities = {capabilities} }}'
+    )
+    with running_vault() as (address, state):
+        state.system.audit_api_enabled = True  # as HashiCorp Vault (OpenBao refuses the audit API past the ACL)
+        codes = []
+        for name, text in (("plain", plain), ("with-sudo", plain.replace('"list"]', '"list", "sudo"]'))):
+            assert as_root(state, "PUT", f"sys/policies/acl/{name}", {"policy": text}).status == 204
+            headers = {"X-Vault-Token": state.system.issue_token([name])}
+            response = requests.request(method, f"{address}/v1/{path}", json=body, headers=headers, timeout=5)
+            codes.append(response.status_code)
+
+    assert codes[0] == 403
+    assert codes[1] in {200, 204}
 
 
 @pytest.mark.parametrize(

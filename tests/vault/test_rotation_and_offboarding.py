@@ -214,3 +214,35 @@ def test_rotation_does_not_retire_while_rows_remain_on_an_old_version(
         assert DataKey.objects.filter(version=1).exists()
         assert Participant.objects.count() == 3
         assert all(participant.given_name for participant in Participant.objects.all())
+
+
+TRIM_FAILS = (500, b'{"errors":["local node not active but active cluster node not found"]}', "application/json")
+
+
+@pytest.mark.parametrize("key_provider", ["vault-double"], indirect=True)
+def test_a_failed_trim_leaves_the_community_working_and_a_rerun_finishes_the_retire(
+    alpha: Community, vault_double: Any
+) -> None:
+    with schema_context("alpha"):
+        enrol(3)
+    vault_double.proxy_answers["transit/keys/community-alpha/trim"] = TRIM_FAILS
+
+    with pytest.raises(CommandError, match="key_service_unavailable"):
+        call_command("rotate_keys", "--community", "alpha", "--inline", stdout=io.StringIO())
+
+    assert vault_double.keys["community-alpha"].min_decryption_version == 2  # the config step went through
+    cache.purge()
+    with schema_context("alpha"):
+        assert Participant.objects.filter(blind_index_filter(Participant, "mrn_index", "MRN-0001")).count() == 1
+        enrol(1)  # searching and writing need only the live versions
+        assert RotationJob.objects.get(target_version=2).status == "running"
+    del vault_double.proxy_answers["transit/keys/community-alpha/trim"]
+    out = io.StringIO()
+
+    call_command("rotate_keys", "--community", "alpha", "--inline", stdout=out)
+
+    assert "resuming the rotation of alpha to key version 2" in out.getvalue()
+    assert sorted(vault_double.keys["community-alpha"].versions) == [2]  # trimmed now
+    with schema_context("alpha"):
+        assert RotationJob.objects.get(target_version=2).status == "done"
+        assert Participant.objects.count() == 4

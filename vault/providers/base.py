@@ -89,7 +89,7 @@ class KeyWrapper(Protocol):
         ...
 
     def retire_versions_below(self, community: str, version: int) -> None:
-        """Refuse to unwrap anything wrapped by an older version (``min_decryption_version``)."""
+        """Delete the versions older than ``version`` for good (what they wrapped: KeyDestroyed); safe to repeat."""
         ...
 
     def destroy_community_key(self, community: str) -> None:

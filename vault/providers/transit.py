@@ -41,10 +41,11 @@ from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.providers.base import Signature, WrappedKey, archive_key_name, signing_key_name
 
 # Vault's 400 answers that mean the key (or key version) is gone for good: "encryption key not found",
-# "no existing key named ...", "...(too old)" (keysutil/policy.go@v2.6.2:79), and an AEAD failure.
-_GONE_MESSAGES = ("not found", "no existing key", "too old", "message authentication failed")
-# Go's crypto/cipher text for an AEAD failure. Vault before 1.10.0 answered it 500 (hashicorp/vault#10842,
-# fixed by #10914): the same text means the same thing whatever the status.
+# "no existing key named ...", "...(too old)" (keysutil/policy.go@v2.6.2:79).
+_GONE_MESSAGES = ("not found", "no existing key", "too old")
+# Go's crypto/cipher text for an AEAD failure: to an unwrap, the wrapped key does not open with this key
+# (400; Vault before 1.10.0 answered it 500, hashicorp/vault#10842, fixed by #10914). Only an unwrap reads
+# it so: any other call's 500 with that text is the storage barrier failing (vault/barrier/aes_gcm.go@v2.6.2:896).
 _AEAD_FAILURE = "message authentication failed"
 # A ciphertext newer than the key (policy.go@v2.6.2:1026): Vault was restored from an older backup. The
 # wrapped key is not gone; Vault is behind.
@@ -154,6 +155,10 @@ def _vault_public_keys(response: Any) -> dict[int, bytes]:
     return published
 
 
+# A setting older Vaults' reads do not show: auto-rotation came with Vault 1.10, so absent means none.
+_ABSENT_MEANS = {"auto_rotate_period": 0}
+
+
 def _unsafe_setting(data: dict[str, Any], kind: _KeySettings) -> str | None:
     """The first setting a key's read shows that the service refuses to use it with (None when all are right)."""
     expected: dict[str, Any] = {
@@ -161,19 +166,29 @@ def _unsafe_setting(data: dict[str, Any], kind: _KeySettings) -> str | None:
         "derived": kind.derived,
         "exportable": False,
         "allow_plaintext_backup": False,
+        # Vault adding versions on its own: one new-key step (a data key, then an index key) could span two.
+        "auto_rotate_period": 0,
     }
     for setting, wanted in expected.items():
-        found = data.get(setting)
+        found = data.get(setting, _ABSENT_MEANS.get(setting))
         if type(found) is not type(wanted) or found != wanted:
             return f"{setting} is {found!r}, not {wanted!r}"
-    if data.get("imported_key") is True:  # its material was made outside Vault (path_import.go)
-        return "imported_key is True"
-    return None
+    # Material made outside Vault (path_import.go); convergent encryption (a nonce derived from the
+    # plaintext: the same plaintext and context, the same ciphertext); a key soft-deleted, which Vault
+    # refuses every operation on (path_keys.go@v2.6.2:167-225).
+    refused = [flag for flag in ("imported_key", "convergent_encryption", "soft_deleted") if data.get(flag) is True]
+    return f"{refused[0]} is True" if refused else None
 
 
-def _classified(what: str, error: Exception) -> Exception:
+def _classified(what: str, error: Exception, *, unwrapping: bool) -> Exception:
     """What a Vault fault means to the service: gone for good (KeyDestroyed), or a fault to retry."""
     message = str(error).lower()
+    if (
+        unwrapping
+        and _AEAD_FAILURE in message
+        and isinstance(error, vault_errors.InvalidRequest | vault_errors.InternalServerError)
+    ):
+        return KeyDestroyed(f"{what}: {type(error).__name__}")
     if isinstance(error, vault_errors.InvalidRequest):
         if _TOO_NEW in message:
             why = f"{what}: the wrapped key is newer than vault's key (vault restored from an older backup?)"
@@ -182,8 +197,6 @@ def _classified(what: str, error: Exception) -> Exception:
         if any(sign in message for sign in _GONE_MESSAGES):
             return KeyDestroyed(f"{what}: {type(error).__name__}")
         return KeyServiceUnavailable(f"{what}: refused ({type(error).__name__})")
-    if isinstance(error, vault_errors.InternalServerError) and _AEAD_FAILURE in message:
-        return KeyDestroyed(f"{what}: {type(error).__name__}")
     # Sealed (503), refused (403), a wrong mount (404/405), unreachable: fail closed, retryable.
     return KeyServiceUnavailable(f"{what}: {type(error).__name__}")
 
@@ -226,7 +239,7 @@ class VaultTransitProvider:
             raise ValueError(f"archive key {key!r} could be the key of a community under prefix {self._prefix!r}")
         return key
 
-    def _call(self, what: str, operation: Callable[[], Any]) -> Any:
+    def _call(self, what: str, operation: Callable[[], Any], *, unwrapping: bool = False) -> Any:
         """Run one Vault call; with AppRole, a refused (expired) token logs in again once."""
         self._login()
         try:
@@ -239,20 +252,23 @@ class VaultTransitProvider:
                 self._login()
                 return operation()
         except (vault_errors.VaultError, requests.RequestException) as error:
-            raise _classified(what, error) from error
+            raise _classified(what, error, unwrapping=unwrapping) from error
 
     def _login(self) -> None:
         """AppRole login. Its errors are never chained: their text may carry the secret ID (path_login.go)."""
         if self._logged_in:
             return
+        refused = ""
         try:
             response = self._client.auth.approle.login(
                 role_id=settings.VAULT_ROLE_ID, secret_id=settings.VAULT_SECRET_ID, use_token=False
             )
         except (vault_errors.VaultError, requests.RequestException) as error:
-            why = f"vault login refused ({type(error).__name__})"
+            refused = type(error).__name__  # only its name: raising here would keep it as __context__
+        if refused:
+            why = f"vault login refused ({refused})"
             logger.error("%s: check VAULT_ROLE_ID and VAULT_SECRET_ID (expired?)", why)
-            raise KeyServiceUnavailable(why) from None
+            raise KeyServiceUnavailable(why)
         auth = response.get("auth") if isinstance(response, dict) else None
         token = auth.get("client_token") if isinstance(auth, dict) else None
         if not isinstance(token, str) or not token:
@@ -324,6 +340,7 @@ class VaultTransitProvider:
             lambda: self._client.secrets.transit.decrypt_data(
                 self._key(community), ciphertext=wrapped, context=_context(community), mount_point=self._mount
             ),
+            unwrapping=True,
         )
         return _unwrapped(response)
 
@@ -361,13 +378,14 @@ class VaultTransitProvider:
         )
 
     def destroy_community_key(self, community: str) -> None:
-        """Allow deletion, then delete: every version goes. A key already gone is done."""
+        """Allow deletion, then delete: every version goes. A key already gone is done, once a read says 404."""
         transit, name = self._client.secrets.transit, self._key(community)
         try:
             self._call("allow deletion", lambda: self._post(f"keys/{name}/config", {"deletion_allowed": True}))
             self._call("destroy key", lambda: transit.delete_key(name, mount_point=self._mount))
         except KeyDestroyed:
-            return
+            if self._read_key(name, _COMMUNITY) is not None:
+                raise KeyServiceUnavailable(f"vault said {name} is gone but still has it") from None
 
     def check_ready(self) -> None:
         """Vault initialised, unsealed and answering: ``/sys/health`` 200, a standby node included.
@@ -467,5 +485,6 @@ class VaultTransitProvider:
             lambda: self._client.secrets.transit.decrypt_data(
                 key, ciphertext=wrapped, context=_context(context), mount_point=self._mount
             ),
+            unwrapping=True,
         )
         return _unwrapped(response)
