@@ -150,8 +150,11 @@ def test_the_slow_drip_is_cut_at_the_deadline(opa_on_a_deadline: tuple[OpaEngine
     assert time.monotonic() - started < 0.6
 
 
-def test_a_policy_without_its_data_is_not_ready_and_never_decides(tmp_path: Path) -> None:
+@pytest.mark.parametrize("data", [None, {"gateway": {"matrix": {}}}], ids=["no data.json", "an empty matrix"])
+def test_a_policy_without_its_data_is_not_ready_and_never_decides(data: dict[str, Any] | None, tmp_path: Path) -> None:
     shutil.copytree(REPOSITORY_POLICY / "gateway", tmp_path / "gateway")
+    if data is not None:
+        (tmp_path / "data.json").write_text(json.dumps(data), encoding="utf-8")
     engine = EmbeddedEngine(PolicySource.from_directory(tmp_path))
 
     with pytest.raises(PolicyUnavailable) as error:
