@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from http import HTTPStatus
@@ -84,6 +86,48 @@ def compile_policy(source: PolicySource, query: str = DECISION_QUERY) -> regopy.
     return bundle
 
 
+# JSON numbers the engines agree on: integers within ±2^53 (I-JSON, RFC 7493 §2.2). Beyond, regorus
+# 0.13 refuses an integer past i64 ("not an i64"), rego-cpp's native input wraps one past int64,
+# and OPA keeps it exact: the embedded engine refuses such a document instead of guessing.
+SAFE_INTEGER = 2**53
+_INT64 = 2**63
+
+
+def _numbers(value: Any) -> Iterator[int | float]:
+    """Every number in a JSON-like value (booleans are not numbers)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield value
+
+
+def unsafe_number(document: Any) -> bool:
+    """Whether ``document`` carries an integer beyond ±2^53 or a number that is not finite."""
+    return any(
+        (isinstance(number, int) and abs(number) > SAFE_INTEGER) or not math.isfinite(number)
+        for number in _numbers(document)
+    )
+
+
+def set_input(interpreter: regopy.Interpreter, document: Any) -> None:
+    """Give ``document`` to rego-cpp exactly.
+
+    regopy's native ``Input`` (no JSON text to parse: p50 0.55 ms against 0.73 ms)
+    carries integers within int64 exactly, and nothing else: it rounds a float to
+    six decimals (900.0000001 becomes 900) and wraps an integer past int64. A
+    document with a float, or such an integer, goes as JSON text through rego-cpp's
+    term parser, which keeps every number as written, as OPA does.
+    """
+    if all(isinstance(number, int) and -_INT64 <= number < _INT64 for number in _numbers(document)):
+        interpreter.set_input(regopy.Input(document))
+    else:
+        interpreter.set_input_term(json.dumps(document, allow_nan=False))
+
+
 class EmbeddedEngine:
     """Rego evaluated in process by regopy (Microsoft rego-cpp).
 
@@ -111,10 +155,11 @@ class EmbeddedEngine:
 
     def evaluate(self, document: dict[str, Any]) -> Any:
         """The raw decision document (``None`` when undefined)."""
+        if unsafe_number(document):
+            raise PolicyUnavailable("the input carries an integer beyond ±2^53 or a number that is not finite")
         interpreter = self._interpreter()
         try:
-            # A native input skips rego-cpp's term parser (p50 0.55 ms against 0.73 ms with JSON text).
-            interpreter.set_input(regopy.Input(document))
+            set_input(interpreter, document)
             output = interpreter.query_bundle(self._bundle)
         except regopy.RegoError as error:
             raise PolicyUnavailable("the embedded engine failed") from error

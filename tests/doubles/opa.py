@@ -62,7 +62,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import regopy
 
 from policy import bundle
-from policy.engine import compile_policy
+from policy.engine import compile_policy, set_input
 from policy.errors import PolicyUnavailable
 from policy.source import PolicySource
 from tests.doubles.server import serving
@@ -93,7 +93,9 @@ class _Policy:
     def evaluate(self, document: Any, *, has_input: bool = True) -> Any:
         interpreter = regopy.Interpreter()
         if has_input:
-            interpreter.set_input(regopy.Input(document))
+            # Every number exact: OPA decodes the body with util.NewJSONDecoder (server.go@v1.9.0:2883,
+            # readInputPostV1), which keeps json.Number (v1/util/json.go, UseNumber).
+            set_input(interpreter, document)
         output = interpreter.query_bundle(self._bundle)
         if not output.ok():
             raise PolicyUnavailable("the embedded engine failed")

@@ -97,6 +97,9 @@ def _second_factor() -> dict[str, dict[str, Any]]:
             "fresh": 60,
             "stale": 901,
             "at_the_limit": 900,
+            "a_fraction_past_the_limit": 900.0000001,  # regopy's native input read it as 900
+            "a_fraction_within_the_limit": 899.5,
+            "a_tiny_negative": -1e-300,  # and this as -0
             "negative": -5,
             "textual": "60",
             "boolean": True,
