@@ -195,7 +195,11 @@ class OpaEngine:
     (``retries=0``), no redirect followed (a redirect could carry the token
     elsewhere), nothing taken from the environment (``trust_env`` off: no proxy
     to hand the token to, no ``.netrc`` to replace it), and https verified
-    against ``cacert`` (the system's trust store when empty).
+    against ``cacert``; when empty, against the CA bundle requests ships (certifi's,
+    ``requests.utils.DEFAULT_CA_BUNDLE_PATH``), not the system's trust store: with
+    ``trust_env`` off no ``REQUESTS_CA_BUNDLE`` is read either. Anything but a 200
+    fails, a redirect included (``OPA refused the decision (307)``, ``OPA is not
+    ready (302)``).
 
     ``token`` goes out as ``Authorization: Bearer`` on every request (OPA run
     with ``--authentication=token``, see ``deploy/opa``); it is never logged, and
@@ -208,10 +212,16 @@ class OpaEngine:
             raise PolicyUnavailable("OPA_URL is not an http(s) URL")
         if parsed.username or parsed.password or parsed.query or parsed.fragment:
             raise PolicyUnavailable("OPA_URL carries credentials, a query or a fragment (the token goes in OPA_TOKEN)")
+        try:
+            port = parsed.port or (443 if parsed.scheme == "https" else 8181)
+        except ValueError as error:  # urllib: a port that is not a number, or past 65535
+            raise PolicyUnavailable("OPA_URL has a port that is not a number from 0 to 65535") from error
         prefix = "".join(f"{part}/" for part in parsed.path.split("/") if part)
+        # urlparse drops an IPv6 literal's brackets; the client joins host and port as they are.
+        host = f"[{parsed.hostname}]" if ":" in parsed.hostname else parsed.hostname
         self._client = OpaClient(
-            host=parsed.hostname,
-            port=parsed.port or (443 if parsed.scheme == "https" else 8181),
+            host=host,
+            port=port,
             version=f"{prefix}v1",
             ssl=parsed.scheme == "https",
             token=token or None,
@@ -222,9 +232,16 @@ class OpaEngine:
         session.trust_env = False
         session.max_redirects = 0
         session.verify = cacert or True
-        self._health_url = f"{self._client.schema}{self._client.host}:{self._client.port}/{prefix}health?bundles"
+        # Every answer but a 200 fails, before the client reads a body (query_rule takes any 2xx or
+        # 3xx as a decision: it calls raise_for_status only).
+        session.hooks["response"].append(self._require_200)
+        self._health_url = f"{self._client.schema}{host}:{port}/{prefix}health?bundles"
         self._timeout = timeout
         self._revision = "opa:unknown"
+
+    def _require_200(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        health = urlparse(response.url).path.endswith("/health")
+        _require_ok(response, "OPA is not ready" if health else "OPA refused the decision")
 
     @property
     def revision(self) -> str:
@@ -245,14 +262,7 @@ class OpaEngine:
         )
 
     def _post(self, document: dict[str, Any]) -> Any:
-        try:
-            return self._client.query_rule(
-                document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"}
-            )
-        except requests.HTTPError as error:
-            if error.response is not None:
-                _require_ok(error.response, "OPA refused the decision")
-            raise
+        return self._client.query_rule(document, DECISION_PACKAGE, DECISION_RULE, query_params={"provenance": "true"})
 
     def _ask(self, document: dict[str, Any]) -> dict[str, Any]:
         """One Data API call under an overall deadline (requests' timeout is per read, not total)."""

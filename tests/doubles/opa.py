@@ -358,13 +358,15 @@ def running_opa(
     token: str | None = None,
     path_prefix: str = "",
     tls: ssl.SSLContext | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[tuple[str, OpaState]]:
     """Serve the double on a free loopback port; yield its URL (below ``path_prefix``) and its state.
 
     With ``token``, it runs as ``deploy/opa`` runs OPA: ``--authentication=token
     --authorization=basic``, the shipped ``system.authz`` policy, and the token in
     its environment as ``GATEWAY_OPA_TOKEN``. With ``tls``, it serves https
-    (OPA's ``--tls-cert-file``/``--tls-private-key-file``).
+    (OPA's ``--tls-cert-file``/``--tls-private-key-file``). ``host`` ``::1`` serves
+    it on the IPv6 loopback (OPA's ``--addr=[::1]:8181``).
     """
     loaded = bundle.read(bundle_file if bundle_file is not None else repository_bundle())
     state = OpaState(
@@ -376,5 +378,5 @@ def running_opa(
         state.authentication, state.authorization = "token", "basic"
         state.environment = {TOKEN_VARIABLE: token}
         state.authz = authz_policy(state.runtime())
-    with serving(type("BoundOpaHandler", (OpaHandler,), {"state": state}), tls) as url:
+    with serving(type("BoundOpaHandler", (OpaHandler,), {"state": state}), tls, host) as url:
         yield url + path_prefix, state
