@@ -639,3 +639,55 @@ test_compliance_officers_list_the_exports_they_determine_but_never_download_them
 	download := with_fields(acting(fresh_mfa(officer), "export.download"), {"resource": {"type": "export", "id": "e-1", "attributes": {}}})
 	not decide(download).allow
 }
+
+# --- boundaries and types (read-only review of part O, finding 12) -------------------------
+
+test_a_second_factor_exactly_15_minutes_old_is_enough if {
+	d := decide(with_fields(acting(as_role("owner"), "key.rotate"), {"subject": with_fields(as_role("owner").subject, {"mfa_age_seconds": 900})}))
+	d.allow
+}
+
+test_a_grant_expiring_now_does_nothing if {
+	d := decide(with_grant(with_fields(base, {"purpose": "emergency"}), with_fields(grant, {"expires_at": now})))
+	d.allow == false
+	d.reasons == ["consent_not_covering_purpose"]
+}
+
+test_a_participant_grant_opens_no_other_kind_of_resource_of_that_id if {
+	other := {"type": "observation", "id": "p-1", "attributes": {}}
+	d := decide(with_grant(with_fields(acting(with_fields(base, {"purpose": "emergency"}), "observation.read"), {"resource": other}), grant))
+	d.allow == false
+}
+
+test_a_study_grant_opens_no_participant_of_that_id if {
+	observation := {"type": "observation", "id": "o-1", "attributes": {"participant": "p-1"}}
+	document := with_fields(acting(with_fields(base, {"purpose": "emergency"}), "observation.read"), {"resource": observation})
+	d := decide(with_grant(document, with_fields(grant, {"scope": "study"})))
+	d.allow == false
+}
+
+test_a_participant_grant_opens_no_study_of_that_id if {
+	resource := {"type": "participant", "id": "p-2", "attributes": {"study": "p-1"}}
+	d := decide(with_grant(with_fields(base, {"purpose": "emergency", "resource": resource}), grant))
+	d.allow == false
+}
+
+test_a_grant_without_a_scope_id_opens_no_list if {
+	listing := with_fields(base, {"action": "participant.list", "purpose": "emergency", "resource": {"type": "participant", "id": null, "attributes": {}}})
+	d := decide(with_grant(listing, with_fields(grant, {"scope_id": null})))
+	d.allow
+	d.reasons == ["role_grants_action"]
+	d.obligations.conditions == {"consent_scope": "emergency"}
+}
+
+test_a_null_holder_is_nobodys_grant if {
+	subject := with_fields(base.subject, {"id": null})
+	d := decide(on_grant(with_fields(base, {"subject": subject}), "break_glass.revoke", null))
+	d.allow == false
+	d.reasons == ["not_the_holder"]
+}
+
+test_a_role_without_the_action_is_refused_for_that_alone_under_an_exempt_purpose if {
+	d := decide(with_fields(as_role("auditor"), {"purpose": "operations"}))
+	d.reasons == ["action_not_permitted"]
+}
