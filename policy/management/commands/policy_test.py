@@ -4,8 +4,10 @@ By default it tests the service's policy (``POLICY_DIR``) and the policy that
 guards the OPA sidecar's API (``OPA_AUTHZ_POLICY_DIR``, ``deploy/opa``). Each
 test runs under regopy (rego-cpp, the engine the service embeds) and, where it
 is installed, regorus (an independent engine): a test passes only when it
-passes under every engine that ran, and the figures are given per engine. Rule
-coverage comes from the embedded engine.
+passes under every engine that ran, and the figures are given per engine; an
+engine with no result for a test fails it. A ``not`` inside an ``every`` body
+fails the run (:mod:`policy.review.vacuous`: regopy holds such a body true).
+Rule coverage comes from the embedded engine.
 """
 
 from __future__ import annotations
