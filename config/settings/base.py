@@ -302,7 +302,8 @@ OPA_URL = env_str("OPA_URL", "http://127.0.0.1:8181")
 OPA_TIMEOUT_SECONDS = float(env_str("OPA_TIMEOUT_SECONDS", "0.25"))
 # The bearer token OPA's API requires (deploy/opa: --authentication=token); never logged.
 OPA_TOKEN = env_str("OPA_TOKEN", "")
-# A CA bundle (PEM file) to verify an https OPA with; empty means the system's trust store.
+# A CA bundle (PEM file) to verify an https OPA with; empty means the bundle requests ships (certifi's),
+# not the system's trust store (the engine reads nothing from the environment, REQUESTS_CA_BUNDLE included).
 OPA_CACERT = env_str("OPA_CACERT", "")
 # The policy guarding OPA's own API (loaded beside the bundle); policy_test runs its tests too.
 OPA_AUTHZ_POLICY_DIR = BASE_DIR / "deploy" / "opa"

@@ -47,7 +47,7 @@ test_the_service_token_opens_nothing_else if {
 		calling("GET", ["health", "live"]),
 		calling("POST", ["v0", "data", "gateway", "authz", "decision"]),
 	] {
-		not authz.allowed(call, token)
+		authz.allowed(call, token) == false
 	}
 }
 
@@ -67,7 +67,7 @@ test_the_probe_may_read_health_only if {
 
 test_a_missing_short_or_non_text_token_in_the_environment_opens_nothing if {
 	every expected in [null, "", "short-token", 42, ["service-token-of-forty-characters-000000"]] {
-		not authz.allowed(as_identity(decision_call, expected), expected)
+		authz.allowed(as_identity(decision_call, expected), expected) == false
 	}
 	not authz.allowed(without_identity(decision_call), null)
 }

@@ -155,16 +155,23 @@ def _run_worker(directory: Path, start: int, tests: list[tuple[str, str]], run: 
             finished = current + 1
         elif line.startswith(_COVERAGE_TAG + " "):
             run.reached.add(line.split(" ", 1)[1])
-    if completed.returncode == 0:
-        return len(tests), built
+    if completed.returncode == 0 and finished == len(tests):
+        return finished, built
     if not built:
         return start, False  # the compiler could not take the tests: run them one query each
-    if finished <= current < len(tests):
-        package, name = tests[current]
-        why = f"crashed the embedded interpreter (exit {completed.returncode}); `with input as` a rule is not supported"
-        run.results.append(TestResult(package, name, passed=False, detail=why))
-        return current + 1, built
+    # The test it was on, or (exit 0 between two tests) the one it should have run next, fails.
+    pending = current if finished <= current else finished
+    if pending < len(tests) and (finished <= current or completed.returncode == 0):
+        package, name = tests[pending]
+        run.results.append(TestResult(package, name, passed=False, detail=_why_ended(completed.returncode)))
+        return pending + 1, built
     raise RuntimeError(f"the policy test worker failed: {completed.stderr.strip()[-500:]}")
+
+
+def _why_ended(returncode: int) -> str:
+    if returncode == 0:
+        return "the worker ended (exit 0) without this test's verdict"
+    return f"crashed the embedded interpreter (exit {returncode}); `with input as` a rule is not supported"
 
 
 def _entrypoint(package: str, test_name: str) -> str:
@@ -181,6 +188,8 @@ def _run_one(
             output = str(interpreter.query_bundle_entrypoint(compiled, _entrypoint(package, test_name)))
     except regopy.RegoError as error:
         return TestResult(package, test_name, passed=False, detail=f"error: {str(error).strip()[:200]}")
+    except ValueError:  # regopy's Output parses the interpreter's answer as JSON; some are not
+        return TestResult(package, test_name, passed=False, detail="error: the interpreter's answer is not JSON")
     passed = output.startswith('{"expressions":[true]')
     return TestResult(package, test_name, passed=passed, detail="" if passed else output[:200])
 

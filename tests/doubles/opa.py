@@ -62,7 +62,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import regopy
 
 from policy import bundle
-from policy.engine import compile_policy
+from policy.engine import compile_policy, set_input
 from policy.errors import PolicyUnavailable
 from policy.source import PolicySource
 from tests.doubles.server import serving
@@ -93,7 +93,9 @@ class _Policy:
     def evaluate(self, document: Any, *, has_input: bool = True) -> Any:
         interpreter = regopy.Interpreter()
         if has_input:
-            interpreter.set_input(regopy.Input(document))
+            # Every number exact: OPA decodes the body with util.NewJSONDecoder (server.go@v1.9.0:2883,
+            # readInputPostV1), which keeps json.Number (v1/util/json.go, UseNumber).
+            set_input(interpreter, document)
         output = interpreter.query_bundle(self._bundle)
         if not output.ok():
             raise PolicyUnavailable("the embedded engine failed")
@@ -220,7 +222,8 @@ class OpaHandler(BaseHTTPRequestHandler):
         path, query = route
         body = _json_or_none(raw)
         self._record(path, query, body)
-        if not self._authorized(path, query, body):
+        self._cached: list[Any] = []  # the body the authorizer parsed, if it did (GetBodyOnContext)
+        if not self._authorized(path, query, raw):
             return
         if self.command == "GET" and path == "/health":
             self._health(query)
@@ -229,7 +232,7 @@ class OpaHandler(BaseHTTPRequestHandler):
         else:
             self._write(404, _GO_NOT_FOUND, "text/plain; charset=utf-8")
 
-    def _authorized(self, path: str, query: str, body: Any) -> bool:
+    def _authorized(self, path: str, query: str, raw: bytes) -> bool:
         """--authentication=token and --authorization=basic, in OPA's order; False when already answered."""
         state = self.state
         if state.authorization == "off" or state.authz is None:
@@ -241,8 +244,15 @@ class OpaHandler(BaseHTTPRequestHandler):
             "params": parse_qs(query, keep_blank_values=True),
             "headers": {_canonical_header(name): self.headers.get_all(name, []) for name in set(self.headers.keys())},
         }
-        if self.command == "POST" and isinstance(body, dict) and (path == "/" or path.startswith("/v1/data")):
-            document["body"] = body  # expectBody, authorizer.go@v1.9.0:234: POST / and POST /v1/data...
+        # expectBody (authorizer.go@v1.9.0:234-246): POST / and POST /v0/data..., /v1/data..., any JSON
+        # body; one that does not parse is a 400 before any authorization (ServeHTTP: makeInput fails).
+        if self.command == "POST" and _expects_body(document["path"]) and raw:
+            try:
+                document["body"] = json.loads(raw)
+            except ValueError as error:
+                self._error(400, "invalid_parameter", f"body is not JSON: {error}")
+                return False
+            self._cached.append(document["body"])
         match = _BEARER_RE.fullmatch(self.headers.get("Authorization", ""))  # identifier/token.go@v1.9.0:20
         if state.authentication == "token" and match:
             document["identity"] = match.group(1)
@@ -267,13 +277,23 @@ class OpaHandler(BaseHTTPRequestHandler):
 
     def _data_post(self, path: str, query: str, raw: bytes, body: Any) -> None:
         state = self.state
-        # server.go@v1.9.0:1720 readInputPostV1 fails: writer.ErrorString 400 invalid_parameter.
-        if raw.strip() and not isinstance(body, dict):
+        if self._cached:
+            # server.go@v1.9.0:2902 readInputPostV1 takes the authorizer's parse: an object's "input"
+            # member is the input (a null too, and no warning); any other body carries none.
+            parsed = self._cached[0]
+            given = isinstance(parsed, dict) and "input" in parsed
+            document = [parsed["input"]] if given else []
+        elif raw.strip() and not isinstance(body, dict):
+            # server.go@v1.9.0:2932 the decode into DataRequestV1 fails: writer.ErrorString 400 invalid_parameter.
             self._error(400, "invalid_parameter", "body contains malformed input document: not a JSON object")
             return
+        else:
+            # A JSON null decodes as no input (DataRequestV1.Input is a pointer, server.go@v1.9.0:2938).
+            given = isinstance(body, dict) and body.get("input") is not None
+            document = [body["input"]] if given else []
         if state.mode == "slow":
             time.sleep(state.delay_seconds)
-        answer = self._answer(path, query, body or {})
+        answer = self._answer(path, query, document)
         if answer is None:
             return
         if state.mode == "drip":
@@ -289,8 +309,11 @@ class OpaHandler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(self.state.delay_seconds / 20)
 
-    def _answer(self, path: str, query: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The DataResponseV1 in v1DataPost's order: decision_id, provenance, result, warning."""
+    def _answer(self, path: str, query: str, document: list[Any]) -> dict[str, Any] | None:
+        """The DataResponseV1 in v1DataPost's order: decision_id, provenance, result, warning.
+
+        ``document`` holds the input, or nothing when the request carried none.
+        """
         state = self.state
         response: dict[str, Any] = {}
         # server.go@v1.9.0:1714 (the id, made before anything else), :1826-1843 (provenance, then the result).
@@ -307,18 +330,25 @@ class OpaHandler(BaseHTTPRequestHandler):
             }
             self._error(500, "internal_error", "error(s) occurred while evaluating query", [conflict])
             return None
-        result = self._evaluate(path, body)
+        result = self._evaluate(path, document)
         if result is not None and state.mode != "undefined":
             response["result"] = {**result, "allow": "yes"} if state.mode == "non_boolean" else result
-        if body.get("input") is None:  # a JSON null decodes as no input (readInputPostV1)
+        if not document:
             # server.go@v1.9.0:1830, types.go@v1.9.0:167 MsgInputKeyMissing.
             response["warning"] = {"code": "api_usage_warning", "message": "'input' key missing from the request"}
         return response
 
-    def _evaluate(self, path: str, body: dict[str, Any]) -> Any:
+    def _evaluate(self, path: str, document: list[Any]) -> Any:
         if path != "/v1/data/gateway/authz/decision":
             return None  # the double holds the one document the service asks for
-        return self.state.decision.evaluate(body.get("input"), has_input=body.get("input") is not None)
+        return self.state.decision.evaluate(document[0] if document else None, has_input=bool(document))
+
+
+def _expects_body(path: list[str]) -> bool:
+    """Whether OPA's authorizer reads a POST's body (authorizer.go@v1.9.0:234-246 expectBody)."""
+    if len(path) == 1:
+        return path[0] == ""
+    return len(path) >= 2 and path[0] in {"v0", "v1"} and path[1] == "data"
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -356,13 +386,15 @@ def running_opa(
     token: str | None = None,
     path_prefix: str = "",
     tls: ssl.SSLContext | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[tuple[str, OpaState]]:
     """Serve the double on a free loopback port; yield its URL (below ``path_prefix``) and its state.
 
     With ``token``, it runs as ``deploy/opa`` runs OPA: ``--authentication=token
     --authorization=basic``, the shipped ``system.authz`` policy, and the token in
     its environment as ``GATEWAY_OPA_TOKEN``. With ``tls``, it serves https
-    (OPA's ``--tls-cert-file``/``--tls-private-key-file``).
+    (OPA's ``--tls-cert-file``/``--tls-private-key-file``). ``host`` ``::1`` serves
+    it on the IPv6 loopback (OPA's ``--addr=[::1]:8181``).
     """
     loaded = bundle.read(bundle_file if bundle_file is not None else repository_bundle())
     state = OpaState(
@@ -374,5 +406,5 @@ def running_opa(
         state.authentication, state.authorization = "token", "basic"
         state.environment = {TOKEN_VARIABLE: token}
         state.authz = authz_policy(state.runtime())
-    with serving(type("BoundOpaHandler", (OpaHandler,), {"state": state}), tls) as url:
+    with serving(type("BoundOpaHandler", (OpaHandler,), {"state": state}), tls, host) as url:
         yield url + path_prefix, state

@@ -97,6 +97,9 @@ def _second_factor() -> dict[str, dict[str, Any]]:
             "fresh": 60,
             "stale": 901,
             "at_the_limit": 900,
+            "a_fraction_past_the_limit": 900.0000001,  # regopy's native input read it as 900
+            "a_fraction_within_the_limit": 899.5,
+            "a_tiny_negative": -1e-300,  # and this as -0
             "negative": -5,
             "textual": "60",
             "boolean": True,
@@ -145,7 +148,13 @@ def _break_glass() -> dict[str, dict[str, Any]]:
 
 def _malformed() -> dict[str, dict[str, Any]]:
     """Every member the policy reads, with a value of the wrong kind."""
-    values = {"string": "coordinator", "null": None, "number": 7, "object": {"coordinator": True}}
+    values = {
+        "string": "coordinator",
+        "null": None,
+        "number": 7,
+        "object": {"coordinator": True},
+        "object_of_roles": {"x": "principal_investigator"},  # iterated, its values would be roles
+    }
     cases = {
         "malformed_no_type": changed(BASE, ("resource.type", MISSING)),
         "malformed_type_number": changed(BASE, ("resource.type", 12)),
@@ -160,6 +169,9 @@ def _malformed() -> dict[str, dict[str, Any]]:
         "malformed_consent_string": changed(BASE, ("resource.attributes.consent_scopes", "research_use")),
         "malformed_consent_null": changed(BASE, ("resource.attributes.consent_scopes", None)),
         "malformed_consent_object": changed(BASE, ("resource.attributes.consent_scopes", {"research_use": True})),
+        "malformed_consent_object_of_purposes": changed(
+            BASE, ("resource.attributes.consent_scopes", {"x": "research_use"})
+        ),
         "malformed_attributes_string": changed(BASE, ("resource.attributes", "research_use")),
         "malformed_resource_string": changed(BASE, ("resource", "participant")),
         "malformed_subject_string": changed(BASE, ("subject", "u-1")),

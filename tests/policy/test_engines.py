@@ -31,6 +31,7 @@ from tests.doubles.opa import (
     OpaState,
     running_opa,
 )
+from tests.policy.edge_inputs import BASE
 
 CORPUS = Path(__file__).resolve().parents[2] / "policy" / "corpus" / "sample.jsonl"
 
@@ -150,8 +151,11 @@ def test_the_slow_drip_is_cut_at_the_deadline(opa_on_a_deadline: tuple[OpaEngine
     assert time.monotonic() - started < 0.6
 
 
-def test_a_policy_without_its_data_is_not_ready_and_never_decides(tmp_path: Path) -> None:
+@pytest.mark.parametrize("data", [None, {"gateway": {"matrix": {}}}], ids=["no data.json", "an empty matrix"])
+def test_a_policy_without_its_data_is_not_ready_and_never_decides(data: dict[str, Any] | None, tmp_path: Path) -> None:
     shutil.copytree(REPOSITORY_POLICY / "gateway", tmp_path / "gateway")
+    if data is not None:
+        (tmp_path / "data.json").write_text(json.dumps(data), encoding="utf-8")
     engine = EmbeddedEngine(PolicySource.from_directory(tmp_path))
 
     with pytest.raises(PolicyUnavailable) as error:
@@ -239,3 +243,29 @@ def test_a_real_opa_agrees_with_the_embedded_engine(embedded: EmbeddedEngine) ->
 
     for document in corpus():
         assert summary(engine.decide(document)) == summary(embedded.decide(document))
+
+
+@pytest.mark.parametrize("which", ["embedded", "opa"])
+def test_a_fraction_past_the_second_factor_limit_is_stale(which: str, request: pytest.FixtureRequest) -> None:
+    # regopy's native input rounds floats to six decimals: 900.0000001 was read as 900, and fresh
+    # (in the engine, and in the OPA double, which OPA's exact numbers put right).
+    engine = request.getfixturevalue("embedded") if which == "embedded" else request.getfixturevalue("opa")[0]
+    rotate = {**BASE, "action": "key.rotate", "resource": {"type": "key", "id": "k-1", "attributes": {}}}
+    for age, allowed in ((900.0000001, False), (899.9999999, True), (-1e-300, False)):
+        document = {**rotate, "subject": {**BASE["subject"], "roles": ["owner"], "mfa_age_seconds": age}}
+
+        decision = engine.decide(document)
+
+        assert decision.allow is allowed, age
+        assert list(decision.reasons) == (["role_grants_action"] if allowed else ["mfa_required"])
+
+
+@pytest.mark.parametrize("number", [2**53 + 1, -(2**63), 10**22 + 1, float("nan"), float("inf")])
+def test_a_number_the_engines_part_ways_on_never_decides(number: float, embedded: EmbeddedEngine) -> None:
+    # Past ±2^53 regorus refuses integers beyond i64 and regopy's native input wrapped them (2^63 read as -2^63).
+    grant = {"active": True, "subject": "u-1", "community": "alpha", "expires_at": number}
+    document = {**BASE, "context": {**BASE["context"], "break_glass": {**grant, "scope": "participant"}}}
+
+    with pytest.raises(PolicyUnavailable) as error:
+        embedded.decide(document)
+    assert "2^53" in error.value.why

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
 import logging
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
@@ -24,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from django.test import override_settings
 
 from config.production_checks import configuration_problems
-from policy.engine import OpaEngine, build_engine
+from policy.engine import OpaEngine, build_engine, get_engine, reset_engine
 from policy.errors import PolicyUnavailable
 from tests.doubles.opa import ANSWER_DEADLINE_SECONDS, BUNDLE_REVISION, OpaState, running_opa
 from tests.doubles.server import serving
@@ -52,9 +54,15 @@ def guarded_opa() -> Iterator[tuple[str, OpaState]]:
         yield url, state
 
 
-def test_a_path_prefix_in_opa_url_is_kept_for_decisions_and_readiness() -> None:
-    with running_opa(path_prefix="/policy/opa") as (url, state):
-        assert url.endswith("/policy/opa")
+@pytest.mark.parametrize(
+    ("host", "prefix", "url_shape"),
+    [("127.0.0.1", "/policy/opa", r"http://127\.0\.0\.1:\d+/policy/opa"), ("::1", "", r"http://\[::1\]:\d+")],
+    ids=["behind a path prefix", "on the IPv6 loopback"],
+)
+def test_the_opa_url_is_kept_whole_for_decisions_and_readiness(host: str, prefix: str, url_shape: str) -> None:
+    # A prefix travels in the client's version; urlparse drops an IPv6 literal's brackets, put back.
+    with running_opa(host=host, path_prefix=prefix) as (url, state):
+        assert re.fullmatch(url_shape, url)
         opa = engine(url)
 
         decision = opa.decide(BASE)
@@ -194,7 +202,7 @@ def test_an_https_opa_is_verified_against_opa_cacert(private_ca: tuple[Path, ssl
     with running_opa(token=TOKEN, tls=context) as (url, _):
         assert url.startswith("https://")
         assert engine(url, token=TOKEN, cacert=str(ca_file)).decide(BASE).allow
-        # Without the CA, the system's trust store does not know the certificate: fail closed.
+        # Without the CA, the bundle requests ships (certifi's) does not know the certificate: fail closed.
         assert "SSLError" in why_unavailable(lambda: engine(url, token=TOKEN).decide(BASE))
         missing = str(ca_file.parent / "missing.pem")
         assert "OSError" in why_unavailable(lambda: engine(url, token=TOKEN, cacert=missing).decide(BASE))
@@ -289,3 +297,57 @@ def test_a_proxy_named_in_the_environment_never_sees_the_token(
 
     assert decision.allow
     assert proxy.seen == []
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[::1]:70000"])
+def test_an_opa_url_with_a_port_that_is_no_port_is_refused(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    assert "port" in why_unavailable(lambda: engine(url))
+    reset_engine()
+    with override_settings(POLICY_ENGINE="opa", OPA_URL=url), caplog.at_level(logging.ERROR, "policy.engine"):
+        for _ in range(2):  # the first use and the remembered failure alike: 503, said once in the log
+            with pytest.raises(PolicyUnavailable):
+                get_engine()
+    reset_engine()
+    assert [record.getMessage() for record in caplog.records] == [
+        "policy engine unavailable: OPA_URL has a port that is not a number from 0 to 65535"
+    ]
+
+
+class _Answering(BaseHTTPRequestHandler):
+    """Answers a decision (allow) with the status it is given, and a body."""
+
+    status: ClassVar[int]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        allow = {"allow": True, "reasons": ["role_grants_action"]}
+        obligations = {"redact": [], "require_mfa": False, "audit": "normal", "conditions": {}}
+        provenance = {"bundles": {"authz": {"revision": "r-1"}}}
+        body = json.dumps({"result": {**allow, "obligations": obligations}, "provenance": provenance}).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_the_same_allow_under_200_is_a_decision() -> None:
+    with serving(type("BoundAnswering", (_Answering,), {"status": 200})) as url:
+        assert engine(url).decide(BASE).allow
+
+
+@pytest.mark.parametrize("status", [201, 203, 206, 300])
+def test_an_allow_under_any_status_but_200_is_no_decision(status: int) -> None:
+    # query_rule calls raise_for_status only: a 2xx, or a 3xx without Location, read as a decision.
+    with serving(type("BoundAnswering", (_Answering,), {"status": status})) as url:
+        why = why_unavailable(lambda: engine(url).decide(BASE))
+
+    assert f"OPA refused the decision ({status})" in why
+
+
+def test_a_redirected_health_check_is_not_ready_rather_than_unreachable() -> None:
+    with serving(_recorder(302, {"Location": "http://127.0.0.1:1/health"})) as url:
+        assert "OPA is not ready (302)" in why_unavailable(lambda: engine(url).check_ready())

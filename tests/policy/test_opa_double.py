@@ -53,6 +53,24 @@ def post(url: str, body: Any, *, query: str = "provenance", token: str | None = 
     return requests.post(f"{url}{DECISION}?{query}", data=data, headers=headers, timeout=5)
 
 
+def recording_authorizer(state: OpaState) -> list[Any]:
+    """Have the double's authorizer record each input it evaluates; return the list it fills."""
+    seen: list[Any] = []
+    assert state.authz is not None
+    authz: _Policy = state.authz
+
+    class Recording(_Policy):
+        def __init__(self) -> None:
+            pass
+
+        def evaluate(self, document: Any, *, has_input: bool = True) -> Any:
+            seen.append(document)
+            return authz.evaluate(document, has_input=has_input)
+
+    state.authz = Recording()
+    return seen
+
+
 # --- v1DataPost (v1/server/server.go@v1.9.0) -------------------------------------------------
 
 
@@ -248,19 +266,7 @@ def test_the_authorizer_reads_the_token_from_opas_environment(guarded: tuple[str
 
 def test_the_authorizer_sees_the_input_opa_builds(guarded: tuple[str, OpaState]) -> None:
     url, state = guarded
-    seen: list[Any] = []
-    assert state.authz is not None
-    authz: _Policy = state.authz
-
-    class Recording(_Policy):
-        def __init__(self) -> None:
-            pass
-
-        def evaluate(self, document: Any, *, has_input: bool = True) -> Any:
-            seen.append(document)
-            return authz.evaluate(document, has_input=has_input)
-
-    state.authz = Recording()
+    seen = recording_authorizer(state)
     post(url, {"input": BASE}, token=TOKEN, query="provenance&x=1")
 
     [document] = seen
@@ -270,6 +276,43 @@ def test_the_authorizer_sees_the_input_opa_builds(guarded: tuple[str, OpaState])
     assert document["headers"]["Authorization"] == [f"Bearer {TOKEN}"]
     assert document["body"] == {"input": BASE}
     assert document["identity"] == TOKEN
+
+
+def test_under_the_authorizer_a_null_input_is_an_input_and_no_object_is_no_input(
+    guarded: tuple[str, OpaState],
+) -> None:
+    # server.go@v1.9.0:2902 readInputPostV1 takes the authorizer's parse: "input": null is the
+    # input null (no warning), and a body that is not an object carries no input (warned, 200).
+    url, _ = guarded
+
+    null_input = post(url, {"input": None}, token=TOKEN)
+    array = post(url, [BASE], token=TOKEN)
+
+    assert null_input.status_code == 200
+    assert "warning" not in null_input.json()
+    assert null_input.json()["result"]["reasons"] == ["policy_error"]
+    assert array.status_code == 200
+    assert array.json()["warning"]["message"] == "'input' key missing from the request"
+
+
+@pytest.mark.parametrize("path", [DECISION, "/v0/data/gateway/authz/decision", "/"])
+def test_under_the_authorizer_a_body_that_is_not_json_is_a_400_before_any_token(
+    path: str, guarded: tuple[str, OpaState]
+) -> None:
+    url, _ = guarded
+
+    response = requests.post(f"{url}{path}", data=b"{nope", timeout=5)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_parameter"
+
+
+def test_the_authorizer_sees_any_json_body_of_a_data_call(guarded: tuple[str, OpaState]) -> None:
+    url, state = guarded
+    seen = recording_authorizer(state)
+    requests.post(f"{url}/v0/data/gateway", data=b"[1, 2]", timeout=5)
+
+    assert seen[0]["body"] == [1, 2]
 
 
 def test_an_authorization_policy_without_allow_is_a_500(guarded: tuple[str, OpaState]) -> None:

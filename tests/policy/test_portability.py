@@ -84,8 +84,21 @@ def test_the_malformed_edges_are_refused_as_malformed_in_both_engines(
         for decision in (embedded.evaluate(document), other.query(DECISION, document)):
             assert decision["allow"] is False
             assert "malformed_input" in decision["reasons"]
-            assert "role_grants_action" not in decision["reasons"]
-    assert len(malformed) == 7
+            assert "not_a_member" in decision["reasons"]  # such roles are no roles at all
+    assert len(malformed) == 8
+
+
+def test_consent_that_is_not_a_list_of_scopes_covers_no_purpose_in_both_engines(
+    engines: tuple[EmbeddedEngine, second_engine.RegorusPolicy],
+) -> None:
+    embedded, other = engines
+    malformed = {name: document for name, document in edge_inputs().items() if name.startswith("malformed_consent")}
+
+    for document in malformed.values():
+        for decision in (embedded.evaluate(document), other.query(DECISION, document)):
+            assert decision["allow"] is False
+            assert decision["reasons"] == ["consent_not_covering_purpose"]
+    assert len(malformed) == 4
 
 
 def test_without_an_input_both_engines_say_the_policy_cannot_decide(

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -90,6 +91,41 @@ def test_a_test_only_the_embedded_engine_passes_fails_the_command(policy_copy: P
     assert "FAIL gateway.authz_test.test_union_is_shallow  regorus: undefined" in output
     assert engine_figures(output, "regopy")[0][1] == 0
     assert "1 failed: gateway.authz_test.test_union_is_shallow" in output
+
+
+def test_a_worker_that_ends_early_with_exit_status_0_fails_the_tests_it_never_ran(
+    policy_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = subprocess.run
+
+    def ends_after_ten_tests(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        completed = real_run(*args, **kwargs)
+        lines = completed.stdout.splitlines()
+        results = [number for number, line in enumerate(lines) if line.startswith("RESULT ")]
+        cut = lines[: results[9] + 1] if len(results) > 10 else lines
+        return subprocess.CompletedProcess(completed.args, 0, "\n".join(cut) + "\n", completed.stderr)
+
+    monkeypatch.setattr(subprocess, "run", ends_after_ten_tests)
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match="policy test result"):
+        call_command("policy_test", "--dir", str(policy_copy), stdout=out)
+    output = out.getvalue()
+    assert "the worker ended (exit 0) without this test's verdict" in output
+    assert "PASS" in output
+
+
+def test_a_negation_inside_every_fails_the_command_under_every_engine(policy_copy: Path) -> None:
+    # regopy holds this true whatever the policy says; regorus and OPA leave it undefined.
+    vacuous = (
+        'test_nobody_rotates_keys if {\n\tevery role in ["owner"] {\n'
+        '\t\tnot decide(acting(as_role(role), "key.rotate")).allow\n\t}\n}'
+    )
+
+    output = policy_test_with(policy_copy, vacuous, failures=1)
+
+    assert re.search(r"FAIL gateway/authz_test\.rego:\d+: `not` inside an `every` body", output)
+    assert 'canary `every c in ["a"] { not c == "a" }`: regopy true (vacuous), regorus undefined (sound)' in output
 
 
 def test_without_regorus_the_command_says_it_did_not_run(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,8 +4,10 @@ By default it tests the service's policy (``POLICY_DIR``) and the policy that
 guards the OPA sidecar's API (``OPA_AUTHZ_POLICY_DIR``, ``deploy/opa``). Each
 test runs under regopy (rego-cpp, the engine the service embeds) and, where it
 is installed, regorus (an independent engine): a test passes only when it
-passes under every engine that ran, and the figures are given per engine. Rule
-coverage comes from the embedded engine.
+passes under every engine that ran, and the figures are given per engine; an
+engine with no result for a test fails it. A ``not`` inside an ``every`` body
+fails the run (:mod:`policy.review.vacuous`: regopy holds such a body true).
+Rule coverage comes from the embedded engine.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -20,7 +23,8 @@ from django.core.management.base import CommandError, CommandParser
 
 from core.commands import ApplicationCommand
 from policy.review import second_engine
-from policy.review.testing import TestResult, TestRun, run_tests
+from policy.review.testing import TestRun, discover_tests, run_tests
+from policy.review.vacuous import canary_regopy, canary_regorus, negations
 from policy.source import PolicySource
 
 # A summary names this many failed tests; the lines above it name every one.
@@ -36,32 +40,51 @@ class EngineRun:
     run: TestRun | None
 
 
-def _verdicts(engines: list[EngineRun]) -> list[str]:
-    """One line per test: PASS when every engine that ran passed it, else FAIL with each engine's reason."""
-    ran = [(engine.name, engine.run) for engine in engines if engine.run is not None]
-    by_test: dict[tuple[str, str], dict[str, TestResult]] = {}
-    for name, run in ran:
-        for result in run.results:
-            by_test.setdefault((result.package, result.name), {})[name] = result
+def _verdicts(engines: list[EngineRun], discovered: list[tuple[str, str]]) -> list[str]:
+    """One line per discovered test: PASS when every engine that ran passed it, else FAIL with each engine's reason.
+
+    A test an engine has no result for fails ("not run"): a worker that ends
+    early, even with exit status 0, cannot pass the tests it never ran.
+    """
+    ran = [(engine.name, {(r.package, r.name): r for r in engine.run.results}) for engine in engines if engine.run]
     lines = []
-    for (package, test), results in by_test.items():
+    for package, test in discovered:
         failures = [
-            f"{name}: {'not run' if name not in results else results[name].detail or 'failed'}"
-            for name, _ in ran
-            if name not in results or not results[name].passed
+            f"{name}: {'not run' if result is None else result.detail or 'failed'}"
+            for name, results in ran
+            if (result := results.get((package, test))) is None or not result.passed
         ]
         lines.append(f"FAIL {package}.{test}  " + "; ".join(failures) if failures else f"PASS {package}.{test}")
     return lines
 
 
-def _summary(engine: EngineRun) -> str:
+def _summary(engine: EngineRun, discovered: int) -> str:
     if engine.run is None:
         return f"  {second_engine.NOT_INSTALLED}"
     failed = engine.run.failed
+    missing = discovered - len(engine.run.results)
     line = f"  {engine.description}: {len(engine.run.results)} tests, {len(failed)} failed"
     names = [f"{result.package}.{result.name}" for result in failed[:_NAMED]]
     more = f" and {len(failed) - _NAMED} more" if len(failed) > _NAMED else ""
-    return line + (": " + ", ".join(names) + more if failed else "")
+    line += ": " + ", ".join(names) + more if failed else ""
+    return line + (f"; {missing} of {discovered} not run" if missing else "")
+
+
+def _failed(run: TestRun | None, discovered: int) -> int:
+    """An engine's failed results, counting every discovered test it has no result for."""
+    return 0 if run is None else len(run.failed) + abs(discovered - len(run.results))
+
+
+def _canary_line(module: ModuleType | None) -> str:
+    """Each engine's answer to the canary ``every c in ["a"] { not c == "a" }`` (true means vacuous)."""
+    answers = [f"regopy {_canary_word(canary_regopy())}"]
+    if module is not None:
+        answers.append(f"{second_engine.MODULE} {_canary_word(canary_regorus(module))}")
+    return '  canary `every c in ["a"] { not c == "a" }`: ' + ", ".join(answers) + " (no `not` in an `every` body)"
+
+
+def _canary_word(vacuous: bool) -> str:
+    return "true (vacuous)" if vacuous else "undefined (sound)"
 
 
 class Command(ApplicationCommand):
@@ -87,8 +110,8 @@ class Command(ApplicationCommand):
         directories = [Path(name) for name in options["dir"] or [settings.POLICY_DIR, settings.OPA_AUTHZ_POLICY_DIR]]
         failed, unreached, installed = 0, 0, True
         for directory in directories:
-            engines, run = self._test(directory)
-            failed += sum(len(engine.run.failed) for engine in engines if engine.run is not None)
+            engines, run, directory_failed = self._test(directory)
+            failed += directory_failed
             unreached += len(run.unreached)
             installed = installed and all(engine.run is not None for engine in engines)
         if failed:
@@ -98,27 +121,34 @@ class Command(ApplicationCommand):
         if options["fail_on_unreached"] and unreached:
             raise CommandError(f"{unreached} rule clause(s) not reached by any test")
 
-    def _test(self, directory: Path) -> tuple[list[EngineRun], TestRun]:
-        """Test one directory under both engines and write its report; return the runs."""
+    def _test(self, directory: Path) -> tuple[list[EngineRun], TestRun, int]:
+        """Test one directory under both engines and write its report; return the runs and the failures."""
         source = PolicySource.from_directory(directory)
         if not source.tests:
             raise CommandError(f"no *_test.rego files in {directory}: nothing was tested")
+        discovered = discover_tests(source)
         embedded = run_tests(directory)
         if not embedded.results:
             raise CommandError(f"no test_ rules in {directory}: nothing was tested")
+        module = second_engine.load()
         engines = [
             EngineRun("regopy", f"regopy {metadata.version('regopy')} (rego-cpp, the embedded engine)", embedded),
             EngineRun(second_engine.MODULE, second_engine.describe(), second_engine.run_tests(source)),
         ]
         self.stdout.write(f"{directory}:")
-        for line in _verdicts(engines):
+        verdicts = _verdicts(engines, discovered)
+        for line in verdicts:
             self.stdout.write(line)
+        vacuous = negations(source)
+        for negation in vacuous:
+            self.stdout.write(f"FAIL {negation}")
         self.stdout.write("")
         for engine in engines:
-            self.stdout.write(_summary(engine))
+            self.stdout.write(_summary(engine, len(discovered)))
+        self.stdout.write(_canary_line(module))
         reached = len(embedded.clauses) - len(embedded.unreached)
         self.stdout.write(f"  rule clauses reached by a test (regopy): {reached} of {len(embedded.clauses)}")
         for clause in embedded.unreached:
             self.stdout.write(f"    not reached: {clause}")
         self.stdout.write("")
-        return engines, embedded
+        return engines, embedded, sum(_failed(engine.run, len(discovered)) for engine in engines) + len(vacuous)

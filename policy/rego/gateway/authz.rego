@@ -164,20 +164,24 @@ break_glass_read(inp) if {
 }
 
 # A grant opens what it names: one participant (and what belongs to them) or one study.
+# Its scope_id must be text: a null would match a list read's resource id (null).
 default grant_covers(_) := false
 
 grant_covers(inp) if {
+	is_string(inp.context.break_glass.scope_id)
 	inp.context.break_glass.scope == "participant"
 	inp.resource.type == "participant"
 	inp.resource.id == inp.context.break_glass.scope_id
 }
 
 grant_covers(inp) if {
+	is_string(inp.context.break_glass.scope_id)
 	inp.context.break_glass.scope == "participant"
 	inp.resource.attributes.participant == inp.context.break_glass.scope_id
 }
 
 grant_covers(inp) if {
+	is_string(inp.context.break_glass.scope_id)
 	inp.context.break_glass.scope == "study"
 	inp.resource.attributes.study == inp.context.break_glass.scope_id
 }
