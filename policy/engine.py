@@ -281,11 +281,10 @@ class OpaEngine:
 
     def check_ready(self) -> None:
         """OPA's own readiness: ``GET /health?bundles`` is 200 only once bundles are active."""
-        try:
-            response = self._client._session.get(self._health_url, timeout=self._timeout, allow_redirects=False)
+        try:  # the session's hook (_require_200) refuses anything but a 200: "OPA is not ready (...)"
+            self._client._session.get(self._health_url, timeout=self._timeout, allow_redirects=False)
         except (requests.RequestException, OSError) as error:
             raise PolicyUnavailable("OPA is unreachable") from error
-        _require_ok(response, "OPA is not ready")
         body = self._ask(READINESS_PROBE)
         parse_decision(body.get("result"), decision_id="readiness", revision="", input_digest="")
         if not _bundle_revision(body.get("provenance")):
