@@ -126,7 +126,7 @@ def alive(pid: int | None) -> bool:
 def stop_colour(state: dict[str, Any], colour: str) -> None:
     """Stop a colour's gunicorn (its whole process group: graceful TERM, then KILL)."""
     entry = state["colours"].get(colour) or {}
-    pid = entry.get("pid")
+    pid = int(entry.get("pid") or 0)
     if alive(pid):
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGTERM)
@@ -160,6 +160,8 @@ def deploy(*, release: str, port: int | None = None, gunicorn_args: tuple[str, .
         command = [
             sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn",
             "--worker-class", "gevent", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            # Each colour its own control socket: by default both masters would share ~/.gunicorn/gunicorn.ctl.
+            "--control-socket", str(state_dir() / f"{colour}.ctl"),
             *gunicorn_args, "config.wsgi",
         ]  # fmt: skip
         process = subprocess.Popen(  # noqa: S603  # nosec B603 - fixed argument list
@@ -182,18 +184,44 @@ def wait_ready(entry: Mapping[str, Any], *, timeout: float) -> Answer:
     return answer
 
 
-def smoke(entry: Mapping[str, Any], checks: Mapping[str, tuple[str, str, str | None, int]]) -> list[str]:
-    """Run smoke requests (name -> (host, path, bearer token or None, expected status)); returns failures."""
+@dataclass(frozen=True)
+class Smoke:
+    """The smoke requests' parameters: a public host, a member's login at one community, another community."""
+
+    public_host: str
+    community_host: str
+    other_community_host: str
+    email: str
+    password: str
+
+
+def _get(entry: Mapping[str, Any], host: str, path: str, token: str | None = None) -> Answer:
+    headers = {"Host": host, **({"Authorization": f"Bearer {token}"} if token else {})}
+    return http("GET", base_url(entry) + path, headers=headers)
+
+
+def smoke(entry: Mapping[str, Any], smoke: Smoke) -> list[str]:
+    """A token-less public call, a member's call, and the same token refused at another community."""
     failures = []
-    for name, (host, path, token, expected) in checks.items():
-        headers = {"Host": host, **({"Authorization": f"Bearer {token}"} if token else {})}
-        answer = http("GET", base_url(entry) + path, headers=headers)
-        if answer.status != expected:
-            failures.append(f"{name}: {path} on {host} answered {answer.status}, expected {expected}")
+    if (public := _get(entry, smoke.public_host, "/.well-known/jwks.json")).status != OK:
+        failures.append(f"public JWKS answered {public.status}")
+    login = http(
+        "POST", base_url(entry) + "/api/v1/auth/token",
+        body=json.dumps({"email": smoke.email, "password": smoke.password}).encode(),
+        headers={"Host": smoke.community_host, "Content-Type": "application/json"},
+    )  # fmt: skip
+    token = (login.json() or {}).get("access") if login.status == OK else None
+    if not token:
+        return [*failures, f"member login at {smoke.community_host} answered {login.status}"]
+    if (member := _get(entry, smoke.community_host, "/api/v1/me", token)).status != OK:
+        failures.append(f"member call answered {member.status}")
+    crossed = _get(entry, smoke.other_community_host, "/api/v1/me", token)
+    if crossed.status not in {HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN}:
+        failures.append(f"a {smoke.community_host} token at {smoke.other_community_host} answered {crossed.status}")
     return failures
 
 
-def health_check(*, timeout: float, checks: Mapping[str, tuple[str, str, str | None, int]]) -> str:
+def health_check(*, timeout: float, checks: Smoke) -> str:
     """The idle colour is ready (database, Redis, broker, policy, keys) and passes the smoke requests."""
     with locked():
         state = load_state()
@@ -234,19 +262,22 @@ def post_config(admin_url: str, config: Mapping[str, Any]) -> None:
         raise DeploymentError(f"Kong refused the configuration ({answer.status}): {message}")
 
 
-def switch(*, admin_url: str, rollback: bool = False) -> str:
-    """Move all traffic to the idle, healthy colour; or, with ``rollback``, restore the previous configuration."""
+def switch(*, admin_url: str, rollback: bool = False, kong_options: Mapping[str, Any] | None = None) -> str:
+    """Move all traffic to the idle, healthy colour; or, with ``rollback``, restore the previous configuration.
+
+    ``kong_options`` go to :func:`gateway.kong.kong_config` (the token keys and the upstream CA of a deploy file).
+    """
     with locked():
         state = load_state()
-        return _rollback(state, admin_url) if rollback else _switch(state, admin_url)
+        return _rollback(state, admin_url) if rollback else _switch(state, admin_url, kong_options or {})
 
 
-def _switch(state: dict[str, Any], admin_url: str) -> str:
+def _switch(state: dict[str, Any], admin_url: str, kong_options: Mapping[str, Any]) -> str:
     colour = idle_colour(state)
     entry = state["colours"].get(colour) or {}
     if entry.get("status") != "healthy":
         raise DeploymentError(f"{colour} has not passed `make health-check` (status {entry.get('status')})")
-    config = kong_config(targets=_targets(state, colour))
+    config = kong_config(targets=_targets(state, colour), **kong_options)
     post_config(admin_url, config)
     state |= {"previous_config": state.get("config"), "config": config, "previous_live": state["live"], "live": colour}
     save_state(state)
