@@ -134,7 +134,7 @@ verify-deployment: $(INSTALLED) ## Check the live colour's release, readiness an
 	$(AS_SERVICE) $(PY) manage.py bluegreen verify
 
 migrations-lint: $(INSTALLED) services ## New migrations stay backward-compatible across one release (expand/contract)
-	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py lintmigrations --quiet ok ignore
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py migrations_compat
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml

@@ -15,8 +15,12 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.db import connection
+from django_tenants.utils import get_public_schema_name
 
 BASELINE = Path(settings.BASE_DIR) / "deploy" / "migrations-baseline.txt"
+# A schema name only: sqlmigrate writes SQL, it runs none.
+_TENANT_CONTEXT = "migrations_lint"
 _PROJECT_PACKAGES = ("config", "core", "tenants", "security", "gateway", "services", "policy", "vault")
 
 
@@ -61,11 +65,20 @@ def lint(*, baseline: Iterable[tuple[str, str]] | None = None, quiet: bool = Tru
                 if (migration.app_label, migration.name) not in accepted:
                     yield migration
 
-    linter = BaselineLinter(
-        path=str(settings.BASE_DIR),
-        include_apps=project_apps(),
-        no_cache=True,
-        quiet=["ok", "ignore"] if quiet else [],
-    )
-    linter.lint_all_migrations()
-    return linter.nb_erroneous, linter.nb_total
+    erroneous, linted = 0, 0
+    # django-tenants' router lets sqlmigrate emit a shared app's SQL only on the public schema and a tenant app's
+    # only in a community's: linted once per context, or every tenant app's migration would pass unseen.
+    for schema in (get_public_schema_name(), _TENANT_CONTEXT):
+        connection.set_schema(schema)  # type: ignore[attr-defined]  # django-tenants' backend
+        try:
+            linter = BaselineLinter(
+                path=str(settings.BASE_DIR),
+                include_apps=project_apps(),
+                no_cache=True,
+                quiet=["ok", "ignore"] if quiet else [],
+            )
+            linter.lint_all_migrations()
+        finally:
+            connection.set_schema_to_public()  # type: ignore[attr-defined]
+        erroneous, linted = erroneous + linter.nb_erroneous, max(linted, linter.nb_total)
+    return erroneous, linted
