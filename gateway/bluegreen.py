@@ -324,8 +324,8 @@ def _live_failures(entry: Mapping[str, Any], *, metrics_token: str, max_error_ra
     return failures
 
 
-def verify(*, admin_url: str, metrics_token: str, max_error_rate: float = 0.01) -> list[str]:
-    """Check the live colour; on failure roll back, stop it, and return what failed (empty: all good)."""
+def verify(*, admin_url: str, metrics_token: str, max_error_rate: float = 0.01) -> tuple[list[str], bool]:
+    """Check the live colour; on failure roll back and stop it. Returns what failed (empty: all good), rolled back."""
     with locked():
         state = load_state()
         live = state.get("live")
@@ -333,12 +333,13 @@ def verify(*, admin_url: str, metrics_token: str, max_error_rate: float = 0.01) 
         if not entry:
             raise DeploymentError("no live colour in the state file")
         failures = _live_failures(entry, metrics_token=metrics_token, max_error_rate=max_error_rate)
-        if failures and state.get("previous_config"):
-            _rollback(state, admin_url)
-            stop_colour(state, str(live))
-            entry["status"] = "rolled back"
-            save_state(state)
-        return failures
+        if not failures or not state.get("previous_config"):
+            return failures, False
+        _rollback(state, admin_url)
+        stop_colour(state, str(live))
+        entry["status"] = "rolled back"
+        save_state(state)
+        return failures, True
 
 
 def kong_targets(admin_url: str) -> list[dict[str, Any]]:

@@ -81,11 +81,12 @@ class Command(ApplicationCommand):
             self.stdout.write(f"traffic is on {colour}")
         elif step == "verify":
             token = str(getattr(settings, "METRICS_TOKEN", os.environ.get("METRICS_TOKEN", "")))
-            failures = bluegreen.verify(
+            failures, rolled_back = bluegreen.verify(
                 admin_url=admin_url, metrics_token=token, max_error_rate=options["max_error_rate"]
             )
             if failures:
-                raise CommandError("verification failed, rolled back: " + "; ".join(failures))
+                outcome = "rolled back" if rolled_back else "nothing to roll back to"
+                raise CommandError(f"verification failed, {outcome}: " + "; ".join(failures))
             self.stdout.write("live colour verified")
         else:
             self.stdout.write(str(bluegreen.load_state()))
