@@ -25,7 +25,8 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	AWS_S3_BUCKET=gateway-exports TRUSTED_PROXIES=10.20.0.0/24 PROXY_SHARED_SECRET=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 
 .PHONY: help setup-dev services run test coverage-report lint lint-imports format type-check migrations-check \
-	attack-suite quality-check security-scan security-audit lock policy-review bench clean
+	attack-suite quality-check security-scan security-audit lock policy-review bench clean \
+	deploy-blue health-check switch-traffic verify-deployment migrations-lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -116,6 +117,24 @@ bench: $(INSTALLED) services ## Measure token, policy, request, audit and export
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
+
+# Blue/green (docs/operations/blue-green.md): the idle colour beside the live one, as gunicorn on its own port;
+# Kong's admin API at KONG_ADMIN_URL. RELEASE names the new release (default: the commit).
+RELEASE ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+deploy-blue: $(INSTALLED) services ## Start the idle colour (gunicorn, SERVICE_RELEASE=$(RELEASE)) beside the live one
+	$(AS_SERVICE) $(PY) manage.py bluegreen deploy --release $(RELEASE)
+
+health-check: $(INSTALLED) ## Wait for the new colour's readiness, then smoke requests through it (non-zero on failure)
+	$(AS_SERVICE) $(PY) manage.py bluegreen health-check
+
+switch-traffic: $(INSTALLED) ## Move Kong's upstream weights to the new colour (ROLLBACK=1: back to the previous configuration)
+	$(AS_SERVICE) $(PY) manage.py bluegreen switch $(if $(ROLLBACK),--rollback)
+
+verify-deployment: $(INSTALLED) ## Check the live colour's release, readiness and error rate; roll back on failure
+	$(AS_SERVICE) $(PY) manage.py bluegreen verify
+
+migrations-lint: $(INSTALLED) services ## New migrations stay backward-compatible across one release (expand/contract)
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py migrations_compat
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml

@@ -19,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from django.conf import settings
@@ -28,6 +29,8 @@ from django.conf import settings
 from policy.routes import Route, is_guarded, walk
 
 SERVICE = "compliance-gateway"
+UPSTREAM = "compliance-gateway-colours"
+COLOURS = ("blue", "green")
 CONSUMER = "gateway-token-issuer"
 # The header the post-function names the client's host in; the service puts it back as the Host.
 GATEWAY_HOST = "X-Gateway-Host"
@@ -266,8 +269,41 @@ def _rate_limiting() -> dict[str, Any]:
     }
 
 
+def default_targets() -> dict[str, tuple[str, int]]:
+    """Blue live at ``KONG_UPSTREAM_URL``'s address (weight 100), green idle beside it (weight 0)."""
+    url = urlsplit(settings.KONG_UPSTREAM_URL)
+    port = url.port or 443
+    return {"blue": (f"{url.hostname}:{port}", 100), "green": (f"{url.hostname}:{port + 1}", 0)}
+
+
+def _upstream(targets: Mapping[str, tuple[str, int]]) -> dict[str, Any]:
+    """The upstream: one target per colour with its weight (0..65535; 0 takes no traffic).
+
+    ``host_header`` keeps the Host and the TLS name Kong checks the certificate against the service's own
+    name whatever target is picked: with an upstream the name is the target's host otherwise
+    (kong/runloop/balancer/init.lua@3.9.1:395-396, 440-455).
+    """
+    unknown = sorted(set(targets) - set(COLOURS))
+    if unknown or not targets:
+        raise ValueError(f"targets are named by colour {COLOURS}, not {unknown}")
+    if sum(weight for _, weight in targets.values()) <= 0:
+        raise ValueError("at least one target needs a weight above 0")
+    return {
+        "name": UPSTREAM,
+        "algorithm": "round-robin",
+        "host_header": str(urlsplit(settings.KONG_UPSTREAM_URL).hostname),
+        "targets": [
+            {"target": address, "weight": int(weight), "tags": [f"colour:{colour}"]}
+            for colour, (address, weight) in sorted(targets.items())
+        ],
+    }
+
+
 def kong_config(
-    *, signing_keys: Sequence[tuple[str, str]] | None = None, upstream_cas: Sequence[str] | None = None
+    *,
+    signing_keys: Sequence[tuple[str, str]] | None = None,
+    upstream_cas: Sequence[str] | None = None,
+    targets: Mapping[str, tuple[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The declarative configuration.
 
@@ -275,8 +311,10 @@ def kong_config(
         signing_keys: (kid, public PEM) pairs: the token consumer's ``jwt_secrets``.
         upstream_cas: PEM certificates Kong trusts for the service's certificate, one entity each; the root
             must be among them (see ``kong_config --upstream-ca``).
+        targets: colour -> (``host:port``, weight) of the upstream's targets (default: :func:`default_targets`).
     """
-    service: dict[str, Any] = {"name": SERVICE, "url": settings.KONG_UPSTREAM_URL, "tls_verify": True}
+    scheme = urlsplit(settings.KONG_UPSTREAM_URL).scheme
+    service: dict[str, Any] = {"name": SERVICE, "url": f"{scheme}://{UPSTREAM}", "tls_verify": True}
     if upstream_cas:
         # tls_verify without a trust store fails every handshake (kong/pdk/service.lua@3.9.1:253-256,
         # kong/runloop/upstream_ssl.lua@3.9.1:65-72 sets one only from ca_certificates).
@@ -298,6 +336,7 @@ def kong_config(
     config: dict[str, Any] = {
         "_format_version": "3.0",
         "_transform": True,
+        "upstreams": [_upstream(targets if targets is not None else default_targets())],
         "services": [service],
         "certificates": [
             {

@@ -424,6 +424,8 @@ REQUIRE_GATEWAY = env_bool("REQUIRE_GATEWAY", default=False)
 KONG_UPSTREAM_URL = env_str("KONG_UPSTREAM_URL", "https://gateway.internal:8443")
 KONG_COMMUNITY_DOMAIN_SUFFIX = env_str("KONG_COMMUNITY_DOMAIN_SUFFIX", "research.example.org")
 KONG_ADMIN_ALLOW = env_list("KONG_ADMIN_ALLOW", ["127.0.0.1/32"])
+# Kong's admin API, which the blue/green commands load configurations into (a loopback double locally).
+KONG_ADMIN_URL = env_str("KONG_ADMIN_URL", "http://127.0.0.1:8001")
 KONG_REDIS_HOST = env_str("KONG_REDIS_HOST", "kong-redis.internal")
 # The name Kong checks the Redis certificate against (and sends as SNI): a host name, not an address.
 KONG_REDIS_SERVER_NAME = env_str("KONG_REDIS_SERVER_NAME", KONG_REDIS_HOST)

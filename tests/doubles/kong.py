@@ -296,6 +296,7 @@ class Upstream:
         host: The Host header.
         tls_name: The name sent as SNI (none for an address) and checked against the service's certificate.
         headers: The request headers, as sent.
+        address: The upstream target (``host:port``) the balancer picked; empty for a service without one.
     """
 
     method: str
@@ -304,6 +305,7 @@ class Upstream:
     tls_name: str
     headers: tuple[Header, ...]
     body: bytes
+    address: str = ""
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (exactly that name, case aside), if sent."""
@@ -542,6 +544,8 @@ class KongDouble:
         sandbox_requires: ``untrusted_lua_sandbox_requires``.
         client_max_body_size: nginx's limit on a request body in bytes (``nginx_http_client_max_body_size``; 0: none).
         listen_port: The port Kong listens on for clients.
+        forward: Sends the upstream request to the picked target and returns the answer (default: the Django
+            test client in this process).
     """
 
     def __init__(
@@ -557,8 +561,10 @@ class KongDouble:
         sandbox_requires: Sequence[str] = ("resty.openssl.hmac",),
         client_max_body_size: int = 0,
         listen_port: int = 443,
+        forward: Callable[[Upstream], KongAnswer] | None = None,
     ) -> None:
         self.config, self.env, self.clock, self.address = config, dict(env), clock, address
+        self.forward, self._balanced = forward, 0
         self.service_ca = x509.load_pem_x509_certificate(service_ca.encode())
         self.service_chain = [x509.load_pem_x509_certificate(pem.encode()) for pem in service_chain]
         self.service_names = tuple(service_names)
@@ -788,17 +794,42 @@ class KongDouble:
 
     # The upstream.
 
+    def pick_target(self, name: str) -> tuple[str, int] | None:
+        """The (host, port) of upstream ``name``'s next target by weight; None when no upstream has that name.
+
+        Weighted round-robin over the targets (kong/runloop/balancer/round_robin.lua@3.9.1): a target of
+        weight 0 is never picked; with every weight 0 Kong answers 503 "failure to get a peer from the ring-balancer"
+        (kong/runloop/balancer/init.lua@3.9.1).
+        """
+        upstream = next((entry for entry in self.config.get("upstreams", []) if entry["name"] == name), None)
+        if upstream is None:
+            return None
+        ring = [entry["target"] for entry in upstream.get("targets", []) for _ in range(int(entry.get("weight", 100)))]
+        if not ring:
+            raise _error(503, "failure to get a peer from the ring-balancer", "")
+        picked = ring[self._balanced % len(ring)]
+        self._balanced += 1
+        address, _, port = picked.rpartition(":")
+        return address, int(port)
+
     def _upstream(self, exchange: _Exchange, route: Mapping[str, Any], target: str) -> Upstream:
         url = urlsplit(str(self._service()["url"]))
         port = url.port or (443 if url.scheme == "https" else 80)
+        hostname, address = str(url.hostname), ""
+        picked = self.pick_target(hostname)
+        if picked is not None:
+            upstream = next(entry for entry in self.config["upstreams"] if entry["name"] == hostname)
+            # balancer/init.lua@3.9.1:395-396: the upstream's host_header, else the target's host.
+            hostname, port = str(upstream.get("host_header") or picked[0]), picked[1]
+            address = f"{picked[0]}:{picked[1]}"
         if route.get("preserve_host"):
             host = next(iter(exchange.headers.get_all("Host")), "")  # kong/router/atc.lua@3.9.1:413
         else:
             default = (url.scheme, port) in {("https", 443), ("http", 80)}
-            host = str(url.hostname) if default else f"{url.hostname}:{port}"  # balancer/init.lua@3.9.1:446-455
+            host = hostname if default else f"{hostname}:{port}"  # balancer/init.lua@3.9.1:446-455
         tls_name = host[: host.find("]") + 1] if host.startswith("[") else host.split(":", 1)[0]
         headers = _forwarded_headers(exchange, host, self.listen_port)
-        return Upstream(exchange.method, target, host, tls_name, tuple(headers), exchange.body)
+        return Upstream(exchange.method, target, host, tls_name, tuple(headers), exchange.body, address)
 
     def _verify_tls(self, exchange: _Exchange, upstream: Upstream) -> None:
         """The handshake nginx makes with ``tls_verify``: a chain up to a root of the trust store, and the name."""
@@ -818,6 +849,8 @@ class KongDouble:
 
     def _forward(self, upstream: Upstream) -> KongAnswer:
         """The service answers: gunicorn parses the bytes Kong sends, Django's test client takes its environ."""
+        if self.forward is not None:
+            return self.forward(upstream)
         peer = (self.address, 40000)
         url = urlsplit(str(self._service()["url"]))
         try:
