@@ -4,7 +4,8 @@ Each probe runs greenlets that overlap for real and reports what each saw, as
 one JSON document on standard output, for ``test_greenlets.py`` to judge.
 """
 
-from gevent import monkey
+# ruff: noqa: PLC0415 - the project is imported only after patching and django.setup(), inside each probe
+from gevent import monkey  # type: ignore[import-untyped]  # gevent ships no type information
 
 monkey.patch_all()
 
@@ -29,7 +30,11 @@ def _overlapping_queries() -> dict[str, Any]:
         with schema_context(slug), connection.cursor() as cursor:
             cursor.execute(SLEEP_SQL)
             row = cursor.fetchone()
-            seen = {"slug": slug, "schema_in_database": row[0] if row else None, "schema_name": connection.schema_name}
+            seen = {
+                "slug": slug,
+                "schema_in_database": row[0] if row else None,
+                "schema_name": getattr(connection, "schema_name", None),
+            }
         connection.close()
         return seen
 
@@ -61,7 +66,8 @@ def _overlapping_redis() -> dict[str, Any]:
 
     def waiter(key: str) -> str | None:
         popped = blocking.blpop([key], timeout=3)
-        return popped[1].decode() if popped else None
+        value = popped[1] if popped else None
+        return value.decode() if isinstance(value, bytes) else value
 
     def pusher() -> int:
         gevent.sleep(0.3)
