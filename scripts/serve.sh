@@ -14,5 +14,5 @@ export DJANGO_SETTINGS_MODULE=config.settings.development
 worker=$!
 trap 'kill "$worker" 2>/dev/null || true; wait "$worker" 2>/dev/null || true' EXIT INT TERM
 
-# Workers and logs in config/gunicorn.py: the access log names the path, never the query string.
+# Four gevent workers, limits and logs in config/gunicorn.py: the access log names the path, never the query string.
 "$BIN/gunicorn" config.wsgi:application --config python:config.gunicorn --bind "$HOST:$PORT"

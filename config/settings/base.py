@@ -141,7 +141,9 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 def database_settings(url: str) -> dict[str, Any]:
     """Build the default database entry; django-tenants needs its own backend."""
-    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True))
+    # 0 under gunicorn's gevent workers (config/gunicorn.py): a greenlet's connection closes with its request.
+    conn_max_age = env_int("DATABASE_CONN_MAX_AGE", default=60)
+    database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True))
     database["ENGINE"] = "django_tenants.postgresql_backend"
     return database
 
