@@ -143,9 +143,24 @@ def stop_colour(state: dict[str, Any], colour: str) -> None:
         entry["status"] = "stopped"
 
 
+DEFAULT_DB_CONNECTION_BUDGET = 80  # config/gunicorn.py's default
+
+
 def base_url(entry: Mapping[str, Any]) -> str:
     """The colour's address as a URL."""
     return f"http://127.0.0.1:{entry['port']}"
+
+
+def colour_environment(release: str) -> dict[str, str]:
+    """The new colour's environment: its release, and half the database connections while both colours run.
+
+    Each colour's gunicorn bounds its greenlets by ``GUNICORN_DB_CONNECTION_BUDGET`` (config/gunicorn.py);
+    two colours at the full default would together ask for twice what the database was sized for. An
+    operator's own figure is taken as the colour's share.
+    """
+    env = {**os.environ, "SERVICE_RELEASE": release}
+    env.setdefault("GUNICORN_DB_CONNECTION_BUDGET", str(DEFAULT_DB_CONNECTION_BUDGET // 2))
+    return env
 
 
 def deploy(*, release: str, port: int | None = None, gunicorn_args: tuple[str, ...] = ()) -> str:
@@ -159,13 +174,13 @@ def deploy(*, release: str, port: int | None = None, gunicorn_args: tuple[str, .
         log = (state_dir() / f"{colour}.log").open("ab")
         command = [
             sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn",
-            "--worker-class", "gevent", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+            "--bind", f"127.0.0.1:{port}",
             # Each colour its own control socket: by default both masters would share ~/.gunicorn/gunicorn.ctl.
             "--control-socket", str(state_dir() / f"{colour}.ctl"),
             *gunicorn_args, "config.wsgi",
         ]  # fmt: skip
         process = subprocess.Popen(  # noqa: S603  # nosec B603 - fixed argument list
-            command, env={**os.environ, "SERVICE_RELEASE": release}, stdout=log, stderr=log, start_new_session=True
+            command, env=colour_environment(release), stdout=log, stderr=log, start_new_session=True
         )
         state["colours"][colour] = {"port": port, "pid": process.pid, "release": release, "status": "starting"}
         save_state(state)
