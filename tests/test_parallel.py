@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from django.conf import settings
 
 from config.settings import test as test_settings
-from tests.support import parallel
+from tests.support import parallel, vault_policy
 from tests.support.parallel import redis_url_for, worker_environment
 
 ENVIRON = {
@@ -55,3 +57,20 @@ def test_this_process_reads_the_stores_its_worker_was_given() -> None:
     assert os.environ.get("TEST_REDIS_URL", parallel.DEFAULT_REDIS_URL) == settings.REDIS_URL
     assert str(settings.LOCAL_KEY_FILE) == os.environ.get("TEST_LOCAL_KEY_FILE", parallel.DEFAULT_KEY_FILE)
     assert str(settings.LOCAL_STATE_DIR) == os.environ.get("LOCAL_STATE_DIR", str(settings.LOCAL_STATE_DIR))
+
+
+def test_a_vault_policy_refusal_in_a_worker_fails_the_controllers_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under xdist the controller sees no worker's session: the refusal must travel with the worker's output.
+    monkeypatch.setattr(vault_policy, "SESSION", vault_policy.PolicyUsage())
+    refusal = "update transit/keys/x (rule none, parameters [])"
+    worker = SimpleNamespace(
+        workeroutput={"vault_policy": {"granted": [("transit/encrypt/*", "update")], "refused": [refusal]}}
+    )
+    controller = SimpleNamespace(config=SimpleNamespace(), exitstatus=pytest.ExitCode.OK)
+
+    vault_policy.pytest_testnodedown(worker, None)
+    vault_policy.pytest_sessionfinish(cast(pytest.Session, controller), pytest.ExitCode.OK)
+
+    assert controller.exitstatus == pytest.ExitCode.TESTS_FAILED
+    assert vault_policy.SESSION.granted == {("transit/encrypt/*", "update")}
+    assert vault_policy.SESSION.refusals() == [refusal]
