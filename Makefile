@@ -54,8 +54,11 @@ run: setup-dev ## Serve the API on 127.0.0.1:8000 (and a Celery worker) with dem
 	$(AS_OWNER) $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	$(AS_SERVICE) bash scripts/serve.sh $(BIN) $(HOST) $(PORT)
 
+# Two xdist workers (the suite's CI machine has two cores); each has its own test database, Redis databases,
+# key file and state directory (tests/support/parallel.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(INSTALLED) services ## Run the test suite with coverage (real PostgreSQL, Redis, RabbitMQ)
-	@rc=0; $(BIN)/pytest --cov --cov-report=term --no-cov-on-fail $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-report=term --no-cov-on-fail $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 attack-suite: $(INSTALLED) services ## Only the standing attack suite (tests/attacks): one test per security finding

@@ -8,6 +8,7 @@ test that uses the database or asks for ``clean_redis``); pure tests need neithe
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,7 @@ from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
 from tests.support.clients import ALPHA_HOST, BETA_HOST, COMMUNITIES, MemberClient, bearer, client_on
+from tests.support.parallel import worker_environment, worker_index
 from tests.support.roles import ensure_service_role
 from tests.support.tokens import MFA_AMR, PASSWORD_AMR, token_for
 from vault.keys import cache as data_key_cache
@@ -44,6 +46,17 @@ from vault.providers import get_provider
 
 # The shipped Vault policy's use across the session (the Vault fixtures feed it).
 pytest_plugins = ["tests.support.vault_policy"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_newgateway(gateway: Any) -> None:
+    """A new xdist worker process: give it Redis databases, a key file and a state directory of its own.
+
+    It runs before the worker starts pytest, so the worker's Django settings read them
+    (see tests/support/parallel.py); the test database is pytest-django's ``_gwN`` one.
+    """
+    variables = {**worker_environment(dict(os.environ), worker_index(gateway.id)), "TEST_STORES_OF": gateway.id}
+    gateway.remote_exec(f"import os\nos.environ.update({variables!r})").waitclose()
 
 
 @pytest.fixture(scope="session")

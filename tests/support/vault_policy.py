@@ -35,6 +35,8 @@ class PolicyUsage:
     granted: set[tuple[str, str]] = field(default_factory=set)
     parameters: dict[str, set[str]] = field(default_factory=dict)
     denied: list[Decision] = field(default_factory=list)
+    # Under xdist, the controller's record of the workers' refusals (their ``refusals()`` lines).
+    workers_refused: list[str] = field(default_factory=list)
 
     def record(self, decision: Decision) -> None:
         """An ACL decision of the double (an observer of ``VaultState``) on a token bound to the shipped policy."""
@@ -50,7 +52,7 @@ class PolicyUsage:
         """One line per refusal: the capability, the path, the rule that matched (if any), the parameters."""
         return [
             f"{d.capability} {d.path} (rule {d.rule or 'none'}, parameters {sorted(d.parameters)})" for d in self.denied
-        ]
+        ] + self.workers_refused
 
 
 def shipped_policy() -> Policy:
@@ -103,7 +105,7 @@ def service_vault() -> Iterator[tuple[str, VaultState]]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """How much of the shipped policy this run used, and any refusal."""
-    if not SESSION.granted and not SESSION.denied:
+    if not SESSION.granted and not SESSION.refusals():
         return
     shipped = grants(shipped_policy())
     unused = sorted(shipped - SESSION.granted)
@@ -117,6 +119,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A refusal of the service's token anywhere fails the run."""
-    if SESSION.denied and exitstatus == pytest.ExitCode.OK:
+    """A refusal of the service's token anywhere fails the run; an xdist worker hands its record to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["vault_policy"] = {"granted": sorted(SESSION.granted), "refused": SESSION.refusals()}
+    if SESSION.refusals() and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """An xdist worker finished: its grants and refusals join the controller's (which fails the run on a refusal)."""
+    record = getattr(node, "workeroutput", {}).get("vault_policy", {})
+    SESSION.granted.update((rule, capability) for rule, capability in record.get("granted", []))
+    SESSION.workers_refused.extend(record.get("refused", []))
