@@ -118,3 +118,14 @@ def test_a_broker_that_is_down_is_a_figure_not_a_failed_scrape(
     up = {labels["source"]: value for labels, value in samples["gateway_scrape_source_up"]}
     assert up["broker"] == 0.0
     assert "gateway_queue_depth" not in samples
+
+
+@pytest.mark.parametrize("probe", ["/health/live", "/health/ready"])
+def test_health_probes_report_the_release(
+    probe: str, db: None, settings: object, client_for: Callable[[str], APIClient]
+) -> None:
+    settings.SERVICE_RELEASE = "2026.12.1"  # type: ignore[attr-defined]
+
+    response = client_for("localhost").get(probe)
+
+    assert response.json()["release"] == "2026.12.1"
