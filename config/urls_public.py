@@ -5,8 +5,9 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, path
 
 from config.urls_common import common_urlpatterns
+from gateway.metrics import metrics_view
 
-urlpatterns: list[URLPattern | URLResolver] = [*common_urlpatterns]
+urlpatterns: list[URLPattern | URLResolver] = [*common_urlpatterns, path("metrics", metrics_view, name="metrics")]
 if settings.ADMIN_ENABLED:
     urlpatterns.append(path("admin/", admin.site.urls))
 

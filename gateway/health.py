@@ -70,7 +70,7 @@ def run_checks() -> dict[str, dict[str, Any]]:
 @require_GET
 def live(request: HttpRequest) -> HttpResponse:
     """The process is up and answering."""
-    return JsonResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return JsonResponse({"status": "ok", "release": settings.SERVICE_RELEASE}, headers={"Cache-Control": "no-store"})
 
 
 @require_GET
@@ -84,6 +84,8 @@ def ready(request: HttpRequest) -> HttpResponse:
             status=503,
             code=GatewayErrorCode.DEPENDENCIES_UNAVAILABLE,
             detail="Not ready: " + ", ".join(down) + " unavailable.",
-            extensions={"checks": checks},
+            extensions={"checks": checks, "release": settings.SERVICE_RELEASE},
         )
-    return JsonResponse({"status": "ok", "checks": checks}, headers={"Cache-Control": "no-store"})
+    return JsonResponse(
+        {"status": "ok", "release": settings.SERVICE_RELEASE, "checks": checks}, headers={"Cache-Control": "no-store"}
+    )

@@ -103,6 +103,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "gateway.middleware.RequestIdMiddleware",
+    "gateway.metrics.RequestMetricsMiddleware",
     # Refusals made before the policy (or without an event inside it) are recorded on the way out, bounded.
     "gateway.refusals.RefusalAuditMiddleware",
     "gateway.proxy.GatewayRequiredMiddleware",
@@ -405,6 +406,11 @@ DEMO_SEED_ALLOWED = False
 
 # Readiness probes give each dependency this long before calling it down.
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+
+# Bearer token a Prometheus scraper presents at the platform host's /metrics; empty refuses every scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# The release this process runs (the image sets it at build time); /health/live and /health/ready report it.
+SERVICE_RELEASE = env_str("SERVICE_RELEASE", "dev")
 
 # Rate limits held by the service itself (Kong has its own, which fail open without Redis).
 RATE_LIMIT_PER_IP = env_int("RATE_LIMIT_PER_IP", default=100)  # per minute

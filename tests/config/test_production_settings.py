@@ -28,6 +28,7 @@ COMPLETE = {
     "JWT_SIGNING_KEYS_DIR": "/run/secrets/jwt-keys",
     "POLICY_ENGINE": "opa",
     "OPA_URL": "http://127.0.0.1:8181",
+    "METRICS_TOKEN": "m" * 40,
     "KEY_PROVIDER": "vault",
     "VAULT_ADDR": "https://vault.internal:8200",
     "VAULT_ROLE_ID": "gateway",

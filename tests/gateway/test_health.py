@@ -17,7 +17,7 @@ def test_live_answers_on_every_host(host: str, db: None, client_for: Callable[[s
     response = client_for(host).get("/health/live")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "release": "dev"}
 
 
 def test_ready_checks_each_backing_service_with_its_latency(db: None, client_for: Callable[[str], APIClient]) -> None:

@@ -1,0 +1,167 @@
+"""Prometheus metrics of the service: the families, the request middleware and the ``/metrics`` view.
+
+prometheus_client keeps the figures. Under gunicorn each worker is its own
+process, so when ``PROMETHEUS_MULTIPROC_DIR`` is set the values live in files
+there and a scrape aggregates every worker's (:func:`child_exit` marks a dead
+worker's gauges); without it the process's own registry is served.
+
+Labels are bounded by construction: the route is the URL pattern template of
+the matched view (``/api/v1/participants/{pk}/``, never an id), unmatched paths
+are ``unmatched``, and methods outside the usual set are ``other``. No label
+carries a community, a user, a token or anything a client typed.
+
+``/metrics`` is routed on the platform host only (a community host answers 404
+like any unknown path) and wants ``Authorization: Bearer <METRICS_TOKEN>``;
+an empty token refuses every scrape.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from core.problems import problem_response
+from gateway.metrics_scrape import scrape_time_registry
+
+REQUESTS = Counter(
+    "gateway_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+REQUEST_DURATION = Histogram(
+    "gateway_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+)
+RATE_LIMIT_REFUSALS = Counter(
+    "gateway_rate_limit_refusals",
+    "Requests refused with 429 by a rate limit (per address or per user).",
+)
+POLICY_DECISIONS = Counter(
+    "gateway_policy_decisions",
+    "Policy decisions, by action and result (allow, deny, error).",
+    ["action", "result"],
+)
+POLICY_DURATION = Histogram(
+    "gateway_policy_decision_duration_seconds",
+    "Time the policy engine took to decide.",
+)
+KEY_PROVIDER_CALLS = Counter(
+    "gateway_key_provider_calls",
+    "Calls to the key provider, by operation and outcome (ok, error).",
+    ["operation", "outcome"],
+)
+DATA_KEY_CACHE = Counter(
+    "gateway_data_key_cache",
+    "Data-key cache lookups, by result (hit, miss).",
+    ["result"],
+)
+
+UNMATCHED_ROUTE = "unmatched"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_CONVERTER = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
+
+
+def route_template(request: HttpRequest) -> str:
+    """The matched URL pattern as ``/api/v1/participants/{pk}/``; ``unmatched`` when nothing matched."""
+    match = getattr(request, "resolver_match", None)
+    if match is None or not match.route:
+        return UNMATCHED_ROUTE
+    return "/" + _CONVERTER.sub(r"{\1}", match.route.lstrip("^").rstrip("$"))
+
+
+def method_label(request: HttpRequest) -> str:
+    """The request method, or ``other`` for anything outside the usual set (a crafted method is no new label)."""
+    method = (request.method or "").upper()
+    return method if method in KNOWN_METHODS else "other"
+
+
+class RequestMetricsMiddleware:
+    """Count every answered request and time it, by route template (refusals of outer middleware included)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        """Run the pipeline, then record method, route template, status and duration."""
+        started = time.perf_counter()
+        response = self.get_response(request)
+        method, route = method_label(request), route_template(request)
+        REQUEST_DURATION.labels(method=method, route=route).observe(time.perf_counter() - started)
+        REQUESTS.labels(method=method, route=route, status=str(response.status_code)).inc()
+        if response.status_code == 429:  # noqa: PLR2004 - Too Many Requests
+            RATE_LIMIT_REFUSALS.inc()
+        return response
+
+
+def record_policy_decision(action: str, result: str, seconds: float) -> None:
+    """Count one policy decision (``result``: allow, deny or error) and its latency."""
+    POLICY_DECISIONS.labels(action=action, result=result).inc()
+    POLICY_DURATION.observe(seconds)
+
+
+def record_key_call(operation: str, outcome: str) -> None:
+    """Count one key provider call (``outcome``: ok or error)."""
+    KEY_PROVIDER_CALLS.labels(operation=operation, outcome=outcome).inc()
+
+
+def record_data_key_lookup(*, hit: bool) -> None:
+    """Count one data-key cache lookup."""
+    DATA_KEY_CACHE.labels(result="hit" if hit else "miss").inc()
+
+
+def scrape_registry() -> CollectorRegistry:
+    """The registry a scrape reads: every worker's files in multiprocess mode, else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Gunicorn's ``child_exit`` hook: mark a dead worker's live gauges in the multiprocess directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _authorized(request: HttpRequest) -> bool:
+    expected = str(settings.METRICS_TOKEN)
+    if not expected:
+        return False
+    supplied = str(request.META.get("HTTP_AUTHORIZATION", ""))
+    return hmac.compare_digest(supplied.encode(), f"Bearer {expected}".encode())
+
+
+@never_cache
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """The exposition, for a scraper presenting ``METRICS_TOKEN``; 401 problem otherwise."""
+    if not _authorized(request):
+        return problem_response(
+            request,
+            status=401,
+            code="metrics_token_required",
+            detail="A valid metrics token is required.",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
+        )
+    body = generate_latest(scrape_registry()) + generate_latest(scrape_time_registry())
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
