@@ -22,12 +22,14 @@ def test_the_final_stage_runs_as_a_non_root_numeric_user() -> None:
     users = re.findall(r"^USER (\S+)", final_stage(), flags=re.MULTILINE)
     assert users, "the final stage sets no USER"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0
+    assert uid.isdigit()
+    assert int(uid) != 0
 
 
 def test_requirements_are_installed_hash_checked() -> None:
     installs = [line for line in DOCKERFILE.splitlines() if "pip install" in line]
-    assert installs and all("--require-hashes" in line for line in installs)
+    assert installs
+    assert all("--require-hashes" in line for line in installs)
 
 
 def test_the_final_stage_has_no_build_tools_and_no_package_lists() -> None:
