@@ -296,6 +296,15 @@ CELERY_TASK_ACKS_LATE = True
 # A failed task is rejected, not acknowledged: it lands in its dead-letter queue.
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Workers (issue 17): runaway tasks are stopped (soft limit raises in the task, the hard limit kills the
+# child and, with acks late and no ack on timeout, the message is rejected into its dead-letter queue);
+# children are recycled so a leak cannot grow without bound; task events feed monitoring.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", default=500)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=300_000)  # KiB
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 
 # Policy: the embedded Rego engine (development, tests) or an OPA sidecar (production).
 POLICY_ENGINE = env_str("POLICY_ENGINE", "embedded")
