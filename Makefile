@@ -116,6 +116,7 @@ bench: $(INSTALLED) services ## Measure token, policy, request, audit and export
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.load
 
 clean: ## Remove caches and coverage data (keeps .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml
