@@ -115,6 +115,7 @@ bench: $(INSTALLED) services ## Measure token, policy, request, audit and export
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.identity
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.cpu
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.load
 
