@@ -119,7 +119,9 @@ bench: $(INSTALLED) services ## Measure token, policy, request, audit and export
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.identity
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.cpu
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.load
 
 # Blue/green (docs/operations/blue-green.md): the idle colour beside the live one, as gunicorn on its own port;
 # Kong's admin API at KONG_ADMIN_URL. RELEASE names the new release (default: the commit).
