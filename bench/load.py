@@ -50,10 +50,6 @@ ROUNDS = int(os.environ.get("BENCH_LOAD_ROUNDS", "5"))
 TARGET = 0.80
 LUA = Path(__file__).with_name("load.lua")
 BARE_URL = "/bare" + research.SECURED_URL
-# Until the gevent branch's config/gunicorn.py lands (it sets the worker class, 4 workers, connections per
-# worker bounded by the database's budget and no persistent database connections): then delete these.
-GUNICORN_OVERRIDES = ["--worker-class", "gevent", "--workers", "4", "--worker-connections", "8"]
-ENV_OVERRIDES = {"DATABASE_CONN_MAX_AGE": "0"}
 LIMITS_OUT_OF_REACH = {name: str(value) for name, value in research.LIMITS_OUT_OF_REACH.items()}
 
 
@@ -101,7 +97,6 @@ def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
     environment = {
         **os.environ,
         **LIMITS_OUT_OF_REACH,
-        **ENV_OVERRIDES,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
         "BENCH_LOAD_DATABASE_NAME": str(connection.settings_dict["NAME"]),
         "BENCH_LOAD_JWT_KEYS_DIR": str(settings.JWT_SIGNING_KEYS_DIR),
@@ -109,7 +104,7 @@ def start_gunicorn(port: int) -> subprocess.Popen[bytes]:
         "AUDIT_CHAIN_SIGNAL_MS": os.environ.get("AUDIT_CHAIN_SIGNAL_MS", "50"),
     }
     command = [
-        sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn", *GUNICORN_OVERRIDES,
+        sys.executable, "-m", "gunicorn", "--config", "python:config.gunicorn",
         "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "bench.load_app:application",
     ]  # fmt: skip
     return subprocess.Popen(command, env=environment, start_new_session=True)  # noqa: S603 # nosec B603
@@ -196,7 +191,7 @@ def report(secured: Target, bare: Target, steal: object) -> float:
     """The medians per path and the ratio; returns the ratio."""
     print(
         f"participant list, {research.PARTICIPANTS} rows x {research.PHI_FIELD_COUNT} PHI fields, gunicorn "
-        f"(config/gunicorn.py {' '.join(GUNICORN_OVERRIDES)}), wrk {CONNECTIONS} connections {THREADS} threads, "
+        f"(config/gunicorn.py as committed), wrk {CONNECTIONS} connections {THREADS} threads, "
         f"{ROUNDS} rounds of {SECONDS} s per path, medians; {steal}"
     )
     for target in (bare, secured):

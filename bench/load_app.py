@@ -27,7 +27,6 @@ BARE_PREFIX = "/bare"
 settings.DATABASES["default"]["NAME"] = os.environ["BENCH_LOAD_DATABASE_NAME"]
 settings.JWT_SIGNING_KEYS_DIR = Path(os.environ["BENCH_LOAD_JWT_KEYS_DIR"])
 # A greenlet's connection dies with it: none kept (the gevent branch's settings read this variable themselves).
-settings.DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DATABASE_CONN_MAX_AGE", "0"))
 
 _secured = WSGIHandler()
 _bare = bench.research.BareHandler()

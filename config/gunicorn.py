@@ -52,7 +52,9 @@ the project (only the standard library).
 
 from __future__ import annotations
 
+import glob
 import os
+import tempfile
 from typing import Any
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -123,3 +125,26 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
             WORKER_MAX_RSS_MB,
         )
         worker.alive = False
+
+
+def on_starting(server: Any) -> None:
+    """Give the workers one fresh Prometheus multiprocess directory, so ``/metrics`` adds up every worker.
+
+    Each worker writes its figures to files in ``PROMETHEUS_MULTIPROC_DIR`` and a scrape, whichever worker
+    answers it, reads them all (gateway/metrics.py). The arbiter sets the directory before any worker forks
+    (workers import prometheus_client after the fork: no preload), and empties it of an earlier run's files:
+    stale counters would be added to this run's. Without the variable a private temporary directory is made.
+    One directory per arbiter: two colours of a blue/green deployment must not share one.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip() or tempfile.mkdtemp(prefix="cgw-metrics-")
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker has exited: its live gauges leave the sums (prometheus_client's multiprocess mode)."""
+    from prometheus_client import multiprocess  # noqa: PLC0415  # in the arbiter only, after on_starting
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

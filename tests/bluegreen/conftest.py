@@ -102,6 +102,9 @@ def _stop_all(state_dir: Path) -> None:
                 continue
 
 
+METRICS_TOKEN = "m" * 32  # the colours serve /metrics behind it; verify reads the error rate with it
+
+
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """Seeded demo communities, the admin double, and the environment; every colour stopped at the end."""
@@ -123,6 +126,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "KONG_COMMUNITY_DOMAIN_SUFFIX": "localhost",
         "TRUSTED_PROXIES": "127.0.0.1/32",
         "PROXY_SHARED_SECRET": GATEWAY_SECRET,
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     env.pop("DATABASE_OWNER_URL", None)
     for command in (["migrate", "--verbosity", "0"], ["rotate_signing_key", "--if-missing"], ["seed_demo"]):
