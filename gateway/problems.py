@@ -10,12 +10,16 @@ and request id only: their messages may hold PHI.
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +27,7 @@ from rest_framework.response import Response
 from core.errors import MISSING_DETAIL, ApplicationError, ErrorCode
 from core.http import edge_of
 from core.problems import PROBLEM_CONTENT_TYPE, problem_document, problem_headers, problem_response
+from gateway.errors import GatewayErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,20 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], tuple[ErrorCode, str]] = {
     drf_exceptions.NotAcceptable: (ErrorCode.NOT_ACCEPTABLE, "This endpoint answers in application/json only."),
     drf_exceptions.Throttled: (ErrorCode.RATE_LIMITED, "Too many requests; wait before trying again."),
 }
+
+
+# A backing service that cannot be reached (PostgreSQL, Redis) is a 503 to retry, not a crash of the service.
+_BACKING_SERVICE_DOWN = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+UNAVAILABLE_DETAIL = "A service the gateway depends on is unavailable; try again shortly."
+RETRY_AFTER_SECONDS = "5"
+
+
+def _unavailable_document(request: HttpRequest | Request | None, exc: BaseException) -> dict[str, Any]:
+    """Log the failure by type (its message may name a host or hold a statement) and describe the 503."""
+    logger.warning("backing service unavailable: %s (request_id=%s)", type(exc).__name__, edge_of(request).request_id)
+    return problem_document(
+        request, status=503, code=GatewayErrorCode.DEPENDENCIES_UNAVAILABLE, detail=UNAVAILABLE_DETAIL
+    )
 
 
 def _field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -93,6 +112,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             headers["Retry-After"] = str(int(wait) + 1)
         document = problem_document(request, status=exc.status_code, code=code, detail=detail, extensions=extensions)
         return _drf_response(document, exc.status_code, headers)
+    if isinstance(exc, _BACKING_SERVICE_DOWN):
+        return _drf_response(_unavailable_document(request, exc), 503, {"Retry-After": RETRY_AFTER_SECONDS})
     log_unexpected(exc, request)
     document = problem_document(
         request, status=500, code=ErrorCode.INTERNAL_ERROR, detail="An unexpected error occurred."
@@ -145,5 +166,19 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    """A crash outside DRF: generic problem, details only in the log (by type)."""
+    """A crash outside DRF: generic problem, details only in the log (by type).
+
+    Django calls this while it handles the exception (a middleware's or a plain view's), so the exception is
+    still the current one: a backing service that is down (the database as a greenlet first connects, Redis
+    for the community lookup) is answered 503 with ``Retry-After``, as a DRF view would answer it.
+    """
+    current = sys.exc_info()[1]
+    if isinstance(current, _BACKING_SERVICE_DOWN):
+        document = _unavailable_document(request, current)
+        return JsonResponse(
+            document,
+            status=503,
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers=problem_headers(503, {"Retry-After": RETRY_AFTER_SECONDS}),
+        )
     return problem_response(request, status=500, code=ErrorCode.INTERNAL_ERROR, detail="An unexpected error occurred.")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
+from django.db import InterfaceError, OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.test import Client, override_settings
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.test import APIClient
 
 from gateway.problems import _field_errors
 from tenants.models import Community
-from tests.gateway.crash_urls import SECRET_IN_MESSAGE
-from tests.support.clients import ALPHA_HOST
+from tests.gateway.crash_urls import SECRET_IN_MESSAGE, CrashingApi
+from tests.support.clients import ALPHA_HOST, BETA_HOST
 
 
 def assert_problem(response: object, status: int, code: str) -> dict[str, object]:
@@ -104,3 +108,61 @@ def test_a_body_over_the_size_limit_outside_the_api_is_413_too(db: None) -> None
 
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OperationalError("connection to server at db.internal failed: participant Jane Doe"),
+        InterfaceError("connection already closed"),
+    ],
+    ids=["operational", "interface"],
+)
+def test_a_database_that_cannot_be_reached_is_503_on_every_community(
+    failure: Exception, alpha: Community, beta: Community, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The database fails before any view runs (the community's lookup, a greenlet's first connection):
+    # Django answers through handler500, which must not call it a crash of the service.
+    for host in (ALPHA_HOST, BETA_HOST):
+        client = Client(HTTP_HOST=host, raise_request_exception=False)
+        with mock.patch.object(BaseDatabaseWrapper, "ensure_connection", side_effect=failure):
+            response = client.get("/api/v1/participants/")
+
+        body = assert_problem(response, 503, "dependencies_unavailable")
+        assert response["Retry-After"] == "5"
+        assert response["Cache-Control"] == "no-store"
+        assert "Jane Doe" not in response.content.decode()
+        assert "db.internal" not in str(body)
+    assert type(failure).__name__ in caplog.text
+    assert "Jane Doe" not in caplog.text
+    assert "db.internal" not in caplog.text
+
+
+@override_settings(ROOT_URLCONF="tests.gateway.crash_urls")
+def test_a_database_failure_inside_an_api_view_is_503_too(
+    alpha: Community, client_for: Callable[[str], APIClient]
+) -> None:
+    with mock.patch.object(CrashingApi, "get", side_effect=OperationalError("server closed the connection")):
+        response = client_for(ALPHA_HOST).get("/api/v1/crash")
+
+    assert_problem(response, 503, "dependencies_unavailable")
+    assert response["Retry-After"] == "5"
+
+
+@override_settings(ROOT_URLCONF="tests.gateway.crash_urls")
+def test_redis_that_cannot_be_reached_inside_an_api_view_is_503(
+    alpha: Community, client_for: Callable[[str], APIClient]
+) -> None:
+    with mock.patch.object(CrashingApi, "get", side_effect=RedisConnectionError("Error 111 connecting")):
+        response = client_for(ALPHA_HOST).get("/api/v1/crash")
+
+    assert_problem(response, 503, "dependencies_unavailable")
+
+
+@override_settings(ROOT_URLCONF="tests.gateway.crash_urls")
+def test_any_other_crash_stays_a_500(alpha: Community) -> None:
+    # The 503 is for backing services only: a programming error must not pass for an outage to retry.
+    response = Client(HTTP_HOST=ALPHA_HOST, raise_request_exception=False).get("/plain-crash")
+
+    assert response.status_code == 500
+    assert "Retry-After" not in response
