@@ -220,3 +220,32 @@ def test_every_bind_mounted_file_exists() -> None:
             source = mount.split(":")[0]
             if source.startswith("./"):
                 assert (DEPLOY / source).exists(), f"{name}: {source}"
+
+
+def run_app_wrapper(credentials: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The api service's ``bash -c`` entry point as a process here, its two paths pointed at this checkout."""
+    script = SERVICES["api"]["entrypoint"][2].replace("$$", "$")
+    script = script.replace("/run/vault-approle/gateway.env", str(credentials))
+    script = script.replace("/app/deploy/bin/entrypoint", str(DEPLOY / "bin" / "entrypoint"))
+    return subprocess.run(  # noqa: S603  # the compose file's own command, with local paths
+        ["/bin/bash", "-c", script, "entrypoint", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "LOCAL_STATE_DIR": str(credentials.parent / "state")},
+    )
+
+
+def test_the_app_wrapper_refuses_to_start_without_the_approle_credentials(tmp_path: Path) -> None:
+    result = run_app_wrapper(tmp_path / "missing.env", "probe")
+    assert result.returncode != 0
+    assert "missing.env" in result.stderr
+
+
+def test_the_app_wrapper_hands_its_role_to_the_image_entrypoint(tmp_path: Path) -> None:
+    credentials = tmp_path / "gateway.env"
+    credentials.write_text("VAULT_ROLE_ID=placeholder\nVAULT_SECRET_ID=placeholder\n")
+    result = run_app_wrapper(credentials, "no-such-role")
+    assert result.returncode == 64
+    assert "usage: entrypoint" in result.stderr
