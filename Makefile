@@ -157,4 +157,5 @@ build: $(INSTALLED) ## Lint the Dockerfile and build the image (fails clearly wh
 
 security-check: security-scan ## The security scan plus the image checks: hadolint and the image/compose invariant tests
 	$(BIN)/hadolint --config deploy/hadolint.yaml deploy/Dockerfile
+	scripts/compose-config.sh
 	$(BIN)/pytest tests/deploy -q -p no:cacheprovider
