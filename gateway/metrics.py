@@ -38,6 +38,15 @@ from prometheus_client import (
     multiprocess,
 )
 
+from core.metrics import (  # re-exported: the lower layers record these families
+    DATA_KEY_CACHE,
+    KEY_PROVIDER_CALLS,
+    POLICY_DECISIONS,
+    POLICY_DURATION,
+    record_data_key_lookup,
+    record_key_call,
+    record_policy_decision,
+)
 from core.problems import problem_response
 from gateway.metrics_scrape import scrape_time_registry
 
@@ -55,25 +64,23 @@ RATE_LIMIT_REFUSALS = Counter(
     "gateway_rate_limit_refusals",
     "Requests refused with 429 by a rate limit (per address or per user).",
 )
-POLICY_DECISIONS = Counter(
-    "gateway_policy_decisions",
-    "Policy decisions, by action and result (allow, deny, error).",
-    ["action", "result"],
-)
-POLICY_DURATION = Histogram(
-    "gateway_policy_decision_duration_seconds",
-    "Time the policy engine took to decide.",
-)
-KEY_PROVIDER_CALLS = Counter(
-    "gateway_key_provider_calls",
-    "Calls to the key provider, by operation and outcome (ok, error).",
-    ["operation", "outcome"],
-)
-DATA_KEY_CACHE = Counter(
-    "gateway_data_key_cache",
-    "Data-key cache lookups, by result (hit, miss).",
-    ["result"],
-)
+__all__ = [
+    "DATA_KEY_CACHE",
+    "KEY_PROVIDER_CALLS",
+    "POLICY_DECISIONS",
+    "POLICY_DURATION",
+    "RATE_LIMIT_REFUSALS",
+    "REQUESTS",
+    "REQUEST_DURATION",
+    "RequestMetricsMiddleware",
+    "child_exit",
+    "metrics_view",
+    "record_data_key_lookup",
+    "record_key_call",
+    "record_policy_decision",
+    "route_template",
+    "scrape_registry",
+]
 
 UNMATCHED_ROUTE = "unmatched"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -110,22 +117,6 @@ class RequestMetricsMiddleware:
         if response.status_code == 429:  # noqa: PLR2004 - Too Many Requests
             RATE_LIMIT_REFUSALS.inc()
         return response
-
-
-def record_policy_decision(action: str, result: str, seconds: float) -> None:
-    """Count one policy decision (``result``: allow, deny or error) and its latency."""
-    POLICY_DECISIONS.labels(action=action, result=result).inc()
-    POLICY_DURATION.observe(seconds)
-
-
-def record_key_call(operation: str, outcome: str) -> None:
-    """Count one key provider call (``outcome``: ok or error)."""
-    KEY_PROVIDER_CALLS.labels(operation=operation, outcome=outcome).inc()
-
-
-def record_data_key_lookup(*, hit: bool) -> None:
-    """Count one data-key cache lookup."""
-    DATA_KEY_CACHE.labels(result="hit" if hit else "miss").inc()
 
 
 def scrape_registry() -> CollectorRegistry:

@@ -6,6 +6,7 @@ other non-DRF code path (the matching helper the architecture asks for).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,6 +14,7 @@ import orjson
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from core.metrics import record_policy_decision
 from policy.decision import Decision
 from policy.engine import get_engine
 from policy.errors import PolicyDenied, PolicyHidden, PolicyUnavailable
@@ -38,7 +40,14 @@ def decide(document: Mapping[str, Any], *, record: bool = True) -> Decision:
     Raises:
         PolicyUnavailable: the engine cannot decide, or the record cannot be written.
     """
-    decision = get_engine().decide(dict(document))
+    started = time.perf_counter()
+    try:
+        decision = get_engine().decide(dict(document))
+    except PolicyUnavailable:
+        record_policy_decision(str(document.get("action", "")), "error", time.perf_counter() - started)
+        raise
+    outcome = "allow" if decision.allow else "deny"
+    record_policy_decision(str(document.get("action", "")), outcome, time.perf_counter() - started)
     if record:
         record_decision(document, decision)
     return decision

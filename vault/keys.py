@@ -20,6 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
+from core.metrics import key_call, record_data_key_lookup
 from core.schema import tenant_connection
 from vault.errors import KeyDestroyed, KeyServiceUnavailable
 from vault.models import DataKey, KeyKind
@@ -70,9 +71,11 @@ class DataKeyCache:
     def get(self, key: tuple[str, str, int], unwrap: Callable[[], bytes]) -> _Entry:
         """The live entry for ``key``, unwrapping (one provider call) when absent or expired."""
         entry = self.peek(key)
+        record_data_key_lookup(hit=entry is not None)
         if entry is not None:
             return entry
-        plaintext = unwrap()
+        with key_call("unwrap"):
+            plaintext = unwrap()
         self.provider_calls += 1
         entry = _Entry(key=SecretBytes(plaintext), cipher=AESGCM(plaintext), loaded_at=time.monotonic(), uses=1)
         with self._lock:
@@ -122,6 +125,7 @@ def read_key(community: str, version: int) -> AESGCM:
     """The data key a ciphertext names; from the cache when warm."""
     cached = cache.peek((community, str(KeyKind.DATA), version))
     if cached is not None:
+        record_data_key_lookup(hit=True)
         return cached.cipher
     row = DataKey.objects.filter(kind=KeyKind.DATA, version=version).first()
     if row is None:
@@ -142,7 +146,8 @@ def _store_new_keys(community: str) -> int:
     provider: KeyWrapper = get_provider()
     versions = set()
     for kind in (KeyKind.DATA, KeyKind.INDEX):
-        wrapped = provider.generate_wrapped_key(community)
+        with key_call("generate_wrapped_key"):
+            wrapped = provider.generate_wrapped_key(community)
         DataKey.objects.create(kind=kind, version=wrapped.version, wrapped=wrapped.ciphertext)
         versions.add(wrapped.version)
     return max(versions)
@@ -150,7 +155,8 @@ def _store_new_keys(community: str) -> int:
 
 def community_keys_create(community: str) -> None:
     """Create the community's key in the provider and its first data and index keys (in its schema)."""
-    get_provider().create_community_key(community)
+    with key_call("create_community_key"):
+        get_provider().create_community_key(community)
     _store_new_keys(community)
 
 
@@ -164,7 +170,8 @@ def community_keys_ensure(community: str) -> bool:
 
 def community_keys_rotate(community: str) -> int:
     """A new provider key version and new data and index keys wrapped by it; returns the version."""
-    get_provider().rotate(community)
+    with key_call("rotate"):
+        get_provider().rotate(community)
     return _store_new_keys(community)
 
 
@@ -181,7 +188,8 @@ def community_keys_retire_below(community: str, version: int) -> None:
     versions, its trim not done) would leave wrapped keys that every search
     and write still unwraps. Safe to repeat.
     """
-    get_provider().retire_versions_below(community, version)
+    with key_call("retire_versions_below"):
+        get_provider().retire_versions_below(community, version)
 
 
 def community_keys_destroy(community: str) -> None:
@@ -191,6 +199,7 @@ def community_keys_destroy(community: str) -> None:
     request reaches them (an offboarded community is not served) and tasks
     check the community's status before they run.
     """
-    get_provider().destroy_community_key(community)
+    with key_call("destroy_community_key"):
+        get_provider().destroy_community_key(community)
     DataKey.objects.all().delete()
     cache.purge(community)

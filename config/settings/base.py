@@ -474,21 +474,28 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
 CSRF_COOKIE_HTTPONLY = True
 
-LOGGING = {
+# plain (development) or json (one object a line, the production default; gateway.logging.JsonFormatter).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+LOG_FORMATS = ("plain", "json")
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         "request_id": {"()": "gateway.logging.RequestIdFilter"},
+        "log_context": {"()": "gateway.logging.LogContextFilter"},
         "withhold_exception_messages": {"()": "gateway.logging.WithholdExceptionMessageFilter"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s %(community)s %(user_id)s] %(message)s"
+        },
+        "json": {"()": "gateway.logging.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["request_id", "withhold_exception_messages"],
+            "formatter": LOG_FORMAT if LOG_FORMAT in LOG_FORMATS else "json",
+            "filters": ["request_id", "log_context", "withhold_exception_messages"],
         },
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},

@@ -11,7 +11,7 @@ import os
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int
+from config.env import env_bool, env_int, env_str
 from config.production_checks import configuration_problems
 from config.settings.base import *  # noqa: F403
 
@@ -20,6 +20,9 @@ if _problems:
     raise ImproperlyConfigured("production settings refused: " + "; ".join(_problems))
 
 DEBUG = False
+# Logs are JSON lines in production (one object a line, for the log shipper) unless LOG_FORMAT says plain.
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT if LOG_FORMAT in LOG_FORMATS else "json"
 ADMIN_ENABLED = env_bool("ADMIN_ENABLED", default=False)
 # Every request but the health probes comes through Kong, proven (gateway/proxy.py).
 REQUIRE_GATEWAY = env_bool("REQUIRE_GATEWAY", default=True)

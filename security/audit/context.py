@@ -50,6 +50,12 @@ def request_audit() -> Iterator[RequestAudit]:
         _current.reset(token)
 
 
+def current_actor_id() -> str:
+    """The user id the current request's audit event names (set at authentication), or ``""``."""
+    note = _current.get()
+    return note.actor_id if note is not None else ""
+
+
 def annotate(**fields: str | list[str]) -> None:
     """Set fields of the current request's audit event (``action``, ``actor_id``, ``reasons``...)."""
     note = _current.get()
