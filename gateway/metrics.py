@@ -17,7 +17,6 @@ an empty token refuses every scrape.
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 import time
@@ -38,6 +37,7 @@ from prometheus_client import (
     multiprocess,
 )
 
+from core.comparison import ascii_equal
 from core.metrics import (  # re-exported: the lower layers record these families
     DATA_KEY_CACHE,
     KEY_PROVIDER_CALLS,
@@ -48,6 +48,7 @@ from core.metrics import (  # re-exported: the lower layers record these familie
     record_policy_decision,
 )
 from core.problems import problem_response
+from gateway.errors import GatewayErrorCode
 from gateway.metrics_scrape import scrape_time_registry
 
 REQUESTS = Counter(
@@ -139,7 +140,7 @@ def _authorized(request: HttpRequest) -> bool:
     if not expected:
         return False
     supplied = str(request.META.get("HTTP_AUTHORIZATION", ""))
-    return hmac.compare_digest(supplied.encode(), f"Bearer {expected}".encode())
+    return ascii_equal(f"Bearer {expected}", supplied)
 
 
 @never_cache
@@ -150,7 +151,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return problem_response(
             request,
             status=401,
-            code="metrics_token_required",
+            code=GatewayErrorCode.METRICS_TOKEN_REQUIRED,
             detail="A valid metrics token is required.",
             headers={"WWW-Authenticate": 'Bearer realm="metrics"', "Cache-Control": "no-store"},
         )

@@ -27,6 +27,10 @@ PUBLIC_ROUTES: dict[str, tuple[str, str]] = {
     "api-schema": ("drf_spectacular.views.SpectacularAPIView", "the OpenAPI description, no data"),
     "api-docs": ("drf_spectacular.views.SpectacularSwaggerSplitView", "the Swagger UI page, no data"),
 }
+# Reviewed like the list above, and served on the platform host only (never a community's): each guards itself.
+PLATFORM_ONLY_ROUTES: dict[str, tuple[str, str]] = {
+    "metrics": ("gateway.metrics.metrics_view", "operators' scrape: METRICS_TOKEN bearer, no id or PHI in a label"),
+}
 # The Django admin (platform host only) is guarded by staff sign-in with a second factor.
 PUBLIC_PREFIXES: dict[str, str] = {"admin/": "Django admin: staff accounts with a second factor"}
 
@@ -76,7 +80,7 @@ def view_path(view: Any) -> str:
 
 def is_reviewed_public(route: Route) -> bool:
     """On the public list by name *and* served by the view the list names."""
-    reviewed = PUBLIC_ROUTES.get(route.name or "")
+    reviewed = PUBLIC_ROUTES.get(route.name or "") or PLATFORM_ONLY_ROUTES.get(route.name or "")
     if reviewed is not None:
         return view_path(route.view) == reviewed[0]
     return any(route.path.startswith(prefix) for prefix in PUBLIC_PREFIXES)

@@ -1,10 +1,11 @@
 """Real gunicorn colours against real PostgreSQL, Redis and RabbitMQ, Kong's admin API double, the Kong double.
 
 The colours cannot use the test database (each test's transaction is invisible to another process): they serve
-this environment's own database (``DATABASE_URL``, migrated) with the demo communities alpha and beta that
-``seed_demo`` creates, under development settings with Kong's proxy trust on (``TRUSTED_PROXIES`` loopback,
-``PROXY_SHARED_SECRET``). Every ``bluegreen`` step runs as ``manage.py bluegreen`` in a subprocess, as the
-Makefile runs it. The processes are started once per module and stopped at its end.
+a database of their own (``DATABASE_URL``'s name with ``_bluegreen`` and the xdist worker, created afresh for the
+module, so a developer's database and an earlier run's demo passwords play no part), migrated, with the demo
+communities alpha and beta that ``seed_demo`` creates, under development settings with Kong's proxy trust on
+(``TRUSTED_PROXIES`` loopback, ``PROXY_SHARED_SECRET``). Every ``bluegreen`` step runs as ``manage.py bluegreen``
+in a subprocess, as the Makefile runs it. The processes are started once per module and stopped at its end.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+from django.conf import settings
+from psycopg import sql
 
 from tests.doubles.kong import KongAnswer, KongDouble, Upstream
 from tests.doubles.kong_admin import KongAdminDouble
@@ -31,6 +36,17 @@ from tests.gateway.conftest import certificate_authority, kong_conf
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_SECRET = "g" * 48
 PORTS = {"blue": 18111, "green": 18112}
+
+
+def fresh_database() -> str:
+    """Drop and create this module's own database; its URL (``DATABASE_URL``'s server and user)."""
+    parts = urlsplit(settings.DATABASE_URL)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    name = f"{parts.path.lstrip('/')}_bluegreen{'_' + worker if worker else ''}"
+    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return parts._replace(path="/" + name).geturl()
 
 
 @dataclass
@@ -127,6 +143,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "TRUSTED_PROXIES": "127.0.0.1/32",
         "PROXY_SHARED_SECRET": GATEWAY_SECRET,
         "METRICS_TOKEN": METRICS_TOKEN,
+        "DATABASE_URL": fresh_database(),
     }
     env.pop("DATABASE_OWNER_URL", None)
     for command in (["migrate", "--verbosity", "0"], ["rotate_signing_key", "--if-missing"], ["seed_demo"]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policy.routes import PUBLIC_ROUTES, unguarded_routes, walk
+from policy.routes import PLATFORM_ONLY_ROUTES, PUBLIC_ROUTES, unguarded_routes, walk
 
 
 def test_every_community_route_is_guarded_or_reviewed_public() -> None:
@@ -26,6 +26,14 @@ def test_the_public_list_is_short_and_names_only_credential_probe_and_doc_routes
     }
     names = {route.name for route in walk("config.urls_tenant")}
     assert set(PUBLIC_ROUTES) <= names
+
+
+def test_the_platform_only_list_names_the_metrics_scrape_and_no_community_serves_it() -> None:
+    assert set(PLATFORM_ONLY_ROUTES) == {"metrics"}
+    community = {route.name for route in walk("config.urls_tenant")}
+    platform = {route.name for route in walk("config.urls_public")}
+    assert set(PLATFORM_ONLY_ROUTES) <= platform
+    assert not set(PLATFORM_ONLY_ROUTES) & community
 
 
 def test_an_unguarded_route_is_caught() -> None:
