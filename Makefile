@@ -22,7 +22,8 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	JWT_ISSUER=https://auth.example.org JWT_AUDIENCE=https://api.example.org \
 	JWT_SIGNING_KEYS_DIR=/run/secrets/jwt-keys POLICY_ENGINE=opa OPA_URL=http://127.0.0.1:8181 \
 	KEY_PROVIDER=vault VAULT_ADDR=https://vault.internal:8200 VAULT_ROLE_ID=gateway VAULT_SECRET_ID=scan-only \
-	AWS_S3_BUCKET=gateway-exports TRUSTED_PROXIES=10.20.0.0/24 PROXY_SHARED_SECRET=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
+	AWS_S3_BUCKET=gateway-exports TRUSTED_PROXIES=10.20.0.0/24 PROXY_SHARED_SECRET=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n') \
+	METRICS_TOKEN=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 
 .PHONY: help setup-dev services run test coverage-report lint lint-imports format type-check migrations-check \
 	attack-suite quality-check security-scan security-audit lock policy-review bench clean \

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 from typing import Any
 
@@ -127,6 +128,9 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
         worker.alive = False
 
 
+_made_here: list[str] = []  # the multiprocess directory on_starting made itself, removed again on exit
+
+
 def on_starting(server: Any) -> None:
     """Give the workers one fresh Prometheus multiprocess directory, so ``/metrics`` adds up every worker.
 
@@ -136,11 +140,20 @@ def on_starting(server: Any) -> None:
     stale counters would be added to this run's. Without the variable a private temporary directory is made.
     One directory per arbiter: two colours of a blue/green deployment must not share one.
     """
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip() or tempfile.mkdtemp(prefix="cgw-metrics-")
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if not directory:
+        directory = tempfile.mkdtemp(prefix="cgw-metrics-")
+        _made_here.append(directory)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     for stale in glob.glob(os.path.join(directory, "*.db")):
         os.remove(stale)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
+def on_exit(server: Any) -> None:
+    """The arbiter stops: remove the multiprocess directory it made (an operator's own is left in place)."""
+    for directory in _made_here:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:
