@@ -305,6 +305,13 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD",
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", default=300_000)  # KiB
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+# Per task class: the two that walk a whole community (re-encryption, resumable in batches; an export build,
+# which a redelivery starts again while it is still pending) get an hour; every other task keeps the limits above.
+LONG_TASK_TIME_LIMIT = env_int("CELERY_LONG_TASK_TIME_LIMIT", default=3600)
+CELERY_TASK_ANNOTATIONS = {
+    name: {"time_limit": LONG_TASK_TIME_LIMIT, "soft_time_limit": LONG_TASK_TIME_LIMIT - 60}
+    for name in ("vault.tasks.reencrypt_community_task", "services.exports.tasks.deidentified_export")
+}
 
 # Policy: the embedded Rego engine (development, tests) or an OPA sidecar (production).
 POLICY_ENGINE = env_str("POLICY_ENGINE", "embedded")

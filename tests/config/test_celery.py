@@ -42,3 +42,24 @@ def test_beat_sweeps_owed_break_glass_notices() -> None:
     assert entry["schedule"] == float(settings.BREAK_GLASS_NOTIFY_SWEEP_SECONDS)
     app.loader.import_default_modules()  # what a worker does at start: the apps' tasks modules
     assert entry["task"] in app.tasks
+
+
+def test_tasks_that_walk_a_whole_community_have_the_long_limits_and_the_rest_the_short_ones() -> None:
+    import security.audit.tasks  # noqa: F401, PLC0415 - registers the tasks the app serves
+    import services.exports.tasks  # noqa: F401, PLC0415
+    import vault.tasks  # noqa: F401, PLC0415
+
+    app.loader.import_default_modules()
+    long_ones = ("vault.tasks.reencrypt_community_task", "services.exports.tasks.deidentified_export")
+    for name in long_ones:
+        task = app.tasks[name]
+        assert (task.time_limit, task.soft_time_limit) == (
+            settings.LONG_TASK_TIME_LIMIT,
+            settings.LONG_TASK_TIME_LIMIT - 60,
+        )
+    # The others keep the app-wide limits (no annotation): a runaway chaining task is stopped in minutes.
+    others = [name for name in app.tasks if name.startswith(("security.", "vault.")) and name not in long_ones]
+    assert others
+    for name in others:
+        task = app.tasks[name]
+        assert (task.time_limit, task.soft_time_limit) == (300, 240), name
