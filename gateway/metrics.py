@@ -2,8 +2,8 @@
 
 prometheus_client keeps the figures. Under gunicorn each worker is its own
 process, so when ``PROMETHEUS_MULTIPROC_DIR`` is set the values live in files
-there and a scrape aggregates every worker's (:func:`child_exit` marks a dead
-worker's gauges); without it the process's own registry is served.
+there and a scrape aggregates every worker's (``config/gunicorn.py`` sets the
+directory up and marks a dead worker's gauges); without it the process's own registry is served.
 
 Labels are bounded by construction: the route is the URL pattern template of
 the matched view (``/api/v1/participants/{pk}/``, never an id), unmatched paths
@@ -21,7 +21,6 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -74,7 +73,6 @@ __all__ = [
     "REQUESTS",
     "REQUEST_DURATION",
     "RequestMetricsMiddleware",
-    "child_exit",
     "metrics_view",
     "record_data_key_lookup",
     "record_key_call",
@@ -127,12 +125,6 @@ def scrape_registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return REGISTRY
-
-
-def child_exit(server: Any, worker: Any) -> None:
-    """Gunicorn's ``child_exit`` hook: mark a dead worker's live gauges in the multiprocess directory."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def _authorized(request: HttpRequest) -> bool:
