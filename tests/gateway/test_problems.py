@@ -138,25 +138,20 @@ def test_a_database_that_cannot_be_reached_is_503_on_every_community(
     assert "db.internal" not in caplog.text
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [OperationalError("server closed the connection"), RedisConnectionError("Error 111 connecting")],
+    ids=["database", "redis"],
+)
 @override_settings(ROOT_URLCONF="tests.gateway.crash_urls")
-def test_a_database_failure_inside_an_api_view_is_503_too(
-    alpha: Community, client_for: Callable[[str], APIClient]
+def test_a_backing_service_failure_inside_an_api_view_is_503_too(
+    failure: Exception, alpha: Community, client_for: Callable[[str], APIClient]
 ) -> None:
-    with mock.patch.object(CrashingApi, "get", side_effect=OperationalError("server closed the connection")):
+    with mock.patch.object(CrashingApi, "get", side_effect=failure):
         response = client_for(ALPHA_HOST).get("/api/v1/crash")
 
     assert_problem(response, 503, "dependencies_unavailable")
     assert response["Retry-After"] == "5"
-
-
-@override_settings(ROOT_URLCONF="tests.gateway.crash_urls")
-def test_redis_that_cannot_be_reached_inside_an_api_view_is_503(
-    alpha: Community, client_for: Callable[[str], APIClient]
-) -> None:
-    with mock.patch.object(CrashingApi, "get", side_effect=RedisConnectionError("Error 111 connecting")):
-        response = client_for(ALPHA_HOST).get("/api/v1/crash")
-
-    assert_problem(response, 503, "dependencies_unavailable")
 
 
 @override_settings(ROOT_URLCONF="tests.gateway.crash_urls")
