@@ -4,6 +4,12 @@
 ``READINESS_CHECKS`` names (PostgreSQL, Redis and RabbitMQ here; the policy
 engine and the key service from their own packages), reports each one's
 latency, and answers 503 naming what is down. Neither needs a token nor reveals anything about communities.
+
+Both readiness answers, 200 and 503, also carry ``resources``: memory, disk and
+database connections as they stand (:mod:`gateway.resources`). A resource
+past ``READINESS_RESOURCE_WARN_RATIO`` says ``warn`` but never makes readiness
+fail: under shared pressure an orchestrator would pull every replica at once.
+Only the checks decide 503.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from kombu import Connection
 from core.problems import problem_response
 from core.redis import get_redis
 from gateway.errors import GatewayErrorCode
+from gateway.resources import resources_report
 
 
 def check_postgresql() -> None:
@@ -78,14 +85,16 @@ def ready(request: HttpRequest) -> HttpResponse:
     """Ready when every backing service answers; otherwise 503 naming the ones that are down."""
     checks = run_checks()
     down = sorted(name for name, result in checks.items() if result["status"] != "up")
+    resources = resources_report(database_up="postgresql" not in down)
     if down:
         return problem_response(
             request,
             status=503,
             code=GatewayErrorCode.DEPENDENCIES_UNAVAILABLE,
             detail="Not ready: " + ", ".join(down) + " unavailable.",
-            extensions={"checks": checks, "release": settings.SERVICE_RELEASE},
+            extensions={"checks": checks, "resources": resources, "release": settings.SERVICE_RELEASE},
         )
     return JsonResponse(
-        {"status": "ok", "release": settings.SERVICE_RELEASE, "checks": checks}, headers={"Cache-Control": "no-store"}
+        {"status": "ok", "release": settings.SERVICE_RELEASE, "checks": checks, "resources": resources},
+        headers={"Cache-Control": "no-store"},
     )

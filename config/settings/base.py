@@ -422,6 +422,12 @@ DEMO_SEED_ALLOWED = False
 
 # Readiness probes give each dependency this long before calling it down.
 HEALTH_CHECK_TIMEOUT_SECONDS = 2.0
+# /health/ready marks a resource (memory, disk, database connections) "warn" from this share of its limit on;
+# a warning never makes readiness fail (gateway/resources.py).
+READINESS_RESOURCE_WARN_RATIO = float(env_str("READINESS_RESOURCE_WARN_RATIO", "0.9"))
+# The resident set above which gunicorn recycles a worker, as config/gunicorn.py reads it (that file is read
+# before Django and imports nothing of it); /health/ready reports it beside the process's own.
+GUNICORN_WORKER_MAX_RSS_MB = env_int("GUNICORN_WORKER_MAX_RSS_MB", default=512)
 
 # Bearer token a Prometheus scraper presents at the platform host's /metrics; empty refuses every scrape.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
