@@ -36,6 +36,14 @@ DATA_KEY_CACHE = Counter(
     "Data-key cache lookups, by result (hit, miss).",
     ["result"],
 )
+POLICY_MEMO = Counter(
+    "gateway_policy_memo",
+    "Embedded-engine evaluations, by whether the decision memo answered (hit) or the engine ran (miss).",
+    ["result"],
+)
+# Children bound once: a labelled lookup per PHI field read (1,100 on a page of participants) costs more than the count.
+_DATA_KEY_LOOKUPS = {True: DATA_KEY_CACHE.labels(result="hit"), False: DATA_KEY_CACHE.labels(result="miss")}
+_POLICY_MEMO_LOOKUPS = {True: POLICY_MEMO.labels(result="hit"), False: POLICY_MEMO.labels(result="miss")}
 
 _ACTION = re.compile(r"[a-z][a-z_]{0,30}(?:\.[a-z][a-z_]{0,30}){0,3}")
 
@@ -71,4 +79,9 @@ def key_call(operation: str) -> Iterator[None]:
 
 def record_data_key_lookup(*, hit: bool) -> None:
     """Count one data-key cache lookup."""
-    DATA_KEY_CACHE.labels(result="hit" if hit else "miss").inc()
+    _DATA_KEY_LOOKUPS[hit].inc()
+
+
+def record_policy_memo(*, hit: bool) -> None:
+    """Count one embedded-engine evaluation: answered by the decision memo, or not."""
+    _POLICY_MEMO_LOOKUPS[hit].inc()

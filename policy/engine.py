@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,9 @@ import requests
 from django.conf import settings
 from opa_client.opa import OpaClient
 
+from core.canonical import canonical_json
+from core.lru import BoundedLRU
+from core.metrics import record_policy_memo
 from policy.decision import Decision, digest_input, parse_decision
 from policy.errors import PolicyUnavailable
 from policy.source import PolicySource
@@ -128,18 +132,61 @@ def set_input(interpreter: regopy.Interpreter, document: Any) -> None:
         interpreter.set_input_term(json.dumps(document, allow_nan=False))
 
 
+# What a memoized decision may not depend on: the request id is in the input for the decision
+# record and OPA's decision log, and changes on every request. A policy whose modules name it, or a
+# builtin whose value is not a function of the input and the bundle (the clock, randomness, the
+# network, OPA's runtime), is never memoized: its decisions are evaluated every time.
+MEMO_IGNORED_CONTEXT = "request_id"
+_NOT_MEMOIZABLE = re.compile(
+    r"request_id|\btime\.now_ns\b|\brand\.|\buuid\.rfc4122\b|\bhttp\.send\b|\bnet\.lookup|\bopa\.runtime\b"
+)
+
+
+def memoizable(source: PolicySource) -> bool:
+    """Whether every decision of ``source`` is a function of its input, the request id aside."""
+    return not any(_NOT_MEMOIZABLE.search(text) for text in source.modules.values())
+
+
+def memo_key(document: dict[str, Any]) -> bytes | None:
+    """The canonical JSON of ``document`` without its request id; ``None`` for one JSON cannot hold.
+
+    The whole of what the policy sees is in it (subject, roles, community and its status, action,
+    resource, purpose, the clock to the second, the emergency grant): any difference is another key.
+    """
+    context = document.get("context")
+    if isinstance(context, dict):
+        document = {**document, "context": {k: v for k, v in context.items() if k != MEMO_IGNORED_CONTEXT}}
+    try:
+        return canonical_json(document)
+    except TypeError:
+        return None
+
+
 class EmbeddedEngine:
     """Rego evaluated in process by regopy (Microsoft rego-cpp).
 
     The policy is compiled once into a bundle; each thread queries it through
     an interpreter of its own (an interpreter is not thread-safe, a bundle is
-    only read).
+    only read). With ``memo_size`` above 0, and a policy :func:`memoizable`,
+    an input decided before (:func:`memo_key`) is answered from memory: exact,
+    since the bundle is fixed, and held by this engine, so a new policy revision
+    (a new engine) starts empty. A decision still gets its own id and record;
+    only the evaluation is saved. The memory keeps the engine's JSON text, so a
+    caller that changes a result changes only its own copy.
     """
 
-    def __init__(self, source: PolicySource) -> None:
+    def __init__(self, source: PolicySource, *, memo_size: int = 0) -> None:
         self._revision = source.revision
         self._bundle = compile_policy(source)
         self._local = threading.local()
+        self._memo: BoundedLRU[bytes, str] | None = (
+            BoundedLRU(memo_size) if memo_size > 0 and memoizable(source) else None
+        )
+
+    @property
+    def memoized(self) -> bool:
+        """Whether decisions are memoized (a bound above 0 and a memoizable policy)."""
+        return self._memo is not None
 
     @property
     def revision(self) -> str:
@@ -157,6 +204,24 @@ class EmbeddedEngine:
         """The raw decision document (``None`` when undefined)."""
         if unsafe_number(document):
             raise PolicyUnavailable("the input carries an integer beyond ±2^53 or a number that is not finite")
+        text = self._query(document) if self._memo is None else self._remembered(self._memo, document)
+        if text == "undefined":
+            return None
+        return json.loads(text).get("bindings", {}).get("x")
+
+    def _remembered(self, memo: BoundedLRU[bytes, str], document: dict[str, Any]) -> str:
+        """The result the memo holds for ``document``, or the engine's (then kept)."""
+        key = memo_key(document)
+        text = memo.get(key) if key is not None else None
+        record_policy_memo(hit=text is not None)
+        if text is None:
+            text = self._query(document)
+            if key is not None:
+                memo.put(key, text)
+        return text
+
+    def _query(self, document: dict[str, Any]) -> str:
+        """rego-cpp's result for ``document``, as its JSON text (or ``undefined``)."""
         interpreter = self._interpreter()
         try:
             set_input(interpreter, document)
@@ -165,10 +230,7 @@ class EmbeddedEngine:
             raise PolicyUnavailable("the embedded engine failed") from error
         if not output.ok():
             raise PolicyUnavailable("the embedded engine failed")
-        text = str(output)
-        if text == "undefined":
-            return None
-        return json.loads(text).get("bindings", {}).get("x")
+        return str(output)
 
     def decide(self, document: dict[str, Any]) -> Decision:
         """Evaluate and parse strictly."""
@@ -331,6 +393,7 @@ class _EngineHolder:
         key = (
             settings.POLICY_ENGINE,
             str(settings.POLICY_DIR),
+            settings.POLICY_DECISION_MEMO_SIZE,
             settings.OPA_URL,
             settings.OPA_TIMEOUT_SECONDS,
             settings.OPA_TOKEN,
@@ -359,7 +422,8 @@ _holder = _EngineHolder()
 def build_engine() -> PolicyEngine:
     """Build the engine ``POLICY_ENGINE`` names."""
     if settings.POLICY_ENGINE == "embedded":
-        return EmbeddedEngine(PolicySource.from_directory(Path(settings.POLICY_DIR)))
+        source = PolicySource.from_directory(Path(settings.POLICY_DIR))
+        return EmbeddedEngine(source, memo_size=settings.POLICY_DECISION_MEMO_SIZE)
     if settings.POLICY_ENGINE == "opa":
         return OpaEngine(
             settings.OPA_URL,

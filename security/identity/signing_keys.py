@@ -19,6 +19,7 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,9 @@ class SigningKey:
     created_at: int
     private_key: Ed25519PrivateKey
 
-    @property
+    @cached_property
     def public_key(self) -> Ed25519PublicKey:
-        """The verifying half."""
+        """The verifying half (derived once: every token verification uses it)."""
         return self.private_key.public_key()
 
     def public_jwk(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ raises the same :class:`InvalidToken`, so a caller cannot learn which check fail
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,11 +21,21 @@ import jwt
 from django.conf import settings
 
 from core.errors import Unauthenticated
+from core.lru import BoundedLRU
 from security.errors import IdentityErrorCode
 from security.identity.signing_keys import ALGORITHM, current_keyring, find_verification_key
 
 ACCESS_JWT_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "nbf", "iat", "jti", "community", "roles", "amr", "auth_time", "sid")
+
+
+# Tokens that passed every check of jwt.decode, by their SHA-256 and what they were checked against (key,
+# audience, issuer): a token seen again skips the signature and the parse, and its lifetime is checked
+# anew on every use. Only a token that passed is kept (an attacker cannot fill this with forgeries), a
+# key that left the keyring refuses its tokens before this is consulted, revocation is the caller's as
+# always. Envoy's jwt_authn keeps verified tokens the same way (its jwt_cache_config).
+VERIFIED_TOKENS_KEPT = 2048
+_verified: BoundedLRU[tuple[bytes, str, str, str], dict[str, Any]] = BoundedLRU(VERIFIED_TOKENS_KEPT)
 
 
 class InvalidToken(Unauthenticated):
@@ -126,10 +137,22 @@ def verify_access_token(token: str, *, community: str) -> AccessClaims:
     key = find_verification_key(header.get("kid"))
     if key is None:
         raise InvalidToken
+    seen = (hashlib.sha256(token.encode()).digest(), key.kid, settings.JWT_AUDIENCE, settings.JWT_ISSUER)
+    claims = _verified.get(seen)
+    if claims is None:
+        claims = _decoded(token, key.public_key)
+        _verified.put(seen, claims)
+    elif not _within_lifetime(claims, now=time.time(), leeway=int(settings.JWT_LEEWAY_SECONDS)):
+        raise InvalidToken
+    return _claims(claims, community=community)
+
+
+def _decoded(token: str, public_key: Any) -> dict[str, Any]:
+    """jwt.decode with every check: signature, algorithm, required claims, lifetime, audience, issuer."""
     try:
-        claims = jwt.decode(
+        return jwt.decode(
             token,
-            key.public_key,
+            public_key,
             algorithms=[ALGORITHM],
             audience=settings.JWT_AUDIENCE,
             issuer=settings.JWT_ISSUER,
@@ -138,7 +161,18 @@ def verify_access_token(token: str, *, community: str) -> AccessClaims:
         )
     except jwt.PyJWTError:
         raise InvalidToken from None
-    return _claims(claims, community=community)
+
+
+def _within_lifetime(claims: dict[str, Any], *, now: float, leeway: int) -> bool:
+    """PyJWT's lifetime checks again, for a token verified before (its claims are integers: it passed)."""
+    return (
+        int(claims["exp"]) > now - leeway and int(claims["nbf"]) <= now + leeway and int(claims["iat"]) <= now + leeway
+    )
+
+
+def forget_verified_tokens() -> None:
+    """Forget the verified tokens (tests that change keys or settings under a token already used)."""
+    _verified.clear()
 
 
 def _claims(claims: dict[str, Any], *, community: str) -> AccessClaims:

@@ -12,7 +12,9 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import jwt
 import pytest
@@ -24,7 +26,7 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from security.identity.signing_keys import current_keyring
+from security.identity.signing_keys import current_keyring, generate_signing_key, reset_keyring_cache
 from security.identity.tokens import issue_access_token
 from security.models import AuthSession, User
 from tenants.models import Community
@@ -311,3 +313,65 @@ def test_an_access_token_stops_when_its_session_reaches_its_maximum_age(
 
     assert response.status_code == 401
     assert response.json()["detail"] == GENERIC_DETAIL
+
+
+# --- a token in use: verified once, its lifetime, key, audience and community every time -----------------
+
+
+def test_a_token_in_use_is_verified_once_and_its_lifetime_checked_every_time(
+    researcher: User, client_for: Callable[[str], APIClient]
+) -> None:
+    claims = claims_for(researcher)
+    token = sign(claims)
+    with mock.patch("security.identity.tokens.jwt.decode", wraps=jwt.decode) as decode:
+        answers = [call_me(client_for, token).status_code for _ in range(3)]
+        with time_machine.travel(claims["exp"] + settings.JWT_LEEWAY_SECONDS + 1, tick=False):
+            expired = call_me(client_for, token)
+
+    assert answers == [200, 200, 200]
+    assert decode.call_count == 1
+    assert expired.status_code == 401
+
+
+def test_a_tampered_copy_of_a_token_in_use_is_refused(researcher: User, client_for: Callable[[str], APIClient]) -> None:
+    token = sign(claims_for(researcher))
+    header, payload, signature = token.split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    elevated = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    elevated["roles"] = ["owner"]
+    rewritten = base64.urlsafe_b64encode(json.dumps(elevated).encode()).rstrip(b"=").decode()
+
+    assert call_me(client_for, token).status_code == 200
+    assert call_me(client_for, f"{header}.{payload}.{flipped}").status_code == 401
+    assert call_me(client_for, f"{header}.{rewritten}.{signature}").status_code == 401
+
+
+def test_a_token_in_use_stops_when_its_key_leaves_the_keyring(
+    researcher: User, client_for: Callable[[str], APIClient], tmp_path: Path
+) -> None:
+    token = sign(claims_for(researcher))
+    assert call_me(client_for, token).status_code == 200
+
+    generate_signing_key(tmp_path)  # another keyring, without the key the token was signed with
+    with override_settings(JWT_SIGNING_KEYS_DIR=tmp_path):
+        reset_keyring_cache()
+        try:
+            response = call_me(client_for, token)
+        finally:
+            reset_keyring_cache()
+
+    assert response.status_code == 401
+
+
+def test_a_token_in_use_is_checked_again_when_the_audience_or_issuer_changes(
+    researcher: User, client_for: Callable[[str], APIClient]
+) -> None:
+    token = sign(claims_for(researcher))
+    assert call_me(client_for, token).status_code == 200
+
+    with override_settings(JWT_AUDIENCE="another-audience"):
+        other_audience = call_me(client_for, token).status_code
+    with override_settings(JWT_ISSUER="https://another-issuer.example"):
+        other_issuer = call_me(client_for, token).status_code
+
+    assert (other_audience, other_issuer) == (401, 401)
