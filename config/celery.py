@@ -12,7 +12,8 @@ from kombu import Exchange, Queue
 # Servers and workers default to production: a forgotten variable must not run development mode.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
-app = Celery("compliance_gateway")
+# Every task, shared or class-based, runs as core.tasks.GatewayTask: a runaway task is dead-lettered at once.
+app = Celery("compliance_gateway", task_cls="core.tasks:GatewayTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

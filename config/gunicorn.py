@@ -90,6 +90,10 @@ workers = _env_int("GUNICORN_WORKERS", 4)
 DB_CONNECTION_BUDGET = _env_int("GUNICORN_DB_CONNECTION_BUDGET", 80)
 worker_connections = connection_bound(workers, DB_CONNECTION_BUDGET, _env_int("GUNICORN_WORKER_CONNECTIONS", 0))
 preload_app = False
+# No control socket (gunicorn 25.1+, for gunicornc): nothing here uses it, its default path is shared by every
+# gunicorn of one user ($HOME/.gunicorn/gunicorn.ctl: each unlinks the others' on start and stop, as the blue and
+# green colours would), and the image's HOME is not writable on a read-only root filesystem.
+control_socket_disable = True
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = 5

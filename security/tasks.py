@@ -27,6 +27,7 @@ from django_tenants.utils import schema_context
 
 from core.errors import ApplicationError, ServiceUnavailable
 from core.exports import QUEUE_UNAVAILABLE, ExportStatus
+from core.tasks import GatewayTask
 from policy.enforcement import authorize
 from policy.inputs import policy_input, subject_document
 from security.selectors import active_member
@@ -35,7 +36,7 @@ from tenants.models import Community, CommunityStatus
 logger = logging.getLogger(__name__)
 
 
-class CommunityTask(Task[Any, Any]):
+class CommunityTask(GatewayTask):
     """Base class: declare ``policy_action``; call with ``community=`` and ``actor=`` keyword arguments."""
 
     abstract = True

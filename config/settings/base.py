@@ -297,7 +297,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # Workers (issue 17): runaway tasks are stopped (soft limit raises in the task, the hard limit kills the
-# child and, with acks late and no ack on timeout, the message is rejected into its dead-letter queue);
+# child, and core.tasks.GatewayTask's request rejects the message into its dead-letter queue at once:
+# Celery alone would requeue it up to the delivery limit); the limits travel in the message, so every role
+# must get the same ones;
 # children are recycled so a leak cannot grow without bound; task events feed monitoring.
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", default=300)

@@ -234,8 +234,8 @@ def image_environment(*, home: Path, state_dir: Path, database_url: str, rabbitm
     return {
         # What the image itself sets (deploy/Dockerfile ENV), and where the entry point finds the code.
         "PATH": f"{BIN_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        # gunicorn (25.1 and later) keeps a control socket in $HOME/.gunicorn: one of the module's own, not the
-        # one every other gunicorn of this user on the machine shares.
+        # A HOME of the module's own: gunicorn 25.1+ would keep a control socket in $HOME/.gunicorn, which
+        # config/gunicorn.py turns off (the api test checks that nothing appears there).
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
