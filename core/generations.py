@@ -38,7 +38,7 @@ from django.db.models import Model
 from django.utils.crypto import constant_time_compare, salted_hmac
 from redis.exceptions import RedisError
 
-from core.redis import get_redis
+from core.redis import get_redis, redis_script
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
@@ -77,7 +77,7 @@ class GenerationCache:
     def get(self, scope: str, field: str) -> Lookup:
         """The cached answer for ``field`` in ``scope`` (one round trip), or a miss."""
         try:
-            generation, cached = get_redis().register_script(_LOOKUP)(
+            generation, cached = redis_script(_LOOKUP)(
                 keys=[self._generation_key(scope)], args=[self._answers_prefix(scope), field]
             )
         except RedisError as error:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from core.errors import ErrorCode, ServiceUnavailable, TooManyRequests
-from core.redis import get_redis
+from core.redis import redis_script
 
 # KEYS[1]: the bucket. ARGV: emission interval (ms), tolerance (ms). The clock is Redis's own,
 # so application hosts with skewed clocks count alike. Returns {allowed (1/0), remaining,
@@ -66,7 +66,7 @@ def check(bucket: str, *, per: int, period_seconds: int, burst: int) -> Verdict:
     interval = period_seconds * 1000 / per
     tolerance = interval * (burst - 1)
     try:
-        script = get_redis().register_script(_GCRA)
+        script = redis_script(_GCRA)
         allowed, remaining, retry_ms, reset_ms = script(keys=[f"ratelimit:{bucket}"], args=[interval, tolerance])
     except redis.RedisError as error:
         raise ServiceUnavailable(

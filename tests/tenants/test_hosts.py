@@ -107,7 +107,7 @@ def test_the_commit_of_a_change_moves_the_generation_on_again(
     assert int(get_redis().get(GENERATION) or 0) > during
 
 
-@pytest.mark.parametrize("method", ["register_script", "pipeline"])
+@pytest.mark.parametrize("method", ["evalsha", "pipeline"])
 def test_without_redis_the_database_answers(alpha: Community, method: str) -> None:
     with mock.patch.object(type(get_redis()), method, side_effect=RedisConnectionError("down")):
         found = community_for_host(ALPHA_HOST)
