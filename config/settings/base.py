@@ -486,6 +486,10 @@ CONTENT_SECURITY_POLICY = {
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "no-referrer"
+# The health probes answer over plain HTTP where production redirects everything else to HTTPS: an
+# orchestrator probes the pod directly (Kubernetes counts a 301 as a pass, so readiness would never fail;
+# the image's HEALTHCHECK, entrypoint probe, would never pass). They carry no PHI and no credential.
+SECURE_REDIRECT_EXEMPT = [r"^health/live$", r"^health/ready$"]
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # The admin's (staff) sign-in ends like an API session does: not two weeks, Django's default.

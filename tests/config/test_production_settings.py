@@ -215,17 +215,21 @@ def test_a_production_server_answers_plain_http_with_a_redirect_and_https_with_h
     probe = (
         "import django; django.setup()\n"
         "from django.test import Client\n"
-        "plain = Client().get('/health/live', HTTP_HOST='platform.example.org')\n"
+        "plain = Client().get('/.well-known/jwks.json', HTTP_HOST='platform.example.org')\n"
         "secure = Client().get('/health/live', HTTP_HOST='platform.example.org', secure=True)\n"
+        "probe = Client().get('/health/live', HTTP_HOST='platform.example.org')\n"
         "print(plain.status_code, plain.headers.get('Location'))\n"
         "print(secure.headers.get('Strict-Transport-Security'))\n"
+        "print(probe.status_code, probe.headers.get('Location'))\n"
     )
     result = start_production({**COMPLETE, "DJANGO_ALLOWED_HOSTS": "platform.example.org"}, probe)
 
     assert result.returncode == 0, result.stderr
-    redirect, hsts = result.stdout.strip().splitlines()[-2:]
-    assert redirect == "301 https://platform.example.org/health/live"
+    redirect, hsts, probed = result.stdout.strip().splitlines()[-3:]
+    assert redirect == "301 https://platform.example.org/.well-known/jwks.json"
     assert hsts == "max-age=63072000; includeSubDomains; preload"
+    # The orchestrator's probe over plain HTTP is answered, not redirected (deployment.md, the probes).
+    assert probed == "200 None"
 
 
 def test_a_migration_job_connects_as_the_owner_and_grants_the_service_role() -> None:

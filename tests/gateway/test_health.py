@@ -63,3 +63,18 @@ def test_ready_reports_postgresql_down(db: None, client_for: Callable[[str], API
 
     assert response.status_code == 503
     assert "postgresql" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("host", ["localhost", ALPHA_HOST])
+@override_settings(SECURE_SSL_REDIRECT=True)
+def test_with_the_https_redirect_on_only_the_probes_answer_over_plain_http(
+    host: str, db: None, client_for: Callable[[str], APIClient]
+) -> None:
+    client = client_for(host)
+
+    probes = {path: client.get(path).status_code for path in ("/health/live", "/health/ready")}
+    others = {path: client.get(path) for path in ("/api/v1/me", "/.well-known/jwks.json", "/health/live/x")}
+
+    assert probes == {"/health/live": 200, "/health/ready": 200}
+    assert {path: response.status_code for path, response in others.items()} == dict.fromkeys(others, 301)
+    assert all(response["Location"].startswith("https://") for response in others.values())
