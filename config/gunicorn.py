@@ -6,10 +6,13 @@ greenlet per client connection, at most ``worker_connections`` at once.
 
 Database connections. Django keeps its connections in a ``threading.local``,
 which gevent's patching makes greenlet-local: every in-flight greenlet holds a
-PostgreSQL connection of its own. ``raw_env`` sets ``DATABASE_CONN_MAX_AGE=0``
-for the workers, so a connection is closed when its request finishes (a kept
-one would belong to a greenlet that dies with its client connection). The
-number of connections a server opens is then at most ``workers x
+PostgreSQL connection of its own. ``raw_env`` gives each worker a connection
+pool of ``worker_connections`` (``DATABASE_POOL_MAX_SIZE``, Django's psycopg
+pool) and ``DATABASE_CONN_MAX_AGE=0``: a request takes a connection from the
+pool and gives it back, still open, when it finishes (a connection kept by the
+greenlet instead would die with its client connection, and one opened per
+request costs the database a new backend each time). The number of
+connections a server opens is then at most ``workers x
 worker_connections``, and that product is held within
 ``GUNICORN_DB_CONNECTION_BUDGET`` (default 80, under PostgreSQL's default
 ``max_connections`` of 100, leaving room for Celery, migrations and an
@@ -100,7 +103,8 @@ keepalive = 5
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 5000)
 max_requests_jitter = max_requests // 10
 WORKER_MAX_RSS_MB = _env_int("GUNICORN_WORKER_MAX_RSS_MB", 512)
-raw_env = ["DATABASE_CONN_MAX_AGE=0"]
+# One pool per worker, as large as its greenlets: no request waits for a connection, none is opened per request.
+raw_env = ["DATABASE_CONN_MAX_AGE=0", f"DATABASE_POOL_MAX_SIZE={worker_connections}"]
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'

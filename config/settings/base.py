@@ -142,10 +142,18 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 def database_settings(url: str) -> dict[str, Any]:
     """Build the default database entry; django-tenants needs its own backend."""
-    # 0 under gunicorn's gevent workers (config/gunicorn.py): a greenlet's connection closes with its request.
+    # 0 under gunicorn's gevent workers (config/gunicorn.py): a greenlet's connection goes back to the pool.
     conn_max_age = env_int("DATABASE_CONN_MAX_AGE", default=60)
     database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True))
     database["ENGINE"] = "django_tenants.postgresql_backend"
+    # gunicorn's workers (config/gunicorn.py) keep their connections in a pool of this many per process
+    # (Django's psycopg pool): a request takes one and gives it back, still open, when it finishes. The
+    # pool checks a connection as it hands it out (CONN_HEALTH_CHECKS), and django-tenants sets the
+    # search_path again on every connection taken (its close() forgets the one set). 0: no pool.
+    pool_size = env_int("DATABASE_POOL_MAX_SIZE", default=0)
+    if pool_size > 0:
+        database["CONN_MAX_AGE"] = 0  # Django's pool refuses persistent connections
+        database.setdefault("OPTIONS", {})["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 10}
     return database
 
 

@@ -46,6 +46,7 @@ def test_serve_sh_serves_with_four_gevent_workers_and_no_preload(monkeypatch: py
     assert settings.preload_app is False
     assert settings.max_requests_jitter > 0
     assert "DATABASE_CONN_MAX_AGE=0" in settings.raw_env
+    assert f"DATABASE_POOL_MAX_SIZE={settings.worker_connections}" in settings.raw_env  # a pool per worker
 
 
 def test_workers_times_greenlets_is_the_database_budget_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,7 @@ class World:
     callers: list[Caller]
     participants: dict[str, dict[str, str]] = field(default_factory=dict)
     peak_connections: list[int] = field(default_factory=list)
+    backends: set[tuple[int, Any]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -149,20 +150,22 @@ def _staged_events(slug: str) -> dict[str, dict[str, Any]]:
     return {entry["request_id"]: entry for entry in entries if entry.get("request_id")}
 
 
-def _server_connections() -> int:
+def _server_connections() -> set[tuple[int, Any]]:
+    """The server's connections open now: each backend's pid and start time."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = %s",
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE datname = current_database() AND usename = %s",
             [settings.DATABASE_SERVICE_ROLE],
         )
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+        return {(int(pid), started) for pid, started in cursor.fetchall()}
 
 
 def _sample_connections(world: World, done: threading.Event) -> None:
     try:
         while not done.is_set():
-            world.peak_connections.append(_server_connections())
+            open_now = _server_connections()
+            world.peak_connections.append(len(open_now))
+            world.backends.update(open_now)
             done.wait(0.02)
     finally:
         connection.close()  # this thread's own connection
@@ -240,3 +243,12 @@ def test_the_servers_database_connections_stay_within_the_budget_workers_times_g
     assert answers
     assert max(world.peak_connections) > 4  # greenlets of one worker hold connections at once
     assert max(world.peak_connections) <= DB_CONNECTION_BUDGET
+
+
+def test_the_workers_reuse_their_pooled_connections_instead_of_one_per_request(
+    world: World, answers: list[Answer]
+) -> None:
+    # Each worker's pool (config/gunicorn.py: DATABASE_POOL_MAX_SIZE) keeps what it opened: a few hundred
+    # requests are served by no more connections than the budget, where one per request opened hundreds.
+    assert len(answers) > 10 * DB_CONNECTION_BUDGET
+    assert 4 < len(world.backends) <= DB_CONNECTION_BUDGET
