@@ -327,7 +327,7 @@ CELERY_TASK_ANNOTATIONS = {
 POLICY_ENGINE = env_str("POLICY_ENGINE", "embedded")
 POLICY_DIR = Path(env_str("POLICY_DIR", str(BASE_DIR / "policy" / "rego")))
 # The embedded engine answers an input it decided before from memory, the request id aside (exact: the
-# bundle is fixed; policy.engine.DecisionMemo). Entries per process; 0 evaluates every decision.
+# bundle is fixed; policy.engine.memo_key). Entries per process; 0 evaluates every decision.
 POLICY_DECISION_MEMO_SIZE = env_int("POLICY_DECISION_MEMO_SIZE", default=4096)
 # OPA's base URL, a path prefix included (a proxy in front of OPA): /v1/data/... and /health go below it.
 OPA_URL = env_str("OPA_URL", "http://127.0.0.1:8181")
