@@ -19,12 +19,9 @@ class BoundedLRU(Generic[K, V]):
     """At most ``size`` entries; :meth:`get` refreshes one, :meth:`put` evicts the stalest beyond the bound."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
+        self._size = size
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
     def get(self, key: K) -> V | None:
         """The value kept for ``key``, if any (now the most recently used)."""
@@ -39,10 +36,5 @@ class BoundedLRU(Generic[K, V]):
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
+            while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self._lock:
-            self._entries.clear()

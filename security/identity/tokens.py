@@ -170,11 +170,6 @@ def _within_lifetime(claims: dict[str, Any], *, now: float, leeway: int) -> bool
     )
 
 
-def forget_verified_tokens() -> None:
-    """Forget the verified tokens (tests that change keys or settings under a token already used)."""
-    _verified.clear()
-
-
 def _claims(claims: dict[str, Any], *, community: str) -> AccessClaims:
     strings = (claims["sub"], claims["community"], claims["jti"], claims["sid"])
     if not all(isinstance(value, str) for value in strings) or not isinstance(claims["auth_time"], int):

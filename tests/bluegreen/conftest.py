@@ -22,31 +22,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
-from django.conf import settings
-from psycopg import sql
 
 from tests.doubles.kong import KongAnswer, KongDouble, Upstream
 from tests.doubles.kong_admin import KongAdminDouble
 from tests.gateway.conftest import certificate_authority, kong_conf
+from tests.support.databases import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_SECRET = "g" * 48
 PORTS = {"blue": 18111, "green": 18112}
-
-
-def fresh_database() -> str:
-    """Drop and create this module's own database; its URL (``DATABASE_URL``'s server and user)."""
-    parts = urlsplit(settings.DATABASE_URL)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    name = f"{parts.path.lstrip('/')}_bluegreen{'_' + worker if worker else ''}"
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return parts._replace(path="/" + name).geturl()
 
 
 @dataclass
@@ -143,7 +129,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "TRUSTED_PROXIES": "127.0.0.1/32",
         "PROXY_SHARED_SECRET": GATEWAY_SECRET,
         "METRICS_TOKEN": METRICS_TOKEN,
-        "DATABASE_URL": fresh_database(),
+        "DATABASE_URL": fresh_database("_bluegreen"),
     }
     env.pop("DATABASE_OWNER_URL", None)
     for command in (["migrate", "--verbosity", "0"], ["rotate_signing_key", "--if-missing"], ["seed_demo"]):

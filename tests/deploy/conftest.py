@@ -28,39 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-import psycopg
 import pytest
 from django.conf import settings
-from psycopg import sql
+
+from tests.support.databases import drop_database, fresh_database, scoped_name
+from tests.support.served import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "bin" / "entrypoint"
 BIN_DIR = Path(sys.executable).parent
 SUFFIX = "_entrypoint"
 STOP_SECONDS = 15.0
-
-
-def own_name(base: str) -> str:
-    """``base`` with this module's suffix (and the xdist worker's, so parallel workers never share one)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return f"{base}{SUFFIX}{'_' + worker if worker else ''}"
-
-
-def fresh_database() -> str:
-    """Drop and create this module's database on ``DATABASE_URL``'s server; its URL."""
-    parts = urlsplit(settings.DATABASE_URL)
-    name = own_name(parts.path.lstrip("/"))
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return parts._replace(path="/" + name).geturl()
-
-
-def drop_database(url: str) -> None:
-    """Drop the database ``url`` names (connections still open are ended)."""
-    parts = urlsplit(url)
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(parts.path[1:])))
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -79,7 +57,7 @@ def fresh_vhost() -> str:
     """Make this module's vhost on ``RABBITMQ_URL``'s broker, with all rights for its user; the vhost's URL."""
     parts = urlsplit(settings.RABBITMQ_URL)
     base = unquote(parts.path[1:]) or "/"
-    vhost = own_name("gateway" if base == "/" else base)
+    vhost = scoped_name("gateway" if base == "/" else base, SUFFIX)
     subprocess.run(  # noqa: S603  # nosec B603 - an earlier run's vhost may be left; a missing one is no error
         [shutil.which("rabbitmqctl") or "rabbitmqctl", "-q", "delete_vhost", vhost],
         capture_output=True,
@@ -89,14 +67,6 @@ def fresh_vhost() -> str:
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
     return parts._replace(path="/" + quote(vhost, safe="")).geturl()
-
-
-def free_port() -> int:
-    """A TCP port on the loopback that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_for(condition: Callable[[], bool], *, seconds: float, what: str, log: Path | None = None) -> None:
@@ -276,7 +246,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for directory in (state_dir, logs, home):
         directory.mkdir()
     rabbitmq_url = fresh_vhost()
-    database_url = fresh_database()
+    database_url = fresh_database(SUFFIX)
     env = image_environment(home=home, state_dir=state_dir, database_url=database_url, rabbitmq_url=rabbitmq_url)
     stack = Stack(env=env, state_dir=state_dir, logs=logs, first_migrate=subprocess.CompletedProcess([], 0))
     try:

@@ -23,7 +23,8 @@ from kombu import Connection, Queue
 
 from config.celery import app
 from tests.deploy import runaway_tasks
-from tests.deploy.conftest import ROOT, Stack, free_port, wait_for
+from tests.deploy.conftest import ROOT, Stack, wait_for
+from tests.support.served import free_port
 
 RUNAWAY_SECONDS = 30.0  # far beyond the worker's hard limit below: only the limit ends it
 SOFT_LIMIT, HARD_LIMIT = 1, 2
