@@ -26,7 +26,7 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 	METRICS_TOKEN=$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n')
 
 .PHONY: help setup-dev services run test coverage-report lint lint-imports format type-check migrations-check \
-	attack-suite quality-check security-scan security-audit lock policy-review bench clean \
+	attack-suite backup restore-test quality-check security-scan security-audit lock policy-review bench clean \
 	deploy-blue health-check switch-traffic verify-deployment migrations-lint build security-check
 
 help: ## List the targets
@@ -115,6 +115,12 @@ policy-review: $(INSTALLED) ## Rego tests under regopy and regorus with rule cov
 	$(PY) manage.py policy_diff --base $(or $(BASE),HEAD) --corpus $(or $(CORPUS),policy/corpus/sample.jsonl) \
 		--markdown-out policy-diff.md
 	@echo "Markdown for the pull request: policy-diff.md"
+
+backup: $(INSTALLED) services ## Base backup and WAL of the platform's database, sealed into BACKUP_DIR
+	$(AS_OWNER) $(PY) manage.py backup
+
+restore-test: $(INSTALLED) services ## Restore the latest backup into a scratch cluster and prove it (non-zero on failure)
+	$(AS_OWNER) $(PY) manage.py restore_test
 
 bench: $(INSTALLED) services ## Measure token, policy, request, audit and export figures (prints them)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.identity

@@ -42,6 +42,15 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
   wait_for RabbitMQ bash -c '(exec 3<>/dev/tcp/127.0.0.1/5672)'
 fi
 
+# Backups (make backup, the restore test) stream the cluster and its WAL over replication connections,
+# which pg_hba.conf's "all" does not cover: the local development cluster gets the same trust for them.
+if [ "$(psql -h "$PG_HOST" -U postgres -tAc "SELECT count(*) FROM pg_hba_file_rules WHERE 'replication' = ANY(database)")" = "0" ]; then
+  echo "allowing local replication connections (backups)"
+  hba=$(psql -h "$PG_HOST" -U postgres -tAc "SHOW hba_file")
+  printf 'host replication all 127.0.0.1/32 trust\nlocal replication all trust\n' >> "$hba"
+  psql -h "$PG_HOST" -U postgres -qtAc "SELECT pg_reload_conf()" >/dev/null
+fi
+
 if ! psql -h "$PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | grep -q 1; then
   echo "creating database $DB_NAME"
   createdb -h "$PG_HOST" -U postgres "$DB_NAME"

@@ -72,6 +72,7 @@ SHARED_APPS = [
     "gateway",
     "security",
     "security.audit",
+    "operations",
 ]
 TENANT_APPS = [
     "policy",
@@ -397,6 +398,16 @@ AUDIT_WITNESS_DIR = Path(env_str("AUDIT_WITNESS_DIR", str(LOCAL_STATE_DIR / "aud
 AUDIT_WITNESS_S3_BUCKET = env_str("AUDIT_WITNESS_S3_BUCKET", AWS_S3_BUCKET)  # needs Object Lock enabled
 AUDIT_WITNESS_S3_PREFIX = env_str("AUDIT_WITNESS_S3_PREFIX", "audit-witness/")
 DISCLOSURE_LOOKBACK_DAYS = 6 * 366
+# Backups (docs/operations/backups.md): base backups and WAL from a replication slot, sealed under the key
+# provider's backup key (an archive key: no community owns it), kept in BACKUP_DIR.
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(LOCAL_STATE_DIR / "backups")))
+BACKUP_SPOOL_DIR = Path(env_str("BACKUP_SPOOL_DIR", str(LOCAL_STATE_DIR / "backup-spool")))  # WAL before sealing
+BACKUP_SCRATCH_DIR = env_str("BACKUP_SCRATCH_DIR", "")  # where restore tests unpack (default: the temp dir)
+BACKUP_DATABASE_URL = env_str("BACKUP_DATABASE_URL", "")  # a REPLICATION role; default: the service's database
+BACKUP_PG_BINDIR = env_str("BACKUP_PG_BINDIR", "")  # default: pg_config --bindir
+BACKUP_SLOT = env_str("BACKUP_SLOT", "")  # default: backup_<database>
+BACKUP_KEY_NAME = env_str("BACKUP_KEY_NAME", "backup")
+BACKUP_SERVER_USER = env_str("BACKUP_SERVER_USER", "postgres")  # runs a scratch cluster when this process is root
 # The titles of the persons or offices responsible for accountings of disclosures (45 CFR 164.528(d)(3)).
 ACCOUNTING_RESPONSIBLE = env_str("ACCOUNTING_RESPONSIBLE", "Privacy Officer")
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)

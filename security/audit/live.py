@@ -69,6 +69,27 @@ def verify_live(batch_size: int = 5000, *, witness: AuditWitness | None = None) 
         return Verification(0, broken.sequence, broken.problem)
 
 
+def verify_restored(batch_size: int = 5000, *, witness: AuditWitness | None = None) -> Verification:
+    """:func:`verify_live` for a copy restored to a point in time: the witness's checkpoints it reaches.
+
+    The copy's log ends where its point in time ended; the witness's later
+    checkpoints vouch for entries the restore lost, so they are left out, and
+    the ones up to the copy's end must still match it. What was still staged
+    at that point is not chained here: chained now, it would not be the
+    chain the live log (and its witness) went on with.
+    """
+    log = current_log()
+    head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    try:
+        items = witness_log(log, witness or get_witness(), through=head)
+    except WitnessUnavailable as error:
+        return Verification(0, None, f"the witness cannot be read ({error}): the log cannot be vouched for")
+    try:
+        return _verify_live(batch_size, log, items)
+    except ChainBroken as broken:
+        return Verification(0, broken.sequence, broken.problem)
+
+
 def _verify_live(batch_size: int, log: str, items: list[WitnessedStatement]) -> Verification:
     keys = public_keys(log)
     statements = list(_live_checkpoints(keys, log)) if Checkpoint.objects.exists() else []

@@ -224,15 +224,21 @@ def get_witness() -> AuditWitness:
     raise ImproperlyConfigured(f"AUDIT_WITNESS must be local or s3, not {settings.AUDIT_WITNESS!r}")
 
 
-def witness_log(log: str, witness: AuditWitness | None = None) -> list[WitnessedStatement]:
+def witness_log(
+    log: str, witness: AuditWitness | None = None, *, through: int | None = None
+) -> list[WitnessedStatement]:
     """What the witness vouches for in ``log``: its latest checkpoint and every purge statement.
 
     The latest checkpoint is enough: it pins the chain up to it, and every
-    earlier one the chain reached through it.
+    earlier one the chain reached through it. ``through`` takes the latest at
+    or before that entry instead (a copy restored to a point in time ends
+    there: what the witness saw later is what the restore lost).
     """
     witness = witness or get_witness()
     items: list[WitnessedStatement] = []
-    checkpoints = witness.sequences(log, WitnessKind.CHECKPOINT)
+    checkpoints = [
+        number for number in witness.sequences(log, WitnessKind.CHECKPOINT) if through is None or number <= through
+    ]
     wanted = [(WitnessKind.CHECKPOINT.value, checkpoints[-1])] if checkpoints else []
     wanted += [(WitnessKind.PURGE.value, number) for number in witness.sequences(log, WitnessKind.PURGE)]
     for kind, number in wanted:

@@ -45,7 +45,7 @@ from services.exports.safe_harbor import (
     deidentify_participant,
     identifier_handling,
 )
-from services.exports.sealing import SealedWriter, file_aad
+from services.exports.sealing import file_aad
 from services.exports.selectors import (
     DETERMINED_MANIFEST_PREFIX,
     excluded_participant_count,
@@ -57,6 +57,7 @@ from services.exports.terminology import DropReason
 from services.exports.zip3 import census_zip3_population, write_zip3_population
 from services.studies.models import Study, StudyTeamMember
 from vault.keys import current_community, write_key
+from vault.sealing import SealedWriter
 
 MANIFEST_TYPE = "deidentified-export/v2"
 METHOD = (

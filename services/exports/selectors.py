@@ -23,13 +23,14 @@ from services.exports.errors import ExportErrorCode
 from services.exports.formats import EXTENSIONS
 from services.exports.models import DeidentifiedExport, ExportDetermination
 from services.exports.safe_harbor import ObservationInput, ParticipantInput
-from services.exports.sealing import ByteSource, file_aad, open_chunks, read_key_version
+from services.exports.sealing import file_aad
 from services.exports.storage import ExportFileMissing, get_storage, storage_key
 from services.observations.models import Observation
 from services.participants.models import Participant
 from services.studies.models import Study
 from vault.errors import CiphertextIntegrityError, KeyDestroyed
 from vault.keys import current_community, read_key
+from vault.sealing import ByteSource, open_chunks, read_key_version
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Where sealed export files live: a local directory (development, tests) or an S3 bucket (production).
 
-Both backends only ever see sealed bytes (see :mod:`services.exports.sealing`);
+Both backends only ever see sealed bytes (see :mod:`vault.sealing`);
 neither stores plaintext. ``DEIDENTIFIED_EXPORT_STORAGE`` picks one: ``local``
 writes under ``DEIDENTIFIED_EXPORT_DIR``; ``s3`` writes to ``AWS_S3_BUCKET``
 under ``DEIDENTIFIED_EXPORT_S3_PREFIX`` with a multipart upload, so a large
@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from core.s3 import S3Bucket
-from services.exports.sealing import ByteSink, ByteSource
+from vault.sealing import ByteSink, ByteSource
 
 S3_PART_BYTES = 8 * 1024 * 1024  # S3 parts but the last must be at least 5 MiB
 _KEY = re.compile(r"[a-z0-9_]{1,63}/[0-9a-f-]{36}(?:\.[0-9a-f]{32})?\.[a-z]{1,8}\.sealed")

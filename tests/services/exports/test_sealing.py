@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from security.models import User
-from services.exports.sealing import SealedWriter, file_aad, open_chunks, read_key_version
+from services.exports.sealing import file_aad
 from tests.support.exports import ReadyExport, downloaded, sealed_files
 from vault.errors import CiphertextIntegrityError, KeyDestroyed
 from vault.keys import read_key
+from vault.sealing import SealedWriter, open_chunks, read_key_version
 
 KEY = AESGCM.generate_key(bit_length=256)
 

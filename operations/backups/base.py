@@ -1,0 +1,152 @@
+"""Taking a backup: the WAL archived from a replication slot, a base backup streamed into the store, counts.
+
+The slot (``BACKUP_SLOT``) makes the server keep every WAL segment until
+:func:`archive_wal` has sealed it, so nothing between two runs is lost; the
+base backup is streamed from ``pg_basebackup`` straight into the sealing
+writer (its plain bytes never touch the disk). Right after it, the rows of
+every table are counted and a named restore point is made: a restore to that
+point must find those counts.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess  # nosec B404  # PostgreSQL's own tools, argument lists only
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from psycopg import conninfo, sql
+
+from operations.backups import postgres
+from operations.backups.errors import BackupError
+from operations.backups.store import READ_BYTES, BackupStore
+
+_SEGMENT = re.compile(r"[0-9A-F]{24}|[0-9A-F]{8}\.history")
+_SKIPPED_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+
+@dataclass(frozen=True)
+class BaseBackup:
+    """What one run of :func:`take_backup` made."""
+
+    backup_id: str
+    restore_point: str
+    sealed_bytes: int
+    seconds: float
+    segments: list[str]
+
+
+def slot_name() -> str:
+    """``BACKUP_SLOT``, else ``backup_`` and the database's name (a slot is the cluster's, a name per database)."""
+    if settings.BACKUP_SLOT:
+        return str(settings.BACKUP_SLOT)
+    database = str(conninfo.conninfo_to_dict(postgres.server_url()).get("dbname") or "postgres")
+    return "backup_" + re.sub(r"[^a-z0-9_]", "_", database.lower())[:50]
+
+
+def ensure_slot(connection: Any) -> None:
+    """Create the backup's physical replication slot (reserving WAL now) unless it exists."""
+    slot = slot_name()
+    if connection.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot]).fetchone() is None:
+        connection.execute("SELECT pg_create_physical_replication_slot(%s, true)", [slot])
+
+
+def archive_wal(store: BackupStore | None = None) -> list[str]:
+    """Seal every WAL segment completed so far into the store; returns the names sealed now.
+
+    The current segment is closed first (``pg_switch_wal``), ``pg_receivewal``
+    fetches from the slot up to that point into the spool, and each complete
+    segment (and timeline history file) is sealed, then removed from the spool.
+    """
+    store = store or BackupStore()
+    spool = Path(settings.BACKUP_SPOOL_DIR)
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with postgres.connect() as connection:
+        ensure_slot(connection)
+        connection.execute("SELECT pg_switch_wal()")
+        end = str(connection.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+    postgres.run([
+        postgres.tool("pg_receivewal"), "--dbname", postgres.server_url(), "--directory", str(spool),
+        "--slot", slot_name(), "--endpos", end, "--no-loop", "--no-password", "--synchronous",
+    ])  # fmt: skip
+    sealed = []
+    for path in sorted(spool.iterdir()):
+        if not _SEGMENT.fullmatch(path.name):
+            continue  # a .partial segment: the next run completes it
+        name = f"wal/{path.name}"
+        if not store.has(name):
+            store.put(name, _file_chunks(path))
+            sealed.append(name)
+        path.unlink()
+    return sealed
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while block := handle.read(READ_BYTES):
+            yield block
+
+
+def _stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while block := stream.read(READ_BYTES):
+        yield block
+
+
+def table_counts(connection: Any) -> dict[str, int]:
+    """``schema.table`` -> rows, for every ordinary table outside the catalogs."""
+    tables = connection.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'BASE TABLE' AND table_schema <> ALL(%s) ORDER BY 1, 2",
+        [list(_SKIPPED_SCHEMAS)],
+    ).fetchall()
+    counts: dict[str, int] = {}
+    for schema, table in tables:
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        counts[f"{schema}.{table}"] = int(connection.execute(query).fetchone()[0])
+    return counts
+
+
+def take_backup(store: BackupStore | None = None) -> BaseBackup:
+    """A base backup of the whole cluster into the store, its manifest, and the WAL that makes it consistent."""
+    store = store or BackupStore()
+    started = time.monotonic()
+    now = datetime.now(UTC)
+    backup_id = now.strftime("%Y%m%dT%H%M%SZ")
+    archive_wal(store)  # the slot exists before the backup starts: its WAL is kept
+    command = [
+        postgres.tool("pg_basebackup"), "--dbname", postgres.server_url(), "--pgdata", "-", "--format", "tar",
+        "--wal-method", "none", "--checkpoint", "fast", "--no-password", "--label", f"gateway {backup_id}",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603 # nosec B603
+    if process.stdout is None or process.stderr is None:  # both are pipes
+        raise BackupError("pg_basebackup did not start")
+    try:
+        record = store.put(f"base/{backup_id}/base.tar", _stream_chunks(process.stdout))
+    finally:
+        error = process.stderr.read().decode(errors="replace")
+        process.wait()
+    if process.returncode != 0:
+        last = [line for line in error.splitlines() if line.strip()][-1:] or ["(no output)"]
+        raise BackupError(f"pg_basebackup failed: {last[0]}")
+    restore_point = f"gateway-backup-{backup_id}"
+    with postgres.connect() as connection:
+        counts = table_counts(connection)
+        point_lsn = str(connection.execute("SELECT pg_create_restore_point(%s)", [restore_point]).fetchone()[0])  # type: ignore[index]
+        server = str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    segments = archive_wal(store)  # through the restore point: the backup can be restored to it
+    manifest: dict[str, object] = {
+        "backup_id": backup_id,
+        "started_at": now.isoformat(),
+        "server_version": server,
+        "restore_point": restore_point,
+        "restore_point_lsn": point_lsn,
+        "base": record.name,
+        "table_counts": counts,
+    }
+    store.write_manifest(backup_id, manifest)
+    return BaseBackup(backup_id, restore_point, store.sealed_size(record.name), time.monotonic() - started, segments)

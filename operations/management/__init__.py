@@ -1,0 +1,1 @@
+"""The operations app's management commands."""

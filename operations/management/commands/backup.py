@@ -1,0 +1,42 @@
+"""``backup``: a base backup and the WAL after it (``make backup``), or only the WAL (``--wal-only``).
+
+python manage.py backup             # base backup, counts, restore point, WAL through it
+python manage.py backup --wal-only  # seal the WAL completed since the last run (every few minutes)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from core.commands import ApplicationCommand
+from operations.backups.base import archive_wal, take_backup
+from operations.backups.errors import BackupError
+from operations.backups.store import BackupStore
+
+
+class Command(ApplicationCommand):
+    """Back the platform's database up into the sealed store."""
+
+    help = "Take a base backup (or, with --wal-only, archive the WAL) into BACKUP_DIR, sealed."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare --wal-only."""
+        parser.add_argument("--wal-only", action="store_true", help="only seal the WAL completed since the last run")
+
+    def run(self, **options: Any) -> None:
+        """Back up and say what was stored."""
+        store = BackupStore()
+        try:
+            if options["wal_only"]:
+                sealed = archive_wal(store)
+                self.stdout.write(f"{len(sealed)} WAL segments sealed into {store.root}")
+                return
+            backup = take_backup(store)
+        except BackupError as error:
+            raise CommandError(str(error)) from error
+        self.stdout.write(
+            f"backup {backup.backup_id}: base {backup.sealed_bytes} sealed bytes, {len(backup.segments)} WAL "
+            f"segments after it, restore point {backup.restore_point}, {backup.seconds:.1f} s; store {store.root}"
+        )

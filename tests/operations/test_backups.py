@@ -1,0 +1,141 @@
+"""``make backup`` and ``make restore-test`` for real: pg_basebackup, WAL from a slot, a scratch cluster.
+
+A database of the module's own is migrated and seeded with the demo communities (alpha and beta) by the
+commands themselves, backed up, then beta is offboarded (its keys destroyed). The restore test must pass;
+with its point-in-time target or the key destruction taken away, it must fail, naming the check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo
+
+from operations.backups import restore
+from tests.deploy.conftest import fresh_vhost, image_environment
+from tests.support.databases import drop_database, fresh_database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+SEED_PARTICIPANTS = """
+from django_tenants.utils import schema_context
+from tests.factories import ParticipantFactory
+for slug in ("alpha", "beta"):
+    with schema_context(slug):
+        ParticipantFactory.create_batch(3)
+"""
+
+
+class Platform:
+    """The module's platform: its environment, and ``manage.py`` in it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.backup = ""  # what ``manage.py backup`` printed
+
+    def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603  # nosec B603 - the repository's own manage.py
+            [sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **(env or {})},
+            capture_output=True, text=True, timeout=500, check=False,
+        )  # fmt: skip
+
+    def ok(self, *args: str) -> str:
+        result = self.manage(*args)
+        assert result.returncode == 0, f"manage.py {' '.join(args)}: {result.stdout[-2000:]}{result.stderr[-3000:]}"
+        return result.stdout
+
+    def python(self, code: str) -> str:
+        result = subprocess.run(  # noqa: S603  # nosec B603 - this interpreter with the module's own code
+            [sys.executable, "-c", "import django; django.setup()\n" + code], cwd=ROOT, env=self.env,
+            capture_output=True, text=True, timeout=500, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout + result.stderr
+
+    def slot_dropped(self) -> None:
+        url = self.env["DATABASE_URL"]
+        name = f"backup_{conninfo.conninfo_to_dict(url)['dbname']}"
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", [name]
+            )
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Migrated, seeded, backed up, and beta offboarded after the backup."""
+    home, state = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("state")
+    url = fresh_database("_backups")
+    env = image_environment(home=home, state_dir=state, database_url=url, rabbitmq_url=fresh_vhost())
+    (state / "prometheus").mkdir()
+    platform = Platform(env)
+    try:
+        platform.ok("migrate", "--noinput")
+        platform.ok("seed_demo")
+        platform.python(SEED_PARTICIPANTS)
+        platform.backup = platform.ok("backup")
+        platform.ok("offboard_community", "--slug", "beta", "--confirm", "beta", "--operator", "backup-test")
+        yield platform
+    finally:
+        platform.slot_dropped()
+        drop_database(url)
+
+
+def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> None:
+    assert "backup " in platform.backup
+    assert "restore point gateway-backup-" in platform.backup
+    sealed = list((Path(platform.env["LOCAL_STATE_DIR"]) / "backups").rglob("*.sealed"))
+    assert any("base.tar" in path.name for path in sealed)
+    assert any("/wal/" in str(path) for path in sealed)
+    assert not any(b"PGDATA" in path.read_bytes()[:4096] for path in sealed)  # sealed, not a plain tar
+    report = platform.ok("restore_test")
+    for check in ("row counts:", "audit chain of public", "audit chain of alpha", "PHI of alpha",
+                  "crypto-shredding: none of", "point in time: the write before"):  # fmt: skip
+        assert any(line.startswith("ok") and check in line for line in report.splitlines()), report
+    assert "FAIL" not in report
+    phi = next(line for line in report.splitlines() if "PHI of alpha" in line)
+    assert int(phi.split(": ")[1].split()[0]) >= 3, phi  # the sample of alpha's participants opened
+
+
+def _run_in_process(platform: Platform, patch: Any) -> str:
+    """The restore test in a child process with one mechanism replaced (``patch``: code run first)."""
+    code = f"{patch}\nfrom django.core.management import call_command\ncall_command('restore_test')\n"
+    result = subprocess.run(  # noqa: S603  # nosec B603 - this interpreter with the code above
+        [sys.executable, "-c", "import django; django.setup()\n" + code], cwd=ROOT, env=platform.env,
+        capture_output=True, text=True, timeout=500, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0, result.stdout
+    return result.stdout + result.stderr
+
+
+def test_without_the_recovery_target_the_point_in_time_check_fails(platform: Platform) -> None:
+    patch = (
+        "from operations.backups import restore\n"
+        "restore.Target.settings = lambda self: [\"recovery_target_action = 'promote'\"]\n"
+    )
+    output = _run_in_process(platform, patch)
+    assert "FAIL  point in time: the restore holds" in output
+
+
+def test_without_key_destruction_the_crypto_shredding_check_fails(platform: Platform) -> None:
+    patch = (
+        "from unittest import mock\n"
+        "from django.core.management import call_command\n"
+        "with mock.patch('tenants.lifecycle.community_keys_destroy'):\n"
+        "    call_command('offboard_community', '--slug', 'alpha', '--confirm', 'alpha', '--operator', 'backup-test')\n"
+    )
+    output = _run_in_process(platform, patch)
+    assert "FAIL  crypto-shredding:" in output
+    assert "offboarded alpha open from the backup" in output
+
+
+def test_a_recovery_target_may_not_smuggle_settings() -> None:
+    with pytest.raises(ValueError, match="quotes"):
+        restore.Target(time="2026-01-01' ; archive_command = 'x").settings()
