@@ -8,7 +8,9 @@ Two restores of the latest base backup with all archived WAL:
    it reaches; a sample of every sealed field of every live community opens;
    no sealed value of a community offboarded since (its key destroyed) opens;
 2. to a moment between two writes made just now: the first is there, the
-   second is not.
+   second is not; and a canary community made just before the first write,
+   given a participant and offboarded after the second (its keys destroyed),
+   is in the copy with none of its sealed values opening.
 
 The checks of a restored copy run in this process with Django's connection
 pointed at the scratch cluster, and the data-key cache emptied before and
@@ -29,6 +31,7 @@ from django.db import connection
 from django_tenants.utils import schema_context
 from psycopg import conninfo
 
+from core.schema import use_public_schema
 from operations.backups import postgres
 from operations.backups.base import archive_wal, table_counts
 from operations.backups.errors import BackupError
@@ -36,11 +39,15 @@ from operations.backups.restore import Target, restored
 from operations.backups.store import BackupStore
 from operations.models import RecoveryProbe
 from security.audit.live import verify_restored
+from services.participants.models import Participant
+from services.studies.models import Study
+from tenants.lifecycle import community_create, community_offboard
 from tenants.models import Community, CommunityStatus
 from vault import keys
 from vault.errors import CiphertextIntegrityError, KeyDestroyed, KeyServiceUnavailable
 from vault.fields import EncryptedField
 
+ACTOR = "operator:restore-test"
 SAMPLE_ROWS = 5
 PROBE_GAP_SECONDS = 1.1
 _CLOSED = (KeyDestroyed, KeyServiceUnavailable, CiphertextIntegrityError)
@@ -143,6 +150,34 @@ def _check_restored_point(report: Report, url: str, manifest: dict[str, Any], sh
                 )
 
 
+def _canary_created(run: str) -> str:
+    """A community of the restore test's own, with one participant's PHI sealed under its key; its slug."""
+    slug = f"canary{run[-10:]}"
+    community_create(slug=slug, name="Restore test canary", domain=f"{slug}.restore-test.localhost", actor_id=ACTOR)
+    with schema_context(slug):
+        study = Study.objects.create(title="Restore test canary", protocol_number=f"CANARY-{run[-10:]}")
+        Participant.objects.create(study=study, given_name="Canary", family_name="Canary", city="Nowhere")
+    return slug
+
+
+def _canary_dropped(slug: str) -> None:
+    """The canary's schema and rows go once the test is done (its lifecycle events stay in the platform's log)."""
+    community = Community.objects.filter(slug=slug).first()
+    if community is not None:
+        community._drop_schema(force_drop=True)  # django-tenants' own drop, as the purge does
+        community.delete()
+
+
+def _check_canary(report: Report, slug: str) -> None:
+    opened, refused = _open_sample(slug)
+    report.check(
+        opened == 0 and refused > 0,
+        f"crypto-shredding: none of {refused} sealed values of the offboarded canary {slug} opens",
+        f"crypto-shredding: {opened} sealed values of the offboarded canary {slug} open from the backup"
+        if opened else f"crypto-shredding: the canary {slug} is not in the restored copy",
+    )  # fmt: skip
+
+
 def _write_probes(run: str) -> str:
     """Write the 'before' probe, note the server's time, write the 'after' probe; return that time."""
     RecoveryProbe.objects.create(label=f"{run}-before")
@@ -177,14 +212,22 @@ def restore_test(store: BackupStore | None = None) -> Report:
     manifest = store.manifest(backup_id)
     shredded = set(Community.objects.filter(status=CommunityStatus.OFFBOARDED).values_list("slug", flat=True))
     run = f"restore-test-{uuid.uuid4().hex[:12]}"
-    moment = _write_probes(run)
-    archive_wal(store)
-    report = Report([f"backup {backup_id}: {len(store.names('wal'))} WAL segments, {store.size()} sealed bytes"])
-    with restored(backup_id, Target(name=str(manifest["restore_point"])), store) as copy:
-        report.lines.append(f"restored to {manifest['restore_point']} in {copy.seconds:.1f} s")
-        _check_restored_point(report, copy.url, manifest, shredded)
-    with restored(backup_id, Target(time=moment), store) as copy:
-        report.lines.append(f"restored to {moment} in {copy.seconds:.1f} s")
-        _check_point_in_time(report, copy.url, run)
-    RecoveryProbe.objects.filter(label__startswith=run).delete()
+    canary = _canary_created(run)
+    try:
+        moment = _write_probes(run)
+        community_offboard(slug=canary, confirm=canary, actor_id=ACTOR)  # its keys destroyed after the moment
+        archive_wal(store)
+        report = Report([f"backup {backup_id}: {len(store.names('wal'))} WAL segments, {store.size()} sealed bytes"])
+        with restored(backup_id, Target(name=str(manifest["restore_point"])), store) as copy:
+            report.lines.append(f"restored to {manifest['restore_point']} in {copy.seconds:.1f} s")
+            _check_restored_point(report, copy.url, manifest, shredded)
+        with restored(backup_id, Target(time=moment), store) as copy:
+            report.lines.append(f"restored to {moment} in {copy.seconds:.1f} s")
+            _check_point_in_time(report, copy.url, run)
+            with _pointed_at(copy.url):
+                _check_canary(report, canary)
+    finally:
+        use_public_schema()
+        _canary_dropped(canary)
+        RecoveryProbe.objects.filter(label__startswith=run).delete()
     return report
