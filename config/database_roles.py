@@ -12,10 +12,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 ROLES = ("service", "owner")
-# manage.py connects these commands as the owner: they create, migrate or drop schemas.
+# manage.py connects these commands as the owner: they create, migrate or drop schemas (the restore test
+# makes and drops a canary community; a backup needs the owner's REPLICATION unless BACKUP_DATABASE_URL is set).
 OWNER_COMMANDS = frozenset(
-    {"migrate", "migrate_schemas", "create_community", "purge_offboarded_communities", "seed_demo"}
-)
+    {"migrate", "migrate_schemas", "create_community", "purge_offboarded_communities", "seed_demo", "backup",
+     "restore_test"}
+)  # fmt: skip
 
 
 def connection_url(role: str, service_url: str, owner_url: str) -> str:
