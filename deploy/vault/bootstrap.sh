@@ -11,7 +11,8 @@
 #   3. the ACL policies gateway-service (gateway-service.hcl) and audit-opener (audit-opener.hcl);
 #   4. the AppRole auth method and the service's role: short-lived tokens bound to gateway-service
 #      alone, secret IDs with a TTL, optionally bound to networks;
-#   5. the audit signing key and the archive key, with the service's settings (see keys.md).
+#   5. the audit signing key and the archive keys (audit, backup), with the service's settings
+#      (see keys.md).
 # Prints VAULT_ROLE_ID=<role id> on stdout; progress goes to stderr. A secret ID is made only when
 # asked (--new-secret-id FILE), written to FILE (created 0600, never over an existing file or link)
 # or, with "-", to stdout (then stdout carries the secret: redirect it only to a file only you can
@@ -38,7 +39,7 @@ usage: bootstrap.sh [options]
   --cidr CIDR[,CIDR...]    log in, and use tokens, only from these networks
   --audit-path NAME        audit device path (default gateway-file)
   --audit-file PATH        audit log file on the Vault server (default /var/log/vault/audit.log)
-  --no-keys                do not create the audit signing key and the archive key
+  --no-keys                do not create the audit signing key and the archive keys
   --no-audit-opener        do not write the audit-opener policy
   --new-secret-id FILE     make a secret ID for the role and write it to FILE (0600; "-" for stdout,
                            which then carries the secret)
@@ -253,6 +254,7 @@ bootstrap() {
     if [ "$keys" = yes ]; then
         ensure_key signing-audit-checkpoints ed25519 false
         ensure_key archive-audit aes256-gcm96 true
+        ensure_key archive-backup aes256-gcm96 true
     fi
 }
 

@@ -1,8 +1,8 @@
 # The compliance gateway's Vault policy: exactly the calls vault/providers/transit.py makes, with the
 # defaults (Transit mounted at "transit/", VAULT_KEY_PREFIX "community-", AUDIT_SIGNING_KEY_NAME
-# "audit-checkpoints", AUDIT_ARCHIVE_KEY_NAME "audit"). bootstrap.sh writes it as the ACL policy
-# "gateway-service" (rewriting "transit/" for --mount); tests/vault/test_policy.py runs every provider
-# call through it in the Vault double and fails when a grant is missing or unused.
+# "audit-checkpoints", AUDIT_ARCHIVE_KEY_NAME "audit", BACKUP_KEY_NAME "backup"). bootstrap.sh writes
+# it as the ACL policy "gateway-service" (rewriting "transit/" for --mount); tests/vault/test_policy.py
+# runs every provider call through it in the Vault double and fails when a grant is missing or unused.
 #
 # How Vault reads it (vault/policy/policy.go and acl.go at OpenBao v2.6.2):
 # - a trailing "*" matches the rest of the path, slashes included, so "keys/community-*" also covers
@@ -127,6 +127,44 @@ path "transit/datakey/wrapped/archive-audit" {
 
 # Unwrapping an archive's data key: sealing, verifying and opening an archive.
 path "transit/decrypt/archive-audit" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "ciphertext" = []
+    "context"    = []
+  }
+}
+
+# The backup key, archive-backup (a second archive key): read (settings checked), create when
+# missing. Never deleted.
+path "transit/keys/archive-backup" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "type"                   = ["aes256-gcm96"]
+    "derived"                = [true]
+    "exportable"             = [false]
+    "allow_plaintext_backup" = [false]
+  }
+}
+
+# deletion_allowed off, when the backup key is adopted with deletion allowed.
+path "transit/keys/archive-backup/config" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "deletion_allowed" = [false]
+  }
+}
+
+# A new data key for a backup object, wrapped by the backup key (the object's name as context).
+path "transit/datakey/wrapped/archive-backup" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "context" = []
+    "bits"    = []
+  }
+}
+
+# Unwrapping a backup object's data key: sealing it and reading it back (restore, restore test).
+path "transit/decrypt/archive-backup" {
   capabilities = ["update"]
   allowed_parameters = {
     "ciphertext" = []

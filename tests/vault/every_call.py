@@ -18,6 +18,7 @@ from vault.providers import VaultTransitProvider
 
 COMMUNITY = "gamma"
 FOUND = "delta"  # its keys exist before the service looks, with deletion allowed
+BACKUP_OBJECT = "wal/000000010000000000000001"  # a backup object: its name is the backup key's context
 
 
 def every_vault_call(address: str, state: VaultState, service: ServiceCredentials) -> None:
@@ -42,10 +43,15 @@ def every_vault_call(address: str, state: VaultState, service: ServiceCredential
         provider.ensure_archive_key("audit")
         archived = provider.generate_archive_data_key("audit", COMMUNITY)
         provider.unwrap_archive_data_key("audit", COMMUNITY, archived.ciphertext)
+        provider.ensure_archive_key("backup")  # operations/backups/store.py, per object
+        backed_up = provider.generate_archive_data_key("backup", BACKUP_OBJECT)
+        provider.unwrap_archive_data_key("backup", BACKUP_OBJECT, backed_up.ciphertext)
         provider.create_community_key(FOUND)
         provider.ensure_signing_key(f"audit-checkpoints-{FOUND}")
         state.keys["archive-audit"].deletion_allowed = True  # an operator allowed it since
         provider.ensure_archive_key("audit")
+        state.keys["archive-backup"].deletion_allowed = True
+        provider.ensure_archive_key("backup")
 
 
 def _keys_found_with_deletion_allowed(state: VaultState) -> None:

@@ -95,19 +95,20 @@ def test_the_script_prepares_vault_as_the_service_needs_it(blank: tuple[str, Vau
     assert (settings["secret_id_ttl"], settings["secret_id_num_uses"]) == (720 * 3600, 0)
     assert (settings["secret_id_bound_cidrs"], settings["token_bound_cidrs"]) == ([], [])
     assert role(state).secret_ids == {}  # none made unless asked
-    signing, archive = state.keys["signing-audit-checkpoints"], state.keys["archive-audit"]
+    signing = state.keys["signing-audit-checkpoints"]
     assert (signing.type, signing.derived, signing.exportable, signing.deletion_allowed) == (
         "ed25519",
         False,
         False,
         False,
     )
-    assert (archive.type, archive.derived, archive.exportable, archive.deletion_allowed) == (
-        "aes256-gcm96",
-        True,
-        False,
-        False,
-    )
+    for archive in (state.keys["archive-audit"], state.keys["archive-backup"]):  # the backup key is an archive key
+        assert (archive.type, archive.derived, archive.exportable, archive.deletion_allowed) == (
+            "aes256-gcm96",
+            True,
+            False,
+            False,
+        )
 
 
 def test_the_service_works_against_a_vault_the_script_prepared(blank: tuple[str, VaultState]) -> None:

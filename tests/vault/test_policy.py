@@ -16,6 +16,7 @@ import pytest
 import requests
 from django.test import override_settings
 
+from operations.backups.store import BackupStore
 from security.audit.archives import audit_archive_create, audit_archive_open
 from tests.doubles.vault import SHIPPED_POLICY, TOKEN, VaultState, as_root, bootstrap, running_vault
 from tests.doubles.vault_acl import ACL, Decision, PolicyError, parse_policy
@@ -158,6 +159,13 @@ GOLDEN: dict[str, tuple[frozenset[str], dict[str, tuple[Any, ...]]]] = {
     "transit/keys/archive-audit/config": (frozenset({"update"}), {"deletion_allowed": (False,)}),
     "transit/datakey/wrapped/archive-audit": (frozenset({"update"}), {"context": (), "bits": ()}),
     "transit/decrypt/archive-audit": (frozenset({"update"}), {"ciphertext": (), "context": ()}),
+    "transit/keys/archive-backup": (
+        frozenset({"read", "update"}),
+        {"type": ("aes256-gcm96",), "derived": (True,), "exportable": (False,), "allow_plaintext_backup": (False,)},
+    ),
+    "transit/keys/archive-backup/config": (frozenset({"update"}), {"deletion_allowed": (False,)}),
+    "transit/datakey/wrapped/archive-backup": (frozenset({"update"}), {"context": (), "bits": ()}),
+    "transit/decrypt/archive-backup": (frozenset({"update"}), {"ciphertext": (), "context": ()}),
 }
 SIGNING_SUB_PATHS = ("csr", "set-certificate", "import", "import_version", "soft-delete", "soft-delete-restore", "trim")
 
@@ -288,6 +296,55 @@ def test_an_auditor_opens_an_archive_with_the_audit_opener_policy_alone(
 
     assert opened.key == archive.key
     assert opened.manifest["community"] == "gamma"
+
+
+def test_a_backup_object_is_sealed_and_read_back_under_the_shipped_policy(
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup store's calls on archive-backup, with the service's token: granted, and the key stays undeletable."""
+    name = "wal/000000010000000000000001"
+    chunks = [b"segment " * 10_000, b"", b"the tail"]  # more than one sealed chunk (64 KiB)
+    usage = PolicyUsage()
+    with running_vault() as (address, state):
+        token = credentials(state).token
+        state.observers += [usage.record, SESSION.record]
+        with override_settings(KEY_PROVIDER="vault", VAULT_ADDR=address, VAULT_TOKEN=token):
+            # A fresh provider per call, as the auditor's test does: get_provider() caches one per address.
+            monkeypatch.setattr("operations.backups.store.get_provider", VaultTransitProvider)
+            store = BackupStore(root=tmp_path)
+            record = store.put(name, chunks)
+            read = b"".join(store.read(name))
+        state.observers.remove(usage.record)  # the refusals below are the point, not the service's
+        state.observers.remove(SESSION.record)
+
+        def status(method: str, path: str, body: dict[str, Any] | None = None) -> int:
+            response = requests.request(
+                method, f"{address}/v1/{path}", json=body, headers={"X-Vault-Token": token}, timeout=5
+            )
+            return response.status_code
+
+        assert status("DELETE", "transit/keys/archive-backup") == 403
+        assert status("POST", "transit/keys/archive-backup/config", {"deletion_allowed": True}) == 403
+        key = state.keys["archive-backup"]  # created by the store, with the service's settings, and still there
+
+    assert settings.BACKUP_KEY_NAME == "backup"
+    assert usage.refusals() == []
+    assert state.ignored == []
+    assert usage.granted == {
+        ("transit/keys/archive-backup", "read"),
+        ("transit/keys/archive-backup", "update"),
+        ("transit/datakey/wrapped/archive-backup", "update"),
+        ("transit/decrypt/archive-backup", "update"),
+    }
+    assert read == b"".join(chunks)
+    assert record.plain_bytes == len(read)
+    assert (key.type, key.derived, key.exportable, key.allow_plaintext_backup, key.deletion_allowed) == (
+        "aes256-gcm96",
+        True,
+        False,
+        False,
+        False,
+    )
 
 
 # --- the double's ACL follows Vault's -------------------------------------------------------------------
