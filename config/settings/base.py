@@ -407,7 +407,11 @@ BACKUP_DATABASE_URL = env_str("BACKUP_DATABASE_URL", "")  # a REPLICATION role; 
 BACKUP_PG_BINDIR = env_str("BACKUP_PG_BINDIR", "")  # default: pg_config --bindir
 BACKUP_SLOT = env_str("BACKUP_SLOT", "")  # default: backup_<database>
 BACKUP_KEY_NAME = env_str("BACKUP_KEY_NAME", "backup")
-BACKUP_SERVER_USER = env_str("BACKUP_SERVER_USER", "postgres")  # runs a scratch cluster when this process is root
+BACKUP_SERVER_USER = env_str("BACKUP_SERVER_USER", "postgres")
+BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", default=30)  # daily base backups, and WAL since the oldest
+# The first base backup of each month is copied here (another volume or bucket) and kept much longer.
+BACKUP_ARCHIVE_DIR = Path(env_str("BACKUP_ARCHIVE_DIR", str(LOCAL_STATE_DIR / "backup-archive")))
+BACKUP_ARCHIVE_RETENTION_DAYS = env_int("BACKUP_ARCHIVE_RETENTION_DAYS", default=366)  # runs a scratch cluster when this process is root
 # The titles of the persons or offices responsible for accountings of disclosures (45 CFR 164.528(d)(3)).
 ACCOUNTING_RESPONSIBLE = env_str("ACCOUNTING_RESPONSIBLE", "Privacy Officer")
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)

@@ -30,6 +30,7 @@ AUDIT_WITNESS = "local"
 AUDIT_WITNESS_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-audit-witness-"))
 BACKUP_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-backups-"))
 BACKUP_SPOOL_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-backup-spool-"))
+BACKUP_ARCHIVE_DIR = Path(tempfile.mkdtemp(prefix="cgw-test-backup-archive-"))
 LOCAL_KEY_FILE = Path(env_str("TEST_LOCAL_KEY_FILE", str(Path(tempfile.gettempdir()) / "cgw-test-local-keys.json")))
 
 # Argon2 still, with a cost a test suite can afford.

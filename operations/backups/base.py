@@ -25,6 +25,7 @@ from psycopg import conninfo, sql
 
 from operations.backups import postgres
 from operations.backups.errors import BackupError
+from operations.backups.retention import apply_retention
 from operations.backups.store import READ_BYTES, BackupStore
 from security.audit.sequencer import audit_chain
 from tenants.models import Community
@@ -136,6 +137,8 @@ def take_backup(store: BackupStore | None = None) -> BaseBackup:
     now = datetime.now(UTC)
     backup_id = now.strftime("%Y%m%dT%H%M%SZ")
     archive_wal(store)  # the slot exists before the backup starts: its WAL is kept
+    with postgres.connect() as connection:
+        start_wal = str(connection.execute("SELECT pg_walfile_name(pg_current_wal_lsn())").fetchone()[0])  # type: ignore[index]
     command = [
         postgres.tool("pg_basebackup"), "--dbname", postgres.server_url(), "--pgdata", "-", "--format", "tar",
         "--wal-method", "none", "--checkpoint", "fast", "--no-password", "--label", f"gateway {backup_id}",
@@ -155,6 +158,7 @@ def take_backup(store: BackupStore | None = None) -> BaseBackup:
     with postgres.connect() as connection:
         counts = table_counts(connection)
         point_lsn = str(connection.execute("SELECT pg_create_restore_point(%s)", [restore_point]).fetchone()[0])  # type: ignore[index]
+        end_wal = str(connection.execute("SELECT pg_walfile_name(%s::pg_lsn)", [point_lsn]).fetchone()[0])  # type: ignore[index]
         server = str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
     segments = archive_wal(store)  # through the restore point: the backup can be restored to it
     manifest: dict[str, object] = {
@@ -163,8 +167,11 @@ def take_backup(store: BackupStore | None = None) -> BaseBackup:
         "server_version": server,
         "restore_point": restore_point,
         "restore_point_lsn": point_lsn,
+        "start_wal": start_wal,
+        "end_wal": end_wal,
         "base": record.name,
         "table_counts": counts,
     }
     store.write_manifest(backup_id, manifest)
+    apply_retention(store)
     return BaseBackup(backup_id, restore_point, store.sealed_size(record.name), time.monotonic() - started, segments)

@@ -165,6 +165,44 @@ class BackupStore:
             raise BackupError(f"backup {backup_id} has no readable manifest") from error
         return loaded
 
+    def copy_to(self, other: BackupStore, name: str) -> None:
+        """Copy a stored object (sealed file and record) into ``other`` under the same name, checked on the way.
+
+        The name stays: the chunks are bound to it. The copy is checked against
+        the record's sealed checksum before its record is written.
+        """
+        record = self.record(name)
+        target = other._path(name)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = target.with_name(f".partial-{target.name}")
+        with self._path(name).open("rb") as source, partial.open("wb") as handle:
+            while block := source.read(READ_BYTES):
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if _sha256_of(partial) != record.sealed_sha256:
+            partial.unlink()
+            raise BackupError(f"{name}: the copy does not match its checksum")
+        partial.chmod(0o400)
+        partial.replace(target)
+        _write_json(target.with_suffix(".json"), asdict(record))
+
+    def delete(self, name: str) -> None:
+        """Remove a stored object (its record first: a half-removed object reads as absent)."""
+        path = self._path(name)
+        path.with_suffix(".json").unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+
+    def delete_backup(self, backup_id: str) -> None:
+        """Remove a base backup: its manifest first, then its objects and folder."""
+        folder = self.root / "base" / backup_id
+        (folder / "manifest.json").unlink(missing_ok=True)
+        for name in self.names(f"base/{backup_id}"):
+            self.delete(name)
+        for leftover in folder.glob("*"):
+            leftover.unlink()
+        folder.rmdir()
+
     def sealed_size(self, name: str) -> int:
         """Bytes of one object's sealed file."""
         return self._path(name).stat().st_size
