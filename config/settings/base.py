@@ -13,6 +13,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from celery.schedules import crontab
 
 from config.celery import task_queues
 from config.database_roles import connection_url, service_role_of
@@ -317,11 +318,16 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 # Per task class: the two that walk a whole community (re-encryption, resumable in batches; an export build,
-# which a redelivery starts again while it is still pending) get an hour; every other task keeps the limits above.
+# which a redelivery starts again while it is still pending) and the base backup, which streams the whole
+# cluster, get an hour; every other task keeps the limits above.
 LONG_TASK_TIME_LIMIT = env_int("CELERY_LONG_TASK_TIME_LIMIT", default=3600)
+LONG_TASKS = (
+    "vault.tasks.reencrypt_community_task",
+    "services.exports.tasks.deidentified_export",
+    "operations.tasks.backup_base",
+)
 CELERY_TASK_ANNOTATIONS = {
-    name: {"time_limit": LONG_TASK_TIME_LIMIT, "soft_time_limit": LONG_TASK_TIME_LIMIT - 60}
-    for name in ("vault.tasks.reencrypt_community_task", "services.exports.tasks.deidentified_export")
+    name: {"time_limit": LONG_TASK_TIME_LIMIT, "soft_time_limit": LONG_TASK_TIME_LIMIT - 60} for name in LONG_TASKS
 }
 
 # Policy: the embedded Rego engine (development, tests) or an OPA sidecar (production).
@@ -407,11 +413,15 @@ BACKUP_DATABASE_URL = env_str("BACKUP_DATABASE_URL", "")  # a REPLICATION role; 
 BACKUP_PG_BINDIR = env_str("BACKUP_PG_BINDIR", "")  # default: pg_config --bindir
 BACKUP_SLOT = env_str("BACKUP_SLOT", "")  # default: backup_<database>
 BACKUP_KEY_NAME = env_str("BACKUP_KEY_NAME", "backup")
-BACKUP_SERVER_USER = env_str("BACKUP_SERVER_USER", "postgres")
+BACKUP_SERVER_USER = env_str("BACKUP_SERVER_USER", "postgres")  # runs a scratch cluster when this process is root
 BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", default=30)  # daily base backups, and WAL since the oldest
 # The first base backup of each month is copied here (another volume or bucket) and kept much longer.
 BACKUP_ARCHIVE_DIR = Path(env_str("BACKUP_ARCHIVE_DIR", str(LOCAL_STATE_DIR / "backup-archive")))
-BACKUP_ARCHIVE_RETENTION_DAYS = env_int("BACKUP_ARCHIVE_RETENTION_DAYS", default=366)  # runs a scratch cluster when this process is root
+BACKUP_ARCHIVE_RETENTION_DAYS = env_int("BACKUP_ARCHIVE_RETENTION_DAYS", default=366)
+BACKUP_WAL_SECONDS = env_int("BACKUP_WAL_SECONDS", default=300)  # the WAL archive's interval: the RPO
+BACKUP_DAILY_HOUR = env_int("BACKUP_DAILY_HOUR", default=2)  # UTC
+BACKUP_DAILY_MINUTE = env_int("BACKUP_DAILY_MINUTE", default=15)
+BACKUP_REPORT_DIR = Path(env_str("BACKUP_REPORT_DIR", str(LOCAL_STATE_DIR / "restore-test-reports")))
 # The titles of the persons or offices responsible for accountings of disclosures (45 CFR 164.528(d)(3)).
 ACCOUNTING_RESPONSIBLE = env_str("ACCOUNTING_RESPONSIBLE", "Privacy Officer")
 BREAK_GLASS_DEFAULT_MINUTES = env_int("BREAK_GLASS_DEFAULT_MINUTES", default=60)
@@ -442,6 +452,12 @@ CELERY_BEAT_SCHEDULE = {
     "break-glass-alarms": {
         "task": "security.breakglass.tasks.alarm_sweep",
         "schedule": float(BREAK_GLASS_ALARM_SWEEP_SECONDS),
+    },
+    # docs/operations/backups.md: the WAL every few minutes (the recovery point), a base backup every day.
+    "backup-wal": {"task": "operations.tasks.backup_wal", "schedule": float(BACKUP_WAL_SECONDS)},
+    "backup-daily": {
+        "task": "operations.tasks.backup_base",
+        "schedule": crontab(hour=BACKUP_DAILY_HOUR, minute=BACKUP_DAILY_MINUTE),
     },
 }
 

@@ -24,10 +24,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import schema_context
 from psycopg import conninfo
 
@@ -200,6 +203,15 @@ def _check_point_in_time(report: Report, url: str, run: str) -> None:
         "point in time: the write before the target is there, the one after it is not",
         f"point in time: the restore holds {sorted(labels) or 'neither write'} (wanted only {run}-before)",
     )
+
+
+def keep_report(lines: list[str], *, passed: bool) -> Path:
+    """Write a run's report to ``BACKUP_REPORT_DIR/<UTC time>-passed|failed.txt``; its path."""
+    folder = Path(settings.BACKUP_REPORT_DIR)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / f"{timezone.now().strftime('%Y%m%dT%H%M%SZ')}-{'passed' if passed else 'failed'}.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def restore_test(store: BackupStore | None = None) -> Report:

@@ -45,12 +45,17 @@ def test_beat_sweeps_owed_break_glass_notices() -> None:
 
 
 def test_tasks_that_walk_a_whole_community_have_the_long_limits_and_the_rest_the_short_ones() -> None:
+    import operations.tasks  # noqa: F401, PLC0415
     import security.audit.tasks  # noqa: F401, PLC0415 - registers the tasks the app serves
     import services.exports.tasks  # noqa: F401, PLC0415
     import vault.tasks  # noqa: F401, PLC0415
 
     app.loader.import_default_modules()
-    long_ones = ("vault.tasks.reencrypt_community_task", "services.exports.tasks.deidentified_export")
+    long_ones = (
+        "vault.tasks.reencrypt_community_task",
+        "services.exports.tasks.deidentified_export",
+        "operations.tasks.backup_base",
+    )
     for name in long_ones:
         task = app.tasks[name]
         assert (task.time_limit, task.soft_time_limit) == (
@@ -58,7 +63,9 @@ def test_tasks_that_walk_a_whole_community_have_the_long_limits_and_the_rest_the
             settings.LONG_TASK_TIME_LIMIT - 60,
         )
     # The others keep the app-wide limits (no annotation): a runaway chaining task is stopped in minutes.
-    others = [name for name in app.tasks if name.startswith(("security.", "vault.")) and name not in long_ones]
+    others = [
+        name for name in app.tasks if name.startswith(("security.", "vault.", "operations.")) and name not in long_ones
+    ]
     assert others
     for name in others:
         task = app.tasks[name]

@@ -1,7 +1,9 @@
 """``restore_test``: restore the latest backup into a scratch cluster and prove it (``make restore-test``).
 
-Prints a line per check and exits non-zero when any fails
-(:mod:`operations.backups.proof` says what is checked).
+Prints a line per check, keeps the report in ``BACKUP_REPORT_DIR`` (one file
+per run, named by its time and verdict: the quarterly job's record), and exits
+non-zero when any check fails (:mod:`operations.backups.proof` says what is
+checked).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.core.management.base import CommandError
 
 from core.commands import ApplicationCommand
 from operations.backups.errors import BackupError
-from operations.backups.proof import restore_test
+from operations.backups.proof import keep_report, restore_test
 
 
 class Command(ApplicationCommand):
@@ -28,8 +30,15 @@ class Command(ApplicationCommand):
             report = restore_test()
         except BackupError as error:
             raise CommandError(str(error)) from error
+        verdict = (
+            f"restore test failed: {len(report.failures)} checks"
+            if report.failures
+            else f"restore test passed in {time.monotonic() - started:.1f} s"
+        )
+        kept = keep_report([*report.lines, verdict], passed=not report.failures)
         for line in report.lines:
             self.stdout.write(line)
+        self.stdout.write(f"report kept in {kept}")
         if report.failures:
-            raise CommandError(f"restore test failed: {len(report.failures)} checks")
-        self.stdout.write(f"restore test passed in {time.monotonic() - started:.1f} s")
+            raise CommandError(verdict)
+        self.stdout.write(verdict)
