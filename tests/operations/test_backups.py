@@ -103,7 +103,8 @@ def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> Non
     assert "FAIL" not in report
     kept = Path(next(line for line in report.splitlines() if line.startswith("report kept in ")).split(" in ", 1)[1])
     assert kept.parent == Path(platform.env["LOCAL_STATE_DIR"]) / "restore-test-reports"
-    assert kept.name.endswith("-passed.txt") and "restore test passed" in kept.read_text()
+    assert kept.name.endswith("-passed.txt")
+    assert "restore test passed" in kept.read_text()
     phi = next(line for line in report.splitlines() if "PHI of alpha" in line)
     assert int(phi.split(": ")[1].split()[0]) >= 3, phi  # the sample of alpha's participants opened
 
