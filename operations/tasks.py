@@ -15,6 +15,7 @@ from celery import Task, shared_task
 
 from core.redis import get_redis
 from operations.backups.base import archive_wal, take_backup
+from operations.backups.logical import backed_up_communities, community_backup
 
 logger = logging.getLogger(__name__)
 _LOCK_SECONDS = {"wal": 600, "base": 3600}
@@ -52,6 +53,8 @@ def backup_base(self: Task[Any, Any]) -> str:
         raise self.retry()  # a WAL run is reading the slot: again in a minute
     try:
         backup = take_backup()
+        for slug in backed_up_communities():
+            community_backup(slug)
     finally:
         _unlock("wal")
         _unlock("base")

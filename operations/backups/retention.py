@@ -9,14 +9,16 @@ Each run of :func:`apply_retention` (after every base backup):
    the newest one);
 3. removes the WAL older than the oldest base backup kept (the restores it
    could serve are gone with that backup);
-4. removes the archive store's monthly backups older than
+4. removes each community's logical backups older than
+   ``BACKUP_RETENTION_DAYS`` (never its newest);
+5. removes the archive store's monthly backups older than
    ``BACKUP_ARCHIVE_RETENTION_DAYS``, and the WAL no kept one needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -72,6 +74,15 @@ def _remove_old(store: BackupStore, cutoff: datetime, removed: list[str]) -> Non
             removed.append(backup_id)
 
 
+def _remove_old_logical(store: BackupStore, cutoff: datetime, removed: list[str]) -> None:
+    for folders in store.community_backups().values():
+        for folder in folders[:-1]:  # each community's newest stays
+            taken = datetime.strptime(folder.rsplit("/", 1)[-1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            if taken < cutoff:
+                store.delete_folder(folder)
+                removed.append(folder)
+
+
 def _remove_unneeded_wal(store: BackupStore, *, everything_after_oldest: bool) -> int:
     backups = store.backups()
     if not backups:
@@ -104,6 +115,7 @@ def apply_retention(
     _remove_old(store, now - timedelta(days=settings.BACKUP_RETENTION_DAYS), pruned.removed)
     # The daily store keeps every segment from its oldest backup on: any moment since can be restored.
     pruned.wal_removed = _remove_unneeded_wal(store, everything_after_oldest=True)
+    _remove_old_logical(store, now - timedelta(days=settings.BACKUP_RETENTION_DAYS), pruned.removed)
     _remove_old(archive, now - timedelta(days=settings.BACKUP_ARCHIVE_RETENTION_DAYS), pruned.archive_removed)
     # The archive keeps only what its backups need to reach their restore points.
     _remove_unneeded_wal(archive, everything_after_oldest=False)

@@ -1,8 +1,9 @@
 """Where backups are kept, sealed: a directory (``BACKUP_DIR``), one sealed file and one record per object.
 
-An object is a base backup's tar or a WAL segment. Each is sealed on its way
-in (:mod:`vault.sealing`, 64 KiB AES-256-GCM chunks bound to the object's
-name) under a data key of its own, which the key provider's backup key wraps
+An object is a base backup's tar, a WAL segment or a part of a community's
+logical backup. Each is compressed (zlib: a switched WAL segment is mostly
+zeros) and sealed on its way in (:mod:`vault.sealing`, 64 KiB AES-256-GCM
+chunks bound to the object's name) under a data key of its own, which the key provider's backup key wraps
 (an archive key: no community owns it and nothing destroys it, so a backup
 outlives key rotation; the community keys inside the database still decide
 whether its PHI opens). The record beside it keeps the wrapped key and the
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,8 +30,12 @@ from vault.errors import CiphertextIntegrityError
 from vault.providers import get_provider
 from vault.sealing import SealedWriter, open_chunks, read_key_version
 
-_NAME = re.compile(r"(base/[0-9]{8}T[0-9]{6}Z/[a-z_]+\.tar|wal/[0-9A-F]{24}(\.history)?|wal/[0-9A-F]{8}\.history)")
+_NAME = re.compile(
+    r"base/[0-9]{8}T[0-9]{6}Z/[a-z_]+\.tar|wal/[0-9A-F]{24}|wal/[0-9A-F]{8}\.history"
+    r"|community/[a-z][a-z0-9_]{2,39}/[0-9]{8}T[0-9]{6}Z/(schema\.dump|public\.[a-z_]{1,60}\.csv)"
+)
 READ_BYTES = 1024 * 1024
+COMPRESSION_LEVEL = 3  # zlib: most of the size for little of the time
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class Record:
     plain_bytes: int
     plain_sha256: str
     sealed_sha256: str
+    compression: str = "zlib"
 
 
 def _checked(name: str) -> str:
@@ -92,10 +99,12 @@ class BackupStore:
             with partial.open("wb") as handle:
                 sink = _HashingSink(handle)
                 writer = SealedWriter(sink, cipher=cipher, key_version=wrapped.version, aad=_aad(name))
+                squeeze = zlib.compressobj(COMPRESSION_LEVEL)
                 for chunk in chunks:
                     plain.update(chunk)
                     size += len(chunk)
-                    writer.write(chunk)
+                    writer.write(squeeze.compress(chunk))
+                writer.write(squeeze.flush())
                 writer.close()
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -132,10 +141,15 @@ class BackupStore:
             try:
                 if read_key_version(source) != record.key_version:
                     raise BackupError(f"{name}: sealed under another key version than its record says")
-                for chunk in open_chunks(source, cipher=cipher, aad=_aad(name)):
+                unsqueeze = zlib.decompressobj()
+                for sealed_chunk in open_chunks(source, cipher=cipher, aad=_aad(name)):
+                    chunk = unsqueeze.decompress(sealed_chunk)
                     plain.update(chunk)
                     yield chunk
-            except CiphertextIntegrityError as error:
+                tail = unsqueeze.flush()
+                plain.update(tail)
+                yield tail
+            except (CiphertextIntegrityError, zlib.error) as error:
                 raise BackupError(f"{name}: {error}") from error
         if plain.hexdigest() != record.plain_sha256:
             raise BackupError(f"{name}: the opened bytes do not match their checksum")
@@ -155,15 +169,32 @@ class BackupStore:
 
     def write_manifest(self, backup_id: str, manifest: dict[str, object]) -> None:
         """The base backup's manifest, written last: a backup without one is incomplete."""
-        _write_json(self.root / "base" / backup_id / "manifest.json", manifest)
+        self.write_manifest_at(f"base/{backup_id}", manifest)
 
     def manifest(self, backup_id: str) -> dict[str, object]:
         """A base backup's manifest."""
+        return self.manifest_at(f"base/{backup_id}")
+
+    def write_manifest_at(self, folder: str, manifest: dict[str, object]) -> None:
+        """The manifest of the backup in ``folder``, written last."""
+        _write_json(self.root / folder / "manifest.json", manifest)
+
+    def manifest_at(self, folder: str) -> dict[str, object]:
+        """The manifest of the backup in ``folder``."""
         try:
-            loaded: dict[str, object] = json.loads((self.root / "base" / backup_id / "manifest.json").read_text())
+            loaded: dict[str, object] = json.loads((self.root / folder / "manifest.json").read_text())
         except (OSError, ValueError) as error:
-            raise BackupError(f"backup {backup_id} has no readable manifest") from error
+            raise BackupError(f"{folder} has no readable manifest") from error
         return loaded
+
+    def community_backups(self) -> dict[str, list[str]]:
+        """Each community's complete logical backups (their folders), oldest first."""
+        found: dict[str, list[str]] = {}
+        for path in sorted(self.root.glob("community/*/*/manifest.json")):
+            found.setdefault(path.parent.parent.name, []).append(
+                f"community/{path.parent.parent.name}/{path.parent.name}"
+            )
+        return found
 
     def copy_to(self, other: BackupStore, name: str) -> None:
         """Copy a stored object (sealed file and record) into ``other`` under the same name, checked on the way.
@@ -195,13 +226,17 @@ class BackupStore:
 
     def delete_backup(self, backup_id: str) -> None:
         """Remove a base backup: its manifest first, then its objects and folder."""
-        folder = self.root / "base" / backup_id
-        (folder / "manifest.json").unlink(missing_ok=True)
-        for name in self.names(f"base/{backup_id}"):
+        self.delete_folder(f"base/{backup_id}")
+
+    def delete_folder(self, folder: str) -> None:
+        """Remove a backup's folder (base or logical): its manifest first, then its objects."""
+        path = self.root / folder
+        (path / "manifest.json").unlink(missing_ok=True)
+        for name in self.names(folder):
             self.delete(name)
-        for leftover in folder.glob("*"):
+        for leftover in path.glob("*"):
             leftover.unlink()
-        folder.rmdir()
+        path.rmdir()
 
     def sealed_size(self, name: str) -> int:
         """Bytes of one object's sealed file."""

@@ -89,7 +89,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> None:
-    assert "backup " in platform.backup
+    assert "logical backup of alpha: community/alpha/" in platform.backup
     assert "restore point gateway-backup-" in platform.backup
     sealed = list((Path(platform.env["LOCAL_STATE_DIR"]) / "backups").rglob("*.sealed"))
     assert any("base.tar" in path.name for path in sealed)
@@ -97,7 +97,8 @@ def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> Non
     assert not any(b"PGDATA" in path.read_bytes()[:4096] for path in sealed)  # sealed, not a plain tar
     report = platform.ok("restore_test")
     checks = ("row counts:", "audit chain of public", "audit chain of alpha", "PHI of alpha",
-              "of offboarded beta opens", "of the offboarded canary", "point in time: the write before")  # fmt: skip
+              "of offboarded beta opens", "of the offboarded canary", "point in time: the write before",
+              "logical backup of alpha", "logical backup of beta")  # fmt: skip
     for check in checks:
         assert any(line.startswith("ok") and check in line for line in report.splitlines()), report
     assert "FAIL" not in report
@@ -107,6 +108,11 @@ def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> Non
     assert "restore test passed" in kept.read_text()
     phi = next(line for line in report.splitlines() if "PHI of alpha" in line)
     assert int(phi.split(": ")[1].split()[0]) >= 3, phi  # the sample of alpha's participants opened
+    alone = next(line for line in report.splitlines() if "logical backup of alpha" in line)
+    assert "sealed values open" in alone
+    assert "nothing opens (offboarded)" in next(
+        line for line in report.splitlines() if "logical backup of beta" in line
+    )
 
 
 def _run_in_process(platform: Platform, patch: Any) -> str:

@@ -93,3 +93,20 @@ def test_an_altered_object_is_neither_archived_nor_read(stores: tuple[BackupStor
     with pytest.raises(BackupError, match="checksum"):
         list(daily.read("base/20261005T000000Z/base.tar"))
     assert archive.backups() == []
+
+
+def test_each_community_keeps_its_logical_backups_for_30_days_and_always_its_newest(
+    stores: tuple[BackupStore, BackupStore],
+) -> None:
+    daily, archive = stores
+    for slug, days in (("alpha", (40, 20, 1)), ("beta", (45,))):
+        for age in days:
+            folder = f"community/{slug}/{(NOW - timedelta(days=age)).strftime('%Y%m%dT%H%M%SZ')}"
+            daily.put(f"{folder}/schema.dump", [b"dump"])
+            daily.write_manifest_at(folder, {"slug": slug, "schema": slug, "table_counts": {}})
+    pruned = apply_retention(daily, archive, now=NOW)
+    kept = daily.community_backups()
+    assert [folder.rsplit("/", 1)[-1] for folder in kept["alpha"]] == ["20261112T120000Z", "20261201T120000Z"]
+    assert [folder.rsplit("/", 1)[-1] for folder in kept["beta"]] == ["20261018T120000Z"]  # its only one stays
+    assert "community/alpha/20261023T120000Z" in pruned.removed
+    assert not (daily.root / "community/alpha/20261023T120000Z").exists()

@@ -38,7 +38,11 @@ def test_a_base_backup_waits_for_a_wal_run_and_holds_both_locks_while_it_runs(cl
         held.append(bool(clean_redis.exists("backup:running:wal") and clean_redis.exists("backup:running:base")))
         return BaseBackup("20261202T000000Z", "gateway-backup-20261202T000000Z", 10, 1.0, [])
 
-    with mock.patch.object(tasks, "take_backup", side_effect=backup):
+    with (
+        mock.patch.object(tasks, "take_backup", side_effect=backup),
+        mock.patch.object(tasks, "backed_up_communities", return_value=["alpha"]),
+        mock.patch.object(tasks, "community_backup") as logical,
+    ):
         clean_redis.set("backup:running:wal", "1")
         with pytest.raises(Retry):
             tasks.backup_base.apply(throw=True)
@@ -46,4 +50,5 @@ def test_a_base_backup_waits_for_a_wal_run_and_holds_both_locks_while_it_runs(cl
         clean_redis.delete("backup:running:wal")
         assert tasks.backup_base.apply().get() == "20261202T000000Z"
     assert held == [True]
+    logical.assert_called_once_with("alpha")  # every community's logical backup follows the base one
     assert not clean_redis.keys("backup:running:*")

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError, CommandParser
 from core.commands import ApplicationCommand
 from operations.backups.base import archive_wal, take_backup
 from operations.backups.errors import BackupError
+from operations.backups.logical import backed_up_communities, community_backup
 from operations.backups.store import BackupStore
 
 
@@ -24,6 +25,7 @@ class Command(ApplicationCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         """Declare --wal-only."""
         parser.add_argument("--wal-only", action="store_true", help="only seal the WAL completed since the last run")
+        parser.add_argument("--community", help="only this community's logical backup")
 
     def run(self, **options: Any) -> None:
         """Back up and say what was stored."""
@@ -33,10 +35,21 @@ class Command(ApplicationCommand):
                 sealed = archive_wal(store)
                 self.stdout.write(f"{len(sealed)} WAL segments sealed into {store.root}")
                 return
+            if options["community"]:
+                self._logical(store, options["community"])
+                return
             backup = take_backup(store)
+            for slug in backed_up_communities():
+                self._logical(store, slug)
         except BackupError as error:
             raise CommandError(str(error)) from error
         self.stdout.write(
-            f"backup {backup.backup_id}: base {backup.sealed_bytes} sealed bytes, {len(backup.segments)} WAL "
+            f"base backup {backup.backup_id}: base {backup.sealed_bytes} sealed bytes, {len(backup.segments)} WAL "
             f"segments after it, restore point {backup.restore_point}, {backup.seconds:.1f} s; store {store.root}"
+        )
+
+    def _logical(self, store: BackupStore, slug: str) -> None:
+        logical = community_backup(slug, store)
+        self.stdout.write(
+            f"logical backup of {slug}: {logical.folder}, {len(logical.counts)} tables, {logical.seconds:.1f} s"
         )

@@ -1,0 +1,212 @@
+"""Logical backups of one community: its schema (``pg_dump``) and the platform's rows that belong to it.
+
+So one community can be restored or handed over without the others. A
+community's logical backup is, sealed in the store under
+``community/<slug>/<id>/``:
+
+- ``schema.dump``: ``pg_dump --format=custom --schema=<slug>`` (its tables,
+  its audit chain, its wrapped data keys);
+- ``public.<table>.csv``: the public rows that name it, found by the foreign
+  keys to ``tenants_community`` (its row, domains, memberships, sessions,
+  affiliations), and the accounts of the users those rows name;
+- ``manifest.json``: the row counts of every one of those tables.
+
+Its PHI opens only while the community's key exists, as with every backup.
+"""
+
+from __future__ import annotations
+
+import subprocess  # nosec B404  # PostgreSQL's own tools, argument lists only
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django_tenants.utils import schema_context
+from psycopg import IsolationLevel, sql
+
+from operations.backups import postgres
+from operations.backups.errors import BackupError
+from operations.backups.store import READ_BYTES, BackupStore
+from security.audit.sequencer import audit_chain
+from tenants.models import Community, CommunityStatus
+
+COMMUNITY_TABLE = "tenants_community"
+USER_TABLE = "security_user"
+
+
+@dataclass(frozen=True)
+class LogicalBackup:
+    """One community's logical backup: where it is and what it holds."""
+
+    slug: str
+    folder: str
+    counts: dict[str, int]
+    seconds: float
+
+
+def referencing(connection: Any, table: str) -> list[tuple[str, str]]:
+    """``(table, column)`` of every public table with a foreign key to ``public.<table>``."""
+    rows = connection.execute(
+        "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey) "
+        "WHERE c.contype = 'f' AND c.confrelid = %s::regclass AND c.conrelid::regclass::text NOT LIKE '%%.%%' "
+        "ORDER BY 1, 2",
+        [f"public.{table}"],
+    ).fetchall()
+    return [(str(name), str(column)) for name, column in rows]
+
+
+def _copy_out(connection: Any, query: sql.Composed) -> Iterator[bytes]:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)").format(query)) as copy,
+    ):
+        for block in copy:
+            yield bytes(block)
+
+
+def _public_rows(connection: Any, community_id: int) -> dict[str, sql.Composed]:
+    """The query of each public table's rows that belong to the community (and its users' accounts)."""
+    queries = {COMMUNITY_TABLE: sql.SQL("SELECT * FROM public.{} WHERE id = {}").format(
+        sql.Identifier(COMMUNITY_TABLE), sql.Literal(community_id))}  # fmt: skip
+    user_columns = {table: column for table, column in referencing(connection, USER_TABLE)}
+    users: list[sql.Composed] = []
+    for table, column in referencing(connection, COMMUNITY_TABLE):
+        where = sql.SQL("{} = {}").format(sql.Identifier(column), sql.Literal(community_id))
+        queries[table] = sql.SQL("SELECT * FROM public.{} WHERE {}").format(sql.Identifier(table), where)
+        if table in user_columns:
+            users.append(sql.SQL("SELECT {} FROM public.{} WHERE {}").format(
+                sql.Identifier(user_columns[table]), sql.Identifier(table), where))  # fmt: skip
+    if users:
+        queries[USER_TABLE] = sql.SQL("SELECT * FROM public.{} WHERE id IN ({})").format(
+            sql.Identifier(USER_TABLE), sql.SQL(" UNION ").join(users))  # fmt: skip
+    return queries
+
+
+def backed_up_communities() -> list[str]:
+    """The communities whose logical backups are taken every day: every one not offboarded."""
+    return list(
+        Community.objects.exclude(status=CommunityStatus.OFFBOARDED).order_by("slug").values_list("slug", flat=True)
+    )
+
+
+def community_backup(slug: str, store: BackupStore | None = None) -> LogicalBackup:
+    """Back one community up logically into the store (see the module's docstring)."""
+    store = store or BackupStore()
+    started = time.monotonic()
+    community = Community.objects.filter(slug=slug).first()
+    if community is None:
+        raise BackupError(f"no community {slug!r}")
+    with schema_context(community.schema_name):
+        audit_chain()  # the dump holds its events as chain entries
+    folder = f"community/{slug}/{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    counts: dict[str, int] = {}
+    # One snapshot for all of it: pg_dump takes the one this transaction exports, the copies and counts read it.
+    with postgres.connect() as connection:
+        connection.autocommit = False
+        connection.isolation_level = IsolationLevel.REPEATABLE_READ
+        with connection.transaction():
+            snapshot = str(connection.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+            _dump_schema(store, folder, community.schema_name, snapshot)
+            for table, query in _public_rows(connection, community.pk).items():
+                store.put(f"{folder}/public.{table}.csv", _copy_out(connection, query))
+                count_query = sql.SQL("SELECT count(*) FROM ({}) AS rows").format(query)
+                counts[f"public.{table}"] = int(connection.execute(count_query).fetchone()[0])  # type: ignore[index]
+            counts.update(_schema_counts(connection, community.schema_name))
+    store.write_manifest_at(folder, {"slug": slug, "schema": community.schema_name, "table_counts": counts})
+    return LogicalBackup(slug, folder, counts, time.monotonic() - started)
+
+
+def _dump_schema(store: BackupStore, folder: str, schema: str, snapshot: str) -> None:
+    command = [
+        postgres.tool("pg_dump"), "--dbname", postgres.server_url(), "--format", "custom", "--schema", schema,
+        "--no-owner", "--no-privileges", "--no-password", "--snapshot", snapshot,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603 # nosec B603
+    stdout, stderr = process.stdout, process.stderr
+    if stdout is None or stderr is None:  # both are pipes
+        raise BackupError("pg_dump did not start")
+    try:
+        store.put(f"{folder}/schema.dump", iter(lambda: stdout.read(READ_BYTES), b""))
+    finally:
+        error = stderr.read().decode(errors="replace")
+        process.wait()
+    if process.returncode != 0:
+        raise BackupError(f"pg_dump failed: {([line for line in error.splitlines() if line.strip()] or ['?'])[-1]}")
+
+
+def _schema_counts(connection: Any, schema: str) -> dict[str, int]:
+    tables = connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+        "ORDER BY 1",
+        [schema],
+    ).fetchall()
+    return {
+        f"{schema}.{table}": int(connection.execute(
+            sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))).fetchone()[0])
+        for (table,) in tables
+    }  # fmt: skip
+
+
+def restore_community(store: BackupStore, folder: str, *, structure_from: str, into: str) -> None:
+    """Restore a community's logical backup into the empty database ``into``.
+
+    The public schema's structure comes from ``structure_from`` (a database of
+    the same release); then the community's public rows (its own row and its
+    users' first: the others refer to them), then its schema.
+    """
+    with postgres.connect(into) as empty:
+        empty.execute("DROP SCHEMA IF EXISTS public CASCADE")  # the dump makes it, as the source has it
+    dump = subprocess.Popen(  # noqa: S603 # nosec B603
+        [postgres.tool("pg_dump"), "--dbname", structure_from, "--format", "custom", "--schema-only",
+         "--schema", "public", "--no-owner", "--no-privileges", "--no-password"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    postgres.run([postgres.tool("pg_restore"), "--dbname", into, "--no-owner", "--exit-on-error"], stdin=dump.stdout)
+    dump.wait()
+    tables = sorted(
+        (name.split("/")[-1].removeprefix("public.").removesuffix(".csv") for name in store.names(folder)
+         if name.endswith(".csv")),
+        key=lambda table: (table != COMMUNITY_TABLE, table != USER_TABLE, table),
+    )  # fmt: skip
+    with postgres.connect(into) as connection:
+        for table in tables:
+            statement = sql.SQL("COPY public.{} FROM STDIN WITH (FORMAT csv, HEADER)").format(sql.Identifier(table))
+            with connection.cursor() as cursor, cursor.copy(statement) as copy:
+                for chunk in store.read(f"{folder}/public.{table}.csv"):
+                    copy.write(chunk)
+    restore = subprocess.Popen(  # noqa: S603 # nosec B603
+        [postgres.tool("pg_restore"), "--dbname", into, "--no-owner", "--exit-on-error"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    stdin, stderr = restore.stdin, restore.stderr
+    if stdin is None or stderr is None:  # pipes
+        raise BackupError("pg_restore did not start")
+    try:
+        for chunk in store.read(f"{folder}/schema.dump"):
+            stdin.write(chunk)
+    finally:
+        stdin.close()
+        error = stderr.read().decode(errors="replace")
+        restore.wait()
+    if restore.returncode != 0:
+        raise BackupError(f"pg_restore failed: {([line for line in error.splitlines() if line.strip()] or ['?'])[-1]}")
+
+
+def schema_counts(url: str, schema: str) -> dict[str, int]:
+    """Row counts of ``schema``'s tables in the database ``url``."""
+    with postgres.connect(url) as connection:
+        return _schema_counts(connection, schema)
+
+
+def public_counts(url: str) -> dict[str, int]:
+    """Row counts of the public tables a community's logical backup fills, in the database ``url``."""
+    with postgres.connect(url) as connection:
+        tables = [COMMUNITY_TABLE, USER_TABLE, *(table for table, _ in referencing(connection, COMMUNITY_TABLE))]
+        return {
+            f"public.{table}": int(connection.execute(
+                sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))).fetchone()[0])  # type: ignore[index]
+            for table in dict.fromkeys(tables)
+        }  # fmt: skip
