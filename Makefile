@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCKS := requirements/base.txt requirements/dev.txt
 INSTALLED := $(VENV)/.installed
-SOURCES := config core tenants security gateway services policy vault
+SOURCES := config core tenants security gateway services policy vault operations
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
