@@ -43,6 +43,7 @@ DEV_DATABASE_URL ?= postgres://gateway_service@127.0.0.1:5432/compliance_gateway
 DEV_DATABASE_OWNER_URL ?= postgres://postgres@127.0.0.1:5432/compliance_gateway
 AS_OWNER := DATABASE_URL=$(DEV_DATABASE_URL) DATABASE_OWNER_URL=$(DEV_DATABASE_OWNER_URL)
 AS_SERVICE := DATABASE_URL=$(DEV_DATABASE_URL) DATABASE_OWNER_URL=
+# The worker's beat takes backups (docs/operations/backups.md) over a replication connection: the owner's here.
 
 services: ## Start local PostgreSQL, Redis and RabbitMQ if they are down; create the database
 	@bash scripts/dev-services.sh
@@ -53,7 +54,7 @@ setup-dev: $(INSTALLED) services ## Install dependencies (hash-checked), start s
 run: setup-dev ## Serve the API on 127.0.0.1:8000 (and a Celery worker) with demo communities alpha and beta
 	$(AS_SERVICE) $(PY) manage.py rotate_signing_key --if-missing
 	$(AS_OWNER) $(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
-	$(AS_SERVICE) bash scripts/serve.sh $(BIN) $(HOST) $(PORT)
+	$(AS_SERVICE) BACKUP_DATABASE_URL=$(DEV_DATABASE_OWNER_URL) bash scripts/serve.sh $(BIN) $(HOST) $(PORT)
 
 # Two xdist workers (the suite's CI machine has two cores); each has its own test database, Redis databases,
 # key file and state directory (tests/support/parallel.py). TEST_WORKERS=0 runs it in one process.
