@@ -129,6 +129,7 @@ bench: $(INSTALLED) services ## Measure token, policy, request, audit and export
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.cpu
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.backups
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.load
 
 # Blue/green (docs/operations/blue-green.md): the idle colour beside the live one, as gunicorn on its own port;

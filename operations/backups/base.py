@@ -74,6 +74,8 @@ def archive_wal(store: BackupStore | None = None) -> list[str]:
         ensure_slot(connection)
         connection.execute("SELECT pg_switch_wal()")
         end = str(connection.execute("SELECT pg_current_wal_lsn()").fetchone()[0])  # type: ignore[index]
+        # A record past the end position, so pg_receivewal stops at once (it stops on receiving WAL beyond it).
+        connection.execute("SELECT pg_logical_emit_message(false, 'gateway-backup', 'wal archived')")
     postgres.run([
         postgres.tool("pg_receivewal"), "--dbname", postgres.server_url(), "--directory", str(spool),
         "--slot", slot_name(), "--endpos", end, "--no-loop", "--no-password", "--synchronous",

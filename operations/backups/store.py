@@ -48,7 +48,7 @@ class Record:
     plain_bytes: int
     plain_sha256: str
     sealed_sha256: str
-    compression: str = "zlib"
+    compression: str = ""  # "zlib"; a record written before objects were compressed names none
 
 
 def _checked(name: str) -> str:
@@ -113,7 +113,9 @@ class BackupStore:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        record = Record(name, wrapped.ciphertext, wrapped.version, size, plain.hexdigest(), sink.digest.hexdigest())
+        record = Record(
+            name, wrapped.ciphertext, wrapped.version, size, plain.hexdigest(), sink.digest.hexdigest(), "zlib"
+        )
         _write_json(path.with_suffix(".json"), asdict(record))
         return record
 
@@ -141,7 +143,7 @@ class BackupStore:
             try:
                 if read_key_version(source) != record.key_version:
                     raise BackupError(f"{name}: sealed under another key version than its record says")
-                unsqueeze = zlib.decompressobj()
+                unsqueeze = _Unsqueeze(record.compression)
                 for sealed_chunk in open_chunks(source, cipher=cipher, aad=_aad(name)):
                     chunk = unsqueeze.decompress(sealed_chunk)
                     plain.update(chunk)
@@ -245,6 +247,21 @@ class BackupStore:
     def size(self) -> int:
         """Bytes of sealed files in the store."""
         return sum(path.stat().st_size for path in self.root.rglob("*.sealed")) if self.root.is_dir() else 0
+
+
+class _Unsqueeze:
+    """Undoes the record's compression (none for objects stored before compression)."""
+
+    def __init__(self, compression: str) -> None:
+        if compression not in ("", "zlib"):
+            raise BackupError(f"unknown compression {compression!r}")
+        self._inflate = zlib.decompressobj() if compression == "zlib" else None
+
+    def decompress(self, data: bytes) -> bytes:
+        return self._inflate.decompress(data) if self._inflate is not None else data
+
+    def flush(self) -> bytes:
+        return self._inflate.flush() if self._inflate is not None else b""
 
 
 def _write_json(path: Path, document: dict[str, object]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -110,3 +112,24 @@ def test_each_community_keeps_its_logical_backups_for_30_days_and_always_its_new
     assert [folder.rsplit("/", 1)[-1] for folder in kept["beta"]] == ["20261018T120000Z"]  # its only one stays
     assert "community/alpha/20261023T120000Z" in pruned.removed
     assert not (daily.root / "community/alpha/20261023T120000Z").exists()
+
+
+def test_an_object_stored_before_compression_still_reads(tmp_path: Path) -> None:
+    old = BackupStore(tmp_path)
+    with mock.patch("operations.backups.store.zlib.compressobj", return_value=_Identity()):
+        old.put(segment(1), [b"segment one"])
+    old_record = old.root / "wal" / f"{segment(1).removeprefix('wal/')}.json"
+    document = json.loads(old_record.read_text())
+    del document["compression"]
+    old_record.write_text(json.dumps(document))
+    assert b"".join(old.read(segment(1))) == b"segment one"
+
+
+class _Identity:
+    """A compressor that leaves the bytes as they are (what an object stored before compression holds)."""
+
+    def compress(self, data: bytes) -> bytes:
+        return data
+
+    def flush(self) -> bytes:
+        return b""
