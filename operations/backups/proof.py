@@ -140,12 +140,7 @@ def _check_restored_point(report: Report, url: str, manifest: dict[str, Any], sh
         for slug, schema in communities:
             opened, refused = _open_sample(schema)
             if slug in shredded:
-                report.check(
-                    opened == 0 and refused > 0,
-                    f"crypto-shredding: none of {refused} sealed values of offboarded {slug} opens",
-                    f"crypto-shredding: {opened} sealed values of offboarded {slug} open from the backup"
-                    if opened else f"crypto-shredding: offboarded {slug} has no sealed value to try",
-                )  # fmt: skip
+                _check_shredded(report, f"offboarded {slug}", opened, refused, absent="has no sealed value to try")
             else:
                 report.check(
                     refused == 0,
@@ -172,14 +167,19 @@ def _canary_dropped(slug: str) -> None:
         community.delete()
 
 
-def _check_canary(report: Report, slug: str) -> None:
-    opened, refused = _open_sample(slug)
+def _check_shredded(report: Report, what: str, opened: int, refused: int, *, absent: str) -> None:
+    """Crypto-shredding reached the copy: ``what``'s sealed values are there and none opens."""
     report.check(
         opened == 0 and refused > 0,
-        f"crypto-shredding: none of {refused} sealed values of the offboarded canary {slug} opens",
-        f"crypto-shredding: {opened} sealed values of the offboarded canary {slug} open from the backup"
-        if opened else f"crypto-shredding: the canary {slug} is not in the restored copy",
+        f"crypto-shredding: none of {refused} sealed values of {what} opens",
+        f"crypto-shredding: {opened} sealed values of {what} open from the backup" if opened
+        else f"crypto-shredding: {what} {absent}",
     )  # fmt: skip
+
+
+def _check_canary(report: Report, slug: str) -> None:
+    opened, refused = _open_sample(slug)
+    _check_shredded(report, f"the offboarded canary {slug}", opened, refused, absent="is not in the restored copy")
 
 
 def _check_logical(report: Report, url: str, store: BackupStore, shredded: set[str]) -> None:
