@@ -81,10 +81,18 @@ def _unpack(store: BackupStore, name: str, into: Path) -> None:
         raise BackupError(f"the base backup {name} did not unpack")
 
 
-def _stage_wal(store: BackupStore, archive: Path) -> None:
+def _stage_wal(store: BackupStore, archive: Path, start: str) -> None:
+    """Open the WAL from the base backup's first segment on (and every timeline history) into ``archive``.
+
+    The segments are plain there, in the scratch directory that is removed
+    with the cluster; older ones (up to 30 days of them) are left in the store.
+    """
     archive.mkdir(mode=0o700)
     for name in store.names("wal"):
-        with (archive / name.removeprefix("wal/")).open("wb") as handle:
+        segment = name.removeprefix("wal/")
+        if not segment.endswith(".history") and segment < start:
+            continue
+        with (archive / segment).open("wb") as handle:
             for chunk in store.read(name):
                 handle.write(chunk)
 
@@ -146,7 +154,7 @@ def restored(backup_id: str, target: Target, store: BackupStore | None = None) -
     running = False
     try:
         _unpack(store, str(manifest["base"]), data)
-        _stage_wal(store, archive)
+        _stage_wal(store, archive, str(manifest.get("start_wal", "")))
         _configure(data, archive, port, target)
         if postgres.as_server_user():
             shutil.chown(root, str(settings.BACKUP_SERVER_USER))

@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 
 from operations.backups.errors import BackupError
+from operations.backups.restore import _stage_wal
 from operations.backups.retention import apply_retention, wal_of
 from operations.backups.store import BackupStore
 
@@ -133,3 +134,15 @@ class _Identity:
 
     def flush(self) -> bytes:
         return b""
+
+
+def test_a_restore_opens_only_the_wal_from_its_base_backup_on(tmp_path: Path) -> None:
+    store = BackupStore(tmp_path / "store")
+    for number in range(1, 6):
+        store.put(segment(number), [f"segment {number}".encode()])
+    store.put("wal/00000002.history", [b"history"])
+    staged = tmp_path / "archive"
+    _stage_wal(store, staged, segment(3).removeprefix("wal/"))
+    wanted = ["00000002.history", *(segment(number).removeprefix("wal/") for number in (3, 4, 5))]
+    assert sorted(path.name for path in staged.iterdir()) == sorted(wanted)
+    assert (staged / segment(4).removeprefix("wal/")).read_bytes() == b"segment 4"
