@@ -4,8 +4,8 @@ The slot (``BACKUP_SLOT``) makes the server keep every WAL segment until
 :func:`archive_wal` has sealed it, so nothing between two runs is lost; the
 base backup is streamed from ``pg_basebackup`` straight into the sealing
 writer (its plain bytes never touch the disk). Right after it, the rows of
-every table are counted and a named restore point is made: a restore to that
-point must find those counts.
+every table are counted in the snapshot of the statement that makes a named
+restore point: a restore to that point must find those counts.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django_tenants.utils import schema_context
-from psycopg import conninfo, sql
+from psycopg import IsolationLevel, conninfo, sql
 
 from operations.backups import postgres
 from operations.backups.errors import BackupError
@@ -158,8 +158,13 @@ def take_backup(store: BackupStore | None = None) -> BaseBackup:
         raise BackupError(f"pg_basebackup failed: {last[0]}")
     restore_point = f"gateway-backup-{backup_id}"
     with postgres.connect() as connection:
-        counts = table_counts(connection)
-        point_lsn = str(connection.execute("SELECT pg_create_restore_point(%s)", [restore_point]).fetchone()[0])  # type: ignore[index]
+        # The counts read the snapshot the restore point's own statement took (the first of a repeatable-read
+        # transaction): what a restore to that point holds, give or take a commit in that very instant.
+        connection.autocommit = False
+        connection.isolation_level = IsolationLevel.REPEATABLE_READ
+        with connection.transaction():
+            point_lsn = str(connection.execute("SELECT pg_create_restore_point(%s)", [restore_point]).fetchone()[0])  # type: ignore[index]
+            counts = table_counts(connection)
         end_wal = str(connection.execute("SELECT pg_walfile_name(%s::pg_lsn)", [point_lsn]).fetchone()[0])  # type: ignore[index]
         server = str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
     segments = archive_wal(store)  # through the restore point: the backup can be restored to it
