@@ -16,6 +16,8 @@ from celery import Task, shared_task
 from core.redis import get_redis
 from operations.backups.base import archive_wal, take_backup
 from operations.backups.logical import backed_up_communities, community_backup
+from operations.backups.remote import push_if_configured
+from operations.backups.store import BackupStore
 
 logger = logging.getLogger(__name__)
 _LOCK_SECONDS = {"wal": 600, "base": 3600}
@@ -37,9 +39,11 @@ def backup_wal() -> int:
         logger.info("a WAL archive run is still going: this turn is skipped")
         return 0
     try:
-        return len(archive_wal())
+        sealed = len(archive_wal())
+        push_if_configured(BackupStore())
     finally:
         _unlock("wal")
+    return sealed
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=10, default_retry_delay=60)
@@ -55,6 +59,7 @@ def backup_base(self: Task[Any, Any]) -> str:
         backup = take_backup()
         for slug in backed_up_communities():
             community_backup(slug)
+        push_if_configured(BackupStore())
     finally:
         _unlock("wal")
         _unlock("base")

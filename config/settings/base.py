@@ -418,6 +418,9 @@ BACKUP_RETENTION_DAYS = env_int("BACKUP_RETENTION_DAYS", default=30)  # daily ba
 # The first base backup of each month is copied here (another volume or bucket) and kept much longer.
 BACKUP_ARCHIVE_DIR = Path(env_str("BACKUP_ARCHIVE_DIR", str(LOCAL_STATE_DIR / "backup-archive")))
 BACKUP_ARCHIVE_RETENTION_DAYS = env_int("BACKUP_ARCHIVE_RETENTION_DAYS", default=366)
+# The off-site copy (docs/operations/backups.md): the store mirrored to S3 after every run, when a bucket is set.
+BACKUP_S3_BUCKET = env_str("BACKUP_S3_BUCKET", AWS_S3_BUCKET)
+BACKUP_S3_PREFIX = env_str("BACKUP_S3_PREFIX", "backups/")
 BACKUP_WAL_SECONDS = env_int("BACKUP_WAL_SECONDS", default=300)  # the WAL archive's interval: the RPO
 BACKUP_DAILY_HOUR = env_int("BACKUP_DAILY_HOUR", default=2)  # UTC
 BACKUP_DAILY_MINUTE = env_int("BACKUP_DAILY_MINUTE", default=15)
