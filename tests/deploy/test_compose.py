@@ -249,3 +249,13 @@ def test_the_app_wrapper_hands_its_role_to_the_image_entrypoint(tmp_path: Path) 
     result = run_app_wrapper(credentials, "no-such-role")
     assert result.returncode == 64
     assert "usage: entrypoint" in result.stderr
+
+
+def test_the_worker_may_stream_backups_from_postgres_and_a_forgotten_slot_cannot_fill_its_disk() -> None:
+    postgres = COMPOSE["services"]["postgres"]
+    assert "./compose/postgres-replication.sh:/docker-entrypoint-initdb.d/10-replication.sh:ro" in postgres["volumes"]
+    script = (DEPLOY / "compose" / "postgres-replication.sh").read_text()
+    assert 'echo "host replication ${POSTGRES_USER} all scram-sha-256" >> "${PGDATA}/pg_hba.conf"' in script
+    assert "max_slot_wal_keep_size=10GB" in postgres["command"]
+    # The worker runs the backup tasks and keeps the store where every app service keeps its state.
+    assert "gateway-state:/var/lib/gateway" in COMPOSE["services"]["worker"]["volumes"]
