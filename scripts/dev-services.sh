@@ -50,6 +50,11 @@ if [ "$(psql -h "$PG_HOST" -U postgres -tAc "SELECT count(*) FROM pg_hba_file_ru
   printf 'host replication all 127.0.0.1/32 trust\nlocal replication all trust\n' >> "$hba"
   psql -h "$PG_HOST" -U postgres -qtAc "SELECT pg_reload_conf()" >/dev/null
 fi
+# A backup slot nobody reads (make run stopped) keeps WAL; past this much the server gives it up.
+if [ "$(psql -h "$PG_HOST" -U postgres -tAc "SHOW max_slot_wal_keep_size")" = "-1" ]; then
+  psql -h "$PG_HOST" -U postgres -qtAc "ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'" >/dev/null
+  psql -h "$PG_HOST" -U postgres -qtAc "SELECT pg_reload_conf()" >/dev/null
+fi
 
 if ! psql -h "$PG_HOST" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'" | grep -q 1; then
   echo "creating database $DB_NAME"
