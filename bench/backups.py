@@ -30,7 +30,7 @@ from django_tenants.utils import schema_context
 from bench import research  # django.setup() with the test settings
 from bench.scratch import drop_scratch_community
 from operations.backups import postgres
-from operations.backups.base import archive_wal, slot_name, take_backup
+from operations.backups.base import archive_wal, drop_slot, take_backup
 from operations.backups.restore import Target, restored
 from operations.backups.store import BackupStore
 from operations.models import RecoveryProbe
@@ -121,8 +121,7 @@ def main() -> None:
         drop_scratch_community(SLUG)
         shutil.rmtree(root, ignore_errors=True)
         with postgres.connect() as live:
-            live.execute("SELECT pg_drop_replication_slot(%s) FROM pg_replication_slots WHERE slot_name = %s",
-                         [slot_name(), slot_name()])  # fmt: skip
+            drop_slot(live)
 
 
 if __name__ == "__main__":

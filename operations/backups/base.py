@@ -11,27 +11,24 @@ restore point: a restore to that point must find those counts.
 from __future__ import annotations
 
 import re
-import subprocess  # nosec B404  # PostgreSQL's own tools, argument lists only
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from django.conf import settings
 from django_tenants.utils import schema_context
-from psycopg import IsolationLevel, conninfo, sql
+from psycopg import IsolationLevel, conninfo
 
 from operations.backups import postgres
-from operations.backups.errors import BackupError
 from operations.backups.retention import apply_retention
-from operations.backups.store import READ_BYTES, BackupStore
+from operations.backups.store import BackupStore, chunks_of
 from security.audit.sequencer import audit_chain
 from tenants.models import Community
 
 _SEGMENT = re.compile(r"[0-9A-F]{24}|[0-9A-F]{8}\.history")
-_SKIPPED_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 @dataclass(frozen=True)
@@ -58,6 +55,14 @@ def ensure_slot(connection: Any) -> None:
     slot = slot_name()
     if connection.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", [slot]).fetchone() is None:
         connection.execute("SELECT pg_create_physical_replication_slot(%s, true)", [slot])
+
+
+def drop_slot(connection: Any, name: str | None = None) -> None:
+    """Drop the backup's slot (or the slot ``name``) if it exists: the server keeps no more WAL for it."""
+    connection.execute(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
+        [name or slot_name()],
+    )
 
 
 def archive_wal(store: BackupStore | None = None) -> list[str]:
@@ -94,27 +99,7 @@ def archive_wal(store: BackupStore | None = None) -> list[str]:
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
-        while block := handle.read(READ_BYTES):
-            yield block
-
-
-def _stream_chunks(stream: IO[bytes]) -> Iterator[bytes]:
-    while block := stream.read(READ_BYTES):
-        yield block
-
-
-def table_counts(connection: Any) -> dict[str, int]:
-    """``schema.table`` -> rows, for every ordinary table outside the catalogs."""
-    tables = connection.execute(
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_type = 'BASE TABLE' AND table_schema <> ALL(%s) ORDER BY 1, 2",
-        [list(_SKIPPED_SCHEMAS)],
-    ).fetchall()
-    counts: dict[str, int] = {}
-    for schema, table in tables:
-        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-        counts[f"{schema}.{table}"] = int(connection.execute(query).fetchone()[0])
-    return counts
+        yield from chunks_of(handle)
 
 
 def chain_staged() -> int:
@@ -145,17 +130,8 @@ def take_backup(store: BackupStore | None = None) -> BaseBackup:
         postgres.tool("pg_basebackup"), "--dbname", postgres.server_url(), "--pgdata", "-", "--format", "tar",
         "--wal-method", "none", "--checkpoint", "fast", "--no-password", "--label", f"gateway {backup_id}",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603 # nosec B603
-    if process.stdout is None or process.stderr is None:  # both are pipes
-        raise BackupError("pg_basebackup did not start")
-    try:
-        record = store.put(f"base/{backup_id}/base.tar", _stream_chunks(process.stdout))
-    finally:
-        error = process.stderr.read().decode(errors="replace")
-        process.wait()
-    if process.returncode != 0:
-        last = [line for line in error.splitlines() if line.strip()][-1:] or ["(no output)"]
-        raise BackupError(f"pg_basebackup failed: {last[0]}")
+    with postgres.output_of(command) as tar:
+        record = store.put(f"base/{backup_id}/base.tar", tar)
     restore_point = f"gateway-backup-{backup_id}"
     with postgres.connect() as connection:
         # The counts read the snapshot the restore point's own statement took (the first of a repeatable-read
@@ -164,7 +140,7 @@ def take_backup(store: BackupStore | None = None) -> BaseBackup:
         connection.isolation_level = IsolationLevel.REPEATABLE_READ
         with connection.transaction():
             point_lsn = str(connection.execute("SELECT pg_create_restore_point(%s)", [restore_point]).fetchone()[0])  # type: ignore[index]
-            counts = table_counts(connection)
+            counts = postgres.table_counts(connection)
         end_wal = str(connection.execute("SELECT pg_walfile_name(%s::pg_lsn)", [point_lsn]).fetchone()[0])  # type: ignore[index]
         server = str(connection.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
     segments = archive_wal(store)  # through the restore point: the backup can be restored to it

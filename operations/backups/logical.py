@@ -16,7 +16,6 @@ Its PHI opens only while the community's key exists, as with every backup.
 
 from __future__ import annotations
 
-import subprocess  # nosec B404  # PostgreSQL's own tools, argument lists only
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from psycopg import IsolationLevel, sql
 
 from operations.backups import postgres
 from operations.backups.errors import BackupError
-from operations.backups.store import READ_BYTES, BackupStore
+from operations.backups.store import BackupStore
 from security.audit.sequencer import audit_chain
 from tenants.models import Community, CommunityStatus
 
@@ -114,7 +113,7 @@ def community_backup(slug: str, store: BackupStore | None = None) -> LogicalBack
                 store.put(f"{folder}/public.{table}.csv", _copy_out(connection, query))
                 count_query = sql.SQL("SELECT count(*) FROM ({}) AS rows").format(query)
                 counts[f"public.{table}"] = int(connection.execute(count_query).fetchone()[0])  # type: ignore[index]
-            counts.update(_schema_counts(connection, community.schema_name))
+            counts.update(postgres.table_counts(connection, community.schema_name))
     store.write_manifest_at(folder, {"slug": slug, "schema": community.schema_name, "table_counts": counts})
     return LogicalBackup(slug, folder, counts, time.monotonic() - started)
 
@@ -124,30 +123,8 @@ def _dump_schema(store: BackupStore, folder: str, schema: str, snapshot: str) ->
         postgres.tool("pg_dump"), "--dbname", postgres.server_url(), "--format", "custom", "--schema", schema,
         "--no-owner", "--no-privileges", "--no-password", "--snapshot", snapshot,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603 # nosec B603
-    stdout, stderr = process.stdout, process.stderr
-    if stdout is None or stderr is None:  # both are pipes
-        raise BackupError("pg_dump did not start")
-    try:
-        store.put(f"{folder}/schema.dump", iter(lambda: stdout.read(READ_BYTES), b""))
-    finally:
-        error = stderr.read().decode(errors="replace")
-        process.wait()
-    if process.returncode != 0:
-        raise BackupError(f"pg_dump failed: {([line for line in error.splitlines() if line.strip()] or ['?'])[-1]}")
-
-
-def _schema_counts(connection: Any, schema: str) -> dict[str, int]:
-    tables = connection.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE' "
-        "ORDER BY 1",
-        [schema],
-    ).fetchall()
-    return {
-        f"{schema}.{table}": int(connection.execute(
-            sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))).fetchone()[0])
-        for (table,) in tables
-    }  # fmt: skip
+    with postgres.output_of(command) as dump:
+        store.put(f"{folder}/schema.dump", dump)
 
 
 def restore_community(store: BackupStore, folder: str, *, structure_from: str, into: str) -> None:
@@ -159,13 +136,13 @@ def restore_community(store: BackupStore, folder: str, *, structure_from: str, i
     """
     with postgres.connect(into) as empty:
         empty.execute("DROP SCHEMA IF EXISTS public CASCADE")  # the dump makes it, as the source has it
-    dump = subprocess.Popen(  # noqa: S603 # nosec B603
-        [postgres.tool("pg_dump"), "--dbname", structure_from, "--format", "custom", "--schema-only",
-         "--schema", "public", "--no-owner", "--no-privileges", "--no-password"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    postgres.run([postgres.tool("pg_restore"), "--dbname", into, "--no-owner", "--exit-on-error"], stdin=dump.stdout)
-    dump.wait()
+    restore = [postgres.tool("pg_restore"), "--dbname", into, "--no-owner", "--exit-on-error"]
+    structure = [
+        postgres.tool("pg_dump"), "--dbname", structure_from, "--format", "custom", "--schema-only",
+        "--schema", "public", "--no-owner", "--no-privileges", "--no-password",
+    ]  # fmt: skip
+    with postgres.output_of(structure) as dump:
+        postgres.feed(restore, dump)
     tables = sorted(
         (name.split("/")[-1].removeprefix("public.").removesuffix(".csv") for name in store.names(folder)
          if name.endswith(".csv")),
@@ -177,36 +154,17 @@ def restore_community(store: BackupStore, folder: str, *, structure_from: str, i
             with connection.cursor() as cursor, cursor.copy(statement) as copy:
                 for chunk in store.read(f"{folder}/public.{table}.csv"):
                     copy.write(chunk)
-    restore = subprocess.Popen(  # noqa: S603 # nosec B603
-        [postgres.tool("pg_restore"), "--dbname", into, "--no-owner", "--exit-on-error"],
-        stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    stdin, stderr = restore.stdin, restore.stderr
-    if stdin is None or stderr is None:  # pipes
-        raise BackupError("pg_restore did not start")
-    try:
-        for chunk in store.read(f"{folder}/schema.dump"):
-            stdin.write(chunk)
-    finally:
-        stdin.close()
-        error = stderr.read().decode(errors="replace")
-        restore.wait()
-    if restore.returncode != 0:
-        raise BackupError(f"pg_restore failed: {([line for line in error.splitlines() if line.strip()] or ['?'])[-1]}")
+    postgres.feed(restore, store.read(f"{folder}/schema.dump"))
 
 
 def schema_counts(url: str, schema: str) -> dict[str, int]:
     """Row counts of ``schema``'s tables in the database ``url``."""
     with postgres.connect(url) as connection:
-        return _schema_counts(connection, schema)
+        return postgres.table_counts(connection, schema)
 
 
 def public_counts(url: str) -> dict[str, int]:
     """Row counts of the public tables a community's logical backup fills, in the database ``url``."""
     with postgres.connect(url) as connection:
         tables = [COMMUNITY_TABLE, USER_TABLE, *(table for table, _ in referencing(connection, COMMUNITY_TABLE))]
-        return {
-            f"public.{table}": int(connection.execute(
-                sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))).fetchone()[0])  # type: ignore[index]
-            for table in dict.fromkeys(tables)
-        }  # fmt: skip
+        return {f"public.{table}": postgres.count_rows(connection, "public", table) for table in dict.fromkeys(tables)}

@@ -12,15 +12,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess  # nosec B404  # PostgreSQL's own tools, argument lists only
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from django.conf import settings
 from django.db import connections
-from psycopg import conninfo
+from psycopg import conninfo, sql
 
 from operations.backups.errors import BackupError
+from operations.backups.store import chunks_of
+
+_CATALOGS = ("pg_catalog", "information_schema", "pg_toast")
 
 
 def bindir() -> Path:
@@ -62,13 +68,84 @@ def connect(url: str | None = None) -> psycopg.Connection[Any]:
         raise BackupError(f"cannot connect to the database server ({type(error).__name__})") from error
 
 
+def _failure(command: list[str], errors: bytes) -> BackupError:
+    """The error of a tool that failed: its name and the last line it wrote to its error output."""
+    last = [line for line in errors.decode(errors="replace").splitlines() if line.strip()][-1:] or ["(no output)"]
+    return BackupError(f"{Path(command[0]).name} failed: {last[0]}")
+
+
 def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
     """Run one of the tools; a failure raises :class:`BackupError` with its last line of stderr."""
     result = subprocess.run(command, capture_output=True, check=False, **kwargs)  # noqa: S603 # nosec B603
     if result.returncode != 0:
-        last = (result.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-        raise BackupError(f"{Path(command[0]).name} failed: {last[0]}")
+        raise _failure(command, result.stderr or b"")
     return result
+
+
+@contextmanager
+def output_of(command: list[str]) -> Iterator[Iterator[bytes]]:
+    """Run a tool whose standard output the block reads, chunk by chunk; a failure raises :class:`BackupError`.
+
+    Its error output goes to a temporary file, so a tool with much to say
+    never blocks on a pipe nobody reads until its output ends.
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)  # noqa: S603 # nosec B603
+        if process.stdout is None:  # a pipe
+            raise BackupError(f"{Path(command[0]).name} did not start")
+        try:
+            yield chunks_of(process.stdout)
+        finally:
+            process.stdout.close()
+            returncode = process.wait()
+        if returncode != 0:
+            errors.seek(0)
+            raise _failure(command, errors.read())
+
+
+def feed(command: list[str], chunks: Iterable[bytes]) -> None:
+    """Run a tool with all of ``chunks`` as its standard input; a failure raises :class:`BackupError`.
+
+    A tool that stops reading early fails the run too, whatever its exit
+    status: the last chunks (and the store's checksum at the end) were not read.
+    """
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors)  # noqa: S603 # nosec B603
+        if process.stdin is None:  # a pipe
+            raise BackupError(f"{Path(command[0]).name} did not start")
+        cut = False
+        try:
+            for chunk in chunks:
+                process.stdin.write(chunk)
+        except BrokenPipeError:
+            cut = True  # it stopped reading: its exit status and error output say why
+        finally:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                cut = True
+            returncode = process.wait()
+        if returncode != 0:
+            errors.seek(0)
+            raise _failure(command, errors.read())
+        if cut:
+            raise BackupError(f"{Path(command[0]).name} stopped reading before the end of its input")
+
+
+def count_rows(connection: Any, schema: str, table: str) -> int:
+    """``count(*)`` of one table."""
+    query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    return int(connection.execute(query).fetchone()[0])
+
+
+def table_counts(connection: Any, schema: str | None = None) -> dict[str, int]:
+    """``schema.table`` -> rows, for every ordinary table of ``schema`` (or of every schema outside the catalogs)."""
+    tables = connection.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+        "AND (table_schema = %s OR (%s::text IS NULL AND table_schema <> ALL(%s))) ORDER BY 1, 2",
+        [schema, schema, list(_CATALOGS)],
+    ).fetchall()
+    return {f"{name}.{table}": count_rows(connection, name, table) for name, table in tables}
 
 
 def as_server_user() -> list[str]:

@@ -36,7 +36,7 @@ from psycopg import conninfo, sql
 
 from core.schema import use_public_schema
 from operations.backups import postgres
-from operations.backups.base import archive_wal, table_counts
+from operations.backups.base import archive_wal
 from operations.backups.errors import BackupError
 from operations.backups.logical import public_counts, restore_community, schema_counts
 from operations.backups.restore import Target, restored
@@ -116,7 +116,7 @@ def _open_sample(schema: str) -> tuple[int, int]:
 
 def _check_counts(report: Report, url: str, expected: dict[str, int]) -> None:
     with postgres.connect(url) as restored_connection:
-        found = table_counts(restored_connection)
+        found = postgres.table_counts(restored_connection)
     wrong = sorted(name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name))
     report.check(
         not wrong,
@@ -199,9 +199,10 @@ def _check_logical(report: Report, url: str, store: BackupStore, shredded: set[s
         found = schema_counts(target, schema) | public_counts(target)
         expected = {name: int(count) for name, count in dict(manifest["table_counts"]).items()}  # type: ignore[call-overload]
         wrong = sorted(name for name in expected if found.get(name) != expected[name])
-        with _pointed_at(target), schema_context(schema):
-            chain = verify_restored()
-        opened, refused = _open_sample_here(target, schema)
+        with _pointed_at(target):
+            with schema_context(schema):
+                chain = verify_restored()
+            opened, refused = _open_sample(schema)
         sealed_ok = (opened == 0 and refused > 0) if slug in shredded else refused == 0
         sealed = "nothing opens (offboarded)" if slug in shredded else f"{opened} sealed values open"
         report.check(
@@ -211,11 +212,6 @@ def _check_logical(report: Report, url: str, store: BackupStore, shredded: set[s
             f"logical backup of {slug}: counts differ in {wrong[:3]}" if wrong else
             f"logical backup of {slug}: {chain.problem or 'sealed values do not behave as its key says'}",
         )  # fmt: skip
-
-
-def _open_sample_here(url: str, schema: str) -> tuple[int, int]:
-    with _pointed_at(url):
-        return _open_sample(schema)
 
 
 def _write_probes(run: str) -> str:

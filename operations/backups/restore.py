@@ -67,18 +67,7 @@ def _free_port() -> int:
 
 def _unpack(store: BackupStore, name: str, into: Path) -> None:
     """Open a sealed tar from the store straight into ``tar -x`` (the plain tar is never written whole)."""
-    tar = shutil.which("tar") or "tar"
-    process = subprocess.Popen([tar, "-x", "-C", str(into)], stdin=subprocess.PIPE, stderr=subprocess.PIPE)  # noqa: S603 # nosec B603
-    if process.stdin is None:  # a pipe
-        raise BackupError("tar did not start")
-    try:
-        for chunk in store.read(name):
-            process.stdin.write(chunk)
-    finally:
-        process.stdin.close()
-        process.wait()
-    if process.returncode != 0:
-        raise BackupError(f"the base backup {name} did not unpack")
+    postgres.feed([shutil.which("tar") or "tar", "-x", "-C", str(into)], store.read(name))
 
 
 def _stage_wal(store: BackupStore, archive: Path, start: str) -> None:

@@ -30,11 +30,19 @@ from vault.errors import CiphertextIntegrityError
 from vault.providers import get_provider
 from vault.sealing import SealedWriter, open_chunks, read_key_version
 
+READ_BYTES = 1024 * 1024
+
+
+def chunks_of(source: IO[bytes]) -> Iterator[bytes]:
+    """``source`` read to its end, a block at a time."""
+    while block := source.read(READ_BYTES):
+        yield block
+
+
 _NAME = re.compile(
     r"base/[0-9]{8}T[0-9]{6}Z/[a-z_]+\.tar|wal/[0-9A-F]{24}|wal/[0-9A-F]{8}\.history"
     r"|community/[a-z][a-z0-9_]{2,39}/[0-9]{8}T[0-9]{6}Z/(schema\.dump|public\.[a-z_]{1,60}\.csv)"
 )
-READ_BYTES = 1024 * 1024
 COMPRESSION_LEVEL = 3  # zlib: most of the size for little of the time
 
 
@@ -209,7 +217,7 @@ class BackupStore:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         partial = target.with_name(f".partial-{target.name}")
         with self._path(name).open("rb") as source, partial.open("wb") as handle:
-            while block := source.read(READ_BYTES):
+            for block in chunks_of(source):
                 handle.write(block)
             handle.flush()
             os.fsync(handle.fileno())
@@ -274,6 +282,6 @@ def _write_json(path: Path, document: dict[str, object]) -> None:
 def _sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(READ_BYTES):
+        for block in chunks_of(handle):
             digest.update(block)
     return digest.hexdigest()

@@ -58,15 +58,7 @@ def _live_purges(keys: Mapping[str, Ed25519PublicKey], log: str) -> list[dict[st
 def verify_live(batch_size: int = 5000, *, witness: AuditWitness | None = None) -> Verification:
     """Verify the current schema's chain (after chaining what is staged) against its checkpoints and the witness."""
     audit_chain()
-    log = current_log()
-    try:
-        items = witness_log(log, witness or get_witness())
-    except WitnessUnavailable as error:
-        return Verification(0, None, f"the witness cannot be read ({error}): the log cannot be vouched for")
-    try:
-        return _verify_live(batch_size, log, items)
-    except ChainBroken as broken:
-        return Verification(0, broken.sequence, broken.problem)
+    return _verified(batch_size, witness, through=None)
 
 
 def verify_restored(batch_size: int = 5000, *, witness: AuditWitness | None = None) -> Verification:
@@ -78,10 +70,15 @@ def verify_restored(batch_size: int = 5000, *, witness: AuditWitness | None = No
     at that point is not chained here: chained now, it would not be the
     chain the live log (and its witness) went on with.
     """
-    log = current_log()
     head = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
+    return _verified(batch_size, witness, through=head)
+
+
+def _verified(batch_size: int, witness: AuditWitness | None, *, through: int | None) -> Verification:
+    """The current schema's chain against its checkpoints and the witness's (those up to ``through``)."""
+    log = current_log()
     try:
-        items = witness_log(log, witness or get_witness(), through=head)
+        items = witness_log(log, witness or get_witness(), through=through)
     except WitnessUnavailable as error:
         return Verification(0, None, f"the witness cannot be read ({error}): the log cannot be vouched for")
     try:

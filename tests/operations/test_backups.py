@@ -18,6 +18,7 @@ import pytest
 from psycopg import conninfo
 
 from operations.backups import restore
+from operations.backups.base import drop_slot
 from tests.deploy.conftest import fresh_vhost, image_environment
 from tests.support.databases import drop_database, fresh_database
 
@@ -40,32 +41,26 @@ class Platform:
         self.env = env
         self.backup = ""  # what ``manage.py backup`` printed
 
-    def manage(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603  # nosec B603 - the repository's own manage.py
-            [sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=500, check=False,
-        )  # fmt: skip
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """This interpreter with ``args`` in the platform's environment, from the repository's root."""
+        return subprocess.run(  # noqa: S603  # nosec B603 - the repository's own manage.py or code of this module
+            [sys.executable, *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=500, check=False
+        )
+
+    def python(self, code: str) -> subprocess.CompletedProcess[str]:
+        """``code`` run after ``django.setup()``."""
+        return self.run("-c", "import django; django.setup()\n" + code)
 
     def ok(self, *args: str) -> str:
-        result = self.manage(*args)
+        result = self.run("manage.py", *args)
         assert result.returncode == 0, f"manage.py {' '.join(args)}: {result.stdout[-2000:]}{result.stderr[-3000:]}"
         return result.stdout
-
-    def python(self, code: str) -> str:
-        result = subprocess.run(  # noqa: S603  # nosec B603 - this interpreter with the module's own code
-            [sys.executable, "-c", "import django; django.setup()\n" + code], cwd=ROOT, env=self.env,
-            capture_output=True, text=True, timeout=500, check=False,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout + result.stderr
 
     def slot_dropped(self) -> None:
         url = self.env["DATABASE_URL"]
         name = f"backup_{conninfo.conninfo_to_dict(url)['dbname']}"
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", [name]
-            )
+            drop_slot(connection, name)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +74,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     try:
         platform.ok("migrate", "--noinput")
         platform.ok("seed_demo")
-        platform.python(SEED_PARTICIPANTS)
+        seeded = platform.python(SEED_PARTICIPANTS)
+        assert seeded.returncode == 0, seeded.stderr[-3000:]
         platform.backup = platform.ok("backup")
         platform.ok("offboard_community", "--slug", "beta", "--confirm", "beta", "--operator", "backup-test")
         yield platform
@@ -117,11 +113,9 @@ def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> Non
 
 def _run_in_process(platform: Platform, patch: Any) -> str:
     """The restore test in a child process with one mechanism replaced (``patch``: code run first)."""
-    code = f"{patch}\nfrom django.core.management import call_command\ncall_command('restore_test')\n"
-    result = subprocess.run(  # noqa: S603  # nosec B603 - this interpreter with the code above
-        [sys.executable, "-c", "import django; django.setup()\n" + code], cwd=ROOT, env=platform.env,
-        capture_output=True, text=True, timeout=500, check=False,
-    )  # fmt: skip
+    result = platform.python(
+        f"{patch}\nfrom django.core.management import call_command\ncall_command('restore_test')\n"
+    )
     assert result.returncode != 0, result.stdout
     return result.stdout + result.stderr
 
