@@ -16,7 +16,7 @@ ROLES = ("service", "owner")
 # makes and drops a canary community; a backup needs the owner's REPLICATION unless BACKUP_DATABASE_URL is set).
 OWNER_COMMANDS = frozenset(
     {"migrate", "migrate_schemas", "create_community", "purge_offboarded_communities", "seed_demo", "backup",
-     "restore_test"}
+     "restore_test", "restore_community"}
 )  # fmt: skip
 
 

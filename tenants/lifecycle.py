@@ -61,6 +61,19 @@ def _platform_event(
     )
 
 
+def community_create_check(*, slug: str, name: str, domain: str) -> tuple[str, str, str]:
+    """The slug, name and domain as :func:`community_create` would take them, or its refusal.
+
+    Raises:
+        BadRequest: the slug, name or domain is invalid.
+        Conflict: the slug, schema or domain is taken.
+    """
+    slug, name, domain = validate_slug(slug), validate_name(name), validate_domain(domain)
+    use_public_schema()
+    _refuse_conflicts(slug=slug, domain=domain)
+    return slug, name, domain
+
+
 def community_create(*, slug: str, name: str, domain: str, actor_id: str) -> Community:
     """Create a community, its schema (migrated) and its primary domain.
 
@@ -68,11 +81,7 @@ def community_create(*, slug: str, name: str, domain: str, actor_id: str) -> Com
         BadRequest: the slug, name or domain is invalid.
         Conflict: the slug, schema or domain is taken.
     """
-    slug = validate_slug(slug)
-    name = validate_name(name)
-    domain = validate_domain(domain)
-    use_public_schema()
-    _refuse_conflicts(slug=slug, domain=domain)
+    slug, name, domain = community_create_check(slug=slug, name=name, domain=domain)
     try:
         with transaction.atomic():
             community = Community(slug=slug, schema_name=slug, name=name, status_changed_at=timezone.now())

@@ -7,6 +7,9 @@ Two restores of the latest base backup with all archived WAL:
    platform's) verifies against its checkpoints and the witness's checkpoints
    it reaches; a sample of every sealed field of every live community opens;
    no sealed value of a community offboarded since (its key destroyed) opens;
+   each community's newest logical backup restores alone into a database of
+   its own; and the first live community's restores as a new community in the
+   scratch cluster (the runbook's procedure), its values sealed anew and opening;
 2. to a moment between two writes made just now: the first is there, the
    second is not; and a canary community made just before the first write,
    given a participant and offboarded after the second (its keys destroyed),
@@ -34,11 +37,13 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from psycopg import conninfo, sql
 
+from core.errors import ApplicationError
 from core.schema import use_public_schema
 from operations.backups import postgres
 from operations.backups.base import archive_wal
 from operations.backups.errors import BackupError
 from operations.backups.logical import public_counts, restore_community, schema_counts
+from operations.backups.rehome import restore_as_community
 from operations.backups.restore import Target, restored
 from operations.backups.store import BackupStore
 from operations.models import RecoveryProbe
@@ -50,6 +55,7 @@ from tenants.models import Community, CommunityStatus
 from vault import keys
 from vault.errors import CiphertextIntegrityError, KeyDestroyed, KeyServiceUnavailable
 from vault.fields import EncryptedField
+from vault.providers import get_provider
 
 ACTOR = "operator:restore-test"
 SAMPLE_ROWS = 5
@@ -98,7 +104,7 @@ def _sealed_fields() -> list[tuple[Any, list[str]]]:
     return found
 
 
-def _open_sample(schema: str) -> tuple[int, int]:
+def open_sample(schema: str) -> tuple[int, int]:
     """Sealed values of a sample of ``schema``'s rows: (opened, refused)."""
     opened = refused = 0
     with schema_context(schema):
@@ -138,7 +144,7 @@ def _check_restored_point(report: Report, url: str, manifest: dict[str, Any], sh
                 f"audit chain of {slug}: {result.problem}",
             )
         for slug, schema in communities:
-            opened, refused = _open_sample(schema)
+            opened, refused = open_sample(schema)
             if slug in shredded:
                 _check_shredded(report, f"offboarded {slug}", opened, refused, absent="has no sealed value to try")
             else:
@@ -178,7 +184,7 @@ def _check_shredded(report: Report, what: str, opened: int, refused: int, *, abs
 
 
 def _check_canary(report: Report, slug: str) -> None:
-    opened, refused = _open_sample(slug)
+    opened, refused = open_sample(slug)
     _check_shredded(report, f"the offboarded canary {slug}", opened, refused, absent="is not in the restored copy")
 
 
@@ -202,7 +208,7 @@ def _check_logical(report: Report, url: str, store: BackupStore, shredded: set[s
         with _pointed_at(target):
             with schema_context(schema):
                 chain = verify_restored()
-            opened, refused = _open_sample(schema)
+            opened, refused = open_sample(schema)
         sealed_ok = (opened == 0 and refused > 0) if slug in shredded else refused == 0
         sealed = "nothing opens (offboarded)" if slug in shredded else f"{opened} sealed values open"
         report.check(
@@ -212,6 +218,32 @@ def _check_logical(report: Report, url: str, store: BackupStore, shredded: set[s
             f"logical backup of {slug}: counts differ in {wrong[:3]}" if wrong else
             f"logical backup of {slug}: {chain.problem or 'sealed values do not behave as its key says'}",
         )  # fmt: skip
+
+
+def _check_rehome(report: Report, url: str, store: BackupStore, shredded: set[str], run: str) -> None:
+    """The runbook's restore of one community as a new one, done in the scratch cluster: its values open there."""
+    sources = [slug for slug in sorted(store.community_backups()) if slug not in shredded]
+    if not sources:
+        return
+    source, slug = sources[0], f"rehome{run[-10:]}"
+    with _pointed_at(url):
+        try:
+            restored = restore_as_community(
+                source=source, slug=slug, name="Restore test", domain=f"{slug}.restore-test.localhost",
+                actor_id=ACTOR, store=store, server=url,
+            )  # fmt: skip
+            opened, refused = open_sample(slug)
+        except (BackupError, ApplicationError) as error:
+            report.check(False, "", f"{source} restored as a new community: {error}")
+            return
+        finally:
+            get_provider().destroy_community_key(slug)  # the scratch cluster goes; so does the key made for it
+    report.check(
+        refused == 0,
+        f"{source} restores as a new community: {sum(restored.rows.values())} rows, {restored.resealed} values "
+        f"sealed anew under its key, {opened} of a sample open, {restored.seconds:.1f} s",
+        f"{source} restored as a new community: {refused} of its values do not open",
+    )
 
 
 def _write_probes(run: str) -> str:
@@ -267,6 +299,7 @@ def restore_test(store: BackupStore | None = None) -> Report:
             report.lines.append(f"restored to {manifest['restore_point']} in {copy.seconds:.1f} s")
             _check_restored_point(report, copy.url, manifest, shredded)
             _check_logical(report, copy.url, store, shredded)
+            _check_rehome(report, copy.url, store, shredded, run)
         with restored(backup_id, Target(time=moment), store) as copy:
             report.lines.append(f"restored to {moment} in {copy.seconds:.1f} s")
             _check_point_in_time(report, copy.url, run)

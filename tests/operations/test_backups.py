@@ -7,6 +7,7 @@ with its point-in-time target or the key destruction taken away, it must fail, n
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,11 +27,54 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 SEED_PARTICIPANTS = """
+import uuid
 from django_tenants.utils import schema_context
-from tests.factories import ParticipantFactory
+from tests.factories import AccountingRequestFactory, ConsentFactory, ObservationFactory, ParticipantFactory
+from tests.factories import StudyTeamMemberFactory
 for slug in ("alpha", "beta"):
     with schema_context(slug):
-        ParticipantFactory.create_batch(3)
+        participants = ParticipantFactory.create_batch(3)
+        ConsentFactory(participant=participants[0])
+        ObservationFactory(participant=participants[1])
+        AccountingRequestFactory(participant=participants[2])
+        StudyTeamMemberFactory(study=participants[0].study, user_id=uuid.uuid4())
+"""
+
+# What a community restored as ``copy`` from ``alpha`` holds, as JSON (run in the platform after the restore).
+COMPARE_RESTORED = """
+import json
+import uuid
+from django_tenants.utils import schema_context
+from django.db import connection
+from security.audit.live import verify_live
+from security.audit.models import AuditEvent
+from services.studies.models import StudyTeamMember
+from services.observations.models import Observation
+from services.participants.models import Participant
+from tests.factories import StudyTeamMemberFactory
+from vault.fields import blind_index_filter
+
+def opened(slug):
+    with schema_context(slug):
+        people = {str(p.pk): [p.given_name, p.family_name, str(p.date_of_birth), p.mrn, p.email, p.consent_scopes,
+                              p.pseudonym] for p in Participant.objects.all()}
+        notes = {str(o.pk): [o.display, o.note, str(o.effective_date)] for o in Observation.objects.all()}
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT mrn FROM participants_participant ORDER BY id")
+            tokens = [row[0] for row in cursor.fetchall()]
+        return {"people": people, "notes": notes, "tokens": tokens}
+
+source, copy = opened("alpha"), opened("copy")
+with schema_context("copy"):
+    someone = Participant.objects.order_by("pk").first()
+    found = Participant.objects.filter(blind_index_filter(Participant, "mrn_index", someone.mrn)).count()
+    highest = max(StudyTeamMember.objects.values_list("pk", flat=True))
+    added = StudyTeamMemberFactory(user_id=uuid.uuid4()).pk
+    chain = verify_live()
+    first = AuditEvent.objects.order_by("sequence").values("action", "reasons").first()
+print(json.dumps({"same": source["people"] == copy["people"] and source["notes"] == copy["notes"],
+                  "people": len(copy["people"]), "shared_tokens": len(set(source["tokens"]) & set(copy["tokens"])),
+                  "found": found, "added_after": added > highest, "chain": chain.intact, "first": first}))
 """
 
 
@@ -94,7 +138,7 @@ def test_the_latest_backup_restores_and_proves_itself(platform: Platform) -> Non
     report = platform.ok("restore_test")
     checks = ("row counts:", "audit chain of public", "audit chain of alpha", "PHI of alpha",
               "of offboarded beta opens", "of the offboarded canary", "point in time: the write before",
-              "logical backup of alpha", "logical backup of beta")  # fmt: skip
+              "logical backup of alpha", "logical backup of beta", "alpha restores as a new community")  # fmt: skip
     for check in checks:
         assert any(line.startswith("ok") and check in line for line in report.splitlines()), report
     assert "FAIL" not in report
@@ -135,6 +179,70 @@ def test_without_key_destruction_the_crypto_shredding_check_fails(platform: Plat
     assert "FAIL  crypto-shredding:" in output
     assert "of the offboarded canary" in output
     assert "open from the backup" in output
+
+
+def _restore_as(platform: Platform, source: str, slug: str) -> subprocess.CompletedProcess[str]:
+    domain = f"{slug.replace('_', '-')}.localhost"
+    return platform.run("manage.py", "restore_community", "--source", source, "--slug", slug, "--name",
+                        f"{source} restored", "--domain", domain, "--operator", "backup-test")  # fmt: skip
+
+
+def test_a_community_restores_as_a_new_one_sealed_for_it(platform: Platform) -> None:
+    restored = _restore_as(platform, "alpha", "copy")
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert "participants_participant: 3 rows" in restored.stdout
+    assert "It has no members" in restored.stdout
+    compared = platform.python(COMPARE_RESTORED)
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    found = json.loads(compared.stdout.strip().splitlines()[-1])
+    assert found["people"] == 3
+    assert found["same"]  # every value opens in the copy as it did in alpha
+    assert found["shared_tokens"] == 0  # sealed anew under the copy's key, not copied
+    assert found["found"] == 1  # the blind index answers with the copy's index key
+    assert found["added_after"]  # new rows take ids after the restored ones (a colliding id would raise)
+    assert found["chain"]
+    assert found["first"]["action"] == "community.restore"
+    assert "source:alpha" in found["first"]["reasons"]
+    assert any(reason.startswith("source-chain-head:") for reason in found["first"]["reasons"])
+    again = _restore_as(platform, "alpha", "copy")
+    assert again.returncode != 0
+    assert "already exists" in again.stderr  # never over a community
+
+
+def test_an_offboarded_community_restores_as_nothing(platform: Platform) -> None:
+    refused = _restore_as(platform, "beta", "beta_again")
+    assert refused.returncode != 0
+    assert "beta's key is gone" in refused.stderr
+    assert "beta_again" not in platform.ok("list_communities")
+
+
+def test_a_failed_restore_leaves_no_community_and_no_key(platform: Platform) -> None:
+    patch = (
+        "from django.db import DatabaseError\n"
+        "from operations.backups import rehome\n"
+        "def fail(*args, **kwargs): raise DatabaseError('disk full')\n"
+        "rehome._reset_sequences = fail\n"
+        "from django.core.management import call_command\n"
+        "try:\n"
+        "    call_command('restore_community', source='alpha', slug='broken', name='B', domain='broken.localhost')\n"
+        "except Exception as error:\n"
+        "    print('refused:', error)\n"
+        "from django_tenants.utils import schema_exists\n"
+        "from tenants.models import Community\n"
+        "from vault.errors import KeyDestroyed\n"
+        "from vault.providers import get_provider\n"
+        "try:\n"
+        "    get_provider().generate_wrapped_key('broken')\n"
+        "    print('key kept')\n"
+        "except KeyDestroyed:\n"
+        "    print('no key')\n"
+        "left = Community.objects.filter(slug='broken').exists() or schema_exists('broken')\n"
+        "print('community' if left else 'none')\n"
+    )
+    result = platform.python(patch)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused: the restore into broken failed: disk full" in result.stdout
+    assert result.stdout.strip().splitlines()[-2:] == ["no key", "none"]
 
 
 def test_a_recovery_target_may_not_smuggle_settings() -> None:
