@@ -168,12 +168,20 @@ def carried_models() -> list[type[models.Model]]:
     return [apps.get_model(label) for label in CARRIED]
 
 
-def latest_backup(store: BackupStore, source: str) -> str:
-    """The folder of ``source``'s newest complete logical backup."""
-    folders = store.community_backups().get(source)
+def backup_of(store: BackupStore, source: str, folder: str | None = None) -> str:
+    """``folder`` if it is one of ``source``'s complete logical backups (by default its newest).
+
+    Only a folder the store lists for ``source``: never a path of the caller's
+    making, nor another community's backup under this one's name.
+    """
+    folders = store.community_backups().get(source, [])
     if not folders:
         raise BackupError(f"no logical backup of {source!r} in {store.root}")
-    return folders[-1]
+    if folder is None:
+        return folders[-1]
+    if folder not in folders:
+        raise BackupError(f"{folder!r} is not a logical backup of {source!r} (see {store.root}/community/{source}/)")
+    return folder
 
 
 @contextmanager
@@ -308,8 +316,10 @@ def restore_as_community(
     started = time.monotonic()
     community_create_check(slug=slug, name=name, domain=domain)  # refused before any work
     store = store or BackupStore()
-    folder = folder or latest_backup(store, source)
+    folder = backup_of(store, source, folder)
     manifest = store.manifest_at(folder)
+    if manifest.get("slug") != source:
+        raise BackupError(f"{folder}'s manifest names another community")
     schema = str(manifest.get("schema") or source)
     expected = {key: int(value) for key, value in dict(manifest.get("table_counts") or {}).items()}  # type: ignore[call-overload]
     server = server or postgres.server_url()

@@ -209,6 +209,16 @@ def test_a_community_restores_as_a_new_one_sealed_for_it(platform: Platform) -> 
     assert "already exists" in again.stderr  # never over a community
 
 
+def test_a_backup_restores_only_under_its_own_community(platform: Platform) -> None:
+    beta = next(line.split(": ")[1].split(",")[0] for line in platform.backup.splitlines() if "of beta:" in line)
+    for folder in (beta, "../community/beta", "community/alpha/../beta"):
+        result = platform.run("manage.py", "restore_community", "--source", "alpha", "--slug", "mislabelled",
+                              "--name", "M", "--domain", "mislabelled.localhost", "--backup", folder)  # fmt: skip
+        assert result.returncode != 0
+        assert "is not a logical backup of 'alpha'" in result.stderr, result.stderr[-2000:]
+    assert "mislabelled" not in platform.ok("list_communities")
+
+
 def test_an_offboarded_community_restores_as_nothing(platform: Platform) -> None:
     refused = _restore_as(platform, "beta", "beta_again")
     assert refused.returncode != 0
