@@ -30,18 +30,22 @@ M = TypeVar("M", bound=Model)
 
 def paginated_response(
     *,
-    pagination_class: type[BasePagination],
     serializer_class: type[BaseSerializer[Any]],
     queryset: QuerySet[M],
     request: Request,
     view: APIView,
     on_page: Callable[[Sequence[M]], Sequence[Any]] | None = None,
 ) -> Response:
-    """A page of ``queryset`` as the paginator's response, one serializer for the whole page.
+    """A page of ``queryset`` as the response of the view's ``pagination_class``, one serializer for the page.
 
+    The view's ``pagination_class`` is the one declaration the response and the
+    OpenAPI schema (its envelope and paging parameters) both come from.
     ``on_page`` sees the page's rows before they are serialized (to name the
     participants they disclose, say) and returns what to serialize.
     """
+    pagination_class: type[BasePagination] | None = getattr(view, "pagination_class", None)
+    if pagination_class is None:
+        raise TypeError(f"{type(view).__name__} declares no pagination_class")
     paginator = pagination_class()
     page: Sequence[M] = paginator.paginate_queryset(queryset, request, view=view) or []
     rows = on_page(page) if on_page is not None else page

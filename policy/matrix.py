@@ -36,6 +36,11 @@ class PolicyMatrix:
         purpose_statements: Per purpose of use, the sentence the accounting states it in (164.528(b)(2)(iv)).
         roles: Per role, the actions it grants.
         redacted_roles: The roles whose view of PHI is redacted.
+        elevated_actions: The actions that need a second factor used within ``mfa_max_age_seconds``.
+        consent_bound_resources: The resource types whose PHI a consent must cover.
+        never_by_holder: The actions an emergency grant's holder may not take on it (reviewing it).
+        holder_or: The actions only the grant's holder, or a holder of the roles named, may take on it.
+        mfa_max_age_seconds: How recent an elevated action's second factor must be.
     """
 
     phi_actions: Mapping[str, str]
@@ -44,6 +49,11 @@ class PolicyMatrix:
     purpose_statements: Mapping[str, str]
     roles: Mapping[str, frozenset[str]]
     redacted_roles: frozenset[str]
+    elevated_actions: frozenset[str] = frozenset()
+    consent_bound_resources: frozenset[str] = frozenset()
+    never_by_holder: frozenset[str] = frozenset()
+    holder_or: frozenset[str] = frozenset()
+    mfa_max_age_seconds: int = 0
 
     def redacted_view(self, *, action: str, roles: Iterable[str]) -> bool:
         """Whether holders of ``roles`` saw ``action``'s PHI redacted: no role of theirs grants it unredacted."""
@@ -60,6 +70,11 @@ class PolicyMatrix:
             purpose_statements={str(purpose): str(text) for purpose, text in matrix["purpose_statements"].items()},
             roles={str(role): frozenset(map(str, actions)) for role, actions in matrix["roles"].items()},
             redacted_roles=frozenset(map(str, matrix["redacted_roles"])),
+            elevated_actions=frozenset(map(str, matrix["elevated_actions"])),
+            consent_bound_resources=frozenset(map(str, matrix["consent_bound_resources"])),
+            never_by_holder=frozenset(map(str, matrix["grant_holder_rules"]["never_by_holder"])),
+            holder_or=frozenset(map(str, matrix["grant_holder_rules"]["holder_or"])),
+            mfa_max_age_seconds=int(matrix["mfa_max_age_seconds"]),
         )
 
 

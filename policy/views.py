@@ -37,6 +37,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from core.contract import ApiContract
+
 T = TypeVar("T")
 
 
@@ -54,8 +56,8 @@ def normalised_method(method: str) -> str:
     return "GET" if method == "HEAD" else method
 
 
-class PolicyView(APIView, Generic[T]):
-    """Base class of every guarded API view.
+class PolicyView(ApiContract, APIView, Generic[T]):
+    """Base class of every guarded API view; its HTTP contract's declarations are :class:`core.contract.ApiContract`'s.
 
     Attributes:
         policy_actions: The action of each HTTP method the view serves.
@@ -63,6 +65,8 @@ class PolicyView(APIView, Generic[T]):
         policy_collection: The route is a collection (no id; row conditions come back as obligations).
         policy_deny_as_not_found: A denial for lack of role or membership looks like a miss (404).
         policy_resource_id_kwarg: The URL keyword that holds the resource's id.
+        policy_format_actions: What a read becomes with ``?format=<key>`` (a CSV file leaving the service
+            is an export: ``{"csv": "disclosure.export"}``).
         resource: What :meth:`policy_resource` loaded, set before the handler runs.
     """
 
@@ -71,6 +75,7 @@ class PolicyView(APIView, Generic[T]):
     policy_collection: ClassVar[bool] = False
     policy_deny_as_not_found: ClassVar[bool] = False
     policy_resource_id_kwarg: ClassVar[str] = "pk"
+    policy_format_actions: ClassVar[Mapping[str, str]] = {}
     resource: T
 
     @classmethod
@@ -78,9 +83,21 @@ class PolicyView(APIView, Generic[T]):
         """The action declared for ``method``, if any."""
         return cls.policy_actions.get(normalised_method(method))
 
+    @classmethod
+    def possible_actions(cls, method: str) -> list[str]:
+        """Every action a request of ``method`` may be decided as (the declared one, then a read's formats')."""
+        declared = cls.declared_action(method)
+        if declared is None:
+            return []
+        formats = cls.policy_format_actions.values() if normalised_method(method) == "GET" else ()
+        return list(dict.fromkeys([declared, *formats]))
+
     def policy_action(self, request: Request) -> str | None:
-        """The action of this request (the declared one; override to choose by request, e.g. by format)."""
-        return self.declared_action(request.method or "")
+        """The action of this request: the declared one, or what a read becomes in the ``?format=`` asked for."""
+        declared = self.declared_action(request.method or "")
+        if declared is None or normalised_method(request.method or "") != "GET":
+            return declared
+        return self.policy_format_actions.get(request.query_params.get("format", ""), declared)
 
     def policy_resource(self, request: Request) -> PolicyResource[T] | None:
         """Load what the request acts on and return it with its policy attributes; ``None`` when nothing is loaded.

@@ -17,17 +17,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.contract import ApiContract, ProblemCodes
 from core.errors import ErrorCode, NotFound
 from core.http import client_bucket
 from core.serializers import StrictSerializer
 from policy.views import PolicyView
 from security.audit.context import annotate
+from security.audit.errors import AuditErrorCode
+from security.errors import IdentityErrorCode
 from security.identity import mfa, sessions
 from security.identity.authentication import member_of
 from security.identity.signing_keys import current_keyring
 from security.identity.tokens import ensure_recent_sign_in
 from security.models import User
 from tenants.context import community_of
+from tenants.errors import CommunityErrorCode
 from tenants.models import Community
 
 
@@ -58,11 +62,25 @@ def _token_response(pair: sessions.TokenPair) -> Response:
     return Response(TokenPairSerializer(pair).data)
 
 
-class TokenApi(APIView):
+class TokenApi(ApiContract, APIView):
     """``POST /api/v1/auth/token``: sign in with email, password and, when enabled, a second factor."""
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    operation_ids: ClassVar[Mapping[str, str]] = {"POST": "tokenCreate"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {
+            400: (ErrorCode.MALFORMED_REQUEST, ErrorCode.VALIDATION_FAILED),
+            401: (IdentityErrorCode.INVALID_CREDENTIALS, IdentityErrorCode.MFA_REQUIRED),
+            403: (CommunityErrorCode.SUSPENDED,),
+            429: (IdentityErrorCode.LOGIN_LOCKED,),
+            503: (
+                AuditErrorCode.UNAVAILABLE,
+                IdentityErrorCode.LOGIN_UNAVAILABLE,
+                IdentityErrorCode.SIGNING_KEY_UNAVAILABLE,
+            ),
+        }
+    }
 
     @extend_schema_serializer(component_name="TokenRequest")
     class InputSerializer(StrictSerializer):
@@ -86,11 +104,20 @@ class TokenApi(APIView):
         return _token_response(pair)
 
 
-class RefreshApi(APIView):
+class RefreshApi(ApiContract, APIView):
     """``POST /api/v1/auth/refresh``: rotate a refresh token."""
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    operation_ids: ClassVar[Mapping[str, str]] = {"POST": "tokenRefresh"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {
+            401: (ErrorCode.INVALID_TOKEN, IdentityErrorCode.SESSION_EXPIRED, IdentityErrorCode.SESSION_IDLE_TIMEOUT),
+            403: (CommunityErrorCode.SUSPENDED,),
+            503: (AuditErrorCode.UNAVAILABLE, IdentityErrorCode.REVOCATION_UNAVAILABLE,
+                  IdentityErrorCode.SIGNING_KEY_UNAVAILABLE),
+        }
+    }  # fmt: skip
 
     @extend_schema_serializer(component_name="RefreshRequest")
     class InputSerializer(StrictSerializer):
@@ -110,6 +137,7 @@ class LogoutApi(PolicyView[None]):
     """``POST /api/v1/auth/logout``: revoke this session now."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "self.logout"}
+    operation_ids: ClassVar[Mapping[str, str]] = {"POST": "signOut"}
     policy_resource_type = "self"
 
     @extend_schema(request=None, responses={204: None})
@@ -124,6 +152,7 @@ class MeApi(PolicyView[None]):
     """``GET /api/v1/me``: who the caller is in this community."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "self.read"}
+    operation_ids: ClassVar[Mapping[str, str]] = {"GET": "meRead"}
     policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="Me")
@@ -156,6 +185,9 @@ class TotpEnrollApi(PolicyView[None]):
     """``POST /api/v1/auth/mfa/totp``: start TOTP enrollment."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "self.mfa_enroll"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {401: (IdentityErrorCode.RECENT_SIGN_IN_REQUIRED,), 409: (IdentityErrorCode.MFA_ALREADY_ENABLED,)}
+    }
     policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="TotpEnrollment")
@@ -174,6 +206,13 @@ class TotpConfirmApi(PolicyView[None]):
     """``POST /api/v1/auth/mfa/totp/confirm``: activate TOTP with a current code."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "self.mfa_enroll"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {
+            400: (IdentityErrorCode.INVALID_OTP,),
+            401: (IdentityErrorCode.RECENT_SIGN_IN_REQUIRED,),
+            409: (IdentityErrorCode.MFA_NOT_STARTED,),
+        }
+    }
     policy_resource_type = "self"
 
     @extend_schema_serializer(component_name="TotpConfirmation")
@@ -195,7 +234,7 @@ class TotpConfirmApi(PolicyView[None]):
         return Response(self.OutputSerializer({"recovery_codes": codes}).data)
 
 
-class JwksApi(APIView):
+class JwksApi(ApiContract, APIView):
     """``GET /.well-known/jwks.json``: the public keys that verify access tokens."""
 
     authentication_classes = ()

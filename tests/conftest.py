@@ -35,6 +35,7 @@ from security.models import User
 from tenants.lifecycle import community_create
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
+from tests.support import contract
 from tests.support.clients import ALPHA_HOST, BETA_HOST, COMMUNITIES, MemberClient, bearer, client_on
 from tests.support.parallel import worker_environment, worker_index
 from tests.support.roles import ensure_service_role
@@ -57,6 +58,12 @@ def pytest_xdist_newgateway(gateway: Any) -> None:
     """
     variables = {**worker_environment(dict(os.environ), worker_index(gateway.id)), "TEST_STORES_OF": gateway.id}
     gateway.remote_exec(f"import os\nos.environ.update({variables!r})").waitclose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _responses_match_the_schema() -> None:
+    """Every response to a documented operation is one the OpenAPI schema documents (tests/support/contract.py)."""
+    contract.install()
 
 
 @pytest.fixture(scope="session")

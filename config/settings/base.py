@@ -221,7 +221,7 @@ REST_FRAMEWORK = {
     # `?format=` is ours (e.g. the CSV form of an accounting), not a renderer switch.
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "gateway.openapi.GatewaySchema",
     # No OPTIONS metadata: the OpenAPI schema documents the API; OPTIONS answers 405.
     "DEFAULT_METADATA_CLASS": None,
     "EXCEPTION_HANDLER": "gateway.problems.problem_exception_handler",

@@ -16,12 +16,13 @@ from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import BasePagination, CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.contract import ApiContract, ProblemCodes
 from core.errors import Conflict, NotFound
 from core.exports import ExportStatus, export_links
 from core.pagination import paginated_response
@@ -74,6 +75,7 @@ class EventQuerySerializer(StrictSerializer):
 class AuditEventListApi(PolicyView[None]):
     """``GET /api/v1/audit/events/``: filter the community's audit events; cursor pagination."""
 
+    pagination_class: ClassVar[type[BasePagination] | None] = EventCursor
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.read"}
     policy_resource_type = "audit"
     policy_collection = True
@@ -85,7 +87,6 @@ class AuditEventListApi(PolicyView[None]):
         query.is_valid(raise_exception=True)
         filters = {key: value for key, value in query.validated_data.items() if key not in ("cursor", "limit")}
         return paginated_response(
-            pagination_class=EventCursor,
             serializer_class=AuditEventSerializer,
             queryset=audit_events(**filters),
             request=request,
@@ -190,6 +191,9 @@ class AuditExportDownloadApi(PolicyView[None]):
     """``GET /api/v1/audit/exports/{id}/download/``: the file (its download is itself audited)."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.export"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {409: (AuditErrorCode.EXPORT_NOT_READY,), 404: (AuditErrorCode.EXPORT_FILE_MISSING,)}
+    }
     policy_resource_type = "audit_export"
 
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
@@ -209,6 +213,7 @@ class AuditExportManifestApi(PolicyView[None]):
     """``GET /api/v1/audit/exports/{id}/manifest/``: the signed manifest, as the file beside the export."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "audit.export"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"GET": {409: (AuditErrorCode.EXPORT_NOT_READY,)}}
     policy_resource_type = "audit_export"
 
     @extend_schema(responses={200: inline_serializer("AuditManifest", {"type": serializers.CharField()})})
@@ -217,7 +222,7 @@ class AuditExportManifestApi(PolicyView[None]):
         return Response(_ready(pk).manifest)
 
 
-class AuditKeysApi(APIView):
+class AuditKeysApi(ApiContract, APIView):
     """``GET /api/v1/audit/keys/``: the public keys that verify this community's checkpoints and manifests.
 
     Every version of the community's own signing key, then those of the shared

@@ -19,6 +19,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.contract import ProblemCodes
 from core.serializers import StrictSerializer, query_choice
 from policy.views import PolicyResource, PolicyView
 from security.breakglass.actions import grant_open, grant_review, grant_revoke
@@ -174,6 +175,13 @@ class BreakGlassApi(PolicyView[None]):
     """``POST``: open a grant over one participant or one study; ``GET``: the review queue."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.activate", "GET": "break_glass.review"}
+    operation_ids: ClassVar[Mapping[str, str]] = {"GET": "breakGlassList", "POST": "breakGlassCreate"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {400: (BreakGlassErrorCode.INVALID_FILTER, BreakGlassErrorCode.INVALID_FORMAT)},
+        "POST": {404: (BreakGlassErrorCode.NOT_FOUND,)},
+    }
+    # The CSV file leaves the service: an export, with a recent second factor.
+    policy_format_actions: ClassVar[Mapping[str, str]] = {"csv": "break_glass.export"}
     policy_resource_type = "break_glass"
     policy_collection = True
 
@@ -182,12 +190,6 @@ class BreakGlassApi(PolicyView[None]):
         if request.method in READS:
             query_choice(request, "format", QUEUE_FORMATS, code=BreakGlassErrorCode.INVALID_FORMAT)
         super().initial(request, *args, **kwargs)
-
-    def policy_action(self, request: Request) -> str | None:
-        """``break_glass.export`` for the CSV file (it leaves the service: a recent second factor), else as declared."""
-        declared = super().policy_action(request)
-        csv = request.method in READS and request.query_params.get("format") == "csv"
-        return "break_glass.export" if declared and csv else declared
 
     @extend_schema_serializer(component_name="BreakGlassRequest")
     class InputSerializer(StrictSerializer):
@@ -257,6 +259,7 @@ class BreakGlassRevokeApi(_OneGrant):
     """``POST /api/v1/break-glass/{id}/revoke/``: the grant's holder or a compliance officer ends it now."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.revoke"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"POST": {409: (BreakGlassErrorCode.ALREADY_ENDED,)}}
 
     @extend_schema(request=None, responses={200: GrantSerializer})
     def post(self, request: Request, pk: Any) -> Response:
@@ -270,6 +273,12 @@ class BreakGlassReviewApi(_OneGrant):
     """``POST /api/v1/break-glass/{id}/review/``: a compliance officer, not its holder, reviews an ended grant."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "break_glass.review"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {
+            403: (BreakGlassErrorCode.SELF_REVIEW,),
+            409: (BreakGlassErrorCode.ALREADY_REVIEWED, BreakGlassErrorCode.STILL_ACTIVE),
+        }
+    }
 
     @extend_schema_serializer(component_name="BreakGlassReview")
     class InputSerializer(StrictSerializer):

@@ -20,11 +20,13 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import Model, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.contract import ProblemCodes
 from core.errors import BadRequest, Conflict, NotFound
 from core.serializers import StrictSerializer, query_choice
 from policy.views import PolicyResource, PolicyView
@@ -94,6 +96,10 @@ class DisclosureAccountingApi(PolicyView[None]):
     """
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "disclosure.read"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {400: (ParticipantErrorCode.INVALID_FORMAT, AccountingErrorCode.INVALID_INCLUDE)}
+    }
+    policy_format_actions: ClassVar[Mapping[str, str]] = {"csv": "disclosure.export"}  # the file leaves the service
     policy_resource_type = "disclosure"
     policy_deny_as_not_found = True
 
@@ -103,11 +109,6 @@ class DisclosureAccountingApi(PolicyView[None]):
         if request.query_params.get("include", "") not in INCLUDES:
             raise BadRequest("include must be uses", code=AccountingErrorCode.INVALID_INCLUDE)
         super().initial(request, *args, **kwargs)
-
-    def policy_action(self, request: Request) -> str | None:
-        """``disclosure.export`` for the CSV file, ``disclosure.read`` for JSON."""
-        declared = super().policy_action(request)
-        return "disclosure.export" if declared and request.query_params.get("format") == "csv" else declared
 
     @extend_schema(
         responses={
@@ -188,6 +189,10 @@ class AccountingRequestListApi(PolicyView[None]):
     """``GET``: the register (``?status=open|provided``); ``POST``: a request received."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.manage"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {400: (AccountingErrorCode.INVALID_STATUS,)},
+        "POST": {400: (AccountingErrorCode.INVALID_PERIOD,)},
+    }
     policy_resource_type = "accounting"
     policy_collection = True
 
@@ -255,6 +260,14 @@ class AccountingExtensionApi(_OneRequest):
     """``POST /api/v1/accounting-requests/{id}/extension/``: the one extension (at most 30 days, before due)."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "accounting.manage"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {
+            400: (AccountingErrorCode.INVALID_TOLD_ON, AccountingErrorCode.EXTENSION_TOO_LONG,
+                  AccountingErrorCode.EXTENSION_TOO_LATE),
+            409: (AccountingErrorCode.NOT_OPEN, AccountingErrorCode.ALREADY_EXTENDED,
+                  AccountingErrorCode.EXTENSION_TOO_LATE),
+        }
+    }  # fmt: skip
     locks = True
 
     @extend_schema_serializer(component_name="AccountingExtension")
@@ -285,6 +298,7 @@ class AccountingProvideApi(PolicyView[None]):
     """``POST /api/v1/accounting-requests/{id}/provide/``: build the accounting, keep the copy, close the request."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "accounting.provide"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"POST": {409: (AccountingErrorCode.NOT_OPEN,)}}
     policy_resource_type = "accounting"
     policy_deny_as_not_found = True
 
@@ -294,7 +308,7 @@ class AccountingProvideApi(PolicyView[None]):
         summarise_repeated = serializers.BooleanField(required=False, default=False)
         summarise_research = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses={200: None})
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: Any) -> HttpResponse:
         """The accounting provided: the exact bytes kept (``ETag`` is their SHA-256)."""
         payload = self.InputSerializer(data=request.data)
@@ -319,10 +333,11 @@ class AccountingCopyApi(PolicyView[None]):
     """``GET /api/v1/accounting-requests/{id}/copy/``: the copy provided, byte for byte."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.copy"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"GET": {409: (AccountingErrorCode.NO_COPY,)}}
     policy_resource_type = "accounting"
     policy_deny_as_not_found = True
 
-    @extend_schema(responses={200: None})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, pk: Any) -> HttpResponse:
         """The copy kept; 409 when the request has not been provided yet."""
         copy = getattr(_loaded(self, request, for_update=False), "copy", None)
@@ -353,6 +368,13 @@ class SuspensionListApi(PolicyView[None]):
     """``GET``: the suspensions; ``POST``: record one (``accounting.suspend``, a fresh second factor; oral: 30 days)."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.suspend"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {
+            400: (AccountingErrorCode.INVALID_PERIOD, AccountingErrorCode.ORAL_SUSPENSION_NOT_STARTED,
+                  AccountingErrorCode.ORAL_SUSPENSION_TOO_LONG),
+            409: (AccountingErrorCode.ORAL_SUSPENSION_REPEATED,),
+        }
+    }  # fmt: skip
     policy_resource_type = "accounting"
     policy_collection = True
 
@@ -403,6 +425,7 @@ class RecordedDisclosureListApi(_ParticipantScoped):
     """``GET``: the participant's disclosures recorded off the platform; ``POST``: record one."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "accounting.read", "POST": "accounting.manage"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"POST": {400: (AccountingErrorCode.INVALID_PERIOD,)}}
 
     @extend_schema_serializer(component_name="RecordedDisclosureRecord")
     class InputSerializer(StrictSerializer):

@@ -19,6 +19,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.contract import ProblemCodes
 from core.errors import BadRequest
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
@@ -26,6 +27,7 @@ from security.audit.context import note_participants
 from security.identity.authentication import claims_of
 from services.common import CleanCharField
 from services.consents.actions import consent_authorization_confirm, consent_record, consent_withdraw
+from services.consents.errors import ConsentErrorCode
 from services.consents.models import Consent, Scope
 from services.consents.selectors import access_consent, access_consent_holder, consent_list, policy_attributes
 from services.errors import RecordErrorCode
@@ -133,6 +135,7 @@ class ConsentWithdrawApi(_ParticipantScoped):
     """``POST``: withdraw one consent (once; the record stays)."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "consent.withdraw"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"POST": {409: (ConsentErrorCode.ALREADY_WITHDRAWN,)}}
     policy_resource_id_kwarg = "consent_id"
 
     @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
@@ -153,6 +156,9 @@ class ConsentAuthorizationApi(PolicyView[None]):
     """
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "consent.confirm_authorization"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {409: (ConsentErrorCode.NOT_AUTHORIZATION, ConsentErrorCode.ALREADY_CONFIRMED)}
+    }
     policy_resource_type = "consent"
     policy_deny_as_not_found = True
 

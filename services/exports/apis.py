@@ -24,6 +24,7 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.contract import ProblemCodes
 from core.exports import export_links
 from core.serializers import StrictSerializer, query_choice
 from policy.views import PolicyView
@@ -131,6 +132,10 @@ class ExportListApi(PolicyView[None]):
     """``POST /api/v1/exports/``: ask for a study's dataset (202 and its id); ``GET``: the exports."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.list", "POST": "export.request"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {400: (ExportErrorCode.INVALID_FILTER,)},
+        "POST": {404: (ExportErrorCode.STUDY_NOT_FOUND,)},
+    }
     policy_resource_type = "export"
     policy_collection = True
 
@@ -190,6 +195,14 @@ class ExportDownloadApi(PolicyView[None]):
     """``GET /api/v1/exports/{id}/download/``: the de-identified file, decrypted as it streams."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.download"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {
+            404: (ExportErrorCode.FILE_MISSING,),
+            409: (ExportErrorCode.NOT_READY, ExportErrorCode.DETERMINATION_REQUIRED,
+                  ExportErrorCode.DETERMINATION_NOT_RECORDED, ExportErrorCode.MANIFEST_MISMATCH),
+            410: (ExportErrorCode.KEY_RETIRED,),
+        }
+    }  # fmt: skip
     policy_resource_type = "export"
     policy_deny_as_not_found = True
 
@@ -209,6 +222,7 @@ class ExportManifestApi(PolicyView[None]):
     """``GET /api/v1/exports/{id}/manifest/``: what the file holds and how each identifier kind was handled."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.read"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"GET": {409: (ExportErrorCode.NOT_READY,)}}
     policy_resource_type = "export"
     policy_deny_as_not_found = True
 
@@ -222,6 +236,13 @@ class ExportDeterminationApi(PolicyView[None]):
     """``/api/v1/exports/{id}/determination/``: what a compliance officer signs off (``GET``), and the sign-off."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "export.determine", "POST": "export.determine"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {409: (ExportErrorCode.NOT_READY,)},
+        "POST": {
+            403: (ExportErrorCode.SELF_DETERMINATION, ExportErrorCode.STUDY_TEAM_DETERMINATION),
+            409: (ExportErrorCode.NOT_READY, ExportErrorCode.ALREADY_DETERMINED, ExportErrorCode.MANIFEST_MISMATCH),
+        },
+    }
     policy_resource_type = "export"
     policy_deny_as_not_found = True
 

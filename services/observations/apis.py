@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -112,6 +113,7 @@ def _disclosed(page: Sequence[Observation]) -> list[Observation]:
 class ObservationListApi(PolicyView[None]):
     """``GET``: observations (``?participant=``, cursor pages); ``POST``: record one."""
 
+    pagination_class: ClassVar[type[BasePagination] | None] = CreatedCursor
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "observation.list", "POST": "observation.create"}
     policy_resource_type = "observation"
     policy_collection = True
@@ -123,7 +125,6 @@ class ObservationListApi(PolicyView[None]):
         query.is_valid(raise_exception=True)
         found = observation_list(decision=decision_of(request), participant=query.validated_data.get("participant"))
         return paginated_response(
-            pagination_class=CreatedCursor,
             serializer_class=ObservationSerializer,
             queryset=found,
             request=request,

@@ -16,15 +16,18 @@ from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.contract import ProblemCodes
 from core.pagination import BodyCursor, paginated_response
 from policy.context import decision_of
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
 from services.common import CreatedCursor, etag, require_current
 from services.participants.actions import participant_enroll, participant_update
+from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
 from services.participants.selectors import (
     access_participant,
@@ -51,7 +54,12 @@ def _disclosed(page: Sequence[Participant]) -> Sequence[Participant]:
 class ParticipantListApi(PolicyView[None]):
     """``GET``: participants (``?study=``, cursor pages; MRN and email only through the search); ``POST``: enrol one."""
 
+    pagination_class: ClassVar[type[BasePagination] | None] = CreatedCursor
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "participant.list", "POST": "participant.create"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {400: (ParticipantErrorCode.SEARCH_IN_URL,)},
+        "POST": {409: (ParticipantErrorCode.DUPLICATE_MRN,)},
+    }
     policy_resource_type = "participant"
     policy_collection = True
 
@@ -67,7 +75,6 @@ class ParticipantListApi(PolicyView[None]):
         query.is_valid(raise_exception=True)
         found = participant_list(decision=decision_of(request), study=query.validated_data.get("study"))
         return paginated_response(
-            pagination_class=CreatedCursor,
             serializer_class=ParticipantSerializer,
             queryset=found,
             request=request,
@@ -97,11 +104,15 @@ class ParticipantSearchApi(PolicyView[None]):
     """
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "participant.list"}
+    operation_ids: ClassVar[Mapping[str, str]] = {"POST": "participantSearch"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"POST": {400: (ParticipantErrorCode.FILTER_NOT_ALLOWED,)}}
     policy_resource_type = "participant"
     policy_collection = True
 
     class Pages(BodyCursor, CreatedCursor):
         """The list's ordering and page sizes; the cursor and ``limit`` come in the body."""
+
+    pagination_class: ClassVar[type[BasePagination] | None] = Pages
 
     @extend_schema(
         request=ParticipantSearch,
@@ -122,7 +133,6 @@ class ParticipantSearchApi(PolicyView[None]):
         search.is_valid(raise_exception=True)
         found = participant_list(decision=decision_of(request), **search.terms())
         return paginated_response(
-            pagination_class=self.Pages,
             serializer_class=ParticipantSerializer,
             queryset=found,
             request=request,
@@ -135,6 +145,7 @@ class ParticipantDetailApi(PolicyView[Participant]):
     """``GET``: one participant (PHI only under a covering consent); ``PATCH`` with ``If-Match``."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "participant.read", "PATCH": "participant.update"}
+    precondition_methods: ClassVar[frozenset[str]] = frozenset({"PATCH"})
     policy_resource_type = "participant"
     policy_deny_as_not_found = True
 

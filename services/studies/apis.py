@@ -10,15 +10,18 @@ from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.contract import ProblemCodes
 from core.pagination import paginated_response
 from core.serializers import StrictSerializer
 from policy.views import PolicyResource, PolicyView
 from security.identity.authentication import claims_of
 from services.common import CleanCharField, CreatedCursor, PastDateField, etag, require_current
 from services.studies.actions import study_create, study_update
+from services.studies.errors import StudyErrorCode
 from services.studies.models import Study, StudyStatus
 from services.studies.selectors import access_study, policy_attributes, study_list
 from tenants.context import community_required
@@ -93,7 +96,12 @@ def _response(study: Study, code: int = status.HTTP_200_OK) -> Response:
 class StudyListApi(PolicyView[None]):
     """``GET``: the community's studies (cursor pages, ``?status=``); ``POST``: a new study."""
 
+    pagination_class: ClassVar[type[BasePagination] | None] = CreatedCursor
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "study.list", "POST": "study.create"}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "GET": {400: (StudyErrorCode.INVALID_FILTER,)},
+        "POST": {409: (StudyErrorCode.DUPLICATE,)},
+    }
     policy_resource_type = "study"
     policy_collection = True
 
@@ -101,7 +109,6 @@ class StudyListApi(PolicyView[None]):
     def get(self, request: Request) -> Response:
         """A page of studies."""
         return paginated_response(
-            pagination_class=CreatedCursor,
             serializer_class=StudySerializer,
             queryset=study_list(status=request.query_params.get("status")),
             request=request,
@@ -125,6 +132,8 @@ class StudyDetailApi(PolicyView[Study]):
     """``GET``: one study; ``PATCH`` with ``If-Match``: change it."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "study.read", "PATCH": "study.update"}
+    precondition_methods: ClassVar[frozenset[str]] = frozenset({"PATCH"})
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"PATCH": {409: (StudyErrorCode.STUDY_CLOSED,)}}
     policy_resource_type = "study"
     policy_deny_as_not_found = True
 
