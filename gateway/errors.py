@@ -10,6 +10,7 @@ class GatewayErrorCode(StrEnum):
 
     LENGTH_REQUIRED = "length_required"
     VERSION_SUNSET = "version_sunset"
+    OPERATION_SUNSET = "operation_sunset"  # one operation past its own Sunset (core.contract.Deprecation)
     GATEWAY_REQUIRED = "gateway_required"
     PROXY_CHECK_UNAVAILABLE = "proxy_check_unavailable"
     DEPENDENCIES_UNAVAILABLE = "dependencies_unavailable"

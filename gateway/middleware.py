@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.http import http_date
 
 from core.comparison import is_ascii_digits
+from core.contract import ApiContract, Deprecation
 from core.errors import ErrorCode
 from core.http import edge_of, edge_set
 from core.problems import problem_response
@@ -92,11 +95,12 @@ class ApiResponseHeadersMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        """Add the headers (or answer 410 for a version past its sunset)."""
+        """Add the headers (or answer 410 for a version, or an operation, past its sunset)."""
         version = api_version_of(request.path)
         if version is None:
             return self.get_response(request)
         entry = settings.API_VERSIONS.get(version, {})
+        deprecation = operation_deprecation(request)
         sunset = entry.get("sunset")
         if sunset is not None and timezone.now() >= sunset:
             response: HttpResponse = problem_response(
@@ -105,14 +109,50 @@ class ApiResponseHeadersMiddleware:
                 code=GatewayErrorCode.VERSION_SUNSET,
                 detail=f"API {version} was retired; see the Link header.",
             )
+        elif deprecation is not None and timezone.now().date() >= deprecation.sunset:
+            response = problem_response(
+                request,
+                status=410,
+                code=GatewayErrorCode.OPERATION_SUNSET,
+                detail="This operation was retired; see the Link header.",
+            )
         else:
             response = self.get_response(request)
         response["Cache-Control"] = "no-store"
         response["Pragma"] = "no-cache"
         response["API-Version"] = version
-        for name, value in version_headers(entry).items():
+        for name, value in {**version_headers(entry), **(deprecation.headers() if deprecation else {})}.items():
             response[name] = value
         return response
+
+
+@cache
+def _deprecating_views() -> frozenset[type[ApiContract]]:
+    """The API views that declare a deprecated method (none: nothing is resolved per request)."""
+    found: set[type[ApiContract]] = set()
+    pending: list[type[ApiContract]] = [ApiContract]
+    while pending:
+        view = pending.pop()
+        pending.extend(view.__subclasses__())
+        if view.deprecations:
+            found.add(view)
+    return frozenset(found)
+
+
+def operation_deprecation(request: HttpRequest) -> Deprecation | None:
+    """The deprecation the operation asked for declares, if any (the API's routes: the community URLconf)."""
+    views: frozenset[type[ApiContract]] = _deprecating_views()
+    if not views:
+        return None
+    try:
+        match = resolve(request.path_info, urlconf=settings.ROOT_URLCONF)
+    except Resolver404:
+        return None
+    view = next((each for each in views if each is getattr(match.func, "cls", None)), None)
+    if view is None:
+        return None
+    found: Deprecation | None = view.deprecations.get("GET" if request.method == "HEAD" else str(request.method))
+    return found
 
 
 def api_version_of(path: str) -> str | None:

@@ -159,6 +159,27 @@ RATE_LIMIT_HEADERS = {
     "RateLimit-Reset": _header("Seconds until the window resets", schema={"type": "integer"}),
 }
 REQUEST_ID_HEADER = {"X-Request-ID": _header("The request's id, as the audit log and the logs name it")}
+API_HEADERS = {
+    "API-Version": _header("The API version that answered", schema={"type": "string", "pattern": "^v[0-9]+$"}),
+    "Cache-Control": _header("no-store: a response may carry PHI", schema={"type": "string", "enum": ["no-store"]}),
+}
+LIFECYCLE = """
+
+## Versions, deprecation and sunset
+
+The version is in the path (`/api/v1/`); every response names it (`API-Version`).
+Within a version changes are additive only: new operations, new optional request
+fields, new response fields and new problem `code` values a client must treat as
+its status's generic meaning. Anything else is a new version.
+
+A version is deprecated at least 90 days before its sunset (the service refuses
+to start otherwise). From its deprecation every response carries `Deprecation`
+(RFC 9745), `Sunset` (RFC 8594) and a `Link` to the successor
+(`rel="successor-version"`); after the sunset it answers 410 `version_sunset`.
+One operation may be deprecated alone: it is marked `deprecated` here with its
+`x-sunset` date, answers with the same headers, and after its sunset 410
+`operation_sunset`.
+"""
 
 
 class GatewaySchema(AutoSchema):
@@ -230,6 +251,8 @@ class GatewaySchema(AutoSchema):
             layers.append(PRECONDITION)
         if contract is not None:
             layers.append(contract.declared_problems(self.method))
+            if self.method in contract.deprecations:
+                layers.append({410: (GatewayErrorCode.OPERATION_SUNSET,)})
         return _merge(*layers)
 
     def _add_problems(self, operation: dict[str, Any], problems: Mapping[int, list[str]]) -> None:
@@ -260,6 +283,8 @@ class GatewaySchema(AutoSchema):
         for status, response in operation.get("responses", {}).items():
             headers = response.setdefault("headers", {})
             headers.update(REQUEST_ID_HEADER)
+            if self.path.startswith("/api/"):
+                headers.update(API_HEADERS)
             if guarded:
                 headers.update(RATE_LIMIT_HEADERS)
             if str(status).startswith("2") and self.method != "DELETE":
@@ -344,3 +369,14 @@ def _problem_component() -> ResolvedComponent:
     return ResolvedComponent(  # type: ignore[no-untyped-call]  # drf-spectacular is untyped
         name=PROBLEM_COMPONENT, type=ResolvedComponent.SCHEMA, object=PROBLEM_COMPONENT, schema=schema
     )
+
+
+def describe_versions(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the lifecycle policy and each version's dates in ``info``."""
+    info = result.setdefault("info", {})
+    info["description"] = str(info.get("description", "")) + LIFECYCLE
+    info["x-api-versions"] = {
+        version: {name: (str(value) if value is not None else None) for name, value in entry.items()}
+        for version, entry in settings.API_VERSIONS.items()
+    }
+    return result

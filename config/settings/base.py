@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The lifecycle policy and the versions' dates (gateway/openapi.py), after drf-spectacular's enum naming.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "gateway.openapi.describe_versions"],
     # Several models name a field "status" with choices of their own: one schema enum each.
     "ENUM_NAME_OVERRIDES": {
         "StudyStatusEnum": "services.studies.models.StudyStatus",
