@@ -358,8 +358,12 @@ def _problem_component() -> ResolvedComponent:
             "instance": {"type": "string", "description": "The request's path"},
             "request_id": {"type": "string", "description": "The request's id in the audit log"},
             "errors": {
-                "type": "object", "description": "Per field: what is wrong with it (validation failures)",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "type": "array", "description": "What is wrong with each field (validation failures)",
+                "items": {
+                    "type": "object", "required": ["field", "code", "message"],
+                    "properties": {"field": {"type": "string"}, "code": {"type": "string"},
+                                   "message": {"type": "string"}},
+                },
             },
             "reasons": {"type": "array", "items": {"type": "string"}, "description": "Every reason of a denial"},
             "decision_id": {"type": "string", "description": "The policy decision, in the audit log"},
