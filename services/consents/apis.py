@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -115,7 +115,21 @@ class ConsentListApi(_ParticipantScoped):
         """Every consent of the participant, oldest first."""
         return Response({"results": ConsentSerializer(consent_list(participant=self.resource), many=True).data})
 
-    @extend_schema(request=ConsentInput, responses={201: ConsentSerializer})
+    @extend_schema(
+        request=ConsentInput,
+        responses={201: ConsentSerializer},
+        examples=[
+            OpenApiExample(
+                "A signed consent",
+                request_only=True,
+                value={
+                    "scopes": ["research_use", "contact"],
+                    "form_version": "2026-01",
+                    "signed_at": "2026-02-01T10:00:00Z",
+                },
+            )
+        ],
+    )  # fmt: skip
     def post(self, request: Request, pk: Any) -> Response:
         """Record a consent."""
         data = ConsentInput(data=request.data)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -132,7 +132,19 @@ class ObservationListApi(PolicyView[None]):
             on_page=_disclosed,
         )
 
-    @extend_schema(request=ObservationInput, responses={201: ObservationSerializer})
+    @extend_schema(
+        request=ObservationInput,
+        responses={201: ObservationSerializer},
+        examples=[
+            OpenApiExample(
+                "A blood pressure reading",
+                request_only=True,
+                value={"participant": "5c1a2b3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "code_system": "http://loinc.org",
+                       "code": "8480-6", "display": "Systolic blood pressure", "value": 128, "unit": "mm[Hg]",
+                       "effective_date": "2026-02-02"},
+            )
+        ],
+    )  # fmt: skip
     def post(self, request: Request) -> Response:
         """Record an observation about a participant of this community."""
         data = ObservationInput(data=request.data)

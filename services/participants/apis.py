@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -82,7 +82,18 @@ class ParticipantListApi(PolicyView[None]):
             on_page=_disclosed,
         )
 
-    @extend_schema(request=ParticipantInput, responses={201: ParticipantSerializer})
+    @extend_schema(
+        request=ParticipantInput,
+        responses={201: ParticipantSerializer},
+        examples=[
+            OpenApiExample(
+                "An enrolment",
+                request_only=True,
+                value={"study": "0b6f7f0e-6c1d-4a8e-9a3e-2d1c5b4a3f21", "given_name": "Ada", "family_name": "Lovelace",
+                       "date_of_birth": "1985-12-10", "mrn": "MRN-000123", "email": "ada@example.org"},
+            )
+        ],
+    )  # fmt: skip
     def post(self, request: Request) -> Response:
         """Enrol a participant (a new random pseudonym); 201 with the record and its ETag."""
         data = ParticipantInput(data=request.data)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
@@ -115,7 +115,18 @@ class StudyListApi(PolicyView[None]):
             view=self,
         )
 
-    @extend_schema(request=StudyInput, responses={201: StudySerializer})
+    @extend_schema(
+        request=StudyInput,
+        responses={201: StudySerializer},
+        examples=[
+            OpenApiExample(
+                "A study under an IRB approval",
+                request_only=True,
+                value={"title": "Sleep and memory", "protocol_number": "SLP-2026-01",
+                       "irb_approval_number": "IRB-2026-0042", "irb_approval_date": "2026-01-15"},
+            )
+        ],
+    )  # fmt: skip
     def post(self, request: Request) -> Response:
         """Create a study (a draft unless stated, which needs the IRB approval)."""
         data = StudyInput(data=request.data)

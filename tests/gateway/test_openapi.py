@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the locks
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
@@ -186,3 +187,29 @@ def test_a_deprecated_operation_says_so_in_the_schema_and_in_its_answers(member_
         assert retired.status_code == 410
         assert retired.json()["code"] == "operation_sunset"
         assert "Deprecation" not in client.get("/api/v1/studies/")
+
+
+def _json_schema(schema: Any, components: Mapping[str, Any]) -> Any:
+    """An OpenAPI 3.0 schema object as JSON Schema: references inlined, ``nullable`` as a null type."""
+    if isinstance(schema, list):
+        return [_json_schema(item, components) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        return _json_schema(components[schema["$ref"].rsplit("/", 1)[-1]], components)
+    converted = {name: _json_schema(value, components) for name, value in schema.items() if name != "nullable"}
+    if schema.get("nullable"):
+        converted = {"anyOf": [converted, {"type": "null"}]}
+    return converted
+
+
+def test_every_example_validates_against_its_schema(schema: dict[str, Any]) -> None:
+    components, checked = schema["components"]["schemas"], 0
+    for method, path, operation in _operations(schema):
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            for name, example in media.get("examples", {}).items():
+                validator = jsonschema.Draft202012Validator(_json_schema(media["schema"], components))
+                errors = [error.message for error in validator.iter_errors(example["value"])]
+                assert not errors, (method, path, name, errors)
+                checked += 1
+    assert checked >= 4
