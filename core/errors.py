@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     VALIDATION_FAILED = "validation_failed"
     UNKNOWN_FIELD = "unknown_field"
     INVALID = "invalid"
+    INVALID_TYPE = "invalid_type"  # a value of another JSON type than the field documents
     INVALID_FILTER = "invalid_filter"
     INVALID_FORMAT = "invalid_format"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"

@@ -30,17 +30,20 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, force_instance
+from rest_framework.fields import CharField, EmailField, RegexField, SlugField, URLField
 
 from core.contract import ApiContract
 from core.errors import ErrorCode
 from core.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, TITLES
+from core.serializers import StrictSerializer
 from gateway.errors import GatewayErrorCode
 from policy.errors import PolicyErrorCode
 from policy.matrix import policy_matrix
 from policy.views import PolicyView
 from security.audit.errors import AuditErrorCode
 from security.errors import IdentityErrorCode
+from services.common import CleanCharField
 from services.errors import RecordErrorCode
 from tenants.errors import CommunityErrorCode
 from vault.errors import VaultErrorCode
@@ -205,6 +208,22 @@ class GatewaySchema(AutoSchema):
             return contract.operation_ids[self.method]
         return operation_id(type(self.view).__name__, self.method, _methods(self.view))
 
+    def _map_serializer(self, serializer: Any, direction: Any, bypass_extensions: bool = False) -> dict[str, Any]:
+        """A strict serializer refuses fields it does not declare: its schema says so (``additionalProperties``)."""
+        schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)  # type: ignore[no-untyped-call]
+        if isinstance(force_instance(serializer), StrictSerializer):  # type: ignore[no-untyped-call]  # untyped library
+            schema["additionalProperties"] = False
+        return schema
+
+    def _map_serializer_field(self, field: Any, direction: Any, bypass_extensions: bool = False) -> dict[str, Any]:
+        """A request's text field says which characters it refuses (:func:`text_pattern`), as its validation does."""
+        schema: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)  # type: ignore[no-untyped-call]
+        if direction == "request" and schema.get("type") == "string":
+            pattern = text_pattern(field)
+            if pattern is not None and "pattern" not in schema and "format" not in schema and "enum" not in schema:
+                schema["pattern"] = pattern
+        return schema
+
     def get_tags(self) -> list[str]:
         """The resource the operation is about (the action's prefix), else drf-spectacular's tags."""
         action = self._action()
@@ -312,6 +331,28 @@ class GatewaySchema(AutoSchema):
         if action in matrix.phi_actions:
             lines.append("Reveals PHI: decided for the stated purpose and recorded in the accounting of disclosures.")
         operation["description"] = "\n\n".join([operation.get("description", ""), *lines]).strip()
+
+
+# Unicode's control characters (category Cc), which CleanCharField refuses, and the subset a multiline one takes.
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+_CONTROL_BUT_LINES = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
+
+
+def text_pattern(field: Any) -> str | None:
+    """The pattern of the text a field takes, as its validation has it.
+
+    No NUL (DRF refuses it); no control character for a ``CleanCharField``
+    (line breaks and tabs allowed when multiline); and, when it may not be
+    blank, something besides whitespace (DRF trims it first).
+    """
+    if not isinstance(field, CharField) or isinstance(field, RegexField | EmailField | URLField | SlugField):
+        return None
+    refused = "\\u0000"
+    if isinstance(field, CleanCharField):
+        refused = _CONTROL_BUT_LINES if field.multiline else _CONTROL
+    if field.allow_blank or not field.trim_whitespace:
+        return f"^[^{refused}]*$"
+    return f"^[^{refused}]*[^\\s{refused}][^{refused}]*$"
 
 
 def _successes(operation: Mapping[str, Any]) -> list[dict[str, Any]]:

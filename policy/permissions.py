@@ -41,7 +41,8 @@ PURPOSE_HEADER = "HTTP_X_PURPOSE_OF_USE"
 
 def request_purpose(request: Request) -> str:
     """The purpose of use the client states (``X-Purpose-Of-Use``), or the default."""
-    purpose = str(request.META.get(PURPOSE_HEADER, "") or settings.POLICY_DEFAULT_PURPOSE).strip()
+    stated = request.META.get(PURPOSE_HEADER)
+    purpose = settings.POLICY_DEFAULT_PURPOSE if stated is None else str(stated).strip()  # sent empty: refused
     if purpose not in settings.POLICY_PURPOSES:
         raise BadRequest(
             f"X-Purpose-Of-Use must be one of: {', '.join(settings.POLICY_PURPOSES)}",

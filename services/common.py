@@ -157,3 +157,14 @@ class CreatedCursor(CursorPagination):
     page_size = 50
     page_size_query_param = "limit"
     max_page_size = 200
+
+
+def not_in_community(field: str, what: str) -> serializers.ValidationError:
+    """The refusal of a body whose ``field`` names a ``what`` this community does not have (a field error).
+
+    A validation failure like any other (400), with its own code: the body fits
+    the schema, and only the community's records say no; the same answer
+    whether the record is missing or another community's.
+    """
+    detail = serializers.ErrorDetail(f"No such {what} in this community.", code=RecordErrorCode.NOT_IN_COMMUNITY)
+    return serializers.ValidationError({field: [detail]})

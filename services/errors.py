@@ -13,3 +13,4 @@ class RecordErrorCode(StrEnum):
     IF_MATCH_WILDCARD = "if_match_wildcard"
     EDIT_CONFLICT = "edit_conflict"
     INVALID_BODY = "invalid"
+    NOT_IN_COMMUNITY = "not_in_community"  # a field names a record this community does not have

@@ -26,7 +26,7 @@ from core.contract import ApiContract, ProblemCodes
 from core.errors import Conflict, NotFound
 from core.exports import ExportStatus, export_links
 from core.pagination import paginated_response
-from core.serializers import StrictSerializer
+from core.serializers import StrictQuery, StrictSerializer
 from policy.views import PolicyView
 from security.audit.checkpoints import current_log, public_keys_pem, published_keys
 from security.audit.errors import AuditErrorCode
@@ -56,7 +56,7 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
         exclude: ClassVar[list[str]] = ["id"]
 
 
-class EventQuerySerializer(StrictSerializer):
+class EventQuerySerializer(StrictQuery):
     """Filters of the event list; unknown parameters are refused, not ignored."""
 
     actor = serializers.CharField(max_length=64, required=False)

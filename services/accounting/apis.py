@@ -49,7 +49,7 @@ from services.accounting.selectors import (
     recorded_disclosures,
     suspensions,
 )
-from services.common import CleanCharField, not_found_on_record
+from services.common import CleanCharField, not_found_on_record, not_in_community
 from services.errors import RecordErrorCode
 from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
@@ -218,7 +218,7 @@ class AccountingRequestListApi(PolicyView[None]):
         data = payload.validated_data
         participant = Participant.objects.filter(pk=data["participant"]).first()
         if participant is None:
-            raise serializers.ValidationError({"participant": ["No such participant in this community."]})
+            raise not_in_community("participant", "participant")
         opened = accounting_request_open(
             participant=participant,
             requester=data["requester"],

@@ -7,8 +7,8 @@ import uuid
 from decimal import Decimal
 
 from django.db import transaction
-from rest_framework import serializers
 
+from services.common import not_in_community
 from services.observations.models import Observation
 from services.participants.models import Participant
 
@@ -32,7 +32,7 @@ def observation_record(
     """
     holder = Participant.objects.filter(pk=participant).only("id", "pseudonym").first()
     if holder is None:
-        raise serializers.ValidationError({"participant": ["No such participant in this community."]})
+        raise not_in_community("participant", "participant")
     return Observation.objects.create(
         participant=holder,
         code_system=code_system,

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.pagination import paginated_response
-from core.serializers import StrictSerializer
+from core.serializers import StrictQuery, StrictSerializer
 from policy.context import decision_of
 from policy.obligations import RedactingSerializerMixin
 from policy.views import PolicyResource, PolicyView
@@ -91,7 +91,7 @@ class ObservationInput(StrictSerializer):
     note = CleanCharField(multiline=True, max_length=MAX_NOTE, required=False, allow_null=True)
 
 
-class ObservationQuery(StrictSerializer):
+class ObservationQuery(StrictQuery):
     """Filters of the observation list."""
 
     participant = serializers.UUIDField(required=False)

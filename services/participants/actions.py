@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
-from rest_framework import serializers
 
 from core.errors import Conflict
+from services.common import not_in_community
 from services.participants.errors import ParticipantErrorCode
 from services.participants.models import Participant
 from services.participants.selectors import mrn_taken
@@ -28,7 +28,7 @@ def _participant_save(participant: Participant, changes: Mapping[str, Any]) -> P
     if "study" in values:
         study = Study.objects.filter(pk=values.pop("study")).first()
         if study is None:
-            raise serializers.ValidationError({"study": ["No such study in this community."]})
+            raise not_in_community("study", "study")
         participant.study = study
     mrn = values.get("mrn")
     other_than = None if participant._state.adding else participant.pk

@@ -12,7 +12,7 @@ from typing import Any
 from rest_framework import serializers
 
 from core.errors import BadRequest
-from core.serializers import StrictSerializer
+from core.serializers import StrictQuery, StrictSerializer
 from policy.obligations import RedactingSerializerMixin
 from services.common import CleanCharField, PastDateField
 from services.participants.errors import ParticipantErrorCode
@@ -80,7 +80,7 @@ SEARCH_TERMS = ("mrn", "email")
 SEARCH_ROUTE = "/api/v1/participants/search/"
 
 
-class ParticipantQuery(StrictSerializer):
+class ParticipantQuery(StrictQuery):
     """Filters of the participant list; unknown parameters are refused, identifiers with a pointer to the search."""
 
     study = serializers.UUIDField(required=False)

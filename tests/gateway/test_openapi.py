@@ -213,3 +213,39 @@ def test_every_example_validates_against_its_schema(schema: dict[str, Any]) -> N
                 assert not errors, (method, path, name, errors)
                 checked += 1
     assert checked >= 4
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": "Sleep", "protocol_number": 5}, "protocol_number"),  # a number for a string
+        ({"title": True, "protocol_number": "P-7"}, "title"),  # a boolean for a string
+        ({"title": ["Sleep"], "protocol_number": "P-8"}, "title"),  # a list for a string
+    ],
+)
+def test_a_value_of_another_json_type_than_documented_is_refused(
+    member_client: MemberClient, body: dict[str, Any], field: str
+) -> None:
+    for on_beta in (False, True):
+        client, _ = member_client("principal_investigator", on_beta=on_beta)
+        response = client.post("/api/v1/studies/", body, format="json")
+        assert response.status_code == 400
+        assert {"field": field, "code": "invalid_type"} in [
+            {"field": error["field"], "code": error["code"]} for error in response.json()["errors"]
+        ]
+
+
+def test_a_search_s_page_size_is_an_integer_in_its_body(member_client: MemberClient) -> None:
+    client, _ = member_client("principal_investigator")
+    response = client.post("/api/v1/participants/search/", {"mrn": "MRN-1", "limit": "2"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "invalid_type"
+    assert client.post("/api/v1/participants/search/", {"mrn": "MRN-1", "limit": 2}, format="json").status_code == 200
+
+
+def test_an_empty_purpose_is_refused_not_defaulted(member_client: MemberClient) -> None:
+    client, _ = member_client("principal_investigator")
+    assert client.get("/api/v1/studies/").status_code == 200
+    refused = client.get("/api/v1/studies/", HTTP_X_PURPOSE_OF_USE="")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "invalid_purpose"
