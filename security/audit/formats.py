@@ -306,19 +306,26 @@ _RENDERINGS: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
 }
 
 
-def _rendering(header: str) -> Callable[[Mapping[str, Any], str], dict[str, Any]]:
-    """How the Bundle whose first line is ``header`` renders its entries (FormatError when it is not an export)."""
+def _bundle_opening(header: str) -> dict[str, Any]:
+    """The Bundle's own elements, from its first line (FormatError when it is not an export's)."""
     try:
         document = loads(header.removesuffix(_ENTRY_OPENING) + "}") if header.endswith(_ENTRY_OPENING) else None
     except ValueError:
         document = None
-    if not isinstance(document, dict) or (document.get("resourceType"), document.get("type")) != (
-        "Bundle",
-        "collection",
+    if (
+        not isinstance(document, dict)
+        or document.get("resourceType") != "Bundle"
+        or document.get("type") != "collection"
     ):
         raise FormatError("not an audit export Bundle")
+    return document
+
+
+def _rendering(header: str) -> Callable[[Mapping[str, Any], str], dict[str, Any]]:
+    """How the Bundle whose first line is ``header`` renders its entries (FormatError when it is not an export)."""
+    meta = _bundle_opening(header).get("meta", {})
     try:
-        tags = [tag["code"] for tag in document.get("meta", {}).get("tag", []) if tag.get("system") == RENDERING_TAG]
+        tags = [str(tag["code"]) for tag in meta.get("tag", []) if tag.get("system") == RENDERING_TAG]
     except (AttributeError, KeyError, TypeError) as error:
         raise FormatError("the Bundle's meta is not an audit export's") from error
     version = tags[0] if tags else "1"

@@ -254,3 +254,10 @@ def test_a_bundle_of_a_rendering_this_verifier_does_not_know_is_refused() -> Non
         next(fhir_read(io.StringIO(header + "]}\n"), log="alpha"))
     with pytest.raises(FormatError, match="not an audit export Bundle"):
         next(fhir_read(io.StringIO('{"resourceType":"Patient","entry":[\n]}\n'), log="alpha"))
+    with pytest.raises(FormatError, match="the Bundle's meta is not an audit export's"):
+        next(
+            fhir_read(
+                io.StringIO('{"meta":{"tag":["2"]},"resourceType":"Bundle","type":"collection","entry":[\n'),
+                log="alpha",
+            )
+        )
