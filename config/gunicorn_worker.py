@@ -150,12 +150,15 @@ class ProblemGeventWorker(GeventWorker):  # type: ignore[misc]  # gunicorn's cla
         # A header error carries the request read so far (as ``req``; other errors keep their line there).
         parsed = req if req is not None else getattr(exc, "req", None)
         if isinstance(parsed, Request):
-            self._access(parsed, client=client, addr=addr, refusal=refusal, request_id=request_id, started=started)
+            try:
+                self._access(parsed, client=client, addr=addr, refusal=refusal, request_id=request_id, started=started)
+            except Exception:  # noqa: BLE001 - the answer is sent; a half-read request must not make a second one
+                self.log.debug("no access line for the refusal (request_id=%s)", request_id)
 
     def _access(
         self, req: Any, *, client: socket.socket, addr: Any, refusal: Refusal, request_id: str, started: datetime
     ) -> None:
-        """The access log line gunicorn writes for a refusal of a request it read (path only, as every line)."""
+        """The access log line gunicorn writes for a refusal of a request it read (its environ names no path)."""
         environ = default_environ(req, client, self.cfg)
         peer = addr if isinstance(addr, tuple) and len(addr) > 1 else ("", -1)
         environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = peer[0], str(peer[1])
