@@ -49,8 +49,16 @@ gunicorn's default): Kong passes ``X_Request_ID`` or ``X_Gateway_Host`` on as
 the client sent them (nginx's ``underscores_in_headers on``), and mapped, each
 would become the ``HTTP_X_...`` of the header Kong set itself.
 
-This file is read by gunicorn before any patching and must not import Django or
-the project (only the standard library).
+Limits and refusals. The request line, the number of header fields and the size
+of each are bounded by :mod:`core.limits` (``REQUEST_LINE_MAX_BYTES``,
+``HEADER_FIELDS_MAX``, ``HEADER_FIELD_MAX_BYTES``), the names the API's schema
+and docs give them. gunicorn's own refusals of those, and of anything else it
+cannot parse, are problem documents without the request's bytes:
+``worker_class`` is gunicorn's gevent worker with that one change
+(:mod:`config.gunicorn_worker`).
+
+This file is read by gunicorn before any patching and must not import Django:
+the standard library and :mod:`core.limits` only (which imports nothing).
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ import os
 import shutil
 import tempfile
 from typing import Any
+
+from core.limits import HEADER_FIELD_MAX_BYTES, HEADER_FIELDS_MAX, REQUEST_LINE_MAX_BYTES
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -88,7 +98,7 @@ def connection_bound(workers: int, budget: int, requested: int) -> int:
 
 wsgi_app = "config.wsgi:application"
 bind = [os.environ.get("GUNICORN_BIND", "").strip() or "127.0.0.1:8000"]
-worker_class = "gevent"
+worker_class = "config.gunicorn_worker.ProblemGeventWorker"  # gevent's, refusing in problem documents
 workers = _env_int("GUNICORN_WORKERS", 4)
 DB_CONNECTION_BUDGET = _env_int("GUNICORN_DB_CONNECTION_BUDGET", 80)
 worker_connections = connection_bound(workers, DB_CONNECTION_BUDGET, _env_int("GUNICORN_WORKER_CONNECTIONS", 0))
@@ -109,6 +119,9 @@ accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 header_map = "drop"
+limit_request_line = REQUEST_LINE_MAX_BYTES
+limit_request_fields = HEADER_FIELDS_MAX
+limit_request_field_size = HEADER_FIELD_MAX_BYTES
 
 
 def resident_mb() -> float:

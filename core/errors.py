@@ -29,6 +29,15 @@ class ErrorCode(StrEnum):
     INVALID_TYPE = "invalid_type"  # a value of another JSON type than the field documents
     INVALID_FILTER = "invalid_filter"
     INVALID_FORMAT = "invalid_format"
+    INVALID_PAGE_SIZE = "invalid_page_size"
+    INVALID_CURSOR = "invalid_cursor"
+    TOO_MANY_PARAMETERS = "too_many_parameters"
+    # gunicorn's refusals of what is not HTTP it will parse (config/gunicorn_worker.py).
+    MALFORMED_HTTP_REQUEST = "malformed_http_request"
+    REQUEST_LINE_TOO_LONG = "request_line_too_long"
+    HEADER_FIELDS_TOO_LARGE = "header_fields_too_large"
+    EXPECTATION_FAILED = "expectation_failed"
+    UNSUPPORTED_TRANSFER_CODING = "unsupported_transfer_coding"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     AUTHENTICATION_REQUIRED = "authentication_required"
     INVALID_TOKEN = "invalid_token"  # an error code, not a secret  # noqa: S105  # nosec B105

@@ -2,8 +2,10 @@
 
 Any layer that answers outside DRF (middleware, plain Django views) renders its
 refusal here; the edge's DRF exception handler (:mod:`gateway.problems`) builds
-the same document. No document built here carries a stack trace, a secret or
-PHI: the detail is the application's own sentence.
+the same document. Its members come from :mod:`core.rfc9457`, which gunicorn's
+worker uses too for what it refuses before Django. No document built here
+carries a stack trace, a secret or PHI: the detail is the application's own
+sentence.
 """
 
 from __future__ import annotations
@@ -16,27 +18,19 @@ from rest_framework.request import Request
 
 from core.errors import ApplicationError
 from core.http import edge_of
+from core.rfc9457 import PROBLEM_CONTENT_TYPE, problem_members
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
-PROBLEM_TYPE_PREFIX = "urn:compliance-gateway:problem:"
+__all__ = [
+    "BEARER_CHALLENGE",
+    "PROBLEM_CONTENT_TYPE",
+    "application_error_response",
+    "problem_document",
+    "problem_headers",
+    "problem_response",
+]
+
 # The one challenge a 401 carries (RFC 6750), here and in the token authentication.
 BEARER_CHALLENGE = 'Bearer realm="api"'
-
-TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    406: "Not acceptable",
-    409: "Conflict",
-    410: "Gone",
-    413: "Content too large",
-    415: "Unsupported media type",
-    429: "Too many requests",
-    500: "Internal server error",
-    503: "Service unavailable",
-}
 
 
 def problem_document(
@@ -49,13 +43,7 @@ def problem_document(
     extensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build an RFC 9457 problem document with our ``code`` and ``request_id`` members."""
-    document: dict[str, Any] = {
-        "type": PROBLEM_TYPE_PREFIX + str(code),
-        "title": title or TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "code": str(code),
-    }
+    document = problem_members(status=status, code=code, detail=detail, title=title)
     if request is not None:
         document["instance"] = request.path
         document["request_id"] = edge_of(request).request_id

@@ -14,4 +14,5 @@ class GatewayErrorCode(StrEnum):
     GATEWAY_REQUIRED = "gateway_required"
     PROXY_CHECK_UNAVAILABLE = "proxy_check_unavailable"
     DEPENDENCIES_UNAVAILABLE = "dependencies_unavailable"
+    CSRF_FAILED = "csrf_failed"
     METRICS_TOKEN_REQUIRED = "metrics_token_required"  # an error code, not a secret  # noqa: S105  # nosec B105

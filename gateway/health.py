@@ -23,7 +23,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.module_loading import import_string
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from kombu import Connection
 
 from core.problems import problem_response
@@ -74,13 +75,15 @@ def run_checks() -> dict[str, dict[str, Any]]:
     return results
 
 
-@require_GET
+@csrf_exempt  # no cookie, no form: an unsafe method is the 405 below, not a CSRF 403
+@require_safe  # GET and HEAD; anything else 405 with Allow (gateway.middleware.MethodNotAllowedMiddleware)
 def live(request: HttpRequest) -> HttpResponse:
     """The process is up and answering."""
     return JsonResponse({"status": "ok", "release": settings.SERVICE_RELEASE}, headers={"Cache-Control": "no-store"})
 
 
-@require_GET
+@csrf_exempt  # no cookie, no form: an unsafe method is the 405 below, not a CSRF 403
+@require_safe  # GET and HEAD; anything else 405 with Allow (gateway.middleware.MethodNotAllowedMiddleware)
 def ready(request: HttpRequest) -> HttpResponse:
     """Ready when every backing service answers; otherwise 503 naming the ones that are down."""
     checks = run_checks()

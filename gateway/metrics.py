@@ -25,7 +25,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -136,7 +137,8 @@ def _authorized(request: HttpRequest) -> bool:
 
 
 @never_cache
-@require_GET
+@csrf_exempt  # no cookie, no form: an unsafe method is the 405 below, not a CSRF 403
+@require_safe  # GET and HEAD; anything else 405 with Allow (gateway.middleware.MethodNotAllowedMiddleware)
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """The exposition, for a scraper presenting ``METRICS_TOKEN``; 401 problem otherwise."""
     if not _authorized(request):

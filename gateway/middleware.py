@@ -1,4 +1,4 @@
-"""Request pipeline middleware: request ids, body limits, API response headers and versions."""
+"""Request pipeline middleware: request ids, 405s, body limits, API response headers and versions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 from functools import cache
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -13,12 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django.utils.http import http_date
+from rest_framework.views import APIView
 
 from core.comparison import is_ascii_digits
 from core.contract import ApiContract, Deprecation
 from core.errors import ErrorCode
 from core.http import edge_of, edge_set
-from core.problems import problem_response
+from core.problems import PROBLEM_CONTENT_TYPE, problem_response
 from gateway.errors import GatewayErrorCode
 from gateway.logging import request_id_var
 
@@ -50,6 +52,48 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response[REQUEST_ID_HEADER] = request_id
         return response
+
+
+METHOD_NOT_ALLOWED_DETAIL = "This method is not allowed here."
+_NO_OPTIONS = "gateway_no_options"  # the request's view is a DRF view that answers no OPTIONS
+
+
+class MethodNotAllowedMiddleware:
+    """Every 405 is a problem document with an ``Allow`` header, and ``Allow`` names only methods served.
+
+    DRF's views answer 405 as a problem already (the exception handler); plain
+    Django views (the health probes, ``/metrics``, the admin) answer with
+    Django's empty ``HttpResponseNotAllowed``, made a problem here, its
+    ``Allow`` kept. DRF names ``OPTIONS`` in every ``Allow``, though with no
+    metadata class (``DEFAULT_METADATA_CLASS: None``) it answers ``OPTIONS`` 405.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        """Render a bare 405 as a problem; take ``OPTIONS`` out of a DRF view's ``Allow`` when it serves none."""
+        response = self.get_response(request)
+        allow = response.get("Allow")
+        if allow is not None and getattr(request, _NO_OPTIONS, False):
+            allow = ", ".join(method for method in allow.split(", ") if method != "OPTIONS")
+            response["Allow"] = allow
+        bare = not response.get("Content-Type", "").startswith(PROBLEM_CONTENT_TYPE)
+        if response.status_code == HTTPStatus.METHOD_NOT_ALLOWED and bare:
+            return problem_response(
+                request,
+                status=405,
+                code=ErrorCode.METHOD_NOT_ALLOWED,
+                detail=METHOD_NOT_ALLOWED_DETAIL,
+                headers={"Allow": allow} if allow is not None else None,
+            )
+        return response
+
+    def process_view(self, request: HttpRequest, view_func: Callable[..., Any], *args: Any) -> None:
+        """Note whether the view is a DRF view without OPTIONS metadata (its ``Allow`` lists OPTIONS anyway)."""
+        view_class = getattr(view_func, "cls", None)
+        if isinstance(view_class, type) and issubclass(view_class, APIView):
+            setattr(request, _NO_OPTIONS, view_class.metadata_class is None)
 
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

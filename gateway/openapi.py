@@ -35,7 +35,8 @@ from rest_framework.fields import CharField, EmailField, RegexField, SlugField, 
 
 from core.contract import ApiContract
 from core.errors import ErrorCode
-from core.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, TITLES
+from core.pagination import BodyCursor
+from core.rfc9457 import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, TITLES
 from core.serializers import StrictSerializer
 from gateway.errors import GatewayErrorCode
 from policy.errors import PolicyErrorCode
@@ -52,16 +53,21 @@ Codes = Mapping[int, Iterable[StrEnum | str]]
 
 PROBLEM_COMPONENT = "Problem"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-EXTRA_TITLES = {411: "Length required", 412: "Precondition failed", 428: "Precondition required"}
+EXTRA_TITLES = {
+    411: "Length required", 412: "Precondition failed", 414: "URI too long", 428: "Precondition required",
+    431: "Request header fields too large",
+}  # fmt: skip
 
 # Every request, guarded or not: the edge (a host, a version, the proxy check, the dependencies it needs).
 EDGE: Codes = {
-    400: (CommunityErrorCode.INVALID_HOST,),
+    400: (CommunityErrorCode.INVALID_HOST, ErrorCode.MALFORMED_HTTP_REQUEST, ErrorCode.TOO_MANY_PARAMETERS),
     403: (GatewayErrorCode.GATEWAY_REQUIRED,),
     404: (CommunityErrorCode.UNKNOWN_HOST,),
     406: (ErrorCode.NOT_ACCEPTABLE,),
     410: (GatewayErrorCode.VERSION_SUNSET,),
+    414: (ErrorCode.REQUEST_LINE_TOO_LONG,),
     429: (ErrorCode.RATE_LIMITED,),
+    431: (ErrorCode.HEADER_FIELDS_TOO_LARGE,),
     503: (GatewayErrorCode.DEPENDENCIES_UNAVAILABLE, GatewayErrorCode.PROXY_CHECK_UNAVAILABLE,
           ErrorCode.RATE_LIMIT_UNAVAILABLE),
 }  # fmt: skip
@@ -82,12 +88,40 @@ BODY: Codes = {
 }
 QUERY: Codes = {400: (ErrorCode.VALIDATION_FAILED,)}
 ITEM: Codes = {404: (ErrorCode.NOT_FOUND,)}
+PAGED: Codes = {400: (ErrorCode.INVALID_PAGE_SIZE, ErrorCode.INVALID_CURSOR)}
 PRECONDITION: Codes = {
     428: (RecordErrorCode.IF_MATCH_REQUIRED, RecordErrorCode.IF_MATCH_WILDCARD),
     409: (RecordErrorCode.EDIT_CONFLICT,),
 }
 # The policy's reasons that any caller may meet, whatever the action (policy/rego/gateway/authz.rego).
 ALWAYS_DENIABLE = ("not_a_member", "action_not_permitted", "community_suspended")
+
+
+# What a request that fits the schema is never refused for, because the schema states it: a field's type,
+# length, pattern, choices, presence or nullability (DRF's own field codes and ours), an undeclared field, a body
+# that is not JSON, a header outside its enum. Every other 400 refuses what only the data can say (a date in
+# the future, a study this community does not have, a wrong one-time password). The fuzzer holds the schema to
+# this: a schema-valid request may get the second kind, never the first (tests/contract).
+SCHEMA_FIELD_CODES = frozenset({
+    "required", "null", "blank", "empty", "invalid", "invalid_type", "invalid_choice", "not_a_list", "not_a_dict",
+    "max_length", "min_length", "max_value", "min_value", "max_string_length", "max_digits", "max_decimal_places",
+    "max_whole_digits", "null_characters_not_allowed", "control_characters", "unknown_field", "date", "datetime",
+    "make_aware",
+})  # fmt: skip
+SCHEMA_PROBLEM_CODES = frozenset({
+    str(ErrorCode.MALFORMED_REQUEST), str(ErrorCode.UNSUPPORTED_MEDIA_TYPE), str(PolicyErrorCode.INVALID_PURPOSE),
+    str(ErrorCode.PAYLOAD_TOO_LARGE),
+})  # fmt: skip
+
+
+def refuses_the_schema_s_own_rules(document: Mapping[str, Any]) -> bool:
+    """Whether a 400 problem document refuses something the schema itself forbids (see SCHEMA_FIELD_CODES)."""
+    code = str(document.get("code", ""))
+    if code in SCHEMA_PROBLEM_CODES:
+        return True
+    if code != str(ErrorCode.VALIDATION_FAILED):
+        return False
+    return any(str(error.get("code", "")) in SCHEMA_FIELD_CODES for error in document.get("errors", ()))
 
 
 def denial_codes(action: str) -> list[str]:
@@ -208,6 +242,11 @@ class GatewaySchema(AutoSchema):
             return contract.operation_ids[self.method]
         return operation_id(type(self.view).__name__, self.method, _methods(self.view))
 
+    def _pages(self) -> bool:
+        """Whether the operation answers a page: a list's GET, or a search paging in its body."""
+        paginator = getattr(self.view, "pagination_class", None)
+        return paginator is not None and (self.method == "GET" or issubclass(paginator, BodyCursor))
+
     def _map_serializer(self, serializer: Any, direction: Any, bypass_extensions: bool = False) -> dict[str, Any]:
         """A strict serializer refuses fields it does not declare: its schema says so (``additionalProperties``)."""
         schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)  # type: ignore[no-untyped-call]
@@ -266,6 +305,8 @@ class GatewaySchema(AutoSchema):
             layers.append(QUERY)
         if any(parameter.get("in") == "path" for parameter in operation.get("parameters", ())):
             layers.append(ITEM)
+        if self._pages():
+            layers.append(PAGED)
         if precondition:
             layers.append(PRECONDITION)
         if contract is not None:

@@ -15,17 +15,19 @@ import traceback
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import MISSING_DETAIL, ApplicationError, ErrorCode
 from core.http import edge_of
+from core.limits import QUERY_PARAMETERS_MAX
 from core.problems import PROBLEM_CONTENT_TYPE, problem_document, problem_headers, problem_response
 from gateway.errors import GatewayErrorCode
 
@@ -55,6 +57,25 @@ _DRF_CODES: dict[type[drf_exceptions.APIException], tuple[ErrorCode, str]] = {
 _BACKING_SERVICE_DOWN = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 UNAVAILABLE_DETAIL = "A service the gateway depends on is unavailable; try again shortly."
 RETRY_AFTER_SECONDS = "5"
+
+
+TOO_MANY_PARAMETERS_DETAIL = f"Send at most {QUERY_PARAMETERS_MAX} query parameters (or form fields)."
+
+
+class ProblemResponse(Response):
+    """A DRF response that is JSON whatever renderer the view negotiated: every problem document is.
+
+    The schema view renders YAML and the docs page HTML; their 405 or 406 would
+    otherwise be a YAML body, or the docs page's "405 Method Not Allowed",
+    under an ``application/problem+json`` Content-Type.
+    """
+
+    @property
+    def rendered_content(self) -> Any:
+        """The document as JSON."""
+        self.accepted_renderer = JSONRenderer()
+        self.accepted_media_type = PROBLEM_CONTENT_TYPE
+        return super().rendered_content
 
 
 def _unavailable_document(request: HttpRequest | Request | None, exc: BaseException) -> dict[str, Any]:
@@ -100,6 +121,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         return _drf_response(document, exc.status, exc.headers)
     if isinstance(exc, RequestDataTooBig):
         return _drf_response(_too_large(request), 413, {})
+    if isinstance(exc, SuspiciousOperation):  # Django's own refusals a DRF view meets (its query string, first)
+        return _drf_response(_suspicious(request, exc), 400, {})
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -122,7 +145,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
 
 def _drf_response(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
-    return Response(
+    return ProblemResponse(
         document, status=status, content_type=PROBLEM_CONTENT_TYPE, headers=problem_headers(status, headers)
     )
 
@@ -144,20 +167,47 @@ def _too_large(request: HttpRequest | Request | None) -> dict[str, Any]:
     )
 
 
-def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django-level 400 (a Host header outside ALLOWED_HOSTS, a body over the size limit)."""
-    if isinstance(exception, RequestDataTooBig):
-        return JsonResponse(
-            _too_large(request), status=413, content_type=PROBLEM_CONTENT_TYPE, headers=problem_headers(413, None)
+def _suspicious(request: HttpRequest | Request | None, exc: BaseException) -> dict[str, Any]:
+    """Django's refusal of a request it will not read (its message names a setting, never the request)."""
+    if isinstance(exc, TooManyFieldsSent):
+        return problem_document(
+            request, status=400, code=ErrorCode.TOO_MANY_PARAMETERS, detail=TOO_MANY_PARAMETERS_DETAIL
         )
-    return problem_response(
+    return problem_document(
         request, status=400, code=ErrorCode.BAD_REQUEST, detail="The request could not be understood."
     )
 
 
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django-level 400: a Host outside ALLOWED_HOSTS, a body over the size limit, too many parameters."""
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(
+            _too_large(request), status=413, content_type=PROBLEM_CONTENT_TYPE, headers=problem_headers(413, None)
+        )
+    return JsonResponse(
+        _suspicious(request, exception or SuspiciousOperation()),
+        status=400,
+        content_type=PROBLEM_CONTENT_TYPE,
+        headers=problem_headers(400, None),
+    )
+
+
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django-level 403 (for example a CSRF failure on the admin)."""
+    """Django-level 403 (a ``PermissionDenied`` outside DRF)."""
     return problem_response(request, status=403, code=ErrorCode.FORBIDDEN, detail="You may not do this.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """``CSRF_FAILURE_VIEW``: a form posted to the admin without its CSRF token or from another origin (403).
+
+    Only plain Django views check CSRF (DRF's are exempt: they take bearer tokens, never cookies).
+    """
+    return problem_response(
+        request,
+        status=403,
+        code=GatewayErrorCode.CSRF_FAILED,
+        detail="The form's CSRF check failed: reload the page and send it again.",
+    )
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -24,10 +24,10 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
 from core.errors import ApplicationError, Conflict, NotFound
+from core.pagination import BoundedCursor
 from security.audit.context import annotate
 from services.errors import RecordErrorCode
 
@@ -150,13 +150,13 @@ def not_found_on_record(action: str, resource_type: str, resource_id: Any, *, wh
     return NotFound.missing()  # the bytes a hidden denial gives too: ``what`` must not show
 
 
-class CreatedCursor(CursorPagination):
-    """Cursor pagination, oldest first; the cursor is opaque and every filter is applied again."""
+class CreatedCursor(BoundedCursor):
+    """Cursor pagination, oldest first; the cursor is opaque and every filter is applied again.
+
+    Page sizes, and the checks of ``limit`` and ``cursor``, are the kernel's (:class:`core.pagination.BoundedCursor`).
+    """
 
     ordering = ("created_at", "id")
-    page_size = 50
-    page_size_query_param = "limit"
-    max_page_size = 200
 
 
 def not_in_community(field: str, what: str) -> serializers.ValidationError:

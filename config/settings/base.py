@@ -18,6 +18,7 @@ from celery.schedules import crontab
 from config.celery import task_queues
 from config.database_roles import connection_url, service_role_of
 from config.env import env_bool, env_int, env_list, env_str
+from core.limits import BODY_MAX_BYTES, QUERY_PARAMETERS_MAX
 
 # Lets the typed generics of django-stubs (ModelAdmin[Model], QuerySet[Model]) run.
 django_stubs_ext.monkeypatch()
@@ -105,6 +106,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "gateway.middleware.RequestIdMiddleware",
+    # Every 405, a plain Django view's too, is a problem document with Allow.
+    "gateway.middleware.MethodNotAllowedMiddleware",
     "gateway.metrics.RequestMetricsMiddleware",
     # Refusals made before the policy (or without an event inside it) are recorded on the way out, bounded.
     "gateway.refusals.RefusalAuditMiddleware",
@@ -210,7 +213,9 @@ STORAGES = {
 
 # Request bodies larger than this are refused before parsing (gateway.middleware.BodyLimitMiddleware);
 # Kong's request-size-limiting is generated from it (gateway.kong).
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1_048_576)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=BODY_MAX_BYTES)
+# Query-string parameters (and form fields): more is 400 too_many_parameters (gateway.problems).
+DATA_UPLOAD_MAX_NUMBER_FIELDS = QUERY_PARAMETERS_MAX
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["security.identity.authentication.AccessTokenAuthentication"],
@@ -539,6 +544,8 @@ SESSION_COOKIE_HTTPONLY = True
 # The admin's (staff) sign-in ends like an API session does: not two weeks, Django's default.
 SESSION_COOKIE_AGE = SESSION_MAX_AGE_SECONDS
 CSRF_COOKIE_HTTPONLY = True
+# A failed CSRF check (only the admin's forms have one) is a problem document too.
+CSRF_FAILURE_VIEW = "gateway.problems.csrf_failure"
 
 # plain (development) or json (one object a line, the production default; gateway.logging.JsonFormatter).
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")

@@ -16,7 +16,7 @@ from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import BasePagination, CursorPagination
+from rest_framework.pagination import BasePagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,7 +25,8 @@ from rest_framework.views import APIView
 from core.contract import ApiContract, ProblemCodes
 from core.errors import Conflict, NotFound
 from core.exports import ExportStatus, export_links
-from core.pagination import paginated_response
+from core.limits import AUDIT_PAGE_SIZE_DEFAULT, AUDIT_PAGE_SIZE_MAX
+from core.pagination import BoundedCursor, CursorField, PageSizeField, paginated_response
 from core.serializers import StrictQuery, StrictSerializer
 from policy.views import PolicyView
 from security.audit.checkpoints import current_log, public_keys_pem, published_keys
@@ -39,13 +40,12 @@ from security.tasks import export_enqueue
 from tenants.context import community_required
 
 
-class EventCursor(CursorPagination):
+class EventCursor(BoundedCursor):
     """Cursor pagination in sequence order; the cursor is opaque and filters are applied again."""
 
     ordering = "sequence"
-    page_size = 100
-    page_size_query_param = "limit"
-    max_page_size = 1000
+    page_size = AUDIT_PAGE_SIZE_DEFAULT
+    max_page_size = AUDIT_PAGE_SIZE_MAX
 
 
 class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
@@ -68,8 +68,8 @@ class EventQuerySerializer(StrictQuery):
     break_glass = serializers.BooleanField(required=False, allow_null=True, default=None)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    cursor = serializers.CharField(max_length=200, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    cursor = CursorField()
+    limit = PageSizeField(maximum=AUDIT_PAGE_SIZE_MAX)
 
 
 class AuditEventListApi(PolicyView[None]):

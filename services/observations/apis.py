@@ -18,7 +18,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.pagination import paginated_response
+from core.pagination import CursorField, PageSizeField, paginated_response
 from core.serializers import StrictQuery, StrictSerializer
 from policy.context import decision_of
 from policy.obligations import RedactingSerializerMixin
@@ -95,8 +95,8 @@ class ObservationQuery(StrictQuery):
     """Filters of the observation list."""
 
     participant = serializers.UUIDField(required=False)
-    cursor = serializers.CharField(max_length=200, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=200, required=False)
+    cursor = CursorField()
+    limit = PageSizeField()
 
 
 def _with_value(observation: Observation) -> Observation:

@@ -12,6 +12,7 @@ from typing import Any
 from rest_framework import serializers
 
 from core.errors import BadRequest
+from core.pagination import CursorField, PageSizeField
 from core.serializers import StrictQuery, StrictSerializer
 from policy.obligations import RedactingSerializerMixin
 from services.common import CleanCharField, PastDateField
@@ -84,8 +85,8 @@ class ParticipantQuery(StrictQuery):
     """Filters of the participant list; unknown parameters are refused, identifiers with a pointer to the search."""
 
     study = serializers.UUIDField(required=False)
-    cursor = serializers.CharField(max_length=200, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=200, required=False)
+    cursor = CursorField()
+    limit = PageSizeField()
 
     def to_internal_value(self, data: Any) -> Any:
         """Refuse an MRN or email in the query string before anything else; the value is neither echoed nor kept.
@@ -113,8 +114,8 @@ class ParticipantSearch(StrictSerializer):
     mrn = serializers.RegexField(MRN_PATTERN, max_length=64, required=False)
     email = serializers.EmailField(max_length=254, required=False)
     study = serializers.UUIDField(required=False)
-    cursor = serializers.CharField(max_length=200, required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=200, required=False)
+    cursor = CursorField()
+    limit = PageSizeField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Exactly one identifier to search by.

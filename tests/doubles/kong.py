@@ -103,6 +103,7 @@ from gunicorn.http.unreader import IterUnreader  # type: ignore[import-untyped] 
 from lupa import luajit21
 
 from config import gunicorn as gunicorn_settings
+from config.gunicorn_worker import refusal_for, response_bytes
 
 VERSION = "3.9.1"
 Header = tuple[str, str]
@@ -856,11 +857,11 @@ class KongDouble:
         try:
             parsed = Request(_GUNICORN, IterUnreader([_wire(upstream)]), peer)
         except errors.ParseException as refused:
-            # gunicorn/workers/base.py@27.0.1 handle_error: 400, "Invalid Request Line '...'" for the request line.
-            message = (
-                f"Invalid Request Line '{refused}'" if isinstance(refused, errors.InvalidRequestLine) else str(refused)
-            )
-            return KongAnswer(400, [("Content-Type", "text/html")], message.encode("latin-1"), upstream=upstream)
+            # gunicorn's worker (config/gunicorn_worker.py) answers what gunicorn refuses with a problem document.
+            refusal = refusal_for(refused)
+            head, body = response_bytes(refusal, uuid.uuid4().hex).split(b"\r\n\r\n", 1)
+            fields = [line.split(": ", 1) for line in head.decode("ascii").split("\r\n")[1:]]
+            return KongAnswer(refusal.status, [(name, value) for name, value in fields], body, upstream=upstream)
         _, environ = wsgi.create(parsed, None, peer, (url.hostname, url.port or 443), _GUNICORN)
         environ = {key: value for key, value in environ.items() if key != "gunicorn.socket"}
         # Whatever ends TLS in front of gunicorn (its certfile, or a terminator on the pod) makes the scheme https.

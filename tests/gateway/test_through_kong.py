@@ -423,8 +423,9 @@ def test_gunicorn_refuses_a_target_with_such_bytes_if_kong_sends_one(
 
     assert answer.upstream is not None
     assert answer.service is None
-    assert answer.status == 400
-    assert answer.body.startswith(b"Invalid Request Line")
+    assert (answer.status, dict(answer.headers)["Content-Type"]) == (400, "application/problem+json")
+    assert answer.json()["code"] == "malformed_http_request"
+    assert "caf" not in answer.body.decode()  # the refused target is not repeated (config/gunicorn_worker.py)
 
 
 ROOT = certificate_authority(name="service root CA")

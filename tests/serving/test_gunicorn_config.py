@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from gunicorn.workers.ggevent import GeventWorker  # type: ignore[import-untyped]  # gunicorn ships no type hints
 
 from config import gunicorn as gunicorn_settings
+from core.limits import HEADER_FIELD_MAX_BYTES, HEADER_FIELDS_MAX, REQUEST_LINE_MAX_BYTES
 from tests.support.served import Served, gunicorn_command, gunicorn_serving
 
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
@@ -41,12 +43,21 @@ def _restore_module() -> Iterator[None]:
 def test_serve_sh_serves_with_four_gevent_workers_and_no_preload(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _reloaded(monkeypatch)
     assert "--config python:config.gunicorn" in gunicorn_command()
-    assert settings.worker_class == "gevent"
+    worker_module, worker_class = settings.worker_class.rsplit(".", 1)
+    assert issubclass(getattr(importlib.import_module(worker_module), worker_class), GeventWorker)
     assert settings.workers == 4
     assert settings.preload_app is False
     assert settings.max_requests_jitter > 0
     assert "DATABASE_CONN_MAX_AGE=0" in settings.raw_env
     assert f"DATABASE_POOL_MAX_SIZE={settings.worker_connections}" in settings.raw_env  # a pool per worker
+
+
+def test_gunicorns_limits_are_the_ones_the_api_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _reloaded(monkeypatch)
+
+    assert settings.limit_request_line == REQUEST_LINE_MAX_BYTES
+    assert settings.limit_request_fields == HEADER_FIELDS_MAX
+    assert settings.limit_request_field_size == HEADER_FIELD_MAX_BYTES
 
 
 def test_workers_times_greenlets_is_the_database_budget_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
