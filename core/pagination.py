@@ -222,12 +222,26 @@ class BodyCursor(BoundedCursor):
         # DRF's get_page_size and decode_cursor read nothing of the request but query_params.
         return cast(Request, _BodyPaging(request.data, names))
 
+    def _json_typed(self, request: Request, name: str | None, kind: type) -> bool:
+        """Whether the body's ``name`` is absent or of the JSON type the schema gives it.
+
+        A JSON integer is an int and never a bool; ``"5"`` is a string, which a
+        query string's ``limit=5`` is and a body's is not.
+        """
+        fields: Mapping[str, Any] = request.data if isinstance(request.data, Mapping) else {}
+        value = fields.get(name) if name else None
+        return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
     def get_page_size(self, request: Request) -> int:
         """The page size the body asks for, or the default (``invalid_page_size`` as for a query parameter)."""
+        if not self._json_typed(request, self.page_size_query_param, int):
+            raise _invalid_page_size(int(self.max_page_size or PAGE_SIZE_MAX))
         return super().get_page_size(self._paging(request))
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         """The cursor the body carries, if any (``invalid_cursor`` as for a query parameter)."""
+        if not self._json_typed(request, self.cursor_query_param, str):
+            raise _invalid_cursor()
         return super().decode_cursor(self._paging(request))
 
     def encode_cursor(self, cursor: Cursor) -> str:
@@ -244,6 +258,8 @@ class PageSizeField(serializers.IntegerField):
     declares it neither clamps it nor reads ``+5`` as 5.
     """
 
+    checked_by_paginator = True  # StrictSerializer leaves its JSON type to the paginator (invalid_page_size)
+
     def __init__(self, *, maximum: int = PAGE_SIZE_MAX, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         super().__init__(min_value=PAGE_SIZE_MIN, max_value=maximum, **kwargs)
@@ -256,6 +272,8 @@ class PageSizeField(serializers.IntegerField):
 
 class CursorField(serializers.CharField):
     """``cursor`` as a list's query (or search body) serializer declares it, for its schema; the paginator checks it."""
+
+    checked_by_paginator = True  # StrictSerializer leaves its JSON type to the paginator (invalid_cursor)
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)

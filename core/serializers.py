@@ -27,8 +27,8 @@ _JSON_TYPES: tuple[tuple[type[serializers.Field[Any, Any, Any, Any]], tuple[type
 
 def json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) -> str | None:
     """What ``value`` should have been for ``field``, when its JSON type is not the documented one."""
-    if value is None:
-        return None  # the field's own null rule answers
+    if value is None or getattr(field, "checked_by_paginator", False):
+        return None  # the field's own null rule answers; a page's limit and cursor are the paginator's to refuse
     for kind, accepted, name in _JSON_TYPES:
         if isinstance(field, kind):
             wrong = not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool))
