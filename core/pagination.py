@@ -148,6 +148,17 @@ class BoundedCursor(CursorPagination):
     cursor_query_param = CURSOR_PARAMETER
     _model: type[Model] | None = None
 
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        """``cursor`` and ``limit`` as the schema states them, with the bounds the checks hold them to."""
+        return [
+            {"name": self.cursor_query_param, "required": False, "in": "query",
+             "description": "The `next` or `previous` cursor of a page of this list (opaque).",
+             "schema": {"type": "string", "maxLength": CURSOR_MAX_CHARS}},
+            {"name": self.page_size_query_param, "required": False, "in": "query",
+             "description": f"Rows per page (default {self.page_size}).",
+             "schema": {"type": "integer", "minimum": PAGE_SIZE_MIN, "maximum": self.max_page_size}},
+        ]  # fmt: skip
+
     def paginate_queryset(
         self, queryset: QuerySet[M, R] | Sequence[R], request: Request, view: APIView | None = None
     ) -> list[R] | None:
@@ -243,6 +254,10 @@ class BodyCursor(BoundedCursor):
         if not self._json_typed(request, self.cursor_query_param, str):
             raise _invalid_cursor()
         return super().decode_cursor(self._paging(request))
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict[str, Any]]:
+        """None in the query: ``cursor`` and ``limit`` are fields of the search's body."""
+        return []
 
     def encode_cursor(self, cursor: Cursor) -> str:
         """The cursor itself, not a link: the search's terms are in the body, and a link would be for a GET."""

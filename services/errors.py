@@ -14,3 +14,6 @@ class RecordErrorCode(StrEnum):
     EDIT_CONFLICT = "edit_conflict"
     INVALID_BODY = "invalid"
     NOT_IN_COMMUNITY = "not_in_community"  # a field names a record this community does not have
+    OUT_OF_RANGE = "out_of_range"  # a number the data cannot hold
+    LISTED_TWICE = "listed_twice"  # a list naming one item twice
+    IN_THE_FUTURE = "future"  # a moment that has not happened yet (PastDateField's code too)

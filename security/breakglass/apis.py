@@ -201,7 +201,9 @@ class BreakGlassApi(PolicyView[None]):
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             """Cross-field checks."""
             if ("participant" in attrs) == ("study" in attrs):
-                raise serializers.ValidationError("Name exactly one of participant and study.")
+                raise serializers.ValidationError(
+                    "Name exactly one of participant and study.", code=BreakGlassErrorCode.EXACTLY_ONE
+                )
             minutes = attrs.setdefault("minutes", settings.BREAK_GLASS_DEFAULT_MINUTES)
             if minutes > settings.BREAK_GLASS_MAX_MINUTES:
                 raise serializers.ValidationError({"minutes": f"at most {settings.BREAK_GLASS_MAX_MINUTES}"})

@@ -14,4 +14,5 @@ class BreakGlassErrorCode(StrEnum):
     STILL_ACTIVE = "grant_still_active"  # a grant is reviewed once it has ended (expired or revoked)
     ALREADY_ENDED = "grant_already_ended"  # an expired or revoked grant cannot be revoked again
     INVALID_FILTER = "invalid_filter"
-    INVALID_FORMAT = "invalid_format"  # the queue is json or csv
+    INVALID_FORMAT = "invalid_format"
+    EXACTLY_ONE = "exactly_one"  # a grant names exactly one of a participant and a study  # the queue is json or csv

@@ -77,13 +77,15 @@ class ConsentInput(StrictSerializer):
     def validate_scopes(self, scopes: list[str]) -> list[str]:
         """Each scope once."""
         if len(set(scopes)) != len(scopes):
-            raise serializers.ValidationError("A scope is listed twice.")
+            raise serializers.ValidationError("A scope is listed twice.", code=RecordErrorCode.LISTED_TWICE)
         return sorted(scopes)
 
     def validate_signed_at(self, signed_at: Any) -> Any:
         """Not in the future."""
         if signed_at > timezone.now():
-            raise serializers.ValidationError("A consent cannot be signed in the future.")
+            raise serializers.ValidationError(
+                "A consent cannot be signed in the future.", code=RecordErrorCode.IN_THE_FUTURE
+            )
         return signed_at
 
 

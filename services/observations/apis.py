@@ -25,6 +25,7 @@ from policy.obligations import RedactingSerializerMixin
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
 from services.common import CleanCharField, CreatedCursor, PastDateField
+from services.errors import RecordErrorCode
 from services.observations.actions import observation_record
 from services.observations.models import Observation
 from services.observations.selectors import access_observation, observation_list
@@ -45,7 +46,7 @@ class ObservationValueField(serializers.Field):  # type: ignore[type-arg]  # a n
         if isinstance(data, int | float):
             number = Decimal(str(data))
             if not number.is_finite() or abs(number) >= Decimal("1e12"):
-                raise serializers.ValidationError("The number is out of range.")
+                raise serializers.ValidationError("The number is out of range.", code=RecordErrorCode.OUT_OF_RANGE)
             return number.quantize(Decimal("0.000001"))
         if isinstance(data, str):
             return str(CleanCharField(min_length=1, max_length=1000).run_validation(data))

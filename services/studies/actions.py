@@ -18,6 +18,7 @@ from rest_framework import serializers
 from core.errors import Conflict
 from security.audit.staging import record
 from security.selectors import active_member
+from services.errors import RecordErrorCode
 from services.studies.errors import StudyErrorCode
 from services.studies.models import Study, StudyStatus, StudyTeamMember
 from tenants.models import Community
@@ -26,7 +27,11 @@ from tenants.models import Community
 def _check_team(community: Community, team: Sequence[uuid.UUID]) -> None:
     strangers = [str(user) for user in team if active_member(user_id=user, community=community) is None]
     if strangers:
-        raise serializers.ValidationError({"team": [f"Not a member of this community: {user}" for user in strangers]})
+        detail = "Not a member of this community: {}"
+        raise serializers.ValidationError({
+            "team": [serializers.ErrorDetail(detail.format(user), code=RecordErrorCode.NOT_IN_COMMUNITY)
+                     for user in strangers]
+        })  # fmt: skip
 
 
 def _check_status(study: Study, changes: Mapping[str, Any]) -> None:
