@@ -4,13 +4,16 @@ The server is ``entrypoint api`` (gunicorn with the committed gevent configurati
 with the demo communities (tests/contract/conftest.py); the schema is the one each host serves at
 ``/api/schema/``. Who fuzzes an operation is the policy's answer, not a list kept here: each operation is
 resolved to its view and the view's declared action, and each role the policy matrix grants that action to gets
-the operation in its run (the coordinator only for writes, its reads being the investigator's). A run is pinned
+the operation in its run (the coordinator only for its writes and the lists that give them ids). A run is pinned
 to a token the server issued to that member just before it (tests/support/demo_members.py: a fresh sign-in, a
 recovery code as second factor for the elevated roles); its peers, for ``object_level_authorization``, are a
 researcher of the same community and the other community's investigator. A separate run sends the other
-community's token to every operation, and no guarded operation may admit it. Signing in, refreshing and signing
-out are fuzzed last, with a session of their own: the fuzzed sign-ins lock the client address out of signing in,
-as they should, and the fuzzed sign-outs end the session they carry.
+community's token to every operation, and no guarded operation may admit it; another sends each community's
+auditor's token to every operation, and none that the policy does not grant the auditor may admit it (this is
+where the policy's 403s are met). Before the runs, a study, a participant with a consent and an observation are
+made through the API in each community, and their ids are offered to the runs' ``study`` and ``participant``
+fields. Signing in, refreshing and signing out are fuzzed last, with a session of their own: the fuzzed sign-ins
+lock the client address out of signing in, as they should, and the fuzzed sign-outs end the session they carry.
 
 Every check schemathesis 4 has runs (tests/support/fuzzing.py), with a fixed seed (``FUZZ_SEED``) and
 ``FUZZ_EXAMPLES`` examples per operation and phase (8 here, sized for CI; ``make fuzz`` runs a longer one), and
@@ -230,13 +233,62 @@ def phases_of(community: str, role: str) -> tuple[str, ...]:
     return ("examples", "coverage", "fuzzing")
 
 
+def known_records(served: Served, members: dict[str, DemoMember], community: str) -> dict[str, tuple[str, ...]]:
+    """Records made through the API before the runs, so that the fuzzer has ids that exist to send.
+
+    A study (the investigator's), a participant enrolled in it with a consent to research use and an observation
+    (the coordinator's): the ids go to the runs as values of the ``study`` and ``participant`` fields and filters,
+    drawn half the time. Paths' ids come from the runs' own answers (stateful links and the resource pool).
+    """
+    host = HOSTS[community]
+    investigator = members[f"{community}-principal_investigator"].sign_in()
+    coordinator = members[f"{community}-coordinator"].sign_in()
+    study = {
+        "title": "Fuzzing baseline",
+        "protocol_number": f"FUZZ-{community}",
+        "irb_approval_number": "IRB-1",
+        "irb_approval_date": "2026-01-15",
+        "status": "active",
+    }
+    status, made = call(served.port, "POST", "/api/v1/studies/", host=host, token=investigator, body=study)
+    assert status == 201, made
+    participant = {"study": made["id"], "given_name": "Fuzz", "family_name": "Baseline", "date_of_birth": "1970-01-01"}
+    status, enrolled = call(
+        served.port, "POST", "/api/v1/participants/", host=host, token=coordinator, body=participant
+    )
+    assert status == 201, enrolled
+    consent = {"scopes": ["research_use"], "form_version": "v1", "signed_at": "2026-02-01T10:00:00Z"}
+    path = f"/api/v1/participants/{enrolled['id']}/consents/"
+    status, answer = call(served.port, "POST", path, host=host, token=coordinator, body=consent)
+    assert status == 201, answer
+    observation = {
+        "participant": enrolled["id"],
+        "code_system": "http://loinc.org",
+        "code": "8867-4",
+        "value": 70,
+        "unit": "/min",
+        "effective_date": "2026-03-02",
+    }
+    status, answer = call(served.port, "POST", "/api/v1/observations/", host=host, token=coordinator, body=observation)
+    assert status == 201, answer
+    studies, participants = (str(made["id"]),), (str(enrolled["id"]),)
+    return {
+        "body.study": studies,
+        "query.study": studies,
+        "body.participant": participants,
+        "query.participant": participants,
+    }
+
+
 def community_runs(
+    served: Served,
     community: str,
     members: dict[str, DemoMember],
     operations: list[Operation],
     coverage: dict[tuple[str, str], frozenset[str]],
 ) -> Iterator[FuzzRun]:
     """The role runs of one community, each pinned to a fresh token (signed in when the run is about to start)."""
+    known = known_records(served, members, community)
     peers = (
         Identity(f"{community}-researcher (peer)", members[f"{community}-researcher"].sign_in()),
         Identity(
@@ -256,6 +308,7 @@ def community_runs(
             phases=phases_of(community, role),
             peers=peers,
             without_coverage=tuple(sorted(set(chosen) - covered_here)),
+            known=known,
         )
 
 
@@ -301,6 +354,18 @@ def assert_admitted(results: list[RunResult]) -> None:
         assert admitted, f"{result.run.name}: no request as {pinned} was admitted"
 
 
+def admissions(results: list[RunResult], labels: set[str]) -> list[str]:
+    """The operations of ``labels`` that answered a run's own identity with anything but a refusal."""
+    return sorted(
+        {
+            f"{exchange.operation} -> {exchange.status}"
+            for result in results
+            for exchange in result.exchanges
+            if exchange.operation in labels and exchange.identity == result.run.identity.name and exchange.status < 400
+        }
+    )
+
+
 def assert_still_signed_in(results: list[RunResult], served: Served) -> None:
     """Each run's pinned token still works: an identity lost mid-run would have fuzzed 401s only."""
     for result in results:
@@ -313,7 +378,7 @@ def test_every_operation_holds_to_the_schema_for_each_role_that_may_call_it(
 ) -> None:
     coverage = coverage_plan(served.schemas)
     runs = {
-        community: community_runs(community, members, operations, coverage)
+        community: community_runs(served, community, members, operations, coverage)
         for community, (_, operations) in served.schemas.items()
     }
 
@@ -351,17 +416,41 @@ def test_a_token_of_the_other_community_is_admitted_by_no_guarded_operation(
     # Then no guarded operation answered it with anything but a refusal.
     for community, results in lanes.items():
         guarded = {operation.label for operation in served.schemas[community][1] if operation.guarded}
-        admitted = sorted(
-            {
-                f"{exchange.operation} -> {exchange.status}"
-                for result in results
-                for exchange in result.exchanges
-                if exchange.operation in guarded
-                and exchange.identity == result.run.identity.name
-                and exchange.status < 400
-            }
-        )
+        admitted = admissions(results, guarded)
         assert not admitted, f"the other community's token was admitted on {HOSTS[community]}: {admitted}"
+    assert_clean(flat(lanes), served)
+
+
+def test_a_role_is_refused_every_operation_the_policy_does_not_grant_it(
+    served: Served, members: dict[str, DemoMember]
+) -> None:
+    # Given each community's auditor: the policy grants it the audit reads and its own session, nothing else.
+    granted = policy_matrix().roles[Role.AUDITOR]
+    runs = {}
+    for community, (_, operations) in served.schemas.items():
+        auditor = members[f"{community}-auditor"]
+        name = f"{auditor.name}-refused"
+        runs[community] = iter(
+            [
+                FuzzRun(
+                    name=name,
+                    host=auditor.host,
+                    identity=Identity(name, auditor.sign_in()),
+                    operations=tuple(op.label for op in operations if op.route not in SESSION_ROUTES),
+                    phases=("fuzzing",),
+                    max_examples=None if long_run() else CROSS_EXAMPLES,
+                )
+            ]
+        )
+
+    # When the fuzzer sends its token to every operation of its own host.
+    lanes = in_lanes(runs, served=served)
+
+    # Then each operation whose action the policy does not grant it refused it.
+    for community, results in lanes.items():
+        refused = {op.label for op in served.schemas[community][1] if op.guarded and op.action not in granted}
+        admitted = admissions(results, refused)
+        assert not admitted, f"the auditor of {community} was admitted where the policy grants it nothing: {admitted}"
     assert_clean(flat(lanes), served)
 
 

@@ -80,6 +80,8 @@ class FuzzRun:
     without_coverage: tuple[str, ...] = ()
     # Examples per operation and phase when not the budget's.
     max_examples: int | None = None
+    # Values that exist on the server, by parameter (``body.study``, ``query.participant``): drawn half the time.
+    known: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,18 +115,21 @@ class Failure:
         return f"{self.title}: {_first_line(self.message)}"
 
     @property
-    def detail(self) -> str:
+    def details(self) -> frozenset[str]:
         """What tells one operation's case from another's under the same cause (the problem code, the fields)."""
         if self.check == "status_code_conformance":
-            return self.problem or ""
+            return frozenset(filter(None, [self.problem]))
         if self.check == "positive_data_acceptance":
             # Unknown fields carry generated names, which say nothing: the code alone is in the cause.
-            return ", ".join(sorted({name for name, code in self.errors if code != "unknown_field"}))
+            return frozenset(name for name, code in self.errors if code != "unknown_field")
         if self.check == "negative_data_rejection":
-            return next(
-                (line.split(":", 1)[1].strip() for line in self.message.splitlines() if "component:" in line), ""
+            return frozenset(
+                line.split(":", 1)[1].strip() for line in self.message.splitlines() if "component:" in line
             )
-        return ""
+        if self.check == "response_schema_conformance":
+            # Where in the response schema the answer broke it (``/properties/display``).
+            return frozenset(re.findall(r"^Schema at (\S+):$", self.message, flags=re.MULTILINE))
+        return frozenset()
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,15 @@ def _configuration(run: FuzzRun) -> str:
         "[cache]\nenabled = false\n\n"
         f'[auth.wfc]\npath = "auth.json"\nuser = {json.dumps(run.identity.name)}\n{peers}'
     )
+    if run.known:
+        text += "\n[dictionaries]\n" + "".join(
+            f"{json.dumps(key.replace('.', '-'))} = {{ values = {json.dumps(list(values))} }}\n"
+            for key, values in sorted(run.known.items())
+        )
+        text += "\n[parameters]\n" + "".join(
+            f"{json.dumps(key)} = {{ dictionary = {json.dumps(key.replace('.', '-'))}, probability = 0.5 }}\n"
+            for key in sorted(run.known)
+        )
     if run.without_coverage and "coverage" in run.phases:
         names = json.dumps(sorted(run.without_coverage))
         text += f"\n[[operations]]\ninclude-name = {names}\nphases.coverage.enabled = false\n"
@@ -241,13 +255,14 @@ def fuzz(run: FuzzRun, *, schema: Path, base_url: str, budget: Budget, directory
     (directory / "output.txt").write_text(output, encoding="utf-8")
     result = RunResult(run=run, returncode=completed.returncode, output=output, seconds=time.monotonic() - started)
     for report in sorted(directory.glob("ndjson-*.ndjson")):
-        _read_report(result, report)
+        read_report(result, report)
     if completed.returncode != 0 and not result.failures:
         result.failures.append(Failure(run.name, "(run)", "exit status", "schemathesis failed", output[-2000:]))
     return result
 
 
-def _read_report(result: RunResult, report: Path) -> None:
+def read_report(result: RunResult, report: Path) -> None:
+    """Add what a schemathesis NDJSON report holds to ``result``: its failures, checks and exchanges."""
     for line in report.read_text(encoding="utf-8").splitlines():
         event: dict[str, Any] = json.loads(line)
         for kind in ("NonFatalError", "FatalError"):
@@ -325,7 +340,7 @@ def _problem(response: Mapping[str, Any]) -> tuple[str | None, tuple[tuple[str, 
 def _operations(failures: Mapping[str, list[Failure]]) -> str:
     named = []
     for operation, found in sorted(failures.items()):
-        details = sorted({failure.detail for failure in found if failure.detail})
+        details = sorted(set().union(*(failure.details for failure in found)))
         named.append(f"{operation} ({', '.join(details)})" if details else operation)
     return "\n      ".join(named)
 
