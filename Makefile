@@ -27,7 +27,7 @@ PROD_CHECK_ENV := DJANGO_SETTINGS_MODULE=config.settings.production \
 
 .PHONY: help setup-dev services run test coverage-report lint lint-imports format type-check migrations-check \
 	attack-suite backup restore-test quality-check security-scan security-audit lock policy-review bench clean \
-	deploy-blue health-check switch-traffic verify-deployment migrations-lint build security-check
+	deploy-blue health-check switch-traffic verify-deployment migrations-lint build security-check fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -66,6 +66,15 @@ test: $(INSTALLED) services ## Run the test suite with coverage (real PostgreSQL
 attack-suite: $(INSTALLED) services ## Only the standing attack suite (tests/attacks): one test per security finding
 	@rc=0; $(BIN)/pytest -m attack $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: the attack suite collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The API fuzzer's long run (docs/development.md, "The API fuzzer"): what CI runs in tests/contract/test_fuzz.py,
+# with every phase for every role on both communities and FUZZ_EXAMPLES examples per operation and phase (CI: 10).
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 20260520
+FUZZ_REPORT_DIR ?= fuzz-report
+fuzz: $(INSTALLED) services ## The API fuzzer, long: FUZZ_EXAMPLES (100) per operation, every phase; reports in FUZZ_REPORT_DIR
+	FUZZ_LONG=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) FUZZ_REPORT_DIR=$(abspath $(FUZZ_REPORT_DIR)) \
+		$(BIN)/pytest tests/contract/test_fuzz.py -p no:cacheprovider -n 0 --no-cov -rA $(PYTEST_ARGS)
 
 coverage-report: $(INSTALLED) ## Coverage of the last test run (terminal and htmlcov/)
 	@test -f .coverage || $(MAKE) test
@@ -151,7 +160,7 @@ migrations-lint: $(INSTALLED) services ## New migrations stay backward-compatibl
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) manage.py migrations_compat
 
 clean: ## Remove caches and coverage data (keeps .venv)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml
+	rm -rf .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage coverage.xml fuzz-report
 
 # Image (issue 17): hadolint always; `docker build` only where a container runtime answers.
 IMAGE ?= compliance-gateway
