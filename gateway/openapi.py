@@ -31,7 +31,6 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent, force_instance
-from rest_framework.fields import CharField, EmailField, RegexField, SlugField, URLField
 
 from core.contract import ApiContract
 from core.errors import ErrorCode
@@ -41,10 +40,11 @@ from core.serializers import StrictSerializer
 from gateway.errors import GatewayErrorCode
 from policy.errors import PolicyErrorCode
 from policy.matrix import policy_matrix
+from policy.obligations import IDENTIFIER_FIELDS, RedactingSerializerMixin
 from policy.views import PolicyView
 from security.audit.errors import AuditErrorCode
 from security.errors import IdentityErrorCode
-from services.common import CleanCharField
+from services.common import text_pattern
 from services.errors import RecordErrorCode
 from tenants.errors import CommunityErrorCode
 from vault.errors import VaultErrorCode
@@ -110,7 +110,7 @@ SCHEMA_FIELD_CODES = frozenset({
 })  # fmt: skip
 SCHEMA_PROBLEM_CODES = frozenset({
     str(ErrorCode.MALFORMED_REQUEST), str(ErrorCode.UNSUPPORTED_MEDIA_TYPE), str(PolicyErrorCode.INVALID_PURPOSE),
-    str(ErrorCode.PAYLOAD_TOO_LARGE),
+    str(ErrorCode.PAYLOAD_TOO_LARGE), str(RecordErrorCode.INVALID_BODY),
 })  # fmt: skip
 
 
@@ -250,8 +250,11 @@ class GatewaySchema(AutoSchema):
     def _map_serializer(self, serializer: Any, direction: Any, bypass_extensions: bool = False) -> dict[str, Any]:
         """A strict serializer refuses fields it does not declare: its schema says so (``additionalProperties``)."""
         schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)  # type: ignore[no-untyped-call]
-        if isinstance(force_instance(serializer), StrictSerializer):  # type: ignore[no-untyped-call]  # untyped library
+        instance = force_instance(serializer)  # type: ignore[no-untyped-call]  # untyped library
+        if isinstance(instance, StrictSerializer):
             schema["additionalProperties"] = False
+        if direction == "response" and isinstance(instance, RedactingSerializerMixin):
+            _redactable(schema)
         return schema
 
     def _map_serializer_field(self, field: Any, direction: Any, bypass_extensions: bool = False) -> dict[str, Any]:
@@ -374,26 +377,15 @@ class GatewaySchema(AutoSchema):
         operation["description"] = "\n\n".join([operation.get("description", ""), *lines]).strip()
 
 
-# Unicode's control characters (category Cc), which CleanCharField refuses, and the subset a multiline one takes.
-_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
-_CONTROL_BUT_LINES = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
-
-
-def text_pattern(field: Any) -> str | None:
-    """The pattern of the text a field takes, as its validation has it.
-
-    No NUL (DRF refuses it); no control character for a ``CleanCharField``
-    (line breaks and tabs allowed when multiline); and, when it may not be
-    blank, something besides whitespace (DRF trims it first).
-    """
-    if not isinstance(field, CharField) or isinstance(field, RegexField | EmailField | URLField | SlugField):
-        return None
-    refused = "\\u0000"
-    if isinstance(field, CleanCharField):
-        refused = _CONTROL_BUT_LINES if field.multiline else _CONTROL
-    if field.allow_blank or not field.trim_whitespace:
-        return f"^[^{refused}]*$"
-    return f"^[^{refused}]*[^\\s{refused}][^{refused}]*$"
+def _redactable(schema: dict[str, Any]) -> None:
+    """Every field but the identifiers may come out ``null``: the policy's redaction blanks it (``"*"`` all)."""
+    properties = schema.get("properties", {})
+    for name in [name for name in properties if name not in IDENTIFIER_FIELDS]:
+        field = properties[name]
+        if "$ref" in field:
+            field = properties[name] = {"allOf": [{"$ref": field.pop("$ref")}], **field}
+        field["nullable"] = True
+        field["description"] = (field.get("description", "") + " Null when the policy redacts it.").strip()
 
 
 def _successes(operation: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -210,7 +210,7 @@ class TotpConfirmApi(PolicyView[None]):
         "POST": {
             400: (IdentityErrorCode.INVALID_OTP,),
             401: (IdentityErrorCode.RECENT_SIGN_IN_REQUIRED,),
-            409: (IdentityErrorCode.MFA_NOT_STARTED,),
+            409: (IdentityErrorCode.MFA_NOT_STARTED, IdentityErrorCode.MFA_ALREADY_ENABLED),
         }
     }
     policy_resource_type = "self"

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.fields import CharField, EmailField, RegexField, SlugField, URLField
 from rest_framework.request import Request
 
 from core.errors import ApplicationError, Conflict, NotFound
@@ -168,3 +169,25 @@ def not_in_community(field: str, what: str) -> serializers.ValidationError:
     """
     detail = serializers.ErrorDetail(f"No such {what} in this community.", code=RecordErrorCode.NOT_IN_COMMUNITY)
     return serializers.ValidationError({field: [detail]})
+
+
+# Unicode's control characters (category Cc), which CleanCharField refuses, and the subset a multiline one takes.
+_CONTROL = "\\u0000-\\u001f\\u007f-\\u009f"
+_CONTROL_BUT_LINES = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f"
+
+
+def text_pattern(field: Any) -> str | None:
+    """The pattern of the text a field takes, as its validation has it.
+
+    No NUL (DRF refuses it); no control character for a ``CleanCharField``
+    (line breaks and tabs allowed when multiline); and, when it may not be
+    blank, something besides whitespace (DRF trims it first).
+    """
+    if not isinstance(field, CharField) or isinstance(field, RegexField | EmailField | URLField | SlugField):
+        return None
+    refused = "\\u0000"
+    if isinstance(field, CleanCharField):
+        refused = _CONTROL_BUT_LINES if field.multiline else _CONTROL
+    if field.allow_blank or not field.trim_whitespace:
+        return f"^[^{refused}]*$"
+    return f"^[^{refused}]*[^\\s{refused}][^{refused}]*$"

@@ -17,3 +17,4 @@ class RecordErrorCode(StrEnum):
     OUT_OF_RANGE = "out_of_range"  # a number the data cannot hold
     LISTED_TWICE = "listed_twice"  # a list naming one item twice
     IN_THE_FUTURE = "future"  # a moment that has not happened yet (PastDateField's code too)
+    APPROVAL_REQUIRED = "approval_required"  # a study made active without its IRB approval

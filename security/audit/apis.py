@@ -137,9 +137,13 @@ class AuditExportListApi(PolicyView[None]):
             """Cross-field checks."""
             until = attrs.setdefault("until", timezone.now())
             if until > timezone.now():
-                raise serializers.ValidationError({"until": "must not be in the future"})
+                raise serializers.ValidationError(
+                    {"until": serializers.ErrorDetail("must not be in the future", code=AuditErrorCode.IN_THE_FUTURE)}
+                )
             if attrs["since"] >= until:
-                raise serializers.ValidationError({"since": "must be before until"})
+                raise serializers.ValidationError(
+                    {"since": serializers.ErrorDetail("must be before until", code=AuditErrorCode.INVALID_PERIOD)}
+                )
             return attrs
 
     @extend_schema(request=InputSerializer, responses={202: AuditExportSerializer})

@@ -13,3 +13,5 @@ class AuditErrorCode(StrEnum):
     EXPORT_NOT_READY = "export_not_ready"
     EXPORT_FILE_MISSING = "export_file_missing"
     INSIDE_RETENTION = "inside_retention"
+    IN_THE_FUTURE = "future"  # an export period ending after now
+    INVALID_PERIOD = "invalid_period"  # an export period that ends before it begins

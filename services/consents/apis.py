@@ -151,7 +151,9 @@ class ConsentWithdrawApi(_ParticipantScoped):
     """``POST``: withdraw one consent (once; the record stays)."""
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "consent.withdraw"}
-    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {"POST": {409: (ConsentErrorCode.ALREADY_WITHDRAWN,)}}
+    problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
+        "POST": {400: (RecordErrorCode.INVALID_BODY,), 409: (ConsentErrorCode.ALREADY_WITHDRAWN,)}
+    }
     policy_resource_id_kwarg = "consent_id"
 
     @extend_schema(request=WithdrawInput, responses={200: ConsentSerializer})
@@ -173,7 +175,10 @@ class ConsentAuthorizationApi(PolicyView[None]):
 
     policy_actions: ClassVar[Mapping[str, str]] = {"POST": "consent.confirm_authorization"}
     problem_codes: ClassVar[Mapping[str, ProblemCodes]] = {
-        "POST": {409: (ConsentErrorCode.NOT_AUTHORIZATION, ConsentErrorCode.ALREADY_CONFIRMED)}
+        "POST": {
+            400: (RecordErrorCode.INVALID_BODY,),
+            409: (ConsentErrorCode.NOT_AUTHORIZATION, ConsentErrorCode.ALREADY_CONFIRMED),
+        }
     }
     policy_resource_type = "consent"
     policy_deny_as_not_found = True

@@ -24,18 +24,25 @@ from policy.context import decision_of
 from policy.obligations import RedactingSerializerMixin
 from policy.views import PolicyResource, PolicyView
 from security.audit.context import note_participants
-from services.common import CleanCharField, CreatedCursor, PastDateField
+from services.common import CleanCharField, CreatedCursor, PastDateField, text_pattern
 from services.errors import RecordErrorCode
 from services.observations.actions import observation_record
 from services.observations.models import Observation
 from services.observations.selectors import access_observation, observation_list
 from services.participants.selectors import policy_attributes
 
+VALUE_BOUND = 10**12  # a number's magnitude stays below it (the column's precision)
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_:]{0,63}$"
 MAX_NOTE = 10_000
 
 
-@extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1000}]})
+@extend_schema_field({
+    "oneOf": [
+        {"type": "number", "minimum": -VALUE_BOUND, "maximum": VALUE_BOUND, "exclusiveMinimum": True,
+         "exclusiveMaximum": True},
+        {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": text_pattern(CleanCharField(min_length=1))},
+    ]
+})  # fmt: skip
 class ObservationValueField(serializers.Field):  # type: ignore[type-arg]  # a number or a text: no one type
     """``value``: a finite number or a short text."""
 
@@ -45,7 +52,7 @@ class ObservationValueField(serializers.Field):  # type: ignore[type-arg]  # a n
             raise serializers.ValidationError("A value is a number or a text.")
         if isinstance(data, int | float):
             number = Decimal(str(data))
-            if not number.is_finite() or abs(number) >= Decimal("1e12"):
+            if not number.is_finite() or abs(number) >= Decimal(VALUE_BOUND):
                 raise serializers.ValidationError("The number is out of range.", code=RecordErrorCode.OUT_OF_RANGE)
             return number.quantize(Decimal("0.000001"))
         if isinstance(data, str):

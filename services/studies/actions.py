@@ -41,8 +41,9 @@ def _check_status(study: Study, changes: Mapping[str, Any]) -> None:
     approval = changes.get("irb_approval_number", study.irb_approval_number)
     approved_on = changes.get("irb_approval_date", study.irb_approval_date)
     if target == StudyStatus.ACTIVE and not (approval and approved_on):
+        detail = "A study becomes active only with irb_approval_number and irb_approval_date."
         raise serializers.ValidationError(
-            {"status": ["A study becomes active only with irb_approval_number and irb_approval_date."]}
+            {"status": [serializers.ErrorDetail(detail, code=RecordErrorCode.APPROVAL_REQUIRED)]}
         )
 
 

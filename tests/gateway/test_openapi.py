@@ -190,7 +190,7 @@ def test_a_deprecated_operation_says_so_in_the_schema_and_in_its_answers(member_
 
 
 def _json_schema(schema: Any, components: Mapping[str, Any]) -> Any:
-    """An OpenAPI 3.0 schema object as JSON Schema: references inlined, ``nullable`` as a null type."""
+    """An OpenAPI 3.0 schema object as JSON Schema: references inlined, ``nullable`` and exclusive bounds mapped."""
     if isinstance(schema, list):
         return [_json_schema(item, components) for item in schema]
     if not isinstance(schema, dict):
@@ -198,6 +198,11 @@ def _json_schema(schema: Any, components: Mapping[str, Any]) -> Any:
     if "$ref" in schema:
         return _json_schema(components[schema["$ref"].rsplit("/", 1)[-1]], components)
     converted = {name: _json_schema(value, components) for name, value in schema.items() if name != "nullable"}
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if converted.get(exclusive) is True:  # OpenAPI 3.0's boolean form; JSON Schema's is the bound itself
+            converted[exclusive] = converted.pop(bound)
+        elif converted.get(exclusive) is False:
+            converted.pop(exclusive)
     if schema.get("nullable"):
         converted = {"anyOf": [converted, {"type": "null"}]}
     return converted
