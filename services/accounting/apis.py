@@ -61,6 +61,14 @@ INCLUDES = ("", "uses")
 REGISTER_LIMIT = 500
 
 
+def truncated_list(name: str, serializer: type[serializers.Serializer[Any]]) -> Any:
+    """The schema of a list answered whole up to its first rows: ``results``, and whether it was ``truncated``."""
+    return inline_serializer(name, {
+        "results": serializer(many=True),
+        "truncated": serializers.BooleanField(help_text="More rows exist than were answered"),
+    })  # fmt: skip
+
+
 def _first_rows(rows: QuerySet[M]) -> tuple[list[M], bool]:
     """The first ``REGISTER_LIMIT`` rows, and whether there were more (the response says ``truncated``)."""
     found = list(rows[: REGISTER_LIMIT + 1])
@@ -203,7 +211,7 @@ class AccountingRequestListApi(PolicyView[None]):
         received_at = serializers.DateTimeField(required=False)
         period_start = serializers.DateTimeField(required=False)
 
-    @extend_schema(responses={200: AccountingRequestSerializer(many=True)})
+    @extend_schema(responses={200: truncated_list("AccountingRequestList", AccountingRequestSerializer)})
     def get(self, request: Request) -> Response:
         """The requests, oldest first."""
         wanted = query_choice(request, "status", RequestStatus.values, code=AccountingErrorCode.INVALID_STATUS)
@@ -387,7 +395,7 @@ class SuspensionListApi(PolicyView[None]):
         starts_at = serializers.DateTimeField()
         ends_at = serializers.DateTimeField()
 
-    @extend_schema(responses={200: SuspensionSerializer(many=True)})
+    @extend_schema(responses={200: truncated_list("AccountingSuspensionList", SuspensionSerializer)})
     def get(self, request: Request) -> Response:
         """Every suspension, oldest first."""
         rows, truncated = _first_rows(suspensions())
@@ -436,7 +444,7 @@ class RecordedDisclosureListApi(_ParticipantScoped):
         description = CleanCharField(min_length=1, max_length=2000, multiline=True)
         purpose_statement = CleanCharField(min_length=1, max_length=2000, multiline=True)
 
-    @extend_schema(responses={200: RecordedDisclosureSerializer(many=True)})
+    @extend_schema(responses={200: truncated_list("RecordedDisclosureList", RecordedDisclosureSerializer)})
     def get(self, request: Request, pk: Any) -> Response:
         """The recorded disclosures, oldest first."""
         note_participants([self.resource.pseudonym])

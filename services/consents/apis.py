@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -112,7 +112,7 @@ class ConsentListApi(_ParticipantScoped):
     policy_actions: ClassVar[Mapping[str, str]] = {"GET": "consent.list", "POST": "consent.create"}
     policy_collection = True
 
-    @extend_schema(responses={200: ConsentSerializer(many=True)})
+    @extend_schema(responses={200: inline_serializer("ConsentList", {"results": ConsentSerializer(many=True)})})
     def get(self, request: Request, pk: Any) -> Response:
         """Every consent of the participant, oldest first."""
         return Response({"results": ConsentSerializer(consent_list(participant=self.resource), many=True).data})

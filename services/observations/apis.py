@@ -108,7 +108,7 @@ class ObservationQuery(StrictQuery):
 
 
 def _with_value(observation: Observation) -> Observation:
-    value = observation.value_number if observation.value_number is not None else (observation.value_text or "")
+    value = observation.value_number if observation.value_number is not None else (observation.value_text or None)
     observation.value = value  # type: ignore[attr-defined]  # what the serializer reads
     return observation
 
