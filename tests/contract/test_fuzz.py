@@ -476,3 +476,41 @@ def test_signing_in_refreshing_and_signing_out_hold_to_the_schema(
         )
 
     assert_clean(flat(in_lanes(runs, served=served)), served)
+
+
+def test_a_response_shape_the_schema_does_not_say_fails_the_run(
+    served: Served, members: dict[str, DemoMember], tmp_path: Path
+) -> None:
+    # Given the served schema with one response shape changed the service was not changed for: a study's title
+    # documented as an integer, and its protocol number as a field every study must have under another name.
+    path, _ = served.schemas["alpha"]
+    schema = yaml.safe_load(path.read_text(encoding="utf-8"))
+    study = schema["components"]["schemas"]["Study"]
+    study["properties"]["title"] = {"type": "integer"}
+    study["properties"]["protocol"] = study["properties"].pop("protocol_number")
+    study["required"] = [*(name for name in study.get("required", []) if name != "protocol_number"), "protocol"]
+    drifted = tmp_path / "schema-drifted.yaml"
+    drifted.write_text(yaml.safe_dump(schema), encoding="utf-8")
+    pi = members["alpha-principal_investigator"]
+    token = pi.sign_in()
+    body = {"title": "Drift", "protocol_number": "DRIFT-1"}
+    status, made = call(served.port, "POST", "/api/v1/studies/", host=pi.host, token=token, body=body)
+    assert status in {201, 409}, made  # 409: made by an earlier run of this test on the same server
+    run = FuzzRun(
+        name="drifted",
+        host=pi.host,
+        identity=Identity("drifted", token),
+        operations=("GET /api/v1/studies/",),
+        phases=("examples", "fuzzing"),
+        max_examples=CROSS_EXAMPLES,
+    )
+
+    # When the fuzzer holds the service to it.
+    result = fuzz(run, schema=drifted, base_url=served.base_url, budget=served.budget, directory=tmp_path / "run")
+
+    # Then the run fails on the response's schema, naming the fields.
+    conformance = [failure for failure in result.failures if failure.check == "response_schema_conformance"]
+    assert conformance, failure_report([result], directory=tmp_path)
+    assert not result.clean
+    found = " ".join(failure.message for failure in conformance)
+    assert "title" in found or "protocol" in found, found
