@@ -31,8 +31,9 @@ def json_type_error(field: serializers.Field[Any, Any, Any, Any], value: Any) ->
         return None  # the field's own null rule answers; a page's limit and cursor are the paginator's to refuse
     for kind, accepted, name in _JSON_TYPES:
         if isinstance(field, kind):
+            integral = kind is serializers.IntegerField and isinstance(value, float) and value.is_integer()
             wrong = not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool))
-            return f"Expected {name}." if wrong else None
+            return f"Expected {name}." if wrong and not integral else None  # JSON Schema's integer takes 5.0
     return None
 
 
