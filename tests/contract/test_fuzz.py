@@ -454,30 +454,7 @@ def test_a_role_is_refused_every_operation_the_policy_does_not_grant_it(
     assert_clean(flat(lanes), served)
 
 
-def test_signing_in_refreshing_and_signing_out_hold_to_the_schema(
-    served: Served, members: dict[str, DemoMember]
-) -> None:
-    # Last in this module: the fuzzed sign-ins lock 127.0.0.1 out of signing in, which every run before needs,
-    # and the fuzzed sign-outs end the session they carry, so it is one of its own (signed in before either run).
-    runs = {}
-    for community, (_, operations) in served.schemas.items():
-        member = members[f"{community}-researcher"]
-        runs[community] = iter(
-            [
-                FuzzRun(
-                    name=f"{community}-sessions",
-                    host=member.host,
-                    identity=Identity(f"{member.name} (own session)", member.sign_in()),
-                    operations=tuple(operation.label for operation in operations if operation.route in SESSION_ROUTES),
-                    # The coverage phase once per operation in CI (see coverage_plan): on alpha's host.
-                    phases=ALL_PHASES if long_run() or community == "alpha" else ("examples", "fuzzing"),
-                )
-            ]
-        )
-
-    assert_clean(flat(in_lanes(runs, served=served)), served)
-
-
+# Before the sessions' test: its fuzzed sign-ins lock 127.0.0.1 out of signing in.
 def test_a_response_shape_the_schema_does_not_say_fails_the_run(
     served: Served, members: dict[str, DemoMember], tmp_path: Path
 ) -> None:
@@ -514,3 +491,27 @@ def test_a_response_shape_the_schema_does_not_say_fails_the_run(
     assert not result.clean
     found = " ".join(failure.message for failure in conformance)
     assert "title" in found or "protocol" in found, found
+
+
+def test_signing_in_refreshing_and_signing_out_hold_to_the_schema(
+    served: Served, members: dict[str, DemoMember]
+) -> None:
+    # Last in this module: the fuzzed sign-ins lock 127.0.0.1 out of signing in, which every run before needs,
+    # and the fuzzed sign-outs end the session they carry, so it is one of its own (signed in before either run).
+    runs = {}
+    for community, (_, operations) in served.schemas.items():
+        member = members[f"{community}-researcher"]
+        runs[community] = iter(
+            [
+                FuzzRun(
+                    name=f"{community}-sessions",
+                    host=member.host,
+                    identity=Identity(f"{member.name} (own session)", member.sign_in()),
+                    operations=tuple(operation.label for operation in operations if operation.route in SESSION_ROUTES),
+                    # The coverage phase once per operation in CI (see coverage_plan): on alpha's host.
+                    phases=ALL_PHASES if long_run() or community == "alpha" else ("examples", "fuzzing"),
+                )
+            ]
+        )
+
+    assert_clean(flat(in_lanes(runs, served=served)), served)
