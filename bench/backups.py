@@ -46,13 +46,13 @@ from operations.models import RecoveryProbe
 from services.participants.models import Participant
 from services.studies.models import Study
 from tenants.lifecycle import community_create
-from vault.crypto import associated_data, seal
 from vault.fields import BlindIndexField, EncryptedField
 from vault.keys import index_keys, write_key
 
 PARTICIPANTS = int(os.environ.get("BENCH_BACKUP_PARTICIPANTS", "100000"))
 SLUG = "benchbackups"
 COPY = "benchbackups_copy"
+LABEL = EncryptedField.model_label(Participant)
 BATCH = 2000
 
 
@@ -91,13 +91,9 @@ class _Sealer:
         found: dict[str, str | None] = {}
         for item in self.sealed:
             plain = phi.get(item.name)
-            aad = associated_data(community=SLUG, model=Participant._meta.label, field=item.name, row=row,
-                                  key_version=self.version)  # fmt: skip
-            found[str(item.column)] = (
-                None
-                if plain is None
-                else str(seal(self.cipher, item.to_bytes(plain), key_version=self.version, aad=aad))
-            )
+            found[str(item.column)] = None if plain is None else str(item.seal_for(
+                self.cipher, item.to_bytes(plain), community=SLUG, model=LABEL, row=row, version=self.version
+            ))  # fmt: skip
         for index in self.indexes:
             found[str(index.column)] = index.digest(bytes(self.index_key), self.index_version, str(phi[index.source]))
         return found

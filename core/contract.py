@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from email.utils import formatdate
 from enum import StrEnum
 from typing import ClassVar
+
+from django.utils.http import http_date
 
 ProblemCodes = Mapping[int, Sequence[StrEnum | str]]
 
@@ -40,21 +41,27 @@ class Deprecation:
 
     def headers(self) -> dict[str, str]:
         """The response headers that tell a client (RFC 9745 ``Deprecation``, RFC 8594 ``Sunset``, ``Link``)."""
-        found = {
-            "Deprecation": f"@{int(_midnight(self.since))}",
-            "Sunset": _http_date(self.sunset),
-        }
-        if self.successor:
-            found["Link"] = f'<{self.successor}>; rel="successor-version"'
-        return found
+        return lifecycle_headers(deprecated=_midnight(self.since), sunset=_midnight(self.sunset),
+                                 successor=self.successor)  # fmt: skip
 
 
-def _midnight(day: date) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _http_date(day: date) -> str:
-    return formatdate(_midnight(day), usegmt=True)
+def lifecycle_headers(*, deprecated: datetime | None, sunset: datetime | None, successor: str | None) -> dict[str, str]:
+    """``Deprecation`` (RFC 9745), ``Sunset`` (RFC 8594) and the successor's ``Link``, for what is given.
+
+    One form for a deprecated API version and a deprecated operation alike.
+    """
+    headers: dict[str, str] = {}
+    if deprecated is not None:
+        headers["Deprecation"] = f"@{int(deprecated.timestamp())}"
+    if sunset is not None:
+        headers["Sunset"] = http_date(sunset.timestamp())
+    if successor:
+        headers["Link"] = f'<{successor}>; rel="successor-version"'
+    return headers
 
 
 class ApiContract:

@@ -13,11 +13,10 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from django.utils import timezone
-from django.utils.http import http_date
 from rest_framework.views import APIView
 
 from core.comparison import is_ascii_digits
-from core.contract import ApiContract, Deprecation
+from core.contract import ApiContract, Deprecation, lifecycle_headers
 from core.errors import ErrorCode
 from core.http import edge_of, edge_set
 from core.problems import PROBLEM_CONTENT_TYPE, problem_response
@@ -192,8 +191,8 @@ def operation_deprecation(request: HttpRequest) -> Deprecation | None:
         match = resolve(request.path_info, urlconf=settings.ROOT_URLCONF)
     except Resolver404:
         return None
-    view = next((each for each in views if each is getattr(match.func, "cls", None)), None)
-    if view is None:
+    view = getattr(match.func, "cls", None)
+    if view not in views:
         return None
     found: Deprecation | None = view.deprecations.get("GET" if request.method == "HEAD" else str(request.method))
     return found
@@ -209,11 +208,5 @@ def api_version_of(path: str) -> str | None:
 
 def version_headers(entry: dict[str, Any]) -> dict[str, str]:
     """``Deprecation``, ``Sunset`` and ``Link`` for a deprecated version (nothing for a current one)."""
-    headers: dict[str, str] = {}
-    if entry.get("deprecated") is not None:
-        headers["Deprecation"] = f"@{int(entry['deprecated'].timestamp())}"
-    if entry.get("sunset") is not None:
-        headers["Sunset"] = http_date(entry["sunset"].timestamp())
-    if entry.get("successor"):
-        headers["Link"] = f'<{entry["successor"]}>; rel="successor-version"'
-    return headers
+    return lifecycle_headers(deprecated=entry.get("deprecated"), sunset=entry.get("sunset"),
+                             successor=entry.get("successor"))  # fmt: skip

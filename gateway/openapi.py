@@ -280,7 +280,7 @@ class GatewaySchema(AutoSchema):
         precondition = contract is not None and self.method in contract.precondition_methods
         self._add_request_headers(operation, guarded=action is not None, precondition=precondition)
         self._add_problems(operation, self._problems(operation, action, contract, precondition=precondition))
-        self._add_success_headers(operation, guarded=action is not None)
+        self._add_response_headers(operation, guarded=action is not None)
         if action is not None:
             self._describe_policy(operation, action)
         else:
@@ -342,7 +342,8 @@ class GatewaySchema(AutoSchema):
         if not parameters:
             operation.pop("parameters")
 
-    def _add_success_headers(self, operation: dict[str, Any], *, guarded: bool) -> None:
+    def _add_response_headers(self, operation: dict[str, Any], *, guarded: bool) -> None:
+        """What every answer carries (request id, API version, rate limits), and a success's ETag or Location."""
         for status, response in operation.get("responses", {}).items():
             headers = response.setdefault("headers", {})
             headers.update(REQUEST_ID_HEADER)
@@ -364,7 +365,7 @@ class GatewaySchema(AutoSchema):
         lines = [f"Policy action `{action}`; roles: {', '.join(roles) or 'none'}."]
         formats = getattr(view, "policy_format_actions", {}) if self.method == "GET" else {}
         lines += [f"With `?format={name}`: action `{other}`." for name, other in formats.items()]
-        elevated = [each for each in [action, *formats.values()] if each in matrix.elevated_actions]
+        elevated = [each for each in self._actions() if each in matrix.elevated_actions]
         if elevated:
             operation["x-requires-second-factor"] = True if action in elevated else elevated
             lines.append(

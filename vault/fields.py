@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import models
 from django.db.models import Q, signals
 from django.db.models.query_utils import DeferredAttribute
@@ -134,11 +135,31 @@ class EncryptedField(models.Field[Any, Any]):
         """Deserialise a decrypted value."""
         raise NotImplementedError
 
-    def _aad(self, instance: Any, community: str, row: str, version: int) -> bytes:
-        # The concrete model: a proxy reads what its concrete model wrote. Renaming a model or a
-        # field changes this binding, so such a migration must re-encrypt (as a rotation does).
-        model = instance._meta.concrete_model._meta.label
-        return associated_data(community=community, model=model, field=self.name, row=row, key_version=version)
+    @staticmethod
+    def model_label(instance: Any) -> str:
+        """The model a value is bound to: the concrete one (a proxy reads what its concrete model wrote).
+
+        Renaming a model or a field changes the binding, so such a migration must
+        re-encrypt (as a rotation does).
+        """
+        return str(instance._meta.concrete_model._meta.label)
+
+    def seal_for(
+        self, cipher: AESGCM, plaintext: bytes, *, community: str, model: str, row: str, version: int
+    ) -> Ciphertext:
+        """``plaintext`` sealed with data key ``version`` for one community, model, field and row (what is stored)."""
+        aad = associated_data(community=community, model=model, field=self.name, row=row, key_version=version)
+        return seal(cipher, plaintext, key_version=version, aad=aad)
+
+    def open_for(self, key_of: Callable[[int], AESGCM], token: str, *, community: str, model: str, row: str) -> bytes:
+        """The plaintext of a stored ``token`` of one community, model, field and row.
+
+        ``key_of(version)`` gives the data key the token names; a token sealed
+        for anything else raises :class:`CiphertextIntegrityError`.
+        """
+        version = key_version_of(token)
+        aad = associated_data(community=community, model=model, field=self.name, row=row, key_version=version)
+        return open_sealed(key_of(version), token, aad=aad)
 
     def open(self, instance: Any, sealed: Sealed) -> Any:
         """Decrypt a loaded value, bound to the community and row it was loaded from."""
@@ -147,9 +168,11 @@ class EncryptedField(models.Field[Any, Any]):
             raise CiphertextIntegrityError("a value loaded in one community was read in another")
         if sealed.row is None:
             raise CiphertextIntegrityError("a sealed value of unknown origin")
-        version = key_version_of(sealed.token)
-        aad = self._aad(instance, community, sealed.row, version)
-        return self.from_bytes(open_sealed(read_key(community, version), sealed.token, aad=aad))
+        plaintext = self.open_for(
+            lambda version: read_key(community, version), sealed.token,
+            community=community, model=self.model_label(instance), row=sealed.row,
+        )  # fmt: skip
+        return self.from_bytes(plaintext)
 
     def pre_save(self, model_instance: Any, add: bool) -> Any:
         """Seal the value for this community, model, field and row; unchanged values keep their token."""
@@ -165,8 +188,10 @@ class EncryptedField(models.Field[Any, Any]):
                 return Ciphertext(sealed.token)
             value = self.open(model_instance, sealed)  # moved to another row: re-seal for it
         version, cipher = write_key(community)
-        aad = self._aad(model_instance, community, row, version)
-        return seal(cipher, self.to_bytes(value), key_version=version, aad=aad)
+        return self.seal_for(
+            cipher, self.to_bytes(value), community=community, model=self.model_label(model_instance), row=row,
+            version=version,
+        )  # fmt: skip
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         """Keep what the database holds sealed until the attribute is read."""

@@ -43,7 +43,6 @@ from operations.backups.logical import restore_community
 from operations.backups.store import BackupStore
 from security.audit.staging import audit_append
 from tenants.lifecycle import community_create, community_create_check
-from vault.crypto import associated_data, key_version_of, open_sealed, seal
 from vault.errors import CiphertextIntegrityError, KeyDestroyed, KeyServiceUnavailable
 from vault.fields import BlindIndexField, EncryptedField
 from vault.keys import index_keys, write_key
@@ -134,26 +133,23 @@ class _Resealer:
         self.index_version, self.index_key = index_keys(target)[0]
         self.count = 0
 
-    def _open(self, label: str, field: str, row: str, token: str) -> bytes:
-        version = key_version_of(token)
+    def _data_key(self, version: int) -> AESGCM:
         if version not in self.data_keys:
-            raise BackupError(f"a value of {label}.{field} names data key v{version}, which the backup lacks")
-        aad = associated_data(community=self.source, model=label, field=field, row=row, key_version=version)
-        return open_sealed(self.data_keys[version], token, aad=aad)
+            raise BackupError(f"a value names data key v{version}, which the backup lacks")
+        return self.data_keys[version]
 
     def row(self, table: _Table, values: list[str | None]) -> list[str | None]:
         """``values`` (in ``table.columns`` order) with every sealed value and blind index made anew."""
-        label, row = table.model._meta.label, str(values[table.pk])
+        label, row = EncryptedField.model_label(table.model), str(values[table.pk])
         opened: dict[str, Any] = {}
         for field, index in table.sealed:
             token = values[index]
             if token is None:
                 continue
-            plaintext = self._open(label, field.name, row, token)
+            plaintext = field.open_for(self._data_key, token, community=self.source, model=label, row=row)
             opened[field.name] = field.from_bytes(plaintext)
-            aad = associated_data(community=self.target, model=label, field=field.name, row=row,
-                                  key_version=self.version)  # fmt: skip
-            values[index] = str(seal(self.cipher, plaintext, key_version=self.version, aad=aad))
+            values[index] = str(field.seal_for(self.cipher, plaintext, community=self.target, model=label, row=row,
+                                               version=self.version))  # fmt: skip
             self.count += 1
         for blind, index in table.indexes:
             value = opened.get(blind.source)

@@ -12,7 +12,6 @@ from typing import Any
 import jsonschema
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
-from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from core.contract import ApiContract
@@ -26,15 +25,9 @@ from tests.support.clients import MemberClient
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def _schema(urlconf: str = "config.urls_tenant") -> dict[str, Any]:
-    generator = SchemaGenerator(urlconf=urlconf)  # type: ignore[no-untyped-call]  # untyped library
-    schema: dict[str, Any] = generator.get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
-    return schema
-
-
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    return _schema()
+    return contract.generated_schema()
 
 
 def _operations(schema: Mapping[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -170,7 +163,7 @@ def deprecations() -> Iterator[None]:
 @pytest.mark.urls("tests.gateway.openapi_urls")
 @pytest.mark.usefixtures("deprecations")
 def test_a_deprecated_operation_says_so_in_the_schema_and_in_its_answers(member_client: MemberClient) -> None:
-    schema = _schema("tests.gateway.openapi_urls")
+    schema = contract.generated_schema("tests.gateway.openapi_urls")
     operation = schema["paths"]["/api/v1/probe/deprecated/"]["get"]
     assert operation["deprecated"] is True
     assert operation["x-sunset"] == "2099-01-01"

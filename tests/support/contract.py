@@ -31,13 +31,18 @@ class UndocumentedResponse(AssertionError):
     """A response the schema does not describe for its operation."""
 
 
+def generated_schema(urlconf: str = "config.urls_tenant") -> dict[str, Any]:
+    """The OpenAPI schema of ``urlconf`` as ``/api/schema/`` serves it (the community host's by default)."""
+    generator = SchemaGenerator(urlconf=urlconf)  # type: ignore[no-untyped-call]  # untyped library
+    schema: dict[str, Any] = generator.get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
+    return schema
+
+
 @cache
 def operations() -> Mapping[tuple[str, str], Mapping[str, Any]]:
     """``(METHOD, path template)`` -> the operation's responses, as the community host's schema has them."""
-    generator = SchemaGenerator(urlconf="config.urls_tenant")  # type: ignore[no-untyped-call]  # untyped library
-    schema = generator.get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
     found: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for path, items in schema["paths"].items():
+    for path, items in generated_schema()["paths"].items():
         for method, operation in items.items():
             found[(method.upper(), path)] = operation["responses"]
     return found
