@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 
 from tests.bluegreen.conftest import PORTS, Deployment
@@ -36,6 +37,18 @@ def _through_kong(deployment: Deployment, token: str, times: int = 4) -> tuple[l
         for _ in range(times)
     ]
     return statuses, ports
+
+
+def _gone(group: int, timeout: float = 60.0) -> None:
+    """Wait until every process of the group ``group`` has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process group {group} still runs {timeout:.0f} s after SIGTERM")
 
 
 def _go_live(deployment: Deployment, release: str, colour: str) -> None:
@@ -111,6 +124,7 @@ def test_verify_rolls_back_a_live_colour_that_fails(deployment: Deployment) -> N
     _go_live(deployment, "r4", "green")
     green_pid = deployment.state()["colours"]["green"]["pid"]
     os.killpg(green_pid, 15)  # the new release dies after the switch
+    _gone(green_pid)  # gunicorn shuts down gracefully: verify must meet it dead, not still finishing a request
 
     verified = deployment.step("verify")
 
