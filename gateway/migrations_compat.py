@@ -76,6 +76,7 @@ def lint(*, baseline: Iterable[tuple[str, str]] | None = None, quiet: bool = Tru
                 include_apps=project_apps(),
                 no_cache=True,
                 quiet=["ok", "ignore"] if quiet else [],
+                analyser_string="postgresql",  # the service's backend (tenants.backend) is PostgreSQL's
             )
             linter.lint_all_migrations()
         finally:

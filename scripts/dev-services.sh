@@ -16,8 +16,10 @@ wait_for() {  # wait_for NAME COMMAND...
   return 1
 }
 
-# deploy/vault/bootstrap.sh is run by the tests: it needs curl and jq.
-missing=$(for tool in curl jq; do command -v "$tool" >/dev/null || echo "$tool"; done)
+# deploy/vault/bootstrap.sh is run by the tests: it needs curl and jq. The transaction-pooling tests start
+# Debian's pgbouncer (tests/support/pgbouncer.py); the package's own service is not started.
+missing=$(for tool in curl jq; do command -v "$tool" >/dev/null || echo "$tool"; done
+  [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || echo pgbouncer)
 if [ -n "$missing" ]; then
   echo "installing $missing"
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

@@ -91,8 +91,6 @@ TENANT_APPS = [
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Community"
-# One SET search_path per schema switch, not one per cursor (django-tenants resets it on every switch).
-TENANT_LIMIT_SET_CALLS = True
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
@@ -150,15 +148,22 @@ def database_settings(url: str) -> dict[str, Any]:
     # 0 under gunicorn's gevent workers (config/gunicorn.py): a greenlet's connection goes back to the pool.
     conn_max_age = env_int("DATABASE_CONN_MAX_AGE", default=60)
     database: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=conn_max_age, conn_health_checks=True))
-    database["ENGINE"] = "django_tenants.postgresql_backend"
+    # django-tenants' backend with the community's search_path set per transaction (SET LOCAL), never left
+    # on a connection: safe behind a pooler in transaction mode (tenants/backend/base.py).
+    database["ENGINE"] = "tenants.backend"
     # gunicorn's workers (config/gunicorn.py) keep their connections in a pool of this many per process
     # (Django's psycopg pool): a request takes one and gives it back, still open, when it finishes. The
-    # pool checks a connection as it hands it out (CONN_HEALTH_CHECKS), and django-tenants sets the
-    # search_path again on every connection taken (its close() forgets the one set). 0: no pool.
+    # pool checks a connection as it hands it out (CONN_HEALTH_CHECKS). 0: no pool.
     pool_size = env_int("DATABASE_POOL_MAX_SIZE", default=0)
+    options: dict[str, Any] = database.setdefault("OPTIONS", {})
     if pool_size > 0:
         database["CONN_MAX_AGE"] = 0  # Django's pool refuses persistent connections
-        database.setdefault("OPTIONS", {})["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 10}
+        options["pool"] = {"min_size": 0, "max_size": pool_size, "timeout": 10}
+    # Behind PgBouncer in transaction mode a client's next statement may reach another server connection: no
+    # cursor held across statements (Django's iterator() cursors). Prepared statements are off already (Django
+    # leaves psycopg's prepare_threshold unset); PgBouncer before 1.21 could not carry them across either.
+    if env_bool("DATABASE_TRANSACTION_POOLING", default=False):
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
     return database
 
 

@@ -17,6 +17,7 @@ import random
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,13 +31,15 @@ from security.models import User
 from tenants.models import Community
 from tests.factories import ConsentFactory, MembershipFactory, UserFactory
 from tests.support.commits import empty_community_tables
-from tests.support.served import Served, gunicorn_serving
+from tests.support.pgbouncer import pgbouncer
+from tests.support.served import Served, gunicorn_serving, test_database_url
 from tests.support.tokens import token_for
 
 SLUGS = ("alpha", "beta")
 CONCURRENCY = 64
 ROUNDS = 16
 DB_CONNECTION_BUDGET = 24  # 4 workers x 6 greenlets: the PostgreSQL here is shared with other suites
+POOLED_SERVER_CONNECTIONS = 8  # behind PgBouncer: a third of the clients the workers may open
 SERVED_ENVIRONMENT = {
     "GUNICORN_DB_CONNECTION_BUDGET": str(DB_CONNECTION_BUDGET),
     "RATE_LIMIT_PER_IP": "1000000",
@@ -90,9 +93,33 @@ def _commit_community(slug: str, users: list[User]) -> tuple[list[Caller], dict[
     return callers, {str(consent.participant_id): f"MRN-{slug.upper()}-{n}" for n, consent in enumerate(consents)}
 
 
-@pytest.fixture(scope="module")
-def world(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """gunicorn as serve.sh starts it, two communities of two callers and three participants each, committed."""
+@contextmanager
+def _database(route: str) -> Iterator[dict[str, str]]:
+    """The server's database settings: direct, or through PgBouncer in transaction mode (tenants/backend)."""
+    if route == "direct":
+        yield {}
+        return
+    users = (settings.DATABASE_SERVICE_ROLE,)
+    with pgbouncer(str(connection.settings_dict["NAME"]), users=users, pool_size=POOLED_SERVER_CONNECTIONS) as bouncer:
+        url = urlsplit(test_database_url())
+        yield {
+            "DATABASE_URL": url._replace(netloc=f"{users[0]}@127.0.0.1:{bouncer.port}").geturl(),
+            "DATABASE_TRANSACTION_POOLING": "true",
+        }
+
+
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def world(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    django_db_blocker: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:
+    """gunicorn as serve.sh starts it, two communities of two callers and three participants each, committed.
+
+    The server reaches the database directly, or through PgBouncer in transaction mode with fewer server
+    connections than the workers' greenlets: every transaction may land on a connection another community's used.
+    """
     users: list[User] = []
     with django_db_blocker.unblock():
         try:
@@ -104,7 +131,10 @@ def world(django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytes
             with pytest.MonkeyPatch.context() as patch:
                 for name, value in SERVED_ENVIRONMENT.items():  # the rate limits have tests of their own
                     patch.setenv(name, value)
-                with gunicorn_serving(tmp_path_factory.mktemp("served") / "gunicorn.log") as served:
+                with (
+                    _database(request.param) as database,
+                    gunicorn_serving(tmp_path_factory.mktemp("served") / "gunicorn.log", database) as served,
+                ):
                     yield World(served=served, callers=callers, participants=participants)
         finally:
             for slug in SLUGS:

@@ -110,8 +110,11 @@ def _wait_until_up(served: Served, process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def gunicorn_serving(log: Path) -> Iterator[Served]:
-    """Run serve.sh's gunicorn command on a free port with the test settings; stopped (and its log flushed) on exit."""
+def gunicorn_serving(log: Path, environ: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """Run serve.sh's gunicorn command on a free port with the test settings; stopped (and its log flushed) on exit.
+
+    ``environ`` overrides the server's environment (a ``DATABASE_URL`` through a pooler, say).
+    """
     port = free_port()
     environment = {
         **os.environ,
@@ -123,6 +126,7 @@ def gunicorn_serving(log: Path) -> Iterator[Served]:
         "DATABASE_OWNER_URL": "",
         "TEST_JWT_SIGNING_KEYS_DIR": str(settings.JWT_SIGNING_KEYS_DIR),
         "PYTHONPATH": str(ROOT),
+        **(environ or {}),
     }
     with log.open("wb") as output:
         process = subprocess.Popen(  # noqa: S603 - serve.sh's own command, fixed
