@@ -295,9 +295,13 @@ def suspension_record(
         raise BadRequest("A suspension must end after it starts.", code=AccountingErrorCode.INVALID_PERIOD)
     with transaction.atomic():
         if form == SuspensionForm.ORAL:
-            # One agency's oral suspensions are decided one at a time (two at once cannot both pass the check).
+            # One agency's oral suspensions in this community are decided one at a time (two at once cannot both
+            # pass the check); the key names the schema, so communities never wait on each other's agencies.
             with tenant_connection().cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"oral-suspension:{agency.casefold()}"])
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext('oral-suspension:' || current_schema() || ':' || %s))",
+                    [agency.casefold()],
+                )
             _check_oral(agency=agency, starts_at=starts_at, ends_at=ends_at, now=timezone.now())
         suspension = Suspension.objects.create(
             agency=agency,
