@@ -93,6 +93,8 @@ INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_
 TENANT_MODEL = "tenants.Community"
 # One SET search_path per schema switch, not one per cursor (django-tenants resets it on every switch).
 TENANT_LIMIT_SET_CALLS = True
+# `migrate` skips communities at the latest state and migrates the rest in parallel (tenants/migrating.py).
+GET_EXECUTOR_FUNCTION = "tenants.migrating.get_executor"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"
