@@ -132,7 +132,7 @@ backup: $(INSTALLED) services ## Base backup and WAL of the platform's database,
 restore-test: $(INSTALLED) services ## Restore the latest backup into a scratch cluster and prove it (non-zero on failure)
 	$(AS_OWNER) $(PY) manage.py restore_test
 
-bench: $(INSTALLED) services ## Measure token, policy, request, audit and export figures (prints them)
+bench: $(INSTALLED) services ## Measure token, policy, request, audit, export and scale (1,000 communities) figures (prints them)
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.identity
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.audit
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.research
@@ -140,6 +140,7 @@ bench: $(INSTALLED) services ## Measure token, policy, request, audit and export
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.exports
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.backups
 	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.load
+	DJANGO_SETTINGS_MODULE=config.settings.test $(PY) -m bench.scale
 
 # Blue/green (docs/operations/blue-green.md): the idle colour beside the live one, as gunicorn on its own port;
 # Kong's admin API at KONG_ADMIN_URL. RELEASE names the new release (default: the commit).

@@ -22,6 +22,7 @@ from security.audit.archives import ArchiveError, audit_archive_create, audit_ar
 from security.audit.staging import audit_append
 from tenants.errors import CommunityErrorCode
 from tenants.models import Community, CommunityStatus, Domain
+from tenants.schemas import community_schema_create
 from tenants.selectors import community_get
 from tenants.validators import validate_domain, validate_name, validate_slug
 from vault.keys import community_keys_create, community_keys_destroy
@@ -75,7 +76,7 @@ def community_create_check(*, slug: str, name: str, domain: str) -> tuple[str, s
 
 
 def community_create(*, slug: str, name: str, domain: str, actor_id: str) -> Community:
-    """Create a community, its schema (migrated) and its primary domain.
+    """Create a community, its schema (migrated, :func:`tenants.schemas.community_schema_create`) and primary domain.
 
     Raises:
         BadRequest: the slug, name or domain is invalid.
@@ -85,7 +86,10 @@ def community_create(*, slug: str, name: str, domain: str, actor_id: str) -> Com
     try:
         with transaction.atomic():
             community = Community(slug=slug, schema_name=slug, name=name, status_changed_at=timezone.now())
+            # The schema is made from the migrations' recorded statements, not by running them (tenants/schemas.py).
+            community.auto_create_schema = False
             community.save(verbosity=0)
+            community_schema_create(community)
             Domain.objects.create(domain=domain, tenant=community, is_primary=True)
             with schema_context(slug):
                 community_keys_create(slug)

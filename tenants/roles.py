@@ -62,3 +62,46 @@ def grant_service_privileges(schema_name: str, **_: Any) -> None:
         append_only = [str(row[0]) for row in cursor.fetchall()]
         for statement in grant_statements(schema_name, role, append_only=append_only):
             cursor.execute(statement)
+
+
+_MISSING_GRANTS = """
+SELECT n.nspname FROM pg_namespace n
+ WHERE n.nspname = ANY(%(schemas)s) AND NOT has_schema_privilege(%(role)s, n.oid, 'USAGE')
+UNION
+SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+   AND (NOT has_table_privilege(%(role)s, c.oid, 'SELECT') OR NOT has_table_privilege(%(role)s, c.oid, 'INSERT')
+        OR CASE WHEN c.oid IN (SELECT tgrelid FROM guarded)
+                THEN has_table_privilege(%(role)s, c.oid, 'UPDATE') OR has_table_privilege(%(role)s, c.oid, 'DELETE')
+                     OR has_table_privilege(%(role)s, c.oid, 'TRUNCATE')
+                ELSE NOT (has_table_privilege(%(role)s, c.oid, 'UPDATE')
+                          AND has_table_privilege(%(role)s, c.oid, 'DELETE')) END)
+UNION
+SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'S'
+   AND NOT (has_sequence_privilege(%(role)s, c.oid, 'USAGE') AND has_sequence_privilege(%(role)s, c.oid, 'SELECT'))
+UNION
+SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND NOT has_function_privilege(%(role)s, p.oid, 'EXECUTE')
+"""
+_GUARDED = """
+WITH guarded AS (
+  SELECT t.tgrelid FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid WHERE p.proname = ANY(%(guards)s)
+)
+"""
+
+
+def schemas_needing_grants(schemas: list[str]) -> list[str]:
+    """Those of ``schemas`` where the service's role lacks a privilege it is granted (or holds one it is not).
+
+    What :func:`grant_service_privileges` gives, checked for every schema in one
+    catalog query: a migration run that skips a schema already at the latest
+    state still grants there when something is missing (a schema migrated
+    before the roles were split, a table created by hand).
+    """
+    role = settings.DATABASE_SERVICE_ROLE
+    if not role or not schemas:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_GUARDED + _MISSING_GRANTS, {"schemas": schemas, "role": role, "guards": APPEND_ONLY_GUARDS})
+        return sorted(str(row[0]) for row in cursor.fetchall())

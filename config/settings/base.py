@@ -91,6 +91,8 @@ TENANT_APPS = [
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
 TENANT_MODEL = "tenants.Community"
+# `migrate` skips communities at the latest state and migrates the rest in parallel (tenants/migrating.py).
+GET_EXECUTOR_FUNCTION = "tenants.migrating.get_executor"
 TENANT_DOMAIN_MODEL = "tenants.Domain"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 ROOT_URLCONF = "config.urls_tenant"

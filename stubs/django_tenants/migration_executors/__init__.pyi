@@ -1,0 +1,3 @@
+from django_tenants.migration_executors.base import MigrationExecutor
+
+def get_executor(codename: str | None = ...) -> type[MigrationExecutor]: ...

@@ -1,0 +1,3 @@
+from django_tenants.migration_executors.base import MigrationExecutor
+
+class StandardExecutor(MigrationExecutor): ...
