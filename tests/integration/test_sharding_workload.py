@@ -25,7 +25,7 @@ from security.audit.sequencer import audit_chain
 from tenants.models import Community
 from tests.factories import DEFAULT_PASSWORD
 from tests.support.clients import ALPHA_HOST, BETA_HOST, MemberClient, client_on
-from tests.support.research import ADA
+from tests.support.research import ACTIVE_STUDY, ADA
 from tests.support.sharding import (
     PUBLIC,
     REFERENCE_TABLES,
@@ -53,13 +53,7 @@ def _research(pi: APIClient, coordinator: APIClient, researcher: APIClient) -> N
     study = _ok(
         pi.post(
             "/api/v1/studies/",
-            {
-                "title": "Sleep and memory",
-                "protocol_number": "SLP-2026-01",
-                "irb_approval_number": "IRB-77",
-                "irb_approval_date": "2026-01-15",
-                "status": "active",
-            },
+            ACTIVE_STUDY,
             format="json",
         ),
         201,

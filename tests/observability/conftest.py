@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from config.celery import declare_queues
 from tests.support.clients import ALPHA_HOST, MemberClient
-from tests.support.research import ADA, consent
+from tests.support.research import ACTIVE_STUDY, ADA, consent
 from vault import keys
 
 TOKEN = "walkthrough-scrape-token"
@@ -44,13 +44,7 @@ def enrol(member_client: MemberClient, *, on_beta: bool) -> tuple[APIClient, str
     pi = member_client("principal_investigator", on_beta=on_beta)[0]
     study = pi.post(
         "/api/v1/studies/",
-        {
-            "title": "Sleep and memory",
-            "protocol_number": "SLP-2026-01",
-            "irb_approval_number": "IRB-77",
-            "irb_approval_date": "2026-01-15",
-            "status": "active",
-        },
+        ACTIVE_STUDY,
         format="json",
     ).json()
     coordinator = member_client("coordinator", on_beta=on_beta)[0]

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.support.clients import MemberClient
-from tests.support.research import ADA
+from tests.support.research import ACTIVE_STUDY, ADA
 
 
 @pytest.fixture
@@ -34,13 +34,7 @@ def study(pi: APIClient) -> dict[str, Any]:
     """An active, IRB-approved study of alpha, created by the PI over the API."""
     response = pi.post(
         "/api/v1/studies/",
-        {
-            "title": "Sleep and memory",
-            "protocol_number": "SLP-2026-01",
-            "irb_approval_number": "IRB-77",
-            "irb_approval_date": "2026-01-15",
-            "status": "active",
-        },
+        ACTIVE_STUDY,
         format="json",
     )
     assert response.status_code == 201, response.content

@@ -9,6 +9,14 @@ from rest_framework.test import APIClient
 
 from tests.factories import ParticipantFactory
 
+# An active, IRB-approved study as a principal investigator creates it (POST /api/v1/studies/).
+ACTIVE_STUDY = {
+    "title": "Sleep and memory",
+    "protocol_number": "SLP-2026-01",
+    "irb_approval_number": "IRB-77",
+    "irb_approval_date": "2026-01-15",
+    "status": "active",
+}
 ADA = {
     "given_name": "Ada",
     "family_name": "Lovelace-Byron",
