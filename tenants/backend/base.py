@@ -109,22 +109,20 @@ class DatabaseWrapper(tenants_base.DatabaseWrapper):
         return self._in_own_transaction(execute, sql, params, many, context)
 
     def _set_path(self) -> None:
+        self._send_path()
+        self._path_set_in = self._transaction
+
+    def _send_path(self) -> None:
         self._setting_search_path = True
         try:
             with self.cursor() as cursor:  # through Django's wrapper: counted like any statement
                 cursor.execute(self.set_path_sql, [self._path])
         finally:
             self._setting_search_path = False
-        self._path_set_in = self._transaction
 
     def _in_own_transaction(self, execute: Execute, sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         """A community's statement outside a transaction: one of its own, with the path (BEGIN, path, it, COMMIT)."""
         raw = self.connection
         with raw.transaction():  # psycopg's own: Django's autocommit state is left as it is
-            self._setting_search_path = True
-            try:
-                with self.cursor() as cursor:
-                    cursor.execute(self.set_path_sql, [self._path])
-            finally:
-                self._setting_search_path = False
+            self._send_path()
             return execute(sql, params, many, context)
