@@ -213,7 +213,7 @@ def test_a_runaway_task_is_killed_into_the_dead_letter_queue_and_the_worker_serv
     marker = tmp_path / "marked"
     publish(stack, runaway_tasks.mark.name, str(marker))
     wait_for(marker.exists, seconds=30, what="the quick task", log=worker.log)
-    assert worker.terminate(seconds=30) == 0
+    assert worker.terminate(seconds=60) == 0  # a warm shutdown: slower when CI runs the suite two workers wide
 
 
 def test_beat_writes_its_schedule_in_the_state_directory_and_stops_on_sigterm(stack: Stack) -> None:
