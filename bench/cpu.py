@@ -25,15 +25,13 @@ from typing import Any
 from unittest import mock
 
 import redis.connection
-from django.conf import settings
 from django.db import connection
-from django.test.utils import CaptureQueriesContext, override_settings, setup_test_environment
+from django.test.utils import CaptureQueriesContext, override_settings
 
 from bench import research  # django.setup() with the test settings
 from core.redis import get_redis
 from policy.engine import get_engine
 from security.audit.sequencer import queued_flag
-from security.identity.signing_keys import generate_signing_key, load_keyring
 
 REQUESTS = int(os.environ.get("BENCH_CPU_REQUESTS", "100"))
 ROUNDS = int(os.environ.get("BENCH_CPU_ROUNDS", "3"))
@@ -116,10 +114,7 @@ def run(token: str) -> None:
 
 def main() -> None:
     """Seed the scratch community, measure, drop it."""
-    setup_test_environment()
-    connection.creation.create_test_db(verbosity=0, keepdb=True)
-    if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
-        generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
+    research.prepare_test_database()
     research.drop_community()
     try:
         token = research.seed()

@@ -35,13 +35,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.test.utils import setup_test_environment
 
 from bench import research  # django.setup() with the test settings
 from bench.machine import stolen
 from core.redis import get_redis
 from security.audit.sequencer import queued_flag
-from security.identity.signing_keys import generate_signing_key, load_keyring
 
 CONNECTIONS = 32
 THREADS = int(os.environ.get("BENCH_LOAD_THREADS", "2"))
@@ -221,10 +219,7 @@ def _ratio(secured: float, bare: float) -> float:
 def main() -> None:
     """Seed the scratch community, serve it with gunicorn, load both paths, report, tidy up."""
     wrk = ensure_wrk()
-    setup_test_environment()
-    connection.creation.create_test_db(verbosity=0, keepdb=True)
-    if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
-        generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
+    research.prepare_test_database()
     research.drop_community()
     server = None
     try:

@@ -551,12 +551,17 @@ def run(token: str) -> None:
     breakdown("where a secured page's time goes", secured)
 
 
-def main() -> None:
-    """Create the scratch community, measure, drop it."""
+def prepare_test_database() -> None:
+    """The test database (kept between runs, created when missing) and a signing key for the tokens issued."""
     setup_test_environment()
     connection.creation.create_test_db(verbosity=0, keepdb=True)
     if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
         generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
+
+
+def main() -> None:
+    """Create the scratch community, measure, drop it."""
+    prepare_test_database()
     drop_community()
     try:
         token = seed()

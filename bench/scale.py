@@ -45,7 +45,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection, connections
-from django.test.utils import override_settings, setup_test_environment
+from django.test.utils import override_settings
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -54,7 +54,6 @@ from bench.machine import stolen
 from bench.scratch import drop_scratch_community
 from core.redis import get_redis
 from security.audit.sequencer import queued_flag
-from security.identity.signing_keys import generate_signing_key, load_keyring
 from security.identity.tokens import issue_access_token
 from security.models import AuthSession, User
 from services.consents.models import Consent
@@ -437,10 +436,7 @@ def run() -> None:
 
 def main() -> None:
     """Set up the test database, run, drop every scratch community whatever happens."""
-    setup_test_environment()
-    connection.creation.create_test_db(verbosity=0, keepdb=True)
-    if not load_keyring(settings.JWT_SIGNING_KEYS_DIR).keys:
-        generate_signing_key(settings.JWT_SIGNING_KEYS_DIR)
+    research.prepare_test_database()
     drop_scratch()
     try:
         run()
