@@ -34,6 +34,10 @@ help: ## List the targets
 
 $(INSTALLED): $(LOCKS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# The lock's own pip first, hash-checked: the pip a Python bundles may be too old for the lock (pip 23.2 takes
+	@# an extra such as coverage[toml] from the index instead of the pinned coverage and refuses in --require-hashes).
+	awk '/^pip==/ {keep = 1} keep && !/^ *--hash|^pip==/ {exit} keep' requirements/dev.txt > $(VENV)/pip.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r $(VENV)/pip.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/base.txt -r requirements/dev.txt
 	@touch $@
 
