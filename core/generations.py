@@ -6,8 +6,10 @@ Redis hash per generation. A
 change to what the answers come from moves the generation on twice: at once,
 so nothing cached before the change is read again, and once the change
 commits, so an answer read from the database while it was uncommitted is left
-behind under a generation nobody reads. Reading is one round trip (a Lua
-script reads the generation and the answer together).
+behind under a generation nobody reads (each move also drops the scope's
+answers of earlier generations). Reading is one round trip (a Lua script reads
+the generation and the answer together). A scope's two keys share a hash tag,
+so the script runs on a Redis Cluster too.
 
 Only JSON is stored (never pickle), under an HMAC (``SECRET_KEY``) that binds
 it to its cache, scope, generation and field: whoever can write to Redis can
@@ -43,10 +45,10 @@ from core.redis import get_redis, redis_script
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=Model)
 
-# KEYS[1]: the generation counter; ARGV[1]: the answers' key prefix; ARGV[2]: the field.
+# KEYS[1]: the generation counter; KEYS[2]: the scope's answers; ARGV[1]: the field.
 _LOOKUP = """
 local generation = redis.call('GET', KEYS[1]) or '0'
-return {generation, redis.call('HGET', ARGV[1] .. generation, ARGV[2])}
+return {generation, redis.call('HGET', KEYS[2], generation .. ':' .. ARGV[1])}
 """
 
 
@@ -69,16 +71,20 @@ class GenerationCache:
     name: str
 
     def _generation_key(self, scope: str) -> str:
+        if "{" in scope or "}" in scope:  # a brace would make the name a hash tag of its own
+            raise ValueError("a cache scope has no braces")
         return f"{self.name}:generation:{scope}"
 
-    def _answers_prefix(self, scope: str) -> str:
-        return f"{self.name}:answers:{scope}:"
+    def _answers_key(self, scope: str) -> str:
+        # Tagged with the whole generation key's name, so both hash to its slot (one Redis Cluster slot, and the
+        # generation key keeps the name it always had).
+        return f"{{{self._generation_key(scope)}}}:answers"
 
     def get(self, scope: str, field: str) -> Lookup:
         """The cached answer for ``field`` in ``scope`` (one round trip), or a miss."""
         try:
             generation, cached = redis_script(_LOOKUP)(
-                keys=[self._generation_key(scope)], args=[self._answers_prefix(scope), field]
+                keys=[self._generation_key(scope), self._answers_key(scope)], args=[field]
             )
         except RedisError as error:
             logger.warning("%s cache unavailable (%s)", self.name, type(error).__name__)
@@ -99,11 +105,12 @@ class GenerationCache:
         """Remember ``value`` under the generation the miss was read at (nothing when Redis was down)."""
         if lookup.generation is None:
             return
-        key = self._answers_prefix(scope) + lookup.generation
+        key = self._answers_key(scope)
         body = f"{_now_ms()}.{orjson.dumps(value).decode('utf-8')}"  # the stored-at time is under the HMAC too
         try:
             with get_redis().pipeline(transaction=False) as pipeline:
-                pipeline.hset(key, field, f"{self._mac(scope, lookup.generation, field, body)}.{body}")
+                answer = f"{self._mac(scope, lookup.generation, field, body)}.{body}"
+                pipeline.hset(key, f"{lookup.generation}:{field}", answer)
                 pipeline.expire(key, settings.GENERATION_CACHE_SECONDS)
                 pipeline.execute()
         except RedisError as error:
@@ -120,8 +127,11 @@ class GenerationCache:
         transaction.on_commit(lambda: self._next_generation(scope))
 
     def _next_generation(self, scope: str) -> None:
-        try:
-            get_redis().incr(self._generation_key(scope))
+        try:  # the answers of earlier generations go with it (none would be read again)
+            with get_redis().pipeline(transaction=True) as pipeline:
+                pipeline.incr(self._generation_key(scope))
+                pipeline.delete(self._answers_key(scope))
+                pipeline.execute()
         except RedisError as error:  # the answers expire on their own; until then a change may go unseen
             logger.error("could not invalidate the %s cache (%s)", self.name, type(error).__name__)
 

@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from kombu import Connection
+from redis.cluster import RedisCluster
 
 from core.problems import problem_response
 from core.redis import get_redis
@@ -41,8 +42,14 @@ def check_postgresql() -> None:
 
 
 def check_redis() -> None:
-    """PING the Redis server."""
-    get_redis().ping()
+    """PING the Redis server; of a Redis Cluster, require ``cluster_state:ok`` (every slot served)."""
+    client = get_redis()
+    if not isinstance(client, RedisCluster):
+        client.ping()
+        return
+    state = client.cluster_info().get("cluster_state")
+    if state != "ok":
+        raise ConnectionError(f"cluster_state is {state}")
 
 
 def check_rabbitmq() -> None:

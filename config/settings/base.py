@@ -54,6 +54,8 @@ DATABASE_SERVICE_ROLE = env_str("DATABASE_SERVICE_ROLE", service_role_of(DATABAS
 # Security state (revocations, lockouts) and the cache live apart: clearing or
 # evicting the cache must never un-revoke a token. Give REDIS_URL `noeviction`.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# REDIS_URL names one node of a Redis Cluster (database 0): the client finds the others (core/redis.py).
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", default=False)
 CACHE_URL = env_str("CACHE_URL", "redis://127.0.0.1:6379/1")
 RABBITMQ_URL = env_str("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 AWS_S3_BUCKET = env_str("AWS_S3_BUCKET")

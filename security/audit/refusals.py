@@ -103,7 +103,8 @@ _local = _LocalBound(lock=threading.Lock(), marks={}, counts={})
 def refusal_admitted(*, code: str, host: str, client: str) -> int:
     """Whether this refusal is written: the count of earlier unwritten ones it carries, or -1 (counted only)."""
     client_key = f"{code}:{host[:100]}:{client}"
-    keys = (f"audit:refusal:first:{client_key}", f"audit:refusal:count:{client_key}", "audit:refusal:total")
+    # One hash tag for all: the script reads a client's keys and everyone's total together (one Redis Cluster slot).
+    keys = (f"{{audit:refusal}}:first:{client_key}", f"{{audit:refusal}}:count:{client_key}", "{audit:refusal}:total")
     try:
         answer = get_redis().eval(
             _BOUND,

@@ -1,8 +1,10 @@
 """Throttling by identity: failed sign-ins per account and per client address, and requests per user.
 
-An attempt is *reserved* before the password is checked: one atomic
-transaction increments both counters (account and address) and reads them
-back, so parallel requests cannot each get a fresh allowance. A reservation
+An attempt is *reserved* before the password is checked: each counter
+(account and address) is incremented, given its window and read back by one
+script, atomically, so parallel requests cannot each get a fresh allowance
+(one script per key, so the two keys may live in different Redis Cluster
+slots). A reservation
 past the limit is refused with 429 and ``Retry-After``. The caller then
 reports the outcome: a failure that reaches a limit starts that lockout
 (``LOGIN_LOCKOUT_SECONDS``); a success clears the account's failures and gives
@@ -22,12 +24,18 @@ from django.conf import settings
 
 from core.errors import ServiceUnavailable, TooManyRequests
 from core.ratelimit import check, refusal
-from core.redis import get_redis
+from core.redis import get_redis, redis_script
 from security.errors import IdentityErrorCode
 from security.identity.sealing import keyed_hashes
 
 # DECR only a counter that still exists: an expired one must not come back without a TTL.
 _GIVE_BACK = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return 0"
+# Count an attempt; a new counter gets the window (ARGV[1]). Returns the count and the seconds the counter has left.
+_COUNT = """
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX')
+return {count, redis.call('TTL', KEYS[1])}
+"""
 
 
 def _unavailable() -> ServiceUnavailable:
@@ -52,7 +60,7 @@ class LoginAttempt:
     def failed(self) -> None:
         """Keep the attempt counted; the failure that reaches a limit starts its lockout."""
         try:
-            pipe = get_redis().pipeline(transaction=True)
+            pipe = get_redis().pipeline(transaction=False)
             if self.account_count >= settings.LOGIN_MAX_FAILURES_PER_ACCOUNT:
                 pipe.expire(self.account_key, settings.LOGIN_LOCKOUT_SECONDS)
             if self.ip_count >= settings.LOGIN_MAX_FAILURES_PER_IP:
@@ -85,12 +93,9 @@ def reserve_login_attempt(*, email: str, ip: str) -> LoginAttempt:
     account_key, ip_key = _key("account", email), _key("ip", ip)
     window = settings.LOGIN_FAILURE_WINDOW_SECONDS
     try:
-        pipe = get_redis().pipeline(transaction=True)
-        for key in (account_key, ip_key):
-            pipe.incr(key)
-            pipe.expire(key, window, nx=True)
-            pipe.ttl(key)
-        account_count, _, account_ttl, ip_count, _, ip_ttl = pipe.execute()
+        count = redis_script(_COUNT)  # one call per key: a cluster client runs no script in a pipeline
+        account_count, account_ttl = count(keys=[account_key], args=[window])
+        ip_count, ip_ttl = count(keys=[ip_key], args=[window])
     except redis.RedisError as error:
         raise _unavailable() from error
     waits = []

@@ -7,11 +7,10 @@ migration under way). The slot of a key is the CRC16 of the key, or of the part
 between the first ``{`` and the next ``}`` when there is one (the hash tag).
 
 Each operation below is run against the test Redis, every command it sends is
-recorded, and the keys of each multi-key unit are hashed to their slots. The
-operations whose keys do not share a slot today are marked ``xfail(strict=True)``
-with the change that makes them cluster-safe (docs/operations/sharding.md, "Redis
-Cluster"): once the keys carry the hash tags, the test passes, the strict mark
-fails the run, and the mark is taken off.
+recorded, and the keys of each multi-key unit (a multi-key command, a MULTI/EXEC,
+a script) are hashed to their slots. A pipeline that is not a transaction is not
+a unit: a cluster client splits it by node (docs/operations/sharding.md, "Redis
+Cluster").
 """
 
 from __future__ import annotations
@@ -117,29 +116,11 @@ def _rate_limit() -> None:
     assert check("ip:203.0.113.10", per=100, period_seconds=60, burst=10).allowed
 
 
-def _unsafe(where: str, change: str) -> Any:
-    return pytest.mark.xfail(
-        strict=True, raises=AssertionError, reason=f"{where}: keys in several slots today; {change}"
-    )
-
-
 OPERATIONS = [
     pytest.param(_rate_limit, id="rate-limit (core/ratelimit.py, one key)"),
-    pytest.param(
-        _login_throttle,
-        id="login throttle (security/identity/throttle.py)",
-        marks=_unsafe("throttle.py:55-60, 88-93 MULTI over account and address", "tag both {login}"),
-    ),
-    pytest.param(
-        _revocation,
-        id="revocation (security/identity/revocation.py)",
-        marks=_unsafe("revocation.py:299-302 MULTI, 310-312 MGET", "tag each with the session: {sid}"),
-    ),
-    pytest.param(
-        _refusal_bound,
-        id="refusal bound (security/audit/refusals.py)",
-        marks=_unsafe("refusals.py:230-239 EVAL over a client's keys and the global total", "tag all {audit-refusal}"),
-    ),
+    pytest.param(_login_throttle, id="login throttle (security/identity/throttle.py)"),
+    pytest.param(_revocation, id="revocation (security/identity/revocation.py)"),
+    pytest.param(_refusal_bound, id="refusal bound (security/audit/refusals.py)"),
 ]
 
 
@@ -154,22 +135,20 @@ def test_every_multi_key_unit_of_the_operation_hashes_to_one_cluster_slot(
     assert not crossing, crossing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core/generations.py:71-75: the answers' key is not in its generation's slot",
-)
 @pytest.mark.django_db
-def test_the_generation_cache_s_declared_key_and_its_answers_share_a_slot(clean_redis: redis.Redis) -> None:
-    """Its script reads the answers' hash, which it does not declare: a cluster serves that only in the same slot."""
+def test_the_generation_cache_s_keys_share_a_slot_as_it_reads_and_invalidates(
+    recorder: Recorder, clean_redis: redis.Redis
+) -> None:
+    """The lookup script declares both keys; the move to the next generation drops the answers in one MULTI."""
     cache = GenerationCache("breakglass")
     lookup = cache.get("alpha", "a-user")
     cache.put("alpha", lookup, "a-user", {"grant": None})
-    answers_key = next(str(key) for key in clean_redis.keys("breakglass:*") if "answers" in str(key))
-    cache.forget("alpha")  # the generation key exists once moved on (at once; again on a commit that never comes)
-    generation_key = next(str(key) for key in clean_redis.keys("breakglass:*") if "answers" not in str(key))
+    cache.forget("alpha")  # at once (the commit that would move it again never comes in this test)
+    stored = sorted(str(key) for key in clean_redis.keys("*breakglass:*"))
 
-    assert len(slots((generation_key, answers_key))) == 1, (generation_key, answers_key)
+    assert stored == ["breakglass:generation:alpha"]  # the answers went with the generation they were read at
+    assert {name for name, _ in recorder.units} == {"EVALSHA", "MULTI"}  # EVALSHA again after a NOSCRIPT
+    assert all(slots(keys) == {key_slot(b"breakglass:generation:alpha")} for _, keys in recorder.units)
 
 
 def test_the_recorder_sees_a_cross_slot_transaction_and_the_slots_follow_redis(
@@ -206,14 +185,7 @@ def undeclared(script: str) -> list[str]:
     ]
 
 
-SCRIPT_PARAMS = [
-    pytest.param(
-        source,
-        id=where,
-        marks=[_unsafe(where, "the answers' hash is read by a name built from ARGV")] if "generations" in where else [],
-    )
-    for where, source in _scripts()
-]
+SCRIPT_PARAMS = [pytest.param(source, id=where) for where, source in _scripts()]
 
 
 def test_the_project_s_scripts_are_found() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 import time_machine
 from django.conf import settings
@@ -12,6 +13,7 @@ from core.generations import GenerationCache
 
 CACHE = GenerationCache("test-answers")
 SCOPE = "all"
+ANSWERS = "{test-answers:generation:all}:answers"  # fields: <generation>:<field>
 
 
 def put(field: str, value: object) -> None:
@@ -35,8 +37,7 @@ def test_an_answer_outlives_its_bound_no_longer_when_others_renew_the_hash(clean
         put("a", "answer A")
     with time_machine.travel(started + 25, tick=False):
         put("b", "answer B")  # renews the whole hash's expiry
-    key = f"test-answers:answers:{SCOPE}:0"
-    assert clean_redis.ttl(key) > 0  # the hash, and A in it, is still in Redis...
+    assert clean_redis.ttl(ANSWERS) > 0  # the hash, and A in it, is still in Redis...
 
     with time_machine.travel(started + 40, tick=False):
         stale, fresh = CACHE.get(SCOPE, "a"), CACHE.get(SCOPE, "b")
@@ -59,10 +60,28 @@ def test_the_stored_at_time_is_under_the_hmac(clean_redis: redis.Redis) -> None:
     started = time.time()
     with time_machine.travel(started, tick=False):
         put("a", "answer A")
-    key = f"test-answers:answers:{SCOPE}:0"
-    mac, _, body = str(clean_redis.hget(key, "a")).partition(".")
+    mac, _, body = str(clean_redis.hget(ANSWERS, "0:a")).partition(".")
     _, _, answer = body.partition(".")
-    clean_redis.hset(key, "a", f"{mac}.{int((started + 25) * 1000)}.{answer}")  # made younger by hand
+    clean_redis.hset(ANSWERS, "0:a", f"{mac}.{int((started + 25) * 1000)}.{answer}")  # made younger by hand
 
     with time_machine.travel(started + 40, tick=False):
         assert not CACHE.get(SCOPE, "a").hit
+
+
+def test_moving_the_generation_on_drops_the_earlier_answers_and_a_late_put_is_never_read(
+    clean_redis: redis.Redis,
+) -> None:
+    stale_miss = CACHE.get(SCOPE, "a")  # read before the change...
+    put("b", "answer B")
+    CACHE._next_generation(SCOPE)
+
+    assert not clean_redis.exists(ANSWERS)  # nothing of generation 0 stays in Redis
+    CACHE.put(SCOPE, stale_miss, "a", "read before the change")  # ...remembered after it
+    assert clean_redis.hkeys(ANSWERS) == ["0:a"]
+    assert not CACHE.get(SCOPE, "a").hit
+    assert CACHE.get(SCOPE, "a").generation == "1"
+
+
+def test_a_scope_with_a_brace_is_refused_since_it_would_change_the_keys_hash_tag(clean_redis: redis.Redis) -> None:
+    with pytest.raises(ValueError, match="braces"):
+        CACHE.get("al}pha", "a")

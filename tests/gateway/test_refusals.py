@@ -65,7 +65,7 @@ def test_a_flood_of_429s_is_one_event_and_the_next_window_carries_the_count(
         statuses = [client.get("/api/v1/me").status_code for _ in range(12)]
         assert statuses.count(429) >= 10
         [first] = refusals("alpha", "rate_limited")
-        for key in get_redis().scan_iter("audit:refusal:first:*"):  # the window ends
+        for key in get_redis().scan_iter("{audit:refusal}:first:*"):  # the window ends
             get_redis().delete(key)
         assert client.get("/api/v1/me").status_code == 429
 

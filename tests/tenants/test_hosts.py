@@ -19,6 +19,7 @@ from tenants.models import Community, Domain
 from tests.support.clients import ALPHA_HOST, BETA_HOST
 
 GENERATION = "communities:generation:hosts"
+ANSWERS = "{communities:generation:hosts}:answers"  # fields: <generation>:<host>
 
 
 def community_queries(action: Callable[[], Any]) -> list[str]:
@@ -43,7 +44,7 @@ def test_the_cache_holds_signed_json_not_pickles(alpha: Community) -> None:
     community_for_host(ALPHA_HOST)
 
     generation = int(get_redis().get(GENERATION) or 0)
-    stored = str(get_redis().hget(f"communities:answers:hosts:{generation}", ALPHA_HOST))
+    stored = str(get_redis().hget(ANSWERS, f"{generation}:{ALPHA_HOST}"))
 
     mac, _, body = stored.partition(".")
     stored_at, _, answer = body.partition(".")
@@ -55,12 +56,12 @@ def test_the_cache_holds_signed_json_not_pickles(alpha: Community) -> None:
 def test_an_answer_written_to_redis_by_someone_else_is_not_believed(alpha: Community, beta: Community) -> None:
     community_for_host(ALPHA_HOST)
     generation = int(get_redis().get(GENERATION) or 0)
-    key = f"communities:answers:hosts:{generation}"
-    mac, _, body = str(get_redis().hget(key, ALPHA_HOST)).partition(".")
+    alpha_field, beta_field = f"{generation}:{ALPHA_HOST}", f"{generation}:{BETA_HOST}"
+    mac, _, body = str(get_redis().hget(ANSWERS, alpha_field)).partition(".")
     stored_at, _, answer = body.partition(".")
     forged = json.loads(answer) | {"id": beta.pk, "schema_name": "beta", "slug": "beta"}
-    get_redis().hset(key, ALPHA_HOST, f"{mac}.{stored_at}.{json.dumps(forged)}")  # alpha's host pointed at beta
-    get_redis().hset(key, BETA_HOST, f"{mac}.{body}")  # alpha's own answer, moved to beta's host
+    get_redis().hset(ANSWERS, alpha_field, f"{mac}.{stored_at}.{json.dumps(forged)}")  # alpha's host pointed at beta
+    get_redis().hset(ANSWERS, beta_field, f"{mac}.{body}")  # alpha's own answer, moved to beta's host
 
     assert community_queries(lambda: community_for_host(ALPHA_HOST))  # not believed: asked again
     found, other = community_for_host(ALPHA_HOST), community_for_host(BETA_HOST)

@@ -97,8 +97,8 @@ def test_roles_written_into_redis_by_someone_else_are_not_believed(
     user = member(alpha, "researcher")
     calling_member(user_id=user.pk, community=alpha)
     redis = get_redis()
-    key = f"members:answers:all:{int(redis.get('members:generation:all') or 0)}"
-    field = f"{alpha.pk}:{user.pk}"
+    key = "{members:generation:all}:answers"
+    field = f"{int(redis.get('members:generation:all') or 0)}:{alpha.pk}:{user.pk}"
     mac, _, body = str(redis.hget(key, field)).partition(".")
     stored_at, _, answer = body.partition(".")
     redis.hset(key, field, f"{mac}.{stored_at}.{json.dumps(json.loads(answer) | {'roles': ['owner']})}")
