@@ -123,6 +123,48 @@ def test_no_function_of_a_schema_names_another_schema(schemas: list[str]) -> Non
     assert naming == []
 
 
+# A table named in a string ('audit_auditevent' compared with TG_TABLE_NAME) or a comment is not a table read.
+_LITERALS_AND_COMMENTS = re.compile(r"'(?:[^']|'')*'|--[^\n]*")
+TABLES = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY(%(schemas)s) AND c.relkind = 'r'
+"""
+
+
+def functions_reading_tables_by_the_caller_s_path(schemas: list[str]) -> list[str]:
+    """Functions of a community that name one of its tables without their search_path pinned to that schema.
+
+    Unpinned, the names resolve on the caller's path: another community's tables, or none on a node that holds
+    only this schema.
+    """
+    tables: dict[str, set[str]] = {}
+    for schema, table in _rows(TABLES, schemas):
+        tables.setdefault(schema, set()).add(table)
+    code = {
+        (schema, name): _LITERALS_AND_COMMENTS.sub(" ", body) for schema, name, body, _ in _rows(FUNCTIONS, schemas)
+    }
+    return [
+        f"{schema}.{name}"
+        for schema, name, _, config in _rows(FUNCTIONS, schemas)
+        if schema in tables
+        and any(re.search(rf"\b{re.escape(table)}\b", code[schema, name]) for table in tables[schema])
+        and f"search_path={schema}, pg_temp" not in config
+    ]
+
+
+def test_every_function_of_a_community_that_reads_its_tables_has_its_own_schema_as_search_path(
+    schemas: list[str],
+) -> None:
+    assert functions_reading_tables_by_the_caller_s_path(schemas) == []
+
+
+def test_the_search_path_check_sees_a_function_left_on_the_caller_s_path(schemas: list[str]) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER FUNCTION alpha.participant_consent_scopes() RESET search_path")
+
+    assert functions_reading_tables_by_the_caller_s_path(schemas) == ["alpha.participant_consent_scopes"]
+
+
 def test_the_catalog_checks_see_a_foreign_key_from_public_into_a_community(schemas: list[str]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(

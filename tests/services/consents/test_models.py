@@ -76,6 +76,25 @@ def test_a_consent_written_without_the_application_is_seen_too(participant: Part
     assert scopes_of(participant) == ["data_sharing"]
 
 
+def test_a_write_from_another_community_s_path_is_still_computed_from_the_participant_s_own_consents(
+    beta: Community, participant: Participant
+) -> None:
+    """An operator in beta's schema writing alpha's rows by name: the triggers read alpha's tables, not beta's."""
+    sign(participant, "contact")
+    with schema_context("beta"), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE alpha.participants_participant SET consent_scopes = '{}' WHERE id = %s", [participant.pk]
+        )
+        assert scopes_of(participant) == ["contact"]
+        cursor.execute(
+            "INSERT INTO alpha.consents_consent (id, participant_id, scopes, form_version, signed_at, created_at,"
+            " updated_at) VALUES (%s, %s, %s, 'v2', now(), now(), now())",
+            [uuid.uuid4(), participant.pk, ["genomic"]],
+        )
+
+    assert scopes_of(participant) == ["contact", "genomic"]
+
+
 def test_lists_are_narrowed_by_the_column(alpha: Community, beta: Community, participant: Participant) -> None:
     sign(participant, "contact")
     theirs = ParticipantFactory.create(community=beta)
