@@ -209,7 +209,8 @@ def load_log(count: int) -> None:
             rows, previous = _rows(done + 1, batch, previous)
             with (
                 connection.cursor() as cursor,
-                cursor.cursor.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy,
+                # The driver's own cursor skips the backend's per-transaction search_path: the schema is named.
+                cursor.cursor.copy(f'COPY "{SLUG}".audit_auditevent ({columns}) FROM STDIN') as copy,
             ):
                 for row in rows:
                     copy.write_row(row)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import setup_test_environment
 from django_tenants.utils import schema_context
 from psycopg import sql
@@ -102,9 +102,11 @@ class _Sealer:
 def _sealed_copies(template: Participant, count: int) -> None:
     """``count`` participants like ``template``, each sealed for its own row, by one COPY."""
     table, sealer = sql.Identifier(Participant._meta.db_table), _Sealer()
-    with connection.cursor() as cursor:
+    # One transaction, begun by a statement through Django's cursor (which sets the community's search_path for
+    # it): the driver's own cursor, for COPY, then runs in the community's schema too.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table).as_string(cursor.cursor))
         raw = cursor.cursor
-        raw.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(table))
         columns = [str(column.name) for column in raw.description or ()]
         with raw.copy(sql.SQL("COPY (SELECT * FROM {} WHERE id = %s) TO STDOUT").format(table), [template.pk]) as out:
             (template_row,) = list(out.rows())  # read to its end: the connection is free again after the block

@@ -20,7 +20,8 @@ from redis.commands.core import Script
 def _client_for(url: str, timeout: float, cluster: bool) -> redis.Redis:
     options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": True}
     if cluster:
-        # Not a redis.Redis subclass, but it answers every command the code sends (tests/redis_cluster proves it).
+        # Not a redis.Redis subclass, but it answers every command the code sends
+        # (tests/integration/test_on_a_redis_cluster.py runs them on a cluster).
         return RedisCluster.from_url(url, **options)  # type: ignore[return-value]
     return redis.Redis.from_url(url, **options)
 

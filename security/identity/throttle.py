@@ -4,8 +4,7 @@ An attempt is *reserved* before the password is checked: each counter
 (account and address) is incremented, given its window and read back by one
 script, atomically, so parallel requests cannot each get a fresh allowance
 (one script per key, so the two keys may live in different Redis Cluster
-slots). A reservation
-past the limit is refused with 429 and ``Retry-After``. The caller then
+slots). A reservation past the limit is refused with 429 and ``Retry-After``. The caller then
 reports the outcome: a failure that reaches a limit starts that lockout
 (``LOGIN_LOCKOUT_SECONDS``); a success clears the account's failures and gives
 the address its attempt back; an attempt that only needs a second factor
