@@ -27,7 +27,7 @@ from django_tenants.utils import schema_context
 
 from core.errors import ApplicationError, ServiceUnavailable
 from core.exports import QUEUE_UNAVAILABLE, ExportStatus
-from core.tasks import GatewayTask
+from core.tasks import GatewayTask, publish
 from policy.enforcement import authorize
 from policy.inputs import policy_input, subject_document
 from security.selectors import active_member
@@ -102,7 +102,8 @@ def enqueue_for_caller(
     say) and False is returned: the request that asked has committed already.
     """
     try:
-        task.apply_async(
+        publish(
+            task,
             kwargs={
                 **kwargs,
                 "community": community.slug,
@@ -110,7 +111,6 @@ def enqueue_for_caller(
                 "auth_time": int(claims.auth_time),
                 "amr": list(claims.amr),
             },
-            retry=False,
         )
     except Exception as error:  # noqa: BLE001  # any broker failure is handed to on_refused, not lost silently
         logger.warning("could not queue %s (%s)", task.name, type(error).__name__)

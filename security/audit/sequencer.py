@@ -42,6 +42,7 @@ from redis.exceptions import RedisError
 
 from core.redis import get_redis
 from core.schema import tenant_connection
+from core.tasks import publish
 from security.audit.hashing import CHAINED_FIELDS, ENTRY_FIELDS, GENESIS, entry_hash
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,7 @@ def _enqueue(task: str, schema: str) -> bool:
     from security.audit import tasks  # noqa: PLC0415  # tasks import this module
 
     try:
-        getattr(tasks, task).apply_async(args=(schema,), retry=False)
+        publish(getattr(tasks, task), args=(schema,))
     except Exception as error:  # noqa: BLE001  # any broker failure: the periodic task does it later
         logger.warning("could not enqueue %s for %s (%s)", task, schema, type(error).__name__)
         return False

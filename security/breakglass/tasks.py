@@ -32,6 +32,7 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 from kombu.exceptions import KombuError
 
+from core.tasks import publish
 from security.audit.hashing import format_time
 from security.breakglass.models import AlarmCode, BreakGlassAlarm, BreakGlassGrant
 from security.breakglass.selectors import alarm_recipients, officers_of, unnotified_grants
@@ -53,7 +54,7 @@ def enqueue_notification(*, community: str, grant_id: str) -> bool:
     :func:`notify_sweep` queues it again.
     """
     try:
-        notify_compliance_officers.apply_async(args=(community, grant_id), retry=False)
+        publish(notify_compliance_officers, args=(community, grant_id))
     except BROKER_ERRORS as error:
         # Ids and the error's type only: the message may carry the broker URL, with its password.
         logger.warning(

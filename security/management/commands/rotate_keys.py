@@ -15,6 +15,7 @@ from django.core.management.base import CommandError, CommandParser
 from django_tenants.utils import schema_context
 
 from core.commands import OperatorCommand
+from core.tasks import publish
 from security.actions import community_key_rotate
 from tenants.selectors import community_get
 from vault.models import RotationJob, RotationStatus
@@ -51,7 +52,7 @@ class Command(OperatorCommand):
             if options["inline"]:
                 job = reencrypt_community(target_version=version, batch_size=options["batch_size"], progress=self._bar)
             else:
-                reencrypt_community_task.delay(community.slug, version, options["batch_size"])
+                publish(reencrypt_community_task, args=(community.slug, version, options["batch_size"]))
                 job = self._follow(version, options["timeout"])
         self.stdout.write(f"\n{community.slug}: {job.rows_done} rows re-encrypted, versions below {version} retired")
 

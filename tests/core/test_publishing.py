@@ -1,0 +1,130 @@
+"""Publishing a task survives a pooled broker connection that was lost, and every publisher goes through it.
+
+A process keeps its broker connections in a pool. When the broker drops one
+(a restart, a fail-over) or a forked child shuts the socket it inherited
+(``manage.py migrate --parallel`` forks), the next publish used to fail: the
+audit chain waited for the sweep, a break-glass notice for its sweep, and an
+export was marked failed for its requester. :func:`core.tasks.publish` retries
+once, at once, on a new connection. These tests lose the connection for real,
+against the real RabbitMQ, and find the message on its queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+from config.celery import app as celery_app
+from config.celery import declare_queues
+from security.audit.sequencer import enqueue_chain
+from security.breakglass.tasks import enqueue_notification
+from security.tasks import enqueue_for_caller
+from services.exports.tasks import deidentified_export_task
+from tenants.models import Community
+
+
+def _reset_the_pooled_connection() -> None:
+    """What a broker restart does to an idle connection: the socket is closed under it."""
+    with celery_app.producer_pool.acquire(block=True) as producer:
+        producer.connection.connection.transport.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _fork_a_child() -> None:
+    """What ``migrate --parallel`` does: a forked child that exits shuts the socket it inherited."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        pool.map(len, [[1]])
+
+
+LOSSES = [
+    pytest.param(_reset_the_pooled_connection, id="the broker dropped the connection"),
+    pytest.param(_fork_a_child, id="a forked child shut the inherited socket"),
+]
+
+
+def _taken(queue: str, marker: str) -> bool:
+    """Whether a message naming ``marker`` is on ``queue`` (taken off it; every other message is put back)."""
+    with Connection(celery_app.conf.broker_url) as connection:
+        channel: Any = connection.default_channel
+        others, found = [], False
+        for _ in range(500):
+            message = channel.basic_get(queue)
+            if message is None:
+                break
+            body = message.body.decode() if isinstance(message.body, bytes) else str(message.body)
+            if marker in body:
+                channel.basic_ack(message.delivery_tag)
+                found = True
+                break
+            others.append(message.delivery_tag)
+        for tag in others:
+            channel.basic_reject(tag, requeue=True)
+    return found
+
+
+def _chain(marker: str) -> bool:
+    return enqueue_chain(marker)
+
+
+def _notice(marker: str) -> bool:
+    return enqueue_notification(community="alpha", grant_id=marker)
+
+
+def _export(marker: str) -> bool:
+    refused: list[bool] = []
+    claims = SimpleNamespace(subject=marker, auth_time=1, amr=["pwd", "mfa"])
+    queued = enqueue_for_caller(
+        deidentified_export_task,
+        claims=claims,
+        community=Community(slug="alpha"),
+        on_refused=lambda: refused.append(True),
+        export_id=marker,
+    )
+    return queued and not refused
+
+
+PUBLISHERS = [
+    pytest.param(_chain, "audit", id="audit chaining"),
+    pytest.param(_notice, "default", id="break-glass notice"),
+    pytest.param(_export, "default", id="export for its caller"),
+]
+
+
+@pytest.mark.parametrize("lose", LOSSES)
+@pytest.mark.parametrize(("publisher", "queue"), PUBLISHERS)
+def test_a_publish_after_the_connection_was_lost_reaches_its_queue(
+    publisher: Callable[[str], bool], queue: str, lose: Callable[[], None]
+) -> None:
+    declare_queues()
+    assert publisher(f"warm-{uuid.uuid4()}")  # the pool now holds a connection
+    _taken(queue, "warm-")
+    lose()
+    marker = f"after-{uuid.uuid4()}"
+
+    assert publisher(marker)
+    assert _taken(queue, marker)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("config", "core", "gateway", "operations", "policy", "security", "services", "tenants", "vault")
+_SENDS = re.compile(r"\.(apply_async|delay|send_task)\(")
+
+
+def test_every_publisher_of_the_service_goes_through_publish() -> None:
+    sending = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ROOT / "core" / "tasks.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if _SENDS.search(line)
+    ]
+    assert sending == []
