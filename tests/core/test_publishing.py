@@ -35,6 +35,7 @@ from tenants.models import Community
 def _reset_the_pooled_connection() -> None:
     """What a broker restart does to an idle connection: the socket is closed under it."""
     with celery_app.producer_pool.acquire(block=True) as producer:
+        assert producer.connection is not None
         producer.connection.connection.transport.sock.shutdown(socket.SHUT_RDWR)
 
 
