@@ -12,9 +12,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -76,15 +77,19 @@ def _start_node(directory: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
 
 
-def _wait(condition: str, check: object, deadline: float) -> None:
+def _wait(condition: str, check: Callable[[], object], deadline: float) -> None:
     while time.monotonic() < deadline:
         try:
-            if callable(check) and check():
+            if check():
                 return
         except redis.RedisError:
             pass
         time.sleep(0.1)
     raise AssertionError(f"the Redis Cluster did not come up: {condition}")
+
+
+def _is_ok(cluster: Cluster, index: int) -> bool:
+    return cluster.state(index) == "ok"
 
 
 @contextmanager
@@ -104,7 +109,7 @@ def redis_cluster() -> Iterator[Cluster]:
                 check=True, capture_output=True, timeout=STARTUP_SECONDS,
             )  # fmt: skip
             for index in range(NODES):
-                _wait(f"node {cluster.ports[index]} reports ok", lambda i=index: cluster.state(i) == "ok", deadline)
+                _wait(f"node {cluster.ports[index]} reports ok", partial(_is_ok, cluster, index), deadline)
             yield cluster
         finally:
             for process in cluster.processes:
