@@ -32,6 +32,7 @@ from security.breakglass.tasks import enqueue_notification
 from security.tasks import enqueue_for_caller
 from services.exports.tasks import deidentified_export_task
 from tenants.models import Community
+from tests.support.broker import own_vhost
 
 
 def _reset_the_pooled_connection() -> None:
@@ -45,6 +46,30 @@ def _fork_a_child() -> None:
     """What ``migrate --parallel`` does: a forked child that exits shuts the socket it inherited."""
     with multiprocessing.get_context("fork").Pool(1) as pool:
         pool.map(len, [[1]])
+
+
+def _publish_to(url: str) -> None:
+    """Point the app's connection and producer pools at ``url`` (kombu keeps one pool per URL)."""
+    celery_app.conf.update(broker_url=url)
+    # Celery builds both pools again from the URL when next asked (private attributes, set in their __init__).
+    vars(celery_app)["_pool"] = None
+    vars(celery_app.amqp)["_producer_pool"] = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def broker_of_its_own() -> Iterator[None]:
+    """The module publishes into a vhost of its own, dropped with every message afterwards.
+
+    Its messages name no real grant, export or community: left on the suite's vhost they would reach
+    whichever worker consumes it next (``make run``'s).
+    """
+    shared = str(celery_app.conf.broker_url)
+    with own_vhost("_publishing") as url:
+        _publish_to(url)
+        try:
+            yield
+        finally:
+            _publish_to(shared)
 
 
 LOSSES = [

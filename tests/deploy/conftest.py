@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,12 +25,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from django.conf import settings
 
-from tests.support.databases import drop_database, fresh_database, scoped_name
+from tests.support.broker import drop_vhost, fresh_vhost
+from tests.support.databases import drop_database, fresh_database
 from tests.support.served import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,34 +38,6 @@ ENTRYPOINT = ROOT / "deploy" / "bin" / "entrypoint"
 BIN_DIR = Path(sys.executable).parent
 SUFFIX = "_entrypoint"
 STOP_SECONDS = 15.0
-
-
-def rabbitmqctl(*args: str) -> None:
-    """Run ``rabbitmqctl`` on this machine's broker; fail the test run, naming the command, when it fails."""
-    command = shutil.which("rabbitmqctl")
-    if command is None:
-        pytest.fail("rabbitmqctl is not on PATH: these tests make a RabbitMQ vhost of their own with it")
-    result = subprocess.run(  # noqa: S603  # nosec B603 - rabbitmqctl with arguments of this module
-        [command, "-q", *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"rabbitmqctl {' '.join(args)} exited {result.returncode}: {result.stderr.strip()}")
-
-
-def fresh_vhost() -> str:
-    """Make this module's vhost on ``RABBITMQ_URL``'s broker, with all rights for its user; the vhost's URL."""
-    parts = urlsplit(settings.RABBITMQ_URL)
-    base = unquote(parts.path[1:]) or "/"
-    vhost = scoped_name("gateway" if base == "/" else base, SUFFIX)
-    subprocess.run(  # noqa: S603  # nosec B603 - an earlier run's vhost may be left; a missing one is no error
-        [shutil.which("rabbitmqctl") or "rabbitmqctl", "-q", "delete_vhost", vhost],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
-    return parts._replace(path="/" + quote(vhost, safe="")).geturl()
 
 
 def wait_for(condition: Callable[[], bool], *, seconds: float, what: str, log: Path | None = None) -> None:
@@ -245,7 +216,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir, logs, home = base / "state", base / "logs", base / "home"
     for directory in (state_dir, logs, home):
         directory.mkdir()
-    rabbitmq_url = fresh_vhost()
+    rabbitmq_url = fresh_vhost(SUFFIX)
     database_url = fresh_database(SUFFIX)
     env = image_environment(home=home, state_dir=state_dir, database_url=database_url, rabbitmq_url=rabbitmq_url)
     stack = Stack(env=env, state_dir=state_dir, logs=logs, first_migrate=subprocess.CompletedProcess([], 0))
@@ -260,8 +231,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for process in stack.processes:
             process.stop_group()
         drop_database(database_url)
-        vhost = unquote(urlsplit(rabbitmq_url).path[1:])
-        rabbitmqctl("delete_vhost", vhost)
+        drop_vhost(rabbitmq_url)
 
 
 @pytest.fixture(scope="module")

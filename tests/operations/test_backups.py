@@ -20,7 +20,8 @@ from psycopg import conninfo
 
 from operations.backups import restore
 from operations.backups.base import drop_slot
-from tests.deploy.conftest import fresh_vhost, image_environment
+from tests.deploy.conftest import SUFFIX, image_environment
+from tests.support.broker import fresh_vhost
 from tests.support.databases import drop_database, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """Migrated, seeded, backed up, and beta offboarded after the backup."""
     home, state = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("state")
     url = fresh_database("_backups")
-    env = image_environment(home=home, state_dir=state, database_url=url, rabbitmq_url=fresh_vhost())
+    env = image_environment(home=home, state_dir=state, database_url=url, rabbitmq_url=fresh_vhost(SUFFIX))
     (state / "prometheus").mkdir()
     platform = Platform(env)
     try:
