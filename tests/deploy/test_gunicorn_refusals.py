@@ -62,7 +62,7 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     for directory in (state_dir, logs, home):
         directory.mkdir()
     environment = image_environment(
-        home=home, state_dir=state_dir, database_url=served.test_database_url(), rabbitmq_url=settings.RABBITMQ_URL
+        home=home, state_dir=state_dir, database_url=served.suite_database_url(), rabbitmq_url=settings.RABBITMQ_URL
     )
     stack = Stack(env=environment, state_dir=state_dir, logs=logs, first_migrate=subprocess.CompletedProcess([], 0))
     process, port = stack.start_api("refusals")

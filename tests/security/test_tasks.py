@@ -21,6 +21,7 @@ from security.models import User
 from security.tasks import CommunityTask
 from tenants.lifecycle import community_suspend
 from tenants.models import Community
+from tests.support.broker import own_vhost
 from tests.support.tokens import token_for
 
 RAN: list[dict[str, Any]] = []
@@ -102,32 +103,34 @@ def _text(body: bytes | str) -> str:
     return body.decode() if isinstance(body, bytes) else body
 
 
+def _first(channel: Any, queue: str, body: str) -> Any:
+    """The message of ``queue`` whose body is ``body`` (others are acknowledged and dropped); None after 2.5 s."""
+    for _ in range(50):
+        while (message := channel.basic_get(queue)) is not None:
+            if _text(message.body) == body:
+                return message
+            channel.basic_ack(message.delivery_tag)
+        time.sleep(0.05)
+    return None
+
+
 def test_task_queues_are_quorum_queues_that_dead_letter(db: None) -> None:
-    declare_queues()
     body = f"probe-{uuid.uuid4()}"
-    with Connection(celery_app.conf.broker_url) as connection:
+    # A vhost of its own: the suite's dead-letter queue holds whatever else the run dead-lettered.
+    with own_vhost("_dead_letter") as url, Connection(url) as connection:
+        declare_queues(connection)
         channel: Any = connection.default_channel
         channel.basic_publish(
             channel.prepare_message(body.encode()), exchange=settings.TASK_EXCHANGE, routing_key="default"
         )
-        message = None
-        for _ in range(50):
-            message = channel.basic_get("default")
-            if message is not None and _text(message.body) == body:  # other tests' tasks may be queued too
-                break
-            time.sleep(0.05)
+        message = _first(channel, "default", body)
         assert message is not None
         channel.basic_reject(message.delivery_tag, requeue=False)  # what a Reject(requeue=False) does
 
-        dead = None
-        for _ in range(50):
-            dead = channel.basic_get("default.dead-letter", no_ack=True)
-            if dead is not None:
-                break
-            time.sleep(0.05)
-    assert dead is not None
-    assert dead.body.decode() == body
-    assert dead.headers["x-death"][0]["queue"] == "default"
+        dead = _first(channel, "default.dead-letter", body)
+        assert dead is not None
+        assert dead.headers["x-death"][0]["queue"] == "default"
+        assert channel.queue_declare("default", passive=True).message_count == 0  # dead-lettered, not requeued
 
 
 def test_declared_queues_carry_the_quorum_and_dead_letter_arguments() -> None:

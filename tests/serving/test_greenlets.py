@@ -32,7 +32,7 @@ def findings(django_db_setup: None) -> dict[str, Any]:
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.support.served_settings",
-        "DATABASE_URL": served.test_database_url(),
+        "DATABASE_URL": served.suite_database_url(),
         "DATABASE_OWNER_URL": "",
         "TEST_JWT_SIGNING_KEYS_DIR": str(settings.JWT_SIGNING_KEYS_DIR),
         "PYTHONPATH": str(ROOT),

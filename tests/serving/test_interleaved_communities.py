@@ -32,7 +32,7 @@ from tenants.models import Community
 from tests.factories import ConsentFactory, MembershipFactory, UserFactory
 from tests.support.commits import empty_community_tables
 from tests.support.pgbouncer import pgbouncer
-from tests.support.served import Served, gunicorn_serving, test_database_url
+from tests.support.served import Served, gunicorn_serving, suite_database_url
 from tests.support.tokens import token_for
 
 SLUGS = ("alpha", "beta")
@@ -101,7 +101,7 @@ def _database(route: str) -> Iterator[dict[str, str]]:
         return
     users = (settings.DATABASE_SERVICE_ROLE,)
     with pgbouncer(str(connection.settings_dict["NAME"]), users=users, pool_size=POOLED_SERVER_CONNECTIONS) as bouncer:
-        url = urlsplit(test_database_url())
+        url = urlsplit(suite_database_url())
         yield {
             "DATABASE_URL": url._replace(netloc=f"{users[0]}@127.0.0.1:{bouncer.port}").geturl(),
             "DATABASE_TRANSACTION_POOLING": "true",

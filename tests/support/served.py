@@ -53,7 +53,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_database_url() -> str:
+def suite_database_url() -> str:
     """The tests' database (pytest-django's ``test_`` one), as the service's role, as ``make run`` serves."""
     parts = urlsplit(settings.DATABASE_URL)
     host = parts.netloc.rsplit("@", 1)[-1]
@@ -122,7 +122,7 @@ def gunicorn_serving(log: Path, environ: Mapping[str, str] | None = None) -> Ite
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "DJANGO_SETTINGS_MODULE": "tests.support.served_settings",
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": suite_database_url(),
         "DATABASE_OWNER_URL": "",
         "TEST_JWT_SIGNING_KEYS_DIR": str(settings.JWT_SIGNING_KEYS_DIR),
         "PYTHONPATH": str(ROOT),
