@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging.config
 import os
-from contextlib import nullcontext
 
 from celery import Celery
 from celery.signals import celeryd_init, setup_logging
-from kombu import Connection, Exchange, Queue
+from kombu import Exchange, Queue
 
 # Servers and workers default to production: a forgotten variable must not run development mode.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
@@ -51,14 +50,14 @@ def task_queues(names: tuple[str, ...], *, exchange: str, dead_letter_exchange: 
     return queues
 
 
-def declare_queues(connection: Connection | None = None) -> None:
+def declare_queues(url: str | None = None) -> None:
     """Declare every task queue and dead-letter queue (idempotent), so no dead letter is ever dropped.
 
     Args:
-        connection: the broker connection to declare on; the app's own broker when omitted.
+        url: the broker to declare them on; the app's own when omitted.
     """
-    with nullcontext(connection) if connection is not None else app.connection_for_write() as declaring:
-        channel = declaring.default_channel
+    with app.connection_for_write(url) as connection:
+        channel = connection.default_channel
         for queue in app.conf.task_queues:
             queue.bind(channel).declare()
 

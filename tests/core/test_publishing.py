@@ -32,7 +32,7 @@ from security.breakglass.tasks import enqueue_notification
 from security.tasks import enqueue_for_caller
 from services.exports.tasks import deidentified_export_task
 from tenants.models import Community
-from tests.support.broker import own_vhost
+from tests.support.broker import body_text, own_vhost
 
 
 def _reset_the_pooled_connection() -> None:
@@ -94,8 +94,7 @@ def watching(routing_key: str) -> Iterator[Callable[[str], bool]]:
 
         def taken(marker: str) -> bool:
             while (message := channel.basic_get(name, no_ack=True)) is not None:
-                body = message.body.decode() if isinstance(message.body, bytes) else str(message.body)
-                if marker in body:
+                if marker in body_text(message.body):
                     return True
             return False
 

@@ -21,7 +21,7 @@ from security.models import User
 from security.tasks import CommunityTask
 from tenants.lifecycle import community_suspend
 from tenants.models import Community
-from tests.support.broker import own_vhost
+from tests.support.broker import body_text, own_vhost
 from tests.support.tokens import token_for
 
 RAN: list[dict[str, Any]] = []
@@ -99,36 +99,32 @@ def test_the_policy_is_asked_again_when_the_task_runs(alpha: Community, member: 
     assert RAN == []
 
 
-def _text(body: bytes | str) -> str:
-    return body.decode() if isinstance(body, bytes) else body
-
-
-def _first(channel: Any, queue: str, body: str) -> Any:
-    """The message of ``queue`` whose body is ``body`` (others are acknowledged and dropped); None after 2.5 s."""
+def _next(channel: Any, queue: str) -> Any:
+    """The next message of ``queue``, left unacknowledged; None when none came within 2.5 s."""
     for _ in range(50):
-        while (message := channel.basic_get(queue)) is not None:
-            if _text(message.body) == body:
-                return message
-            channel.basic_ack(message.delivery_tag)
+        if (message := channel.basic_get(queue)) is not None:
+            return message
         time.sleep(0.05)
     return None
 
 
 def test_task_queues_are_quorum_queues_that_dead_letter(db: None) -> None:
     body = f"probe-{uuid.uuid4()}"
-    # A vhost of its own: the suite's dead-letter queue holds whatever else the run dead-lettered.
+    # A vhost of its own: the suite's queues hold whatever else the run queued and dead-lettered.
     with own_vhost("_dead_letter") as url, Connection(url) as connection:
-        declare_queues(connection)
+        declare_queues(url)
         channel: Any = connection.default_channel
         channel.basic_publish(
             channel.prepare_message(body.encode()), exchange=settings.TASK_EXCHANGE, routing_key="default"
         )
-        message = _first(channel, "default", body)
+        message = _next(channel, "default")
         assert message is not None
+        assert body_text(message.body) == body
         channel.basic_reject(message.delivery_tag, requeue=False)  # what a Reject(requeue=False) does
 
-        dead = _first(channel, "default.dead-letter", body)
+        dead = _next(channel, "default.dead-letter")
         assert dead is not None
+        assert body_text(dead.body) == body
         assert dead.headers["x-death"][0]["queue"] == "default"
         assert channel.queue_declare("default", passive=True).message_count == 0  # dead-lettered, not requeued
 

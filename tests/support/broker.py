@@ -19,6 +19,11 @@ from django.conf import settings
 from tests.support.databases import scoped_name
 
 
+def body_text(body: bytes | str) -> str:
+    """A received message's body as text (kombu hands over bytes, or text it has already decoded)."""
+    return body.decode() if isinstance(body, bytes) else body
+
+
 def rabbitmqctl(*args: str) -> None:
     """Run ``rabbitmqctl`` on this machine's broker; fail the test run, naming the command, when it fails."""
     command = shutil.which("rabbitmqctl")
